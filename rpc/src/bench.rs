@@ -1,0 +1,1 @@
+//! `stratus bench rpc`.

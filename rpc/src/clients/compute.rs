@@ -1,0 +1,76 @@
+//! The compute workers' methods (topic `compute`, `compute.<host>`).
+
+use crate::context::RequestContext;
+use crate::error::RpcError;
+use crate::target::Target;
+use crate::wire::compute::{InstanceRef, RunInstance};
+use crate::wire::ids::HostName;
+
+use super::RpcClient;
+
+/// The topic compute workers serve.
+pub const TOPIC: &str = "compute";
+
+/// Method names of the compute topic.
+pub mod methods {
+    /// Build and boot an instance.
+    pub const RUN_INSTANCE: &str = "run_instance";
+    /// Destroy an instance and everything it holds.
+    pub const TERMINATE_INSTANCE: &str = "terminate_instance";
+    /// The tail of an instance's console log.
+    pub const GET_CONSOLE_OUTPUT: &str = "get_console_output";
+    /// Every method, for logs and `--help`.
+    pub const ALL: &[&str] = &[RUN_INSTANCE, TERMINATE_INSTANCE, GET_CONSOLE_OUTPUT];
+}
+
+/// Talks to compute workers.
+#[derive(Debug, Clone)]
+pub struct ComputeClient {
+    rpc: RpcClient,
+}
+
+impl ComputeClient {
+    /// A client over `rpc`.
+    pub fn new(rpc: RpcClient) -> Self {
+        Self { rpc }
+    }
+
+    /// Asks `host` to build and boot an instance.
+    pub async fn run_instance(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        request: &RunInstance,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::RUN_INSTANCE, request)
+            .await
+    }
+
+    /// Asks `host` to terminate an instance.
+    pub async fn terminate_instance(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        instance: InstanceRef,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::TERMINATE_INSTANCE, &instance)
+            .await
+    }
+
+    /// Fetches the tail of an instance's console log from `host`.
+    pub async fn get_console_output(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        instance: InstanceRef,
+    ) -> Result<String, RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .call(ctx, &target, methods::GET_CONSOLE_OUTPUT, &instance)
+            .await
+    }
+}

@@ -1,0 +1,138 @@
+//! [`RpcClient`] encodes envelopes and decodes replies; the per-service
+//! clients in this folder give each method a typed function.
+
+pub mod compute;
+pub mod conductor;
+pub mod network;
+pub mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::RequestContext;
+use crate::envelope::{Reply, encode_request};
+use crate::error::{RemoteError, RpcError, kinds};
+use crate::target::Target;
+use crate::transport::Transport;
+
+pub use compute::ComputeClient;
+pub use conductor::ConductorClient;
+pub use network::NetworkClient;
+pub use scheduler::SchedulerClient;
+
+/// Sends requests over a transport with a default call timeout.
+#[derive(Clone)]
+pub struct RpcClient {
+    transport: Arc<dyn Transport>,
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// A client over `transport` whose calls wait `call_timeout` by default.
+    pub fn new(transport: Arc<dyn Transport>, call_timeout: Duration) -> Self {
+        Self {
+            transport,
+            call_timeout,
+        }
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// One-way message; Ok once the bus holds it.
+    pub async fn cast<A: Serialize + ?Sized>(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        method: &str,
+        args: &A,
+    ) -> Result<(), RpcError> {
+        let payload = encode(method, ctx, args)?;
+        self.transport.cast(target, method, payload).await
+    }
+
+    /// One-way message to every server of `topic`.
+    pub async fn fanout_cast<A: Serialize + ?Sized>(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        method: &str,
+        args: &A,
+    ) -> Result<(), RpcError> {
+        let payload = encode(method, ctx, args)?;
+        self.transport.fanout_cast(topic, method, payload).await
+    }
+
+    /// Request with the default timeout.
+    pub async fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        method: &str,
+        args: &A,
+    ) -> Result<R, RpcError> {
+        self.call_with_timeout(ctx, target, method, args, self.call_timeout)
+            .await
+    }
+
+    /// Request that waits at most `timeout` for its reply.
+    pub async fn call_with_timeout<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, RpcError> {
+        let payload = encode(method, ctx, args)?;
+        let bytes = self.transport.call(target, method, payload, timeout).await?;
+        let decode_error = |source| RpcError::Decode {
+            method: method.to_owned(),
+            source,
+        };
+        let reply: Reply = serde_json::from_slice(&bytes).map_err(decode_error)?;
+        if let Some(err) = reply.err {
+            return Err(RpcError::Remote {
+                target: target.routing_key(),
+                method: method.to_owned(),
+                source: err,
+            });
+        }
+        if reply.v != crate::envelope::ENVELOPE_VERSION {
+            return Err(RpcError::Remote {
+                target: target.routing_key(),
+                method: method.to_owned(),
+                source: RemoteError::new(
+                    kinds::UNSUPPORTED_VERSION,
+                    format!("reply envelope version {}", reply.v),
+                ),
+            });
+        }
+        let ok = reply.ok.as_deref().map_or("null", |raw| raw.get());
+        serde_json::from_str(ok).map_err(decode_error)
+    }
+}
+
+fn encode<A: Serialize + ?Sized>(
+    method: &str,
+    ctx: &RequestContext,
+    args: &A,
+) -> Result<Vec<u8>, RpcError> {
+    encode_request(method, ctx, args).map_err(|source| RpcError::Encode {
+        method: method.to_owned(),
+        source,
+    })
+}

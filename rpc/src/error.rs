@@ -1,0 +1,193 @@
+//! Errors of the RPC layer: what a caller sees, and what a handler raises.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// An error raised by the remote side of a call, carried back to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct RemoteError {
+    /// A stable, machine-readable name (`UnknownMethod`, `NoMoreFixedIps`, …).
+    pub kind: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// Builds a remote error of a kind with a message.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Kinds of [`RemoteError`] the RPC layer itself raises.
+pub mod kinds {
+    /// The receiving service has no such method.
+    pub const UNKNOWN_METHOD: &str = "UnknownMethod";
+    /// The arguments do not decode into the method's type.
+    pub const INVALID_ARGUMENTS: &str = "InvalidArguments";
+    /// The message is not a request envelope at all.
+    pub const MALFORMED_MESSAGE: &str = "MalformedMessage";
+    /// The envelope's major version is not one this service speaks.
+    pub const UNSUPPORTED_VERSION: &str = "UnsupportedVersion";
+    /// The handler panicked.
+    pub const INTERNAL: &str = "InternalError";
+}
+
+/// What a handler returns when a method fails.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// No such method on this service; acked, and a call gets a remote error.
+    #[error("unknown method {0:?}")]
+    UnknownMethod(String),
+    /// The arguments do not fit the method.
+    #[error("invalid arguments for {method}: {source}")]
+    InvalidArguments {
+        /// The method whose arguments failed to decode.
+        method: String,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Worth trying again later: the message is redelivered.
+    #[error("retryable: {0}")]
+    Retryable(RemoteError),
+    /// Final: the message is acked and a call gets this error back.
+    #[error("{0}")]
+    Permanent(RemoteError),
+}
+
+impl HandlerError {
+    /// A permanent error of a kind with a message.
+    pub fn permanent(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Permanent(RemoteError::new(kind, message))
+    }
+
+    /// The error as the caller will see it.
+    pub fn to_remote(&self) -> RemoteError {
+        match self {
+            Self::UnknownMethod(method) => {
+                RemoteError::new(kinds::UNKNOWN_METHOD, format!("no method {method:?}"))
+            }
+            Self::InvalidArguments { method, source } => RemoteError::new(
+                kinds::INVALID_ARGUMENTS,
+                format!("arguments of {method}: {source}"),
+            ),
+            Self::Retryable(e) | Self::Permanent(e) => e.clone(),
+        }
+    }
+}
+
+/// What a caller of `cast`, `call` or `fanout_cast` can get back.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// No reply came within the call's timeout.
+    #[error("call {method} to {target} timed out after {timeout:?}")]
+    Timeout {
+        /// Routing key the call went to.
+        target: String,
+        /// Method called.
+        method: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The callee raised an error.
+    #[error("call {method} to {target} failed remotely: {source}")]
+    Remote {
+        /// Routing key the call went to.
+        target: String,
+        /// Method called.
+        method: String,
+        /// The callee's error.
+        #[source]
+        source: RemoteError,
+    },
+    /// The connection carrying the call's reply queue was lost before a reply
+    /// came; the request may or may not have run.
+    #[error("connection lost while {method} to {target} waited for its reply")]
+    ConnectionLost {
+        /// Routing key the call went to.
+        target: String,
+        /// Method called.
+        method: String,
+    },
+    /// No broker connection could be had within the publish timeout.
+    #[error("not connected to the message broker after waiting {waited:?} to send {method} to {target}")]
+    Disconnected {
+        /// Routing key of the message.
+        target: String,
+        /// Method of the message.
+        method: String,
+        /// How long the sender waited for a connection.
+        waited: Duration,
+    },
+    /// The broker refused the message (publisher confirm nack).
+    #[error("broker refused {method} to {target}")]
+    Nacked {
+        /// Routing key of the message.
+        target: String,
+        /// Method of the message.
+        method: String,
+    },
+    /// Arguments could not be encoded.
+    #[error("encoding arguments of {method}: {source}")]
+    Encode {
+        /// Method being sent.
+        method: String,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A reply could not be decoded into the expected type.
+    #[error("decoding the reply to {method}: {source}")]
+    Decode {
+        /// Method whose reply failed to decode.
+        method: String,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Setting up a consumer or talking to the broker failed.
+    #[error("AMQP {action}: {source}")]
+    Amqp {
+        /// What was being done.
+        action: String,
+        /// lapin's error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The first connection to the broker failed.
+    #[error("connecting to the message broker at {url}: {source}")]
+    Connect {
+        /// The broker URL, password hidden.
+        url: String,
+        /// lapin's error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The transport was shut down.
+    #[error("the RPC transport is closed")]
+    Closed,
+}
+
+impl RpcError {
+    /// The remote error, if the callee raised one.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            Self::Remote { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Builds an AMQP error with what was being done.
+    pub(crate) fn amqp(action: impl Into<String>, source: lapin::Error) -> Self {
+        Self::Amqp {
+            action: action.into(),
+            source,
+        }
+    }
+}

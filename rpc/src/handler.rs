@@ -1,0 +1,47 @@
+//! The server side of RPC: a service implements [`Handler`] in its
+//! `service.rs`, mapping method names to its manager's calls.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::context::RequestContext;
+use crate::error::{HandlerError, RemoteError, kinds};
+
+/// Runs the methods of one service.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Runs `method` with its still-encoded arguments; the result is returned
+    /// to a caller, or dropped for a cast.
+    async fn handle(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError>;
+}
+
+/// Decodes a method's arguments into its type.
+pub fn decode_args<T: DeserializeOwned>(method: &str, args: &RawValue) -> Result<T, HandlerError> {
+    serde_json::from_str(args.get()).map_err(|source| HandlerError::InvalidArguments {
+        method: method.to_owned(),
+        source,
+    })
+}
+
+/// Encodes a method's result for the reply.
+pub fn encode_result<T: Serialize>(value: &T) -> Result<Box<RawValue>, HandlerError> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        HandlerError::Permanent(RemoteError::new(
+            kinds::INTERNAL,
+            format!("encoding the result: {e}"),
+        ))
+    })
+}
+
+/// The raw JSON `null`, the result of methods that return nothing.
+pub fn null() -> Box<RawValue> {
+    // "null" is valid JSON.
+    RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!())
+}

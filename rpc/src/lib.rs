@@ -1,0 +1,28 @@
+//! Nova-style RPC for stratus: casts, calls and fanout casts over topics.
+//!
+//! Services talk through a [`Transport`]: AMQP on RabbitMQ (lapin) when they
+//! run as separate processes, or the in-process bus when `stratus all-in-one`
+//! runs them together. Both share one message format and one consumer loop
+//! (`server`), so they behave alike.
+
+pub mod bench;
+/// Typed clients, one per service, so no caller builds method names by hand.
+pub mod clients;
+pub mod config;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod handler;
+pub(crate) mod server;
+pub mod target;
+pub mod transport;
+/// Types that cross service boundaries.
+pub mod wire;
+
+pub use clients::RpcClient;
+pub use config::RpcConfig;
+pub use context::RequestContext;
+pub use error::{HandlerError, RemoteError, RpcError};
+pub use handler::Handler;
+pub use target::Target;
+pub use transport::{ServerHandle, Transport};

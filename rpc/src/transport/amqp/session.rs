@@ -1,0 +1,231 @@
+//! One live broker connection: its channels, its reply queue and the queues
+//! it has declared. A session that fails is marked dead and replaced whole.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{Inner, consumer, queue_name};
+
+/// A connection and what was set up on it.
+pub(crate) struct Session {
+    /// Distinguishes sessions, so a lost one fails only its own callers.
+    pub id: u64,
+    pub connection: Connection,
+    /// Requests and casts, in confirm mode.
+    pub publish: Channel,
+    /// Replies to callers of other processes, without confirms: a lost reply
+    /// ends in the caller's timeout, as it would if the callee died.
+    pub replies: Channel,
+    /// This connection's exclusive reply queue.
+    pub reply_queue: String,
+    /// `x-expires` of work queues, if any.
+    pub queue_expiry_ms: Option<u64>,
+    /// Queues this session declared before publishing to them.
+    declared: Mutex<HashSet<String>>,
+    /// Cancelled when anything on this connection fails.
+    pub dead: CancellationToken,
+}
+
+impl Session {
+    /// Marks the session failed; the supervisor replaces it.
+    pub fn mark_dead(&self, why: &dyn std::fmt::Display) {
+        if !self.dead.is_cancelled() {
+            warn!(session = self.id, error = %why, "AMQP connection failed");
+            self.dead.cancel();
+        }
+    }
+
+    /// Declares and binds the durable queue for `routing_key` once per
+    /// session, so a message sent before its server starts waits for it.
+    pub async fn ensure_queue(&self, exchange: &str, routing_key: &str) -> lapin::Result<()> {
+        let name = queue_name(exchange, routing_key);
+        if self
+            .declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&name)
+        {
+            return Ok(());
+        }
+        declare_work_queue(&self.publish, exchange, routing_key, self.queue_expiry_ms).await?;
+        self.declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name);
+        Ok(())
+    }
+}
+
+/// Declares the durable queue `<exchange>.<routing_key>` and binds it.
+pub(crate) async fn declare_work_queue(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    expiry_ms: Option<u64>,
+) -> lapin::Result<String> {
+    let name = queue_name(exchange, routing_key);
+    let mut arguments = FieldTable::default();
+    if let Some(ms) = expiry_ms {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+    }
+    channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::durable(),
+            arguments,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            exchange.into(),
+            routing_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(name)
+}
+
+/// Connects, sets up the channels and reply queue, starts every registered
+/// server and makes the session current.
+pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
+    let servers = inner.servers.lock().await;
+    let properties = ConnectionProperties::default()
+        .with_connection_name(inner.connection_name.clone().into());
+    let connection = Connection::connect(&inner.config.url, properties).await?;
+    let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
+    let dead = CancellationToken::new();
+
+    let publish = connection.create_channel().await?;
+    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .exchange_declare(
+            inner.config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                auto_delete: inner.config.queue_expiry_ms.is_some(),
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+
+    let replies = connection.create_channel().await?;
+    let reply_queue = replies
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions::exclusive().auto_delete(),
+            FieldTable::default(),
+        )
+        .await?
+        .name()
+        .to_string();
+    let mut reply_consumer = replies
+        .basic_consume(
+            reply_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+
+    let session = Arc::new(Session {
+        id,
+        connection,
+        publish,
+        replies,
+        reply_queue,
+        queue_expiry_ms: inner.config.queue_expiry_ms,
+        declared: Mutex::new(HashSet::new()),
+        dead,
+    });
+
+    // Route replies to their waiting callers.
+    let (router, session_for_router) = (inner.clone(), session.clone());
+    tokio::spawn(async move {
+        let session = session_for_router;
+        loop {
+            let delivery = tokio::select! {
+                _ = session.dead.cancelled() => break,
+                d = reply_consumer.next() => d,
+            };
+            match delivery {
+                Some(Ok(delivery)) => {
+                    let Some(correlation) = delivery.properties.correlation_id().clone() else {
+                        warn!("dropping a reply without correlation_id");
+                        continue;
+                    };
+                    let waiter = router
+                        .pending
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(correlation.as_str());
+                    match waiter {
+                        Some(pending) => {
+                            let _ = pending.reply.send(delivery.data);
+                        }
+                        None => debug!(correlation_id = %correlation, "dropping a late reply"),
+                    }
+                }
+                Some(Err(e)) => {
+                    session.mark_dead(&e);
+                    break;
+                }
+                None => {
+                    session.mark_dead(&"reply consumer ended");
+                    break;
+                }
+            }
+        }
+    });
+
+    // Connection-level errors (broker closed it, socket lost, missed heartbeats).
+    let mut events = session.connection.events_listener();
+    let session_for_events = session.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = session_for_events.dead.cancelled() => break,
+                e = events.next() => e,
+            };
+            match event {
+                Some(Event::Error(e)) => {
+                    session_for_events.mark_dead(&e);
+                    break;
+                }
+                Some(Event::ConnectionBlocked(reason)) => {
+                    warn!(%reason, "broker blocked publishing on this connection");
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    });
+
+    for reg in servers.iter().filter(|r| !r.cancel.is_cancelled()) {
+        if let Err(e) = consumer::start(inner, &session, reg).await {
+            session.mark_dead(&e);
+            let _ = session.connection.close(320, "setup failed".into()).await;
+            return Err(e);
+        }
+    }
+    inner.session.send_replace(Some(session.clone()));
+    Ok(session)
+}

@@ -1,0 +1,94 @@
+//! The [`Transport`] trait and its two implementations.
+
+pub mod amqp;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::RpcError;
+use crate::handler::Handler;
+use crate::target::Target;
+use crate::wire::ids::HostName;
+
+/// Moves encoded messages between services. Payloads are envelopes already
+/// encoded by [`crate::RpcClient`]; the method name comes along for errors and
+/// logs.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// One-way message to whoever serves `target`; Ok once the bus holds it.
+    async fn cast(&self, target: &Target, method: &str, payload: Vec<u8>) -> Result<(), RpcError>;
+
+    /// Request and wait for exactly one reply, or time out.
+    async fn call(
+        &self,
+        target: &Target,
+        method: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError>;
+
+    /// One-way message to every server of `topic`.
+    async fn fanout_cast(&self, topic: &str, method: &str, payload: Vec<u8>)
+    -> Result<(), RpcError>;
+
+    /// Serves `<topic>`, `<topic>.<host>` when a host is given, and the
+    /// topic's fanout, until the returned handle is stopped or dropped.
+    async fn serve(
+        &self,
+        topic: &str,
+        host: Option<&HostName>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<ServerHandle, RpcError>;
+
+    /// Stops serving and releases the connection.
+    async fn close(&self);
+}
+
+/// A running server. Stopping it stops taking messages and waits for the
+/// handlers already running; dropping it stops taking messages.
+#[derive(Debug)]
+pub struct ServerHandle {
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ServerHandle {
+    pub(crate) fn new(cancel: CancellationToken, tracker: TaskTracker) -> Self {
+        Self { cancel, tracker }
+    }
+
+    /// Stops consuming and waits for in-flight handlers to finish.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Opens the transport the configuration names. A memory transport is a new,
+/// private bus: only services given this same handle can reach each other.
+pub async fn connect(
+    config: &crate::config::RpcConfig,
+    connection_name: &str,
+) -> Result<Arc<dyn Transport>, RpcError> {
+    match config.backend {
+        crate::config::Backend::Amqp => Ok(Arc::new(
+            amqp::AmqpTransport::connect(config, connection_name).await?,
+        )),
+        crate::config::Backend::Memory => Ok(Arc::new(memory::MemoryTransport::new(
+            config.prefetch,
+            Duration::from_millis(config.retry_delay_ms),
+        ))),
+    }
+}

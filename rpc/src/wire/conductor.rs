@@ -1,0 +1,54 @@
+//! What compute hosts report to the api service's conductor.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{HostName, InstanceId};
+
+/// An instance's lifecycle state, with EC2's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Accepted, not yet running (code 0).
+    Pending,
+    /// Running (16).
+    Running,
+    /// Being terminated (32).
+    ShuttingDown,
+    /// Gone (48).
+    Terminated,
+    /// Being stopped (64).
+    Stopping,
+    /// Stopped (80).
+    Stopped,
+}
+
+impl InstanceState {
+    /// The EC2 state code.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Pending => 0,
+            Self::Running => 16,
+            Self::ShuttingDown => 32,
+            Self::Terminated => 48,
+            Self::Stopping => 64,
+            Self::Stopped => 80,
+        }
+    }
+}
+
+/// A state change of one instance, cast to `conductor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceUpdate {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The host reporting.
+    pub host: HostName,
+    /// Its new state.
+    pub state: InstanceState,
+    /// What the worker is doing (`networking`, `spawning`, …), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<String>,
+    /// Why it is in this state, when that is not obvious (errors above all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,157 @@
+//! Identifier newtypes that validate on parse, so raw strings do not cross
+//! module boundaries.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A string that failed to parse as an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {why}")]
+pub struct InvalidId {
+    /// The kind of identifier.
+    pub what: &'static str,
+    /// The value given, cut to 80 characters.
+    pub value: String,
+    /// Which rule it broke.
+    pub why: &'static str,
+}
+
+fn invalid(what: &'static str, value: &str, why: &'static str) -> InvalidId {
+    InvalidId {
+        what,
+        value: value.chars().take(80).collect(),
+        why,
+    }
+}
+
+/// Checks a name made of ASCII letters, digits, `-`, `_` and `.`, at most `max` long.
+fn check_name(what: &'static str, s: &str, max: usize) -> Result<(), InvalidId> {
+    if s.is_empty() {
+        return Err(invalid(what, s, "empty"));
+    }
+    if s.len() > max {
+        return Err(invalid(what, s, "too long"));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(invalid(
+            what,
+            s,
+            "only letters, digits, '-', '_' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The identifier as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                check_name($what, s, $max)?;
+                Ok(Self(s.to_owned()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                check_name($what, &s, $max)?;
+                Ok(Self(s))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_id!(
+    /// A compute host's name, as used in `compute.<host>` routing keys.
+    HostName, "host name", 64
+);
+name_id!(
+    /// A project (tenant) id.
+    ProjectId, "project id", 64
+);
+name_id!(
+    /// A user id.
+    UserId, "user id", 64
+);
+
+/// The canonical id of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub uuid::Uuid);
+
+impl InstanceId {
+    /// A new random id.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for InstanceId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        uuid::Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| invalid("instance id", s, "not a UUID"))
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_name_rejects_routing_wildcards_and_spaces() {
+        for bad in ["", "a b", "node#1", "node*", &"x".repeat(65)] {
+            assert!(bad.parse::<HostName>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!("node-1.rack2".parse::<HostName>().map(|h| h.to_string()), Ok("node-1.rack2".into()));
+    }
+
+    #[test]
+    fn ids_refuse_invalid_values_when_deserialized() {
+        assert!(serde_json::from_str::<ProjectId>("\"../etc\"").is_err());
+        assert!(serde_json::from_str::<InstanceId>("\"not-a-uuid\"").is_err());
+    }
+}

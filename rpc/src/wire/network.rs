@@ -1,0 +1,44 @@
+//! Messages to the network controller.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{InstanceId, ProjectId};
+
+/// Ask for the instance's fixed IP (idempotent per instance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateFixedIp {
+    /// The instance the address is for.
+    pub instance_id: InstanceId,
+    /// Its project, which picks the network.
+    pub project_id: ProjectId,
+    /// The instance's MAC address, for the DHCP host entry.
+    pub mac: String,
+}
+
+/// A fixed IP and the network it sits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    /// The instance's address.
+    pub address: String,
+    /// The network in CIDR form.
+    pub cidr: String,
+    /// The gateway address.
+    pub gateway: String,
+    /// The netmask in dotted form.
+    pub netmask: String,
+    /// The bridge the instance's interface joins.
+    pub bridge: String,
+    /// The VLAN id, in VLAN mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// DNS servers for the guest.
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+/// Release the instance's fixed IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseFixedIp {
+    /// The instance whose address goes back to the pool.
+    pub instance_id: InstanceId,
+}

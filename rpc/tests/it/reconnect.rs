@@ -1,0 +1,92 @@
+//! What only a real broker can do to us: close our connections under us.
+
+use std::time::Duration;
+
+use stratus_rpc::{RequestContext, Target, Transport};
+
+use crate::harness::{AmqpHarness, Harness, amqp_url, test_config};
+use crate::recorder::{Recorder, eventually};
+
+/// A vhost of this test's own, so closing "all connections" closes only ours.
+struct Vhost(String);
+
+impl Vhost {
+    fn create() -> Self {
+        let name = format!("stratus-test-{}", uuid::Uuid::new_v4().simple());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self(name)
+    }
+
+    fn url(&self) -> String {
+        let base = amqp_url();
+        let root = base.rsplit_once('/').map_or(base.as_str(), |(root, _)| root);
+        format!("{root}/{}", self.0)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_vhost", &self.0]);
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (deploy/dev-setup installs RabbitMQ)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cast_survives_the_broker_closing_the_connection() {
+    let vhost = Vhost::create();
+    let mut config = test_config("stratus");
+    config.url = vhost.url();
+    let h = AmqpHarness::with_config(config, vhost.0.clone());
+
+    let server = Recorder::new("a");
+    let server_transport = h.amqp().await;
+    let _serving = server_transport.serve("svc", None, server.clone()).await.expect("serve");
+    let client_transport = h.amqp().await;
+    let client = stratus_rpc::RpcClient::new(client_transport.clone(), Duration::from_secs(5));
+    let ctx = RequestContext::system();
+    client.cast(&ctx, &Target::topic("svc"), "echo", &0).await.expect("cast");
+    assert!(eventually(Duration::from_secs(10), || server.count("echo") == 1).await);
+
+    rabbitmqctl(&["close_all_connections", "-p", &vhost.0, "test closes the connection"]);
+    // Sent while both sides are cut off or reconnecting: it must not vanish.
+    client.cast(&ctx, &Target::topic("svc"), "echo", &1).await.expect("cast after close");
+    assert!(
+        eventually(Duration::from_secs(20), || server.count("echo") == 2).await,
+        "the cast made across the reconnect never arrived"
+    );
+    assert!(client_transport.reconnects() >= 1, "the client never reconnected");
+    assert!(server_transport.reconnects() >= 1, "the server never reconnected");
+
+    // Calls work again on the new connection, replies included.
+    let echoed: u32 = client
+        .call(&ctx, &Target::topic("svc"), "echo", &7u32)
+        .await
+        .expect("call after reconnect");
+    assert_eq!(echoed, 7);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_no_broker_is_a_clear_error() {
+    let mut config = test_config("stratus");
+    config.url = "amqp://guest:secret@127.0.0.1:1/%2f".into();
+    let err = stratus_rpc::transport::amqp::AmqpTransport::connect(&config, "nobody")
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = err.to_string();
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("secret"), "password leaked: {message}");
+}

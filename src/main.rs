@@ -1,1 +1,84 @@
-fn main(){}
+//! The `stratus` binary: parse arguments, load the configuration, hand over
+//! to the library, and turn its errors into a message and an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use stratus::cli::{Bench, Cli, Command, ConfigCommand};
+use stratus::config;
+use stratus::services::{self, Service};
+
+/// Exit code for a configuration error (sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+/// Exit code for any other failure.
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (path, required) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    };
+    let config = match config::load(&path, required) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("stratus: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = stratus::logging::init(&config.log) {
+        eprintln!("stratus: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stratus: starting the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
+        match cli.command {
+            Command::Api => services::run(&config, &[Service::Api]).await?,
+            Command::Scheduler => services::run(&config, &[Service::Scheduler]).await?,
+            Command::Compute => services::run(&config, &[Service::Compute]).await?,
+            Command::Network => services::run(&config, &[Service::Network]).await?,
+            Command::AllInOne => services::run(&config, &Service::ALL).await?,
+            Command::Bench(Bench::Rpc(sizes)) => {
+                let options = stratus_rpc::bench::Options {
+                    calls: sizes.calls,
+                    concurrency: sizes.concurrency,
+                    casts: sizes.casts,
+                };
+                stratus_rpc::bench::run(&config.rpc, options).await?;
+            }
+            Command::Config(ConfigCommand::Show) => {
+                print!("{}", toml::to_string_pretty(&config)?);
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stratus: {}", error_chain(e.as_ref()));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

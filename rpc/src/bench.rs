@@ -1,1 +1,435 @@
-//! `stratus bench rpc`.
+//! `stratus bench rpc`: stratus calls and casts against the bare lapin round
+//! trip, on the same broker, in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::value::RawValue;
+
+use crate::clients::RpcClient;
+use crate::config::RpcConfig;
+use crate::context::RequestContext;
+use crate::error::{HandlerError, RpcError};
+use crate::handler::Handler;
+use crate::target::Target;
+use crate::transport::Transport;
+use crate::transport::amqp::AmqpTransport;
+
+/// How much work one run does.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Round trips in each serial measurement.
+    pub calls: usize,
+    /// Concurrent callers in the concurrent measurements.
+    pub concurrency: usize,
+    /// Casts in the throughput measurement.
+    pub casts: usize,
+}
+
+/// Latencies of one measurement.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Median round trip.
+    pub p50: Duration,
+    /// 99th percentile round trip.
+    pub p99: Duration,
+    /// Completed operations per second over the whole measurement.
+    pub rate: f64,
+}
+
+impl Figures {
+    fn from(mut samples: Vec<Duration>, elapsed: Duration) -> Self {
+        samples.sort();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+            samples.get(i).copied().unwrap_or_default()
+        };
+        Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            rate: samples.len() as f64 / elapsed.as_secs_f64(),
+        }
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>9.0} /s",
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.rate
+        )
+    }
+}
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The bare lapin side failed.
+    #[error("bare lapin: {0}")]
+    Lapin(#[from] lapin::Error),
+    /// The stratus side failed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+/// Measurements alternate between raw and stratus in this many rounds, so
+/// drift in the machine's load falls on both alike.
+const ROUNDS: usize = 5;
+
+/// Runs every measurement and prints one line each, ending with
+/// `call p50 ratio to raw: <x.xx>`.
+pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    println!("broker: {}", crate::transport::amqp::redact(&config.url));
+    println!(
+        "{} serial round trips, {} concurrent callers, {} casts, {ROUNDS} alternating rounds",
+        options.calls, options.concurrency, options.casts
+    );
+    let raw = raw::Pair::start(&config.url, &id).await?;
+
+    let mut bench_config = config.clone();
+    bench_config.exchange = format!("stratus-bench-{id}");
+    bench_config.queue_expiry_ms = Some(60_000);
+    let server = AmqpTransport::connect(&bench_config, "stratus-bench-server").await?;
+    let serving = server.serve("bench", None, Arc::new(Echo)).await?;
+    let client: Arc<dyn Transport> =
+        Arc::new(AmqpTransport::connect(&bench_config, "stratus-bench-client").await?);
+    let rpc = RpcClient::new(client.clone(), Duration::from_secs(30));
+
+    // Warm both paths (connections, declarations, allocator) before timing.
+    raw.round_trips(1, 200).await?;
+    calls(&rpc, 1, 200).await?;
+
+    let per_round = options.calls.div_ceil(ROUNDS);
+    let (mut raw_serial, mut serial) = (Samples::default(), Samples::default());
+    let (mut raw_concurrent, mut concurrent) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        raw_serial.add(raw.round_trips(1, per_round).await?);
+        serial.add(calls(&rpc, 1, per_round).await?);
+        raw_concurrent.add(raw.round_trips(options.concurrency, per_round).await?);
+        concurrent.add(calls(&rpc, options.concurrency, per_round).await?);
+    }
+    let raw_serial = raw_serial.figures();
+    let serial = serial.figures();
+    let callers = options.concurrency;
+    println!("{}", raw_serial.line("raw lapin round trip, serial"));
+    println!("{}", serial.line("stratus call, serial"));
+    println!(
+        "{}",
+        raw_concurrent
+            .figures()
+            .line(&format!("raw lapin round trip, {callers} callers"))
+    );
+    println!(
+        "{}",
+        concurrent
+            .figures()
+            .line(&format!("stratus call, {callers} callers"))
+    );
+
+    let cast_serial = casts(&rpc, 1, options.casts.min(options.calls)).await?;
+    println!(
+        "{}",
+        cast_serial
+            .figures()
+            .line("stratus cast (confirmed), serial")
+    );
+    let cast_concurrent = casts(&rpc, callers, options.casts).await?;
+    println!(
+        "{}",
+        cast_concurrent
+            .figures()
+            .line(&format!("stratus cast (confirmed), {callers} senders"))
+    );
+
+    serving.stop().await;
+    client.close().await;
+    server.close().await;
+    raw.close().await;
+
+    // Oslo.messaging on this class of machine: 491 serial calls/s.
+    println!(
+        "stratus serial call rate vs oslo.messaging's 491/s: {:.1}x",
+        serial.rate / 491.0
+    );
+    println!(
+        "call p50 ratio to raw: {:.2}",
+        serial.p50.as_secs_f64() / raw_serial.p50.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Latency samples and the wall time they took, gathered over rounds.
+#[derive(Debug, Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Samples {
+    fn add(&mut self, more: Samples) {
+        self.latencies.extend(more.latencies);
+        self.elapsed += more.elapsed;
+    }
+
+    fn figures(self) -> Figures {
+        Figures::from(self.latencies, self.elapsed)
+    }
+}
+
+/// Returns its arguments.
+struct Echo;
+
+#[async_trait]
+impl Handler for Echo {
+    async fn handle(
+        &self,
+        _ctx: &RequestContext,
+        _method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        Ok(args.to_owned())
+    }
+}
+
+/// `workers` tasks share `total` calls; returns per-call latencies.
+async fn calls(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
+    measure(
+        workers,
+        total,
+        |rpc: RpcClient| async move {
+            let ctx = RequestContext::system();
+            let _: u64 = rpc
+                .call(&ctx, &Target::topic("bench"), "echo", &42u64)
+                .await?;
+            Ok(())
+        },
+        rpc.clone(),
+    )
+    .await
+}
+
+async fn casts(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
+    measure(
+        workers,
+        total,
+        |rpc: RpcClient| async move {
+            let ctx = RequestContext::system();
+            rpc.cast(&ctx, &Target::topic("bench"), "echo", &42u64)
+                .await
+        },
+        rpc.clone(),
+    )
+    .await
+}
+
+async fn measure<F, Fut>(
+    workers: usize,
+    total: usize,
+    op: F,
+    rpc: RpcClient,
+) -> Result<Samples, RpcError>
+where
+    F: Fn(RpcClient) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), RpcError>> + Send,
+{
+    let workers = workers.max(1);
+    let per_worker = total.div_ceil(workers);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (op, rpc) = (op.clone(), rpc.clone());
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let t = Instant::now();
+                op(rpc.clone()).await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, RpcError>(samples)
+        });
+    }
+    let mut samples = Vec::with_capacity(total);
+    while let Some(joined) = tasks.join_next().await {
+        samples.extend(joined.map_err(|_| RpcError::Closed)??);
+    }
+    Ok(Samples {
+        latencies: samples,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The baseline: a bare publish to a queue, a consumer that publishes the
+/// reply to `reply_to`, and a reply consumer. No envelope, no confirms, no
+/// framework.
+mod raw {
+    use super::*;
+
+    /// A replying server and a client, each on its own connection.
+    pub(super) struct Pair {
+        server: Connection,
+        client: Connection,
+        request_queue: String,
+        serve: tokio::task::JoinHandle<()>,
+    }
+
+    impl Pair {
+        pub(super) async fn start(url: &str, id: &str) -> Result<Self, lapin::Error> {
+            let server = Connection::connect(url, ConnectionProperties::default()).await?;
+            let request_queue = format!("stratus-bench-raw-{id}");
+            let channel = server.create_channel().await?;
+            channel
+                .queue_declare(
+                    request_queue.as_str().into(),
+                    QueueDeclareOptions::exclusive().auto_delete(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let mut requests = channel
+                .basic_consume(
+                    request_queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let serve = tokio::spawn(async move {
+                while let Some(Ok(delivery)) = requests.next().await {
+                    let Some(to) = delivery.properties.reply_to().clone() else {
+                        continue;
+                    };
+                    let properties = BasicProperties::default().with_correlation_id(
+                        delivery
+                            .properties
+                            .correlation_id()
+                            .clone()
+                            .unwrap_or_default(),
+                    );
+                    let _ = channel
+                        .basic_publish(
+                            "".into(),
+                            to,
+                            BasicPublishOptions::default(),
+                            &delivery.data,
+                            properties,
+                        )
+                        .await;
+                }
+            });
+            let client = Connection::connect(url, ConnectionProperties::default()).await?;
+            Ok(Self {
+                server,
+                client,
+                request_queue,
+                serve,
+            })
+        }
+
+        /// `workers` callers, each with its own channel and reply queue, share
+        /// `total` round trips.
+        pub(super) async fn round_trips(
+            &self,
+            workers: usize,
+            total: usize,
+        ) -> Result<Samples, lapin::Error> {
+            let workers = workers.max(1);
+            let per_worker = total.div_ceil(workers);
+            let mut ready = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                ready.push(Caller::open(&self.client).await?);
+            }
+            let started = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for caller in ready {
+                let queue = self.request_queue.clone();
+                tasks.spawn(async move { caller.run(queue, per_worker).await });
+            }
+            let mut latencies = Vec::with_capacity(total);
+            while let Some(joined) = tasks.join_next().await {
+                let done = joined.map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+                latencies.extend(done?);
+            }
+            Ok(Samples {
+                latencies,
+                elapsed: started.elapsed(),
+            })
+        }
+
+        pub(super) async fn close(self) {
+            self.serve.abort();
+            let _ = self.client.close(200, "done".into()).await;
+            let _ = self.server.close(200, "done".into()).await;
+        }
+    }
+
+    struct Caller {
+        channel: Channel,
+        reply_queue: String,
+        replies: lapin::Consumer,
+    }
+
+    impl Caller {
+        async fn open(connection: &Connection) -> Result<Self, lapin::Error> {
+            let channel = connection.create_channel().await?;
+            let reply_queue = channel
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions::exclusive().auto_delete(),
+                    FieldTable::default(),
+                )
+                .await?
+                .name()
+                .to_string();
+            let replies = channel
+                .basic_consume(
+                    reply_queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok(Self {
+                channel,
+                reply_queue,
+                replies,
+            })
+        }
+
+        async fn run(mut self, queue: String, n: usize) -> Result<Vec<Duration>, lapin::Error> {
+            let mut samples = Vec::with_capacity(n);
+            for i in 0..n {
+                let t = Instant::now();
+                let properties = BasicProperties::default()
+                    .with_reply_to(self.reply_queue.as_str().into())
+                    .with_correlation_id(i.to_string().into());
+                self.channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        b"42",
+                        properties,
+                    )
+                    .await?;
+                match self.replies.next().await {
+                    Some(Ok(_)) => samples.push(t.elapsed()),
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                }
+            }
+            let _ = self.channel.close(200, "done".into()).await;
+            Ok(samples)
+        }
+    }
+}

@@ -34,6 +34,8 @@ pub mod kinds {
     pub const MALFORMED_MESSAGE: &str = "MalformedMessage";
     /// The envelope's major version is not one this service speaks.
     pub const UNSUPPORTED_VERSION: &str = "UnsupportedVersion";
+    /// The service knows the method but does not do it yet.
+    pub const NOT_IMPLEMENTED: &str = "NotImplemented";
     /// The handler panicked.
     pub const INTERNAL: &str = "InternalError";
 }
@@ -116,7 +118,9 @@ pub enum RpcError {
         method: String,
     },
     /// No broker connection could be had within the publish timeout.
-    #[error("not connected to the message broker after waiting {waited:?} to send {method} to {target}")]
+    #[error(
+        "not connected to the message broker after waiting {waited:?} to send {method} to {target}"
+    )]
     Disconnected {
         /// Routing key of the message.
         target: String,

@@ -45,3 +45,11 @@ pub fn null() -> Box<RawValue> {
     // "null" is valid JSON.
     RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!())
 }
+
+/// The error of a method a service declares but does not do yet.
+pub fn not_implemented(service: &str, method: &str) -> HandlerError {
+    HandlerError::permanent(
+        kinds::NOT_IMPLEMENTED,
+        format!("{service} does not implement {method} yet"),
+    )
+}

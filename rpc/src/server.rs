@@ -57,7 +57,10 @@ pub(crate) async fn process(
     );
     async move {
         if request.v != ENVELOPE_VERSION {
-            error!(version = request.v, "rejecting message of unsupported envelope version");
+            error!(
+                version = request.v,
+                "rejecting message of unsupported envelope version"
+            );
             return finish(
                 is_call,
                 Err(RemoteError::new(
@@ -69,12 +72,16 @@ pub(crate) async fn process(
                 )),
             );
         }
-        let outcome = AssertUnwindSafe(handler.handle(&request.ctx, &request.method, &request.args))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                Err(HandlerError::permanent(kinds::INTERNAL, "the handler panicked"))
-            });
+        let outcome =
+            AssertUnwindSafe(handler.handle(&request.ctx, &request.method, &request.args))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(HandlerError::permanent(
+                        kinds::INTERNAL,
+                        "the handler panicked",
+                    ))
+                });
         match outcome {
             Ok(result) => {
                 debug!("handled");

@@ -98,7 +98,10 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<R, RpcError> {
         let payload = encode(method, ctx, args)?;
-        let bytes = self.transport.call(target, method, payload, timeout).await?;
+        let bytes = self
+            .transport
+            .call(target, method, payload, timeout)
+            .await?;
         let decode_error = |source| RpcError::Decode {
             method: method.to_owned(),
             source,

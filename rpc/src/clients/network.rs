@@ -39,7 +39,12 @@ impl NetworkClient {
         request: &AllocateFixedIp,
     ) -> Result<FixedIp, RpcError> {
         self.rpc
-            .call(ctx, &Target::topic(TOPIC), methods::ALLOCATE_FIXED_IP, request)
+            .call(
+                ctx,
+                &Target::topic(TOPIC),
+                methods::ALLOCATE_FIXED_IP,
+                request,
+            )
             .await
     }
 
@@ -50,7 +55,12 @@ impl NetworkClient {
         request: ReleaseFixedIp,
     ) -> Result<(), RpcError> {
         self.rpc
-            .call(ctx, &Target::topic(TOPIC), methods::RELEASE_FIXED_IP, &request)
+            .call(
+                ctx,
+                &Target::topic(TOPIC),
+                methods::RELEASE_FIXED_IP,
+                &request,
+            )
             .await
     }
 }

@@ -44,7 +44,11 @@ impl SchedulerClient {
     }
 
     /// Tells every scheduler about a host's capacity and usage.
-    pub async fn update_host(&self, ctx: &RequestContext, report: &HostReport) -> Result<(), RpcError> {
+    pub async fn update_host(
+        &self,
+        ctx: &RequestContext,
+        report: &HostReport,
+    ) -> Result<(), RpcError> {
         self.rpc
             .fanout_cast(ctx, TOPIC, methods::UPDATE_HOST, report)
             .await

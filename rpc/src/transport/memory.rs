@@ -28,18 +28,23 @@ struct Message {
     expires: Option<Instant>,
 }
 
+/// Both ends of a queue: senders publish, every server of it receives.
+type Queue = (Sender<Message>, Receiver<Message>);
+/// A fanout subscriber: its id (to unsubscribe) and its private queue.
+type Subscriber = (u64, Sender<Message>);
+
 #[derive(Default)]
 struct Bus {
     /// Work queues by routing key; created on first use by either side, as a
     /// durable queue would be, so a cast before its server starts waits for it.
-    queues: Mutex<HashMap<String, (Sender<Message>, Receiver<Message>)>>,
+    queues: Mutex<HashMap<String, Queue>>,
     /// Fanout subscribers by topic.
-    fanouts: Mutex<HashMap<String, Vec<(u64, Sender<Message>)>>>,
+    fanouts: Mutex<HashMap<String, Vec<Subscriber>>>,
     next_subscriber: AtomicU64,
 }
 
 impl Bus {
-    fn queue(&self, key: &str) -> (Sender<Message>, Receiver<Message>) {
+    fn queue(&self, key: &str) -> Queue {
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         queues
             .entry(key.to_owned())
@@ -175,7 +180,11 @@ impl Transport for MemoryTransport {
         payload: Vec<u8>,
     ) -> Result<(), RpcError> {
         let subscribers: Vec<Sender<Message>> = {
-            let fanouts = self.bus.fanouts.lock().unwrap_or_else(PoisonError::into_inner);
+            let fanouts = self
+                .bus
+                .fanouts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             fanouts
                 .get(topic)
                 .map(|subs| subs.iter().map(|(_, tx)| tx.clone()).collect())

@@ -33,8 +33,12 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<Vec<u8>, RpcError>;
 
     /// One-way message to every server of `topic`.
-    async fn fanout_cast(&self, topic: &str, method: &str, payload: Vec<u8>)
-    -> Result<(), RpcError>;
+    async fn fanout_cast(
+        &self,
+        topic: &str,
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), RpcError>;
 
     /// Serves `<topic>`, `<topic>.<host>` when a host is given, and the
     /// topic's fanout, until the returned handle is stopped or dropped.

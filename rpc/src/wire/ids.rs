@@ -146,7 +146,10 @@ mod tests {
         for bad in ["", "a b", "node#1", "node*", &"x".repeat(65)] {
             assert!(bad.parse::<HostName>().is_err(), "{bad:?} accepted");
         }
-        assert_eq!("node-1.rack2".parse::<HostName>().map(|h| h.to_string()), Ok("node-1.rack2".into()));
+        assert_eq!(
+            "node-1.rack2".parse::<HostName>().map(|h| h.to_string()),
+            Ok("node-1.rack2".into())
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ impl Vhost {
 
     fn url(&self) -> String {
         let base = amqp_url();
-        let root = base.rsplit_once('/').map_or(base.as_str(), |(root, _)| root);
+        let root = base
+            .rsplit_once('/')
+            .map_or(base.as_str(), |(root, _)| root);
         format!("{root}/{}", self.0)
     }
 }
@@ -53,22 +55,42 @@ async fn cast_survives_the_broker_closing_the_connection() {
 
     let server = Recorder::new("a");
     let server_transport = h.amqp().await;
-    let _serving = server_transport.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = server_transport
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client_transport = h.amqp().await;
     let client = stratus_rpc::RpcClient::new(client_transport.clone(), Duration::from_secs(5));
     let ctx = RequestContext::system();
-    client.cast(&ctx, &Target::topic("svc"), "echo", &0).await.expect("cast");
+    client
+        .cast(&ctx, &Target::topic("svc"), "echo", &0)
+        .await
+        .expect("cast");
     assert!(eventually(Duration::from_secs(10), || server.count("echo") == 1).await);
 
-    rabbitmqctl(&["close_all_connections", "-p", &vhost.0, "test closes the connection"]);
+    rabbitmqctl(&[
+        "close_all_connections",
+        "-p",
+        &vhost.0,
+        "test closes the connection",
+    ]);
     // Sent while both sides are cut off or reconnecting: it must not vanish.
-    client.cast(&ctx, &Target::topic("svc"), "echo", &1).await.expect("cast after close");
+    client
+        .cast(&ctx, &Target::topic("svc"), "echo", &1)
+        .await
+        .expect("cast after close");
     assert!(
         eventually(Duration::from_secs(20), || server.count("echo") == 2).await,
         "the cast made across the reconnect never arrived"
     );
-    assert!(client_transport.reconnects() >= 1, "the client never reconnected");
-    assert!(server_transport.reconnects() >= 1, "the server never reconnected");
+    assert!(
+        client_transport.reconnects() >= 1,
+        "the client never reconnected"
+    );
+    assert!(
+        server_transport.reconnects() >= 1,
+        "the server never reconnected"
+    );
 
     // Calls work again on the new connection, replies included.
     let echoed: u32 = client

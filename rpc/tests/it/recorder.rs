@@ -47,7 +47,12 @@ impl Recorder {
 
     /// How many times `method` was handed to this service.
     pub fn count(&self, method: &str) -> usize {
-        self.calls.lock().expect("lock").get(method).copied().unwrap_or(0)
+        self.calls
+            .lock()
+            .expect("lock")
+            .get(method)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Total messages handed to this service.
@@ -86,7 +91,10 @@ impl Handler for Recorder {
                 let left = self.flaky_failures.load(Ordering::SeqCst);
                 if left > 0 {
                     self.flaky_failures.store(left - 1, Ordering::SeqCst);
-                    return Err(HandlerError::Retryable(RemoteError::new("Busy", "try later")));
+                    return Err(HandlerError::Retryable(RemoteError::new(
+                        "Busy",
+                        "try later",
+                    )));
                 }
                 Ok(null())
             }

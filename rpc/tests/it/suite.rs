@@ -32,23 +32,44 @@ fn ctx() -> RequestContext {
 
 pub async fn cast_reaches_the_server(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
-    client.cast(&ctx(), &Target::topic("svc"), "echo", &json!({"x": 1})).await.expect("cast");
+    client
+        .cast(&ctx(), &Target::topic("svc"), "echo", &json!({"x": 1}))
+        .await
+        .expect("cast");
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
 }
 
 pub async fn cast_before_the_server_starts_waits_for_it(h: &impl Harness) {
     let client = h.client().await;
-    client.cast(&ctx(), &Target::topic("late"), "echo", &1).await.expect("cast");
+    client
+        .cast(&ctx(), &Target::topic("late"), "echo", &1)
+        .await
+        .expect("cast");
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("late", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("late", None, server.clone())
+        .await
+        .expect("serve");
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
 }
 
 pub async fn call_returns_the_typed_result(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server)
+        .await
+        .expect("serve");
     let client = h.client().await;
     let got: Vec<u32> = client
         .call(&ctx(), &Target::topic("svc"), "echo", &vec![1u32, 2, 3])
@@ -66,19 +87,34 @@ pub async fn call_times_out_cleanly_when_no_server(h: &impl Harness) {
         .await;
     let waited = started.elapsed();
     match result {
-        Err(RpcError::Timeout { target, method, timeout: t }) => {
-            assert_eq!((target.as_str(), method.as_str(), t), ("nobody", "echo", timeout));
+        Err(RpcError::Timeout {
+            target,
+            method,
+            timeout: t,
+        }) => {
+            assert_eq!(
+                (target.as_str(), method.as_str(), t),
+                ("nobody", "echo", timeout)
+            );
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(waited >= timeout, "returned before its timeout: {waited:?}");
     // Not a speed target: a bound that catches a call hanging on.
-    assert!(waited < timeout + Duration::from_secs(2), "hung past its timeout: {waited:?}");
+    assert!(
+        waited < timeout + Duration::from_secs(2),
+        "hung past its timeout: {waited:?}"
+    );
 }
 
 pub async fn remote_error_comes_back_typed(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server)
+        .await
+        .expect("serve");
     let client = h.client().await;
     let err = client
         .call::<_, ()>(&ctx(), &Target::topic("svc"), "fail", &())
@@ -91,16 +127,27 @@ pub async fn remote_error_comes_back_typed(h: &impl Harness) {
 
 pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
     let target = Target::topic("svc");
-    let slow = Sleep { ms: 400, value: "first".into() };
+    let slow = Sleep {
+        ms: 400,
+        value: "first".into(),
+    };
     let first: Result<String, _> = client
         .call_with_timeout(&ctx(), &target, "sleep", &slow, Duration::from_millis(100))
         .await;
     assert!(matches!(first, Err(RpcError::Timeout { .. })), "{first:?}");
     // The second call is still waiting when the first call's reply arrives.
-    let second = Sleep { ms: 800, value: "second".into() };
+    let second = Sleep {
+        ms: 800,
+        value: "second".into(),
+    };
     let got: String = client
         .call_with_timeout(&ctx(), &target, "sleep", &second, Duration::from_secs(5))
         .await
@@ -111,16 +158,30 @@ pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
 
 pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
     let target = Target::topic("svc");
     let err = client
         .call::<_, ()>(&ctx(), &target, "no_such_method", &())
         .await
         .expect_err("unknown");
-    assert_eq!(err.remote().map(|r| r.kind.as_str()), Some(kinds::UNKNOWN_METHOD));
-    client.cast(&ctx(), &target, "also_unknown", &()).await.expect("cast");
-    client.cast(&ctx(), &target, "echo", &()).await.expect("cast");
+    assert_eq!(
+        err.remote().map(|r| r.kind.as_str()),
+        Some(kinds::UNKNOWN_METHOD)
+    );
+    client
+        .cast(&ctx(), &target, "also_unknown", &())
+        .await
+        .expect("cast");
+    client
+        .cast(&ctx(), &target, "echo", &())
+        .await
+        .expect("cast");
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.count("no_such_method"), 1);
@@ -129,19 +190,38 @@ pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
 
 pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let transport = h.transport().await;
     let target = Target::topic("svc");
-    transport.cast(&target, "garbage", b"\x00not json".to_vec()).await.expect("cast");
+    transport
+        .cast(&target, "garbage", b"\x00not json".to_vec())
+        .await
+        .expect("cast");
     let reply = transport
-        .call(&target, "garbage", b"{\"method\": 3}".to_vec(), Duration::from_secs(5))
+        .call(
+            &target,
+            "garbage",
+            b"{\"method\": 3}".to_vec(),
+            Duration::from_secs(5),
+        )
         .await
         .expect("a reply, not a timeout");
     let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
-    assert_eq!(reply.err.map(|e| e.kind), Some(kinds::MALFORMED_MESSAGE.to_owned()));
+    assert_eq!(
+        reply.err.map(|e| e.kind),
+        Some(kinds::MALFORMED_MESSAGE.to_owned())
+    );
     // The queue is not stuck behind them.
     let client = h.client().await;
-    client.cast(&ctx(), &target, "echo", &()).await.expect("cast");
+    client
+        .cast(&ctx(), &target, "echo", &())
+        .await
+        .expect("cast");
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.total(), 1, "garbage reached the handler");
@@ -149,7 +229,12 @@ pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness
 
 pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let transport = h.transport().await;
     let future = json!({
         "v": ENVELOPE_VERSION + 1,
@@ -158,30 +243,58 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
         "args": 1,
     });
     let reply = transport
-        .call(&Target::topic("svc"), "echo", future.to_string().into_bytes(), Duration::from_secs(5))
+        .call(
+            &Target::topic("svc"),
+            "echo",
+            future.to_string().into_bytes(),
+            Duration::from_secs(5),
+        )
         .await
         .expect("reply");
     let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
-    assert_eq!(reply.err.map(|e| e.kind), Some(kinds::UNSUPPORTED_VERSION.to_owned()));
+    assert_eq!(
+        reply.err.map(|e| e.kind),
+        Some(kinds::UNSUPPORTED_VERSION.to_owned())
+    );
     assert_eq!(server.total(), 0);
 }
 
 pub async fn retryable_failure_is_redelivered(h: &impl Harness) {
     let server = Recorder::new("a");
     server.flaky_failures.store(2, Ordering::SeqCst);
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
-    client.cast(&ctx(), &Target::topic("svc"), "flaky", &()).await.expect("cast");
-    assert!(eventually(WITHIN, || server.count("flaky") == 3).await, "saw {}", server.count("flaky"));
+    client
+        .cast(&ctx(), &Target::topic("svc"), "flaky", &())
+        .await
+        .expect("cast");
+    assert!(
+        eventually(WITHIN, || server.count("flaky") == 3).await,
+        "saw {}",
+        server.count("flaky")
+    );
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.count("flaky"), 3, "redelivered after success");
 }
 
 pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
-    client.cast(&ctx(), &Target::topic("svc"), "fail", &()).await.expect("cast");
+    client
+        .cast(&ctx(), &Target::topic("svc"), "fail", &())
+        .await
+        .expect("cast");
     assert!(eventually(WITHIN, || server.count("fail") == 1).await);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.count("fail"), 1);
@@ -189,8 +302,18 @@ pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
 
 pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h.transport().await.serve("svc", Some(&host("a")), a.clone()).await.expect("serve");
-    let _sb = h.transport().await.serve("svc", Some(&host("b")), b.clone()).await.expect("serve");
+    let _sa = h
+        .transport()
+        .await
+        .serve("svc", Some(&host("a")), a.clone())
+        .await
+        .expect("serve");
+    let _sb = h
+        .transport()
+        .await
+        .serve("svc", Some(&host("b")), b.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
     for _ in 0..5 {
         let who: String = client
@@ -204,11 +327,24 @@ pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
 
 pub async fn topic_queue_gives_each_message_to_one_server(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h.transport().await.serve("svc", Some(&host("a")), a.clone()).await.expect("serve");
-    let _sb = h.transport().await.serve("svc", Some(&host("b")), b.clone()).await.expect("serve");
+    let _sa = h
+        .transport()
+        .await
+        .serve("svc", Some(&host("a")), a.clone())
+        .await
+        .expect("serve");
+    let _sb = h
+        .transport()
+        .await
+        .serve("svc", Some(&host("b")), b.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
     for i in 0..40 {
-        client.cast(&ctx(), &Target::topic("svc"), "echo", &i).await.expect("cast");
+        client
+            .cast(&ctx(), &Target::topic("svc"), "echo", &i)
+            .await
+            .expect("cast");
     }
     assert!(eventually(WITHIN, || a.total() + b.total() == 40).await);
     tokio::time::sleep(SETTLE).await;
@@ -220,27 +356,52 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
     let mut serving = Vec::new();
     for (i, s) in servers.iter().enumerate() {
         let name = host(&format!("h{i}"));
-        serving.push(h.transport().await.serve("svc", Some(&name), s.clone()).await.expect("serve"));
+        serving.push(
+            h.transport()
+                .await
+                .serve("svc", Some(&name), s.clone())
+                .await
+                .expect("serve"),
+        );
     }
     let client = h.client().await;
-    client.fanout_cast(&ctx(), "svc", "echo", &"all").await.expect("fanout");
+    client
+        .fanout_cast(&ctx(), "svc", "echo", &"all")
+        .await
+        .expect("fanout");
     for s in &servers {
-        assert!(eventually(WITHIN, || s.count("echo") == 1).await, "{} missed it", s.name);
+        assert!(
+            eventually(WITHIN, || s.count("echo") == 1).await,
+            "{} missed it",
+            s.name
+        );
     }
 }
 
 pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h.transport().await.serve("svc", None, server.clone()).await.expect("serve");
+    let _serving = h
+        .transport()
+        .await
+        .serve("svc", None, server.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
     let total = usize::from(PREFETCH) * 3;
     for _ in 0..total {
-        client.cast(&ctx(), &Target::topic("svc"), "block", &()).await.expect("cast");
+        client
+            .cast(&ctx(), &Target::topic("svc"), "block", &())
+            .await
+            .expect("cast");
     }
     let limit = usize::from(PREFETCH);
     assert!(eventually(WITHIN, || server.active.load(Ordering::SeqCst) == limit).await);
     tokio::time::sleep(SETTLE).await;
-    assert_eq!(server.max_active.load(Ordering::SeqCst), limit, "prefetch bound broken");
+    assert_eq!(
+        server.max_active.load(Ordering::SeqCst),
+        limit,
+        "prefetch bound broken"
+    );
     server.gate.add_permits(total);
     assert!(eventually(WITHIN, || server.count("block") == total).await);
     assert_eq!(server.max_active.load(Ordering::SeqCst), limit);
@@ -248,14 +409,30 @@ pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
 
 pub async fn stopped_server_takes_no_more_messages(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let serving_a = h.transport().await.serve("svc", None, a.clone()).await.expect("serve");
+    let serving_a = h
+        .transport()
+        .await
+        .serve("svc", None, a.clone())
+        .await
+        .expect("serve");
     let client = h.client().await;
-    client.cast(&ctx(), &Target::topic("svc"), "echo", &1).await.expect("cast");
+    client
+        .cast(&ctx(), &Target::topic("svc"), "echo", &1)
+        .await
+        .expect("cast");
     assert!(eventually(WITHIN, || a.total() == 1).await);
     serving_a.stop().await;
-    let _serving_b = h.transport().await.serve("svc", None, b.clone()).await.expect("serve");
+    let _serving_b = h
+        .transport()
+        .await
+        .serve("svc", None, b.clone())
+        .await
+        .expect("serve");
     for i in 0..5 {
-        client.cast(&ctx(), &Target::topic("svc"), "echo", &i).await.expect("cast");
+        client
+            .cast(&ctx(), &Target::topic("svc"), "echo", &i)
+            .await
+            .expect("cast");
     }
     assert!(eventually(WITHIN, || b.total() == 5).await);
     assert_eq!(a.total(), 1);
@@ -270,7 +447,9 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     let mut serving = Vec::new();
     for s in &services {
         let transport = h.transport().await;
-        let server = transport.serve(&s.name, Some(&host("node1")), s.clone()).await;
+        let server = transport
+            .serve(&s.name, Some(&host("node1")), s.clone())
+            .await;
         serving.push(server.expect("serve"));
     }
     let rpc = h.client().await;
@@ -283,14 +462,25 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         instance_type: "m1.tiny".into(),
         image_id: "ami-00000001".into(),
     };
-    compute.run_instance(&ctx, &host("node1"), &run).await.expect("run_instance");
+    compute
+        .run_instance(&ctx, &host("node1"), &run)
+        .await
+        .expect("run_instance");
     compute
         .terminate_instance(&ctx, &host("node1"), InstanceRef { instance_id })
         .await
         .expect("terminate");
     // The recorder has no console: the typed call comes back as a remote error.
-    let console = compute.get_console_output(&ctx, &host("node1"), InstanceRef { instance_id }).await;
-    assert_eq!(console.expect_err("no console").remote().map(|r| r.kind.clone()), Some(kinds::UNKNOWN_METHOD.into()));
+    let console = compute
+        .get_console_output(&ctx, &host("node1"), InstanceRef { instance_id })
+        .await;
+    assert_eq!(
+        console
+            .expect_err("no console")
+            .remote()
+            .map(|r| r.kind.clone()),
+        Some(kinds::UNKNOWN_METHOD.into())
+    );
 
     let network = NetworkClient::new(rpc.clone());
     let allocate = AllocateFixedIp {
@@ -313,7 +503,10 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         running_instances: 0,
         hypervisor_type: "fake".into(),
     };
-    scheduler.update_host(&ctx, &report).await.expect("update_host");
+    scheduler
+        .update_host(&ctx, &report)
+        .await
+        .expect("update_host");
 
     let conductor = ConductorClient::new(rpc);
     let update = InstanceUpdate {
@@ -323,17 +516,22 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         task_state: None,
         reason: None,
     };
-    conductor.instance_update(&ctx, &update).await.expect("instance_update");
+    conductor
+        .instance_update(&ctx, &update)
+        .await
+        .expect("instance_update");
 
     let [compute, network, scheduler, conductor] = services.as_slice() else {
         unreachable!()
     };
-    assert!(eventually(WITHIN, || compute.count("run_instance") == 1
-        && compute.count("terminate_instance") == 1
-        && compute.count("get_console_output") == 1
-        && network.count("allocate_fixed_ip") == 1
-        && scheduler.count("update_host") == 1
-        && conductor.count("instance_update") == 1)
-    .await);
+    assert!(
+        eventually(WITHIN, || compute.count("run_instance") == 1
+            && compute.count("terminate_instance") == 1
+            && compute.count("get_console_output") == 1
+            && network.count("allocate_fixed_ip") == 1
+            && scheduler.count("update_host") == 1
+            && conductor.count("instance_update") == 1)
+        .await
+    );
     let _ = Arc::strong_count(compute);
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -44,7 +45,8 @@ pub(crate) async fn start(
     }
     for key in keys {
         let channel = qos_channel(session, inner.config.prefetch).await?;
-        let queue = declare_work_queue(&channel, exchange, &key, inner.config.queue_expiry_ms).await?;
+        let queue =
+            declare_work_queue(&channel, exchange, &key, inner.config.queue_expiry_ms).await?;
         consume(inner, session, reg, channel, queue).await?;
     }
 
@@ -163,7 +165,7 @@ async fn handle(
                     .with_correlation_id(correlation)
                     .with_content_type("application/json".into());
                 let sent = session
-                    .replies
+                    .unconfirmed
                     .basic_publish(
                         "".into(),
                         to,

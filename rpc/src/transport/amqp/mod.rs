@@ -90,10 +90,12 @@ impl AmqpTransport {
             next_session: AtomicU64::new(1),
             reconnects: AtomicU64::new(0),
         });
-        let first = session::open(&inner).await.map_err(|source| RpcError::Connect {
-            url: redact(&config.url),
-            source,
-        })?;
+        let first = session::open(&inner)
+            .await
+            .map_err(|source| RpcError::Connect {
+                url: redact(&config.url),
+                source,
+            })?;
         let supervisor = tokio::spawn(supervisor::run(inner.clone(), first));
         Ok(Self {
             inner,

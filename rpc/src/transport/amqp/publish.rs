@@ -1,6 +1,7 @@
-//! Sending: casts and fanouts wait for a publisher confirm; calls wait for the
-//! confirm and their reply together. A send that fails because the connection
-//! went away waits for the next connection and is sent again (at-least-once).
+//! Sending: casts and fanouts wait for a publisher confirm; a call's reply is
+//! its confirmation. A cast that fails because the connection went away waits
+//! for the next connection and is sent again (at-least-once); a call whose
+//! connection is lost after sending ends with `ConnectionLost`.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -190,7 +191,7 @@ pub(crate) async fn call(
             continue;
         }
         let correlation = uuid::Uuid::new_v4().simple().to_string();
-        let (reply_tx, mut reply_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
         inner
             .pending
             .lock()
@@ -220,43 +221,34 @@ pub(crate) async fn call(
             .with_correlation_id(correlation.as_str().into())
             .with_expiration(ttl_ms.to_string().into())
             .with_content_type("application/json".into());
-        let Some(confirm) = publish(&session, exchange, &key, &payload, properties).await else {
+        let sent = session
+            .unconfirmed
+            .basic_publish(
+                exchange.into(),
+                key.as_str().into(),
+                BasicPublishOptions::default(),
+                &payload,
+                properties,
+            )
+            .await;
+        if let Err(e) = sent {
+            // Not sent: try again on the next connection, within the deadline.
+            session.mark_dead(&e);
             forget();
             continue;
-        };
-        let mut confirm = Some(confirm);
-        loop {
-            tokio::select! {
-                reply = &mut reply_rx => {
-                    return match reply {
-                        Ok(bytes) => Ok(bytes),
-                        // The session died and failed its callers.
-                        Err(_) => Err(RpcError::ConnectionLost {
-                            target: key.clone(),
-                            method: method.to_owned(),
-                        }),
-                    };
-                }
-                result = async { confirm.as_mut().expect("guarded by is_some").await },
-                    if confirm.is_some() =>
-                {
-                    confirm = None;
-                    match confirmed(&session, result, &key, method) {
-                        Some(Ok(())) => {}
-                        Some(Err(e)) => {
-                            forget();
-                            return Err(e);
-                        }
-                        None => break,
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    forget();
-                    return Err(timed_out());
-                }
+        }
+        tokio::select! {
+            reply = reply_rx => {
+                return reply.map_err(|_| RpcError::ConnectionLost {
+                    // The session died and failed its callers.
+                    target: key.clone(),
+                    method: method.to_owned(),
+                });
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                forget();
+                return Err(timed_out());
             }
         }
-        // The request may not have reached the broker: send it again.
-        forget();
     }
 }

@@ -2,7 +2,7 @@
 //! it has declared. A session that fails is marked dead and replaced whole.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
@@ -22,11 +22,13 @@ pub(crate) struct Session {
     /// Distinguishes sessions, so a lost one fails only its own callers.
     pub id: u64,
     pub connection: Connection,
-    /// Requests and casts, in confirm mode.
+    /// Casts and fanouts, in confirm mode.
     pub publish: Channel,
-    /// Replies to callers of other processes, without confirms: a lost reply
-    /// ends in the caller's timeout, as it would if the callee died.
-    pub replies: Channel,
+    /// Call requests and replies, without confirms: the reply is a call's
+    /// confirmation, and a lost request or reply ends in the caller's timeout
+    /// (or `ConnectionLost`), as it would if the callee died. Skipping the
+    /// confirm keeps a call's round trip near the broker's bare one.
+    pub unconfirmed: Channel,
     /// This connection's exclusive reply queue.
     pub reply_queue: String,
     /// `x-expires` of work queues, if any.
@@ -35,15 +37,24 @@ pub(crate) struct Session {
     declared: Mutex<HashSet<String>>,
     /// Cancelled when anything on this connection fails.
     pub dead: CancellationToken,
+    /// Set when we close the connection ourselves, so its end is not a failure.
+    closing: AtomicBool,
 }
 
 impl Session {
     /// Marks the session failed; the supervisor replaces it.
     pub fn mark_dead(&self, why: &dyn std::fmt::Display) {
-        if !self.dead.is_cancelled() {
+        if !self.dead.is_cancelled() && !self.closing.load(Ordering::SeqCst) {
             warn!(session = self.id, error = %why, "AMQP connection failed");
-            self.dead.cancel();
         }
+        self.dead.cancel();
+    }
+
+    /// Closes the connection on purpose.
+    pub async fn close(&self, why: &str) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.dead.cancel();
+        let _ = self.connection.close(200, why.into()).await;
     }
 
     /// Declares and binds the durable queue for `routing_key` once per
@@ -103,14 +114,16 @@ pub(crate) async fn declare_work_queue(
 /// server and makes the session current.
 pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
     let servers = inner.servers.lock().await;
-    let properties = ConnectionProperties::default()
-        .with_connection_name(inner.connection_name.clone().into());
+    let properties =
+        ConnectionProperties::default().with_connection_name(inner.connection_name.clone().into());
     let connection = Connection::connect(&inner.config.url, properties).await?;
     let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
     let dead = CancellationToken::new();
 
     let publish = connection.create_channel().await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     publish
         .exchange_declare(
             inner.config.exchange.as_str().into(),
@@ -124,8 +137,8 @@ pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
         )
         .await?;
 
-    let replies = connection.create_channel().await?;
-    let reply_queue = replies
+    let unconfirmed = connection.create_channel().await?;
+    let reply_queue = unconfirmed
         .queue_declare(
             "".into(),
             QueueDeclareOptions::exclusive().auto_delete(),
@@ -134,7 +147,7 @@ pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
         .await?
         .name()
         .to_string();
-    let mut reply_consumer = replies
+    let mut reply_consumer = unconfirmed
         .basic_consume(
             reply_queue.as_str().into(),
             "".into(),
@@ -150,11 +163,12 @@ pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
         id,
         connection,
         publish,
-        replies,
+        unconfirmed,
         reply_queue,
         queue_expiry_ms: inner.config.queue_expiry_ms,
         declared: Mutex::new(HashSet::new()),
         dead,
+        closing: AtomicBool::new(false),
     });
 
     // Route replies to their waiting callers.
@@ -222,7 +236,7 @@ pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
     for reg in servers.iter().filter(|r| !r.cancel.is_cancelled()) {
         if let Err(e) = consumer::start(inner, &session, reg).await {
             session.mark_dead(&e);
-            let _ = session.connection.close(320, "setup failed".into()).await;
+            session.close("setup failed").await;
             return Err(e);
         }
     }

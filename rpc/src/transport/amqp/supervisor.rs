@@ -16,13 +16,13 @@ pub(crate) async fn run(inner: Arc<Inner>, mut session: Arc<Session>) {
             _ = session.dead.cancelled() => {}
             _ = inner.shutdown.cancelled() => {
                 inner.session.send_replace(None);
-                let _ = session.connection.close(200, "closing".into()).await;
+                session.close("closing").await;
                 return;
             }
         }
         inner.session.send_replace(None);
         fail_pending(&inner, session.id);
-        let _ = session.connection.close(200, "reconnecting".into()).await;
+        session.close("reconnecting").await;
 
         let min = Duration::from_millis(inner.config.reconnect_min_ms.max(1));
         let max = Duration::from_millis(inner.config.reconnect_max_ms).max(min);

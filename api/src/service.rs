@@ -1,0 +1,34 @@
+//! RPC dispatch for the `conductor` topic.
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use stratus_rpc::clients::conductor::methods;
+use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::{Handler, HandlerError, RequestContext};
+
+use crate::conductor::Conductor;
+
+/// Serves the conductor's methods.
+#[derive(Debug, Default)]
+pub struct ConductorService {
+    conductor: Conductor,
+}
+
+#[async_trait]
+impl Handler for ConductorService {
+    async fn handle(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        match method {
+            methods::INSTANCE_UPDATE => {
+                self.conductor
+                    .instance_update(ctx, &decode_args(method, args)?);
+                Ok(null())
+            }
+            other => Err(HandlerError::UnknownMethod(other.to_owned())),
+        }
+    }
+}

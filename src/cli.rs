@@ -1,0 +1,71 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A Nova-style cloud: EC2 API, scheduler, compute workers and network
+/// controller talking over AMQP.
+#[derive(Debug, Parser)]
+#[command(name = "stratus", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, /etc/stratus/stratus.toml is
+    /// read if present, else the defaults apply.
+    #[arg(long, short, global = true, env = "STRATUS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the api service: the EC2 API and the `conductor` topic.
+    Api,
+    /// Run the scheduler (topic `scheduler`).
+    Scheduler,
+    /// Run this host's compute worker (topics `compute`, `compute.<host>`).
+    Compute,
+    /// Run the network controller (topic `network`).
+    Network,
+    /// Run every service in one process over the in-process bus.
+    AllInOne,
+    /// Measure stratus; each benchmark prints its figures.
+    #[command(subcommand)]
+    Bench(Bench),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// RPC round trips and cast throughput against the bare lapin round trip,
+    /// on the broker in `[rpc] url`.
+    Rpc(RpcBench),
+}
+
+/// Sizes of `stratus bench rpc`.
+#[derive(Debug, Args)]
+pub struct RpcBench {
+    /// Round trips per measurement.
+    #[arg(long, default_value_t = 5000)]
+    pub calls: usize,
+    /// Concurrent callers in the concurrent measurements.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Casts in the concurrent throughput measurement.
+    #[arg(long, default_value_t = 20000)]
+    pub casts: usize,
+}
+
+/// Configuration commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration and print it as stratus reads it (file,
+    /// defaults and STRATUS_* overrides).
+    Show,
+}

@@ -1,0 +1,213 @@
+//! The one configuration file (TOML) and its `STRATUS_<SECTION>__<FIELD>`
+//! environment overrides.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use stratus_rpc::RpcConfig;
+use stratus_rpc::wire::ids::HostName;
+
+/// Where the configuration is read from unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/stratus/stratus.toml";
+
+/// Everything stratus reads from its configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This machine's identity and where it keeps state.
+    pub node: NodeConfig,
+    /// Log format and verbosity.
+    pub log: LogConfig,
+    /// The message bus.
+    pub rpc: RpcConfig,
+    /// The EC2 API service and its conductor.
+    pub api: stratus_api::config::ApiConfig,
+    /// The scheduler.
+    pub scheduler: stratus_scheduler::config::SchedulerConfig,
+    /// The compute worker.
+    pub compute: stratus_compute::config::ComputeConfig,
+    /// The network controller.
+    pub network: stratus_network::config::NetworkConfig,
+}
+
+/// This machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The host name services on this machine use in `<topic>.<host>`
+    /// queues and logs. Unset: the machine's host name.
+    pub host: Option<HostName>,
+    /// Where stratus keeps its files (database, instances, images).
+    pub state_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            state_dir: PathBuf::from("/var/lib/stratus"),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The configured host name, else the machine's.
+    pub fn host_name(&self) -> Result<HostName, ConfigError> {
+        if let Some(host) = &self.host {
+            return Ok(host.clone());
+        }
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map_err(|source| ConfigError::HostName {
+                value: String::new(),
+                why: source.to_string(),
+            })?;
+        let name = raw.trim();
+        name.parse().map_err(
+            |e: stratus_rpc::wire::ids::InvalidId| ConfigError::HostName {
+                value: name.to_owned(),
+                why: format!("{e}; set [node] host"),
+            },
+        )
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` (readable lines) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,stratus_rpc=debug`;
+    /// `RUST_LOG`, when set, wins.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            // lapin logs a normal connection close as an error; stratus logs
+            // connection failures itself.
+            filter: "info,lapin=off".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines with spans.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is missing, or a value in it or in the environment is wrong.
+    #[error("configuration {path}: {source}")]
+    Invalid {
+        /// The file read (or that would have been read).
+        path: PathBuf,
+        /// What is wrong, with the key.
+        #[source]
+        source: Box<figment::Error>,
+    },
+    /// No usable host name.
+    #[error("host name {value:?}: {why}")]
+    HostName {
+        /// The name found.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Loads `path` (if `required` is false, a missing file means defaults) with
+/// the environment's `STRATUS_<SECTION>__<FIELD>` overrides on top.
+pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+    let invalid = |source| ConfigError::Invalid {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if required || path.exists() {
+        if !path.exists() {
+            return Err(invalid(figment::Error::from(
+                "no such file (copy deploy/stratus.example.toml there, or pass --config)"
+                    .to_owned(),
+            )));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment.merge(env_overrides()).extract().map_err(invalid)
+}
+
+/// Parses configuration text alone, without the environment (for tests and
+/// `stratus config check`).
+pub fn parse(text: &str) -> Result<Config, Box<figment::Error>> {
+    Figment::from(Serialized::defaults(Config::default()))
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(Box::new)
+}
+
+/// `STRATUS_RPC__URL=…` overrides `[rpc] url`. Only names with a `__` are
+/// overrides, so other `STRATUS_*` variables (`STRATUS_CONFIG`) pass by.
+fn env_overrides() -> Env {
+    Env::prefixed("STRATUS_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
+#[cfg(test)]
+// figment's Jail dictates its closures' error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = parse("[rpc]\nurll = \"amqp://x\"\n").expect_err("typo refused");
+        assert!(err.to_string().contains("urll"), "{err}");
+        let err = parse("[nope]\n").expect_err("unknown section refused");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "[rpc]\nexchange = \"from-file\"\nprefetch = 8\n")?;
+            jail.set_env("STRATUS_RPC__EXCHANGE", "from-env");
+            jail.set_env("STRATUS_CONFIG", "ignored: no section");
+            let config = load(Path::new("s.toml"), true).map_err(|e| e.to_string())?;
+            assert_eq!(config.rpc.exchange, "from-env");
+            assert_eq!(config.rpc.prefetch, 8);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_override_names_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STRATUS_RPC__PREFETCH", "many");
+            let err = load(Path::new("absent.toml"), false).expect_err("not a number");
+            assert!(err.to_string().contains("prefetch"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_required_file_is_an_error() {
+        let err = load(Path::new("/nonexistent/stratus.toml"), true).expect_err("missing");
+        assert!(
+            err.to_string().contains("/nonexistent/stratus.toml"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Starting services: connect the bus, serve each service's topics, and run
+//! until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+
+use stratus_rpc::clients::{compute, conductor, network, scheduler};
+use stratus_rpc::config::Backend;
+use stratus_rpc::transport::memory::MemoryTransport;
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{Handler, RpcError, ServerHandle, Transport};
+use tracing::info;
+
+use crate::config::{Config, ConfigError};
+
+/// A service that `stratus <service>` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The api service (for now: the conductor topic).
+    Api,
+    /// The scheduler.
+    Scheduler,
+    /// A compute worker.
+    Compute,
+    /// The network controller.
+    Network,
+}
+
+impl Service {
+    /// Every service, in start order.
+    pub const ALL: [Service; 4] = [Self::Network, Self::Scheduler, Self::Compute, Self::Api];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Scheduler => "scheduler",
+            Self::Compute => "compute",
+            Self::Network => "network",
+        }
+    }
+}
+
+/// Why a service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The bus could not be reached or a consumer not started.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// Waiting for a shutdown signal failed.
+    #[error("installing signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Runs `services` in this process until interrupted. With more than one
+/// service (all-in-one) they share the in-process bus.
+pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceError> {
+    // Installed first, so a signal that comes as soon as messages flow is ours.
+    let shutdown = shutdown_signal().map_err(ServiceError::Signal)?;
+    let host = config.node.host_name()?;
+    let transport: Arc<dyn Transport> =
+        if services.len() > 1 || config.rpc.backend == Backend::Memory {
+            Arc::new(MemoryTransport::new(
+                config.rpc.prefetch,
+                std::time::Duration::from_millis(config.rpc.retry_delay_ms),
+            ))
+        } else {
+            let name = format!(
+                "stratus-{}@{host}",
+                services.first().map_or("", |s| s.name())
+            );
+            stratus_rpc::transport::connect(&config.rpc, &name).await?
+        };
+    let mut servers = Vec::new();
+    for service in services {
+        servers.extend(start(config, *service, &host, transport.as_ref()).await?);
+    }
+    info!(%host, "ready; Ctrl-C or SIGTERM stops");
+    shutdown.await.map_err(ServiceError::Signal)?;
+    info!("stopping: waiting for running handlers");
+    for server in servers {
+        server.stop().await;
+    }
+    transport.close().await;
+    Ok(())
+}
+
+async fn start(
+    config: &Config,
+    service: Service,
+    host: &HostName,
+    transport: &dyn Transport,
+) -> Result<Vec<ServerHandle>, RpcError> {
+    let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
+    {
+        Service::Api => (
+            conductor::TOPIC,
+            conductor::methods::ALL,
+            Arc::new(stratus_api::service::ConductorService::default()),
+            false,
+        ),
+        Service::Scheduler => (
+            scheduler::TOPIC,
+            scheduler::methods::ALL,
+            Arc::new(stratus_scheduler::service::SchedulerService::new(
+                &config.scheduler,
+            )),
+            false,
+        ),
+        Service::Compute => (
+            compute::TOPIC,
+            compute::methods::ALL,
+            Arc::new(stratus_compute::service::ComputeService),
+            true,
+        ),
+        Service::Network => (
+            network::TOPIC,
+            network::methods::ALL,
+            Arc::new(stratus_network::service::NetworkService),
+            false,
+        ),
+    };
+    let server = transport
+        .serve(topic, per_host.then_some(host), handler)
+        .await?;
+    let queues = if per_host {
+        format!("{topic}, {topic}.{host} and the {topic} fanout")
+    } else {
+        format!("{topic} and the {topic} fanout")
+    };
+    info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
+    Ok(vec![server])
+}
+
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    })
+}

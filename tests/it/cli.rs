@@ -1,0 +1,209 @@
+//! The `stratus` binary as operators run it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::config::RpcConfig;
+use stratus_rpc::error::kinds;
+use stratus_rpc::transport::amqp::AmqpTransport;
+use stratus_rpc::wire::compute::InstanceRef;
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::{RequestContext, RpcClient, Transport};
+use stratus_tests::stratus_bin;
+
+/// Kills the child if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for the child to exit, at most `within`.
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn amqp_url() -> String {
+    std::env::var("STRATUS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+#[test]
+fn help_lists_every_service() {
+    let out = Command::new(stratus_bin())
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in [
+        "api",
+        "scheduler",
+        "compute",
+        "network",
+        "all-in-one",
+        "bench",
+    ] {
+        assert!(
+            help.contains(&format!("  {command} ")),
+            "--help lacks {command}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_a_config_error_with_its_path() {
+    let out = Command::new(stratus_bin())
+        .args(["--config", "/nonexistent/stratus.toml", "compute"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/stratus.toml"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stratus.toml");
+    std::fs::write(&path, "[rpc]\nexchnage = \"typo\"\n").expect("write");
+    let out = Command::new(stratus_bin())
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "show"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exchnage"));
+}
+
+#[test]
+fn an_unreachable_broker_fails_fast_with_a_message() {
+    let out = Command::new(stratus_bin())
+        .arg("compute")
+        .env("STRATUS_RPC__URL", "amqp://guest:hunter2@127.0.0.1:1/%2f")
+        .env("STRATUS_NODE__HOST", "testhost")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "password printed: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
+    let exchange = format!("stratus-test-{}", uuid::Uuid::new_v4().simple());
+    let child = Command::new(stratus_bin())
+        .arg("compute")
+        .env("STRATUS_RPC__URL", amqp_url())
+        .env("STRATUS_RPC__EXCHANGE", &exchange)
+        .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
+        .env("STRATUS_NODE__HOST", "testhost")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stratus compute");
+    let mut child = Running(child);
+
+    let config = RpcConfig {
+        url: amqp_url(),
+        exchange,
+        queue_expiry_ms: Some(60_000),
+        ..RpcConfig::default()
+    };
+    let transport = Arc::new(
+        AmqpTransport::connect(&config, "cli-test")
+            .await
+            .expect("RabbitMQ is needed (deploy/dev-setup starts it)"),
+    );
+    let compute = ComputeClient::new(RpcClient::new(transport.clone(), Duration::from_secs(20)));
+    // The call waits in the host's queue until the worker consumes it.
+    let err = compute
+        .get_console_output(
+            &RequestContext::system(),
+            &"testhost".parse().expect("host"),
+            InstanceRef {
+                instance_id: InstanceId::new(),
+            },
+        )
+        .await
+        .expect_err("a stub answers NotImplemented");
+    assert_eq!(
+        err.remote().map(|r| r.kind.as_str()),
+        Some(kinds::NOT_IMPLEMENTED),
+        "{err}"
+    );
+    transport.close().await;
+
+    signal(&child.0, "TERM");
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(stratus_bin())
+        .arg("all-in-one")
+        .env("STRATUS_NODE__HOST", "aio")
+        .env("STRATUS_NODE__STATE_DIR", dir.path())
+        .env("STRATUS_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start all-in-one");
+    let mut child = Running(child);
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut serving = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("log line");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let message = event["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if message.starts_with("serving ") {
+            serving.push(message);
+        } else if message.starts_with("ready") {
+            break;
+        }
+    }
+    for topic in [
+        "serving network",
+        "serving scheduler",
+        "serving compute, compute.aio",
+        "serving conductor",
+    ] {
+        assert!(
+            serving.iter().any(|m| m.starts_with(topic)),
+            "{topic:?} not in {serving:?}"
+        );
+    }
+    signal(&child.0, "INT");
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+}

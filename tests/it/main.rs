@@ -1,0 +1,4 @@
+//! Integration tests across crates and of the `stratus` binary.
+
+mod cli;
+mod configs;

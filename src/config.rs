@@ -197,7 +197,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("STRATUS_RPC__PREFETCH", "many");
             let err = load(Path::new("absent.toml"), false).expect_err("not a number");
-            assert!(err.to_string().contains("prefetch"), "{err}");
+            assert!(err.to_string().to_lowercase().contains("prefetch"), "{err}");
             Ok(())
         });
     }

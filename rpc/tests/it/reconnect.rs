@@ -83,13 +83,15 @@ async fn cast_survives_the_broker_closing_the_connection() {
         eventually(Duration::from_secs(20), || server.count("echo") == 2).await,
         "the cast made across the reconnect never arrived"
     );
+    // rabbitmqctl returns before every close has landed: wait for both ends.
+    let reconnected = eventually(Duration::from_secs(20), || {
+        client_transport.reconnects() >= 1 && server_transport.reconnects() >= 1
+    });
     assert!(
-        client_transport.reconnects() >= 1,
-        "the client never reconnected"
-    );
-    assert!(
-        server_transport.reconnects() >= 1,
-        "the server never reconnected"
+        reconnected.await,
+        "reconnects: client {}, server {}",
+        client_transport.reconnects(),
+        server_transport.reconnects()
     );
 
     // Calls work again on the new connection, replies included.

@@ -90,7 +90,7 @@ impl AmqpTransport {
             next_session: AtomicU64::new(1),
             reconnects: AtomicU64::new(0),
         });
-        let first = session::open(&inner)
+        let first = session::open(&inner, false)
             .await
             .map_err(|source| RpcError::Connect {
                 url: redact(&config.url),

@@ -111,8 +111,9 @@ pub(crate) async fn declare_work_queue(
 }
 
 /// Connects, sets up the channels and reply queue, starts every registered
-/// server and makes the session current.
-pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
+/// server and makes the session current (counting it when it replaces a lost
+/// one, before anyone can use it).
+pub(crate) async fn open(inner: &Arc<Inner>, reconnect: bool) -> lapin::Result<Arc<Session>> {
     let servers = inner.servers.lock().await;
     let properties =
         ConnectionProperties::default().with_connection_name(inner.connection_name.clone().into());
@@ -239,6 +240,9 @@ pub(crate) async fn open(inner: &Arc<Inner>) -> lapin::Result<Arc<Session>> {
             session.close("setup failed").await;
             return Err(e);
         }
+    }
+    if reconnect {
+        inner.reconnects.fetch_add(1, Ordering::Relaxed);
     }
     inner.session.send_replace(Some(session.clone()));
     Ok(session)

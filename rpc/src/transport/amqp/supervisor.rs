@@ -1,7 +1,6 @@
 //! Keeps one session alive: on failure, fails the callers waiting on it,
 //! reconnects with exponential backoff, and re-declares every server.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut session: Arc<Session>) {
             if inner.shutdown.is_cancelled() {
                 return;
             }
-            match session::open(&inner).await {
+            match session::open(&inner, true).await {
                 Ok(next) => break next,
                 Err(e) => {
                     warn!(url = %redact(&inner.config.url), error = %e, retry_in = ?delay, "reconnecting to the broker failed");
@@ -43,7 +42,6 @@ pub(crate) async fn run(inner: Arc<Inner>, mut session: Arc<Session>) {
                 }
             }
         };
-        inner.reconnects.fetch_add(1, Ordering::Relaxed);
         info!(session = session.id, "reconnected to the broker");
     }
 }

@@ -46,6 +46,18 @@ pub enum Bench {
     /// RPC round trips and cast throughput against the bare lapin round trip,
     /// on the broker in `[rpc] url`.
     Rpc(RpcBench),
+    /// Firewall apply times for 1, 100 and 1000 instances (whole-table
+    /// restore in a scratch network namespace; needs root) and concurrent
+    /// fixed IP allocations.
+    Firewall(FirewallBench),
+}
+
+/// Sizes of `stratus bench firewall`.
+#[derive(Debug, Args)]
+pub struct FirewallBench {
+    /// Concurrent allocate_fixed_ip calls.
+    #[arg(long, default_value_t = 1000)]
+    pub allocations: usize,
 }
 
 /// Sizes of `stratus bench rpc`.

@@ -27,7 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = stratus::logging::init(&config.log) {
+    let mut log = config.log.clone();
+    if matches!(cli.command, Command::Bench(_)) {
+        // A benchmark's output is its figures; per-request logs would drown them.
+        log.filter = "warn,lapin=off".to_owned();
+    }
+    if let Err(e) = stratus::logging::init(&log) {
         eprintln!("stratus: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -52,6 +57,9 @@ fn main() -> ExitCode {
                     casts: sizes.casts,
                 };
                 stratus_rpc::bench::run(&config.rpc, options).await?;
+            }
+            Command::Bench(Bench::Firewall(sizes)) => {
+                stratus_network::bench::run(sizes.allocations).await?;
             }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(&config)?);

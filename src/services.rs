@@ -48,6 +48,9 @@ pub enum ServiceError {
     /// The bus could not be reached or a consumer not started.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// The network controller could not start.
+    #[error("network controller: {0}")]
+    Network(#[from] stratus_network::NetworkError),
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -91,7 +94,7 @@ async fn start(
     service: Service,
     host: &HostName,
     transport: &dyn Transport,
-) -> Result<Vec<ServerHandle>, RpcError> {
+) -> Result<Vec<ServerHandle>, ServiceError> {
     let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
     {
         Service::Api => (
@@ -111,13 +114,30 @@ async fn start(
         Service::Compute => (
             compute::TOPIC,
             compute::methods::ALL,
-            Arc::new(stratus_compute::service::ComputeService),
+            {
+                let iptables = stratus_network::linux::iptables::Iptables::new(
+                    Arc::new(stratus_network::linux::RealHost::new()),
+                    config.node.state_dir.join("locks"),
+                );
+                let firewall = stratus_network::firewall::Firewall::new(iptables);
+                Arc::new(stratus_compute::service::ComputeService::new(firewall))
+            },
             true,
         ),
         Service::Network => (
             network::TOPIC,
             network::methods::ALL,
-            Arc::new(stratus_network::service::NetworkService),
+            {
+                let manager = stratus_network::NetworkManager::start(
+                    &config.network,
+                    &config.node.state_dir,
+                    Arc::new(stratus_network::linux::RealHost::new()),
+                )
+                .await?;
+                Arc::new(stratus_network::service::NetworkService::new(Arc::new(
+                    manager,
+                )))
+            },
             false,
         ),
     };

@@ -2,7 +2,56 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The network service's settings; they arrive with the service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How instance networks are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerKind {
+    /// Every project's network on one shared bridge (`flat_bridge`).
+    Flat,
+    /// Each project on its own VLAN and bridge (`br<vlan>` over `vlan<vlan>`).
+    Vlan,
+}
+
+/// The network controller's and host networking's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct NetworkConfig {}
+pub struct NetworkConfig {
+    /// `flat` or `vlan`.
+    pub manager: ManagerKind,
+    /// The IPv4 range cut into per-project networks.
+    pub fixed_range: String,
+    /// Addresses per project network (a power of two, at least 8).
+    pub network_size: u32,
+    /// The bridge every instance joins in flat mode.
+    pub flat_bridge: String,
+    /// The first project's VLAN id in VLAN mode; the next project gets the next id.
+    pub vlan_start: u16,
+    /// The physical interface VLAN interfaces sit on, in VLAN mode.
+    pub vlan_interface: String,
+    /// DNS servers handed to guests; empty: the network's DHCP server address.
+    pub dns: Vec<String>,
+    /// Where the controller keeps networks and allocations: `sqlite://PATH`
+    /// or `postgres://…`. Unset: `<state_dir>/network.sqlite`.
+    pub database_url: Option<String>,
+    /// Run dnsmasq for each network on the controller's host.
+    pub dhcp: bool,
+    /// DHCP lease time in seconds.
+    pub dhcp_lease_secs: u32,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            manager: ManagerKind::Vlan,
+            fixed_range: "10.0.0.0/16".to_owned(),
+            network_size: 256,
+            flat_bridge: "br100".to_owned(),
+            vlan_start: 100,
+            vlan_interface: "eth0".to_owned(),
+            dns: Vec::new(),
+            database_url: None,
+            dhcp: true,
+            dhcp_lease_secs: 120,
+        }
+    }
+}

@@ -1,5 +1,16 @@
-//! The network controller and host networking: (to come) IPAM, bridges,
-//! VLANs, DHCP and the firewall. For now it serves its topic.
+//! Networking for stratus: the network controller (addresses, networks,
+//! DHCP) and the host-side library compute workers use (bridges, VLANs, the
+//! iptables firewall).
 
+pub mod bench;
 pub mod config;
+pub mod dhcp;
+pub mod error;
+pub mod firewall;
+pub mod ipam;
+pub mod linux;
+pub mod manager;
 pub mod service;
+
+pub use error::NetworkError;
+pub use manager::NetworkManager;

@@ -4,6 +4,7 @@ use crate::context::RequestContext;
 use crate::error::RpcError;
 use crate::target::Target;
 use crate::wire::compute::{InstanceRef, RunInstance};
+use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::ids::HostName;
 
 use super::RpcClient;
@@ -19,8 +20,15 @@ pub mod methods {
     pub const TERMINATE_INSTANCE: &str = "terminate_instance";
     /// The tail of an instance's console log.
     pub const GET_CONSOLE_OUTPUT: &str = "get_console_output";
+    /// A security group's rules or members changed (fanout to every host).
+    pub const REFRESH_SECURITY_GROUP: &str = "refresh_security_group";
     /// Every method, for logs and `--help`.
-    pub const ALL: &[&str] = &[RUN_INSTANCE, TERMINATE_INSTANCE, GET_CONSOLE_OUTPUT];
+    pub const ALL: &[&str] = &[
+        RUN_INSTANCE,
+        TERMINATE_INSTANCE,
+        GET_CONSOLE_OUTPUT,
+        REFRESH_SECURITY_GROUP,
+    ];
 }
 
 /// Talks to compute workers.
@@ -71,6 +79,18 @@ impl ComputeClient {
         let target = Target::host(TOPIC, host.clone());
         self.rpc
             .call(ctx, &target, methods::GET_CONSOLE_OUTPUT, &instance)
+            .await
+    }
+
+    /// Tells every compute host a security group changed, so each re-applies
+    /// the chains of its instances in (or allowed by) the group.
+    pub async fn refresh_security_group(
+        &self,
+        ctx: &RequestContext,
+        update: &SecurityGroupUpdate,
+    ) -> Result<(), RpcError> {
+        self.rpc
+            .fanout_cast(ctx, TOPIC, methods::REFRESH_SECURITY_GROUP, update)
             .await
     }
 }

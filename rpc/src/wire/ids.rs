@@ -137,6 +137,121 @@ impl fmt::Display for InstanceId {
     }
 }
 
+impl InstanceId {
+    /// The EC2 id: `i-` and the first 17 hex digits of the UUID.
+    pub fn ec2_id(&self) -> String {
+        let hex = self.0.simple().to_string();
+        format!("i-{}", &hex[..17])
+    }
+}
+
+/// An Ethernet MAC address in `aa:bb:cc:dd:ee:ff` form (lowercase).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MacAddress(String);
+
+impl MacAddress {
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for MacAddress {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        let octets: Vec<&str> = s.split(':').collect();
+        let valid = octets.len() == 6
+            && octets
+                .iter()
+                .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !valid {
+            return Err(invalid(
+                "MAC address",
+                s,
+                "not six ':'-separated hex octets",
+            ));
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+}
+
+impl TryFrom<String> for MacAddress {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        s.parse()
+    }
+}
+
+impl From<MacAddress> for String {
+    fn from(mac: MacAddress) -> String {
+        mac.0
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A security group id: `sg-` and 8 to 17 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SecurityGroupId(String);
+
+impl SecurityGroupId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex digits after `sg-`.
+    pub fn hex(&self) -> &str {
+        &self.0[3..]
+    }
+}
+
+impl FromStr for SecurityGroupId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        let hex = s
+            .strip_prefix("sg-")
+            .ok_or_else(|| invalid("security group id", s, "must start with sg-"))?;
+        if !(8..=17).contains(&hex.len())
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(invalid(
+                "security group id",
+                s,
+                "sg- must be followed by 8 to 17 lowercase hex digits",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for SecurityGroupId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        s.parse()
+    }
+}
+
+impl From<SecurityGroupId> for String {
+    fn from(id: SecurityGroupId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for SecurityGroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +265,41 @@ mod tests {
             "node-1.rack2".parse::<HostName>().map(|h| h.to_string()),
             Ok("node-1.rack2".into())
         );
+    }
+
+    #[test]
+    fn mac_and_group_ids_validate() {
+        assert_eq!(
+            "02:16:3E:00:00:01"
+                .parse::<MacAddress>()
+                .map(|m| m.to_string()),
+            Ok("02:16:3e:00:00:01".into())
+        );
+        for bad in [
+            "02:16:3e:00:00",
+            "02:16:3e:00:00:0g",
+            "02-16-3e-00-00-01",
+            "",
+        ] {
+            assert!(bad.parse::<MacAddress>().is_err(), "{bad:?}");
+        }
+        assert!("sg-0123456789abcdef0".parse::<SecurityGroupId>().is_ok());
+        for bad in [
+            "sg-",
+            "sg-XYZ12345",
+            "default",
+            "sg-../../etc",
+            "sg-0123456789abcdef01",
+        ] {
+            assert!(bad.parse::<SecurityGroupId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ec2_ids_are_i_and_17_hex_digits() {
+        let id = InstanceId::new().ec2_id();
+        assert_eq!(id.len(), 19);
+        assert!(id.starts_with("i-") && id[2..].bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]

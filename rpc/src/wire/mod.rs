@@ -3,6 +3,7 @@
 
 pub mod compute;
 pub mod conductor;
+pub mod firewall;
 pub mod ids;
 pub mod network;
 pub mod scheduler;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{InstanceId, ProjectId};
+use super::ids::{InstanceId, MacAddress, ProjectId};
 
 /// Ask for the instance's fixed IP (idempotent per instance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,7 +12,7 @@ pub struct AllocateFixedIp {
     /// Its project, which picks the network.
     pub project_id: ProjectId,
     /// The instance's MAC address, for the DHCP host entry.
-    pub mac: String,
+    pub mac: MacAddress,
 }
 
 /// A fixed IP and the network it sits on.
@@ -28,6 +28,8 @@ pub struct FixedIp {
     pub netmask: String,
     /// The bridge the instance's interface joins.
     pub bridge: String,
+    /// The network's DHCP server (instances must accept its replies).
+    pub dhcp_server: String,
     /// The VLAN id, in VLAN mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,

@@ -1,0 +1,3 @@
+//! Compute worker integration tests.
+
+mod security_groups;

@@ -1,0 +1,67 @@
+//! The network crate's errors, and their conversion to RPC errors.
+
+use stratus_rpc::HandlerError;
+
+use crate::dhcp::DhcpError;
+use crate::ipam::layout::LayoutError;
+use crate::ipam::store::StoreError;
+use crate::linux::CommandError;
+
+/// Kinds of remote error the network controller raises.
+pub mod kinds {
+    /// The project's network has no free address (EC2:
+    /// `InsufficientFreeAddressesInSubnet`).
+    pub const NO_MORE_FIXED_IPS: &str = "NoMoreFixedIps";
+    /// Every network slot of the fixed range is taken.
+    pub const NO_MORE_NETWORKS: &str = "NoMoreNetworks";
+    /// Anything else went wrong in the controller.
+    pub const NETWORK_ERROR: &str = "NetworkError";
+}
+
+/// What the network controller and host networking can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// No free address left.
+    #[error("no free fixed IP in {cidr} (project {project_id})")]
+    NoMoreFixedIps {
+        /// The full network.
+        cidr: String,
+        /// Its project.
+        project_id: String,
+    },
+    /// No free network slot left.
+    #[error("all {networks} networks of the fixed range are taken")]
+    NoMoreNetworks {
+        /// How many networks the range holds.
+        networks: u32,
+    },
+    /// Lost every race for an address; the database is unusually busy.
+    #[error("could not allocate for {instance_id}: too much contention")]
+    Contention {
+        /// The instance that got nothing.
+        instance_id: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configured layout is unusable.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// DHCP could not be updated.
+    #[error(transparent)]
+    Dhcp(#[from] DhcpError),
+    /// A host command failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl From<NetworkError> for HandlerError {
+    fn from(e: NetworkError) -> Self {
+        let kind = match &e {
+            NetworkError::NoMoreFixedIps { .. } => kinds::NO_MORE_FIXED_IPS,
+            NetworkError::NoMoreNetworks { .. } => kinds::NO_MORE_NETWORKS,
+            _ => kinds::NETWORK_ERROR,
+        };
+        HandlerError::permanent(kind, e.to_string())
+    }
+}

@@ -1,0 +1,126 @@
+//! Fixed IP address management: per-project networks cut from the fixed
+//! range, and one address per instance, safe under concurrent callers and
+//! concurrent controllers sharing a database.
+
+pub mod layout;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use layout::Layout;
+use store::{AllocationRow, Claim, NetworkRow, Store};
+
+use crate::error::NetworkError;
+
+/// Free addresses read per attempt; a random one of them is claimed, so
+/// concurrent callers rarely reach for the same address.
+const CANDIDATES: i64 = 256;
+/// Attempts before giving up under extreme contention.
+const MAX_ATTEMPTS: usize = 1000;
+
+/// Allocates networks and addresses.
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    store: Store,
+    layout: Layout,
+    /// One lock per network: callers in this process take turns picking and
+    /// claiming, so they do not race each other for the same address. Other
+    /// controllers are kept out by the database's conditional update.
+    pickers: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Ipam {
+    /// IPAM over `store`, with networks laid out by `layout`.
+    pub fn new(store: Store, layout: Layout) -> Self {
+        Self {
+            store,
+            layout,
+            pickers: Arc::default(),
+        }
+    }
+
+    /// The database underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The instance's address: the one it holds, or a new one on its
+    /// project's network (created on first use).
+    pub async fn allocate(
+        &self,
+        instance_id: &str,
+        project_id: &str,
+        mac: &str,
+        hostname: &str,
+    ) -> Result<AllocationRow, NetworkError> {
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(held) = self.store.allocation(instance_id).await? {
+                return Ok(held);
+            }
+            let network = self.network_for(project_id).await?;
+            let picker = self
+                .pickers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(network.slot)
+                .or_default()
+                .clone();
+            let _turn = picker.lock().await;
+            let free = self.store.free_addresses(network.slot, CANDIDATES).await?;
+            if free.is_empty() {
+                return Err(NetworkError::NoMoreFixedIps {
+                    cidr: network.cidr,
+                    project_id: project_id.to_owned(),
+                });
+            }
+            let address = &free[fastrand::usize(..free.len())];
+            match self
+                .store
+                .claim(address, instance_id, mac, hostname)
+                .await?
+            {
+                Claim::Won => {
+                    return Ok(AllocationRow {
+                        address: address.clone(),
+                        network,
+                        mac: mac.to_owned(),
+                        hostname: hostname.to_owned(),
+                    });
+                }
+                // Lost a race: look again (a concurrent request for the same
+                // instance that won is found by the first lookup).
+                Claim::Taken | Claim::InstanceHasOne => {}
+            }
+        }
+        Err(NetworkError::Contention {
+            instance_id: instance_id.to_owned(),
+        })
+    }
+
+    /// Frees the instance's address; returns what it held, if anything.
+    pub async fn release(&self, instance_id: &str) -> Result<Option<AllocationRow>, NetworkError> {
+        Ok(self.store.release(instance_id).await?)
+    }
+
+    /// The project's network, created in the lowest free slot if it has none.
+    async fn network_for(&self, project_id: &str) -> Result<NetworkRow, NetworkError> {
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(network) = self.store.project_network(project_id).await? {
+                return Ok(network);
+            }
+            let used = self.store.used_slots().await?;
+            let slot = (0..self.layout.slots()).find(|s| used.binary_search(s).is_err());
+            let Some(plan) = slot.and_then(|s| self.layout.plan(s)) else {
+                return Err(NetworkError::NoMoreNetworks {
+                    networks: self.layout.slots(),
+                });
+            };
+            // Losing a race for the slot or the project is fine: look again.
+            self.store.create_network(&plan, project_id).await?;
+        }
+        Err(NetworkError::Contention {
+            instance_id: format!("(network of project {project_id})"),
+        })
+    }
+}

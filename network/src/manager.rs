@@ -1,0 +1,140 @@
+//! The network controller: fixed IPs for instances, and DHCP that hands them
+//! out.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use tracing::{info, instrument};
+
+use crate::config::NetworkConfig;
+use crate::dhcp::Dhcp;
+use crate::error::NetworkError;
+use crate::ipam::Ipam;
+use crate::ipam::layout::Layout;
+use crate::ipam::store::{AllocationRow, Store};
+use crate::linux::HostCommands;
+
+/// Owns networks and fixed IP allocations.
+#[derive(Debug)]
+pub struct NetworkManager {
+    ipam: Ipam,
+    dhcp: Option<Dhcp>,
+    dns: Vec<String>,
+}
+
+impl NetworkManager {
+    /// Opens the controller's database (`database_url`, else a SQLite file in
+    /// `state_dir`) and, when `dhcp` is on, runs dnsmasq through `host`.
+    pub async fn start(
+        config: &NetworkConfig,
+        state_dir: &Path,
+        host: Arc<dyn HostCommands>,
+    ) -> Result<Self, NetworkError> {
+        let layout = Layout::new(config)?;
+        let url = match &config.database_url {
+            Some(url) => url.clone(),
+            None => {
+                std::fs::create_dir_all(state_dir).map_err(|source| {
+                    crate::dhcp::DhcpError::Files {
+                        path: state_dir.to_owned(),
+                        source,
+                    }
+                })?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    state_dir.join("network.sqlite").display()
+                )
+            }
+        };
+        let store = Store::connect(&url).await?;
+        let dhcp = config.dhcp.then(|| {
+            Dhcp::new(
+                host,
+                state_dir.join("networks"),
+                config.dhcp_lease_secs,
+                config.dns.clone(),
+                config.vlan_interface.clone(),
+            )
+        });
+        Ok(Self {
+            ipam: Ipam::new(store, layout),
+            dhcp,
+            dns: config.dns.clone(),
+        })
+    }
+
+    /// The address management underneath.
+    pub fn ipam(&self) -> &Ipam {
+        &self.ipam
+    }
+
+    /// The instance's fixed IP (the same one on every call), served by DHCP.
+    #[instrument(skip_all, fields(instance_id = %request.instance_id, project_id = %request.project_id))]
+    pub async fn allocate_fixed_ip(
+        &self,
+        request: &AllocateFixedIp,
+    ) -> Result<FixedIp, NetworkError> {
+        let hostname = request.instance_id.ec2_id();
+        let row = self
+            .ipam
+            .allocate(
+                &request.instance_id.to_string(),
+                request.project_id.as_str(),
+                request.mac.as_str(),
+                &hostname,
+            )
+            .await?;
+        self.sync_dhcp(&row).await?;
+        info!(address = %row.address, bridge = %row.network.bridge, "fixed IP allocated");
+        Ok(self.fixed_ip(&row))
+    }
+
+    /// Frees the instance's fixed IP and its DHCP entry; nothing to free is fine.
+    #[instrument(skip_all, fields(instance_id = %request.instance_id))]
+    pub async fn release_fixed_ip(&self, request: &ReleaseFixedIp) -> Result<(), NetworkError> {
+        if let Some(row) = self.ipam.release(&request.instance_id.to_string()).await? {
+            self.sync_dhcp(&row).await?;
+            info!(address = %row.address, "fixed IP released");
+        }
+        Ok(())
+    }
+
+    /// Stops the dnsmasq processes this controller started.
+    pub async fn stop_dhcp(&self) {
+        if let Some(dhcp) = &self.dhcp {
+            dhcp.stop_all().await;
+        }
+    }
+
+    async fn sync_dhcp(&self, row: &AllocationRow) -> Result<(), NetworkError> {
+        if let Some(dhcp) = &self.dhcp {
+            let hosts = self.ipam.store().dhcp_hosts(row.network.slot).await?;
+            dhcp.update(&row.network, &hosts).await?;
+        }
+        Ok(())
+    }
+
+    fn fixed_ip(&self, row: &AllocationRow) -> FixedIp {
+        let net = &row.network;
+        let netmask = net
+            .cidr
+            .parse::<ipnet::Ipv4Net>()
+            .map(|n| n.netmask().to_string())
+            .unwrap_or_default();
+        FixedIp {
+            address: row.address.clone(),
+            cidr: net.cidr.clone(),
+            gateway: net.gateway.clone(),
+            netmask,
+            bridge: net.bridge.clone(),
+            vlan: net.vlan.and_then(|v| u16::try_from(v).ok()),
+            dhcp_server: net.dhcp_server.clone(),
+            dns: if self.dns.is_empty() {
+                vec![net.dhcp_server.clone()]
+            } else {
+                self.dns.clone()
+            },
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! dnsmasq run by the network controller hands a guest its fixed IP, by MAC.
+
+use std::sync::Arc;
+
+use stratus_network::NetworkManager;
+use stratus_network::config::{ManagerKind, NetworkConfig};
+use stratus_network::linux::RealHost;
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
+
+use crate::support::{Netns, sh};
+
+const MAC: &str = "02:16:3e:12:34:56";
+
+/// Asks for a lease from the guest namespace; the address, if one came.
+fn udhcpc(guest: &Netns) -> Option<String> {
+    let (ok, out) = guest.try_run(
+        "busybox",
+        &[
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "4",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ],
+    );
+    if !ok {
+        return None;
+    }
+    let marker = "lease of ";
+    let at = out.find(marker)? + marker.len();
+    out[at..].split_whitespace().next().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
+    let (router, guest) = (Netns::new("dh"), Netns::new("dg"));
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = NetworkConfig {
+        manager: ManagerKind::Flat,
+        fixed_range: "10.20.0.0/24".into(),
+        network_size: 64,
+        ..NetworkConfig::default()
+    };
+    let host = Arc::new(RealHost::in_netns(&router.0));
+    let manager = NetworkManager::start(&config, state.path(), host)
+        .await
+        .expect("start");
+    let instance_id = InstanceId::new();
+    let fixed = manager
+        .allocate_fixed_ip(&AllocateFixedIp {
+            instance_id,
+            project_id: "p1".parse().expect("project"),
+            mac: MAC.parse().expect("mac"),
+        })
+        .await
+        .expect("allocate");
+    assert_eq!(
+        (fixed.bridge.as_str(), fixed.gateway.as_str()),
+        ("br100", "10.20.0.1")
+    );
+
+    // The guest's NIC, with the instance's MAC, on the controller's bridge.
+    let tmp = format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    sh(
+        "ip",
+        &[
+            "link", "add", &tmp, "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
+        ],
+    );
+    sh("ip", &["link", "set", &tmp, "netns", &router.0]);
+    router.run("ip", &["link", "set", &tmp, "master", "br100", "up"]);
+    guest.run("ip", &["link", "set", "eth0", "address", MAC, "up"]);
+
+    assert_eq!(udhcpc(&guest).as_deref(), Some(fixed.address.as_str()));
+
+    // Another MAC gets nothing: only static entries are served.
+    guest.run(
+        "ip",
+        &["link", "set", "eth0", "address", "02:16:3e:00:00:99"],
+    );
+    assert_eq!(udhcpc(&guest), None);
+    guest.run("ip", &["link", "set", "eth0", "address", MAC]);
+
+    // Released: the host line goes (dnsmasq reloads) and no lease is offered.
+    manager
+        .release_fixed_ip(&ReleaseFixedIp { instance_id })
+        .await
+        .expect("release");
+    let hosts =
+        std::fs::read_to_string(state.path().join("networks/br100/0/hosts")).expect("hosts file");
+    assert!(!hosts.contains(MAC), "{hosts}");
+    assert_eq!(udhcpc(&guest), None);
+
+    // A dnsmasq that died is started again on the next change.
+    let dir = state.path().join("networks/br100/0");
+    let pid = stratus_network::dhcp::running_pid(&dir)
+        .await
+        .expect("dnsmasq runs");
+    sh("kill", &["-KILL", &pid.to_string()]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(stratus_network::dhcp::running_pid(&dir).await.is_none());
+    let again = manager
+        .allocate_fixed_ip(&AllocateFixedIp {
+            instance_id,
+            project_id: "p1".parse().expect("project"),
+            mac: MAC.parse().expect("mac"),
+        })
+        .await
+        .expect("allocate again");
+    assert!(
+        stratus_network::dhcp::running_pid(&dir).await.is_some(),
+        "dnsmasq not restarted"
+    );
+    assert_eq!(udhcpc(&guest).as_deref(), Some(again.address.as_str()));
+    manager.stop_dhcp().await;
+}

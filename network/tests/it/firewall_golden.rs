@@ -1,0 +1,143 @@
+//! The rendered restore input for a golden set of instances and groups.
+//! `STRATUS_UPDATE_GOLDEN=1 cargo test` rewrites the files; review the diff.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use stratus_network::firewall::render::{
+    Existing, FirewallState, GroupFilter, InstanceFilter, MAX_CHAIN_LEN, group_chain,
+    instance_chain, render,
+};
+use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
+use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+fn id(n: u8) -> InstanceId {
+    InstanceId(uuid::Uuid::from_bytes([n; 16]))
+}
+
+fn group(hex: &str) -> SecurityGroupId {
+    format!("sg-{hex}").parse().expect("group id")
+}
+
+fn rule(
+    protocol: &str,
+    from: Option<i32>,
+    to: Option<i32>,
+    cidr: Option<&str>,
+    source: Option<&str>,
+) -> IngressRule {
+    IngressRule::try_from(RuleSpec {
+        protocol: protocol.into(),
+        from_port: from,
+        to_port: to,
+        cidr: cidr.map(Into::into),
+        source_group: source.map(Into::into),
+    })
+    .expect("valid rule")
+}
+
+fn web_and_db() -> FirewallState {
+    let web = group("00000000000000aaa");
+    let db = group("00000000000000bbb");
+    let mut groups = BTreeMap::new();
+    groups.insert(
+        web.clone(),
+        GroupFilter {
+            rules: vec![
+                rule("tcp", Some(22), Some(22), Some("0.0.0.0/0"), None),
+                rule("tcp", Some(80), Some(81), Some("192.168.7.9/24"), None),
+                rule("icmp", Some(8), Some(-1), Some("10.0.0.0/8"), None),
+            ],
+            members: vec!["10.0.0.3".parse().expect("ip")],
+        },
+    );
+    groups.insert(
+        db.clone(),
+        GroupFilter {
+            rules: vec![
+                rule("tcp", Some(5432), Some(5432), None, Some(web.as_str())),
+                rule("udp", None, None, Some("10.0.0.0/24"), None),
+                rule("icmp", Some(3), Some(4), Some("0.0.0.0/0"), None),
+                rule("-1", None, None, Some("10.0.1.0/24"), None),
+            ],
+            members: vec!["10.0.0.4".parse().expect("ip")],
+        },
+    );
+    let dhcp = "10.0.0.2".parse().expect("ip");
+    let mut instances = BTreeMap::new();
+    instances.insert(
+        id(1),
+        InstanceFilter {
+            address: "10.0.0.3".parse().expect("ip"),
+            dhcp_server: dhcp,
+            groups: vec![web],
+        },
+    );
+    instances.insert(
+        id(2),
+        InstanceFilter {
+            address: "10.0.0.4".parse().expect("ip"),
+            dhcp_server: dhcp,
+            groups: vec![db, group("0000000000000cccc")],
+        },
+    );
+    FirewallState { instances, groups }
+}
+
+#[test]
+fn two_instances_in_fresh_table() {
+    golden(
+        "two_instances_fresh.rules",
+        &render(&web_and_db(), &Existing::default()),
+    );
+}
+
+#[test]
+fn stale_chains_are_flushed_and_deleted_and_the_jump_is_not_duplicated() {
+    let saved = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:stratus-local - [0:0]\n\
+                 :stratus-inst-999999999999999 - [0:0]\n:other-program - [0:0]\n\
+                 -A FORWARD -j stratus-local\n-A FORWARD -j other-program\nCOMMIT\n";
+    let existing = Existing::parse(saved);
+    assert!(existing.forward_jump);
+    assert!(
+        !existing.chains.contains("other-program"),
+        "another program's chain is not ours"
+    );
+    golden(
+        "two_instances_over_stale.rules",
+        &render(&web_and_db(), &existing),
+    );
+}
+
+#[test]
+fn last_instance_gone_removes_everything_stratus_made() {
+    let existing = Existing::parse(
+        &render(&web_and_db(), &Existing::default()).replace("-I FORWARD 1", "-A FORWARD"),
+    );
+    golden(
+        "empty_over_two.rules",
+        &render(&FirewallState::default(), &existing),
+    );
+}
+
+#[test]
+fn chain_names_fit_the_kernel_limit() {
+    assert!(instance_chain(&InstanceId::new()).len() <= MAX_CHAIN_LEN);
+    assert!(group_chain(&group("0123456789abcdef0")).len() <= MAX_CHAIN_LEN);
+}

@@ -1,0 +1,204 @@
+//! The firewall on real iptables, in namespaces: a router namespace with the
+//! instance's bridge, a guest namespace behind it, and a client namespace
+//! whose TCP connects cross the router's FORWARD chain.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use stratus_network::firewall::Firewall;
+use stratus_network::firewall::render::InstanceFilter;
+use stratus_network::linux::RealHost;
+use stratus_network::linux::iptables::Iptables;
+use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
+use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
+
+use crate::support::Netns;
+
+struct Topology {
+    router: Netns,
+    guest: Netns,
+    client: Netns,
+    listener: Child,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = self.listener.kill();
+        let _ = self.listener.wait();
+    }
+}
+
+fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
+    let tmp = format!("v{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    crate::support::sh(
+        "ip",
+        &[
+            "link", "add", &tmp, "type", "veth", "peer", "name", b_name, "netns", &b.0,
+        ],
+    );
+    crate::support::sh("ip", &["link", "set", &tmp, "netns", &a.0]);
+    a.run("ip", &["link", "set", &tmp, "name", a_name]);
+    a.run("ip", &["link", "set", a_name, "up"]);
+    b.run("ip", &["link", "set", b_name, "up"]);
+}
+
+fn topology() -> Topology {
+    let (router, guest, client) = (Netns::new("rt"), Netns::new("gu"), Netns::new("cl"));
+    router.run("ip", &["link", "add", "br100", "type", "bridge"]);
+    router.run("ip", &["addr", "add", "10.0.0.1/24", "dev", "br100"]);
+    router.run("ip", &["link", "set", "br100", "up"]);
+    router.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+    veth(&router, "gport", &guest, "eth0");
+    router.run("ip", &["link", "set", "gport", "master", "br100"]);
+    guest.run("ip", &["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
+    guest.run("ip", &["route", "add", "default", "via", "10.0.0.1"]);
+    veth(&router, "cport", &client, "eth0");
+    router.run("ip", &["addr", "add", "10.1.0.1/24", "dev", "cport"]);
+    client.run("ip", &["addr", "add", "10.1.0.2/24", "dev", "eth0"]);
+    client.run("ip", &["route", "add", "default", "via", "10.1.0.1"]);
+    let listener = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &guest.0,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "10.0.0.3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a listener in the guest namespace");
+    let topology = Topology {
+        router,
+        guest,
+        client,
+        listener,
+    };
+    assert!(
+        wait_for(|| connects(&topology)),
+        "no connection even before any firewall"
+    );
+    topology
+}
+
+/// Whether a TCP connect from the client to the guest's listener succeeds.
+fn connects(t: &Topology) -> bool {
+    t.client
+        .try_run(
+            "timeout",
+            &["2", "bash", "-c", "exec 3<>/dev/tcp/10.0.0.3/8080"],
+        )
+        .0
+}
+
+fn wait_for(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..50 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+fn save(ns: &Netns) -> String {
+    ns.run("iptables-save", &["-t", "filter"])
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn group() -> SecurityGroupId {
+    "sg-00000000000000aaa".parse().expect("group")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
+    let t = topology();
+    // Another program's rule, which stratus must leave alone.
+    t.router.run(
+        "iptables",
+        &["-A", "FORWARD", "-s", "192.0.2.1/32", "-j", "DROP"],
+    );
+    let locks = tempfile::tempdir().expect("tempdir");
+    let host = Arc::new(RealHost::in_netns(&t.router.0));
+    let firewall = Firewall::new(Iptables::new(host, locks.path().to_owned()));
+    let instance = InstanceId::new();
+    let filter = InstanceFilter {
+        address: "10.0.0.3".parse().expect("ip"),
+        dhcp_server: "10.0.0.2".parse().expect("ip"),
+        groups: vec![group()],
+    };
+    firewall
+        .add_instance(instance, filter.clone())
+        .await
+        .expect("apply");
+    assert!(!connects(&t), "connected through a group with no rules");
+
+    let allow = IngressRule::try_from(RuleSpec {
+        protocol: "tcp".into(),
+        from_port: Some(8080),
+        to_port: Some(8080),
+        cidr: Some("10.1.0.0/24".into()),
+        source_group: None,
+    })
+    .expect("rule");
+    let update = SecurityGroupUpdate {
+        group: group(),
+        rules: vec![allow],
+        members: vec![],
+    };
+    firewall.update_group(update).await.expect("update group");
+    assert!(
+        wait_for(|| connects(&t)),
+        "the ingress rule did not let the connect through"
+    );
+
+    // Applying the same state again changes nothing.
+    let before = save(&t.router);
+    firewall
+        .add_instance(instance, filter)
+        .await
+        .expect("re-apply");
+    assert_eq!(save(&t.router), before);
+    assert_eq!(before.matches("-j stratus-local").count(), 1, "{before}");
+
+    firewall.remove_instance(instance).await.expect("remove");
+    let after = save(&t.router);
+    assert!(!after.contains("stratus"), "left behind:\n{after}");
+    assert!(
+        after.contains("-A FORWARD -s 192.0.2.1/32 -j DROP"),
+        "touched another program's rule:\n{after}"
+    );
+    drop(t.guest.0.clone());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_one_instance_leaves_the_others_chains() {
+    let ns = Netns::new("fw");
+    let locks = tempfile::tempdir().expect("tempdir");
+    let firewall = Firewall::new(Iptables::new(
+        Arc::new(RealHost::in_netns(&ns.0)),
+        locks.path().to_owned(),
+    ));
+    let (a, b) = (InstanceId::new(), InstanceId::new());
+    for (id, ip) in [(a, "10.0.0.3"), (b, "10.0.0.4")] {
+        let filter = InstanceFilter {
+            address: ip.parse().expect("ip"),
+            dhcp_server: "10.0.0.2".parse().expect("ip"),
+            groups: vec![group()],
+        };
+        firewall.add_instance(id, filter).await.expect("apply");
+    }
+    firewall.remove_instance(a).await.expect("remove a");
+    let saved = save(&ns);
+    let chain = |id: &InstanceId| stratus_network::firewall::render::instance_chain(id);
+    assert!(!saved.contains(&chain(&a)), "{saved}");
+    assert!(!saved.contains("10.0.0.3"), "{saved}");
+    assert!(saved.contains(&chain(&b)), "{saved}");
+}

@@ -1,0 +1,10 @@
+//! Network integration tests: IPAM against SQLite and PostgreSQL, the
+//! rendered firewall against golden files, and, as root inside network
+//! namespaces the tests create, bridges, iptables and dnsmasq for real.
+
+mod bridges;
+mod dhcp;
+mod firewall_golden;
+mod firewall_traffic;
+mod ipam;
+mod support;

@@ -42,7 +42,9 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
-            manager: ManagerKind::Vlan,
+            // Flat works on every kernel; VLAN mode needs 802.1Q support,
+            // which the CI machines' kernels lack.
+            manager: ManagerKind::Flat,
             fixed_range: "10.0.0.0/16".to_owned(),
             network_size: 256,
             flat_bridge: "br100".to_owned(),

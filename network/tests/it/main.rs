@@ -7,4 +7,5 @@ mod dhcp;
 mod firewall_golden;
 mod firewall_traffic;
 mod ipam;
+mod service;
 mod support;

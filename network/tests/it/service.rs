@@ -1,0 +1,99 @@
+//! The network controller over RPC: typed results, and its errors as the
+//! kinds callers (the API) turn into EC2 codes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_network::NetworkManager;
+use stratus_network::config::NetworkConfig;
+use stratus_network::error::kinds;
+use stratus_network::linux::FakeHost;
+use stratus_network::service::NetworkService;
+use stratus_rpc::clients::NetworkClient;
+use stratus_rpc::transport::memory::MemoryTransport;
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
+use stratus_rpc::{RequestContext, RpcClient, Target, Transport};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = NetworkConfig {
+        fixed_range: "10.5.0.0/29".into(),
+        network_size: 8,
+        dhcp: false,
+        ..NetworkConfig::default()
+    };
+    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
+        .await
+        .expect("start");
+    let bus = MemoryTransport::new(8, Duration::from_millis(50));
+    let _serving = bus
+        .serve(
+            "network",
+            None,
+            Arc::new(NetworkService::new(Arc::new(manager))),
+        )
+        .await
+        .expect("serve");
+    let rpc = RpcClient::new(Arc::new(bus.clone()), Duration::from_secs(5));
+    let client = NetworkClient::new(rpc.clone());
+    let ctx = RequestContext::system();
+    let request = |id| AllocateFixedIp {
+        instance_id: id,
+        project_id: "p".parse().expect("project"),
+        mac: "02:16:3e:00:00:01".parse().expect("mac"),
+    };
+
+    let first = InstanceId::new();
+    let fixed = client
+        .allocate_fixed_ip(&ctx, &request(first))
+        .await
+        .expect("allocate");
+    assert_eq!(
+        (
+            fixed.cidr.as_str(),
+            fixed.netmask.as_str(),
+            fixed.gateway.as_str(),
+            fixed.bridge.as_str()
+        ),
+        ("10.5.0.0/29", "255.255.255.248", "10.5.0.1", "br100")
+    );
+    assert_eq!(fixed.dns, vec!["10.5.0.2".to_owned()]);
+    for _ in 0..3 {
+        client
+            .allocate_fixed_ip(&ctx, &request(InstanceId::new()))
+            .await
+            .expect("fits");
+    }
+    let err = client
+        .allocate_fixed_ip(&ctx, &request(InstanceId::new()))
+        .await
+        .expect_err("full");
+    assert_eq!(
+        err.remote().map(|r| r.kind.as_str()),
+        Some(kinds::NO_MORE_FIXED_IPS),
+        "{err}"
+    );
+
+    client
+        .release_fixed_ip(&ctx, ReleaseFixedIp { instance_id: first })
+        .await
+        .expect("release");
+    client
+        .allocate_fixed_ip(&ctx, &request(InstanceId::new()))
+        .await
+        .expect("freed address reused");
+
+    // A MAC that is not one never reaches the database.
+    let bad = serde_json::json!({"instance_id": InstanceId::new(), "project_id": "p", "mac": "zz"});
+    let err = rpc
+        .call::<_, serde_json::Value>(&ctx, &Target::topic("network"), "allocate_fixed_ip", &bad)
+        .await
+        .expect_err("bad mac");
+    assert_eq!(
+        err.remote().map(|r| r.kind.as_str()),
+        Some("InvalidArguments"),
+        "{err}"
+    );
+}

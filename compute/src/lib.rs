@@ -1,5 +1,9 @@
-//! The compute worker: (to come) the manager that builds and runs instances
-//! through a `VirtDriver`. For now it serves its topics.
+//! The compute worker: the manager that builds and runs instances on this
+//! host, through a `VirtDriver` (libvirt, or the fake for embedded and scale
+//! tests).
 
 pub mod config;
+pub mod driver;
 pub mod service;
+pub mod state;
+pub mod xml;

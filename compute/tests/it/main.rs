@@ -1,3 +1,4 @@
 //! Compute worker integration tests.
 
+mod domain_xml;
 mod security_groups;

@@ -1,0 +1,149 @@
+//! Domains in memory, with the real driver's state machine: invalid moves
+//! are refused as libvirt would refuse them. One process can run hundreds.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{DriverError, VirtDriver};
+use crate::state::{PowerEvent, PowerState};
+use crate::xml::DomainSpec;
+
+/// A hypervisor that only keeps books.
+#[derive(Debug, Default)]
+pub struct FakeDriver {
+    domains: Mutex<BTreeMap<String, (DomainSpec, PowerState)>>,
+    /// A spawn of a domain with this name fails (failure injection for tests).
+    fail_spawn_of: Mutex<Option<String>>,
+}
+
+impl FakeDriver {
+    /// An empty fake hypervisor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next spawn of `name` fail.
+    pub fn fail_spawn(&self, name: &str) {
+        *self
+            .fail_spawn_of
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name.to_owned());
+    }
+
+    /// The spec a domain was spawned with.
+    pub fn spec(&self, name: &str) -> Option<DomainSpec> {
+        self.domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .map(|(spec, _)| spec.clone())
+    }
+
+    /// Sets a domain's state as if the guest did it (shut itself down, crashed).
+    pub fn set_state(&self, name: &str, state: PowerState) {
+        if let Some(entry) = self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(name)
+        {
+            entry.1 = state;
+        }
+    }
+
+    fn apply(&self, name: &str, event: PowerEvent) -> Result<(), DriverError> {
+        let mut domains = self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (_, state) = domains
+            .get_mut(name)
+            .ok_or_else(|| DriverError::NotFound(name.to_owned()))?;
+        *state = state
+            .transition(event)
+            .map_err(|source| DriverError::Invalid {
+                domain: name.to_owned(),
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VirtDriver for FakeDriver {
+    fn hypervisor_type(&self) -> String {
+        "fake".to_owned()
+    }
+
+    async fn spawn(&self, spec: &DomainSpec) -> Result<(), DriverError> {
+        let mut fail = self
+            .fail_spawn_of
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fail.as_deref() == Some(spec.name.as_str()) {
+            *fail = None;
+            return Err(DriverError::Libvirt {
+                action: "create",
+                domain: spec.name.clone(),
+                message: "injected failure".into(),
+            });
+        }
+        drop(fail);
+        let mut domains = self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if domains.contains_key(&spec.name) {
+            return Err(DriverError::Exists(spec.name.clone()));
+        }
+        let running = PowerState::Shutoff
+            .transition(PowerEvent::Start)
+            .map_err(|source| DriverError::Invalid {
+                domain: spec.name.clone(),
+                source,
+            })?;
+        domains.insert(spec.name.clone(), (spec.clone(), running));
+        Ok(())
+    }
+
+    async fn state(&self, name: &str) -> Result<Option<PowerState>, DriverError> {
+        Ok(self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .map(|(_, state)| *state))
+    }
+
+    async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError> {
+        Ok(self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(name, (_, state))| (name.clone(), *state))
+            .collect())
+    }
+
+    async fn power_on(&self, name: &str) -> Result<(), DriverError> {
+        self.apply(name, PowerEvent::Start)
+    }
+
+    async fn power_off(&self, name: &str) -> Result<(), DriverError> {
+        self.apply(name, PowerEvent::Stop)
+    }
+
+    async fn reboot(&self, name: &str, _hard: bool) -> Result<(), DriverError> {
+        self.apply(name, PowerEvent::Reboot)
+    }
+
+    async fn destroy(&self, name: &str) -> Result<(), DriverError> {
+        self.domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+        Ok(())
+    }
+}

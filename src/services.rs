@@ -51,6 +51,9 @@ pub enum ServiceError {
     /// The network controller could not start.
     #[error("network controller: {0}")]
     Network(#[from] stratus_network::NetworkError),
+    /// The compute worker could not reach its hypervisor.
+    #[error("compute worker: {0}")]
+    Compute(#[from] stratus_compute::driver::DriverError),
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -77,7 +80,7 @@ pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceErr
         };
     let mut servers = Vec::new();
     for service in services {
-        servers.extend(start(config, *service, &host, transport.as_ref()).await?);
+        servers.extend(start(config, *service, &host, &transport).await?);
     }
     info!(%host, "ready; Ctrl-C or SIGTERM stops");
     shutdown.await.map_err(ServiceError::Signal)?;
@@ -93,7 +96,7 @@ async fn start(
     config: &Config,
     service: Service,
     host: &HostName,
-    transport: &dyn Transport,
+    transport: &Arc<dyn Transport>,
 ) -> Result<Vec<ServerHandle>, ServiceError> {
     let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
     {
@@ -115,12 +118,18 @@ async fn start(
             compute::TOPIC,
             compute::methods::ALL,
             {
-                let iptables = stratus_network::linux::iptables::Iptables::new(
-                    Arc::new(stratus_network::linux::RealHost::new()),
-                    config.node.state_dir.join("locks"),
-                );
-                let firewall = stratus_network::firewall::Firewall::new(iptables);
-                Arc::new(stratus_compute::service::ComputeService::new(firewall))
+                let worker = stratus_compute::worker::start(stratus_compute::worker::WorkerSetup {
+                    host: host.clone(),
+                    state_dir: &config.node.state_dir,
+                    config: &config.compute,
+                    vlan_interface: config.network.vlan_interface.clone(),
+                    transport: transport.clone(),
+                    call_timeout: std::time::Duration::from_millis(config.rpc.call_timeout_ms),
+                    host_commands: None,
+                    driver: None,
+                })
+                .await?;
+                worker.service
             },
             true,
         ),

@@ -2,7 +2,92 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The compute service's settings; they arrive with the service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Which hypervisor driver runs guests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Real guests through libvirt.
+    Libvirt,
+    /// Domains kept in memory (embedded demos, scale tests).
+    Fake,
+}
+
+/// The domain type asked of libvirt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VirtType {
+    /// KVM where it is usable, QEMU's emulation elsewhere.
+    Auto,
+    /// Always KVM.
+    Kvm,
+    /// Always QEMU emulation (TCG).
+    Qemu,
+}
+
+/// The compute worker's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ComputeConfig {}
+pub struct ComputeConfig {
+    /// `libvirt` or `fake`.
+    pub driver: DriverKind,
+    /// `auto`, `kvm` or `qemu`.
+    pub virt_type: VirtType,
+    /// The libvirt daemon to use.
+    pub libvirt_uri: String,
+    /// This host's availability zone.
+    pub availability_zone: String,
+    /// Seconds between capacity reports (which are also heartbeats).
+    pub report_interval_secs: u64,
+    /// Seconds between power-state syncs with the hypervisor.
+    pub sync_interval_secs: u64,
+    /// Seconds a new guest has to reach running.
+    pub spawn_timeout_secs: u64,
+    /// vCPUs offered to instances; unset: the host's CPUs.
+    pub vcpus: Option<u32>,
+    /// Memory in MiB offered to instances; unset: the host's memory.
+    pub memory_mb: Option<u64>,
+    /// Disk in GiB offered to instances; unset: the instances folder's file system.
+    pub disk_gb: Option<u64>,
+    /// Kernel command line for images with a kernel.
+    pub kernel_cmdline: String,
+    /// Most bytes of console log returned by GetConsoleOutput.
+    pub console_max_bytes: u64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            driver: DriverKind::Libvirt,
+            virt_type: VirtType::Auto,
+            libvirt_uri: "qemu:///system".to_owned(),
+            availability_zone: "nova".to_owned(),
+            report_interval_secs: 10,
+            sync_interval_secs: 60,
+            spawn_timeout_secs: 60,
+            vcpus: None,
+            memory_mb: None,
+            disk_gb: None,
+            kernel_cmdline: "root=/dev/vda console=ttyS0".to_owned(),
+            console_max_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Whether KVM can run guests here: `/dev/kvm` exists and is not the PVM
+/// device, which exposes the node but hangs guests (DESIGN.md, facts).
+pub fn kvm_usable() -> bool {
+    std::path::Path::new("/dev/kvm").exists()
+        && !std::path::Path::new("/sys/module/kvm_pvm").exists()
+}
+
+impl VirtType {
+    /// The domain type this setting picks on this host.
+    pub fn resolve(self) -> crate::xml::DomainType {
+        match self {
+            Self::Kvm => crate::xml::DomainType::Kvm,
+            Self::Qemu => crate::xml::DomainType::Qemu,
+            Self::Auto if kvm_usable() => crate::xml::DomainType::Kvm,
+            Self::Auto => crate::xml::DomainType::Qemu,
+        }
+    }
+}

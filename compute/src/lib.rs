@@ -4,6 +4,11 @@
 
 pub mod config;
 pub mod driver;
+pub mod host;
+pub mod image_cache;
+pub mod instance_dir;
+pub mod manager;
 pub mod service;
 pub mod state;
+pub mod worker;
 pub mod xml;

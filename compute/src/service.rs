@@ -6,32 +6,98 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_network::firewall::Firewall;
 use stratus_rpc::clients::compute::methods;
-use stratus_rpc::handler::{decode_args, not_implemented, null};
+use stratus_rpc::handler::{decode_args, encode_result, null};
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::{Handler, HandlerError, RemoteError, RequestContext};
+
+use crate::driver::DriverError;
+use crate::manager::ComputeManager;
 
 /// Serves the compute topic's methods on one host.
 #[derive(Debug, Clone)]
 pub struct ComputeService {
+    manager: Arc<ComputeManager>,
     firewall: Arc<Firewall>,
 }
 
 impl ComputeService {
-    /// A worker whose instances' chains live in `firewall`.
-    pub fn new(firewall: Arc<Firewall>) -> Self {
-        Self { firewall }
+    /// Serves `manager`, whose instances' chains live in `firewall`.
+    pub fn new(manager: Arc<ComputeManager>, firewall: Arc<Firewall>) -> Self {
+        Self { manager, firewall }
     }
+}
+
+fn driver_error(e: DriverError) -> HandlerError {
+    let kind = match e {
+        DriverError::NotFound(_) => "InstanceNotFound",
+        DriverError::Invalid { .. } => "IncorrectInstanceState",
+        _ => "HypervisorError",
+    };
+    HandlerError::permanent(kind, e.to_string())
 }
 
 #[async_trait]
 impl Handler for ComputeService {
     async fn handle(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         method: &str,
         args: &RawValue,
     ) -> Result<Box<RawValue>, HandlerError> {
         match method {
+            methods::RUN_INSTANCE => {
+                let request: RunInstance = decode_args(method, args)?;
+                self.manager.run_instance(ctx, &request).await;
+                Ok(null())
+            }
+            methods::TERMINATE_INSTANCE => {
+                let request: InstanceRef = decode_args(method, args)?;
+                self.manager
+                    .terminate_instance(ctx, request.instance_id)
+                    .await;
+                Ok(null())
+            }
+            methods::REBOOT_INSTANCE => {
+                let request: RebootInstance = decode_args(method, args)?;
+                self.manager
+                    .reboot_instance(ctx, request.instance_id, request.hard)
+                    .await
+                    .map_err(driver_error)?;
+                Ok(null())
+            }
+            methods::STOP_INSTANCE => {
+                let request: InstanceRef = decode_args(method, args)?;
+                self.manager
+                    .stop_instance(ctx, request.instance_id)
+                    .await
+                    .map_err(driver_error)?;
+                Ok(null())
+            }
+            methods::START_INSTANCE => {
+                let request: InstanceRef = decode_args(method, args)?;
+                self.manager
+                    .start_instance(ctx, request.instance_id)
+                    .await
+                    .map_err(driver_error)?;
+                Ok(null())
+            }
+            methods::GET_CONSOLE_OUTPUT => {
+                let request: InstanceRef = decode_args(method, args)?;
+                let output = self
+                    .manager
+                    .console_output(request.instance_id)
+                    .await
+                    .map_err(|e| {
+                        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                            "InstanceNotFound"
+                        } else {
+                            "ConsoleError"
+                        };
+                        HandlerError::permanent(kind, e.to_string())
+                    })?;
+                encode_result(&output)
+            }
             methods::REFRESH_SECURITY_GROUP => {
                 let update: SecurityGroupUpdate = decode_args(method, args)?;
                 self.firewall.update_group(update).await.map_err(|e| {
@@ -40,7 +106,6 @@ impl Handler for ComputeService {
                 })?;
                 Ok(null())
             }
-            m if methods::ALL.contains(&m) => Err(not_implemented("compute", m)),
             other => Err(HandlerError::UnknownMethod(other.to_owned())),
         }
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::config::RpcConfig;
-use stratus_rpc::error::kinds;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::ids::InstanceId;
@@ -119,12 +118,15 @@ fn an_unreachable_broker_fails_fast_with_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
     let exchange = format!("stratus-test-{}", uuid::Uuid::new_v4().simple());
+    let state = tempfile::tempdir().expect("tempdir");
     let child = Command::new(stratus_bin())
         .arg("compute")
         .env("STRATUS_RPC__URL", amqp_url())
         .env("STRATUS_RPC__EXCHANGE", &exchange)
         .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
         .env("STRATUS_NODE__HOST", "testhost")
+        .env("STRATUS_NODE__STATE_DIR", state.path())
+        .env("STRATUS_COMPUTE__DRIVER", "fake")
         .stderr(Stdio::null())
         .spawn()
         .expect("start stratus compute");
@@ -152,10 +154,10 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
             },
         )
         .await
-        .expect_err("a stub answers NotImplemented");
+        .expect_err("no such instance on this host");
     assert_eq!(
         err.remote().map(|r| r.kind.as_str()),
-        Some(kinds::NOT_IMPLEMENTED),
+        Some("InstanceNotFound"),
         "{err}"
     );
     transport.close().await;

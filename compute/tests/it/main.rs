@@ -1,4 +1,6 @@
 //! Compute worker integration tests.
 
 mod domain_xml;
+mod harness;
+mod manager;
 mod security_groups;

@@ -4,29 +4,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_compute::service::ComputeService;
-use stratus_network::firewall::Firewall;
 use stratus_network::firewall::render::InstanceFilter;
-use stratus_network::linux::FakeHost;
-use stratus_network::linux::iptables::Iptables;
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
-use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 use stratus_rpc::{RequestContext, RpcClient, Transport};
+
+use crate::harness::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_change_reaches_every_host_with_instances_in_it() {
-    let bus = MemoryTransport::new(8, Duration::from_millis(50));
-    let locks = std::env::temp_dir();
-    let group: stratus_rpc::wire::ids::SecurityGroupId =
-        "sg-0000000000000abcd".parse().expect("group");
+    let group: SecurityGroupId = "sg-0000000000000abcd".parse().expect("group");
+    // Three workers on one bus; hosts 0 and 1 run an instance in the group.
+    let first = Harness::start().await;
     let mut hosts = Vec::new();
-    let mut serving = Vec::new();
     for i in 0..3u8 {
-        let fake = Arc::new(FakeHost::new());
-        let firewall = Firewall::new(Iptables::new(fake.clone(), locks.clone()));
-        // Hosts 0 and 1 run an instance in the group; host 2 does not.
+        let fake = Arc::new(stratus_network::linux::FakeHost::new());
+        let firewall = stratus_network::firewall::Firewall::new(
+            stratus_network::linux::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
+        );
         if i < 2 {
             let filter = InstanceFilter {
                 address: format!("10.0.0.{}", 3 + i).parse().expect("ip"),
@@ -38,17 +34,17 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
                 .await
                 .expect("add");
         }
-        let host = format!("node{i}").parse().expect("host");
-        let server = bus
-            .serve(
-                "compute",
-                Some(&host),
-                Arc::new(ComputeService::new(firewall.clone())),
-            )
+        let service = stratus_compute::service::ComputeService::new(
+            first.worker.manager.clone(),
+            firewall.clone(),
+        );
+        let host = format!("node{}", 10 + i).parse().expect("host");
+        let serving = first
+            .bus
+            .serve("compute", Some(&host), Arc::new(service))
             .await
             .expect("serve");
-        serving.push(server);
-        hosts.push((fake, firewall));
+        hosts.push((fake, firewall, serving));
     }
 
     let rule = IngressRule::try_from(RuleSpec {
@@ -65,7 +61,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
         members: vec![],
     };
     let client = ComputeClient::new(RpcClient::new(
-        Arc::new(bus.clone()),
+        Arc::new(first.bus.clone()),
         Duration::from_secs(5),
     ));
     client
@@ -75,7 +71,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
 
     for _ in 0..100 {
         let mut all = true;
-        for (_, firewall) in &hosts {
+        for (_, firewall, _) in &hosts {
             all &= firewall
                 .state()
                 .await
@@ -89,7 +85,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for (i, (fake, firewall)) in hosts.iter().enumerate() {
+    for (i, (fake, firewall, _)) in hosts.iter().enumerate() {
         let rules = firewall
             .state()
             .await
@@ -114,4 +110,5 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
             );
         }
     }
+    let _ = first.bus.close().await;
 }

@@ -3,7 +3,7 @@
 use crate::context::RequestContext;
 use crate::error::RpcError;
 use crate::target::Target;
-use crate::wire::compute::{InstanceRef, RunInstance};
+use crate::wire::compute::{InstanceRef, RebootInstance, RunInstance};
 use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::ids::HostName;
 
@@ -18,6 +18,12 @@ pub mod methods {
     pub const RUN_INSTANCE: &str = "run_instance";
     /// Destroy an instance and everything it holds.
     pub const TERMINATE_INSTANCE: &str = "terminate_instance";
+    /// Reboot an instance (hard or soft).
+    pub const REBOOT_INSTANCE: &str = "reboot_instance";
+    /// Stop an instance, keeping its disk.
+    pub const STOP_INSTANCE: &str = "stop_instance";
+    /// Start a stopped instance.
+    pub const START_INSTANCE: &str = "start_instance";
     /// The tail of an instance's console log.
     pub const GET_CONSOLE_OUTPUT: &str = "get_console_output";
     /// A security group's rules or members changed (fanout to every host).
@@ -26,6 +32,9 @@ pub mod methods {
     pub const ALL: &[&str] = &[
         RUN_INSTANCE,
         TERMINATE_INSTANCE,
+        REBOOT_INSTANCE,
+        STOP_INSTANCE,
+        START_INSTANCE,
         GET_CONSOLE_OUTPUT,
         REFRESH_SECURITY_GROUP,
     ];
@@ -66,6 +75,45 @@ impl ComputeClient {
         let target = Target::host(TOPIC, host.clone());
         self.rpc
             .cast(ctx, &target, methods::TERMINATE_INSTANCE, &instance)
+            .await
+    }
+
+    /// Asks `host` to reboot an instance.
+    pub async fn reboot_instance(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        request: RebootInstance,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::REBOOT_INSTANCE, &request)
+            .await
+    }
+
+    /// Asks `host` to stop an instance.
+    pub async fn stop_instance(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        instance: InstanceRef,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::STOP_INSTANCE, &instance)
+            .await
+    }
+
+    /// Asks `host` to start a stopped instance.
+    pub async fn start_instance(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        instance: InstanceRef,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::START_INSTANCE, &instance)
             .await
     }
 

@@ -1,18 +1,54 @@
 //! Messages to compute workers.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
-use super::ids::InstanceId;
+use super::firewall::SecurityGroupUpdate;
+use super::ids::{InstanceId, ProjectId};
+
+/// An instance type (flavor): the resources an instance gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flavor {
+    /// Its name, e.g. `m1.tiny`.
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+    /// Root disk in GiB (0: the image's own size).
+    pub root_gb: u64,
+}
+
+/// Where an image's files are, as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// `ami-…`; also its name in the image cache.
+    pub id: String,
+    /// The disk image (raw or qcow2) on a path every compute host can read.
+    pub disk: PathBuf,
+    /// A kernel for direct boot, if the image has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<PathBuf>,
+    /// Its initramfs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramdisk: Option<PathBuf>,
+}
 
 /// Build and start one instance on the receiving host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInstance {
     /// The instance to build.
     pub instance_id: InstanceId,
-    /// The instance type (flavor) name, e.g. `m1.tiny`.
-    pub instance_type: String,
-    /// The image to boot, `ami-…`.
-    pub image_id: String,
+    /// Its project (picks its network).
+    pub project_id: ProjectId,
+    /// Its resources.
+    pub flavor: Flavor,
+    /// What it boots.
+    pub image: ImageRef,
+    /// Its security groups, with their rules and members.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupUpdate>,
 }
 
 /// Names one instance for terminate, reboot, stop, start and console output.
@@ -20,4 +56,13 @@ pub struct RunInstance {
 pub struct InstanceRef {
     /// The instance.
     pub instance_id: InstanceId,
+}
+
+/// Reboot one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootInstance {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Reset (hard) rather than ask the guest (soft).
+    pub hard: bool,
 }

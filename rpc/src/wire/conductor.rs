@@ -20,6 +20,10 @@ pub enum InstanceState {
     Stopping,
     /// Stopped (80).
     Stopped,
+    /// The build failed; the reason says why. EC2 has no such state: the
+    /// API shows it as terminated (48) with the reason, as AWS shows a
+    /// launch that failed.
+    Error,
 }
 
 impl InstanceState {
@@ -32,6 +36,7 @@ impl InstanceState {
             Self::Terminated => 48,
             Self::Stopping => 64,
             Self::Stopped => 80,
+            Self::Error => 48,
         }
     }
 }
@@ -51,4 +56,9 @@ pub struct InstanceUpdate {
     /// Why it is in this state, when that is not obvious (errors above all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Increases with every update a worker sends: updates are handled
+    /// concurrently and may arrive out of order, so the conductor keeps the
+    /// one with the highest sequence.
+    #[serde(default)]
+    pub sequence: u64,
 }

@@ -459,8 +459,20 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     let compute = ComputeClient::new(rpc.clone());
     let run = RunInstance {
         instance_id,
-        instance_type: "m1.tiny".into(),
-        image_id: "ami-00000001".into(),
+        project_id: "p1".parse().expect("project"),
+        flavor: stratus_rpc::wire::compute::Flavor {
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            memory_mb: 512,
+            root_gb: 1,
+        },
+        image: stratus_rpc::wire::compute::ImageRef {
+            id: "ami-00000001".into(),
+            disk: "/images/tiny.qcow2".into(),
+            kernel: None,
+            ramdisk: None,
+        },
+        security_groups: vec![],
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)
@@ -515,6 +527,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         state: InstanceState::Running,
         task_state: None,
         reason: None,
+        sequence: 1,
     };
     conductor
         .instance_update(&ctx, &update)

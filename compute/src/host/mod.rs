@@ -1,0 +1,3 @@
+//! Host commands the compute worker runs, each behind a narrow trait.
+
+pub mod qemu_img;

@@ -1,0 +1,209 @@
+//! Base images under `<state>/instances/_base/`, fetched once per image under
+//! a per-image lock and checked before use; instance disks are qcow2
+//! overlays on them. A fetch writes `*.part` and renames, so a failed or
+//! interrupted fetch never leaves a half image where a whole one belongs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use stratus_rpc::wire::compute::ImageRef;
+use tracing::info;
+
+use crate::host::qemu_img::{QemuImg, QemuImgError};
+
+/// An image could not be fetched or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The image id cannot name a file.
+    #[error("image id {0:?} is not ami- followed by letters and digits")]
+    InvalidId(String),
+    /// Reading or writing a file failed (missing source, disk full, …).
+    #[error("image file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The image is in a format guests cannot use here.
+    #[error("image {id} is {format}; raw and qcow2 are supported")]
+    Format {
+        /// The image.
+        id: String,
+        /// Its format.
+        format: String,
+    },
+    /// The image has a backing file of its own (which could point anywhere).
+    #[error("image {id} has a backing file {backing:?}; refused")]
+    Backing {
+        /// The image.
+        id: String,
+        /// What it points at.
+        backing: String,
+    },
+    /// `qemu-img` failed.
+    #[error(transparent)]
+    QemuImg(#[from] QemuImgError),
+}
+
+/// A base image ready for overlays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedImage {
+    /// The base disk.
+    pub disk: PathBuf,
+    /// Its format.
+    pub format: String,
+    /// Its virtual size in bytes.
+    pub virtual_size: u64,
+    /// Its kernel, if it has one.
+    pub kernel: Option<PathBuf>,
+    /// Its initramfs, if it has one.
+    pub ramdisk: Option<PathBuf>,
+}
+
+/// The image cache of one host.
+#[derive(Debug)]
+pub struct ImageCache {
+    base_dir: PathBuf,
+    qemu_img: Arc<dyn QemuImg>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `path` with `.part` appended: where a file is written before it is whole.
+fn part_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}
+
+/// Copies `from` to `to` through `to.part`.
+async fn copy_whole(from: &Path, to: &Path) -> Result<(), ImageError> {
+    let part = part_of(to);
+    let copied = tokio::fs::copy(from, &part).await;
+    if let Err(e) = copied {
+        let _ = tokio::fs::remove_file(&part).await;
+        // Name the file that failed: the source when it is unreadable.
+        let path = if tokio::fs::metadata(from).await.is_err() {
+            from
+        } else {
+            to
+        };
+        return Err(io(path)(e));
+    }
+    tokio::fs::rename(&part, to).await.map_err(io(to))
+}
+
+impl ImageCache {
+    /// A cache in `base_dir`, inspecting images with `qemu_img`.
+    pub fn new(base_dir: PathBuf, qemu_img: Arc<dyn QemuImg>) -> Self {
+        Self {
+            base_dir,
+            qemu_img,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached base image, fetching and checking it first if needed.
+    pub async fn fetch(&self, image: &ImageRef) -> Result<CachedImage, ImageError> {
+        let id = &image.id;
+        let valid = id.strip_prefix("ami-").is_some_and(|rest| {
+            !rest.is_empty() && rest.len() <= 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if !valid {
+            return Err(ImageError::InvalidId(id.chars().take(40).collect()));
+        }
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        let _held = lock.lock().await;
+        tokio::fs::create_dir_all(&self.base_dir)
+            .await
+            .map_err(io(&self.base_dir))?;
+
+        let disk = self.base_dir.join(id);
+        let kernel = image
+            .kernel
+            .as_ref()
+            .map(|_| self.base_dir.join(format!("{id}.kernel")));
+        let ramdisk = image
+            .ramdisk
+            .as_ref()
+            .map(|_| self.base_dir.join(format!("{id}.ramdisk")));
+        if !disk.exists() {
+            let part = part_of(&disk);
+            if let Err(e) = self.fetch_disk(image, &part).await {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+            tokio::fs::rename(&part, &disk).await.map_err(io(&disk))?;
+            info!(image = %id, "image cached");
+        }
+        for (source, cached) in [(&image.kernel, &kernel), (&image.ramdisk, &ramdisk)] {
+            if let (Some(source), Some(cached)) = (source, cached)
+                && !cached.exists()
+            {
+                copy_whole(source, cached).await?;
+            }
+        }
+        let info = self.qemu_img.info(&disk).await?;
+        Ok(CachedImage {
+            disk,
+            format: info.format,
+            virtual_size: info.virtual_size,
+            kernel,
+            ramdisk,
+        })
+    }
+
+    async fn fetch_disk(&self, image: &ImageRef, part: &Path) -> Result<(), ImageError> {
+        if let Err(e) = tokio::fs::copy(&image.disk, part).await {
+            let missing = tokio::fs::metadata(&image.disk).await.is_err();
+            return Err(io(if missing { &image.disk } else { part })(e));
+        }
+        let info = self.qemu_img.info(part).await?;
+        if info.format != "raw" && info.format != "qcow2" {
+            return Err(ImageError::Format {
+                id: image.id.clone(),
+                format: info.format,
+            });
+        }
+        if let Some(backing) = info.backing_file {
+            return Err(ImageError::Backing {
+                id: image.id.clone(),
+                backing,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates the instance's qcow2 overlay at `disk`, grown to `root_gb`
+    /// when that is larger than the image.
+    pub async fn create_overlay(
+        &self,
+        base: &CachedImage,
+        disk: &Path,
+        root_gb: u64,
+    ) -> Result<(), ImageError> {
+        self.qemu_img
+            .create_overlay(&base.disk, &base.format, disk)
+            .await?;
+        let wanted = root_gb.saturating_mul(1 << 30);
+        if wanted > base.virtual_size {
+            self.qemu_img.resize(disk, wanted).await?;
+        }
+        Ok(())
+    }
+}

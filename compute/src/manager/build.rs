@@ -1,0 +1,326 @@
+//! `run_instance`: from a request to a running guest, or to an error with a
+//! reason and nothing left behind.
+
+use std::time::{Duration, Instant};
+
+use stratus_network::firewall::render::InstanceFilter;
+use stratus_network::linux::CommandError;
+use stratus_rpc::wire::compute::RunInstance;
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::{RequestContext, RpcError};
+use tracing::{info, instrument, warn};
+
+use super::ComputeManager;
+use crate::driver::DriverError;
+use crate::image_cache::ImageError;
+use crate::instance_dir::{InstanceRecord, domain_name};
+use crate::state::PowerState;
+use crate::xml::{Boot, DomainSpec, Nic};
+
+/// Why a build failed; its text is the instance's state reason.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No fixed IP.
+    #[error("network: {0}")]
+    Network(#[source] RpcError),
+    /// The bridge or VLAN could not be set up.
+    #[error("bridge: {0}")]
+    Bridge(#[source] CommandError),
+    /// The image could not be fetched or used.
+    #[error("image: {0}")]
+    Image(#[from] ImageError),
+    /// The instance folder could not be written.
+    #[error("instance files: {0}")]
+    Files(#[source] std::io::Error),
+    /// The disk could not be prepared (key injection, config drive).
+    #[error("preparing the disk: {0}")]
+    PrepareDisk(String),
+    /// The firewall could not be applied.
+    #[error("firewall: {0}")]
+    Firewall(#[source] CommandError),
+    /// The hypervisor failed.
+    #[error("hypervisor: {0}")]
+    Driver(#[from] DriverError),
+    /// The network controller answered with an address that does not parse.
+    #[error("network: unusable address {0:?}")]
+    BadAddress(String),
+}
+
+/// How long each step of a build took.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildTimings {
+    /// Fixed IP allocation and bridge.
+    pub network: Duration,
+    /// Image fetch, overlay, kernel and ramdisk.
+    pub image: Duration,
+    /// Disk preparation hook.
+    pub prepare: Duration,
+    /// Rendering the domain.
+    pub xml: Duration,
+    /// Applying the firewall.
+    pub firewall: Duration,
+    /// Defining, starting and waiting for RUNNING.
+    pub libvirt: Duration,
+    /// All of it.
+    pub total: Duration,
+}
+
+/// MAC address derived from the instance id, so a retried build gets the same one.
+fn mac_for(request: &RunInstance) -> String {
+    let b = request.instance_id.0.as_bytes();
+    format!("02:16:3e:{:02x}:{:02x}:{:02x}", b[13], b[14], b[15])
+}
+
+impl ComputeManager {
+    /// Builds and boots the instance. A second call for the same instance
+    /// waits for the first, and finds it running.
+    #[instrument(skip_all, fields(instance_id = %request.instance_id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn run_instance(
+        &self,
+        ctx: &RequestContext,
+        request: &RunInstance,
+    ) -> Option<BuildTimings> {
+        let id = request.instance_id;
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        let name = domain_name(&id);
+        if let Ok(Some(PowerState::Running)) = self.parts.driver.state(&name).await {
+            info!("already running");
+            self.report(ctx, id, InstanceState::Running, None, None)
+                .await;
+            return None;
+        }
+        self.report(ctx, id, InstanceState::Pending, Some("networking"), None)
+            .await;
+        match self.build(ctx, request).await {
+            Ok(timings) => {
+                self.flavors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id, request.flavor.clone());
+                info!(total_ms = timings.total.as_millis() as u64, "running");
+                self.report(ctx, id, InstanceState::Running, None, None)
+                    .await;
+                Some(timings)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                warn!(%reason, "build failed; cleaning up");
+                self.clean_up(ctx, id).await;
+                self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn build(
+        &self,
+        ctx: &RequestContext,
+        request: &RunInstance,
+    ) -> Result<BuildTimings, BuildError> {
+        let started = Instant::now();
+        let mut timings = BuildTimings::default();
+        let id = request.instance_id;
+        let dir = self.dir(&id);
+        let mac = mac_for(request);
+
+        let step = Instant::now();
+        let fixed = self
+            .parts
+            .network
+            .allocate_fixed_ip(
+                ctx,
+                &AllocateFixedIp {
+                    instance_id: id,
+                    project_id: request.project_id.clone(),
+                    mac: mac
+                        .parse()
+                        .map_err(|_| BuildError::BadAddress(mac.clone()))?,
+                },
+            )
+            .await
+            .map_err(BuildError::Network)?;
+        self.ensure_bridge(&fixed)
+            .await
+            .map_err(BuildError::Bridge)?;
+        timings.network = step.elapsed();
+
+        self.report(ctx, id, InstanceState::Pending, Some("spawning"), None)
+            .await;
+        let step = Instant::now();
+        tokio::fs::create_dir_all(dir.root())
+            .await
+            .map_err(BuildError::Files)?;
+        let record = InstanceRecord {
+            instance_id: id,
+            project_id: request.project_id.clone(),
+            flavor: request.flavor.clone(),
+            built: false,
+        };
+        dir.write_record(&record).await.map_err(BuildError::Files)?;
+        let base = self.parts.images.fetch(&request.image).await?;
+        self.parts
+            .images
+            .create_overlay(&base, &dir.disk(), request.flavor.root_gb)
+            .await?;
+        if let Some(kernel) = &base.kernel {
+            tokio::fs::copy(kernel, dir.kernel())
+                .await
+                .map_err(BuildError::Files)?;
+        }
+        if let Some(ramdisk) = &base.ramdisk {
+            tokio::fs::copy(ramdisk, dir.ramdisk())
+                .await
+                .map_err(BuildError::Files)?;
+        }
+        timings.image = step.elapsed();
+
+        let step = Instant::now();
+        self.parts
+            .prepare
+            .prepare_disk(request, &dir)
+            .await
+            .map_err(BuildError::PrepareDisk)?;
+        timings.prepare = step.elapsed();
+
+        let step = Instant::now();
+        let boot = match &base.kernel {
+            Some(_) => Boot::Kernel {
+                kernel: dir.kernel(),
+                ramdisk: base.ramdisk.as_ref().map(|_| dir.ramdisk()),
+                cmdline: self.parts.config.kernel_cmdline.clone(),
+            },
+            None => Boot::Disk,
+        };
+        let spec = DomainSpec {
+            name: domain_name(&id),
+            uuid: id.0,
+            domain_type: self.parts.config.virt_type.resolve(),
+            memory_mb: request.flavor.memory_mb,
+            vcpus: request.flavor.vcpus,
+            boot,
+            disk: dir.disk(),
+            config_drive: None,
+            nic: Some(Nic {
+                bridge: fixed.bridge.clone(),
+                mac,
+            }),
+            console_log: dir.console_log(),
+        };
+        timings.xml = step.elapsed();
+
+        let step = Instant::now();
+        for group in &request.security_groups {
+            self.parts
+                .firewall
+                .update_group(group.clone())
+                .await
+                .map_err(BuildError::Firewall)?;
+        }
+        let address = fixed
+            .address
+            .parse()
+            .map_err(|_| BuildError::BadAddress(fixed.address.clone()))?;
+        let dhcp_server = fixed
+            .dhcp_server
+            .parse()
+            .map_err(|_| BuildError::BadAddress(fixed.dhcp_server.clone()))?;
+        let filter = InstanceFilter {
+            address,
+            dhcp_server,
+            groups: request
+                .security_groups
+                .iter()
+                .map(|g| g.group.clone())
+                .collect(),
+        };
+        self.parts
+            .firewall
+            .add_instance(id, filter)
+            .await
+            .map_err(BuildError::Firewall)?;
+        timings.firewall = step.elapsed();
+
+        let step = Instant::now();
+        self.parts.driver.spawn(&spec).await?;
+        self.wait_for(&spec.name, PowerState::Running).await?;
+        timings.libvirt = step.elapsed();
+
+        dir.write_record(&InstanceRecord {
+            built: true,
+            ..record
+        })
+        .await
+        .map_err(BuildError::Files)?;
+        timings.total = started.elapsed();
+        Ok(timings)
+    }
+
+    async fn ensure_bridge(&self, fixed: &FixedIp) -> Result<(), CommandError> {
+        match fixed.vlan {
+            Some(vlan) => {
+                self.parts
+                    .bridges
+                    .ensure_vlan_bridge(vlan, &self.parts.vlan_interface, &fixed.bridge)
+                    .await
+            }
+            None => self.parts.bridges.ensure_bridge(&fixed.bridge).await,
+        }
+    }
+
+    /// Polls the driver until the domain is in `wanted`, up to the spawn timeout.
+    pub(super) async fn wait_for(&self, name: &str, wanted: PowerState) -> Result<(), DriverError> {
+        let timeout = self.spawn_timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.parts.driver.state(name).await? == Some(wanted) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(DriverError::Timeout {
+                    domain: name.to_owned(),
+                    wanted,
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Removes everything an instance holds on this host and its fixed IP:
+    /// domain, chains, address, files. Safe on a half-built instance and
+    /// when repeated.
+    pub(super) async fn clean_up(
+        &self,
+        ctx: &RequestContext,
+        id: stratus_rpc::wire::ids::InstanceId,
+    ) {
+        let name = domain_name(&id);
+        if let Err(e) = self.parts.driver.destroy(&name).await {
+            warn!(error = %e, "destroying the domain failed");
+        }
+        if let Err(e) = self.parts.firewall.remove_instance(id).await {
+            warn!(error = %e, "removing the firewall chains failed");
+        }
+        if let Err(e) = self
+            .parts
+            .network
+            .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
+            .await
+        {
+            warn!(error = %e, "releasing the fixed IP failed");
+        }
+        let dir = self.dir(&id);
+        if let Err(e) = tokio::fs::remove_dir_all(dir.root()).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(error = %e, "removing the instance folder failed");
+        }
+        self.flavors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+    }
+}

@@ -1,0 +1,108 @@
+//! The rest of an instance's life: terminate, reboot, stop, start, console.
+
+use std::io::SeekFrom;
+
+use stratus_rpc::RequestContext;
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::ids::InstanceId;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tracing::instrument;
+
+use super::ComputeManager;
+use crate::driver::DriverError;
+use crate::instance_dir::domain_name;
+use crate::state::PowerState;
+
+impl ComputeManager {
+    /// Destroys the instance and everything it holds. Idempotent; works on
+    /// an instance whose build half failed.
+    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        self.report(ctx, id, InstanceState::ShuttingDown, None, None)
+            .await;
+        self.clean_up(ctx, id).await;
+        self.report(ctx, id, InstanceState::Terminated, None, None)
+            .await;
+    }
+
+    /// Reboots: `hard` resets the machine, soft asks the guest.
+    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn reboot_instance(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+        hard: bool,
+    ) -> Result<(), DriverError> {
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        self.parts.driver.reboot(&domain_name(&id), hard).await?;
+        self.report(ctx, id, InstanceState::Running, None, None)
+            .await;
+        Ok(())
+    }
+
+    /// Stops the guest, keeping its disk and address.
+    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn stop_instance(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+    ) -> Result<(), DriverError> {
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        let name = domain_name(&id);
+        self.report(ctx, id, InstanceState::Stopping, None, None)
+            .await;
+        if self.parts.driver.state(&name).await? != Some(PowerState::Shutoff) {
+            self.parts.driver.power_off(&name).await?;
+        }
+        self.report(ctx, id, InstanceState::Stopped, None, None)
+            .await;
+        Ok(())
+    }
+
+    /// Starts a stopped guest.
+    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn start_instance(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+    ) -> Result<(), DriverError> {
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        let name = domain_name(&id);
+        if self.parts.driver.state(&name).await? != Some(PowerState::Running) {
+            self.parts.driver.power_on(&name).await?;
+            self.wait_for(&name, PowerState::Running).await?;
+        }
+        self.report(ctx, id, InstanceState::Running, None, None)
+            .await;
+        Ok(())
+    }
+
+    /// The last `console_max_bytes` of the console log (empty if the guest
+    /// wrote nothing yet); `NotFound` when the instance is not on this host.
+    pub async fn console_output(&self, id: InstanceId) -> std::io::Result<String> {
+        let dir = self.dir(&id);
+        if !tokio::fs::try_exists(dir.root()).await? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("instance {id} is not on this host"),
+            ));
+        }
+        let path = dir.console_log();
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata().await?.len();
+        let cap = self.parts.config.console_max_bytes;
+        file.seek(SeekFrom::Start(len.saturating_sub(cap))).await?;
+        let mut bytes = Vec::new();
+        file.take(cap).read_to_end(&mut bytes).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}

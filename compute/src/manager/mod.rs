@@ -1,0 +1,183 @@
+//! The compute manager: what a worker does to the instances of its host.
+//! `build.rs` runs `run_instance`; `lifecycle.rs` the rest of an instance's
+//! life; `periodic.rs` power sync, start-up recovery and capacity reports.
+
+mod build;
+mod lifecycle;
+mod periodic;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stratus_network::firewall::Firewall;
+use stratus_network::linux::bridge::Bridges;
+use stratus_rpc::RequestContext;
+use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
+use stratus_rpc::wire::compute::{Flavor, RunInstance};
+use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
+use stratus_rpc::wire::ids::{HostName, InstanceId};
+use tracing::warn;
+
+pub use build::{BuildError, BuildTimings};
+
+use crate::driver::VirtDriver;
+use crate::image_cache::ImageCache;
+use crate::instance_dir::InstanceDir;
+
+/// Writes what the guest needs into its disk before it boots (SSH key, config
+/// drive, …). The injection issue fills this in; builds call it always.
+#[async_trait]
+pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
+    /// Prepares the instance's disk in `dir`; an error fails the build.
+    async fn prepare_disk(&self, request: &RunInstance, dir: &InstanceDir) -> Result<(), String>;
+}
+
+/// The next update sequence: microseconds since the epoch, bumped so two
+/// updates never share one, and a restarted worker keeps counting upward.
+fn next_sequence() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// Prepares nothing.
+#[derive(Debug, Default)]
+pub struct NoDiskPreparation;
+
+#[async_trait]
+impl PrepareDisk for NoDiskPreparation {
+    async fn prepare_disk(&self, _request: &RunInstance, _dir: &InstanceDir) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The clients and host parts a manager works with.
+#[derive(Debug)]
+pub struct Parts {
+    /// This host's name.
+    pub host: HostName,
+    /// This host's availability zone.
+    pub availability_zone: String,
+    /// Where instance folders and `_base` live.
+    pub instances_dir: PathBuf,
+    /// The hypervisor.
+    pub driver: Arc<dyn VirtDriver>,
+    /// Base images.
+    pub images: ImageCache,
+    /// The host firewall.
+    pub firewall: Arc<Firewall>,
+    /// Bridges and VLANs on this host.
+    pub bridges: Arc<Bridges>,
+    /// The physical interface VLANs sit on.
+    pub vlan_interface: String,
+    /// The network controller.
+    pub network: NetworkClient,
+    /// Where state changes are reported.
+    pub conductor: ConductorClient,
+    /// Where capacity is reported.
+    pub scheduler: SchedulerClient,
+    /// The disk preparation hook.
+    pub prepare: Arc<dyn PrepareDisk>,
+    /// Settings.
+    pub config: crate::config::ComputeConfig,
+}
+
+/// Runs the instances of one host.
+#[derive(Debug)]
+pub struct ComputeManager {
+    parts: Parts,
+    /// One lock per instance: its operations run one at a time.
+    locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The flavors of instances on this host, for capacity reports.
+    flavors: Mutex<HashMap<InstanceId, Flavor>>,
+    /// The state last reported per instance, for power sync.
+    last_states: Mutex<HashMap<InstanceId, InstanceState>>,
+}
+
+impl ComputeManager {
+    /// A manager over `parts`.
+    pub fn new(parts: Parts) -> Arc<Self> {
+        Arc::new(Self {
+            parts,
+            locks: Mutex::new(HashMap::new()),
+            flavors: Mutex::new(HashMap::new()),
+            last_states: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The hypervisor driver.
+    pub fn driver(&self) -> &Arc<dyn VirtDriver> {
+        &self.parts.driver
+    }
+
+    /// This host's firewall.
+    pub fn firewall(&self) -> &Arc<Firewall> {
+        &self.parts.firewall
+    }
+
+    /// The folder of an instance.
+    pub fn dir(&self, id: &InstanceId) -> InstanceDir {
+        InstanceDir::new(&self.parts.instances_dir, id)
+    }
+
+    fn lock_for(&self, id: InstanceId) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    fn spawn_timeout(&self) -> Duration {
+        Duration::from_secs(self.parts.config.spawn_timeout_secs)
+    }
+
+    /// Casts a state change to the conductor; a failed cast is logged, not
+    /// fatal (the next sync reports the state again).
+    async fn report(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+        state: InstanceState,
+        task_state: Option<&str>,
+        reason: Option<String>,
+    ) {
+        let update = InstanceUpdate {
+            instance_id: id,
+            host: self.parts.host.clone(),
+            state,
+            task_state: task_state.map(str::to_owned),
+            reason,
+            sequence: next_sequence(),
+        };
+        {
+            let mut last = self
+                .last_states
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if matches!(state, InstanceState::Terminated | InstanceState::Error) {
+                last.remove(&id);
+            } else {
+                last.insert(id, state);
+            }
+        }
+        tracing::info!(instance_id = %id, ?state, task_state, "state change");
+        if let Err(e) = self.parts.conductor.instance_update(ctx, &update).await {
+            warn!(instance_id = %id, error = %e, "could not report the state change");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Periodic work: power-state sync (the hypervisor is authoritative, and an
+//! unknown state is never acted on), start-up recovery, capacity reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_rpc::RequestContext;
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::scheduler::HostReport;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ComputeManager;
+use crate::instance_dir::{InstanceDir, domain_name};
+use crate::state::PowerState;
+
+impl ComputeManager {
+    /// After a worker or host restart: running guests are kept, stopped
+    /// ones reported, half-built ones cleaned up (domain, chains, address,
+    /// files) and reported as errors.
+    pub async fn recover(&self, ctx: &RequestContext) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.parts.instances_dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let root = entry.path();
+            let is_instance = root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("instance-"));
+            if !is_instance {
+                continue;
+            }
+            let Some(record) = InstanceDir::read_record(&root).await else {
+                warn!(folder = %root.display(), "instance folder without a record; leaving it for an operator");
+                continue;
+            };
+            let id = record.instance_id;
+            if !record.built {
+                info!(instance_id = %id, "cleaning up a build interrupted by a restart");
+                self.clean_up(ctx, id).await;
+                let reason = "the build was interrupted by a compute worker restart".to_owned();
+                self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                    .await;
+                continue;
+            }
+            self.flavors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, record.flavor.clone());
+            match self.parts.driver.state(&domain_name(&id)).await {
+                Ok(Some(PowerState::Running)) => {
+                    self.report(ctx, id, InstanceState::Running, None, None)
+                        .await;
+                }
+                Ok(Some(PowerState::Shutoff | PowerState::Crashed)) => {
+                    self.report(ctx, id, InstanceState::Stopped, None, None)
+                        .await;
+                }
+                Ok(Some(PowerState::Paused | PowerState::NoState)) => {}
+                Ok(None) => {
+                    let reason = "its domain is gone from the hypervisor".to_owned();
+                    self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                        .await;
+                }
+                Err(e) => warn!(instance_id = %id, error = %e, "could not read the domain's state"),
+            }
+        }
+    }
+
+    /// Compares the hypervisor's view with what was last reported and
+    /// reports the differences. Never starts or stops a guest.
+    pub async fn sync_power_states(&self, ctx: &RequestContext) {
+        let known: Vec<_> = self
+            .last_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(id, state)| (*id, *state))
+            .collect();
+        for (id, last) in known {
+            if !matches!(last, InstanceState::Running | InstanceState::Stopped) {
+                continue;
+            }
+            let now = match self.parts.driver.state(&domain_name(&id)).await {
+                Ok(state) => state,
+                Err(e) => {
+                    warn!(instance_id = %id, error = %e, "power sync could not read the domain");
+                    continue;
+                }
+            };
+            let seen = match now {
+                Some(PowerState::Running) => InstanceState::Running,
+                Some(PowerState::Shutoff | PowerState::Crashed) => InstanceState::Stopped,
+                // Transient or paused: wait for a clear answer.
+                Some(PowerState::NoState | PowerState::Paused) | None => continue,
+            };
+            if seen != last {
+                info!(instance_id = %id, ?last, ?seen, "power state changed outside stratus");
+                self.report(ctx, id, seen, None, None).await;
+            }
+        }
+    }
+
+    /// This host's capacity and usage.
+    pub async fn host_report(&self) -> HostReport {
+        let (vcpus_used, memory_mb_used, disk_gb_used, running) = {
+            let flavors = self
+                .flavors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            flavors
+                .values()
+                .fold((0u32, 0u64, 0u64, 0u32), |(c, m, d, n), f| {
+                    (c + f.vcpus, m + f.memory_mb, d + f.root_gb, n + 1)
+                })
+        };
+        let config = &self.parts.config;
+        let vcpus = config.vcpus.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        });
+        let memory_mb = match config.memory_mb {
+            Some(mb) => mb,
+            None => host_memory_mb().await,
+        };
+        let disk_gb = match config.disk_gb {
+            Some(gb) => gb,
+            None => host_disk_gb(&self.parts.instances_dir).await,
+        };
+        HostReport {
+            host: self.parts.host.clone(),
+            availability_zone: self.parts.availability_zone.clone(),
+            vcpus,
+            vcpus_used,
+            memory_mb,
+            memory_mb_used,
+            disk_gb,
+            disk_gb_used,
+            running_instances: running,
+            hypervisor_type: self.parts.driver.hypervisor_type(),
+        }
+    }
+
+    /// Runs capacity reports and power sync until `cancel`.
+    pub async fn run_periodic(self: Arc<Self>, cancel: CancellationToken) {
+        let mut report = tokio::time::interval(Duration::from_secs(
+            self.parts.config.report_interval_secs.max(1),
+        ));
+        let mut sync = tokio::time::interval(Duration::from_secs(
+            self.parts.config.sync_interval_secs.max(1),
+        ));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = report.tick() => {
+                    let ctx = RequestContext::system();
+                    let host = self.host_report().await;
+                    if let Err(e) = self.parts.scheduler.update_host(&ctx, &host).await {
+                        warn!(error = %e, "capacity report failed");
+                    }
+                }
+                _ = sync.tick() => self.sync_power_states(&RequestContext::system()).await,
+            }
+        }
+    }
+}
+
+async fn host_memory_mb() -> u64 {
+    let meminfo = tokio::fs::read_to_string("/proc/meminfo")
+        .await
+        .unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+async fn host_disk_gb(dir: &std::path::Path) -> u64 {
+    let out = tokio::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .await;
+    let Ok(out) = out else { return 0 };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / (1024 * 1024))
+}

@@ -1,0 +1,100 @@
+//! Assembling a compute worker from its configuration: driver, image cache,
+//! firewall, bridges and clients, then recovery and periodic tasks.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_network::firewall::Firewall;
+use stratus_network::linux::bridge::Bridges;
+use stratus_network::linux::iptables::Iptables;
+use stratus_network::linux::{HostCommands, RealHost};
+use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{RequestContext, RpcClient, Transport};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ComputeConfig, DriverKind};
+use crate::driver::fake::FakeDriver;
+use crate::driver::libvirt::LibvirtDriver;
+use crate::driver::{DriverError, VirtDriver};
+use crate::host::qemu_img::RealQemuImg;
+use crate::image_cache::ImageCache;
+use crate::manager::{ComputeManager, NoDiskPreparation, Parts};
+use crate::service::ComputeService;
+
+/// A running worker: its manager, its RPC handler, and what stops its tasks.
+#[derive(Debug)]
+pub struct Worker {
+    /// The manager.
+    pub manager: Arc<ComputeManager>,
+    /// The handler to serve on `compute` and `compute.<host>`.
+    pub service: Arc<ComputeService>,
+    /// Cancels the periodic tasks.
+    pub periodic: CancellationToken,
+}
+
+/// Where a worker keeps things and how it reaches the rest of the cloud.
+pub struct WorkerSetup<'a> {
+    /// This host.
+    pub host: HostName,
+    /// The state folder (`instances/` and locks go under it).
+    pub state_dir: &'a Path,
+    /// Compute settings.
+    pub config: &'a ComputeConfig,
+    /// The physical interface for VLANs (from `[network]`).
+    pub vlan_interface: String,
+    /// The bus.
+    pub transport: Arc<dyn Transport>,
+    /// How long calls wait.
+    pub call_timeout: Duration,
+    /// Host commands (bridges, iptables), in a namespace or not.
+    pub host_commands: Option<Arc<dyn HostCommands>>,
+    /// A driver to use instead of the configured one (tests).
+    pub driver: Option<Arc<dyn VirtDriver>>,
+}
+
+/// Builds the worker, recovers what a previous run left, and starts its
+/// periodic tasks.
+pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, DriverError> {
+    let config = setup.config;
+    let driver: Arc<dyn VirtDriver> = match (setup.driver, config.driver) {
+        (Some(driver), _) => driver,
+        (None, DriverKind::Fake) => Arc::new(FakeDriver::new()),
+        (None, DriverKind::Libvirt) => {
+            Arc::new(LibvirtDriver::connect(&config.libvirt_uri, config.virt_type.resolve()).await?)
+        }
+    };
+    let commands = setup
+        .host_commands
+        .unwrap_or_else(|| Arc::new(RealHost::new()));
+    let instances_dir = setup.state_dir.join("instances");
+    let firewall = Firewall::new(Iptables::new(
+        commands.clone(),
+        setup.state_dir.join("locks"),
+    ));
+    let rpc = RpcClient::new(setup.transport, setup.call_timeout);
+    let manager = ComputeManager::new(Parts {
+        host: setup.host,
+        availability_zone: config.availability_zone.clone(),
+        images: ImageCache::new(instances_dir.join("_base"), Arc::new(RealQemuImg)),
+        instances_dir,
+        driver,
+        firewall: firewall.clone(),
+        bridges: Arc::new(Bridges::new(commands)),
+        vlan_interface: setup.vlan_interface,
+        network: NetworkClient::new(rpc.clone()),
+        conductor: ConductorClient::new(rpc.clone()),
+        scheduler: SchedulerClient::new(rpc),
+        prepare: Arc::new(NoDiskPreparation),
+        config: config.clone(),
+    });
+    manager.recover(&RequestContext::system()).await;
+    let periodic = CancellationToken::new();
+    tokio::spawn(manager.clone().run_periodic(periodic.clone()));
+    Ok(Worker {
+        service: Arc::new(ComputeService::new(manager.clone(), firewall)),
+        manager,
+        periodic,
+    })
+}

@@ -1,0 +1,239 @@
+//! A compute worker on the fake driver, with a real network controller
+//! (SQLite, no DHCP) and a recording conductor, all on one in-process bus.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use stratus_compute::config::ComputeConfig;
+use stratus_compute::driver::VirtDriver;
+use stratus_compute::driver::fake::FakeDriver;
+use stratus_compute::worker::{Worker, WorkerSetup, start};
+use stratus_network::NetworkManager;
+use stratus_network::config::NetworkConfig;
+use stratus_network::linux::FakeHost;
+use stratus_network::service::NetworkService;
+use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::transport::memory::MemoryTransport;
+use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
+use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
+
+/// Records every instance update.
+#[derive(Default)]
+pub struct Conductor {
+    pub updates: Mutex<Vec<InstanceUpdate>>,
+}
+
+#[async_trait]
+impl Handler for Conductor {
+    async fn handle(
+        &self,
+        _: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        let update: InstanceUpdate = decode_args(method, args)?;
+        self.updates.lock().expect("lock").push(update);
+        Ok(null())
+    }
+}
+
+impl Conductor {
+    /// The states reported for one instance, in the order they were sent.
+    pub fn states(&self, id: InstanceId) -> Vec<(InstanceState, Option<String>)> {
+        let mut updates: Vec<InstanceUpdate> = self
+            .updates
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|u| u.instance_id == id)
+            .cloned()
+            .collect();
+        updates.sort_by_key(|u| u.sequence);
+        updates
+            .into_iter()
+            .map(|u| (u.state, u.task_state))
+            .collect()
+    }
+
+    /// Waits (up to 5 s) until the last update for the instance has `state`;
+    /// casts arrive after the call that made them returns.
+    pub async fn wait_for(&self, id: InstanceId, state: InstanceState) -> Option<InstanceUpdate> {
+        for _ in 0..250 {
+            if let Some(last) = self.last(id).filter(|u| u.state == state) {
+                return Some(last);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The newest update for one instance (by sequence, as the conductor keeps it).
+    pub fn last(&self, id: InstanceId) -> Option<InstanceUpdate> {
+        self.updates
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|u| u.instance_id == id)
+            .max_by_key(|u| u.sequence)
+            .cloned()
+    }
+}
+
+pub struct Harness {
+    pub state: tempfile::TempDir,
+    pub images: tempfile::TempDir,
+    pub bus: MemoryTransport,
+    pub worker: Worker,
+    pub fake: Arc<FakeDriver>,
+    pub host_commands: Arc<FakeHost>,
+    pub conductor: Arc<Conductor>,
+    pub network: Arc<NetworkManager>,
+    _serving: Vec<ServerHandle>,
+}
+
+/// A 64 MiB qcow2 base image, with a kernel and ramdisk beside it.
+pub fn image(dir: &std::path::Path) -> ImageRef {
+    let disk = dir.join("base.qcow2");
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("64M")
+        .output()
+        .expect("qemu-img runs (deploy/dev-setup installs qemu-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("vmlinuz"), b"not really a kernel").expect("kernel");
+    std::fs::write(dir.join("initrd"), b"not really an initrd").expect("ramdisk");
+    ImageRef {
+        id: "ami-0000000000000001".into(),
+        disk,
+        kernel: Some(dir.join("vmlinuz")),
+        ramdisk: Some(dir.join("initrd")),
+    }
+}
+
+pub fn request(image: &ImageRef) -> RunInstance {
+    RunInstance {
+        instance_id: InstanceId::new(),
+        project_id: "p1".parse().expect("project"),
+        flavor: Flavor {
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            memory_mb: 256,
+            root_gb: 1,
+        },
+        image: image.clone(),
+        security_groups: vec![],
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_in(
+            tempfile::tempdir().expect("tempdir"),
+            Arc::new(FakeDriver::new()),
+        )
+        .await
+    }
+
+    /// A worker over an existing state folder and driver (restart tests).
+    pub async fn start_in(state: tempfile::TempDir, fake: Arc<FakeDriver>) -> Self {
+        let images = tempfile::tempdir().expect("tempdir");
+        let bus = MemoryTransport::new(16, Duration::from_millis(50));
+        let transport: Arc<dyn Transport> = Arc::new(bus.clone());
+        let network_config = NetworkConfig {
+            dhcp: false,
+            ..NetworkConfig::default()
+        };
+        let network = Arc::new(
+            NetworkManager::start(
+                &network_config,
+                &state.path().join("network"),
+                Arc::new(FakeHost::new()),
+            )
+            .await
+            .expect("network manager"),
+        );
+        let conductor = Arc::new(Conductor::default());
+        let mut serving = Vec::new();
+        serving.push(
+            bus.serve(
+                "network",
+                None,
+                Arc::new(NetworkService::new(network.clone())),
+            )
+            .await
+            .expect("serve"),
+        );
+        serving.push(
+            bus.serve("conductor", None, conductor.clone())
+                .await
+                .expect("serve"),
+        );
+        let host_commands = Arc::new(FakeHost::new());
+        let config = ComputeConfig {
+            spawn_timeout_secs: 5,
+            console_max_bytes: 1024,
+            vcpus: Some(4),
+            memory_mb: Some(4096),
+            disk_gb: Some(40),
+            ..ComputeConfig::default()
+        };
+        let worker = start(WorkerSetup {
+            host: "node1".parse().expect("host"),
+            state_dir: state.path(),
+            config: &config,
+            vlan_interface: "eth0".into(),
+            transport,
+            call_timeout: Duration::from_secs(5),
+            host_commands: Some(host_commands.clone()),
+            driver: Some(fake.clone() as Arc<dyn VirtDriver>),
+        })
+        .await
+        .expect("worker");
+        serving.push(
+            bus.serve(
+                "compute",
+                Some(&"node1".parse().expect("host")),
+                worker.service.clone(),
+            )
+            .await
+            .expect("serve"),
+        );
+        Self {
+            state,
+            images,
+            bus,
+            worker,
+            fake,
+            host_commands,
+            conductor,
+            network,
+            _serving: serving,
+        }
+    }
+
+    pub fn instance_dir(&self, id: &InstanceId) -> PathBuf {
+        self.worker.manager.dir(id).root().to_owned()
+    }
+
+    /// Whether the network controller holds an address for the instance.
+    pub async fn has_address(&self, id: &InstanceId) -> bool {
+        self.network
+            .ipam()
+            .store()
+            .allocation(&id.to_string())
+            .await
+            .expect("store")
+            .is_some()
+    }
+}

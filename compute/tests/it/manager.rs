@@ -1,0 +1,384 @@
+//! The compute manager on the fake driver: builds, failures, the rest of an
+//! instance's life, recovery and power sync.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_compute::driver::VirtDriver;
+use stratus_compute::instance_dir::domain_name;
+use stratus_compute::state::PowerState;
+use stratus_compute::xml::Boot;
+use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::{RequestContext, RpcClient};
+
+use crate::harness::{Harness, image, request};
+
+fn ctx() -> RequestContext {
+    RequestContext::system()
+}
+
+fn client(h: &Harness) -> ComputeClient {
+    ComputeClient::new(RpcClient::new(
+        Arc::new(h.bus.clone()),
+        Duration::from_secs(5),
+    ))
+}
+
+async fn eventually(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_instance_builds_a_running_guest_and_reports_each_step() {
+    let h = Harness::start().await;
+    let image = image(h.images.path());
+    let req = request(&image);
+    let id = req.instance_id;
+    let timings = h
+        .worker
+        .manager
+        .run_instance(&ctx(), &req)
+        .await
+        .expect("built");
+    assert!(timings.total >= timings.libvirt);
+    h.conductor
+        .wait_for(id, InstanceState::Running)
+        .await
+        .expect("running reported");
+
+    let states = h.conductor.states(id);
+    assert_eq!(
+        states,
+        vec![
+            (InstanceState::Pending, Some("networking".into())),
+            (InstanceState::Pending, Some("spawning".into())),
+            (InstanceState::Running, None),
+        ]
+    );
+    let name = domain_name(&id);
+    assert_eq!(
+        h.fake.state(&name).await.expect("state"),
+        Some(PowerState::Running)
+    );
+    let spec = h.fake.spec(&name).expect("spec");
+    assert!(matches!(spec.boot, Boot::Kernel { .. }), "{:?}", spec.boot);
+    assert_eq!(spec.nic.as_ref().map(|n| n.bridge.as_str()), Some("br100"));
+    assert_eq!((spec.vcpus, spec.memory_mb), (1, 256));
+
+    // The disk is a qcow2 overlay on the cached base, grown to the flavor's 1 GiB.
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&spec.disk)
+        .output()
+        .expect("qemu-img info");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["virtual-size"], 1u64 << 30);
+    let backing = info["backing-filename"].as_str().expect("backing file");
+    assert!(
+        backing.ends_with("instances/_base/ami-0000000000000001"),
+        "{backing}"
+    );
+    assert!(
+        h.instance_dir(&id).join("kernel").exists() && h.instance_dir(&id).join("ramdisk").exists()
+    );
+    assert!(h.has_address(&id).await);
+    assert!(h.worker.manager.host_report().await.running_instances == 1);
+    // The bridge was ensured through host commands.
+    let calls: Vec<String> = h
+        .host_commands
+        .calls()
+        .iter()
+        .map(|c| c.join(" "))
+        .collect();
+    assert!(
+        calls.iter().any(|c| c.contains("ip link show dev br100")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("iptables-restore")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_run_instance_finds_it_running_and_builds_nothing() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let manager = h.worker.manager.clone();
+    let (c1, c2) = (ctx(), ctx());
+    let (a, b) = tokio::join!(
+        manager.run_instance(&c1, &req),
+        manager.run_instance(&c2, &req)
+    );
+    assert_eq!(
+        usize::from(a.is_some()) + usize::from(b.is_some()),
+        1,
+        "built twice"
+    );
+    assert_eq!(h.fake.list().await.expect("list").len(), 1);
+    assert!(
+        h.conductor
+            .wait_for(req.instance_id, InstanceState::Running)
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
+    let h = Harness::start().await;
+    let mut req = request(&image(h.images.path()));
+    req.image.disk = h.images.path().join("missing.qcow2");
+    let id = req.instance_id;
+    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    let last = h
+        .conductor
+        .wait_for(id, InstanceState::Error)
+        .await
+        .expect("error reported");
+    let reason = last.reason.unwrap_or_default();
+    assert!(
+        reason.contains("missing.qcow2"),
+        "unhelpful reason: {reason}"
+    );
+    assert_nothing_left(&h, &req).await;
+
+    // A hypervisor failure after the firewall is applied is cleaned up too.
+    let req = request(&image(h.images.path()));
+    h.fake.fail_spawn(&domain_name(&req.instance_id));
+    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    let reason = h
+        .conductor
+        .wait_for(req.instance_id, InstanceState::Error)
+        .await
+        .and_then(|u| u.reason)
+        .unwrap_or_default();
+    assert!(reason.contains("injected failure"), "{reason}");
+    assert_nothing_left(&h, &req).await;
+    // The base image stayed cached and whole.
+    assert!(
+        !h.state
+            .path()
+            .join("instances/_base/ami-0000000000000001.part")
+            .exists()
+    );
+}
+
+async fn assert_nothing_left(h: &Harness, req: &stratus_rpc::wire::compute::RunInstance) {
+    let id = req.instance_id;
+    assert_eq!(
+        h.fake.state(&domain_name(&id)).await.expect("state"),
+        None,
+        "domain left"
+    );
+    assert!(!h.instance_dir(&id).exists(), "instance folder left");
+    assert!(!h.has_address(&id).await, "fixed IP left allocated");
+    assert_eq!(h.worker.manager.host_report().await.running_instances, 0);
+    let firewall = h.worker.manager.firewall().state().await;
+    assert!(
+        !firewall.instances.contains_key(&id),
+        "firewall chains left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_leaves_nothing_and_can_be_repeated() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    let compute = client(&h);
+    let host = "node1".parse().expect("host");
+    compute
+        .run_instance(&ctx(), &host, &req)
+        .await
+        .expect("cast");
+    assert!(
+        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
+    );
+    compute
+        .terminate_instance(&ctx(), &host, InstanceRef { instance_id: id })
+        .await
+        .expect("cast");
+    assert!(
+        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
+            .await
+    );
+    assert_nothing_left(&h, &req).await;
+    h.worker.manager.terminate_instance(&ctx(), id).await;
+    assert!(
+        h.conductor
+            .wait_for(id, InstanceState::Terminated)
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_start_reboot_and_console_output() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    let name = domain_name(&id);
+    let m = h.worker.manager.clone();
+    m.run_instance(&ctx(), &req).await.expect("built");
+
+    m.stop_instance(&ctx(), id).await.expect("stop");
+    assert_eq!(
+        h.fake.state(&name).await.expect("state"),
+        Some(PowerState::Shutoff)
+    );
+    assert!(
+        h.conductor
+            .wait_for(id, InstanceState::Stopped)
+            .await
+            .is_some()
+    );
+    m.stop_instance(&ctx(), id)
+        .await
+        .expect("stopping a stopped instance is a no-op");
+    m.start_instance(&ctx(), id).await.expect("start");
+    assert_eq!(
+        h.fake.state(&name).await.expect("state"),
+        Some(PowerState::Running)
+    );
+
+    let compute = client(&h);
+    let host = "node1".parse().expect("host");
+    compute
+        .reboot_instance(
+            &ctx(),
+            &host,
+            RebootInstance {
+                instance_id: id,
+                hard: true,
+            },
+        )
+        .await
+        .expect("cast");
+    m.stop_instance(&ctx(), id).await.expect("stop");
+    let err = m
+        .reboot_instance(&ctx(), id, false)
+        .await
+        .expect_err("cannot reboot a stopped guest");
+    assert!(err.to_string().contains("Reboot"), "{err}");
+
+    // The console tail is capped at console_max_bytes (1024 here).
+    let log = h.instance_dir(&id).join("console.log");
+    let mut text = "early line\n".repeat(200);
+    text.push_str("LAST LINE\n");
+    std::fs::write(&log, &text).expect("console");
+    let out = compute
+        .get_console_output(&ctx(), &host, InstanceRef { instance_id: id })
+        .await
+        .expect("console");
+    assert_eq!(out.len(), 1024);
+    assert!(out.ends_with("LAST LINE\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    let name = domain_name(&id);
+    h.worker
+        .manager
+        .run_instance(&ctx(), &req)
+        .await
+        .expect("built");
+    h.conductor
+        .wait_for(id, InstanceState::Running)
+        .await
+        .expect("running");
+
+    h.fake.set_state(&name, PowerState::NoState);
+    h.worker.manager.sync_power_states(&ctx()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.conductor.last(id).map(|u| u.state),
+        Some(InstanceState::Running)
+    );
+    assert_eq!(
+        h.fake.state(&name).await.expect("state"),
+        Some(PowerState::NoState),
+        "sync touched the guest"
+    );
+
+    h.fake.set_state(&name, PowerState::Shutoff);
+    h.worker.manager.sync_power_states(&ctx()).await;
+    assert!(
+        h.conductor
+            .wait_for(id, InstanceState::Stopped)
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
+    let h = Harness::start().await;
+    let image = image(h.images.path());
+    let running = request(&image);
+    h.worker
+        .manager
+        .run_instance(&ctx(), &running)
+        .await
+        .expect("built");
+    // A build cut short: its record says not built, its address is held.
+    let half = request(&image);
+    let half_dir = h.worker.manager.dir(&half.instance_id);
+    std::fs::create_dir_all(half_dir.root()).expect("dir");
+    let record = stratus_compute::instance_dir::InstanceRecord {
+        instance_id: half.instance_id,
+        project_id: half.project_id.clone(),
+        flavor: half.flavor.clone(),
+        built: false,
+    };
+    half_dir.write_record(&record).await.expect("record");
+    let ctx = ctx();
+    h.network
+        .allocate_fixed_ip(&stratus_rpc::wire::network::AllocateFixedIp {
+            instance_id: half.instance_id,
+            project_id: half.project_id.clone(),
+            mac: "02:16:3e:00:00:09".parse().expect("mac"),
+        })
+        .await
+        .expect("allocate");
+
+    // The worker restarts over the same state folder and hypervisor.
+    let Harness { state, fake, .. } = h;
+    let h = Harness::start_in(state, fake).await;
+    assert!(
+        h.conductor
+            .wait_for(running.instance_id, InstanceState::Running)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        h.fake
+            .state(&domain_name(&running.instance_id))
+            .await
+            .expect("state"),
+        Some(PowerState::Running)
+    );
+    assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
+    h.conductor
+        .wait_for(half.instance_id, InstanceState::Error)
+        .await
+        .expect("error reported");
+    assert!(!half_dir.root().exists());
+    assert!(
+        !h.has_address(&half.instance_id).await,
+        "half-built instance kept its address"
+    );
+    let _ = ctx;
+}

@@ -1,3 +1,4 @@
 //! Host commands the compute worker runs, each behind a narrow trait.
 
+pub mod libvirtd;
 pub mod qemu_img;

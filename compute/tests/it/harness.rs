@@ -90,7 +90,8 @@ pub struct Harness {
     pub images: tempfile::TempDir,
     pub bus: MemoryTransport,
     pub worker: Worker,
-    pub fake: Arc<FakeDriver>,
+    /// The fake driver, when the worker runs on it.
+    pub fake_driver: Option<Arc<FakeDriver>>,
     pub host_commands: Arc<FakeHost>,
     pub conductor: Arc<Conductor>,
     pub network: Arc<NetworkManager>,
@@ -145,8 +146,27 @@ impl Harness {
         .await
     }
 
-    /// A worker over an existing state folder and driver (restart tests).
+    /// A worker over an existing state folder and fake driver (restart tests).
     pub async fn start_in(state: tempfile::TempDir, fake: Arc<FakeDriver>) -> Self {
+        let mut h = Self::start_with(state, fake.clone(), Arc::new(FakeHost::new())).await;
+        h.fake_driver = Some(fake);
+        h
+    }
+
+    /// The fake driver (panics when the worker runs on a real one).
+    pub fn fake(&self) -> &FakeDriver {
+        self.fake_driver
+            .as_deref()
+            .expect("this harness runs the fake driver")
+    }
+
+    /// A worker on any driver; host commands through `commands` when it
+    /// names a network namespace, else through a recording fake.
+    pub async fn start_with(
+        state: tempfile::TempDir,
+        driver: Arc<dyn VirtDriver>,
+        commands: Arc<dyn stratus_network::linux::HostCommands>,
+    ) -> Self {
         let images = tempfile::tempdir().expect("tempdir");
         let bus = MemoryTransport::new(16, Duration::from_millis(50));
         let transport: Arc<dyn Transport> = Arc::new(bus.clone());
@@ -180,8 +200,15 @@ impl Harness {
                 .expect("serve"),
         );
         let host_commands = Arc::new(FakeHost::new());
+        let host_for_worker: Arc<dyn stratus_network::linux::HostCommands> =
+            if commands.netns().is_some() {
+                commands
+            } else {
+                host_commands.clone()
+            };
         let config = ComputeConfig {
-            spawn_timeout_secs: 5,
+            virt_type: stratus_compute::config::VirtType::Qemu,
+            spawn_timeout_secs: 30,
             console_max_bytes: 1024,
             vcpus: Some(4),
             memory_mb: Some(4096),
@@ -195,8 +222,8 @@ impl Harness {
             vlan_interface: "eth0".into(),
             transport,
             call_timeout: Duration::from_secs(5),
-            host_commands: Some(host_commands.clone()),
-            driver: Some(fake.clone() as Arc<dyn VirtDriver>),
+            host_commands: Some(host_for_worker),
+            driver: Some(driver),
         })
         .await
         .expect("worker");
@@ -214,7 +241,7 @@ impl Harness {
             images,
             bus,
             worker,
-            fake,
+            fake_driver: None,
             host_commands,
             conductor,
             network,

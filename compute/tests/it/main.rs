@@ -2,5 +2,6 @@
 
 mod domain_xml;
 mod harness;
+mod libvirt;
 mod manager;
 mod security_groups;

@@ -65,10 +65,10 @@ async fn run_instance_builds_a_running_guest_and_reports_each_step() {
     );
     let name = domain_name(&id);
     assert_eq!(
-        h.fake.state(&name).await.expect("state"),
+        h.fake().state(&name).await.expect("state"),
         Some(PowerState::Running)
     );
-    let spec = h.fake.spec(&name).expect("spec");
+    let spec = h.fake().spec(&name).expect("spec");
     assert!(matches!(spec.boot, Boot::Kernel { .. }), "{:?}", spec.boot);
     assert_eq!(spec.nic.as_ref().map(|n| n.bridge.as_str()), Some("br100"));
     assert_eq!((spec.vcpus, spec.memory_mb), (1, 256));
@@ -124,7 +124,7 @@ async fn a_repeated_run_instance_finds_it_running_and_builds_nothing() {
         1,
         "built twice"
     );
-    assert_eq!(h.fake.list().await.expect("list").len(), 1);
+    assert_eq!(h.fake().list().await.expect("list").len(), 1);
     assert!(
         h.conductor
             .wait_for(req.instance_id, InstanceState::Running)
@@ -154,7 +154,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
 
     // A hypervisor failure after the firewall is applied is cleaned up too.
     let req = request(&image(h.images.path()));
-    h.fake.fail_spawn(&domain_name(&req.instance_id));
+    h.fake().fail_spawn(&domain_name(&req.instance_id));
     assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
     let reason = h
         .conductor
@@ -176,7 +176,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
 async fn assert_nothing_left(h: &Harness, req: &stratus_rpc::wire::compute::RunInstance) {
     let id = req.instance_id;
     assert_eq!(
-        h.fake.state(&domain_name(&id)).await.expect("state"),
+        h.fake().state(&domain_name(&id)).await.expect("state"),
         None,
         "domain left"
     );
@@ -233,7 +233,7 @@ async fn stop_start_reboot_and_console_output() {
 
     m.stop_instance(&ctx(), id).await.expect("stop");
     assert_eq!(
-        h.fake.state(&name).await.expect("state"),
+        h.fake().state(&name).await.expect("state"),
         Some(PowerState::Shutoff)
     );
     assert!(
@@ -247,7 +247,7 @@ async fn stop_start_reboot_and_console_output() {
         .expect("stopping a stopped instance is a no-op");
     m.start_instance(&ctx(), id).await.expect("start");
     assert_eq!(
-        h.fake.state(&name).await.expect("state"),
+        h.fake().state(&name).await.expect("state"),
         Some(PowerState::Running)
     );
 
@@ -300,7 +300,7 @@ async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
         .await
         .expect("running");
 
-    h.fake.set_state(&name, PowerState::NoState);
+    h.fake().set_state(&name, PowerState::NoState);
     h.worker.manager.sync_power_states(&ctx()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -308,12 +308,12 @@ async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
         Some(InstanceState::Running)
     );
     assert_eq!(
-        h.fake.state(&name).await.expect("state"),
+        h.fake().state(&name).await.expect("state"),
         Some(PowerState::NoState),
         "sync touched the guest"
     );
 
-    h.fake.set_state(&name, PowerState::Shutoff);
+    h.fake().set_state(&name, PowerState::Shutoff);
     h.worker.manager.sync_power_states(&ctx()).await;
     assert!(
         h.conductor
@@ -355,8 +355,10 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         .expect("allocate");
 
     // The worker restarts over the same state folder and hypervisor.
-    let Harness { state, fake, .. } = h;
-    let h = Harness::start_in(state, fake).await;
+    let Harness {
+        state, fake_driver, ..
+    } = h;
+    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
     assert!(
         h.conductor
             .wait_for(running.instance_id, InstanceState::Running)
@@ -364,7 +366,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
             .is_some()
     );
     assert_eq!(
-        h.fake
+        h.fake()
             .state(&domain_name(&running.instance_id))
             .await
             .expect("state"),

@@ -1,0 +1,147 @@
+//! A libvirtd of our own inside a network namespace: its run, lib, log and
+//! cache folders bound from a folder we own, and, where KVM is present but
+//! unusable, a `/dev` without `kvm` so it does not re-probe QEMU on every
+//! start (DESIGN.md, facts). Tests, benchmarks and the all-in-one use it so
+//! guests and their bridges stay inside the namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The private daemon could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("private libvirtd in {netns}: {why}")]
+pub struct LibvirtdError {
+    /// The namespace.
+    pub netns: String,
+    /// What failed.
+    pub why: String,
+}
+
+/// Runs in the namespace under `unshare -m`; `$1` is our folder, `$2` is
+/// `nokvm` to hide `/dev/kvm`. Arguments arrive as positional parameters,
+/// never spliced into the script.
+const SETUP: &str = r#"
+set -e
+d="$1"
+for sub in run lib log cache; do mkdir -p "$d/$sub"; done
+mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
+mount --bind "$d/run" /run/libvirt
+mount --bind "$d/lib" /var/lib/libvirt
+mount --bind "$d/log" /var/log/libvirt
+mount --bind "$d/cache" /var/cache/libvirt
+if [ "$2" = nokvm ]; then
+    new="$d/dev"
+    mkdir -p "$new"
+    mount -t tmpfs -o mode=0755,size=1m stratus-dev "$new"
+    for node in null zero full random urandom tty fuse; do
+        if [ -e "/dev/$node" ]; then touch "$new/$node"; mount --bind "/dev/$node" "$new/$node"; fi
+    done
+    if [ -e /dev/net/tun ]; then mkdir -p "$new/net"; touch "$new/net/tun"; mount --bind /dev/net/tun "$new/net/tun"; fi
+    mkdir -p "$new/pts" "$new/shm"
+    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$new/pts"
+    ln -s pts/ptmx "$new/ptmx"
+    mount -t tmpfs -o mode=1777 shm "$new/shm"
+    mount --move "$new" /dev
+fi
+virtlogd -d -p "$d/virtlogd.pid"
+libvirtd -d -p "$d/libvirtd.pid"
+"#;
+
+/// A running private libvirtd; stopped (its domains destroyed) on drop.
+#[derive(Debug)]
+pub struct PrivateLibvirtd {
+    netns: String,
+    dir: PathBuf,
+    uri: String,
+}
+
+impl PrivateLibvirtd {
+    /// Starts virtlogd and libvirtd in `netns`, keeping their files in `dir`.
+    pub fn start(netns: &str, dir: &Path) -> Result<Self, LibvirtdError> {
+        let fail = |why: String| LibvirtdError {
+            netns: netns.to_owned(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
+        let dir_text = dir
+            .to_str()
+            .ok_or_else(|| fail("folder path is not UTF-8".into()))?;
+        let kvm = if crate::config::kvm_usable() {
+            "kvm"
+        } else {
+            "nokvm"
+        };
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
+            .args(["sh", "-c", SETUP, "sh", dir_text, kvm])
+            .output()
+            .map_err(|e| fail(format!("could not run ip netns exec: {e}")))?;
+        if !out.status.success() {
+            return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        }
+        let daemon = Self {
+            netns: netns.to_owned(),
+            uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if daemon.virsh(&["version"]).is_ok() {
+                return Ok(daemon);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(fail(
+            "libvirtd did not answer on its socket within 20 s".into(),
+        ))
+    }
+
+    /// The URI to connect with.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Runs `virsh -c <uri> args`; its stdout, or stderr as the error.
+    pub fn virsh(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("virsh")
+            .args(["-q", "-c", &self.uri])
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn kill(&self, pidfile: &str) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join(pidfile)) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+impl Drop for PrivateLibvirtd {
+    fn drop(&mut self) {
+        if let Ok(names) = self.virsh(&["list", "--all", "--name"]) {
+            for name in names.lines().filter(|n| !n.trim().is_empty()) {
+                let _ = self.virsh(&["destroy", name.trim()]);
+                let _ = self.virsh(&["undefine", name.trim()]);
+            }
+        }
+        self.kill("libvirtd.pid");
+        self.kill("virtlogd.pid");
+        tracing::debug!(netns = %self.netns, "private libvirtd stopped");
+    }
+}

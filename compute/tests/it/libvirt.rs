@@ -1,0 +1,163 @@
+//! The manager on real libvirt and QEMU (TCG), inside a network namespace of
+//! the test's own with its own libvirtd: a guest built from the image that
+//! deploy/images/build-test-image makes boots its kernel to a marker on the
+//! console, and terminate leaves no domain, file, chain or address behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_compute::driver::libvirt::LibvirtDriver;
+use stratus_compute::host::libvirtd::PrivateLibvirtd;
+use stratus_compute::instance_dir::domain_name;
+use stratus_compute::xml::DomainType;
+use stratus_network::linux::RealHost;
+use stratus_rpc::RequestContext;
+use stratus_rpc::wire::compute::ImageRef;
+use stratus_rpc::wire::conductor::InstanceState;
+
+use crate::harness::{Harness, request};
+
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!("st-lv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip");
+        assert!(ok.success(), "creating a network namespace needs root");
+        Self(name)
+    }
+
+    fn iptables_save(&self) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "iptables-save", "-t", "filter"])
+            .output()
+            .expect("iptables-save");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Builds the test image into `dir` with the builder under deploy/images.
+fn build_image(dir: &Path) -> ImageRef {
+    let builder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/images/build-test-image");
+    let out = Command::new(&builder)
+        .arg(dir)
+        .output()
+        .expect("run build-test-image");
+    assert!(
+        out.status.success(),
+        "build-test-image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ImageRef {
+        id: "ami-7e57000000000001".into(),
+        disk: dir.join("disk.qcow2"),
+        kernel: Some(dir.join("kernel")),
+        ramdisk: Some(dir.join("ramdisk")),
+    }
+}
+
+/// qemu runs as its own user: it must be able to reach the state folder.
+fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+async fn console_shows(
+    h: &Harness,
+    id: &stratus_rpc::wire::ids::InstanceId,
+    marker: &str,
+) -> String {
+    let log = h.instance_dir(id).join("console.log");
+    for _ in 0..600 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(marker) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{marker:?} never reached the console:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
+    let ns = Netns::new();
+    let daemon_dir = tempfile::tempdir().expect("tempdir");
+    let daemon = PrivateLibvirtd::start(&ns.0, daemon_dir.path()).expect("private libvirtd");
+    let driver = LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
+        .await
+        .expect("connect");
+    let state = tempfile::tempdir().expect("tempdir");
+    open_up(state.path());
+    let h = Harness::start_with(state, Arc::new(driver), Arc::new(RealHost::in_netns(&ns.0))).await;
+    let image = build_image(h.images.path());
+    let ctx = RequestContext::system();
+
+    // A failure mid-build (the base image is missing) leaves nothing.
+    let mut broken = request(&image);
+    broken.image.id = "ami-7e57000000000002".into();
+    broken.image.disk = h.images.path().join("missing.qcow2");
+    assert!(h.worker.manager.run_instance(&ctx, &broken).await.is_none());
+    let reason = h
+        .conductor
+        .wait_for(broken.instance_id, InstanceState::Error)
+        .await
+        .and_then(|u| u.reason)
+        .expect("error with a reason");
+    assert!(reason.contains("missing.qcow2"), "{reason}");
+    assert!(!h.instance_dir(&broken.instance_id).exists());
+    assert!(!h.has_address(&broken.instance_id).await);
+
+    // A real guest boots its kernel.
+    let req = request(&image);
+    let id = req.instance_id;
+    let timings = h
+        .worker
+        .manager
+        .run_instance(&ctx, &req)
+        .await
+        .expect("the guest runs");
+    h.conductor
+        .wait_for(id, InstanceState::Running)
+        .await
+        .expect("running reported");
+    let console = console_shows(&h, &id, "STRATUS-BOOT kernel").await;
+    assert!(console.contains("Linux version"), "{console}");
+    let name = domain_name(&id);
+    let running = daemon.virsh(&["list", "--name"]).expect("virsh list");
+    assert!(running.contains(&name), "{running}");
+    assert!(ns.iptables_save().contains("stratus-local"));
+    eprintln!("build timings: {timings:?}");
+
+    h.worker.manager.terminate_instance(&ctx, id).await;
+    h.conductor
+        .wait_for(id, InstanceState::Terminated)
+        .await
+        .expect("terminated reported");
+    let left = daemon
+        .virsh(&["list", "--all", "--name"])
+        .expect("virsh list");
+    assert!(left.trim().is_empty(), "domains left: {left}");
+    assert!(!h.instance_dir(&id).exists(), "files left");
+    assert!(
+        !ns.iptables_save().contains("stratus"),
+        "chains left:\n{}",
+        ns.iptables_save()
+    );
+    assert!(!h.has_address(&id).await, "address left");
+    drop(h);
+    drop(daemon);
+}

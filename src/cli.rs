@@ -50,6 +50,20 @@ pub enum Bench {
     /// restore in a scratch network namespace; needs root) and concurrent
     /// fixed IP allocations.
     Firewall(FirewallBench),
+    /// One guest from run_instance to domain RUNNING on libvirt (TCG, in a
+    /// scratch namespace; needs root), by step, against a bare QEMU start.
+    Spawn(SpawnBench),
+}
+
+/// Sizes of `stratus bench spawn`.
+#[derive(Debug, Args)]
+pub struct SpawnBench {
+    /// Guests to spawn (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-test-image")]
+    pub builder: std::path::PathBuf,
 }
 
 /// Sizes of `stratus bench firewall`.

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
             Command::Bench(Bench::Firewall(sizes)) => {
                 stratus_network::bench::run(sizes.allocations).await?;
             }
+            Command::Bench(Bench::Spawn(sizes)) => {
+                stratus_compute::bench::run(&sizes.builder, sizes.runs).await?;
+            }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(&config)?);
             }

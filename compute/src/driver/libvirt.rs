@@ -53,6 +53,9 @@ impl LibvirtDriver {
     /// Connects to `uri` (e.g. `qemu:///system`, or a private daemon's
     /// `qemu:///system?socket=…`); guests get `domain_type`.
     pub async fn connect(uri: &str, domain_type: DomainType) -> Result<Self, DriverError> {
+        // libvirt prints every error to stderr by default; ours are returned
+        // and logged with their context instead.
+        virt::error::clear_error_callback();
         let owned = uri.to_owned();
         let conn = tokio::task::spawn_blocking(move || Connect::open(Some(&owned)))
             .await

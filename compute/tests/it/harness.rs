@@ -85,7 +85,32 @@ impl Conductor {
     }
 }
 
+/// Records capacity reports fanned out to the schedulers.
+#[derive(Default)]
+pub struct Scheduler {
+    pub reports: Mutex<Vec<stratus_rpc::wire::scheduler::HostReport>>,
+}
+
+#[async_trait]
+impl Handler for Scheduler {
+    async fn handle(
+        &self,
+        _: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        if method == "update_host" {
+            self.reports
+                .lock()
+                .expect("lock")
+                .push(decode_args(method, args)?);
+        }
+        Ok(null())
+    }
+}
+
 pub struct Harness {
+    pub scheduler: Arc<Scheduler>,
     pub state: tempfile::TempDir,
     pub images: tempfile::TempDir,
     pub bus: MemoryTransport,
@@ -184,6 +209,7 @@ impl Harness {
             .expect("network manager"),
         );
         let conductor = Arc::new(Conductor::default());
+        let scheduler = Arc::new(Scheduler::default());
         let mut serving = Vec::new();
         serving.push(
             bus.serve(
@@ -193,6 +219,11 @@ impl Harness {
             )
             .await
             .expect("serve"),
+        );
+        serving.push(
+            bus.serve("scheduler", None, scheduler.clone())
+                .await
+                .expect("serve"),
         );
         serving.push(
             bus.serve("conductor", None, conductor.clone())
@@ -237,6 +268,7 @@ impl Harness {
             .expect("serve"),
         );
         Self {
+            scheduler,
             state,
             images,
             bus,

@@ -2,6 +2,7 @@
 
 mod domain_xml;
 mod harness;
+mod image_cache;
 mod libvirt;
 mod manager;
 mod security_groups;

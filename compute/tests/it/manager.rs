@@ -384,3 +384,22 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
     );
     let _ = ctx;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reports_its_capacity_on_the_scheduler_fanout() {
+    let h = Harness::start().await;
+    assert!(eventually(|| !h.scheduler.reports.lock().expect("lock").is_empty()).await);
+    let report = h.scheduler.reports.lock().expect("lock")[0].clone();
+    assert_eq!(report.host.as_str(), "node1");
+    assert_eq!(
+        (report.vcpus, report.memory_mb, report.disk_gb),
+        (4, 4096, 40)
+    );
+    assert_eq!(
+        (
+            report.hypervisor_type.as_str(),
+            report.availability_zone.as_str()
+        ),
+        ("fake", "nova")
+    );
+}

@@ -1,5 +1,8 @@
 //! A libvirtd of our own inside a network namespace: its run, lib, log and
-//! cache folders bound from a folder we own, and, where KVM is present but
+//! cache folders, and the folder of persistent domain definitions
+//! (`/etc/libvirt/qemu`, else it would load the host daemon's domains and
+//! write its own where the host daemon finds them), bound from a folder we
+//! own; and, where KVM is present but
 //! unusable, a `/dev` without `kvm` so it does not re-probe QEMU on every
 //! start (DESIGN.md, facts). Tests, benchmarks and the all-in-one use it so
 //! guests and their bridges stay inside the namespace.
@@ -24,8 +27,9 @@ pub struct LibvirtdError {
 const SETUP: &str = r#"
 set -e
 d="$1"
-for sub in run lib log cache; do mkdir -p "$d/$sub"; done
-mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
+for sub in run lib log cache etc; do mkdir -p "$d/$sub"; done
+mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt/qemu
+mount --bind "$d/etc" /etc/libvirt/qemu
 mount --bind "$d/run" /run/libvirt
 mount --bind "$d/lib" /var/lib/libvirt
 mount --bind "$d/log" /var/log/libvirt

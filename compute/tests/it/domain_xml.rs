@@ -92,6 +92,16 @@ fn libvirt_accepts_the_rendered_xml() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("domain.xml");
         std::fs::write(&file, render(&spec)).expect("write xml");
+        let schema = Command::new("virt-xml-validate")
+            .arg(&file)
+            .arg("domain")
+            .output()
+            .expect("virt-xml-validate runs (libvirt-clients)");
+        assert!(
+            schema.status.success(),
+            "the {kind} XML breaks libvirt's schema: {}",
+            String::from_utf8_lossy(&schema.stderr)
+        );
         let define = Command::new("virsh")
             .args(["-q", "-c", "qemu:///system", "define"])
             .arg(&file)

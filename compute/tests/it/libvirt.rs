@@ -142,6 +142,28 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
     assert!(ns.iptables_save().contains("stratus-local"));
     eprintln!("build timings: {timings:?}");
 
+    // Stop, start and reboot act on the real domain.
+    let m = &h.worker.manager;
+    m.stop_instance(&ctx, id).await.expect("stop");
+    assert_eq!(
+        daemon.virsh(&["domstate", &name]).expect("domstate").trim(),
+        "shut off"
+    );
+    m.start_instance(&ctx, id).await.expect("start");
+    assert_eq!(
+        daemon.virsh(&["domstate", &name]).expect("domstate").trim(),
+        "running"
+    );
+    m.reboot_instance(&ctx, id, true)
+        .await
+        .expect("hard reboot");
+    assert_eq!(
+        daemon.virsh(&["domstate", &name]).expect("domstate").trim(),
+        "running"
+    );
+    let console = console_shows(&h, &id, "STRATUS-BOOT root disk mounted").await;
+    assert!(console.contains("stratus test image"), "{console}");
+
     h.worker.manager.terminate_instance(&ctx, id).await;
     h.conductor
         .wait_for(id, InstanceState::Terminated)

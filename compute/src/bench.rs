@@ -176,6 +176,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             },
             image: image.clone(),
             security_groups: vec![],
+            key_data: None,
         };
         let timings = worker
             .manager

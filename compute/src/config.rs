@@ -52,6 +52,11 @@ pub struct ComputeConfig {
     pub kernel_cmdline: String,
     /// Most bytes of console log returned by GetConsoleOutput.
     pub console_max_bytes: u64,
+    /// How SSH keys are injected into disks: `auto` (the kernel nbd path
+    /// where the nbd module is loaded, else userspace), `kernel`
+    /// (`qemu-nbd -c`), or `userspace` (qemu-storage-daemon FUSE export and
+    /// a loop device).
+    pub injection: crate::inject::expose::ExposeMethod,
 }
 
 impl Default for ComputeConfig {
@@ -69,6 +74,7 @@ impl Default for ComputeConfig {
             disk_gb: None,
             kernel_cmdline: "root=/dev/vda console=ttyS0".to_owned(),
             console_max_bytes: 64 * 1024,
+            injection: crate::inject::expose::ExposeMethod::Auto,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod driver;
 pub mod host;
 pub mod image_cache;
+pub mod inject;
 pub mod instance_dir;
 pub mod manager;
 pub mod service;

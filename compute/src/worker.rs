@@ -20,7 +20,8 @@ use crate::driver::libvirt::LibvirtDriver;
 use crate::driver::{DriverError, VirtDriver};
 use crate::host::qemu_img::RealQemuImg;
 use crate::image_cache::ImageCache;
-use crate::manager::{ComputeManager, NoDiskPreparation, Parts};
+use crate::inject::KeyInjection;
+use crate::manager::{ComputeManager, Parts};
 use crate::service::ComputeService;
 
 /// A running worker: its manager, its RPC handler, and what stops its tasks.
@@ -86,7 +87,9 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, DriverError> {
         network: NetworkClient::new(rpc.clone()),
         conductor: ConductorClient::new(rpc.clone()),
         scheduler: SchedulerClient::new(rpc),
-        prepare: Arc::new(NoDiskPreparation),
+        prepare: Arc::new(KeyInjection {
+            method: config.injection,
+        }),
         config: config.clone(),
     });
     manager.recover(&RequestContext::system()).await;

@@ -159,6 +159,7 @@ pub fn request(image: &ImageRef) -> RunInstance {
         },
         image: image.clone(),
         security_groups: vec![],
+        key_data: None,
     }
 }
 

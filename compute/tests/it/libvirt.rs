@@ -20,6 +20,9 @@ use stratus_rpc::wire::conductor::InstanceState;
 
 use crate::harness::{Harness, request};
 
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
+
 struct Netns(String);
 
 impl Netns {
@@ -121,8 +124,9 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
     assert!(!h.instance_dir(&broken.instance_id).exists());
     assert!(!h.has_address(&broken.instance_id).await);
 
-    // A real guest boots its kernel.
-    let req = request(&image);
+    // A real guest boots its kernel, with its key injected into its disk.
+    let mut req = request(&image);
+    req.key_data = Some(KEY.to_owned());
     let id = req.instance_id;
     let timings = h
         .worker
@@ -134,8 +138,12 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         .wait_for(id, InstanceState::Running)
         .await
         .expect("running reported");
-    let console = console_shows(&h, &id, "STRATUS-BOOT kernel").await;
+    let console = console_shows(&h, &id, "STRATUS-BOOT authorized key").await;
     assert!(console.contains("Linux version"), "{console}");
+    assert!(
+        console.contains(&format!("STRATUS-BOOT authorized key: {KEY}")),
+        "{console}"
+    );
     let name = domain_name(&id);
     let running = daemon.virsh(&["list", "--name"]).expect("virsh list");
     assert!(running.contains(&name), "{running}");

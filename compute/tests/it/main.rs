@@ -3,6 +3,7 @@
 mod domain_xml;
 mod harness;
 mod image_cache;
+mod inject;
 mod libvirt;
 mod manager;
 mod security_groups;

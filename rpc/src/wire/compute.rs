@@ -49,6 +49,9 @@ pub struct RunInstance {
     /// Its security groups, with their rules and members.
     #[serde(default)]
     pub security_groups: Vec<SecurityGroupUpdate>,
+    /// The OpenSSH public key of its key pair, to inject, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_data: Option<String>,
 }
 
 /// Names one instance for terminate, reboot, stop, start and console output.

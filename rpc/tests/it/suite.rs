@@ -473,6 +473,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
             ramdisk: None,
         },
         security_groups: vec![],
+        key_data: None,
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)

@@ -1,0 +1,274 @@
+//! Exposing a qcow2 overlay as a block device the host can mount, by one of
+//! two paths:
+//! - **kernel**: `qemu-nbd -c /dev/nbdN`, where the nbd module is loaded;
+//!   devices are picked under a lock and counted busy only when
+//!   `/sys/block/nbdN/pid` says so;
+//! - **userspace**: `qemu-storage-daemon` exports the image as a file over
+//!   FUSE, and a loop device (with partition scanning) sits on that file.
+//!   These hosts have no nbd module; this is the path they use.
+//!
+//! Every path undoes itself: `Exposed::release` detaches and stops whatever
+//! was started, and is also what runs when a step fails halfway.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// Something went wrong exposing or releasing a disk.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {why}")]
+pub struct ExposeError {
+    /// What was being done.
+    pub step: String,
+    /// Exit status and stderr, or the cause.
+    pub why: String,
+}
+
+/// How long any one command may take before it is killed and the
+/// injection fails (and cleans up).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a program with an argument vector and a timeout; its stdout.
+pub async fn run(program: &str, args: &[&str]) -> Result<String, ExposeError> {
+    let step = format!("{program} {}", args.join(" "));
+    let fail = |why: String| ExposeError {
+        step: step.clone(),
+        why,
+    };
+    let child = Command::new(program).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
+        .await
+        .map_err(|_| fail(format!("timed out after {COMMAND_TIMEOUT:?}")))?
+        .map_err(|e| fail(format!("could not start: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn utf8(path: &Path) -> Result<&str, ExposeError> {
+    path.to_str().ok_or_else(|| ExposeError {
+        step: format!("path {}", path.display()),
+        why: "not UTF-8".into(),
+    })
+}
+
+/// Which path to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExposeMethod {
+    /// The kernel path where `/sys/module/nbd` exists, else userspace.
+    Auto,
+    /// `qemu-nbd -c /dev/nbdN`.
+    Kernel,
+    /// `qemu-storage-daemon` FUSE export and a loop device.
+    Userspace,
+}
+
+impl ExposeMethod {
+    /// The path this setting picks on this host.
+    pub fn resolve(self) -> ExposeMethod {
+        match self {
+            Self::Auto if Path::new("/sys/module/nbd").exists() => Self::Kernel,
+            Self::Auto => Self::Userspace,
+            other => other,
+        }
+    }
+}
+
+/// A disk made visible as a block device; release it when done.
+#[derive(Debug)]
+pub struct Exposed {
+    /// The whole-disk device (`/dev/loopN` or `/dev/nbdN`).
+    pub device: String,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Userspace {
+        pidfile: PathBuf,
+        mountpoint: PathBuf,
+    },
+    Kernel,
+}
+
+/// Guards the kernel path's device choice, so two injections never pick the
+/// same free device.
+static NBD_PICK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Exposes `disk` (qcow2) by `method`, using `work` for the FUSE file.
+pub async fn expose(
+    disk: &Path,
+    work: &Path,
+    method: ExposeMethod,
+) -> Result<Exposed, ExposeError> {
+    match method.resolve() {
+        ExposeMethod::Kernel => expose_kernel(disk).await,
+        _ => expose_userspace(disk, work).await,
+    }
+}
+
+async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, ExposeError> {
+    let mountpoint = work.join("exposed");
+    let pidfile = work.join("qsd.pid");
+    tokio::fs::write(&mountpoint, b"")
+        .await
+        .map_err(|e| ExposeError {
+            step: format!("create {}", mountpoint.display()),
+            why: e.to_string(),
+        })?;
+    let file = format!("driver=file,node-name=file,filename={}", utf8(disk)?);
+    let export = format!(
+        "type=fuse,id=exp,node-name=disk,mountpoint={},writable=on",
+        utf8(&mountpoint)?
+    );
+    run(
+        "qemu-storage-daemon",
+        &[
+            "--blockdev",
+            &file,
+            "--blockdev",
+            "driver=qcow2,node-name=disk,file=file",
+            "--export",
+            &export,
+            "--pidfile",
+            utf8(&pidfile)?,
+            "--daemonize",
+        ],
+    )
+    .await?;
+    let mut exposed = Exposed {
+        device: String::new(),
+        kind: Kind::Userspace {
+            pidfile,
+            mountpoint: mountpoint.clone(),
+        },
+    };
+    match run(
+        "losetup",
+        &["--find", "--show", "--partscan", utf8(&mountpoint)?],
+    )
+    .await
+    {
+        Ok(device) => {
+            exposed.device = device.trim().to_owned();
+            add_partitions(&exposed.device).await;
+            Ok(exposed)
+        }
+        Err(e) => {
+            exposed.release().await;
+            Err(e)
+        }
+    }
+}
+
+/// Tells the kernel about the device's partitions. `partx` reads MBR and
+/// GPT tables in userspace, so this works where the kernel has no partition
+/// parsers of its own (the CI kernels have neither MSDOS nor EFI support).
+/// A disk without a table is fine: it is used whole.
+async fn add_partitions(device: &str) {
+    let _ = run("partx", &["--add", device]).await;
+}
+
+/// A device is busy when its `pid` file in sysfs names a process.
+fn nbd_busy(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/block/{name}/pid"))
+        .map(|pid| !pid.trim().is_empty())
+        .unwrap_or(false)
+}
+
+async fn expose_kernel(disk: &Path) -> Result<Exposed, ExposeError> {
+    let _picking = NBD_PICK.lock().await;
+    let mut devices: Vec<String> = std::fs::read_dir("/sys/block")
+        .map_err(|e| ExposeError {
+            step: "list /sys/block".into(),
+            why: e.to_string(),
+        })?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("nbd"))
+        .collect();
+    devices.sort_by_key(|n| n[3..].parse::<u32>().unwrap_or(u32::MAX));
+    let free = devices
+        .into_iter()
+        .find(|n| !nbd_busy(n))
+        .ok_or_else(|| ExposeError {
+            step: "pick an nbd device".into(),
+            why: "every /dev/nbd* is busy (or the nbd module has none)".into(),
+        })?;
+    let device = format!("/dev/{free}");
+    run("qemu-nbd", &["--format=qcow2", "-c", &device, utf8(disk)?]).await?;
+    // qemu-nbd returns before the kernel has the device: wait for its pid.
+    for _ in 0..100 {
+        if nbd_busy(&free) {
+            add_partitions(&device).await;
+            return Ok(Exposed {
+                device,
+                kind: Kind::Kernel,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = run("qemu-nbd", &["-d", &device]).await;
+    Err(ExposeError {
+        step: format!("qemu-nbd -c {device}"),
+        why: "the device never became busy".into(),
+    })
+}
+
+impl Exposed {
+    /// Detaches the device and stops what exposed it. Never fails: each
+    /// step is tried, and a failure logged.
+    pub async fn release(&mut self) {
+        match &self.kind {
+            Kind::Kernel => {
+                if let Err(e) = run("qemu-nbd", &["-d", &self.device]).await {
+                    tracing::warn!(error = %e, "detaching the nbd device failed");
+                }
+            }
+            Kind::Userspace {
+                pidfile,
+                mountpoint,
+            } => {
+                if !self.device.is_empty()
+                    && let Err(e) = run("losetup", &["-d", &self.device]).await
+                {
+                    tracing::warn!(error = %e, "detaching the loop device failed");
+                }
+                if let Ok(pid) = tokio::fs::read_to_string(pidfile).await {
+                    let pid = pid.trim().to_owned();
+                    let _ = run("kill", &[&pid]).await;
+                    // Wait for the daemon to unmount its export and exit.
+                    for _ in 0..100 {
+                        if !Path::new(&format!("/proc/{pid}")).exists() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                // If the daemon died without unmounting, the FUSE mount stays.
+                if let Some(path) = mountpoint.to_str()
+                    && is_mounted(path).await
+                {
+                    let _ = run("fusermount3", &["-u", path]).await;
+                }
+                let _ = tokio::fs::remove_file(mountpoint).await;
+                let _ = tokio::fs::remove_file(pidfile).await;
+            }
+        }
+        self.device.clear();
+    }
+}
+
+/// Whether `path` is a mount point now.
+pub async fn is_mounted(path: &str) -> bool {
+    tokio::fs::read_to_string("/proc/self/mounts")
+        .await
+        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(path)))
+        .unwrap_or(false)
+}

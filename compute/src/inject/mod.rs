@@ -1,0 +1,222 @@
+//! File injection into a guest's disk before it boots (Nova's first way of
+//! getting an SSH key in): expose the qcow2 overlay as a block device
+//! (`expose`), mount its root file system, and write
+//! `/root/.ssh/authorized_keys`. Paths inside the guest are fixed, never
+//! built from input, and no step follows a symlink the image planted.
+
+pub mod expose;
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use stratus_rpc::wire::compute::RunInstance;
+
+use crate::instance_dir::InstanceDir;
+use crate::manager::PrepareDisk;
+use expose::{ExposeError, ExposeMethod, expose, is_mounted, run};
+
+/// Injection failed; the build fails with this as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// The key is not an OpenSSH public key.
+    #[error("the key is not an OpenSSH public key: {0}")]
+    InvalidKey(String),
+    /// Exposing, mounting or unmounting failed.
+    #[error(transparent)]
+    Expose(#[from] ExposeError),
+    /// No partition holds a file system we can write.
+    #[error("no ext2/3/4 file system on {0}")]
+    NoFileSystem(String),
+    /// The guest's file system refused a write, or tried to redirect one.
+    #[error("writing {path} in the guest: {why}")]
+    Write {
+        /// The path inside the guest.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// Checks `key` and returns it as one canonical `authorized_keys` line.
+pub fn canonical_key(key: &str) -> Result<String, InjectError> {
+    let parsed = ssh_key::PublicKey::from_openssh(key.trim())
+        .map_err(|e| InjectError::InvalidKey(e.to_string()))?;
+    parsed
+        .to_openssh()
+        .map_err(|e| InjectError::InvalidKey(e.to_string()))
+}
+
+/// The disk preparation that injects the instance's key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyInjection {
+    /// How disks are exposed.
+    pub method: ExposeMethod,
+}
+
+#[async_trait]
+impl PrepareDisk for KeyInjection {
+    async fn prepare_disk(&self, request: &RunInstance, dir: &InstanceDir) -> Result<(), String> {
+        let Some(key) = &request.key_data else {
+            return Ok(());
+        };
+        inject_key(&dir.disk(), &dir.root().join("inject"), key, self.method)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Appends `key` to `/root/.ssh/authorized_keys` in `disk` (once), using
+/// `work` for the mount point. Whatever happens, nothing stays exposed or
+/// mounted afterwards.
+pub async fn inject_key(
+    disk: &Path,
+    work: &Path,
+    key: &str,
+    method: ExposeMethod,
+) -> Result<(), InjectError> {
+    let line = canonical_key(key)?;
+    tokio::fs::create_dir_all(work)
+        .await
+        .map_err(|e| InjectError::Write {
+            path: work.display().to_string(),
+            why: e.to_string(),
+        })?;
+    let mut exposed = expose(disk, work, method).await?;
+    let mountpoint = work.join("mnt");
+    let result = write_into(&exposed.device, &mountpoint, &line).await;
+    if let Some(path) = mountpoint.to_str()
+        && is_mounted(path).await
+    {
+        let _ = run("umount", &[path]).await;
+    }
+    exposed.release().await;
+    let _ = tokio::fs::remove_dir(&mountpoint).await;
+    let _ = tokio::fs::remove_dir(work).await;
+    result
+}
+
+async fn write_into(device: &str, mountpoint: &Path, line: &str) -> Result<(), InjectError> {
+    let root = root_device(device).await?;
+    tokio::fs::create_dir_all(mountpoint)
+        .await
+        .map_err(|e| InjectError::Write {
+            path: mountpoint.display().to_string(),
+            why: e.to_string(),
+        })?;
+    let target = mountpoint.to_str().ok_or_else(|| InjectError::Write {
+        path: mountpoint.display().to_string(),
+        why: "not UTF-8".into(),
+    })?;
+    run("mount", &["-o", "nosuid,nodev,noexec", &root, target]).await?;
+    let mnt = mountpoint.to_owned();
+    let line = line.to_owned();
+    let written = tokio::task::spawn_blocking(move || write_key(&mnt, &line))
+        .await
+        .map_err(|e| InjectError::Write {
+            path: "/root/.ssh/authorized_keys".into(),
+            why: e.to_string(),
+        })?;
+    run("umount", &[target]).await?;
+    written
+}
+
+/// The device holding the root file system: the whole device when it has no
+/// partitions, else its largest ext2/3/4 partition.
+async fn root_device(device: &str) -> Result<String, InjectError> {
+    let name = device.trim_start_matches("/dev/");
+    let mut partitions: Vec<(u64, String)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(format!("/sys/block/{name}")) {
+        for entry in entries.flatten() {
+            let part = entry.file_name().to_string_lossy().into_owned();
+            if part.starts_with(name) && part != name {
+                let size = std::fs::read_to_string(entry.path().join("size"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                partitions.push((size, format!("/dev/{part}")));
+            }
+        }
+    }
+    if partitions.is_empty() {
+        return Ok(device.to_owned());
+    }
+    partitions.sort();
+    for (_, part) in partitions.into_iter().rev() {
+        let kind = run("blkid", &["-o", "value", "-s", "TYPE", &part])
+            .await
+            .unwrap_or_default();
+        if matches!(kind.trim(), "ext2" | "ext3" | "ext4") {
+            return Ok(part);
+        }
+    }
+    Err(InjectError::NoFileSystem(device.to_owned()))
+}
+
+/// Refuses a path the guest made a symlink (it could point into the host).
+fn no_symlink(path: &Path, shown: &str) -> Result<(), InjectError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(InjectError::Write {
+            path: shown.to_owned(),
+            why: "is a symlink in the image; refusing to follow it".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn write_key(mnt: &Path, line: &str) -> Result<(), InjectError> {
+    let fail = |path: &str| {
+        let path = path.to_owned();
+        move |e: std::io::Error| InjectError::Write {
+            path,
+            why: e.to_string(),
+        }
+    };
+    let root: PathBuf = mnt.join("root");
+    no_symlink(&root, "/root")?;
+    if !root.exists() {
+        std::fs::create_dir(&root).map_err(fail("/root"))?;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(fail("/root"))?;
+    }
+    let ssh = root.join(".ssh");
+    no_symlink(&ssh, "/root/.ssh")?;
+    if !ssh.exists() {
+        std::fs::create_dir(&ssh).map_err(fail("/root/.ssh"))?;
+    }
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700))
+        .map_err(fail("/root/.ssh"))?;
+    std::os::unix::fs::chown(&ssh, Some(0), Some(0)).map_err(fail("/root/.ssh"))?;
+    let keys = ssh.join("authorized_keys");
+    no_symlink(&keys, "/root/.ssh/authorized_keys")?;
+    let existing = std::fs::read_to_string(&keys).unwrap_or_default();
+    if !existing.lines().any(|l| l.trim() == line) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            // A symlink planted between the check and the open is not followed.
+            .custom_flags(libc_o_nofollow())
+            .open(&keys)
+            .map_err(fail("/root/.ssh/authorized_keys"))?;
+        let mut text = String::new();
+        if !existing.is_empty() && !existing.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(line);
+        text.push('\n');
+        file.write_all(text.as_bytes())
+            .map_err(fail("/root/.ssh/authorized_keys"))?;
+    }
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600))
+        .map_err(fail("/root/.ssh/authorized_keys"))?;
+    std::os::unix::fs::chown(&keys, Some(0), Some(0))
+        .map_err(fail("/root/.ssh/authorized_keys"))?;
+    Ok(())
+}
+
+/// `O_NOFOLLOW` on Linux.
+const fn libc_o_nofollow() -> i32 {
+    0o400000
+}

@@ -177,6 +177,9 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             image: image.clone(),
             security_groups: vec![],
             key_data: None,
+            key_name: None,
+            user_data: None,
+            reservation_id: None,
         };
         let timings = worker
             .manager

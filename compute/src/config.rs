@@ -57,6 +57,8 @@ pub struct ComputeConfig {
     /// (`qemu-nbd -c`), or `userspace` (qemu-storage-daemon FUSE export and
     /// a loop device).
     pub injection: crate::inject::expose::ExposeMethod,
+    /// Attach a config drive (ISO 9660, label `config-2`) to every instance.
+    pub config_drive: bool,
 }
 
 impl Default for ComputeConfig {
@@ -75,6 +77,7 @@ impl Default for ComputeConfig {
             kernel_cmdline: "root=/dev/vda console=ttyS0".to_owned(),
             console_max_bytes: 64 * 1024,
             injection: crate::inject::expose::ExposeMethod::Auto,
+            config_drive: true,
         }
     }
 }

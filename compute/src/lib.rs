@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod config_drive;
 pub mod driver;
 pub mod host;
 pub mod image_cache;

@@ -20,7 +20,7 @@ use crate::driver::libvirt::LibvirtDriver;
 use crate::driver::{DriverError, VirtDriver};
 use crate::host::qemu_img::RealQemuImg;
 use crate::image_cache::ImageCache;
-use crate::inject::KeyInjection;
+use crate::inject::GuestData;
 use crate::manager::{ComputeManager, Parts};
 use crate::service::ComputeService;
 
@@ -87,8 +87,10 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, DriverError> {
         network: NetworkClient::new(rpc.clone()),
         conductor: ConductorClient::new(rpc.clone()),
         scheduler: SchedulerClient::new(rpc),
-        prepare: Arc::new(KeyInjection {
+        prepare: Arc::new(GuestData {
             method: config.injection,
+            config_drive: config.config_drive,
+            availability_zone: config.availability_zone.clone(),
         }),
         config: config.clone(),
     });

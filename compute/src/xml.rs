@@ -168,7 +168,7 @@ fn write_devices(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
     if let Some(drive) = &spec.config_drive {
         w.create_element("disk")
             .with_attribute(("type", "file"))
-            .with_attribute(("device", "cdrom"))
+            .with_attribute(("device", "disk"))
             .write_inner_content(|w| {
                 w.create_element("driver")
                     .with_attribute(("name", "qemu"))
@@ -177,9 +177,10 @@ fn write_devices(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
                 w.create_element("source")
                     .with_attribute(("file", path(drive).as_str()))
                     .write_empty()?;
+                // A virtio disk needs no ATA or SCSI CD-ROM drivers in the guest.
                 w.create_element("target")
-                    .with_attribute(("dev", "hdd"))
-                    .with_attribute(("bus", "ide"))
+                    .with_attribute(("dev", "vdb"))
+                    .with_attribute(("bus", "virtio"))
                     .write_empty()?;
                 w.create_element("readonly").write_empty()?;
                 Ok(())

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use stratus_rpc::wire::compute::RunInstance;
+use stratus_rpc::wire::network::FixedIp;
 
 use crate::instance_dir::InstanceDir;
 use crate::manager::PrepareDisk;
@@ -48,21 +49,37 @@ pub fn canonical_key(key: &str) -> Result<String, InjectError> {
         .map_err(|e| InjectError::InvalidKey(e.to_string()))
 }
 
-/// The disk preparation that injects the instance's key.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyInjection {
-    /// How disks are exposed.
+/// What a guest gets before it boots: its key injected into its disk, and
+/// a config drive when configured.
+#[derive(Debug, Clone)]
+pub struct GuestData {
+    /// How disks are exposed for injection.
     pub method: ExposeMethod,
+    /// Build and attach a config drive.
+    pub config_drive: bool,
+    /// This host's availability zone, for the metadata.
+    pub availability_zone: String,
 }
 
 #[async_trait]
-impl PrepareDisk for KeyInjection {
-    async fn prepare_disk(&self, request: &RunInstance, dir: &InstanceDir) -> Result<(), String> {
-        let Some(key) = &request.key_data else {
-            return Ok(());
-        };
-        inject_key(&dir.disk(), &dir.root().join("inject"), key, self.method)
+impl PrepareDisk for GuestData {
+    async fn prepare_disk(
+        &self,
+        request: &RunInstance,
+        dir: &InstanceDir,
+        fixed: &FixedIp,
+    ) -> Result<Option<PathBuf>, String> {
+        if let Some(key) = &request.key_data {
+            inject_key(&dir.disk(), &dir.root().join("inject"), key, self.method)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !self.config_drive {
+            return Ok(None);
+        }
+        crate::config_drive::build(dir.root(), request, fixed, &self.availability_zone)
             .await
+            .map(Some)
             .map_err(|e| e.to_string())
     }
 }

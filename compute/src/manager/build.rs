@@ -178,9 +178,10 @@ impl ComputeManager {
         timings.image = step.elapsed();
 
         let step = Instant::now();
-        self.parts
+        let config_drive = self
+            .parts
             .prepare
-            .prepare_disk(request, &dir)
+            .prepare_disk(request, &dir, &fixed)
             .await
             .map_err(BuildError::PrepareDisk)?;
         timings.prepare = step.elapsed();
@@ -202,7 +203,7 @@ impl ComputeManager {
             vcpus: request.flavor.vcpus,
             boot,
             disk: dir.disk(),
-            config_drive: None,
+            config_drive,
             nic: Some(Nic {
                 bridge: fixed.bridge.clone(),
                 mac,

@@ -19,6 +19,7 @@ use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::compute::{Flavor, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
+use stratus_rpc::wire::network::FixedIp;
 use tracing::warn;
 
 pub use build::{BuildError, BuildTimings};
@@ -27,12 +28,18 @@ use crate::driver::VirtDriver;
 use crate::image_cache::ImageCache;
 use crate::instance_dir::InstanceDir;
 
-/// Writes what the guest needs into its disk before it boots (SSH key, config
-/// drive, …). The injection issue fills this in; builds call it always.
+/// Gives the guest what it needs before it boots (SSH key in its disk, a
+/// config drive). Builds always call it, after the disk and the address exist.
 #[async_trait]
 pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
-    /// Prepares the instance's disk in `dir`; an error fails the build.
-    async fn prepare_disk(&self, request: &RunInstance, dir: &InstanceDir) -> Result<(), String>;
+    /// Prepares the instance in `dir`; returns the config drive to attach,
+    /// if any. An error fails the build with its text as the reason.
+    async fn prepare_disk(
+        &self,
+        request: &RunInstance,
+        dir: &InstanceDir,
+        fixed: &FixedIp,
+    ) -> Result<Option<PathBuf>, String>;
 }
 
 /// The next update sequence: microseconds since the epoch, bumped so two
@@ -59,8 +66,13 @@ pub struct NoDiskPreparation;
 
 #[async_trait]
 impl PrepareDisk for NoDiskPreparation {
-    async fn prepare_disk(&self, _request: &RunInstance, _dir: &InstanceDir) -> Result<(), String> {
-        Ok(())
+    async fn prepare_disk(
+        &self,
+        _request: &RunInstance,
+        _dir: &InstanceDir,
+        _fixed: &FixedIp,
+    ) -> Result<Option<PathBuf>, String> {
+        Ok(None)
     }
 }
 

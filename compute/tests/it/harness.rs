@@ -160,6 +160,9 @@ pub fn request(image: &ImageRef) -> RunInstance {
         image: image.clone(),
         security_groups: vec![],
         key_data: None,
+        key_name: None,
+        user_data: None,
+        reservation_id: None,
     }
 }
 

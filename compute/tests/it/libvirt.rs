@@ -138,7 +138,8 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         .wait_for(id, InstanceState::Running)
         .await
         .expect("running reported");
-    let console = console_shows(&h, &id, "STRATUS-BOOT authorized key").await;
+    let console = console_shows(&h, &id, "STRATUS-BOOT config drive").await;
+    assert!(console.contains(&format!("\"uuid\":\"{id}\"")), "{console}");
     assert!(console.contains("Linux version"), "{console}");
     assert!(
         console.contains(&format!("STRATUS-BOOT authorized key: {KEY}")),

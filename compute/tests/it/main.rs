@@ -1,5 +1,6 @@
 //! Compute worker integration tests.
 
+mod config_drive;
 mod domain_xml;
 mod harness;
 mod image_cache;

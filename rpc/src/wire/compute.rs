@@ -52,6 +52,15 @@ pub struct RunInstance {
     /// The OpenSSH public key of its key pair, to inject, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_data: Option<String>,
+    /// The key pair's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// User data, base64-encoded as EC2 takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// The reservation it was launched in (`r-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
 }
 
 /// Names one instance for terminate, reboot, stop, start and console output.

@@ -474,6 +474,9 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         },
         security_groups: vec![],
         key_data: None,
+        key_name: None,
+        user_data: None,
+        reservation_id: None,
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)

@@ -1,0 +1,141 @@
+//! The config drive: an ISO 9660 volume labelled `config-2` with the
+//! instance's metadata, keys and user data, in the layout cloud-init and
+//! Cirros read (`openstack/latest/…`, `ec2/latest/…`). Attached read-only.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde_json::json;
+use stratus_rpc::wire::compute::RunInstance;
+use stratus_rpc::wire::network::FixedIp;
+
+use crate::inject::expose::run;
+
+/// The config drive could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigDriveError {
+    /// User data is not base64.
+    #[error("user data is not base64: {0}")]
+    UserData(String),
+    /// Writing the staging files failed.
+    #[error("config drive files in {path}: {why}")]
+    Files {
+        /// The folder.
+        path: String,
+        /// The cause.
+        why: String,
+    },
+    /// genisoimage failed.
+    #[error("genisoimage: {0}")]
+    Iso(String),
+}
+
+/// What the metadata says of an instance, shared by the config drive and
+/// (later) the metadata service.
+pub fn openstack_meta_data(request: &RunInstance, availability_zone: &str) -> serde_json::Value {
+    let ec2_id = request.instance_id.ec2_id();
+    let mut keys = serde_json::Map::new();
+    if let Some(key) = &request.key_data {
+        let name = request.key_name.clone().unwrap_or_else(|| "default".into());
+        keys.insert(name, json!(key));
+    }
+    json!({
+        "uuid": request.instance_id.to_string(),
+        "name": ec2_id,
+        "hostname": ec2_id,
+        "availability_zone": availability_zone,
+        "public_keys": keys,
+        "launch_index": 0,
+    })
+}
+
+/// The EC2-style metadata of an instance.
+pub fn ec2_meta_data(
+    request: &RunInstance,
+    fixed: &FixedIp,
+    availability_zone: &str,
+) -> serde_json::Value {
+    let ec2_id = request.instance_id.ec2_id();
+    let mut keys = serde_json::Map::new();
+    if let Some(key) = &request.key_data {
+        keys.insert("0".into(), json!({ "openssh-key": key }));
+    }
+    let groups: Vec<String> = request
+        .security_groups
+        .iter()
+        .map(|g| g.group.to_string())
+        .collect();
+    json!({
+        "instance-id": ec2_id,
+        "hostname": ec2_id,
+        "local-ipv4": fixed.address,
+        "public-keys": keys,
+        "placement": { "availability-zone": availability_zone },
+        "ami-id": request.image.id,
+        "reservation-id": request.reservation_id.clone().unwrap_or_default(),
+        "security-groups": groups,
+    })
+}
+
+/// Builds `dir/disk.config` and returns its path.
+pub async fn build(
+    dir: &Path,
+    request: &RunInstance,
+    fixed: &FixedIp,
+    availability_zone: &str,
+) -> Result<PathBuf, ConfigDriveError> {
+    let user_data = match &request.user_data {
+        Some(b64) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| ConfigDriveError::UserData(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let staging = dir.join("config-drive.d");
+    let files = |e: std::io::Error| ConfigDriveError::Files {
+        path: staging.display().to_string(),
+        why: e.to_string(),
+    };
+    let openstack = staging.join("openstack/latest");
+    let ec2 = staging.join("ec2/latest");
+    tokio::fs::create_dir_all(&openstack).await.map_err(files)?;
+    tokio::fs::create_dir_all(&ec2).await.map_err(files)?;
+    let meta = openstack_meta_data(request, availability_zone);
+    tokio::fs::write(openstack.join("meta_data.json"), meta.to_string())
+        .await
+        .map_err(files)?;
+    if let Some(data) = &user_data {
+        tokio::fs::write(openstack.join("user_data"), data)
+            .await
+            .map_err(files)?;
+    }
+    let ec2_meta = ec2_meta_data(request, fixed, availability_zone);
+    tokio::fs::write(ec2.join("meta-data.json"), ec2_meta.to_string())
+        .await
+        .map_err(files)?;
+
+    let iso = dir.join("disk.config");
+    let (iso_text, staging_text) = (iso.display().to_string(), staging.display().to_string());
+    let built = run(
+        "genisoimage",
+        &[
+            "-o",
+            &iso_text,
+            "-V",
+            "config-2",
+            "-quiet",
+            "-r",
+            "-J",
+            "-l",
+            "-ldots",
+            "-allow-lowercase",
+            "-allow-multidot",
+            &staging_text,
+        ],
+    )
+    .await;
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    built.map_err(|e| ConfigDriveError::Iso(e.to_string()))?;
+    Ok(iso)
+}

@@ -53,6 +53,20 @@ pub enum Bench {
     /// One guest from run_instance to domain RUNNING on libvirt (TCG, in a
     /// scratch namespace; needs root), by step, against a bare QEMU start.
     Spawn(SpawnBench),
+    /// Key injection into one disk by each path this host has, and a config
+    /// drive build (needs root).
+    Inject(InjectBench),
+}
+
+/// Sizes of `stratus bench inject`.
+#[derive(Debug, Args)]
+pub struct InjectBench {
+    /// Injections per path (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// The image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-test-image")]
+    pub builder: std::path::PathBuf,
 }
 
 /// Sizes of `stratus bench spawn`.

@@ -64,6 +64,9 @@ fn main() -> ExitCode {
             Command::Bench(Bench::Spawn(sizes)) => {
                 stratus_compute::bench::run(&sizes.builder, sizes.runs).await?;
             }
+            Command::Bench(Bench::Inject(sizes)) => {
+                stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
+            }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(&config)?);
             }

@@ -53,7 +53,7 @@ pub enum ServiceError {
     Network(#[from] stratus_network::NetworkError),
     /// The compute worker could not reach its hypervisor.
     #[error("compute worker: {0}")]
-    Compute(#[from] stratus_compute::driver::DriverError),
+    Compute(#[from] stratus_compute::worker::WorkerError),
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -127,6 +127,10 @@ async fn start(
                     call_timeout: std::time::Duration::from_millis(config.rpc.call_timeout_ms),
                     host_commands: None,
                     driver: None,
+                    metadata: config
+                        .network
+                        .metadata_host
+                        .map(|h| (h, config.network.metadata_port)),
                 })
                 .await?;
                 worker.service

@@ -3,4 +3,5 @@
 
 pub mod conductor;
 pub mod config;
+pub mod metadata;
 pub mod service;

@@ -53,11 +53,24 @@ pub struct WorkerSetup<'a> {
     pub host_commands: Option<Arc<dyn HostCommands>>,
     /// A driver to use instead of the configured one (tests).
     pub driver: Option<Arc<dyn VirtDriver>>,
+    /// Where to DNAT guests' metadata requests, if anywhere.
+    pub metadata: Option<(std::net::Ipv4Addr, u16)>,
+}
+
+/// The worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The hypervisor is unreachable.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// The metadata DNAT could not be installed.
+    #[error("metadata DNAT: {0}")]
+    MetadataDnat(#[source] stratus_network::linux::CommandError),
 }
 
 /// Builds the worker, recovers what a previous run left, and starts its
 /// periodic tasks.
-pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, DriverError> {
+pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
     let config = setup.config;
     let driver: Arc<dyn VirtDriver> = match (setup.driver, config.driver) {
         (Some(driver), _) => driver,

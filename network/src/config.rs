@@ -37,6 +37,12 @@ pub struct NetworkConfig {
     pub dhcp: bool,
     /// DHCP lease time in seconds.
     pub dhcp_lease_secs: u32,
+    /// Where compute hosts send guests' metadata requests (169.254.169.254:80
+    /// is DNATed here): the api host's address as guests' packets can reach
+    /// it. Unset: no DNAT.
+    pub metadata_host: Option<std::net::Ipv4Addr>,
+    /// The api service's metadata port.
+    pub metadata_port: u16,
 }
 
 impl Default for NetworkConfig {
@@ -54,6 +60,8 @@ impl Default for NetworkConfig {
             database_url: None,
             dhcp: true,
             dhcp_lease_secs: 120,
+            metadata_host: None,
+            metadata_port: 8775,
         }
     }
 }

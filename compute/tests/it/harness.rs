@@ -259,6 +259,7 @@ impl Harness {
             call_timeout: Duration::from_secs(5),
             host_commands: Some(host_for_worker),
             driver: Some(driver),
+            metadata: None,
         })
         .await
         .expect("worker");

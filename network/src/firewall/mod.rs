@@ -1,6 +1,7 @@
 //! The host firewall: per-instance chains and per-security-group chains,
 //! kept as one in-memory state and applied whole on every change.
 
+pub mod metadata;
 pub mod render;
 
 use std::sync::Arc;

@@ -28,9 +28,17 @@ impl Iptables {
         }
     }
 
-    /// Runs `change(current table text)` and restores what it returns,
-    /// holding the host-wide lock from the read to the write.
+    /// Runs `change(current filter table text)` and restores what it
+    /// returns, holding the host-wide lock from the read to the write.
     pub async fn update<F>(&self, change: F) -> Result<(), CommandError>
+    where
+        F: FnOnce(&str) -> Option<String> + Send,
+    {
+        self.update_table("filter", change).await
+    }
+
+    /// As [`Iptables::update`], for any table (`filter`, `nat`).
+    pub async fn update_table<F>(&self, table: &str, change: F) -> Result<(), CommandError>
     where
         F: FnOnce(&str) -> Option<String> + Send,
     {
@@ -50,10 +58,7 @@ impl Iptables {
         .await
         .map_err(|e| lock_error(&self.lock_path, &e.to_string()))?
         .map_err(|e| lock_error(&self.lock_path, &e.to_string()))?;
-        let saved = self
-            .host
-            .run("iptables-save", &["-t", "filter"], None)
-            .await?;
+        let saved = self.host.run("iptables-save", &["-t", table], None).await?;
         let result = match change(&saved.stdout) {
             Some(text) => self
                 .host

@@ -202,3 +202,60 @@ async fn removing_one_instance_leaves_the_others_chains() {
     assert!(!saved.contains("10.0.0.3"), "{saved}");
     assert!(saved.contains(&chain(&b)), "{saved}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_reach_the_metadata_service_through_the_dnat() {
+    let t = topology();
+    // The "api" listens on the router's bridge address, port 8775.
+    let mut api = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.router.0,
+            "python3",
+            "-m",
+            "http.server",
+            "8775",
+            "--bind",
+            "10.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the stand-in api");
+    let metadata = |ns: &Netns| {
+        ns.try_run(
+            "timeout",
+            &["2", "bash", "-c", "exec 3<>/dev/tcp/169.254.169.254/80"],
+        )
+        .0
+    };
+    assert!(
+        !metadata(&t.guest),
+        "169.254.169.254 answered before the DNAT"
+    );
+    let locks = tempfile::tempdir().expect("tempdir");
+    let iptables = Iptables::new(
+        Arc::new(RealHost::in_netns(&t.router.0)),
+        locks.path().to_owned(),
+    );
+    let target = "10.0.0.1".parse().expect("ip");
+    stratus_network::firewall::metadata::ensure_dnat(&iptables, target, 8775)
+        .await
+        .expect("dnat");
+    stratus_network::firewall::metadata::ensure_dnat(&iptables, target, 8775)
+        .await
+        .expect("again");
+    assert!(
+        wait_for(|| metadata(&t.guest)),
+        "the guest could not reach the metadata service"
+    );
+    let nat = t.router.run("iptables-save", &["-t", "nat"]);
+    assert_eq!(
+        nat.matches("-A PREROUTING -j stratus-metadata").count(),
+        1,
+        "{nat}"
+    );
+    let _ = api.kill();
+    let _ = api.wait();
+}

@@ -158,6 +158,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
         call_timeout: Duration::from_secs(30),
         host_commands: Some(Arc::new(RealHost::in_netns(&scratch.netns))),
         driver: Some(Arc::new(driver)),
+        metadata: None,
     })
     .await
     .map_err(|e| fail("worker")(&e))?;

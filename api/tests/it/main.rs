@@ -1,0 +1,3 @@
+//! api integration tests.
+
+mod metadata;

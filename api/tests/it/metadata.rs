@@ -1,0 +1,174 @@
+//! The metadata service over HTTP: answers by source address (clients bind
+//! different loopback addresses), nothing for strangers, user data byte for
+//! byte, IMDSv2 tokens.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use stratus_api::metadata::server::{Metadata, TOKEN_HEADER, TTL_HEADER, router};
+use stratus_api::metadata::{InstanceMetadata, MemorySource};
+
+fn instance(n: u8, user_data: Option<Vec<u8>>) -> InstanceMetadata {
+    InstanceMetadata {
+        instance_id: format!("i-0000000000000000{n}"),
+        uuid: format!("00000000-0000-0000-0000-00000000000{n}"),
+        hostname: format!("i-0000000000000000{n}"),
+        local_ipv4: Ipv4Addr::new(127, 0, 0, 10 + n),
+        ami_id: "ami-00000001".into(),
+        reservation_id: format!("r-0000000000000000{n}"),
+        availability_zone: "nova".into(),
+        security_groups: vec!["default".into(), "web".into()],
+        key: Some((format!("key{n}"), format!("ssh-ed25519 AAAA{n} user@host"))),
+        user_data,
+    }
+}
+
+async fn serve(require_token: bool) -> (SocketAddr, Arc<MemorySource>) {
+    let source = Arc::new(MemorySource::default());
+    let app = router(Metadata::new(source.clone(), require_token));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    (address, source)
+}
+
+/// A client whose requests come from `from`.
+fn client(from: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(from))
+        .build()
+        .expect("client")
+}
+
+async fn get(from: Ipv4Addr, server: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let response = client(from)
+        .get(format!("http://{server}{path}"))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("body").to_vec())
+}
+
+#[tokio::test]
+async fn each_instance_sees_its_own_metadata_by_source_address() {
+    let (server, source) = serve(false).await;
+    let binary: Vec<u8> = (0..=255u8).chain(b"#!/bin/sh\n".iter().copied()).collect();
+    source.insert(instance(1, Some(binary.clone())));
+    source.insert(instance(2, None));
+    let (one, two, stranger) = (
+        Ipv4Addr::new(127, 0, 0, 11),
+        Ipv4Addr::new(127, 0, 0, 12),
+        Ipv4Addr::new(127, 0, 0, 99),
+    );
+
+    let cases = [
+        ("/latest/meta-data/instance-id", "i-00000000000000001"),
+        ("/latest/meta-data/hostname", "i-00000000000000001"),
+        ("/latest/meta-data/local-ipv4", "127.0.0.11"),
+        ("/latest/meta-data/placement/availability-zone", "nova"),
+        ("/latest/meta-data/ami-id", "ami-00000001"),
+        ("/latest/meta-data/reservation-id", "r-00000000000000001"),
+        ("/latest/meta-data/security-groups", "default\nweb"),
+        ("/latest/meta-data/public-keys/", "0=key1"),
+        (
+            "/latest/meta-data/public-keys/0/openssh-key",
+            "ssh-ed25519 AAAA1 user@host",
+        ),
+    ];
+    for (path, want) in cases {
+        let (status, body) = get(one, server, path).await;
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (200, want),
+            "{path}"
+        );
+    }
+    let (status, index) = get(one, server, "/latest/meta-data/").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&index).contains("instance-id\n"));
+
+    // User data byte for byte, including bytes that are not UTF-8.
+    assert_eq!(get(one, server, "/latest/user-data").await, (200, binary));
+    assert_eq!(get(two, server, "/latest/user-data").await.0, 404);
+
+    // The second instance sees itself, never the first.
+    let (_, id) = get(two, server, "/latest/meta-data/instance-id").await;
+    assert_eq!(id, b"i-00000000000000002");
+    let (_, json) = get(two, server, "/openstack/latest/meta_data.json").await;
+    let meta: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(meta["uuid"], "00000000-0000-0000-0000-000000000002");
+    assert_eq!(meta["public_keys"]["key2"], "ssh-ed25519 AAAA2 user@host");
+
+    // A stranger (no instance at that address) and unknown paths get 404.
+    for path in [
+        "/latest/meta-data/instance-id",
+        "/latest/user-data",
+        "/openstack/latest/meta_data.json",
+    ] {
+        assert_eq!(get(stranger, server, path).await.0, 404, "{path}");
+    }
+    for path in [
+        "/latest/meta-data/public-keys/1/openssh-key",
+        "/latest/meta-data/../../etc/passwd",
+        "/nope",
+    ] {
+        assert_eq!(get(one, server, path).await.0, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
+    let (server, source) = serve(true).await;
+    source.insert(instance(1, None));
+    source.insert(instance(2, None));
+    let (one, two) = (Ipv4Addr::new(127, 0, 0, 11), Ipv4Addr::new(127, 0, 0, 12));
+    let url = |p: &str| format!("http://{server}{p}");
+
+    // Without a token (required here): refused.
+    assert_eq!(
+        get(one, server, "/latest/meta-data/instance-id").await.0,
+        401
+    );
+    // A token needs a valid TTL.
+    let bad = client(one)
+        .put(url("/latest/api/token"))
+        .header(TTL_HEADER, "0")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(bad.status().as_u16(), 400);
+    let token = client(one)
+        .put(url("/latest/api/token"))
+        .header(TTL_HEADER, "60")
+        .send()
+        .await
+        .expect("put")
+        .text()
+        .await
+        .expect("token");
+    let with = |from, t: &str| {
+        let t = t.to_owned();
+        async move {
+            let r = client(from)
+                .get(url("/latest/meta-data/instance-id"))
+                .header(TOKEN_HEADER, t)
+                .send()
+                .await
+                .expect("get");
+            (r.status().as_u16(), r.text().await.expect("text"))
+        }
+    };
+    assert_eq!(with(one, &token).await, (200, "i-00000000000000001".into()));
+    // Another instance cannot use it, and a made-up token fails.
+    assert_eq!(with(two, &token).await.0, 401);
+    assert_eq!(with(one, "forged").await.0, 401);
+}

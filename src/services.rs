@@ -54,6 +54,15 @@ pub enum ServiceError {
     /// The compute worker could not reach its hypervisor.
     #[error("compute worker: {0}")]
     Compute(#[from] stratus_compute::worker::WorkerError),
+    /// A listening socket could not be opened.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -103,7 +112,12 @@ async fn start(
         Service::Api => (
             conductor::TOPIC,
             conductor::methods::ALL,
-            Arc::new(stratus_api::service::ConductorService::default()),
+            {
+                let source = Arc::new(stratus_api::metadata::MemorySource::default());
+                serve_metadata(config, source.clone()).await?;
+                let conductor = stratus_api::conductor::Conductor::new(source);
+                Arc::new(stratus_api::service::ConductorService::new(conductor))
+            },
             false,
         ),
         Service::Scheduler => (
@@ -164,6 +178,31 @@ async fn start(
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
     Ok(vec![server])
+}
+
+/// Serves the metadata service on `[api] metadata_listen` until the process ends.
+async fn serve_metadata(
+    config: &Config,
+    source: Arc<stratus_api::metadata::MemorySource>,
+) -> Result<(), ServiceError> {
+    let listen = &config.api.metadata_listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServiceError::Listen {
+            address: listen.clone(),
+            source,
+        })?;
+    let state =
+        stratus_api::metadata::server::Metadata::new(source, config.api.metadata_require_token);
+    let app = stratus_api::metadata::server::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metadata service listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metadata service stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.

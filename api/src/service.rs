@@ -14,6 +14,13 @@ pub struct ConductorService {
     conductor: Conductor,
 }
 
+impl ConductorService {
+    /// Serves `conductor`.
+    pub fn new(conductor: Conductor) -> Self {
+        Self { conductor }
+    }
+}
+
 #[async_trait]
 impl Handler for ConductorService {
     async fn handle(
@@ -26,6 +33,11 @@ impl Handler for ConductorService {
             methods::INSTANCE_UPDATE => {
                 self.conductor
                     .instance_update(ctx, &decode_args(method, args)?);
+                Ok(null())
+            }
+            methods::INSTANCE_METADATA => {
+                self.conductor
+                    .instance_metadata(&decode_args(method, args)?);
                 Ok(null())
             }
             other => Err(HandlerError::UnknownMethod(other.to_owned())),

@@ -173,6 +173,8 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
     let child = Command::new(stratus_bin())
         .arg("all-in-one")
         .env("STRATUS_NODE__HOST", "aio")
+        .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
+        .env("STRATUS_COMPUTE__DRIVER", "fake")
         .env("STRATUS_NODE__STATE_DIR", dir.path())
         .env("STRATUS_LOG__FORMAT", "json")
         .stderr(Stdio::piped())

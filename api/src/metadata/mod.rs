@@ -65,6 +65,14 @@ impl MemorySource {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&address);
     }
+
+    /// Forgets the instance with this UUID, wherever it was.
+    pub fn remove_instance(&self, uuid: &str) {
+        self.instances
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, m| m.uuid != uuid);
+    }
 }
 
 #[async_trait]

@@ -172,3 +172,59 @@ async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
     assert_eq!(with(two, &token).await.0, 401);
     assert_eq!(with(one, "forged").await.0, 401);
 }
+
+#[tokio::test]
+async fn the_conductor_feeds_the_metadata_service_until_the_instance_is_gone() {
+    use stratus_api::conductor::Conductor;
+    use stratus_api::service::ConductorService;
+    use stratus_rpc::Handler;
+    use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
+    use stratus_rpc::wire::ids::InstanceId;
+
+    let (server, source) = serve(false).await;
+    let service = ConductorService::new(Conductor::new(source));
+    let id = InstanceId::new();
+    let metadata = GuestMetadata {
+        instance_id: id,
+        fixed_ip: Ipv4Addr::new(127, 0, 0, 21),
+        ami_id: "ami-00000009".into(),
+        reservation_id: "r-1".into(),
+        availability_zone: "nova".into(),
+        security_groups: vec![],
+        key: None,
+        user_data: Some("aGVsbG8=".into()),
+    };
+    let ctx = stratus_rpc::RequestContext::system();
+    let args = serde_json::value::to_raw_value(&metadata).expect("encode");
+    service
+        .handle(&ctx, "instance_metadata", &args)
+        .await
+        .expect("metadata");
+    let from = Ipv4Addr::new(127, 0, 0, 21);
+    assert_eq!(
+        get(from, server, "/latest/user-data").await,
+        (200, b"hello".to_vec())
+    );
+    assert_eq!(
+        get(from, server, "/latest/meta-data/instance-id").await.1,
+        id.ec2_id().into_bytes()
+    );
+
+    let gone = InstanceUpdate {
+        instance_id: id,
+        host: "node1".parse().expect("host"),
+        state: InstanceState::Terminated,
+        task_state: None,
+        reason: None,
+        sequence: 1,
+    };
+    let args = serde_json::value::to_raw_value(&gone).expect("encode");
+    service
+        .handle(&ctx, "instance_update", &args)
+        .await
+        .expect("update");
+    assert_eq!(
+        get(from, server, "/latest/meta-data/instance-id").await.0,
+        404
+    );
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use stratus_network::firewall::render::InstanceFilter;
 use stratus_network::linux::CommandError;
 use stratus_rpc::wire::compute::RunInstance;
-use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, instrument, warn};
@@ -185,6 +185,7 @@ impl ComputeManager {
             .await
             .map_err(BuildError::PrepareDisk)?;
         timings.prepare = step.elapsed();
+        self.publish_metadata(ctx, request, &fixed).await;
 
         let step = Instant::now();
         let boot = match &base.kernel {
@@ -257,6 +258,36 @@ impl ComputeManager {
         .map_err(BuildError::Files)?;
         timings.total = started.elapsed();
         Ok(timings)
+    }
+
+    /// Tells the conductor what the metadata service should answer this
+    /// instance. Not fatal: the config drive carries the same data.
+    async fn publish_metadata(&self, ctx: &RequestContext, request: &RunInstance, fixed: &FixedIp) {
+        let Ok(fixed_ip) = fixed.address.parse() else {
+            return;
+        };
+        let metadata = GuestMetadata {
+            instance_id: request.instance_id,
+            fixed_ip,
+            ami_id: request.image.id.clone(),
+            reservation_id: request.reservation_id.clone().unwrap_or_default(),
+            availability_zone: self.parts.availability_zone.clone(),
+            security_groups: request
+                .security_groups
+                .iter()
+                .map(|g| g.group.to_string())
+                .collect(),
+            key: request.key_data.clone().map(|key| {
+                (
+                    request.key_name.clone().unwrap_or_else(|| "default".into()),
+                    key,
+                )
+            }),
+            user_data: request.user_data.clone(),
+        };
+        if let Err(e) = self.parts.conductor.instance_metadata(ctx, &metadata).await {
+            warn!(error = %e, "could not publish the instance's metadata");
+        }
     }
 
     async fn ensure_bridge(&self, fixed: &FixedIp) -> Result<(), CommandError> {

@@ -27,6 +27,7 @@ use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport
 #[derive(Default)]
 pub struct Conductor {
     pub updates: Mutex<Vec<InstanceUpdate>>,
+    pub metadata: Mutex<Vec<stratus_rpc::wire::conductor::GuestMetadata>>,
 }
 
 #[async_trait]
@@ -37,6 +38,13 @@ impl Handler for Conductor {
         method: &str,
         args: &RawValue,
     ) -> Result<Box<RawValue>, HandlerError> {
+        if method == "instance_metadata" {
+            self.metadata
+                .lock()
+                .expect("lock")
+                .push(decode_args(method, args)?);
+            return Ok(null());
+        }
         let update: InstanceUpdate = decode_args(method, args)?;
         self.updates.lock().expect("lock").push(update);
         Ok(null())

@@ -92,6 +92,11 @@ async fn run_instance_builds_a_running_guest_and_reports_each_step() {
     );
     assert!(h.has_address(&id).await);
     assert!(h.worker.manager.host_report().await.running_instances == 1);
+    // The metadata service was told who this instance is.
+    assert!(eventually(|| !h.conductor.metadata.lock().expect("lock").is_empty()).await);
+    let published = h.conductor.metadata.lock().expect("lock")[0].clone();
+    assert_eq!(published.instance_id, id);
+    assert_eq!(published.ami_id, "ami-0000000000000001");
     // The bridge was ensured through host commands.
     let calls: Vec<String> = h
         .host_commands

@@ -4,7 +4,7 @@
 use crate::context::RequestContext;
 use crate::error::RpcError;
 use crate::target::Target;
-use crate::wire::conductor::InstanceUpdate;
+use crate::wire::conductor::{GuestMetadata, InstanceUpdate};
 
 use super::RpcClient;
 
@@ -15,8 +15,10 @@ pub const TOPIC: &str = "conductor";
 pub mod methods {
     /// Record an instance's state change.
     pub const INSTANCE_UPDATE: &str = "instance_update";
+    /// Record what the metadata service tells an instance.
+    pub const INSTANCE_METADATA: &str = "instance_metadata";
     /// Every method, for logs and `--help`.
-    pub const ALL: &[&str] = &[INSTANCE_UPDATE];
+    pub const ALL: &[&str] = &[INSTANCE_UPDATE, INSTANCE_METADATA];
 }
 
 /// Talks to the conductor.
@@ -39,6 +41,22 @@ impl ConductorClient {
     ) -> Result<(), RpcError> {
         self.rpc
             .cast(ctx, &Target::topic(TOPIC), methods::INSTANCE_UPDATE, update)
+            .await
+    }
+
+    /// Records what the metadata service tells an instance.
+    pub async fn instance_metadata(
+        &self,
+        ctx: &RequestContext,
+        metadata: &GuestMetadata,
+    ) -> Result<(), RpcError> {
+        self.rpc
+            .cast(
+                ctx,
+                &Target::topic(TOPIC),
+                methods::INSTANCE_METADATA,
+                metadata,
+            )
             .await
     }
 }

@@ -62,3 +62,29 @@ pub struct InstanceUpdate {
     #[serde(default)]
     pub sequence: u64,
 }
+
+/// What the metadata service needs to answer an instance, cast by its
+/// compute host once the instance has its address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestMetadata {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its fixed IP, by which its requests are recognised.
+    pub fixed_ip: std::net::Ipv4Addr,
+    /// Its image.
+    pub ami_id: String,
+    /// Its reservation.
+    #[serde(default)]
+    pub reservation_id: String,
+    /// Its availability zone.
+    pub availability_zone: String,
+    /// Its security groups.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Its key pair's name and public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<(String, String)>,
+    /// Its user data, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}

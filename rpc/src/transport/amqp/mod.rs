@@ -90,8 +90,9 @@ impl AmqpTransport {
             next_session: AtomicU64::new(1),
             reconnects: AtomicU64::new(0),
         });
-        let first = session::open(&inner, false)
+        let first = tokio::time::timeout(session::OPEN_TIMEOUT, session::open(&inner, false))
             .await
+            .unwrap_or_else(|_| Err(session::open_timed_out()))
             .map_err(|source| RpcError::Connect {
                 url: redact(&config.url),
                 source,
@@ -180,9 +181,13 @@ impl Transport for AmqpTransport {
         if let Some(session) = live.filter(|s| !s.dead.is_cancelled()) {
             // Failing here is a setup error the caller should see; a session
             // that dies later re-declares the server on the next one.
-            consumer::start(&self.inner, &session, &reg)
-                .await
-                .map_err(|e| RpcError::amqp(format!("starting the {topic} server"), e))?;
+            let started = tokio::time::timeout(
+                session::OPEN_TIMEOUT,
+                consumer::start(&self.inner, &session, &reg),
+            )
+            .await
+            .unwrap_or_else(|_| Err(session::open_timed_out()));
+            started.map_err(|e| RpcError::amqp(format!("starting the {topic} server"), e))?;
         }
         servers.push(reg.clone());
         Ok(ServerHandle::new(reg.cancel.clone(), reg.tracker.clone()))
@@ -195,8 +200,15 @@ impl Transport for AmqpTransport {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(task) = supervisor {
-            let _ = task.await;
+        if let Some(mut task) = supervisor {
+            // The supervisor closes the connection, itself bounded; do not
+            // wait forever on a stuck one.
+            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
     }
 }

@@ -53,6 +53,27 @@ async fn live_session(
     }
 }
 
+/// Runs a broker operation, giving up at `deadline`: a broker that stops
+/// answering must not hang a sender. A timeout marks the session dead, so
+/// the caller's loop reconnects or reports `Disconnected`.
+async fn bounded<T>(
+    session: &Session,
+    deadline: Instant,
+    operation: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Option<T> {
+    match tokio::time::timeout_at(deadline, operation).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            session.mark_dead(&e);
+            None
+        }
+        Err(_) => {
+            session.mark_dead(&"the broker did not answer in time");
+            None
+        }
+    }
+}
+
 /// Publishes and returns the confirm future, marking the session dead when
 /// the channel fails.
 async fn publish(
@@ -112,8 +133,10 @@ pub(crate) async fn cast(
     let exchange = inner.config.exchange.as_str();
     loop {
         let session = live_session(inner, deadline, &key, method).await?;
-        if let Err(e) = session.ensure_queue(exchange, &key).await {
-            session.mark_dead(&e);
+        if bounded(&session, deadline, session.ensure_queue(exchange, &key))
+            .await
+            .is_none()
+        {
             continue;
         }
         let properties = BasicProperties::default()
@@ -122,7 +145,11 @@ pub(crate) async fn cast(
         let Some(confirm) = publish(&session, exchange, &key, &payload, properties).await else {
             continue;
         };
-        if let Some(outcome) = confirmed(&session, confirm.await, &key, method) {
+        let Ok(result) = tokio::time::timeout_at(deadline, confirm).await else {
+            session.mark_dead(&"no publisher confirm in time");
+            continue;
+        };
+        if let Some(outcome) = confirmed(&session, result, &key, method) {
             return outcome;
         }
     }
@@ -138,29 +165,29 @@ pub(crate) async fn fanout(
     let deadline = Instant::now() + Duration::from_millis(inner.config.publish_timeout_ms);
     loop {
         let session = live_session(inner, deadline, &exchange, method).await?;
-        let declared = session
-            .publish
-            .exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    // Fanout exchanges live while servers are bound to them.
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        if let Err(e) = declared {
-            session.mark_dead(&e);
+        let declare = session.publish.exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                // Fanout exchanges live while servers are bound to them.
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        );
+        if bounded(&session, deadline, declare).await.is_none() {
             continue;
         }
         let properties = BasicProperties::default().with_content_type("application/json".into());
         let Some(confirm) = publish(&session, &exchange, "", &payload, properties).await else {
             continue;
         };
-        if let Some(outcome) = confirmed(&session, confirm.await, &exchange, method) {
+        let Ok(result) = tokio::time::timeout_at(deadline, confirm).await else {
+            session.mark_dead(&"no publisher confirm in time");
+            continue;
+        };
+        if let Some(outcome) = confirmed(&session, result, &exchange, method) {
             return outcome;
         }
     }
@@ -186,8 +213,10 @@ pub(crate) async fn call(
             Err(RpcError::Disconnected { .. }) => return Err(timed_out()),
             other => other?,
         };
-        if let Err(e) = session.ensure_queue(exchange, &key).await {
-            session.mark_dead(&e);
+        if bounded(&session, deadline, session.ensure_queue(exchange, &key))
+            .await
+            .is_none()
+        {
             continue;
         }
         let correlation = uuid::Uuid::new_v4().simple().to_string();
@@ -221,19 +250,15 @@ pub(crate) async fn call(
             .with_correlation_id(correlation.as_str().into())
             .with_expiration(ttl_ms.to_string().into())
             .with_content_type("application/json".into());
-        let sent = session
-            .unconfirmed
-            .basic_publish(
-                exchange.into(),
-                key.as_str().into(),
-                BasicPublishOptions::default(),
-                &payload,
-                properties,
-            )
-            .await;
-        if let Err(e) = sent {
+        let send = session.unconfirmed.basic_publish(
+            exchange.into(),
+            key.as_str().into(),
+            BasicPublishOptions::default(),
+            &payload,
+            properties,
+        );
+        if bounded(&session, deadline, send).await.is_none() {
             // Not sent: try again on the next connection, within the deadline.
-            session.mark_dead(&e);
             forget();
             continue;
         }

@@ -54,7 +54,12 @@ impl Session {
     pub async fn close(&self, why: &str) {
         self.closing.store(true, Ordering::SeqCst);
         self.dead.cancel();
-        let _ = self.connection.close(200, why.into()).await;
+        // A broker that no longer answers must not hold up a shutdown.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.connection.close(200, why.into()),
+        )
+        .await;
     }
 
     /// Declares and binds the durable queue for `routing_key` once per
@@ -108,6 +113,17 @@ pub(crate) async fn declare_work_queue(
         )
         .await?;
     Ok(name)
+}
+
+/// How long connecting and setting up a session may take.
+pub(crate) const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The error of a session setup that took longer than [`OPEN_TIMEOUT`].
+pub(crate) fn open_timed_out() -> lapin::Error {
+    lapin::Error::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "connecting to the broker timed out",
+    ))
 }
 
 /// Connects, sets up the channels and reply queue, starts every registered

@@ -30,7 +30,9 @@ pub(crate) async fn run(inner: Arc<Inner>, mut session: Arc<Session>) {
             if inner.shutdown.is_cancelled() {
                 return;
             }
-            match session::open(&inner, true).await {
+            let attempt =
+                tokio::time::timeout(session::OPEN_TIMEOUT, session::open(&inner, true)).await;
+            match attempt.unwrap_or_else(|_| Err(session::open_timed_out())) {
                 Ok(next) => break next,
                 Err(e) => {
                     warn!(url = %redact(&inner.config.url), error = %e, retry_in = ?delay, "reconnecting to the broker failed");

@@ -70,9 +70,16 @@ impl PrepareDisk for GuestData {
         fixed: &FixedIp,
     ) -> Result<Option<PathBuf>, String> {
         if let Some(key) = &request.key_data {
-            inject_key(&dir.disk(), &dir.root().join("inject"), key, self.method)
-                .await
-                .map_err(|e| e.to_string())?;
+            let meta = crate::config_drive::openstack_meta_data(request, &self.availability_zone);
+            inject_files(
+                &dir.disk(),
+                &dir.root().join("inject"),
+                key,
+                Some(&meta.to_string()),
+                self.method,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         }
         if !self.config_drive {
             return Ok(None);
@@ -93,6 +100,18 @@ pub async fn inject_key(
     key: &str,
     method: ExposeMethod,
 ) -> Result<(), InjectError> {
+    inject_files(disk, work, key, None, method).await
+}
+
+/// As [`inject_key`], and writes `meta_js` (the instance's metadata as
+/// JSON) to `/meta.js`, where Nova's images looked for it.
+pub async fn inject_files(
+    disk: &Path,
+    work: &Path,
+    key: &str,
+    meta_js: Option<&str>,
+    method: ExposeMethod,
+) -> Result<(), InjectError> {
     let line = canonical_key(key)?;
     tokio::fs::create_dir_all(work)
         .await
@@ -102,7 +121,7 @@ pub async fn inject_key(
         })?;
     let mut exposed = expose(disk, work, method).await?;
     let mountpoint = work.join("mnt");
-    let result = write_into(&exposed.device, &mountpoint, &line).await;
+    let result = write_into(&exposed.device, &mountpoint, &line, meta_js).await;
     if let Some(path) = mountpoint.to_str()
         && is_mounted(path).await
     {
@@ -114,7 +133,12 @@ pub async fn inject_key(
     result
 }
 
-async fn write_into(device: &str, mountpoint: &Path, line: &str) -> Result<(), InjectError> {
+async fn write_into(
+    device: &str,
+    mountpoint: &Path,
+    line: &str,
+    meta_js: Option<&str>,
+) -> Result<(), InjectError> {
     let root = root_device(device).await?;
     tokio::fs::create_dir_all(mountpoint)
         .await
@@ -129,12 +153,19 @@ async fn write_into(device: &str, mountpoint: &Path, line: &str) -> Result<(), I
     run("mount", &["-o", "nosuid,nodev,noexec", &root, target]).await?;
     let mnt = mountpoint.to_owned();
     let line = line.to_owned();
-    let written = tokio::task::spawn_blocking(move || write_key(&mnt, &line))
-        .await
-        .map_err(|e| InjectError::Write {
-            path: "/root/.ssh/authorized_keys".into(),
-            why: e.to_string(),
-        })?;
+    let meta_js = meta_js.map(str::to_owned);
+    let written = tokio::task::spawn_blocking(move || {
+        write_key(&mnt, &line)?;
+        match meta_js {
+            Some(meta) => write_meta(&mnt, &meta),
+            None => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| InjectError::Write {
+        path: "/root/.ssh/authorized_keys".into(),
+        why: e.to_string(),
+    })?;
     run("umount", &[target]).await?;
     written
 }
@@ -231,6 +262,24 @@ fn write_key(mnt: &Path, line: &str) -> Result<(), InjectError> {
     std::os::unix::fs::chown(&keys, Some(0), Some(0))
         .map_err(fail("/root/.ssh/authorized_keys"))?;
     Ok(())
+}
+
+fn write_meta(mnt: &Path, meta: &str) -> Result<(), InjectError> {
+    let path = mnt.join("meta.js");
+    no_symlink(&path, "/meta.js")?;
+    let fail = |e: std::io::Error| InjectError::Write {
+        path: "/meta.js".into(),
+        why: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc_o_nofollow())
+        .open(&path)
+        .map_err(fail)?;
+    file.write_all(meta.as_bytes()).map_err(fail)
 }
 
 /// `O_NOFOLLOW` on Linux.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stratus_compute::inject::expose::ExposeMethod;
-use stratus_compute::inject::{InjectError, inject_key};
+use stratus_compute::inject::{InjectError, inject_files, inject_key};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
@@ -164,9 +164,15 @@ async fn the_key_lands_once_with_the_right_modes_on_whole_and_partitioned_disks(
         let (disk, sector) = make(dir.path());
         let work = dir.path().join("work");
         for _ in 0..2 {
-            inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
-                .await
-                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            inject_files(
+                &disk,
+                &work,
+                KEY,
+                Some("{\"uuid\":\"u-1\"}"),
+                ExposeMethod::Userspace,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
             nothing_left(&work);
         }
         let image = readable(dir.path(), &disk, sector);
@@ -177,6 +183,11 @@ async fn the_key_lands_once_with_the_right_modes_on_whole_and_partitioned_disks(
         assert!(
             file.contains("Mode:  0600") && file.contains("User:     0"),
             "{kind}: {file}"
+        );
+        assert_eq!(
+            debugfs(&image, "cat /meta.js"),
+            "{\"uuid\":\"u-1\"}",
+            "{kind}"
         );
         let ssh = debugfs(&image, "stat /root/.ssh");
         assert!(ssh.contains("Mode:  0700"), "{kind}: {ssh}");

@@ -9,7 +9,7 @@ use serde_json::json;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::network::FixedIp;
 
-use crate::inject::expose::run;
+use crate::host::command::run;
 
 /// The config drive could not be built.
 #[derive(Debug, thiserror::Error)]

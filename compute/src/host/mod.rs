@@ -1,4 +1,5 @@
 //! Host commands the compute worker runs, each behind a narrow trait.
 
+pub mod command;
 pub mod libvirtd;
 pub mod qemu_img;

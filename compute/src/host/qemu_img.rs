@@ -50,24 +50,12 @@ pub trait QemuImg: Send + Sync + std::fmt::Debug {
 pub struct RealQemuImg;
 
 async fn run(args: &[&str]) -> Result<String, QemuImgError> {
-    let fail = |why: String| QemuImgError {
-        args: args.join(" "),
-        why,
-    };
-    let out = tokio::process::Command::new("qemu-img")
-        .args(args)
-        .kill_on_drop(true)
-        .output()
+    super::command::run("qemu-img", args)
         .await
-        .map_err(|e| fail(format!("could not start: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .map_err(|e| QemuImgError {
+            args: args.join(" "),
+            why: e.why,
+        })
 }
 
 fn text(path: &Path) -> Result<&str, QemuImgError> {

@@ -13,46 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::process::Command;
+use crate::host::command::{CommandError, is_mounted, run};
 
-/// Something went wrong exposing or releasing a disk.
-#[derive(Debug, thiserror::Error)]
-#[error("{step}: {why}")]
-pub struct ExposeError {
-    /// What was being done.
-    pub step: String,
-    /// Exit status and stderr, or the cause.
-    pub why: String,
-}
-
-/// How long any one command may take before it is killed and the
-/// injection fails (and cleans up).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs a program with an argument vector and a timeout; its stdout.
-pub async fn run(program: &str, args: &[&str]) -> Result<String, ExposeError> {
-    let step = format!("{program} {}", args.join(" "));
-    let fail = |why: String| ExposeError {
-        step: step.clone(),
-        why,
-    };
-    let child = Command::new(program).args(args).kill_on_drop(true).output();
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
-        .await
-        .map_err(|_| fail(format!("timed out after {COMMAND_TIMEOUT:?}")))?
-        .map_err(|e| fail(format!("could not start: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn utf8(path: &Path) -> Result<&str, ExposeError> {
-    path.to_str().ok_or_else(|| ExposeError {
+fn utf8(path: &Path) -> Result<&str, CommandError> {
+    path.to_str().ok_or_else(|| CommandError {
         step: format!("path {}", path.display()),
         why: "not UTF-8".into(),
     })
@@ -107,19 +71,19 @@ pub async fn expose(
     disk: &Path,
     work: &Path,
     method: ExposeMethod,
-) -> Result<Exposed, ExposeError> {
+) -> Result<Exposed, CommandError> {
     match method.resolve() {
         ExposeMethod::Kernel => expose_kernel(disk).await,
         _ => expose_userspace(disk, work).await,
     }
 }
 
-async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, ExposeError> {
+async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, CommandError> {
     let mountpoint = work.join("exposed");
     let pidfile = work.join("qsd.pid");
     tokio::fs::write(&mountpoint, b"")
         .await
-        .map_err(|e| ExposeError {
+        .map_err(|e| CommandError {
             step: format!("create {}", mountpoint.display()),
             why: e.to_string(),
         })?;
@@ -183,10 +147,10 @@ fn nbd_busy(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn expose_kernel(disk: &Path) -> Result<Exposed, ExposeError> {
+async fn expose_kernel(disk: &Path) -> Result<Exposed, CommandError> {
     let _picking = NBD_PICK.lock().await;
     let mut devices: Vec<String> = std::fs::read_dir("/sys/block")
-        .map_err(|e| ExposeError {
+        .map_err(|e| CommandError {
             step: "list /sys/block".into(),
             why: e.to_string(),
         })?
@@ -197,7 +161,7 @@ async fn expose_kernel(disk: &Path) -> Result<Exposed, ExposeError> {
     let free = devices
         .into_iter()
         .find(|n| !nbd_busy(n))
-        .ok_or_else(|| ExposeError {
+        .ok_or_else(|| CommandError {
             step: "pick an nbd device".into(),
             why: "every /dev/nbd* is busy (or the nbd module has none)".into(),
         })?;
@@ -215,7 +179,7 @@ async fn expose_kernel(disk: &Path) -> Result<Exposed, ExposeError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = run("qemu-nbd", &["-d", &device]).await;
-    Err(ExposeError {
+    Err(CommandError {
         step: format!("qemu-nbd -c {device}"),
         why: "the device never became busy".into(),
     })
@@ -263,12 +227,4 @@ impl Exposed {
         }
         self.device.clear();
     }
-}
-
-/// Whether `path` is a mount point now.
-pub async fn is_mounted(path: &str) -> bool {
-    tokio::fs::read_to_string("/proc/self/mounts")
-        .await
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(path)))
-        .unwrap_or(false)
 }

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::network::FixedIp;
 
+use crate::host::command::{CommandError, is_mounted, run};
 use crate::instance_dir::InstanceDir;
 use crate::manager::PrepareDisk;
-use expose::{ExposeError, ExposeMethod, expose, is_mounted, run};
+use expose::{ExposeMethod, expose};
 
 /// Injection failed; the build fails with this as its reason.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,7 @@ pub enum InjectError {
     InvalidKey(String),
     /// Exposing, mounting or unmounting failed.
     #[error(transparent)]
-    Expose(#[from] ExposeError),
+    Expose(#[from] CommandError),
     /// No partition holds a file system we can write.
     #[error("no ext2/3/4 file system on {0}")]
     NoFileSystem(String),

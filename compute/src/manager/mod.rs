@@ -60,22 +60,6 @@ fn next_sequence() -> u64 {
     }
 }
 
-/// Prepares nothing.
-#[derive(Debug, Default)]
-pub struct NoDiskPreparation;
-
-#[async_trait]
-impl PrepareDisk for NoDiskPreparation {
-    async fn prepare_disk(
-        &self,
-        _request: &RunInstance,
-        _dir: &InstanceDir,
-        _fixed: &FixedIp,
-    ) -> Result<Option<PathBuf>, String> {
-        Ok(None)
-    }
-}
-
 /// The clients and host parts a manager works with.
 #[derive(Debug)]
 pub struct Parts {

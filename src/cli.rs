@@ -32,12 +32,34 @@ pub enum Command {
     Network,
     /// Run every service in one process over the in-process bus.
     AllInOne,
+    /// Operate on running services' hosts (over the `[rpc]` broker).
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Measure stratus; each benchmark prints its figures.
     #[command(subcommand)]
     Bench(Bench),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Operator commands on compute hosts.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Stop placing new instances on a compute host (its instances keep
+    /// running); kept across restarts of the host's worker.
+    Disable {
+        /// The compute host, as its worker names itself (`[node] host`).
+        host: String,
+        /// Why, shown with the host.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume placing new instances on a compute host.
+    Enable {
+        /// The compute host.
+        host: String,
+    },
 }
 
 /// Benchmarks.
@@ -56,6 +78,23 @@ pub enum Bench {
     /// Key injection into one disk by each path this host has, and a config
     /// drive build (needs root).
     Inject(InjectBench),
+    /// Placement decisions per second with the filter scheduler over
+    /// simulated hosts: in the placer alone and through RPC in process.
+    Scheduler(SchedulerBench),
+}
+
+/// Sizes of `stratus bench scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerBench {
+    /// Simulated compute hosts.
+    #[arg(long, default_value_t = 1000)]
+    pub hosts: usize,
+    /// Instances to place.
+    #[arg(long, default_value_t = 10_000)]
+    pub instances: usize,
+    /// Instances per run_instance request.
+    #[arg(long, default_value_t = 100)]
+    pub per_request: usize,
 }
 
 /// Sizes of `stratus bench inject`.

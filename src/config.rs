@@ -118,6 +118,14 @@ pub enum ConfigError {
         #[source]
         source: Box<figment::Error>,
     },
+    /// A value parses but cannot work.
+    #[error("configuration {path}: {why}")]
+    Setting {
+        /// The file read.
+        path: PathBuf,
+        /// What is wrong, with the key.
+        why: String,
+    },
     /// No usable host name.
     #[error("host name {value:?}: {why}")]
     HostName {
@@ -145,7 +153,15 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment.merge(env_overrides()).extract().map_err(invalid)
+    let config: Config = figment.merge(env_overrides()).extract().map_err(invalid)?;
+    config
+        .scheduler
+        .validate()
+        .map_err(|e| ConfigError::Setting {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+    Ok(config)
 }
 
 /// Parses configuration text alone, without the environment (for tests and

@@ -1,6 +1,7 @@
 //! The `stratus` command: configuration, logging, and starting services.
 //! The services themselves live in their crates.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod logging;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratus::cli::{Bench, Cli, Command, ConfigCommand};
+use stratus::cli::{Bench, Cli, Command, ConfigCommand, ServiceCommand};
 use stratus::config;
 use stratus::services::{self, Service};
 
@@ -66,6 +66,30 @@ fn main() -> ExitCode {
             }
             Command::Bench(Bench::Inject(sizes)) => {
                 stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
+            }
+            Command::Bench(Bench::Scheduler(sizes)) => {
+                let options = stratus_scheduler::bench::Options {
+                    hosts: sizes.hosts,
+                    instances: sizes.instances,
+                    per_request: sizes.per_request,
+                };
+                stratus_scheduler::bench::run(&config.scheduler, options).await?;
+            }
+            Command::Service(ServiceCommand::Disable { host, reason }) => {
+                let report =
+                    stratus::admin::set_host_enabled(&config, &host, false, reason).await?;
+                println!(
+                    "{}: disabled{}; instances there keep running, new ones go elsewhere",
+                    report.host,
+                    report
+                        .disabled_reason
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+            Command::Service(ServiceCommand::Enable { host }) => {
+                let report = stratus::admin::set_host_enabled(&config, &host, true, None).await?;
+                println!("{}: enabled; it takes new instances", report.host);
             }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(&config)?);

@@ -125,6 +125,10 @@ async fn start(
             scheduler::methods::ALL,
             Arc::new(stratus_scheduler::service::SchedulerService::new(
                 &config.scheduler,
+                stratus_rpc::RpcClient::new(
+                    transport.clone(),
+                    std::time::Duration::from_millis(config.rpc.call_timeout_ms),
+                ),
             )),
             false,
         ),

@@ -28,7 +28,7 @@ impl Conductor {
         info!(
             request_id = %ctx.request_id,
             instance_id = %update.instance_id,
-            host = %update.host,
+            host = update.host.as_ref().map(ToString::to_string).unwrap_or_default(),
             state = ?update.state,
             task_state = update.task_state.as_deref().unwrap_or(""),
             reason = update.reason.as_deref().unwrap_or(""),

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use stratus_network::firewall::Firewall;
 use stratus_rpc::clients::compute::methods;
 use stratus_rpc::handler::{decode_args, encode_result, null};
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance};
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::{Handler, HandlerError, RemoteError, RequestContext};
 
@@ -105,6 +105,15 @@ impl Handler for ComputeService {
                     HandlerError::Retryable(RemoteError::new("FirewallError", e.to_string()))
                 })?;
                 Ok(null())
+            }
+            methods::SET_HOST_ENABLED => {
+                let request: SetHostEnabled = decode_args(method, args)?;
+                let report = self
+                    .manager
+                    .set_host_enabled(ctx, &request)
+                    .await
+                    .map_err(|e| HandlerError::permanent("HostStateError", e.to_string()))?;
+                encode_result(&report)
             }
             other => Err(HandlerError::UnknownMethod(other.to_owned())),
         }

@@ -93,6 +93,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         availability_zone: config.availability_zone.clone(),
         images: ImageCache::new(instances_dir.join("_base"), Arc::new(RealQemuImg)),
         instances_dir,
+        host_state_file: setup.state_dir.join("compute-host.json"),
         driver,
         firewall: firewall.clone(),
         bridges: Arc::new(Bridges::new(commands)),

@@ -16,6 +16,9 @@ pub struct RequestContext {
     /// The user who made the request; none for system work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
+    /// Whether the caller is a cloud administrator (may force a host).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_admin: bool,
 }
 
 impl RequestContext {
@@ -25,6 +28,7 @@ impl RequestContext {
             request_id: new_request_id(),
             project_id: None,
             user_id: None,
+            is_admin: false,
         }
     }
 
@@ -34,6 +38,7 @@ impl RequestContext {
             request_id: new_request_id(),
             project_id: Some(project_id),
             user_id: Some(user_id),
+            is_admin: false,
         }
     }
 }

@@ -1,18 +1,40 @@
-//! What the scheduler knows of each compute host: its last report and when it
-//! came. Rebuilt from reports after a restart; nothing is stored.
+//! What the scheduler knows of each compute host: its last report, when it
+//! came, and what was placed on it since. Rebuilt from reports after a
+//! restart; nothing is stored.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use stratus_rpc::wire::compute::Flavor;
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::wire::scheduler::HostReport;
 
-/// Host reports by host.
+/// One host as last reported, with what was placed on it since.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    /// The report, its usage grown by each placement since it came.
+    pub report: HostReport,
+    /// When the report came.
+    pub seen: Instant,
+}
+
+impl HostState {
+    /// Counts an instance of `flavor` against the host until its next report
+    /// (which includes the build, since the host claims it when it starts).
+    pub fn consume(&mut self, flavor: &Flavor) {
+        let r = &mut self.report;
+        r.vcpus_used = r.vcpus_used.saturating_add(flavor.vcpus);
+        r.memory_mb_used = r.memory_mb_used.saturating_add(flavor.memory_mb);
+        r.disk_gb_used = r.disk_gb_used.saturating_add(flavor.root_gb);
+        r.running_instances = r.running_instances.saturating_add(1);
+    }
+}
+
+/// Host states by host.
 #[derive(Debug)]
 pub struct HostStates {
     down_after: Duration,
-    hosts: Mutex<HashMap<HostName, (HostReport, Instant)>>,
+    hosts: HashMap<HostName, HostState>,
 }
 
 impl HostStates {
@@ -20,62 +42,64 @@ impl HostStates {
     pub fn new(down_after: Duration) -> Self {
         Self {
             down_after,
-            hosts: Mutex::new(HashMap::new()),
+            hosts: HashMap::new(),
         }
     }
 
-    /// Records a report as of `now`.
-    pub fn update(&self, report: HostReport, now: Instant) {
-        self.hosts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(report.host.clone(), (report, now));
+    /// How long a host may stay silent and still count as up.
+    pub fn down_after(&self) -> Duration {
+        self.down_after
     }
 
-    /// The hosts reported within `down_after` of `now`.
-    pub fn up_hosts(&self, now: Instant) -> Vec<HostReport> {
-        let hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut up: Vec<HostReport> = hosts
-            .values()
-            .filter(|(_, seen)| now.saturating_duration_since(*seen) < self.down_after)
-            .map(|(report, _)| report.clone())
-            .collect();
-        up.sort_by(|a, b| a.host.cmp(&b.host));
-        up
+    /// Records a report as of `now`; it replaces what was placed since the last.
+    pub fn update(&mut self, report: HostReport, now: Instant) {
+        self.hosts
+            .insert(report.host.clone(), HostState { report, seen: now });
+    }
+
+    /// Whether `state` reported within `down_after` of `now`.
+    pub fn is_up(&self, state: &HostState, now: Instant) -> bool {
+        now.saturating_duration_since(state.seen) < self.down_after
+    }
+
+    /// The hosts up at `now`, in no particular order.
+    pub fn up(&self, now: Instant) -> impl Iterator<Item = &HostState> {
+        self.hosts.values().filter(move |s| self.is_up(s, now))
+    }
+
+    /// Every host ever reported, up or not, by name.
+    pub fn all(&self) -> Vec<&HostState> {
+        let mut all: Vec<&HostState> = self.hosts.values().collect();
+        all.sort_by(|a, b| a.report.host.cmp(&b.report.host));
+        all
+    }
+
+    /// One host, to consume from.
+    pub fn get_mut(&mut self, host: &HostName) -> Option<&mut HostState> {
+        self.hosts.get_mut(host)
+    }
+
+    /// One host.
+    pub fn get(&self, host: &HostName) -> Option<&HostState> {
+        self.hosts.get(host)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn report(host: &str) -> HostReport {
-        HostReport {
-            host: host.parse().expect("host"),
-            availability_zone: "nova".into(),
-            vcpus: 2,
-            vcpus_used: 0,
-            memory_mb: 2048,
-            memory_mb_used: 0,
-            disk_gb: 20,
-            disk_gb_used: 0,
-            running_instances: 0,
-            hypervisor_type: "fake".into(),
-        }
-    }
+    use crate::testing::report;
 
     #[test]
     fn a_host_is_down_once_its_reports_stop_for_service_down_time() {
-        let states = HostStates::new(Duration::from_secs(60));
+        let mut states = HostStates::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        states.update(report("a"), t0);
-        states.update(report("b"), t0 + Duration::from_secs(30));
+        states.update(report("a", "nova", 2, 2048), t0);
+        states.update(report("b", "nova", 2, 2048), t0 + Duration::from_secs(30));
         let names = |now| -> Vec<String> {
-            states
-                .up_hosts(now)
-                .into_iter()
-                .map(|r| r.host.to_string())
-                .collect()
+            let mut up: Vec<String> = states.up(now).map(|s| s.report.host.to_string()).collect();
+            up.sort();
+            up
         };
         assert_eq!(names(t0 + Duration::from_secs(59)), ["a", "b"]);
         assert_eq!(names(t0 + Duration::from_secs(60)), ["b"]);

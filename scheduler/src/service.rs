@@ -1,35 +1,101 @@
-//! RPC dispatch for the `scheduler` topic.
+//! RPC dispatch for the `scheduler` topic: host reports in, placements out
+//! as casts to `compute.<host>`, and instances no host can take reported to
+//! the conductor as errors with the reason.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_rpc::clients::scheduler::methods;
-use stratus_rpc::handler::{decode_args, not_implemented, null};
-use stratus_rpc::wire::scheduler::HostReport;
-use stratus_rpc::{Handler, HandlerError, RequestContext};
-use tracing::debug;
+use stratus_rpc::clients::{ComputeClient, ConductorClient};
+use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::wire::compute::RunInstance;
+use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate, next_sequence};
+use stratus_rpc::wire::ids::{HostName, InstanceId};
+use stratus_rpc::wire::scheduler::{HostReport, ScheduleRunInstances};
+use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::SchedulerConfig;
-use crate::host_state::HostStates;
+use crate::placer::Placer;
+use crate::request::RequestSpec;
 
 /// Serves the scheduler's methods.
 #[derive(Debug)]
 pub struct SchedulerService {
-    hosts: HostStates,
+    placer: Placer,
+    compute: ComputeClient,
+    conductor: ConductorClient,
 }
 
 impl SchedulerService {
-    /// A scheduler with no hosts known yet.
-    pub fn new(config: &SchedulerConfig) -> Self {
+    /// A scheduler with no hosts known yet, casting over `rpc`.
+    pub fn new(config: &SchedulerConfig, rpc: RpcClient) -> Self {
         Self {
-            hosts: HostStates::new(Duration::from_secs(config.service_down_time_secs)),
+            placer: Placer::new(config),
+            compute: ComputeClient::new(rpc.clone()),
+            conductor: ConductorClient::new(rpc),
         }
     }
 
-    /// The hosts currently up.
-    pub fn up_hosts(&self) -> Vec<HostReport> {
-        self.hosts.up_hosts(Instant::now())
+    /// The placement state.
+    pub fn placer(&self) -> &Placer {
+        &self.placer
+    }
+
+    /// Places each instance in turn and casts it to its host; an instance no
+    /// host can take goes to error with the reason.
+    pub async fn run_instance(&self, ctx: &RequestContext, request: ScheduleRunInstances) {
+        let mut placed: Vec<(HostName, RunInstance)> = Vec::with_capacity(request.instances.len());
+        for mut instance in request.instances {
+            let id = instance.instance_id;
+            let entered =
+                info_span!("schedule", instance_id = %id, request_id = %ctx.request_id).entered();
+            let decision = RequestSpec::new(&instance, ctx.is_admin)
+                .and_then(|spec| self.placer.place(&spec, Instant::now()));
+            match decision {
+                Ok(choice) => {
+                    debug!(host = %choice.host, attempt = instance.placement.hosts_tried.len() + 1, "placed");
+                    instance.placement.hosts_tried.push(choice.host.clone());
+                    instance.placement.limits = Some(choice.limits);
+                    placed.push((choice.host, instance));
+                }
+                Err(e) => {
+                    drop(entered);
+                    warn!(instance_id = %id, reason = %e, "no host for the instance");
+                    self.fail(ctx, id, e.to_string()).await;
+                }
+            }
+        }
+        let casts = placed.iter().map(|(host, instance)| {
+            let span = info_span!("cast", instance_id = %instance.instance_id, %host);
+            async move {
+                if let Err(e) = self.compute.run_instance(ctx, host, instance).await {
+                    let reason = format!("could not hand the instance to host {host}: {e}");
+                    warn!(%reason);
+                    self.fail(ctx, instance.instance_id, reason).await;
+                }
+            }
+            .instrument(span)
+        });
+        futures::future::join_all(casts).await;
+        if !placed.is_empty() {
+            info!(request_id = %ctx.request_id, instances = placed.len(), "scheduled");
+        }
+    }
+
+    async fn fail(&self, ctx: &RequestContext, instance_id: InstanceId, reason: String) {
+        let update = InstanceUpdate {
+            instance_id,
+            host: None,
+            state: InstanceState::Error,
+            task_state: None,
+            reason: Some(reason),
+            sequence: next_sequence(),
+        };
+        if let Err(e) = self.conductor.instance_update(ctx, &update).await {
+            warn!(%instance_id, error = %e, "could not report the scheduling failure");
+        }
     }
 }
 
@@ -37,7 +103,7 @@ impl SchedulerService {
 impl Handler for SchedulerService {
     async fn handle(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         method: &str,
         args: &RawValue,
     ) -> Result<Box<RawValue>, HandlerError> {
@@ -45,10 +111,14 @@ impl Handler for SchedulerService {
             methods::UPDATE_HOST => {
                 let report: HostReport = decode_args(method, args)?;
                 debug!(host = %report.host, "host report");
-                self.hosts.update(report, Instant::now());
+                self.placer.update_host(report, Instant::now());
                 Ok(null())
             }
-            methods::RUN_INSTANCE => Err(not_implemented("the scheduler", method)),
+            methods::RUN_INSTANCE => {
+                let request: ScheduleRunInstances = decode_args(method, args)?;
+                self.run_instance(ctx, request).await;
+                Ok(null())
+            }
             other => Err(HandlerError::UnknownMethod(other.to_owned())),
         }
     }

@@ -102,6 +102,38 @@ fn an_unknown_key_is_refused_by_name() {
 }
 
 #[test]
+fn scheduler_settings_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stratus.toml");
+    for (text, says) in [
+        (
+            "[scheduler]\nmax_attempts = 0\n",
+            "max_attempts must be at least 1",
+        ),
+        (
+            "[scheduler]\nram_allocation_ratio = -1.0\n",
+            "ram_allocation_ratio",
+        ),
+        (
+            "[scheduler]\nfilters = [\"NoSuchFilter\"]\n",
+            "NoSuchFilter",
+        ),
+        ("[scheduler]\ndriver = \"best\"\n", "best"),
+    ] {
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(stratus_bin())
+            .arg("--config")
+            .arg(&path)
+            .args(["config", "show"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text}: {stderr}");
+        assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+}
+
+#[test]
 fn an_unreachable_broker_fails_fast_with_a_message() {
     let out = Command::new(stratus_bin())
         .arg("compute")

@@ -212,7 +212,7 @@ async fn the_conductor_feeds_the_metadata_service_until_the_instance_is_gone() {
 
     let gone = InstanceUpdate {
         instance_id: id,
-        host: "node1".parse().expect("host"),
+        host: Some("node1".parse().expect("host")),
         state: InstanceState::Terminated,
         task_state: None,
         reason: None,

@@ -93,12 +93,14 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             disk: base.clone(),
             kernel: None,
             ramdisk: None,
+            properties: Default::default(),
         },
         security_groups: vec![],
         key_data: Some(KEY.into()),
         key_name: Some("bench".into()),
         user_data: None,
         reservation_id: None,
+        placement: Default::default(),
     };
     let fixed = FixedIp {
         address: "10.0.0.3".into(),

@@ -114,6 +114,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
         disk: image_dir.join("disk.qcow2"),
         kernel: Some(image_dir.join("kernel")),
         ramdisk: Some(image_dir.join("ramdisk")),
+        properties: Default::default(),
     };
 
     let daemon = PrivateLibvirtd::start(&scratch.netns, &scratch.dir.join("libvirtd"))
@@ -181,6 +182,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             key_name: None,
             user_data: None,
             reservation_id: None,
+            placement: Default::default(),
         };
         let timings = worker
             .manager

@@ -8,6 +8,7 @@ use stratus_network::linux::CommandError;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, instrument, warn};
 
@@ -45,6 +46,22 @@ pub enum BuildError {
     /// The network controller answered with an address that does not parse.
     #[error("network: unusable address {0:?}")]
     BadAddress(String),
+}
+
+impl BuildError {
+    /// Whether another host might succeed: failures of this host's
+    /// hypervisor, files, bridges or firewall are worth a try elsewhere; a
+    /// missing image, a bad disk or an exhausted network fail everywhere
+    /// alike, so the user hears the real reason at once.
+    pub fn another_host_may_succeed(&self) -> bool {
+        match self {
+            Self::Bridge(_) | Self::Files(_) | Self::Firewall(_) | Self::Driver(_) => true,
+            Self::Image(ImageError::Io { source, .. }) => {
+                source.kind() != std::io::ErrorKind::NotFound
+            }
+            Self::Image(_) | Self::Network(_) | Self::PrepareDisk(_) | Self::BadAddress(_) => false,
+        }
+    }
 }
 
 /// How long each step of a build took.
@@ -91,14 +108,15 @@ impl ComputeManager {
                 .await;
             return None;
         }
+        if let Err(reason) = self.claim(request) {
+            warn!(%reason, "refusing the build");
+            self.reschedule(ctx, request, reason).await;
+            return None;
+        }
         self.report(ctx, id, InstanceState::Pending, Some("networking"), None)
             .await;
         match self.build(ctx, request).await {
             Ok(timings) => {
-                self.flavors
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(id, request.flavor.clone());
                 info!(total_ms = timings.total.as_millis() as u64, "running");
                 self.report(ctx, id, InstanceState::Running, None, None)
                     .await;
@@ -108,10 +126,54 @@ impl ComputeManager {
                 let reason = e.to_string();
                 warn!(%reason, "build failed; cleaning up");
                 self.clean_up(ctx, id).await;
-                self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                    .await;
+                if e.another_host_may_succeed() {
+                    self.reschedule(ctx, request, reason).await;
+                } else {
+                    self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                        .await;
+                }
                 None
             }
+        }
+    }
+
+    /// Hands an instance this host could not build back to the scheduler,
+    /// which tries another host or ends it in error with the reason.
+    async fn reschedule(&self, ctx: &RequestContext, request: &RunInstance, reason: String) {
+        let id = request.instance_id;
+        let mut again = request.clone();
+        let placement = &mut again.placement;
+        // A request cast straight to this host has no record of it yet.
+        if placement.hosts_tried.last() != Some(&self.parts.host) {
+            placement.hosts_tried.push(self.parts.host.clone());
+        }
+        placement
+            .failures
+            .push(format!("{}: {reason}", self.parts.host));
+        placement.limits = None;
+        self.report(
+            ctx,
+            id,
+            InstanceState::Pending,
+            Some("scheduling"),
+            Some(reason.clone()),
+        )
+        .await;
+        self.forget(id);
+        let handed_back = self
+            .parts
+            .scheduler
+            .run_instance(
+                ctx,
+                &ScheduleRunInstances {
+                    instances: vec![again],
+                },
+            )
+            .await;
+        if let Err(e) = handed_back {
+            let reason = format!("{reason}; handing it back to the scheduler failed: {e}");
+            self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                .await;
         }
     }
 

@@ -3,6 +3,8 @@
 //! life; `periodic.rs` power sync, start-up recovery and capacity reports.
 
 mod build;
+mod claims;
+mod enabled;
 mod lifecycle;
 mod periodic;
 
@@ -17,7 +19,7 @@ use stratus_network::linux::bridge::Bridges;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::compute::{Flavor, RunInstance};
-use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
+use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::network::FixedIp;
 use tracing::warn;
@@ -42,24 +44,6 @@ pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<PathBuf>, String>;
 }
 
-/// The next update sequence: microseconds since the epoch, bumped so two
-/// updates never share one, and a restarted worker keeps counting upward.
-fn next_sequence() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
-    }
-}
-
 /// The clients and host parts a manager works with.
 #[derive(Debug)]
 pub struct Parts {
@@ -69,6 +53,8 @@ pub struct Parts {
     pub availability_zone: String,
     /// Where instance folders and `_base` live.
     pub instances_dir: PathBuf,
+    /// Where whether this host takes new instances is kept across restarts.
+    pub host_state_file: PathBuf,
     /// The hypervisor.
     pub driver: Arc<dyn VirtDriver>,
     /// Base images.
@@ -101,6 +87,8 @@ pub struct ComputeManager {
     flavors: Mutex<HashMap<InstanceId, Flavor>>,
     /// The state last reported per instance, for power sync.
     last_states: Mutex<HashMap<InstanceId, InstanceState>>,
+    /// Whether this host takes new instances, and why not.
+    enabled: Mutex<enabled::HostEnabled>,
 }
 
 impl ComputeManager {
@@ -111,6 +99,7 @@ impl ComputeManager {
             locks: Mutex::new(HashMap::new()),
             flavors: Mutex::new(HashMap::new()),
             last_states: Mutex::new(HashMap::new()),
+            enabled: Mutex::new(enabled::HostEnabled::default()),
         })
     }
 
@@ -138,6 +127,18 @@ impl ComputeManager {
             .clone()
     }
 
+    /// Drops what this host tracked of an instance it no longer holds.
+    fn forget(&self, id: InstanceId) {
+        self.flavors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        self.last_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
     fn spawn_timeout(&self) -> Duration {
         Duration::from_secs(self.parts.config.spawn_timeout_secs)
     }
@@ -154,7 +155,7 @@ impl ComputeManager {
     ) {
         let update = InstanceUpdate {
             instance_id: id,
-            host: self.parts.host.clone(),
+            host: Some(self.parts.host.clone()),
             state,
             task_state: task_state.map(str::to_owned),
             reason,

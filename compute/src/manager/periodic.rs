@@ -19,6 +19,7 @@ impl ComputeManager {
     /// ones reported, half-built ones cleaned up (domain, chains, address,
     /// files) and reported as errors.
     pub async fn recover(&self, ctx: &RequestContext) {
+        self.load_host_enabled().await;
         let Ok(mut entries) = tokio::fs::read_dir(&self.parts.instances_dir).await else {
             return;
         };
@@ -116,6 +117,7 @@ impl ComputeManager {
                 })
         };
         let config = &self.parts.config;
+        let switch = self.host_enabled();
         let vcpus = config.vcpus.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
         });
@@ -138,6 +140,9 @@ impl ComputeManager {
             disk_gb_used,
             running_instances: running,
             hypervisor_type: self.parts.driver.hypervisor_type(),
+            architecture: std::env::consts::ARCH.to_owned(),
+            enabled: switch.enabled,
+            disabled_reason: switch.reason,
         }
     }
 

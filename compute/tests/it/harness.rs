@@ -93,10 +93,12 @@ impl Conductor {
     }
 }
 
-/// Records capacity reports fanned out to the schedulers.
+/// Records capacity reports fanned out to the schedulers, and instances
+/// handed back for another host.
 #[derive(Default)]
 pub struct Scheduler {
     pub reports: Mutex<Vec<stratus_rpc::wire::scheduler::HostReport>>,
+    pub handed_back: Mutex<Vec<RunInstance>>,
 }
 
 #[async_trait]
@@ -107,11 +109,21 @@ impl Handler for Scheduler {
         method: &str,
         args: &RawValue,
     ) -> Result<Box<RawValue>, HandlerError> {
-        if method == "update_host" {
-            self.reports
+        match method {
+            "update_host" => self
+                .reports
                 .lock()
                 .expect("lock")
-                .push(decode_args(method, args)?);
+                .push(decode_args(method, args)?),
+            "run_instance" => {
+                let request: stratus_rpc::wire::scheduler::ScheduleRunInstances =
+                    decode_args(method, args)?;
+                self.handed_back
+                    .lock()
+                    .expect("lock")
+                    .extend(request.instances);
+            }
+            other => return Err(HandlerError::UnknownMethod(other.to_owned())),
         }
         Ok(null())
     }
@@ -152,6 +164,7 @@ pub fn image(dir: &std::path::Path) -> ImageRef {
         disk,
         kernel: Some(dir.join("vmlinuz")),
         ramdisk: Some(dir.join("initrd")),
+        properties: Default::default(),
     }
 }
 
@@ -171,6 +184,7 @@ pub fn request(image: &ImageRef) -> RunInstance {
         key_name: None,
         user_data: None,
         reservation_id: None,
+        placement: Default::default(),
     }
 }
 
@@ -292,6 +306,11 @@ impl Harness {
             network,
             _serving: serving,
         }
+    }
+
+    /// The worker's host name.
+    pub fn host(&self) -> stratus_rpc::wire::ids::HostName {
+        "node1".parse().expect("host")
     }
 
     pub fn instance_dir(&self, id: &InstanceId) -> PathBuf {

@@ -25,6 +25,7 @@ fn image(id: &str, disk: &std::path::Path) -> ImageRef {
         disk: disk.to_owned(),
         kernel: None,
         ramdisk: None,
+        properties: Default::default(),
     }
 }
 

@@ -68,6 +68,7 @@ fn build_image(dir: &Path) -> ImageRef {
         disk: dir.join("disk.qcow2"),
         kernel: Some(dir.join("kernel")),
         ramdisk: Some(dir.join("ramdisk")),
+        properties: Default::default(),
     }
 }
 

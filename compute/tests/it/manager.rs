@@ -9,8 +9,9 @@ use stratus_compute::instance_dir::domain_name;
 use stratus_compute::state::PowerState;
 use stratus_compute::xml::Boot;
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::scheduler::Limits;
 use stratus_rpc::{RequestContext, RpcClient};
 
 use crate::harness::{Harness, image, request};
@@ -157,18 +158,31 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
     );
     assert_nothing_left(&h, &req).await;
 
-    // A hypervisor failure after the firewall is applied is cleaned up too.
+    // A hypervisor failure after the firewall is applied is cleaned up too,
+    // and the instance handed back to the scheduler for another host.
     let req = request(&image(h.images.path()));
     h.fake().fail_spawn(&domain_name(&req.instance_id));
     assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
-    let reason = h
-        .conductor
-        .wait_for(req.instance_id, InstanceState::Error)
-        .await
-        .and_then(|u| u.reason)
-        .unwrap_or_default();
+    let scheduling = || {
+        h.conductor
+            .last(req.instance_id)
+            .filter(|u| u.task_state.as_deref() == Some("scheduling"))
+    };
+    assert!(
+        eventually(|| scheduling().is_some()).await,
+        "not rescheduled"
+    );
+    let last = scheduling().expect("rescheduled");
+    assert_eq!(last.state, InstanceState::Pending);
+    let reason = last.reason.unwrap_or_default();
     assert!(reason.contains("injected failure"), "{reason}");
     assert_nothing_left(&h, &req).await;
+    let back = handed_back(&h, req.instance_id).await;
+    assert_eq!(back.placement.hosts_tried, [h.host()]);
+    assert_eq!(back.placement.failures.len(), 1);
+    assert!(back.placement.failures[0].starts_with(&format!("{}: hypervisor: ", h.host())));
+    assert!(back.placement.failures[0].contains("injected failure"));
+    assert_eq!(back.placement.limits, None);
     // The base image stayed cached and whole.
     assert!(
         !h.state
@@ -176,6 +190,130 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
             .join("instances/_base/ami-0000000000000001.part")
             .exists()
     );
+}
+
+/// The instance as the worker handed it back to the scheduler.
+async fn handed_back(h: &Harness, id: stratus_rpc::wire::ids::InstanceId) -> RunInstance {
+    let found = || {
+        h.scheduler
+            .handed_back
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|r| r.instance_id == id)
+            .cloned()
+    };
+    assert!(eventually(|| found().is_some()).await, "not handed back");
+    found().expect("handed back")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_over_the_schedulers_limits_is_refused_and_handed_back() {
+    let h = Harness::start().await;
+    let img = image(h.images.path());
+    let limits = Limits {
+        vcpus: 4,
+        memory_mb: 512,
+        disk_gb: 10,
+    };
+    let mut first = request(&img);
+    first.placement.limits = Some(limits);
+    first.placement.hosts_tried = vec![h.host()];
+    h.worker
+        .manager
+        .run_instance(&ctx(), &first)
+        .await
+        .expect("first fits");
+
+    // 256 + 256 MiB fit in 512; a third does not.
+    let mut second = request(&img);
+    second.placement.limits = Some(limits);
+    h.worker
+        .manager
+        .run_instance(&ctx(), &second)
+        .await
+        .expect("second fits");
+    let mut third = request(&img);
+    third.placement.limits = Some(limits);
+    assert!(
+        h.worker
+            .manager
+            .run_instance(&ctx(), &third)
+            .await
+            .is_none()
+    );
+    let back = handed_back(&h, third.instance_id).await;
+    assert!(
+        back.placement.failures[0].contains("512 of 512 in use"),
+        "{:?}",
+        back.placement.failures
+    );
+    assert!(!h.instance_dir(&third.instance_id).exists());
+    assert!(!h.has_address(&third.instance_id).await);
+    assert_eq!(
+        h.fake()
+            .state(&domain_name(&third.instance_id))
+            .await
+            .expect("state"),
+        None
+    );
+    let report = h.worker.manager.host_report().await;
+    assert_eq!((report.running_instances, report.memory_mb_used), (2, 512));
+    // Nothing was built for it: no address was ever asked for.
+    assert!(
+        h.conductor
+            .states(third.instance_id)
+            .iter()
+            .all(|(_, task)| task.as_deref() == Some("scheduling"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_host_says_so_in_its_reports_and_stays_disabled_after_a_restart() {
+    let h = Harness::start().await;
+    let report = client(&h)
+        .set_host_enabled(
+            &ctx(),
+            &h.host(),
+            &SetHostEnabled {
+                enabled: false,
+                reason: Some("disk swap".into()),
+            },
+        )
+        .await
+        .expect("disabled");
+    assert!(!report.enabled);
+    assert_eq!(report.disabled_reason.as_deref(), Some("disk swap"));
+    // The schedulers heard at once, not at the next periodic report.
+    assert!(
+        h.scheduler
+            .reports
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|r| !r.enabled)
+    );
+
+    let Harness {
+        state, fake_driver, ..
+    } = h;
+    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
+    let report = h.worker.manager.host_report().await;
+    assert!(!report.enabled, "the switch survives a restart");
+    assert_eq!(report.disabled_reason.as_deref(), Some("disk swap"));
+    let report = client(&h)
+        .set_host_enabled(
+            &ctx(),
+            &h.host(),
+            &SetHostEnabled {
+                enabled: true,
+                reason: None,
+            },
+        )
+        .await
+        .expect("enabled");
+    assert!(report.enabled);
+    assert_eq!(report.disabled_reason, None);
 }
 
 async fn assert_nothing_left(h: &Harness, req: &stratus_rpc::wire::compute::RunInstance) {

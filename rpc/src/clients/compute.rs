@@ -3,9 +3,10 @@
 use crate::context::RequestContext;
 use crate::error::RpcError;
 use crate::target::Target;
-use crate::wire::compute::{InstanceRef, RebootInstance, RunInstance};
+use crate::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
 use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::ids::HostName;
+use crate::wire::scheduler::HostReport;
 
 use super::RpcClient;
 
@@ -28,6 +29,8 @@ pub mod methods {
     pub const GET_CONSOLE_OUTPUT: &str = "get_console_output";
     /// A security group's rules or members changed (fanout to every host).
     pub const REFRESH_SECURITY_GROUP: &str = "refresh_security_group";
+    /// Stop or resume taking new instances (`stratus service disable|enable`).
+    pub const SET_HOST_ENABLED: &str = "set_host_enabled";
     /// Every method, for logs and `--help`.
     pub const ALL: &[&str] = &[
         RUN_INSTANCE,
@@ -37,6 +40,7 @@ pub mod methods {
         START_INSTANCE,
         GET_CONSOLE_OUTPUT,
         REFRESH_SECURITY_GROUP,
+        SET_HOST_ENABLED,
     ];
 }
 
@@ -139,6 +143,20 @@ impl ComputeClient {
     ) -> Result<(), RpcError> {
         self.rpc
             .fanout_cast(ctx, TOPIC, methods::REFRESH_SECURITY_GROUP, update)
+            .await
+    }
+
+    /// Disables or enables `host` for new instances; answers with the report
+    /// the host sent the schedulers right after.
+    pub async fn set_host_enabled(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        request: &SetHostEnabled,
+    ) -> Result<HostReport, RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .call(ctx, &target, methods::SET_HOST_ENABLED, request)
             .await
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::firewall::SecurityGroupUpdate;
 use super::ids::{InstanceId, ProjectId};
+use super::scheduler::Placement;
 
 /// An instance type (flavor): the resources an instance gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +34,20 @@ pub struct ImageRef {
     /// Its initramfs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramdisk: Option<PathBuf>,
+    /// What the image needs of a host.
+    #[serde(default)]
+    pub properties: ImageProperties,
+}
+
+/// Image properties the scheduler matches against hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageProperties {
+    /// The CPU architecture it was built for (`x86_64`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The hypervisor it needs (`kvm`, `qemu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor_type: Option<String>,
 }
 
 /// Build and start one instance on the receiving host.
@@ -61,6 +76,19 @@ pub struct RunInstance {
     /// The reservation it was launched in (`r-…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
+    /// Where it is being placed, and where it was tried.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// Stop or resume giving a host new instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetHostEnabled {
+    /// Take new instances.
+    pub enabled: bool,
+    /// Why (shown in reports and `stratus service list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Names one instance for terminate, reboot, stop, start and console output.

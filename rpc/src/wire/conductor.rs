@@ -46,8 +46,9 @@ impl InstanceState {
 pub struct InstanceUpdate {
     /// The instance.
     pub instance_id: InstanceId,
-    /// The host reporting.
-    pub host: HostName,
+    /// The host reporting; none when the scheduler reports (no host found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostName>,
     /// Its new state.
     pub state: InstanceState,
     /// What the worker is doing (`networking`, `spawning`, …), if anything.
@@ -61,6 +62,25 @@ pub struct InstanceUpdate {
     /// one with the highest sequence.
     #[serde(default)]
     pub sequence: u64,
+}
+
+/// The next update sequence: microseconds since the epoch, bumped so two
+/// updates from one process never share one, and a restarted service keeps
+/// counting upward.
+pub fn next_sequence() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// What the metadata service needs to answer an instance, cast by its

@@ -471,12 +471,14 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
             disk: "/images/tiny.qcow2".into(),
             kernel: None,
             ramdisk: None,
+            properties: Default::default(),
         },
         security_groups: vec![],
         key_data: None,
         key_name: None,
         user_data: None,
         reservation_id: None,
+        placement: Default::default(),
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)
@@ -518,6 +520,9 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         disk_gb_used: 0,
         running_instances: 0,
         hypervisor_type: "fake".into(),
+        architecture: "x86_64".into(),
+        enabled: true,
+        disabled_reason: None,
     };
     scheduler
         .update_host(&ctx, &report)
@@ -527,7 +532,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     let conductor = ConductorClient::new(rpc);
     let update = InstanceUpdate {
         instance_id,
-        host: host("node1"),
+        host: Some(host("node1")),
         state: InstanceState::Running,
         task_state: None,
         reason: None,

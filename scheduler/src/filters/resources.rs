@@ -1,0 +1,116 @@
+//! RAM, vCPU and disk: a host passes when the flavor fits in what it may
+//! hand out (capacity times the allocation ratio) less what is in use.
+
+use stratus_rpc::wire::scheduler::HostReport;
+
+use super::Filter;
+use crate::request::RequestSpec;
+
+/// Whether `wanted` fits in `total * ratio - used`.
+fn fits(total: u64, used: u64, wanted: u64, ratio: f64) -> bool {
+    // f64 is exact for any realistic capacity; floor so a ratio never rounds up.
+    let limit = (total as f64 * ratio).floor();
+    used as f64 + wanted as f64 <= limit
+}
+
+/// Hosts with the flavor's RAM free.
+#[derive(Debug)]
+pub struct RamFilter {
+    /// `ram_allocation_ratio`.
+    pub ratio: f64,
+}
+
+impl Filter for RamFilter {
+    fn name(&self) -> &'static str {
+        "RamFilter"
+    }
+
+    fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
+        fits(
+            host.memory_mb,
+            host.memory_mb_used,
+            spec.instance.flavor.memory_mb,
+            self.ratio,
+        )
+    }
+}
+
+/// Hosts with the flavor's vCPUs free.
+#[derive(Debug)]
+pub struct CoreFilter {
+    /// `cpu_allocation_ratio`.
+    pub ratio: f64,
+}
+
+impl Filter for CoreFilter {
+    fn name(&self) -> &'static str {
+        "CoreFilter"
+    }
+
+    fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
+        fits(
+            host.vcpus.into(),
+            host.vcpus_used.into(),
+            spec.instance.flavor.vcpus.into(),
+            self.ratio,
+        )
+    }
+}
+
+/// Hosts with the flavor's root disk free.
+#[derive(Debug)]
+pub struct DiskFilter {
+    /// `disk_allocation_ratio`.
+    pub ratio: f64,
+}
+
+impl Filter for DiskFilter {
+    fn name(&self) -> &'static str {
+        "DiskFilter"
+    }
+
+    fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
+        fits(
+            host.disk_gb,
+            host.disk_gb_used,
+            spec.instance.flavor.root_gb,
+            self.ratio,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{instance, report};
+
+    #[test]
+    fn ram_over_commit_is_refused_past_the_ratio() {
+        let mut host = report("a", "nova", 4, 2048);
+        host.memory_mb_used = 2048;
+        let inst = instance(1, 1024, 1);
+        let spec = RequestSpec::new(&inst, false).expect("spec");
+        assert!(!RamFilter { ratio: 1.0 }.passes(&host, &spec));
+        assert!(RamFilter { ratio: 1.5 }.passes(&host, &spec));
+        host.memory_mb_used = 2049;
+        assert!(!RamFilter { ratio: 1.5 }.passes(&host, &spec));
+    }
+
+    #[test]
+    fn vcpus_and_disk_are_checked_the_same_way() {
+        let mut host = report("a", "nova", 2, 2048);
+        host.vcpus_used = 31;
+        host.disk_gb = 20;
+        host.disk_gb_used = 19;
+        let one = instance(1, 256, 1);
+        let two = instance(2, 256, 2);
+        let spec_one = RequestSpec::new(&one, false).expect("spec");
+        let spec_two = RequestSpec::new(&two, false).expect("spec");
+        let cores = CoreFilter { ratio: 16.0 };
+        assert!(cores.passes(&host, &spec_one));
+        assert!(!cores.passes(&host, &spec_two));
+        let disk = DiskFilter { ratio: 1.0 };
+        assert!(disk.passes(&host, &spec_one));
+        assert!(!disk.passes(&host, &spec_two));
+    }
+}

@@ -308,3 +308,29 @@ fn filters_can_be_chosen_in_config() {
         "full"
     );
 }
+
+#[test]
+fn concurrent_requests_do_not_over_commit_a_host() {
+    // Room for 3 × 1 GiB on each of two hosts; eight threads ask for 40.
+    let hosts = [report("a", "nova", 64, 2048), report("b", "nova", 64, 2048)];
+    let (p, now) = placer(DriverKind::Filter, &hosts);
+    let placed: Vec<Placed> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..5)
+                        .filter_map(|_| place(&p, &instance(1, 1024, 1), now).ok())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(placed.len(), 6, "{placed:?}");
+    for (report, _) in p.hosts(now) {
+        assert_eq!(report.memory_mb_used, 3072, "{}", report.host);
+    }
+}

@@ -35,12 +35,59 @@ pub enum Command {
     /// Operate on running services' hosts (over the `[rpc]` broker).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Access keys for the EC2 API (on the control host's database).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Images (on the control host's database).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Measure stratus; each benchmark prints its figures.
     #[command(subcommand)]
     Bench(Bench),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Credential commands.
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Create an access key and secret for a user of a project, and print them.
+    Create {
+        /// The project (the EC2 "account") the key acts in.
+        #[arg(long)]
+        project: String,
+        /// The user it belongs to.
+        #[arg(long)]
+        user: String,
+        /// Make it an administrator's key (may force hosts).
+        #[arg(long)]
+        admin: bool,
+        /// Also write it as this AWS CLI profile under ~/.aws.
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+/// Image commands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Register a disk image (with its kernel and ramdisk) as public images
+    /// every project may launch. The files stay where they are; every
+    /// compute host must read the same paths.
+    Import {
+        /// The disk image (raw or qcow2).
+        file: PathBuf,
+        /// A kernel to boot directly.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Its initramfs.
+        #[arg(long)]
+        ramdisk: Option<PathBuf>,
+        /// The image's name (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Operator commands on compute hosts.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratus::cli::{Bench, Cli, Command, ConfigCommand, ServiceCommand};
+use stratus::cli::{
+    Bench, Cli, Command, ConfigCommand, CredentialsCommand, ImageCommand, ServiceCommand,
+};
 use stratus::config;
 use stratus::services::{self, Service};
 
@@ -90,6 +92,43 @@ fn main() -> ExitCode {
             Command::Service(ServiceCommand::Enable { host }) => {
                 let report = stratus::admin::set_host_enabled(&config, &host, true, None).await?;
                 println!("{}: enabled; it takes new instances", report.host);
+            }
+            Command::Credentials(CredentialsCommand::Create {
+                project,
+                user,
+                admin,
+                profile,
+            }) => {
+                let out = stratus::admin::create_credentials(
+                    &config,
+                    &project,
+                    &user,
+                    admin,
+                    profile.as_deref(),
+                )
+                .await?;
+                print!("{out}");
+            }
+            Command::Image(ImageCommand::Import {
+                file,
+                kernel,
+                ramdisk,
+                name,
+            }) => {
+                let name = name.unwrap_or_else(|| {
+                    file.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "image".into())
+                });
+                let out = stratus::admin::import_image(
+                    &config,
+                    &name,
+                    &file,
+                    kernel.as_deref(),
+                    ramdisk.as_deref(),
+                )
+                .await?;
+                print!("{out}");
             }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(&config)?);

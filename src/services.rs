@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError};
 /// A service that `stratus <service>` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
-    /// The api service (for now: the conductor topic).
+    /// The api service: the EC2 API, the metadata service, the conductor topic.
     Api,
     /// The scheduler.
     Scheduler,
@@ -51,18 +51,12 @@ pub enum ServiceError {
     /// The network controller could not start.
     #[error("network controller: {0}")]
     Network(#[from] stratus_network::NetworkError),
+    /// The api service could not start.
+    #[error("api: {0}")]
+    Api(#[from] stratus_api::start::StartError),
     /// The compute worker could not reach its hypervisor.
     #[error("compute worker: {0}")]
     Compute(#[from] stratus_compute::worker::WorkerError),
-    /// A listening socket could not be opened.
-    #[error("listening on {address}: {source}")]
-    Listen {
-        /// The address.
-        address: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -89,7 +83,7 @@ pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceErr
         };
     let mut servers = Vec::new();
     for service in services {
-        servers.extend(start(config, *service, &host, &transport).await?);
+        servers.extend(start(config, *service, &host, &transport, services.len() > 1).await?);
     }
     info!(%host, "ready; Ctrl-C or SIGTERM stops");
     shutdown.await.map_err(ServiceError::Signal)?;
@@ -106,6 +100,7 @@ async fn start(
     service: Service,
     host: &HostName,
     transport: &Arc<dyn Transport>,
+    embedded: bool,
 ) -> Result<Vec<ServerHandle>, ServiceError> {
     let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
     {
@@ -113,10 +108,19 @@ async fn start(
             conductor::TOPIC,
             conductor::methods::ALL,
             {
-                let source = Arc::new(stratus_api::metadata::MemorySource::default());
-                serve_metadata(config, source.clone()).await?;
-                let conductor = stratus_api::conductor::Conductor::new(source);
-                Arc::new(stratus_api::service::ConductorService::new(conductor))
+                let api = stratus_api::start::start(
+                    &config.api,
+                    &config.node.state_dir,
+                    stratus_rpc::RpcClient::new(
+                        transport.clone(),
+                        std::time::Duration::from_millis(config.rpc.call_timeout_ms),
+                    ),
+                )
+                .await?;
+                if embedded {
+                    crate::admin::embedded_profile(config, &api.cloud.db, api.ec2_address).await;
+                }
+                api.conductor
             },
             false,
         ),
@@ -182,31 +186,6 @@ async fn start(
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
     Ok(vec![server])
-}
-
-/// Serves the metadata service on `[api] metadata_listen` until the process ends.
-async fn serve_metadata(
-    config: &Config,
-    source: Arc<stratus_api::metadata::MemorySource>,
-) -> Result<(), ServiceError> {
-    let listen = &config.api.metadata_listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServiceError::Listen {
-            address: listen.clone(),
-            source,
-        })?;
-    let state =
-        stratus_api::metadata::server::Metadata::new(source, config.api.metadata_require_token);
-    let app = stratus_api::metadata::server::router(state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metadata service listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metadata service stopped");
-        }
-    });
-    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.

@@ -1,72 +1,150 @@
-//! The conductor: records what compute hosts report about instances. Until
-//! the instance tables exist it logs each state change, and keeps what the
-//! metadata service needs in memory.
+//! The conductor: records what compute hosts and the scheduler report about
+//! instances in the database, newest report first, and keeps the hosts'
+//! view of security group members current.
 
-use std::sync::Arc;
-
-use base64::Engine;
 use stratus_rpc::RequestContext;
+use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
 use tracing::{info, warn};
 
-use crate::metadata::{InstanceMetadata, MemorySource};
+use crate::db::{Db, DbError};
+use crate::ec2::actions::groups::group_update;
 
-/// Records instance state changes and guest metadata.
-#[derive(Debug, Default)]
+/// Records instance state changes and where instances run.
+#[derive(Debug, Clone)]
 pub struct Conductor {
-    metadata: Arc<MemorySource>,
+    db: Db,
+    compute: ComputeClient,
+}
+
+/// The stored name of a wire state.
+pub fn state_name(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Pending => "pending",
+        InstanceState::Running => "running",
+        InstanceState::ShuttingDown => "shutting-down",
+        InstanceState::Terminated => "terminated",
+        InstanceState::Stopping => "stopping",
+        InstanceState::Stopped => "stopped",
+        InstanceState::Error => "error",
+    }
 }
 
 impl Conductor {
-    /// A conductor keeping guest metadata in `metadata`.
-    pub fn new(metadata: Arc<MemorySource>) -> Self {
-        Self { metadata }
+    /// A conductor writing to `db`, reaching hosts through `compute`.
+    pub fn new(db: Db, compute: ComputeClient) -> Self {
+        Self { db, compute }
     }
 
-    /// Records one state change; a gone instance leaves the metadata service.
-    pub fn instance_update(&self, ctx: &RequestContext, update: &InstanceUpdate) {
+    /// Records one state change unless a newer one is already stored. A
+    /// host still building an instance the user terminated is told to
+    /// terminate it.
+    pub async fn instance_update(
+        &self,
+        ctx: &RequestContext,
+        update: &InstanceUpdate,
+    ) -> Result<(), DbError> {
+        let uuid = update.instance_id.to_string();
+        let host = update.host.as_ref().map(ToString::to_string);
         info!(
             request_id = %ctx.request_id,
             instance_id = %update.instance_id,
-            host = update.host.as_ref().map(ToString::to_string).unwrap_or_default(),
+            host = host.as_deref().unwrap_or(""),
             state = ?update.state,
             task_state = update.task_state.as_deref().unwrap_or(""),
             reason = update.reason.as_deref().unwrap_or(""),
             "instance state changed"
         );
-        if matches!(
+        let Some(stored) = self.db.instance_by_uuid(&uuid).await? else {
+            warn!(instance_id = %update.instance_id, "an update for an instance the database does not have");
+            return Ok(());
+        };
+        let gone = matches!(
             update.state,
             InstanceState::Terminated | InstanceState::Error
-        ) {
-            self.metadata
-                .remove_instance(&update.instance_id.to_string());
+        );
+        if matches!(stored.state.as_str(), "terminated" | "shutting-down") && !gone {
+            if let Some(host) = &update.host {
+                info!(instance_id = %update.instance_id, %host, "terminated while it was being built; telling its host");
+                let instance = InstanceRef {
+                    instance_id: update.instance_id,
+                };
+                if let Err(e) = self.compute.terminate_instance(ctx, host, instance).await {
+                    warn!(error = %e, "could not tell the host to terminate");
+                }
+                self.db
+                    .update_state(
+                        &uuid,
+                        "shutting-down",
+                        Some("deleting"),
+                        None,
+                        Some(host.as_str()),
+                        sequence(update),
+                    )
+                    .await?;
+            }
+            return Ok(());
         }
+        let applied = self
+            .db
+            .update_state(
+                &uuid,
+                state_name(update.state),
+                update.task_state.as_deref(),
+                update.reason.as_deref(),
+                host.as_deref(),
+                sequence(update),
+            )
+            .await?;
+        if applied && gone && stored.fixed_ip.is_some() {
+            self.refresh_members(ctx, &stored.groups).await?;
+        }
+        Ok(())
     }
 
-    /// Records what the metadata service tells an instance.
-    pub fn instance_metadata(&self, metadata: &GuestMetadata) {
-        let user_data = match &metadata.user_data {
-            Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64) {
-                Ok(data) => Some(data),
-                Err(e) => {
-                    warn!(instance_id = %metadata.instance_id, error = %e, "user data is not base64; serving none");
-                    None
-                }
-            },
-            None => None,
-        };
-        let ec2_id = metadata.instance_id.ec2_id();
-        self.metadata.insert(InstanceMetadata {
-            instance_id: ec2_id.clone(),
-            uuid: metadata.instance_id.to_string(),
-            hostname: ec2_id,
-            local_ipv4: metadata.fixed_ip,
-            ami_id: metadata.ami_id.clone(),
-            reservation_id: metadata.reservation_id.clone(),
-            availability_zone: metadata.availability_zone.clone(),
-            security_groups: metadata.security_groups.clone(),
-            key: metadata.key.clone(),
-            user_data,
-        });
+    /// Records an instance's address and zone; its groups' members changed.
+    pub async fn instance_metadata(
+        &self,
+        ctx: &RequestContext,
+        metadata: &GuestMetadata,
+    ) -> Result<(), DbError> {
+        let uuid = metadata.instance_id.to_string();
+        self.db
+            .set_placement(
+                &uuid,
+                &metadata.fixed_ip.to_string(),
+                &metadata.availability_zone,
+            )
+            .await?;
+        if let Some(stored) = self.db.instance_by_uuid(&uuid).await? {
+            self.refresh_members(ctx, &stored.groups).await?;
+        }
+        Ok(())
     }
+
+    /// Tells the hosts the members of `groups` changed, for the groups some
+    /// rule names as a source (only those rules use members).
+    async fn refresh_members(
+        &self,
+        ctx: &RequestContext,
+        groups: &[(String, String)],
+    ) -> Result<(), DbError> {
+        let ids: Vec<String> = groups.iter().map(|(id, _)| id.clone()).collect();
+        for group in self.db.referenced_groups(&ids).await? {
+            match group_update(&self.db, &group).await {
+                Ok(update) => {
+                    if let Err(e) = self.compute.refresh_security_group(ctx, &update).await {
+                        warn!(group = %group.group_id, error = %e, "could not fan out a membership change");
+                    }
+                }
+                Err(e) => warn!(group = %group.group_id, error = %e, "group update"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sequence(update: &InstanceUpdate) -> i64 {
+    i64::try_from(update.sequence).unwrap_or(i64::MAX)
 }

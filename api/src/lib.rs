@@ -1,7 +1,14 @@
-//! The api service: (to come) the EC2 Query API, and the `conductor` topic
-//! through which compute hosts report instance state to the database it owns.
+//! The api service: the EC2 Query API and the cloud controller behind it,
+//! the database it owns, the `conductor` topic through which compute hosts
+//! report instance state, and the metadata service.
 
+pub mod admin;
+pub mod auth;
 pub mod conductor;
 pub mod config;
+pub mod db;
+pub mod ec2;
+pub mod keys;
 pub mod metadata;
 pub mod service;
+pub mod start;

@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use stratus_rpc::wire::ids::HostName;
-use stratus_rpc::wire::scheduler::{HostReport, Limits};
+use stratus_rpc::wire::scheduler::{HostReport, HostStatus, Limits};
 
 use crate::config::SchedulerConfig;
 use crate::drivers::Driver;
@@ -51,11 +51,23 @@ impl Placer {
 
     /// Every host known, with whether it is up at `now`.
     pub fn hosts(&self, now: Instant) -> Vec<(HostReport, bool)> {
+        self.statuses(now)
+            .into_iter()
+            .map(|s| (s.report, s.up))
+            .collect()
+    }
+
+    /// Every host known, as `list_hosts` answers.
+    pub fn statuses(&self, now: Instant) -> Vec<HostStatus> {
         let hosts = self.lock();
         hosts
             .all()
             .into_iter()
-            .map(|s| (s.report.clone(), hosts.is_up(s, now)))
+            .map(|s| HostStatus {
+                report: s.report.clone(),
+                up: hosts.is_up(s, now),
+                last_report_secs: now.saturating_duration_since(s.seen).as_secs(),
+            })
             .collect()
     }
 

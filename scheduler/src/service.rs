@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_rpc::clients::scheduler::methods;
 use stratus_rpc::clients::{ComputeClient, ConductorClient};
-use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::handler::{decode_args, encode_result, null};
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
@@ -119,6 +119,7 @@ impl Handler for SchedulerService {
                 self.run_instance(ctx, request).await;
                 Ok(null())
             }
+            methods::LIST_HOSTS => encode_result(&self.placer.statuses(Instant::now())),
             other => Err(HandlerError::UnknownMethod(other.to_owned())),
         }
     }

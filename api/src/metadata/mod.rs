@@ -2,6 +2,7 @@
 //! compute host sends it here). The requester's fixed IP says which
 //! instance it is; nothing in a path can name another instance.
 
+pub mod db_source;
 pub mod server;
 pub mod token;
 

@@ -1,3 +1,5 @@
 //! api integration tests.
 
+mod auth;
+mod conductor;
 mod metadata;

@@ -25,7 +25,15 @@ fn instance(n: u8, user_data: Option<Vec<u8>>) -> InstanceMetadata {
 
 async fn serve(require_token: bool) -> (SocketAddr, Arc<MemorySource>) {
     let source = Arc::new(MemorySource::default());
-    let app = router(Metadata::new(source.clone(), require_token));
+    (serve_source(source.clone(), require_token).await, source)
+}
+
+/// Serves `source` on a loopback port.
+pub async fn serve_source(
+    source: Arc<dyn stratus_api::metadata::MetadataSource>,
+    require_token: bool,
+) -> SocketAddr {
+    let app = router(Metadata::new(source, require_token));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -37,7 +45,7 @@ async fn serve(require_token: bool) -> (SocketAddr, Arc<MemorySource>) {
         )
         .await;
     });
-    (address, source)
+    address
 }
 
 /// A client whose requests come from `from`.
@@ -48,7 +56,7 @@ fn client(from: Ipv4Addr) -> reqwest::Client {
         .expect("client")
 }
 
-async fn get(from: Ipv4Addr, server: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+pub async fn get(from: Ipv4Addr, server: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let response = client(from)
         .get(format!("http://{server}{path}"))
         .send()
@@ -171,60 +179,4 @@ async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
     // Another instance cannot use it, and a made-up token fails.
     assert_eq!(with(two, &token).await.0, 401);
     assert_eq!(with(one, "forged").await.0, 401);
-}
-
-#[tokio::test]
-async fn the_conductor_feeds_the_metadata_service_until_the_instance_is_gone() {
-    use stratus_api::conductor::Conductor;
-    use stratus_api::service::ConductorService;
-    use stratus_rpc::Handler;
-    use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
-    use stratus_rpc::wire::ids::InstanceId;
-
-    let (server, source) = serve(false).await;
-    let service = ConductorService::new(Conductor::new(source));
-    let id = InstanceId::new();
-    let metadata = GuestMetadata {
-        instance_id: id,
-        fixed_ip: Ipv4Addr::new(127, 0, 0, 21),
-        ami_id: "ami-00000009".into(),
-        reservation_id: "r-1".into(),
-        availability_zone: "nova".into(),
-        security_groups: vec![],
-        key: None,
-        user_data: Some("aGVsbG8=".into()),
-    };
-    let ctx = stratus_rpc::RequestContext::system();
-    let args = serde_json::value::to_raw_value(&metadata).expect("encode");
-    service
-        .handle(&ctx, "instance_metadata", &args)
-        .await
-        .expect("metadata");
-    let from = Ipv4Addr::new(127, 0, 0, 21);
-    assert_eq!(
-        get(from, server, "/latest/user-data").await,
-        (200, b"hello".to_vec())
-    );
-    assert_eq!(
-        get(from, server, "/latest/meta-data/instance-id").await.1,
-        id.ec2_id().into_bytes()
-    );
-
-    let gone = InstanceUpdate {
-        instance_id: id,
-        host: Some("node1".parse().expect("host")),
-        state: InstanceState::Terminated,
-        task_state: None,
-        reason: None,
-        sequence: 1,
-    };
-    let args = serde_json::value::to_raw_value(&gone).expect("encode");
-    service
-        .handle(&ctx, "instance_update", &args)
-        .await
-        .expect("update");
-    assert_eq!(
-        get(from, server, "/latest/meta-data/instance-id").await.0,
-        404
-    );
 }

@@ -3,7 +3,7 @@
 use crate::context::RequestContext;
 use crate::error::RpcError;
 use crate::target::Target;
-use crate::wire::scheduler::{HostReport, ScheduleRunInstances};
+use crate::wire::scheduler::{HostReport, HostStatus, ScheduleRunInstances};
 
 use super::RpcClient;
 
@@ -16,8 +16,10 @@ pub mod methods {
     pub const RUN_INSTANCE: &str = "run_instance";
     /// A compute host's capacity report (fanout; doubles as a heartbeat).
     pub const UPDATE_HOST: &str = "update_host";
+    /// Every host a scheduler knows, up or down.
+    pub const LIST_HOSTS: &str = "list_hosts";
     /// Every method, for logs and `--help`.
-    pub const ALL: &[&str] = &[RUN_INSTANCE, UPDATE_HOST];
+    pub const ALL: &[&str] = &[RUN_INSTANCE, UPDATE_HOST, LIST_HOSTS];
 }
 
 /// Talks to the schedulers.
@@ -51,6 +53,13 @@ impl SchedulerClient {
     ) -> Result<(), RpcError> {
         self.rpc
             .fanout_cast(ctx, TOPIC, methods::UPDATE_HOST, report)
+            .await
+    }
+
+    /// Every host one scheduler knows, by name.
+    pub async fn list_hosts(&self, ctx: &RequestContext) -> Result<Vec<HostStatus>, RpcError> {
+        self.rpc
+            .call(ctx, &Target::topic(TOPIC), methods::LIST_HOSTS, &())
             .await
     }
 }

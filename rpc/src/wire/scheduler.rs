@@ -86,3 +86,14 @@ pub struct HostReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
 }
+
+/// A host as a scheduler sees it (`stratus service list`, availability zones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Its last report, with what was placed on it since.
+    pub report: HostReport,
+    /// Reported within `service_down_time`.
+    pub up: bool,
+    /// Seconds since its last report.
+    pub last_report_secs: u64,
+}

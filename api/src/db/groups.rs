@@ -1,0 +1,262 @@
+//! Security groups and their ingress rules.
+
+use sqlx::Row;
+
+use super::{Db, DbError, err};
+
+/// One ingress rule as stored (the EC2 fields, validated before storing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    /// `tcp`, `udp`, `icmp` or `-1`.
+    pub protocol: String,
+    /// First port, or ICMP type; none for all.
+    pub from_port: Option<i64>,
+    /// Last port, or ICMP code; none for all.
+    pub to_port: Option<i64>,
+    /// Source network.
+    pub cidr: Option<String>,
+    /// Source group (`sg-…`).
+    pub source_group_id: Option<String>,
+}
+
+/// A security group with its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// `sg-…`.
+    pub group_id: String,
+    /// Its project.
+    pub project_id: String,
+    /// Its name, unique in the project.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its ingress rules.
+    pub rules: Vec<RuleRow>,
+}
+
+/// Why a group cannot be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InUse {
+    /// Instances not yet terminated are in it.
+    Instances(Vec<String>),
+    /// Another group's rules name it as a source.
+    Referenced(String),
+}
+
+impl Db {
+    /// Stores a new group; a name taken in the project is a unique violation.
+    pub async fn insert_group(&self, g: &GroupRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO security_groups (group_id, project_id, name, description) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(g.group_id.clone())
+        .bind(g.project_id.clone())
+        .bind(g.name.clone())
+        .bind(g.description.clone())
+        .execute(self.pool())
+        .await
+        .map_err(err("store security group"))?;
+        self.add_rules(&g.group_id, &g.rules).await?;
+        Ok(())
+    }
+
+    /// The project's groups with their rules, by name.
+    pub async fn groups(&self, project_id: &str) -> Result<Vec<GroupRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT group_id, project_id, name, description FROM security_groups WHERE project_id = $1 ORDER BY name",
+        )
+        .bind(project_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("list security groups"))?;
+        let mut groups: Vec<GroupRow> = rows
+            .iter()
+            .map(|r| {
+                Ok(GroupRow {
+                    group_id: r.try_get("group_id")?,
+                    project_id: r.try_get("project_id")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    rules: vec![],
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err("read security group"))?;
+        let rules = sqlx::query(
+            "SELECT r.group_id, r.protocol, r.from_port, r.to_port, r.cidr, r.source_group_id \
+             FROM security_group_rules r JOIN security_groups g ON g.group_id = r.group_id \
+             WHERE g.project_id = $1 ORDER BY r.rule_id",
+        )
+        .bind(project_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("list rules"))?;
+        for r in &rules {
+            let group: String = r.try_get("group_id").map_err(err("read rule"))?;
+            let rule = RuleRow {
+                protocol: r.try_get("protocol").map_err(err("read rule"))?,
+                from_port: r.try_get("from_port").map_err(err("read rule"))?,
+                to_port: r.try_get("to_port").map_err(err("read rule"))?,
+                cidr: r.try_get("cidr").map_err(err("read rule"))?,
+                source_group_id: r.try_get("source_group_id").map_err(err("read rule"))?,
+            };
+            if let Some(g) = groups.iter_mut().find(|g| g.group_id == group) {
+                g.rules.push(rule);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Adds rules to a group; false (and none added) when one is already there.
+    pub async fn add_rules(&self, group_id: &str, rules: &[RuleRow]) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
+        for rule in rules {
+            // NULLs never collide in a UNIQUE index, so look first.
+            let exists: Option<String> = sqlx::query_scalar(
+                "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
+                 AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
+                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6",
+            )
+            .bind(group_id.to_owned())
+            .bind(rule.protocol.clone())
+            .bind(rule.from_port.unwrap_or(-99))
+            .bind(rule.to_port.unwrap_or(-99))
+            .bind(rule.cidr.clone().unwrap_or_default())
+            .bind(rule.source_group_id.clone().unwrap_or_default())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("find rule"))?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO security_group_rules (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(format!("{}-{}", super::now(), uuid::Uuid::new_v4().simple()))
+            .bind(group_id.to_owned())
+            .bind(rule.protocol.clone())
+            .bind(rule.from_port)
+            .bind(rule.to_port)
+            .bind(rule.cidr.clone())
+            .bind(rule.source_group_id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("store rule"))?;
+        }
+        tx.commit().await.map_err(err("commit rules"))?;
+        Ok(true)
+    }
+
+    /// Removes rules from a group; how many were there.
+    pub async fn remove_rules(&self, group_id: &str, rules: &[RuleRow]) -> Result<u64, DbError> {
+        let mut removed = 0;
+        for rule in rules {
+            let done = sqlx::query(
+                "DELETE FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
+                 AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
+                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6",
+            )
+            .bind(group_id.to_owned())
+            .bind(rule.protocol.clone())
+            .bind(rule.from_port.unwrap_or(-99))
+            .bind(rule.to_port.unwrap_or(-99))
+            .bind(rule.cidr.clone().unwrap_or_default())
+            .bind(rule.source_group_id.clone().unwrap_or_default())
+            .execute(self.pool())
+            .await
+            .map_err(err("remove rule"))?;
+            removed += done.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// What keeps a group from being deleted, if anything.
+    pub async fn group_in_use(&self, group_id: &str) -> Result<Option<InUse>, DbError> {
+        let instances: Vec<String> = sqlx::query_scalar(
+            "SELECT i.ec2_id FROM instance_groups ig JOIN instances i ON i.uuid = ig.uuid \
+             WHERE ig.group_id = $1 AND i.state NOT IN ('terminated', 'error') ORDER BY i.ec2_id",
+        )
+        .bind(group_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("find group members"))?;
+        if !instances.is_empty() {
+            return Ok(Some(InUse::Instances(instances)));
+        }
+        let referrer: Option<String> = sqlx::query_scalar(
+            "SELECT group_id FROM security_group_rules WHERE source_group_id = $1 AND group_id <> $1 LIMIT 1",
+        )
+        .bind(group_id.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(err("find group references"))?;
+        Ok(referrer.map(InUse::Referenced))
+    }
+
+    /// Deletes a group and its rules.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
+        for sql in [
+            "DELETE FROM security_group_rules WHERE group_id = $1",
+            "DELETE FROM instance_groups WHERE group_id = $1",
+            "DELETE FROM security_groups WHERE group_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(group_id.to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete security group"))?;
+        }
+        tx.commit().await.map_err(err("commit group deletion"))
+    }
+
+    /// Fixed IPs of the group's instances that have one and are not gone.
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT i.fixed_ip FROM instance_groups ig JOIN instances i ON i.uuid = ig.uuid \
+             WHERE ig.group_id = $1 AND i.fixed_ip IS NOT NULL AND i.state NOT IN ('terminated', 'error') \
+             ORDER BY i.fixed_ip",
+        )
+        .bind(group_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("list group members"))
+    }
+
+    /// Those of `group_ids` some rule names as a source, with their rules.
+    pub async fn referenced_groups(&self, group_ids: &[String]) -> Result<Vec<GroupRow>, DbError> {
+        if group_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT source_group_id FROM security_group_rules WHERE source_group_id IN ({})",
+            super::placeholders(1, group_ids.len())
+        )));
+        for id in group_ids {
+            q = q.bind(id.clone());
+        }
+        let referenced: Vec<String> = q
+            .fetch_all(self.pool())
+            .await
+            .map_err(err("find referenced groups"))?;
+        let mut found = Vec::new();
+        for id in referenced {
+            let project: Option<String> =
+                sqlx::query_scalar("SELECT project_id FROM security_groups WHERE group_id = $1")
+                    .bind(id.clone())
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(err("find group"))?;
+            if let Some(project) = project {
+                found.extend(
+                    self.groups(&project)
+                        .await?
+                        .into_iter()
+                        .filter(|g| g.group_id == id),
+                );
+            }
+        }
+        Ok(found)
+    }
+}

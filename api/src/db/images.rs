@@ -1,0 +1,139 @@
+//! Registered images: machine images (`ami-`), kernels (`aki-`) and
+//! ramdisks (`ari-`), each a file on a path compute hosts can read.
+
+use sqlx::Row;
+
+use super::{Db, DbError, err};
+
+/// A registered image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// `ami-…`, `aki-…` or `ari-…`.
+    pub image_id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The file's path.
+    pub location: String,
+    /// `machine`, `kernel` or `ramdisk`.
+    pub image_type: String,
+    /// The kernel a machine image boots with.
+    pub kernel_id: Option<String>,
+    /// Its ramdisk.
+    pub ramdisk_id: Option<String>,
+    /// `x86_64`, …
+    pub architecture: String,
+    /// Visible to every project.
+    pub is_public: bool,
+    /// `available`.
+    pub state: String,
+    /// When it was registered.
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "image_id, project_id, name, description, location, image_type, kernel_id, ramdisk_id, architecture, is_public, state, created_at";
+
+fn row(r: &sqlx::any::AnyRow) -> Result<ImageRow, sqlx::Error> {
+    Ok(ImageRow {
+        image_id: r.try_get("image_id")?,
+        project_id: r.try_get("project_id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        location: r.try_get("location")?,
+        image_type: r.try_get("image_type")?,
+        kernel_id: r.try_get("kernel_id")?,
+        ramdisk_id: r.try_get("ramdisk_id")?,
+        architecture: r.try_get("architecture")?,
+        is_public: r.try_get::<i64, _>("is_public")? != 0,
+        state: r.try_get("state")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    /// Registers an image.
+    pub async fn insert_image(&self, i: &ImageRow) -> Result<(), DbError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )))
+        .bind(i.image_id.clone())
+        .bind(i.project_id.clone())
+        .bind(i.name.clone())
+        .bind(i.description.clone())
+        .bind(i.location.clone())
+        .bind(i.image_type.clone())
+        .bind(i.kernel_id.clone())
+        .bind(i.ramdisk_id.clone())
+        .bind(i.architecture.clone())
+        .bind(i64::from(i.is_public))
+        .bind(i.state.clone())
+        .bind(i.created_at.clone())
+        .execute(self.pool())
+        .await
+        .map_err(err("register image"))?;
+        Ok(())
+    }
+
+    /// Images the project may see: its own and public ones.
+    pub async fn images(&self, project_id: &str) -> Result<Vec<ImageRow>, DbError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE project_id = $1 OR is_public = 1 ORDER BY image_id"
+        )))
+        .bind(project_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("list images"))?;
+        rows.iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(err("read image"))
+    }
+
+    /// One image the project may see.
+    pub async fn image(
+        &self,
+        project_id: &str,
+        image_id: &str,
+    ) -> Result<Option<ImageRow>, DbError> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE image_id = $1 AND (project_id = $2 OR is_public = 1)"
+        )))
+        .bind(image_id.to_owned())
+        .bind(project_id.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(err("find image"))?;
+        r.as_ref().map(row).transpose().map_err(err("read image"))
+    }
+
+    /// Any image with this name and type, whoever owns it (for `stratus image import`).
+    pub async fn image_named(
+        &self,
+        name: &str,
+        image_type: &str,
+    ) -> Result<Option<ImageRow>, DbError> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE name = $1 AND image_type = $2 ORDER BY created_at DESC LIMIT 1"
+        )))
+        .bind(name.to_owned())
+        .bind(image_type.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(err("find image"))?;
+        r.as_ref().map(row).transpose().map_err(err("read image"))
+    }
+
+    /// Deregisters an image the project owns; whether it did.
+    pub async fn delete_image(&self, project_id: &str, image_id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM images WHERE image_id = $1 AND project_id = $2")
+            .bind(image_id.to_owned())
+            .bind(project_id.to_owned())
+            .execute(self.pool())
+            .await
+            .map_err(err("deregister image"))?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,100 @@
+//! The cloud's tables, through sqlx's `Any` driver: SQLite (default) or
+//! PostgreSQL with the same schema and queries. Each file holds one kind of
+//! resource.
+
+pub mod credentials;
+pub mod groups;
+pub mod images;
+pub mod instances;
+pub mod keypairs;
+pub mod tags;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+
+/// A database operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("api database ({action}): {source}")]
+pub struct DbError {
+    action: &'static str,
+    #[source]
+    source: sqlx::Error,
+}
+
+impl DbError {
+    /// Whether a uniqueness constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match &self.source {
+            sqlx::Error::Database(e) => {
+                e.is_unique_violation() || e.message().contains("UNIQUE constraint failed")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Wraps a sqlx error with what was being done.
+pub(crate) fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |source| DbError { action, source }
+}
+
+/// The api service's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `url` and its tables.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        // One SQLite connection serializes writers inside the process, so
+        // no request ever meets "database is locked".
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 1 } else { 16 })
+            .connect(url)
+            .await
+            .map_err(err("connect"))?;
+        if sqlite {
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"] {
+                sqlx::query(pragma)
+                    .execute(&pool)
+                    .await
+                    .map_err(err("set up SQLite"))?;
+            }
+        }
+        for statement in include_str!("../../migrations/0001_cloud.sql").split(';') {
+            let statement = statement.trim();
+            if statement
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+            {
+                continue;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&pool)
+                .await
+                .map_err(err("create tables"))?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for the resource modules.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Now, as stored: RFC 3339 in UTC with milliseconds, as EC2 shows times.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// `count` `$n` placeholders from `$first`, comma-separated.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

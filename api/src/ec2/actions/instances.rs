@@ -1,0 +1,308 @@
+//! DescribeInstances, DescribeInstanceStatus, DescribeInstanceAttribute.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+
+use super::super::error::Ec2Error;
+use super::super::filters::{self, Filter};
+use super::super::params::shown;
+use super::super::{Ctx, ids};
+use super::render;
+use crate::db::instances::InstanceRow;
+
+/// Filters DescribeInstances knows.
+const FILTERS: &[&str] = &[
+    "instance-id",
+    "instance-state-name",
+    "instance-state-code",
+    "instance-type",
+    "key-name",
+    "image-id",
+    "availability-zone",
+    "private-ip-address",
+    "reservation-id",
+    "kernel-id",
+    "ramdisk-id",
+    "owner-id",
+    "ami-launch-index",
+    "launch-index",
+    "instance.group-id",
+    "instance.group-name",
+    "group-id",
+    "group-name",
+];
+
+/// The caller's instances named by `ids` (all of them when empty). A
+/// malformed id, or one the project does not have, is an error naming it:
+/// another project's instance is "not found", never "forbidden".
+pub async fn find(cx: &Ctx<'_>, ids: &[String]) -> Result<Vec<InstanceRow>, Ec2Error> {
+    for id in ids {
+        if !ids::is_id("i", id) {
+            return Err(Ec2Error::client(
+                "InvalidInstanceID.Malformed",
+                format!("Invalid id: \"{}\"", shown(id)),
+            ));
+        }
+    }
+    let rows = cx
+        .cloud
+        .db
+        .instances(&cx.caller.project_id, (!ids.is_empty()).then_some(ids))
+        .await?;
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| !rows.iter().any(|r| &r.ec2_id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let listed = missing
+            .iter()
+            .map(|id| format!("'{id}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if missing.len() == 1 { "ID" } else { "IDs" };
+        let verb = if missing.len() == 1 { "does" } else { "do" };
+        return Err(Ec2Error::client(
+            "InvalidInstanceID.NotFound",
+            format!("The instance {what} {listed} {verb} not exist"),
+        ));
+    }
+    Ok(rows)
+}
+
+/// The instance's values for a filter name.
+fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
+    let one = |v: &str| vec![v.to_owned()];
+    let opt = |v: &Option<String>| v.iter().cloned().collect();
+    let (code, state) = render::state(&i.state);
+    match name {
+        "instance-id" => one(&i.ec2_id),
+        "instance-state-name" => one(state),
+        "instance-state-code" => vec![code.to_string()],
+        "instance-type" => one(&i.instance_type),
+        "key-name" => opt(&i.key_name),
+        "image-id" => one(&i.image_id),
+        "availability-zone" => vec![
+            i.availability_zone
+                .clone()
+                .unwrap_or_else(|| default_zone.to_owned()),
+        ],
+        "private-ip-address" => opt(&i.fixed_ip),
+        "reservation-id" => one(&i.reservation_id),
+        "kernel-id" => opt(&i.kernel_id),
+        "ramdisk-id" => opt(&i.ramdisk_id),
+        "owner-id" => one(&i.project_id),
+        "ami-launch-index" | "launch-index" => vec![i.launch_index.to_string()],
+        "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
+        "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Instance tags by instance id.
+async fn instance_tags(cx: &Ctx<'_>) -> Result<HashMap<String, Vec<(String, String)>>, Ec2Error> {
+    let mut by_id: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for t in cx.cloud.db.tags(&cx.caller.project_id, None).await? {
+        if t.resource_type == "instance" {
+            by_id
+                .entry(t.resource_id)
+                .or_default()
+                .push((t.key, t.value));
+        }
+    }
+    Ok(by_id)
+}
+
+/// The page of `rows` after `NextToken`, at most `MaxResults` long, and the
+/// token for the next page.
+fn page<T>(
+    cx: &Ctx<'_>,
+    rows: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), Ec2Error> {
+    let max = cx.params.int("MaxResults")?;
+    if let Some(max) = max
+        && !(5..=1000).contains(&max)
+    {
+        return Err(Ec2Error::invalid(format!(
+            "Value ( {max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
+        )));
+    }
+    let start = match cx.params.get("NextToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => {
+            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Ec2Error::invalid("The NextToken is not valid."))?;
+            rows.iter()
+                .position(|r| id_of(r) == after)
+                .map(|p| p + 1)
+                .ok_or_else(|| Ec2Error::invalid("The NextToken is no longer valid."))?
+        }
+    };
+    let take = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(1000));
+    let total = rows.len();
+    let page: Vec<T> = rows.into_iter().skip(start).take(take).collect();
+    let next = (start + page.len() < total)
+        .then(|| {
+            page.last()
+                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_of(r)))
+        })
+        .flatten();
+    Ok((page, next))
+}
+
+/// DescribeInstances: the caller's instances by id and filters, grouped by
+/// reservation, a page at a time.
+pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    let ids = cx.params.list("InstanceId")?;
+    if !ids.is_empty() && cx.params.get("MaxResults").is_some() {
+        return Err(Ec2Error::client(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
+    let wanted: Vec<Filter> = filters::parse(cx.params, FILTERS)?;
+    let rows = find(cx, &ids).await?;
+    let tags = instance_tags(cx).await?;
+    let zone = default_zone(cx);
+    let none = Vec::new();
+    let rows: Vec<InstanceRow> = rows
+        .into_iter()
+        .filter(|i| {
+            filters::matches(&wanted, tags.get(&i.ec2_id).unwrap_or(&none), |n| {
+                values(i, n, &zone)
+            })
+        })
+        .collect();
+    let (rows, next) = page(cx, rows, |i| &i.ec2_id)?;
+    // Reservations in the order their first instance comes.
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_reservation: HashMap<&str, Vec<(&InstanceRow, Vec<(String, String)>)>> =
+        HashMap::new();
+    for i in &rows {
+        let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
+            order.push(&i.reservation_id);
+            Vec::new()
+        });
+        entry.push((i, tags.get(&i.ec2_id).cloned().unwrap_or_default()));
+    }
+    let mut x = cx.response();
+    x.list("reservationSet", order, |x, r| {
+        let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
+        render::reservation(x, r, &cx.caller.project_id, instances, &zone);
+    });
+    x.opt("nextToken", next.as_deref());
+    Ok(cx.finish(x))
+}
+
+/// The zone shown for instances not yet placed.
+pub fn default_zone(cx: &Ctx<'_>) -> String {
+    cx.cloud
+        .zones
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "nova".to_owned())
+}
+
+/// DescribeInstanceStatus: running instances (all with
+/// `IncludeAllInstances=true`) with their state and status checks.
+pub async fn describe_instance_status(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    let ids = cx.params.list("InstanceId")?;
+    let all = cx.params.flag("IncludeAllInstances")?;
+    let wanted = filters::parse(
+        cx.params,
+        &[
+            "availability-zone",
+            "instance-state-name",
+            "instance-state-code",
+            "instance-id",
+        ],
+    )?;
+    let zone = default_zone(cx);
+    let rows: Vec<InstanceRow> = find(cx, &ids)
+        .await?
+        .into_iter()
+        .filter(|i| all || i.state == "running")
+        .filter(|i| filters::matches(&wanted, &[], |n| values(i, n, &zone)))
+        .collect();
+    let (rows, next) = page(cx, rows, |i| &i.ec2_id)?;
+    let mut x = cx.response();
+    x.list("instanceStatusSet", &rows, |x, i| {
+        x.text("instanceId", &i.ec2_id).text(
+            "availabilityZone",
+            i.availability_zone.as_deref().unwrap_or(&zone),
+        );
+        render::instance_state(x, "instanceState", &i.state);
+        let status = match i.state.as_str() {
+            "running" => "ok",
+            "pending" => "initializing",
+            _ => "not-applicable",
+        };
+        for element in ["systemStatus", "instanceStatus"] {
+            x.open(element).text("status", status);
+            x.list("details", [()], |x, ()| {
+                x.text("name", "reachability").text(
+                    "status",
+                    if status == "ok" {
+                        "passed"
+                    } else {
+                        "initializing"
+                    },
+                );
+            });
+            x.close(element);
+        }
+    });
+    x.opt("nextToken", next.as_deref());
+    Ok(cx.finish(x))
+}
+
+/// DescribeInstanceAttribute: `instanceType`, `userData`, `kernel`,
+/// `ramdisk`, `groupSet`, `disableApiTermination`,
+/// `instanceInitiatedShutdownBehavior`, `rootDeviceName`.
+pub async fn describe_instance_attribute(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    let id = cx.params.required("InstanceId")?.to_owned();
+    let attribute = cx.params.required("Attribute")?;
+    let rows = find(cx, std::slice::from_ref(&id)).await?;
+    let Some(i) = rows.first() else {
+        return Err(Ec2Error::client("InvalidInstanceID.NotFound", "not found"));
+    };
+    let mut x = cx.response();
+    x.text("instanceId", &i.ec2_id);
+    let value = |x: &mut super::super::xml::Xml, element: &str, v: Option<&str>| {
+        x.open(element);
+        if let Some(v) = v {
+            x.text("value", v);
+        }
+        x.close(element);
+    };
+    match attribute {
+        "instanceType" => value(&mut x, "instanceType", Some(&i.instance_type)),
+        "userData" => value(&mut x, "userData", i.user_data.as_deref()),
+        "kernel" => value(&mut x, "kernel", i.kernel_id.as_deref()),
+        "ramdisk" => value(&mut x, "ramdisk", i.ramdisk_id.as_deref()),
+        "rootDeviceName" => value(&mut x, "rootDeviceName", Some("/dev/vda")),
+        "disableApiTermination" => value(&mut x, "disableApiTermination", Some("false")),
+        "instanceInitiatedShutdownBehavior" => {
+            value(&mut x, "instanceInitiatedShutdownBehavior", Some("stop"));
+        }
+        "groupSet" => {
+            x.list("groupSet", &i.groups, |x, (id, name)| {
+                x.text("groupId", id).text("groupName", name);
+            });
+        }
+        other => {
+            return Err(Ec2Error::invalid(format!(
+                "Value ({}) for parameter attribute is invalid. Unknown attribute.",
+                shown(other)
+            )));
+        }
+    }
+    Ok(cx.finish(x))
+}

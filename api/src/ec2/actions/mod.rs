@@ -1,0 +1,11 @@
+//! The actions, one file per kind of resource.
+
+pub mod groups;
+pub mod images;
+pub mod info;
+pub mod instances;
+pub mod keypairs;
+pub mod lifecycle;
+pub mod render;
+pub mod run;
+pub mod tags;

@@ -1,0 +1,159 @@
+//! How instances and reservations look in responses (RunInstances and
+//! DescribeInstances share it).
+
+use crate::db::instances::InstanceRow;
+
+use super::super::xml::Xml;
+
+/// EC2's state code and name for a stored state. A failed build shows as
+/// terminated with its reason, as AWS shows a launch that failed.
+pub fn state(stored: &str) -> (u16, &'static str) {
+    match stored {
+        "pending" => (0, "pending"),
+        "running" => (16, "running"),
+        "shutting-down" => (32, "shutting-down"),
+        "stopping" => (64, "stopping"),
+        "stopped" => (80, "stopped"),
+        _ => (48, "terminated"),
+    }
+}
+
+/// `<instanceState>` (or another element of the same shape).
+pub fn instance_state(x: &mut Xml, element: &str, stored: &str) {
+    let (code, name) = state(stored);
+    x.open(element)
+        .value("code", code)
+        .text("name", name)
+        .close(element);
+}
+
+/// Why an instance is where it is: (`stateReason` code, message), when
+/// there is one to tell.
+pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
+    match i.state.as_str() {
+        "error" => Some((
+            "Server.InternalError",
+            format!(
+                "Server.InternalError: {}",
+                i.state_reason.as_deref().unwrap_or("the launch failed")
+            ),
+        )),
+        "terminated" | "shutting-down" => Some((
+            "Client.UserInitiatedShutdown",
+            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
+        )),
+        "stopped" | "stopping" => Some((
+            "Client.UserInitiatedShutdown",
+            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
+        )),
+        "pending" => i
+            .state_reason
+            .as_ref()
+            .map(|r| ("pending", format!("pending: {r}"))),
+        _ => None,
+    }
+}
+
+/// `stateTransitionReason`: who moved it and when, in EC2's words.
+fn transition_reason(i: &InstanceRow) -> String {
+    match i.state.as_str() {
+        "stopped" | "stopping" | "terminated" | "shutting-down" => {
+            let when = i
+                .updated_at
+                .get(..19)
+                .unwrap_or(&i.updated_at)
+                .replace('T', " ");
+            format!("User initiated ({when} GMT)")
+        }
+        "error" => i.state_reason.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// One `instancesSet` item.
+pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], default_zone: &str) {
+    x.text("instanceId", &i.ec2_id).text("imageId", &i.image_id);
+    instance_state(x, "instanceState", &i.state);
+    let ip = i.fixed_ip.as_deref().unwrap_or("");
+    x.text("privateDnsName", ip)
+        .text("dnsName", "")
+        .text("reason", &transition_reason(i))
+        .opt("keyName", i.key_name.as_deref())
+        .value("amiLaunchIndex", i.launch_index)
+        .open("productCodes")
+        .close("productCodes")
+        .text("instanceType", &i.instance_type)
+        .text("launchTime", &i.launched_at);
+    let zone = i
+        .availability_zone
+        .as_deref()
+        .or(i
+            .requested_zone
+            .as_deref()
+            .map(|z| z.split(':').next().unwrap_or(z)))
+        .filter(|z| !z.is_empty())
+        .unwrap_or(default_zone);
+    x.open("placement")
+        .text("availabilityZone", zone)
+        .text("groupName", "")
+        .text("tenancy", "default")
+        .close("placement");
+    x.opt("kernelId", i.kernel_id.as_deref())
+        .opt("ramdiskId", i.ramdisk_id.as_deref());
+    x.open("monitoring")
+        .text("state", "disabled")
+        .close("monitoring");
+    if let Some(ip) = &i.fixed_ip {
+        x.text("privateIpAddress", ip);
+    }
+    x.list("groupSet", &i.groups, |x, (id, name)| {
+        x.text("groupId", id).text("groupName", name);
+    });
+    if let Some((code, message)) = state_reason(i) {
+        x.open("stateReason")
+            .text("code", code)
+            .text("message", &message)
+            .close("stateReason");
+    }
+    x.text("architecture", "x86_64")
+        .text("rootDeviceType", "instance-store")
+        .text("rootDeviceName", "/dev/vda")
+        .open("blockDeviceMapping")
+        .close("blockDeviceMapping")
+        .text("virtualizationType", "hvm");
+    if !tags.is_empty() {
+        x.list("tagSet", tags, |x, (k, v)| {
+            x.text("key", k).text("value", v);
+        });
+    }
+    x.text("hypervisor", "xen")
+        .open("networkInterfaceSet")
+        .close("networkInterfaceSet")
+        .value("ebsOptimized", false)
+        .open("cpuOptions")
+        .value("coreCount", i.vcpus)
+        .value("threadsPerCore", 1)
+        .close("cpuOptions");
+}
+
+/// One reservation: its id, owner, groups and instances.
+pub fn reservation(
+    x: &mut Xml,
+    reservation_id: &str,
+    owner: &str,
+    instances: &[(&InstanceRow, Vec<(String, String)>)],
+    default_zone: &str,
+) {
+    x.text("reservationId", reservation_id)
+        .text("ownerId", owner);
+    let groups = instances
+        .first()
+        .map(|(i, _)| i.groups.clone())
+        .unwrap_or_default();
+    x.list("groupSet", &groups, |x, (id, name)| {
+        x.text("groupId", id).text("groupName", name);
+    });
+    x.list("instancesSet", instances, |x, (i, tags)| {
+        instance(x, i, tags, default_zone);
+    });
+}

@@ -1,0 +1,129 @@
+//! Starting the api service: its database, the EC2 endpoint, the metadata
+//! service, and the conductor handler the caller serves on the bus.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use stratus_rpc::RpcClient;
+use stratus_rpc::clients::ComputeClient;
+use tracing::info;
+
+use crate::conductor::Conductor;
+use crate::config::ApiConfig;
+use crate::db::{Db, DbError};
+use crate::ec2::Cloud;
+use crate::metadata::db_source::DbSource;
+use crate::service::ConductorService;
+
+/// A running api service.
+#[derive(Debug)]
+pub struct Api {
+    /// The cloud controller.
+    pub cloud: Arc<Cloud>,
+    /// The handler for the `conductor` topic.
+    pub conductor: Arc<ConductorService>,
+    /// Where the EC2 API listens.
+    pub ec2_address: SocketAddr,
+    /// Where the metadata service listens.
+    pub metadata_address: SocketAddr,
+}
+
+/// The api service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A listening socket.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The database URL: `[api] database_url`, else a SQLite file in `state_dir`.
+pub fn database_url(config: &ApiConfig, state_dir: &Path) -> String {
+    config.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            state_dir.join("api.sqlite").display()
+        )
+    })
+}
+
+/// Opens the database (creating the state folder for SQLite).
+pub async fn open_db(config: &ApiConfig, state_dir: &Path) -> Result<Db, StartError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(state_dir).map_err(|source| StartError::Listen {
+            address: state_dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(Db::connect(&database_url(config, state_dir)).await?)
+}
+
+async fn listen(address: &str) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: address.to_owned(),
+            source,
+        })
+}
+
+/// Opens the database and starts both HTTP services in the background.
+pub async fn start(
+    config: &ApiConfig,
+    state_dir: &Path,
+    rpc: RpcClient,
+) -> Result<Api, StartError> {
+    let db = open_db(config, state_dir).await?;
+    let cloud = Arc::new(Cloud::new(db.clone(), config.clone(), rpc.clone()));
+
+    let ec2 = listen(&config.listen).await?;
+    let ec2_address = ec2.local_addr().map_err(|source| StartError::Listen {
+        address: config.listen.clone(),
+        source,
+    })?;
+    let app = crate::ec2::server::router(cloud.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(ec2, app).await {
+            tracing::error!(error = %e, "EC2 API stopped");
+        }
+    });
+    info!(address = %ec2_address, "EC2 API listening");
+
+    let metadata = listen(&config.metadata_listen).await?;
+    let metadata_address = metadata.local_addr().map_err(|source| StartError::Listen {
+        address: config.metadata_listen.clone(),
+        source,
+    })?;
+    let state = crate::metadata::server::Metadata::new(
+        Arc::new(DbSource::new(db.clone())),
+        config.metadata_require_token,
+    );
+    let app =
+        crate::metadata::server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(metadata, app).await {
+            tracing::error!(error = %e, "metadata service stopped");
+        }
+    });
+    info!(address = %metadata_address, "metadata service listening");
+
+    let conductor = Arc::new(ConductorService::new(Conductor::new(
+        db,
+        ComputeClient::new(rpc),
+    )));
+    Ok(Api {
+        cloud,
+        conductor,
+        ec2_address,
+        metadata_address,
+    })
+}

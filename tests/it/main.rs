@@ -2,4 +2,5 @@
 
 mod cli;
 mod configs;
+mod ec2_api;
 mod scheduling;

@@ -105,6 +105,17 @@ impl VirtDriver for FakeDriver {
                 source,
             })?;
         domains.insert(spec.name.clone(), (spec.clone(), running));
+        drop(domains);
+        // A console a real guest would fill, so console output has something
+        // to show in the embedded mode and tests.
+        if let Some(dir) = spec.console_log.parent()
+            && dir.is_dir()
+        {
+            let line = format!("fake hypervisor: {} booted\n", spec.name);
+            if let Err(e) = std::fs::write(&spec.console_log, line) {
+                tracing::warn!(error = %e, "could not write the fake console");
+            }
+        }
         Ok(())
     }
 

@@ -330,7 +330,7 @@ pub async fn create_security_group(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         return Err(e.into());
     }
     let mut x = cx.response();
-    x.value("return", true).text("groupId", &group.group_id);
+    x.text("groupId", &group.group_id);
     Ok(cx.finish(x))
 }
 

@@ -390,7 +390,11 @@ def check(
     try:
         op = model.operation_model(operation_name)
     except OperationNotFoundError:
-        return [f"unknown EC2 operation {operation_name!r}"]
+        # An action EC2 does not have can only be answered with an error
+        # (InvalidAction); check that error's layout with any operation.
+        if status < _ERROR_STATUS_MIN:
+            return [f"unknown EC2 operation {operation_name!r}"]
+        op = model.operation_model("DescribeRegions")
 
     try:
         root = ETree.fromstring(body)

@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod fake_cloud;
 pub mod logging;
 pub mod services;

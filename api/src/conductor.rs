@@ -64,25 +64,26 @@ impl Conductor {
             update.state,
             InstanceState::Terminated | InstanceState::Error
         );
-        if matches!(stored.state.as_str(), "terminated" | "shutting-down") && !gone {
+        let alive = matches!(
+            update.state,
+            InstanceState::Pending
+                | InstanceState::Running
+                | InstanceState::Stopping
+                | InstanceState::Stopped
+        );
+        // Terminated before any host had it (the API ends those at once):
+        // a host that reports it alive afterwards is told to terminate it,
+        // and the report does not revive it. Reports while shutting down
+        // are ordinary: that host was already told.
+        if stored.state == "terminated" && alive {
             if let Some(host) = &update.host {
-                info!(instance_id = %update.instance_id, %host, "terminated while it was being built; telling its host");
+                info!(instance_id = %update.instance_id, %host, "terminated before its host had it; telling the host");
                 let instance = InstanceRef {
                     instance_id: update.instance_id,
                 };
                 if let Err(e) = self.compute.terminate_instance(ctx, host, instance).await {
                     warn!(error = %e, "could not tell the host to terminate");
                 }
-                self.db
-                    .update_state(
-                        &uuid,
-                        "shutting-down",
-                        Some("deleting"),
-                        None,
-                        Some(host.as_str()),
-                        sequence(update),
-                    )
-                    .await?;
             }
             return Ok(());
         }

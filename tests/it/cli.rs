@@ -206,9 +206,11 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
         .arg("all-in-one")
         .env("STRATUS_NODE__HOST", "aio")
         .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
+        .env("STRATUS_API__LISTEN", "127.0.0.1:0")
         .env("STRATUS_COMPUTE__DRIVER", "fake")
         .env("STRATUS_NODE__STATE_DIR", dir.path())
         .env("STRATUS_LOG__FORMAT", "json")
+        .env("HOME", dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start all-in-one");
@@ -239,7 +241,112 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
             "{topic:?} not in {serving:?}"
         );
     }
+    // The embedded mode wrote an AWS CLI profile that reaches its API.
+    let credentials =
+        std::fs::read_to_string(dir.path().join(".aws/credentials")).expect("credentials file");
+    assert!(
+        credentials.contains("[stratus]\naws_access_key_id = AKIA"),
+        "{credentials}"
+    );
+    let out = Command::new("/var/lib/stratus-dev/venv/bin/aws")
+        .args(["--profile", "stratus", "ec2", "describe-availability-zones"])
+        .env("HOME", dir.path())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("the AWS CLI (deploy/dev-setup installs it in the venv)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"ZoneName\": \"nova\""), "{stdout}");
     signal(&child.0, "INT");
     let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn operators_create_credentials_and_import_images_on_the_control_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        Command::new(stratus_bin())
+            .args(args)
+            .env("STRATUS_NODE__STATE_DIR", dir.path())
+            .env("STRATUS_LOG__FILTER", "warn")
+            .env("HOME", dir.path())
+            .output()
+            .expect("run")
+    };
+    let out = run(&[
+        "credentials",
+        "create",
+        "--project",
+        "acme",
+        "--user",
+        "ann",
+        "--profile",
+        "acme",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("aws_access_key_id = AKIA"), "{stdout}");
+    assert!(stdout.contains("aws_secret_access_key = "), "{stdout}");
+    let config = std::fs::read_to_string(dir.path().join(".aws/config")).expect("config");
+    assert!(
+        config.contains("[profile acme]\nregion = nova\nendpoint_url = http://127.0.0.1:8773/"),
+        "{config}"
+    );
+
+    let out = run(&[
+        "credentials",
+        "create",
+        "--project",
+        "bad project!",
+        "--user",
+        "ann",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad project!"));
+
+    for name in ["disk.qcow2", "vmlinuz", "initrd"] {
+        std::fs::write(dir.path().join(name), b"bytes").expect("file");
+    }
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let out = run(&[
+        "image",
+        "import",
+        &path("disk.qcow2"),
+        "--kernel",
+        &path("vmlinuz"),
+        "--ramdisk",
+        &path("initrd"),
+        "--name",
+        "tiny",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("ami-") && lines[0].ends_with("\ttiny"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("aki-") && lines[2].starts_with("ari-"),
+        "{stdout}"
+    );
+
+    let out = run(&["image", "import", "/nonexistent/disk.img"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/disk.img"));
 }

@@ -28,3 +28,51 @@ pub fn stratus_bin() -> &'static Path {
         target.join("debug").join("stratus")
     })
 }
+
+/// A PostgreSQL database of the test's own on the server `deploy/dev-setup`
+/// starts (role `stratus`), dropped when this is.
+pub struct PostgresDb {
+    admin: String,
+    name: String,
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql runs (deploy/dev-setup installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PostgresDb {
+    /// Creates the database.
+    pub fn create() -> Self {
+        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("stratus_it_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        Self { admin, name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}

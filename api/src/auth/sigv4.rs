@@ -111,6 +111,21 @@ fn verify_for_service(
     Err(AuthError::Mismatch)
 }
 
+/// The signature a header-form request should carry, computed from its
+/// Credential and SignedHeaders (its Signature may be anything). Clients of
+/// our own (the API benchmark) sign with the very code that verifies.
+pub fn expected_signature(req: &SignedRequest, secret: &str) -> Result<String, AuthError> {
+    let parts = parse(req)?;
+    let key = signing_key(secret, &parts)?;
+    let canonical = canonical::requests(req, &parts.signed_headers, parts.presigned)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| AuthError::Incomplete("no canonical request".into()))?;
+    let mut mac = hmac(&key)?;
+    mac.update(string_to_sign(&parts, &canonical).as_bytes());
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
 fn query_pairs(req: &SignedRequest) -> Vec<Pair> {
     params::parse(req.query.as_bytes(), true)
 }

@@ -16,7 +16,7 @@ pub struct Xml {
 /// Text XML 1.0 can carry: no NUL or other C0 controls but tab, CR, LF.
 fn clean(text: &str) -> Cow<'_, str> {
     let ok = |c: char| {
-        !(c < ' ' && !matches!(c, '\t' | '\n' | '\r')) && c != '\u{FFFE}' && c != '\u{FFFF}'
+        (c >= ' ' || matches!(c, '\t' | '\n' | '\r')) && c != '\u{FFFE}' && c != '\u{FFFF}'
     };
     if text.chars().all(ok) {
         Cow::Borrowed(text)

@@ -210,7 +210,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .await
         .expect("db")
         .expect("row");
-    assert_eq!(row.state, "shutting-down");
+    assert_eq!(row.state, "terminated");
     for _ in 0..100 {
         if host
             .calls

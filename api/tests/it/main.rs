@@ -2,4 +2,5 @@
 
 mod auth;
 mod conductor;
+mod db;
 mod metadata;

@@ -11,6 +11,9 @@ use super::super::{Ctx, ids};
 use super::render;
 use crate::db::instances::InstanceRow;
 
+/// An instance with its tags, as responses show it.
+type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
+
 /// Filters DescribeInstances knows.
 const FILTERS: &[&str] = &[
     "instance-id",
@@ -181,8 +184,7 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let (rows, next) = page(cx, rows, |i| &i.ec2_id)?;
     // Reservations in the order their first instance comes.
     let mut order: Vec<&str> = Vec::new();
-    let mut by_reservation: HashMap<&str, Vec<(&InstanceRow, Vec<(String, String)>)>> =
-        HashMap::new();
+    let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();
     for i in &rows {
         let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
             order.push(&i.reservation_id);

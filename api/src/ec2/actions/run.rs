@@ -88,11 +88,10 @@ async fn fit_quota(cx: &Ctx<'_>, min: u64, max: u64, flavor: &Flavor) -> Result<
     let usage = cx.cloud.db.usage(&cx.caller.project_id).await?;
     let q = &cx.cloud.config.quotas;
     let room = |limit: u64, used: u64, each: u64| {
-        if each == 0 {
-            u64::MAX
-        } else {
-            limit.saturating_sub(used) / each
-        }
+        limit
+            .saturating_sub(used)
+            .checked_div(each)
+            .unwrap_or(u64::MAX)
     };
     let by_count = room(q.instances, usage.instances, 1);
     let by_vcpus = room(q.vcpus, usage.vcpus, u64::from(flavor.vcpus));

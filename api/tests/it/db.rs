@@ -1,0 +1,377 @@
+//! The api tables on SQLite and on PostgreSQL: the same queries must mean
+//! the same thing on both.
+
+use std::process::Command;
+
+use stratus_api::db::Db;
+use stratus_api::db::credentials::Credential;
+use stratus_api::db::groups::{GroupRow, InUse, RuleRow};
+use stratus_api::db::images::ImageRow;
+use stratus_api::db::instances::{InstanceRow, NewReservation};
+use stratus_api::db::keypairs::KeyPairRow;
+use stratus_api::db::tags::TagRow;
+
+/// A database of the test's own: a SQLite file, or a fresh PostgreSQL
+/// database (the one `deploy/dev-setup` starts) dropped at the end.
+enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin: String, name: String },
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql runs (deploy/dev-setup installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestDb {
+    fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn postgres() -> Self {
+        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("stratus_api_test_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        Self::Postgres { admin, name }
+    }
+
+    async fn open(&self) -> Db {
+        let url = match self {
+            Self::Sqlite(dir) => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("api.sqlite").display()
+            ),
+            Self::Postgres { admin, name } => {
+                format!(
+                    "{}/{name}",
+                    admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
+                )
+            }
+        };
+        Db::connect(&url).await.expect("connect the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin, name } = self {
+            psql(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+fn instance(n: u8, reservation: &str, project: &str) -> InstanceRow {
+    let id = stratus_rpc::wire::ids::InstanceId::new();
+    InstanceRow {
+        uuid: id.to_string(),
+        ec2_id: id.ec2_id(),
+        project_id: project.into(),
+        user_id: "u".into(),
+        reservation_id: reservation.into(),
+        launch_index: i64::from(n),
+        image_id: "ami-00000000000000001".into(),
+        instance_type: "m1.small".into(),
+        vcpus: 2,
+        memory_mb: 2048,
+        root_gb: 20,
+        state: "pending".into(),
+        launched_at: stratus_api::db::now(),
+        updated_at: stratus_api::db::now(),
+        groups: vec![("sg-00000000000000001".into(), "web".into())],
+        ..InstanceRow::default()
+    }
+}
+
+async fn the_tables_behave_alike(db: Db) {
+    // Credentials.
+    let c = Credential {
+        access_key: "AKIATEST".into(),
+        secret_key: "s3cret".into(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        is_admin: true,
+    };
+    db.insert_credential(&c).await.expect("credential");
+    assert_eq!(
+        db.credential("AKIATEST").await.expect("read"),
+        Some(c.clone())
+    );
+    assert_eq!(db.credential_for("p1", "u1").await.expect("read"), Some(c));
+    assert_eq!(db.credential("AKIANONE").await.expect("read"), None);
+
+    // Key pairs: a name is unique per project only.
+    let key = |project: &str, id: &str| KeyPairRow {
+        key_pair_id: id.into(),
+        project_id: project.into(),
+        name: "k".into(),
+        key_type: "rsa".into(),
+        fingerprint: "aa:bb".into(),
+        public_key: "ssh-rsa AAAA k".into(),
+        created_at: stratus_api::db::now(),
+    };
+    db.insert_key_pair(&key("p1", "key-1")).await.expect("key");
+    let dup = db
+        .insert_key_pair(&key("p1", "key-2"))
+        .await
+        .expect_err("duplicate");
+    assert!(dup.is_unique_violation(), "{dup}");
+    db.insert_key_pair(&key("p2", "key-3"))
+        .await
+        .expect("other project");
+    assert!(db.delete_key_pair("p1", "k").await.expect("delete"));
+    assert!(!db.delete_key_pair("p1", "k").await.expect("delete again"));
+
+    // Groups and rules: duplicates refused, NULL ports compared as equal.
+    let web = GroupRow {
+        group_id: "sg-00000000000000001".into(),
+        project_id: "p1".into(),
+        name: "web".into(),
+        description: "web".into(),
+        rules: vec![],
+    };
+    db.insert_group(&web).await.expect("group");
+    let dup = db
+        .insert_group(&GroupRow {
+            group_id: "sg-00000000000000002".into(),
+            ..web.clone()
+        })
+        .await
+        .expect_err("dup");
+    assert!(dup.is_unique_violation());
+    let all = RuleRow {
+        protocol: "-1".into(),
+        from_port: None,
+        to_port: None,
+        cidr: Some("10.0.0.0/8".into()),
+        source_group_id: None,
+    };
+    let self_ref = RuleRow {
+        protocol: "tcp".into(),
+        from_port: Some(80),
+        to_port: Some(80),
+        cidr: None,
+        source_group_id: Some(web.group_id.clone()),
+    };
+    assert!(
+        db.add_rules(&web.group_id, &[all.clone(), self_ref.clone()])
+            .await
+            .expect("rules")
+    );
+    assert!(
+        !db.add_rules(&web.group_id, &[all.clone()])
+            .await
+            .expect("duplicate rule")
+    );
+    assert_eq!(db.groups("p1").await.expect("groups")[0].rules.len(), 2);
+    assert_eq!(
+        db.referenced_groups(&[web.group_id.clone()])
+            .await
+            .expect("referenced")
+            .len(),
+        1
+    );
+
+    // A reservation with a client token; usage and quotas.
+    let rows: Vec<InstanceRow> = (0..3)
+        .map(|n| instance(n, "r-00000000000000001", "p1"))
+        .collect();
+    db.insert_reservation(&NewReservation {
+        reservation_id: "r-00000000000000001".into(),
+        project_id: "p1".into(),
+        client_token: Some("tok".into()),
+        instances: rows.clone(),
+        tags: vec![("env".into(), "test".into())],
+    })
+    .await
+    .expect("reservation");
+    assert_eq!(
+        db.reservation_by_token("p1", "tok")
+            .await
+            .expect("token")
+            .as_deref(),
+        Some("r-00000000000000001")
+    );
+    assert_eq!(
+        db.reservation_by_token("p2", "tok").await.expect("token"),
+        None
+    );
+    let again = db
+        .insert_reservation(&NewReservation {
+            reservation_id: "r-00000000000000002".into(),
+            project_id: "p1".into(),
+            client_token: Some("tok".into()),
+            instances: vec![],
+            tags: vec![],
+        })
+        .await
+        .expect_err("a token is used once per project");
+    assert!(again.is_unique_violation(), "{again}");
+    let usage = db.usage("p1").await.expect("usage");
+    assert_eq!(
+        (usage.instances, usage.vcpus, usage.memory_mb),
+        (3, 6, 6144)
+    );
+    assert_eq!(db.instances("p1", None).await.expect("list").len(), 3);
+    assert_eq!(db.instances("p2", None).await.expect("list").len(), 0);
+    let listed = db
+        .instances("p1", Some(&[rows[1].ec2_id.clone()]))
+        .await
+        .expect("by id");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].groups,
+        vec![("sg-00000000000000001".to_owned(), "web".to_owned())]
+    );
+
+    // Reports: newest sequence wins; placement feeds the metadata lookup.
+    let uuid = &rows[0].uuid;
+    assert!(
+        db.update_state(uuid, "running", None, None, Some("h1"), 20)
+            .await
+            .expect("update")
+    );
+    assert!(
+        !db.update_state(uuid, "pending", Some("spawning"), None, Some("h1"), 10)
+            .await
+            .expect("old update")
+    );
+    db.set_placement(uuid, "10.0.0.5", "nova")
+        .await
+        .expect("placement");
+    let found = db
+        .instance_by_fixed_ip("10.0.0.5")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (found.state.as_str(), found.host.as_deref()),
+        ("running", Some("h1"))
+    );
+    assert_eq!(
+        db.group_members(&web.group_id).await.expect("members"),
+        ["10.0.0.5"]
+    );
+    assert!(matches!(
+        db.group_in_use(&web.group_id).await.expect("in use"),
+        Some(InUse::Instances(_))
+    ));
+    assert!(
+        db.update_state(uuid, "terminated", None, None, None, 30)
+            .await
+            .expect("terminate")
+    );
+    assert_eq!(
+        db.instance_by_fixed_ip("10.0.0.5").await.expect("lookup"),
+        None
+    );
+    assert_eq!(db.usage("p1").await.expect("usage").instances, 2);
+
+    // Tags: replaced by key, deleted by key or key and value.
+    let tags = db.tags("p1", None).await.expect("tags");
+    assert_eq!(tags.len(), 3, "RunInstances tags on each instance");
+    db.put_tags(
+        "p1",
+        &[TagRow {
+            resource_id: rows[0].ec2_id.clone(),
+            resource_type: "instance".into(),
+            key: "env".into(),
+            value: "prod".into(),
+        }],
+    )
+    .await
+    .expect("replace");
+    let mine = db
+        .tags("p1", Some(&[rows[0].ec2_id.clone()]))
+        .await
+        .expect("tags");
+    assert_eq!(
+        mine.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
+        ["prod"]
+    );
+    db.delete_tag("p1", &rows[0].ec2_id, "env", Some("test"))
+        .await
+        .expect("no match");
+    assert_eq!(
+        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
+            .await
+            .expect("tags")
+            .len(),
+        1
+    );
+    db.delete_tag("p1", &rows[0].ec2_id, "env", None)
+        .await
+        .expect("any value");
+    assert!(
+        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
+            .await
+            .expect("tags")
+            .is_empty()
+    );
+
+    // Images: own and public visible, others' private not.
+    let image = |id: &str, project: &str, public: bool| ImageRow {
+        image_id: id.into(),
+        project_id: project.into(),
+        name: id.into(),
+        description: None,
+        location: "/var/lib/stratus/images/x".into(),
+        image_type: "machine".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        architecture: "x86_64".into(),
+        is_public: public,
+        state: "available".into(),
+        created_at: stratus_api::db::now(),
+    };
+    db.insert_image(&image("ami-00000000000000001", "p1", false))
+        .await
+        .expect("image");
+    db.insert_image(&image("ami-00000000000000002", "p2", false))
+        .await
+        .expect("image");
+    db.insert_image(&image("ami-00000000000000003", "system", true))
+        .await
+        .expect("image");
+    let seen: Vec<String> = db
+        .images("p1")
+        .await
+        .expect("images")
+        .into_iter()
+        .map(|i| i.image_id)
+        .collect();
+    assert_eq!(seen, ["ami-00000000000000001", "ami-00000000000000003"]);
+    assert!(
+        db.image("p1", "ami-00000000000000002")
+            .await
+            .expect("image")
+            .is_none()
+    );
+    assert!(
+        !db.delete_image("p1", "ami-00000000000000003")
+            .await
+            .expect("not own")
+    );
+}
+
+#[tokio::test]
+async fn tables_on_sqlite() {
+    let db = TestDb::sqlite();
+    the_tables_behave_alike(db.open().await).await;
+}
+
+#[tokio::test]
+async fn tables_on_postgres() {
+    let db = TestDb::postgres();
+    the_tables_behave_alike(db.open().await).await;
+}

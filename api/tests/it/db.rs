@@ -169,13 +169,13 @@ async fn the_tables_behave_alike(db: Db) {
             .expect("rules")
     );
     assert!(
-        !db.add_rules(&web.group_id, &[all.clone()])
+        !db.add_rules(&web.group_id, std::slice::from_ref(&all))
             .await
             .expect("duplicate rule")
     );
     assert_eq!(db.groups("p1").await.expect("groups")[0].rules.len(), 2);
     assert_eq!(
-        db.referenced_groups(&[web.group_id.clone()])
+        db.referenced_groups(std::slice::from_ref(&web.group_id))
             .await
             .expect("referenced")
             .len(),

@@ -128,6 +128,23 @@ pub enum Bench {
     /// Placement decisions per second with the filter scheduler over
     /// simulated hosts: in the placer alone and through RPC in process.
     Scheduler(SchedulerBench),
+    /// The EC2 API with signatures checked: DescribeInstances over 10,000
+    /// instances and RunInstances on fake hypervisors, in one process.
+    Api(ApiBench),
+}
+
+/// Sizes of `stratus bench api`.
+#[derive(Debug, Args)]
+pub struct ApiBench {
+    /// Instances DescribeInstances looks over.
+    #[arg(long, default_value_t = 10_000)]
+    pub instances: usize,
+    /// RunInstances requests (one instance each).
+    #[arg(long, default_value_t = 500)]
+    pub runs: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 /// Sizes of `stratus bench scheduler`.

@@ -2,6 +2,7 @@
 //! The services themselves live in their crates.
 
 pub mod admin;
+pub mod api_bench;
 pub mod cli;
 pub mod config;
 pub mod fake_cloud;

@@ -69,6 +69,14 @@ fn main() -> ExitCode {
             Command::Bench(Bench::Inject(sizes)) => {
                 stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
             }
+            Command::Bench(Bench::Api(sizes)) => {
+                stratus::api_bench::run(stratus::api_bench::Options {
+                    instances: sizes.instances,
+                    runs: sizes.runs,
+                    concurrency: sizes.concurrency,
+                })
+                .await?;
+            }
             Command::Bench(Bench::Scheduler(sizes)) => {
                 let options = stratus_scheduler::bench::Options {
                     hosts: sizes.hosts,

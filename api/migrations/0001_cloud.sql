@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS instances_by_project ON instances (project_id, ec2_id);
 CREATE INDEX IF NOT EXISTS instances_by_fixed_ip ON instances (fixed_ip);
+CREATE INDEX IF NOT EXISTS instances_by_state ON instances (project_id, state);
 CREATE TABLE IF NOT EXISTS instance_groups (
     uuid TEXT NOT NULL REFERENCES instances (uuid),
     group_id TEXT NOT NULL,

@@ -56,7 +56,7 @@ impl Conductor {
             reason = update.reason.as_deref().unwrap_or(""),
             "instance state changed"
         );
-        let Some(stored) = self.db.instance_by_uuid(&uuid).await? else {
+        let Some((stored_state, fixed_ip)) = self.db.instance_state(&uuid).await? else {
             warn!(instance_id = %update.instance_id, "an update for an instance the database does not have");
             return Ok(());
         };
@@ -75,7 +75,7 @@ impl Conductor {
         // a host that reports it alive afterwards is told to terminate it,
         // and the report does not revive it. Reports while shutting down
         // are ordinary: that host was already told.
-        if stored.state == "terminated" && alive {
+        if stored_state == "terminated" && alive {
             if let Some(host) = &update.host {
                 info!(instance_id = %update.instance_id, %host, "terminated before its host had it; telling the host");
                 let instance = InstanceRef {
@@ -98,7 +98,11 @@ impl Conductor {
                 sequence(update),
             )
             .await?;
-        if applied && gone && stored.fixed_ip.is_some() {
+        if applied
+            && gone
+            && fixed_ip.is_some()
+            && let Some(stored) = self.db.instance_by_uuid(&uuid).await?
+        {
             self.refresh_members(ctx, &stored.groups).await?;
         }
         Ok(())

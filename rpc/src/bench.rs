@@ -43,7 +43,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn from(mut samples: Vec<Duration>, elapsed: Duration) -> Self {
+    /// Figures of `samples` taken over `elapsed`.
+    pub fn from(mut samples: Vec<Duration>, elapsed: Duration) -> Self {
         samples.sort();
         let at = |q: f64| {
             let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
@@ -56,7 +57,8 @@ impl Figures {
         }
     }
 
-    fn line(&self, what: &str) -> String {
+    /// One aligned line: `what`, p50, p99 and rate.
+    pub fn line(&self, what: &str) -> String {
         format!(
             "{what:<34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>9.0} /s",
             self.p50.as_secs_f64() * 1e3,

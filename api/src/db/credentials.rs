@@ -44,7 +44,7 @@ impl Db {
             "SELECT access_key, secret_key, project_id, user_id, is_admin FROM credentials WHERE access_key = $1",
         )
         .bind(access_key.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find credentials"))?;
         row.map(|r| {
@@ -71,7 +71,7 @@ impl Db {
         )
         .bind(project_id.to_owned())
         .bind(user_id.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find credentials"))?;
         match key {

@@ -66,7 +66,7 @@ impl Db {
             "SELECT group_id, project_id, name, description FROM security_groups WHERE project_id = $1 ORDER BY name",
         )
         .bind(project_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list security groups"))?;
         let mut groups: Vec<GroupRow> = rows
@@ -88,7 +88,7 @@ impl Db {
              WHERE g.project_id = $1 ORDER BY r.rule_id",
         )
         .bind(project_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list rules"))?;
         for r in &rules {
@@ -178,7 +178,7 @@ impl Db {
              WHERE ig.group_id = $1 AND i.state NOT IN ('terminated', 'error') ORDER BY i.ec2_id",
         )
         .bind(group_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("find group members"))?;
         if !instances.is_empty() {
@@ -188,7 +188,7 @@ impl Db {
             "SELECT group_id FROM security_group_rules WHERE source_group_id = $1 AND group_id <> $1 LIMIT 1",
         )
         .bind(group_id.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find group references"))?;
         Ok(referrer.map(InUse::Referenced))
@@ -219,7 +219,7 @@ impl Db {
              ORDER BY i.fixed_ip",
         )
         .bind(group_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list group members"))
     }
@@ -237,7 +237,7 @@ impl Db {
             q = q.bind(id.clone());
         }
         let referenced: Vec<String> = q
-            .fetch_all(self.pool())
+            .fetch_all(self.read())
             .await
             .map_err(err("find referenced groups"))?;
         let mut found = Vec::new();
@@ -245,7 +245,7 @@ impl Db {
             let project: Option<String> =
                 sqlx::query_scalar("SELECT project_id FROM security_groups WHERE group_id = $1")
                     .bind(id.clone())
-                    .fetch_optional(self.pool())
+                    .fetch_optional(self.read())
                     .await
                     .map_err(err("find group"))?;
             if let Some(project) = project {

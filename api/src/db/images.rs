@@ -83,7 +83,7 @@ impl Db {
             "SELECT {COLUMNS} FROM images WHERE project_id = $1 OR is_public = 1 ORDER BY image_id"
         )))
         .bind(project_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list images"))?;
         rows.iter()
@@ -103,7 +103,7 @@ impl Db {
         )))
         .bind(image_id.to_owned())
         .bind(project_id.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find image"))?;
         r.as_ref().map(row).transpose().map_err(err("read image"))
@@ -120,7 +120,7 @@ impl Db {
         )))
         .bind(name.to_owned())
         .bind(image_type.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find image"))?;
         r.as_ref().map(row).transpose().map_err(err("read image"))

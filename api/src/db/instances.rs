@@ -132,6 +132,29 @@ fn row(r: &sqlx::any::AnyRow) -> Result<InstanceRow, sqlx::Error> {
     })
 }
 
+/// Puts each (uuid, group id, name) row on its instance, sorted by group id.
+fn attach_groups(
+    instances: &mut [InstanceRow],
+    groups: &[sqlx::any::AnyRow],
+) -> Result<(), DbError> {
+    let mut by_uuid: std::collections::HashMap<String, Vec<(String, String)>> =
+        std::collections::HashMap::new();
+    for g in groups {
+        let uuid: String = g.try_get("uuid").map_err(err("read instance group"))?;
+        by_uuid.entry(uuid).or_default().push((
+            g.try_get("group_id").map_err(err("read instance group"))?,
+            g.try_get("name").map_err(err("read instance group"))?,
+        ));
+    }
+    for i in instances {
+        if let Some(mut groups) = by_uuid.remove(&i.uuid) {
+            groups.sort();
+            i.groups = groups;
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Stores a reservation, its instances, their groups and tags at once.
     pub async fn insert_reservation(&self, r: &NewReservation) -> Result<(), DbError> {
@@ -216,7 +239,7 @@ impl Db {
         )
         .bind(project_id.to_owned())
         .bind(token.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find client token"))
     }
@@ -242,7 +265,7 @@ impl Db {
             }
             sql.push_str(&format!(" AND ec2_id IN ({})", placeholders(3, ids.len())));
         }
-        sql.push_str(" ORDER BY launched_at, reservation_id, launch_index");
+        sql.push_str(" ORDER BY ec2_id");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(project_id.to_owned())
             .bind(hour_ago);
@@ -250,7 +273,7 @@ impl Db {
             q = q.bind(id.clone());
         }
         let rows = q
-            .fetch_all(self.pool())
+            .fetch_all(self.read())
             .await
             .map_err(err("list instances"))?;
         let mut instances: Vec<InstanceRow> = rows
@@ -258,30 +281,76 @@ impl Db {
             .map(row)
             .collect::<Result<_, _>>()
             .map_err(err("read instance"))?;
-        let groups = sqlx::query(
-            "SELECT ig.uuid, g.group_id, g.name FROM instance_groups ig \
-             JOIN security_groups g ON g.group_id = ig.group_id WHERE g.project_id = $1",
-        )
-        .bind(project_id.to_owned())
-        .fetch_all(self.pool())
-        .await
-        .map_err(err("list instance groups"))?;
-        let mut by_uuid: std::collections::HashMap<String, Vec<(String, String)>> =
-            std::collections::HashMap::new();
-        for g in &groups {
-            let uuid: String = g.try_get("uuid").map_err(err("read instance group"))?;
-            by_uuid.entry(uuid).or_default().push((
-                g.try_get("group_id").map_err(err("read instance group"))?,
-                g.try_get("name").map_err(err("read instance group"))?,
-            ));
-        }
-        for i in &mut instances {
-            if let Some(mut groups) = by_uuid.remove(&i.uuid) {
-                groups.sort();
-                i.groups = groups;
-            }
-        }
+        let groups = self.groups_of(project_id, &instances).await?;
+        attach_groups(&mut instances, &groups)?;
         Ok(instances)
+    }
+
+    /// At most `limit` of the project's instances with EC2 ids after
+    /// `after`, by id (DescribeInstances pages without filters).
+    pub async fn instances_after(
+        &self,
+        project_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<InstanceRow>, DbError> {
+        let hour_ago = humantime::format_rfc3339_millis(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+        )
+        .to_string();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE project_id = $1 \
+             AND (terminated_at IS NULL OR terminated_at > $2) AND ec2_id > $3 \
+             ORDER BY ec2_id LIMIT $4"
+        )))
+        .bind(project_id.to_owned())
+        .bind(hour_ago)
+        .bind(after.to_owned())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.read())
+        .await
+        .map_err(err("page instances"))?;
+        let mut instances: Vec<InstanceRow> = rows
+            .iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(err("read instance"))?;
+        let groups = self.groups_of(project_id, &instances).await?;
+        attach_groups(&mut instances, &groups)?;
+        Ok(instances)
+    }
+
+    /// The (uuid, group id, group name) rows of `instances`: all of the
+    /// project's when there are many, else just theirs.
+    async fn groups_of(
+        &self,
+        project_id: &str,
+        instances: &[InstanceRow],
+    ) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+        if instances.is_empty() {
+            return Ok(vec![]);
+        }
+        if instances.len() > 500 {
+            return sqlx::query(
+                "SELECT ig.uuid, g.group_id, g.name FROM instance_groups ig \
+                 JOIN security_groups g ON g.group_id = ig.group_id WHERE g.project_id = $1",
+            )
+            .bind(project_id.to_owned())
+            .fetch_all(self.read())
+            .await
+            .map_err(err("list instance groups"));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT ig.uuid, g.group_id, g.name FROM instance_groups ig \
+             JOIN security_groups g ON g.group_id = ig.group_id WHERE ig.uuid IN ({})",
+            placeholders(1, instances.len())
+        )));
+        for i in instances {
+            q = q.bind(i.uuid.clone());
+        }
+        q.fetch_all(self.read())
+            .await
+            .map_err(err("list instance groups"))
     }
 
     /// One instance by its UUID, whatever its project.
@@ -290,7 +359,7 @@ impl Db {
             "SELECT {COLUMNS} FROM instances WHERE uuid = $1"
         )))
         .bind(uuid.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find instance"))?;
         let Some(mut instance) = r
@@ -306,7 +375,7 @@ impl Db {
              WHERE ig.uuid = $1 ORDER BY g.group_id",
         )
         .bind(uuid.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list instance groups"))?;
         for g in &groups {
@@ -318,6 +387,22 @@ impl Db {
         Ok(Some(instance))
     }
 
+    /// An instance's stored state and fixed IP, by UUID (the conductor's
+    /// one read per report).
+    pub async fn instance_state(
+        &self,
+        uuid: &str,
+    ) -> Result<Option<(String, Option<String>)>, DbError> {
+        let r = sqlx::query("SELECT state, fixed_ip FROM instances WHERE uuid = $1")
+            .bind(uuid.to_owned())
+            .fetch_optional(self.read())
+            .await
+            .map_err(err("find instance state"))?;
+        r.map(|r| Ok((r.try_get("state")?, r.try_get("fixed_ip")?)))
+            .transpose()
+            .map_err(err("read instance state"))
+    }
+
     /// The live instance holding `address`, if any (the metadata service).
     pub async fn instance_by_fixed_ip(
         &self,
@@ -327,7 +412,7 @@ impl Db {
             "SELECT uuid FROM instances WHERE fixed_ip = $1 AND state NOT IN {GONE} ORDER BY updated_at DESC LIMIT 1"
         )))
         .bind(address.to_owned())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.read())
         .await
         .map_err(err("find instance by address"))?;
         match uuid {
@@ -395,7 +480,7 @@ impl Db {
              FROM instances WHERE project_id = $1 AND state NOT IN {GONE}"
         )))
         .bind(project_id.to_owned())
-        .fetch_one(self.pool())
+        .fetch_one(self.read())
         .await
         .map_err(err("sum usage"))?;
         let get = |name: &str| -> Result<u64, DbError> {

@@ -63,7 +63,7 @@ impl Db {
             "SELECT {COLUMNS} FROM key_pairs WHERE project_id = $1 ORDER BY name"
         )))
         .bind(project_id.to_owned())
-        .fetch_all(self.pool())
+        .fetch_all(self.read())
         .await
         .map_err(err("list key pairs"))?;
         rows.iter()

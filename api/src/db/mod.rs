@@ -41,7 +41,12 @@ pub(crate) fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
 /// The api service's database.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// Writes (and transactions): one connection on SQLite, so writers never
+    /// meet "database is locked".
     pool: AnyPool,
+    /// Reads: several connections on SQLite, which WAL lets read while the
+    /// writer writes; the same pool as writes on PostgreSQL.
+    reader: AnyPool,
 }
 
 impl Db {
@@ -53,11 +58,21 @@ impl Db {
         // no request ever meets "database is locked".
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 1 } else { 16 })
+            // Requests queue for SQLite's one connection by design; waiting
+            // is not a fault worth a warning per request.
+            .acquire_slow_threshold(std::time::Duration::from_secs(30))
             .connect(url)
             .await
             .map_err(err("connect"))?;
         if sqlite {
-            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"] {
+            // WAL with synchronous=NORMAL: commits do not wait for fsync (a
+            // power cut may lose the last ones, never corrupt the file), which
+            // is what lets one connection keep up with every host's reports.
+            for pragma in [
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+            ] {
                 sqlx::query(pragma)
                     .execute(&pool)
                     .await
@@ -77,12 +92,27 @@ impl Db {
                 .await
                 .map_err(err("create tables"))?;
         }
-        Ok(Self { pool })
+        let reader = if sqlite {
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .acquire_slow_threshold(std::time::Duration::from_secs(30))
+                .connect(url)
+                .await
+                .map_err(err("connect readers"))?
+        } else {
+            pool.clone()
+        };
+        Ok(Self { pool, reader })
     }
 
-    /// The connection pool, for the resource modules.
+    /// The writers' pool, for the resource modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The readers' pool, for queries that change nothing.
+    pub(crate) fn read(&self) -> &AnyPool {
+        &self.reader
     }
 }
 

@@ -92,7 +92,7 @@ impl Db {
         for id in resources.unwrap_or_default() {
             q = q.bind(id.clone());
         }
-        let rows = q.fetch_all(self.pool()).await.map_err(err("list tags"))?;
+        let rows = q.fetch_all(self.read()).await.map_err(err("list tags"))?;
         rows.iter()
             .map(|r| {
                 Ok(TagRow {

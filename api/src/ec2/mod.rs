@@ -44,8 +44,10 @@ pub struct Cloud {
     pub scheduler: SchedulerClient,
     /// Compute hosts, for what happens to running instances.
     pub compute: ComputeClient,
-    /// Zones, cached from the scheduler's view of hosts.
+    /// Zones, cached from the scheduler's view of hosts, and when asked.
     pub zones: Mutex<Vec<String>>,
+    /// When the scheduler was last asked for zones.
+    pub zones_asked: Mutex<Option<std::time::Instant>>,
     /// One lock per project: quota checks and the inserts they allow run one
     /// at a time per project, so two requests cannot both fit the last slot.
     project_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -60,6 +62,7 @@ impl Cloud {
             scheduler: SchedulerClient::new(rpc.clone()),
             compute: ComputeClient::new(rpc),
             zones: Mutex::new(Vec::new()),
+            zones_asked: Mutex::new(None),
             project_locks: Mutex::new(HashMap::new()),
         }
     }

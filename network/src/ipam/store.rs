@@ -94,6 +94,8 @@ impl Store {
         // concurrent allocations never meet "database is locked".
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 1 } else { 8 })
+            // Allocations queue for SQLite's one connection by design.
+            .acquire_slow_threshold(std::time::Duration::from_secs(30))
             .connect(url)
             .await
             .map_err(err("connect"))?;

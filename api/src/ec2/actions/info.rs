@@ -7,9 +7,30 @@ use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
 
-/// The zones of the compute hosts up now, as the scheduler sees them; the
-/// last answer when it cannot be asked, and `nova` before any.
+/// How long the scheduler's answer about zones is reused.
+const ZONES_TTL: Duration = Duration::from_secs(10);
+
+/// The zones of the compute hosts up now, as the scheduler sees them (asked
+/// at most every ten seconds); the last answer when it cannot be asked, and
+/// `nova` before any.
 pub async fn zones(cx: &Ctx<'_>) -> Vec<String> {
+    let fresh = cx
+        .cloud
+        .zones_asked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .is_some_and(|at| at.elapsed() < ZONES_TTL);
+    if fresh {
+        let cached = cx
+            .cloud
+            .zones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !cached.is_empty() {
+            return cached;
+        }
+    }
     let asked = tokio::time::timeout(
         Duration::from_secs(5),
         cx.cloud.scheduler.list_hosts(&cx.rpc_context()),
@@ -30,6 +51,11 @@ pub async fn zones(cx: &Ctx<'_>) -> Vec<String> {
         found.dedup();
         if !found.is_empty() {
             *cached = found;
+            *cx.cloud
+                .zones_asked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(std::time::Instant::now());
         }
     }
     if cached.is_empty() {

@@ -103,10 +103,13 @@ fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
     }
 }
 
-/// Instance tags by instance id.
-async fn instance_tags(cx: &Ctx<'_>) -> Result<HashMap<String, Vec<(String, String)>>, Ec2Error> {
+/// Instance tags by instance id: of `ids`, or of all the project's.
+async fn instance_tags(
+    cx: &Ctx<'_>,
+    ids: Option<&[String]>,
+) -> Result<HashMap<String, Vec<(String, String)>>, Ec2Error> {
     let mut by_id: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for t in cx.cloud.db.tags(&cx.caller.project_id, None).await? {
+    for t in cx.cloud.db.tags(&cx.caller.project_id, ids).await? {
         if t.resource_type == "instance" {
             by_id
                 .entry(t.resource_id)
@@ -117,13 +120,8 @@ async fn instance_tags(cx: &Ctx<'_>) -> Result<HashMap<String, Vec<(String, Stri
     Ok(by_id)
 }
 
-/// The page of `rows` after `NextToken`, at most `MaxResults` long, and the
-/// token for the next page.
-fn page<T>(
-    cx: &Ctx<'_>,
-    rows: Vec<T>,
-    id_of: impl Fn(&T) -> &str,
-) -> Result<(Vec<T>, Option<String>), Ec2Error> {
+/// `MaxResults`, checked to be what EC2 allows.
+fn max_results(cx: &Ctx<'_>) -> Result<Option<usize>, Ec2Error> {
     let max = cx.params.int("MaxResults")?;
     if let Some(max) = max
         && !(5..=1000).contains(&max)
@@ -132,27 +130,47 @@ fn page<T>(
             "Value ( {max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
         )));
     }
-    let start = match cx.params.get("NextToken").filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(token) => {
-            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    Ok(max.and_then(|m| usize::try_from(m).ok()))
+}
+
+/// The id `NextToken` says the last page ended at.
+fn after_token(cx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
+    cx.params
+        .get("NextToken")
+        .filter(|t| !t.is_empty())
+        .map(|token| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(token)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| Ec2Error::invalid("The NextToken is not valid."))?;
-            rows.iter()
-                .position(|r| id_of(r) == after)
-                .map(|p| p + 1)
-                .ok_or_else(|| Ec2Error::invalid("The NextToken is no longer valid."))?
-        }
-    };
-    let take = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(1000));
-    let total = rows.len();
-    let page: Vec<T> = rows.into_iter().skip(start).take(take).collect();
-    let next = (start + page.len() < total)
+                .ok_or_else(|| Ec2Error::invalid("The NextToken is not valid."))
+        })
+        .transpose()
+}
+
+fn token(id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// The page of `rows` (in id order) after `NextToken`, at most `MaxResults`
+/// long, and the token for the next page.
+fn page<T>(
+    cx: &Ctx<'_>,
+    rows: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), Ec2Error> {
+    let max = max_results(cx)?;
+    let after = after_token(cx)?;
+    let take = max.unwrap_or(usize::MAX);
+    let mut page: Vec<T> = rows
+        .into_iter()
+        .filter(|r| after.as_deref().is_none_or(|a| id_of(r) > a))
+        .take(take.saturating_add(1))
+        .collect();
+    let next = (page.len() > take)
         .then(|| {
-            page.last()
-                .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_of(r)))
+            page.truncate(take);
+            page.last().map(|r| token(id_of(r)))
         })
         .flatten();
     Ok((page, next))
@@ -169,19 +187,47 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         ));
     }
     let wanted: Vec<Filter> = filters::parse(cx.params, FILTERS)?;
-    let rows = find(cx, &ids).await?;
-    let tags = instance_tags(cx).await?;
     let zone = default_zone(cx);
-    let none = Vec::new();
-    let rows: Vec<InstanceRow> = rows
-        .into_iter()
-        .filter(|i| {
-            filters::matches(&wanted, tags.get(&i.ec2_id).unwrap_or(&none), |n| {
-                values(i, n, &zone)
-            })
-        })
-        .collect();
-    let (rows, next) = page(cx, rows, |i| &i.ec2_id)?;
+    let project = &cx.caller.project_id;
+    let max = max_results(cx)?;
+    let (rows, next) = match max {
+        // A plain page: the database pages, so a page costs its own size.
+        Some(max) if ids.is_empty() && wanted.is_empty() => {
+            let after = after_token(cx)?.unwrap_or_default();
+            let mut rows = cx
+                .cloud
+                .db
+                .instances_after(project, &after, max + 1)
+                .await?;
+            let next = (rows.len() > max)
+                .then(|| {
+                    rows.truncate(max);
+                    rows.last().map(|r| token(&r.ec2_id))
+                })
+                .flatten();
+            (rows, next)
+        }
+        _ => {
+            let rows = find(cx, &ids).await?;
+            let tags = if wanted.iter().any(|f| f.name.starts_with("tag")) {
+                instance_tags(cx, None).await?
+            } else {
+                HashMap::new()
+            };
+            let none = Vec::new();
+            let rows: Vec<InstanceRow> = rows
+                .into_iter()
+                .filter(|i| {
+                    filters::matches(&wanted, tags.get(&i.ec2_id).unwrap_or(&none), |n| {
+                        values(i, n, &zone)
+                    })
+                })
+                .collect();
+            page(cx, rows, |i| &i.ec2_id)?
+        }
+    };
+    let listed: Vec<String> = rows.iter().map(|i| i.ec2_id.clone()).collect();
+    let tags = instance_tags(cx, Some(&listed)).await?;
     // Reservations in the order their first instance comes.
     let mut order: Vec<&str> = Vec::new();
     let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();

@@ -1,0 +1,309 @@
+//! `stratus bench api`: the EC2 endpoint under load, signatures checked:
+//! DescribeInstances over 10,000 instances (whole list, a 1,000-instance
+//! page, one by id), then RunInstances on fake hypervisors until every
+//! instance runs.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use stratus_api::auth::SignedRequest;
+use stratus_api::config::Quotas;
+use stratus_api::db::images::ImageRow;
+use stratus_api::db::instances::{InstanceRow, NewReservation};
+use stratus_rpc::bench::Figures;
+use stratus_rpc::wire::ids::InstanceId;
+
+use crate::fake_cloud::{FakeCloud, Options as CloudOptions};
+
+/// Sizes of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Instances DescribeInstances looks over.
+    pub instances: usize,
+    /// RunInstances requests (one instance each).
+    pub runs: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// The benchmark failed.
+#[derive(Debug, thiserror::Error)]
+#[error("bench api: {0}")]
+pub struct BenchError(String);
+
+fn fail(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
+    move |e| BenchError(format!("{what}: {e}"))
+}
+
+/// Signs and sends EC2 requests as one access key.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    host: String,
+    key: String,
+    secret: String,
+}
+
+impl Client {
+    /// POSTs `form` signed with SigV4; returns the status and body length.
+    async fn call(&self, form: &str) -> Result<(u16, usize), BenchError> {
+        let amz_date = humantime::format_rfc3339_seconds(SystemTime::now())
+            .to_string()
+            .replace(['-', ':'], "");
+        let date = amz_date.get(..8).unwrap_or_default().to_owned();
+        let mut headers = vec![
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+            ),
+            ("host".to_owned(), self.host.clone()),
+            ("x-amz-date".to_owned(), amz_date.clone()),
+        ];
+        let placeholder = "0".repeat(64);
+        let authorization = |signature: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{date}/nova/ec2/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature={signature}",
+                self.key
+            )
+        };
+        headers.push(("authorization".to_owned(), authorization(&placeholder)));
+        let signature = stratus_api::auth::sigv4::expected_signature(
+            &SignedRequest {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body: form.as_bytes(),
+            },
+            &self.secret,
+        )
+        .map_err(|e| fail("signing")(&e))?;
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .header("x-amz-date", amz_date)
+            .header("authorization", authorization(&signature))
+            .body(form.to_owned())
+            .send()
+            .await
+            .map_err(|e| fail("request")(&e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| fail("response")(&e))?;
+        if status != 200 {
+            return Err(BenchError(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(400)
+                    .collect::<String>()
+            )));
+        }
+        Ok((status, body.len()))
+    }
+}
+
+/// Sends `forms` with `concurrency` in flight; the latencies and the time.
+async fn load(
+    client: &Client,
+    forms: Vec<String>,
+    concurrency: usize,
+) -> Result<(Figures, usize), BenchError> {
+    let started = Instant::now();
+    let results: Vec<Result<(Duration, usize), BenchError>> = futures::stream::iter(forms)
+        .map(|form| {
+            let client = client.clone();
+            async move {
+                let t = Instant::now();
+                let (_, len) = client.call(&form).await?;
+                Ok((t.elapsed(), len))
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut samples = Vec::with_capacity(results.len());
+    let mut bytes = 0;
+    for r in results {
+        let (d, len) = r?;
+        samples.push(d);
+        bytes = bytes.max(len);
+    }
+    Ok((Figures::from(samples, elapsed), bytes))
+}
+
+fn instance_row(project: &str, reservation: &str, index: i64, now: &str) -> InstanceRow {
+    let id = InstanceId::new();
+    InstanceRow {
+        uuid: id.to_string(),
+        ec2_id: id.ec2_id(),
+        project_id: project.into(),
+        user_id: "bench".into(),
+        reservation_id: reservation.into(),
+        launch_index: index,
+        image_id: "ami-0000000000000bead".into(),
+        instance_type: "m1.tiny".into(),
+        vcpus: 1,
+        memory_mb: 512,
+        root_gb: 1,
+        availability_zone: Some("nova".into()),
+        host: Some("node-000".into()),
+        fixed_ip: Some(format!(
+            "10.{}.{}.{}",
+            200 + index / 65536,
+            (index / 256) % 256,
+            index % 256
+        )),
+        state: "running".into(),
+        launched_at: now.into(),
+        updated_at: now.into(),
+        ..InstanceRow::default()
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(options: Options) -> Result<(), BenchError> {
+    let cloud = FakeCloud::start(CloudOptions {
+        hosts: 4,
+        host_vcpus: 4096,
+        host_memory_mb: 64 << 20,
+        quotas: Quotas {
+            instances: u64::MAX / 2,
+            vcpus: u64::MAX / 2,
+            memory_mb: u64::MAX / 2,
+            ..Quotas::default()
+        },
+        database_url: None,
+    })
+    .await
+    .map_err(|e| fail("starting the cloud")(&e))?;
+    let (key, secret) = cloud
+        .credentials("bench", "bench")
+        .await
+        .map_err(|e| fail("credentials")(&e))?;
+    let db = &cloud.api.cloud.db;
+
+    // 10,000 running instances in one project, straight into the tables.
+    let started = Instant::now();
+    let now = stratus_api::db::now();
+    let per = 100;
+    let mut listed = Vec::new();
+    for r in 0..options.instances.div_ceil(per) {
+        let reservation = format!("r-{:017x}", r + 1);
+        let count = per.min(options.instances - r * per);
+        let rows: Vec<InstanceRow> = (0..count)
+            .map(|i| instance_row("bench", &reservation, (r * per + i) as i64, &now))
+            .collect();
+        listed.extend(rows.iter().map(|i| i.ec2_id.clone()));
+        db.insert_reservation(&NewReservation {
+            reservation_id: reservation,
+            project_id: "bench".into(),
+            client_token: None,
+            instances: rows,
+            tags: vec![("Name".into(), "bench".into())],
+        })
+        .await
+        .map_err(|e| fail("inserting instances")(&e))?;
+    }
+    println!(
+        "api bench: {} instances stored in {:.1} s; SigV4 checked on every request; {} in flight",
+        options.instances,
+        started.elapsed().as_secs_f64(),
+        options.concurrency
+    );
+
+    let client = Client {
+        http: reqwest::Client::new(),
+        endpoint: cloud.endpoint.clone(),
+        host: cloud
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
+        key,
+        secret,
+    };
+    let describe = "Action=DescribeInstances&Version=2016-11-15";
+    let (whole, bytes) = load(&client, vec![describe.to_owned(); 10], 2).await?;
+    println!(
+        "{}  ({:.1} MB each)",
+        whole.line(&format!("DescribeInstances, all {}", options.instances)),
+        bytes as f64 / 1e6
+    );
+    let page = format!("{describe}&MaxResults=1000");
+    let (paged, _) = load(&client, vec![page; 100], options.concurrency).await?;
+    println!("{}", paged.line("DescribeInstances, 1000-instance page"));
+    let by_id: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                "{describe}&InstanceId.1={}",
+                listed[(i * 7919) % listed.len()]
+            )
+        })
+        .collect();
+    let (one, _) = load(&client, by_id, options.concurrency).await?;
+    println!("{}", one.line("DescribeInstances, one by id"));
+
+    // RunInstances on the fake hypervisors.
+    let disk = cloud.images.join("bench.img");
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(1 << 20))
+        .map_err(|e| fail("image file")(&e))?;
+    db.insert_image(&ImageRow {
+        image_id: "ami-0000000000000bead".into(),
+        project_id: "bench".into(),
+        name: "bench".into(),
+        description: None,
+        location: disk.display().to_string(),
+        image_type: "machine".into(),
+        kernel_id: None,
+        ramdisk_id: None,
+        architecture: "x86_64".into(),
+        is_public: false,
+        state: "available".into(),
+        created_at: stratus_api::db::now(),
+    })
+    .await
+    .map_err(|e| fail("image")(&e))?;
+    let run = "Action=RunInstances&Version=2016-11-15&ImageId=ami-0000000000000bead&MinCount=1&MaxCount=1&InstanceType=m1.tiny";
+    let started = Instant::now();
+    let (runs, _) = load(
+        &client,
+        vec![run.to_owned(); options.runs],
+        options.concurrency,
+    )
+    .await?;
+    println!("{}", runs.line("RunInstances (1 instance each)"));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let usage = db
+            .instances("bench", None)
+            .await
+            .map_err(|e| fail("listing")(&e))?;
+        let pending = usage.iter().filter(|i| i.state == "pending").count();
+        let failed = usage.iter().filter(|i| i.state == "error").count();
+        if failed > 0 {
+            return Err(BenchError(format!("{failed} instances went to error")));
+        }
+        if pending == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError(format!(
+                "{pending} instances still pending after 10 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "all {} launched instances running {:.2} s after the first request",
+        options.runs,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

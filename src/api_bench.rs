@@ -3,16 +3,16 @@
 //! page, one by id), then RunInstances on fake hypervisors until every
 //! instance runs.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use stratus_api::auth::SignedRequest;
 use stratus_api::config::Quotas;
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
 use stratus_rpc::bench::Figures;
 use stratus_rpc::wire::ids::InstanceId;
 
+use crate::ec2_client::Client;
 use crate::fake_cloud::{FakeCloud, Options as CloudOptions};
 
 /// Sizes of the run.
@@ -35,78 +35,6 @@ fn fail(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
     move |e| BenchError(format!("{what}: {e}"))
 }
 
-/// Signs and sends EC2 requests as one access key.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-    host: String,
-    key: String,
-    secret: String,
-}
-
-impl Client {
-    /// POSTs `form` signed with SigV4; returns the status and body length.
-    async fn call(&self, form: &str) -> Result<(u16, usize), BenchError> {
-        let amz_date = humantime::format_rfc3339_seconds(SystemTime::now())
-            .to_string()
-            .replace(['-', ':'], "");
-        let date = amz_date.get(..8).unwrap_or_default().to_owned();
-        let mut headers = vec![
-            (
-                "content-type".to_owned(),
-                "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-            ),
-            ("host".to_owned(), self.host.clone()),
-            ("x-amz-date".to_owned(), amz_date.clone()),
-        ];
-        let placeholder = "0".repeat(64);
-        let authorization = |signature: &str| {
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/{date}/nova/ec2/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature={signature}",
-                self.key
-            )
-        };
-        headers.push(("authorization".to_owned(), authorization(&placeholder)));
-        let signature = stratus_api::auth::sigv4::expected_signature(
-            &SignedRequest {
-                method: "POST",
-                path: "/",
-                query: "",
-                headers: &headers,
-                body: form.as_bytes(),
-            },
-            &self.secret,
-        )
-        .map_err(|e| fail("signing")(&e))?;
-        let response = self
-            .http
-            .post(&self.endpoint)
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .header("x-amz-date", amz_date)
-            .header("authorization", authorization(&signature))
-            .body(form.to_owned())
-            .send()
-            .await
-            .map_err(|e| fail("request")(&e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| fail("response")(&e))?;
-        if status != 200 {
-            return Err(BenchError(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(400)
-                    .collect::<String>()
-            )));
-        }
-        Ok((status, body.len()))
-    }
-}
-
 /// Sends `forms` with `concurrency` in flight; the latencies and the time.
 async fn load(
     client: &Client,
@@ -119,7 +47,8 @@ async fn load(
             let client = client.clone();
             async move {
                 let t = Instant::now();
-                let (_, len) = client.call(&form).await?;
+                let body = client.call(&form).await.map_err(|e| fail("request")(&e))?;
+                let len = body.len();
                 Ok((t.elapsed(), len))
             }
         })
@@ -217,17 +146,7 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
         options.concurrency
     );
 
-    let client = Client {
-        http: reqwest::Client::new(),
-        endpoint: cloud.endpoint.clone(),
-        host: cloud
-            .endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned(),
-        key,
-        secret,
-    };
+    let client = Client::new(&cloud.endpoint, "nova", &key, &secret);
     let describe = "Action=DescribeInstances&Version=2016-11-15";
     let (whole, bytes) = load(&client, vec![describe.to_owned(); 10], 2).await?;
     println!(

@@ -30,8 +30,17 @@ pub enum Command {
     Compute,
     /// Run the network controller (topic `network`).
     Network,
-    /// Run every service in one process over the in-process bus.
-    AllInOne,
+    /// Run every service in one process over the in-process bus, then boot
+    /// a demo guest and print how to SSH into it.
+    AllInOne {
+        /// Put the guests' bridge on the host's own network instead of the
+        /// `stratus` network namespace.
+        #[arg(long)]
+        host_network: bool,
+        /// Serve only; boot no demo guest.
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Operate on running services' hosts (over the `[rpc]` broker).
     #[command(subcommand)]
     Service(ServiceCommand),

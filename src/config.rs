@@ -41,6 +41,11 @@ pub struct NodeConfig {
     pub host: Option<HostName>,
     /// Where stratus keeps its files (database, instances, images).
     pub state_dir: PathBuf,
+    /// Keep guest networking (bridges, dnsmasq, iptables, libvirtd and the
+    /// metadata service) in this network namespace, made if missing, so the
+    /// host's own network is never touched. `stratus all-in-one` uses
+    /// `stratus` unless given `--host-network`.
+    pub netns: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -48,6 +53,7 @@ impl Default for NodeConfig {
         Self {
             host: None,
             state_dir: PathBuf::from("/var/lib/stratus"),
+            netns: None,
         }
     }
 }

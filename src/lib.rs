@@ -5,6 +5,8 @@ pub mod admin;
 pub mod api_bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod ec2_client;
 pub mod fake_cloud;
 pub mod logging;
 pub mod services;

@@ -51,7 +51,10 @@ fn main() -> ExitCode {
             Command::Scheduler => services::run(&config, &[Service::Scheduler]).await?,
             Command::Compute => services::run(&config, &[Service::Compute]).await?,
             Command::Network => services::run(&config, &[Service::Network]).await?,
-            Command::AllInOne => services::run(&config, &Service::ALL).await?,
+            Command::AllInOne {
+                host_network,
+                no_demo,
+            } => services::all_in_one(&config, host_network, !no_demo).await?,
             Command::Bench(Bench::Rpc(sizes)) => {
                 let options = stratus_rpc::bench::Options {
                     calls: sizes.calls,

@@ -57,14 +57,46 @@ pub enum ServiceError {
     /// The compute worker could not reach its hypervisor.
     #[error("compute worker: {0}")]
     Compute(#[from] stratus_compute::worker::WorkerError),
+    /// The network namespace could not be prepared.
+    #[error("network namespace: {0}")]
+    Netns(#[source] stratus_network::linux::CommandError),
+    /// The private libvirtd could not be started.
+    #[error("libvirtd: {0}")]
+    Libvirtd(String),
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
 }
 
+/// `stratus all-in-one`: every service on the in-process bus, guest
+/// networking in the `stratus` namespace unless `host_network`, and the
+/// demo guest unless `demo` is false.
+pub async fn all_in_one(
+    config: &Config,
+    host_network: bool,
+    demo: bool,
+) -> Result<(), ServiceError> {
+    let mut config = config.clone();
+    if host_network {
+        config.node.netns = None;
+    } else if config.node.netns.is_none() {
+        config.node.netns = Some("stratus".to_owned());
+    }
+    if let Some(netns) = &config.node.netns {
+        config.api.metadata_netns = Some(netns.clone());
+        config.api.metadata_listen =
+            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
+    }
+    run_with(&config, &Service::ALL, demo).await
+}
+
 /// Runs `services` in this process until interrupted. With more than one
 /// service (all-in-one) they share the in-process bus.
 pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceError> {
+    run_with(config, services, false).await
+}
+
+async fn run_with(config: &Config, services: &[Service], demo: bool) -> Result<(), ServiceError> {
     // Installed first, so a signal that comes as soon as messages flow is ours.
     let shutdown = shutdown_signal().map_err(ServiceError::Signal)?;
     let host = config.node.host_name()?;
@@ -86,6 +118,10 @@ pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceErr
         servers.extend(start(config, *service, &host, &transport, services.len() > 1).await?);
     }
     info!(%host, "ready; Ctrl-C or SIGTERM stops");
+    if demo {
+        let config = config.clone();
+        tokio::spawn(async move { crate::demo::run(&config).await });
+    }
     shutdown.await.map_err(ServiceError::Signal)?;
     info!("stopping: waiting for running handlers");
     for server in servers {
@@ -140,19 +176,51 @@ async fn start(
             compute::TOPIC,
             compute::methods::ALL,
             {
+                let mut compute = config.compute.clone();
+                let (host_commands, metadata): (
+                    Option<Arc<dyn stratus_network::linux::HostCommands>>,
+                    _,
+                ) = match &config.node.netns {
+                    // Guests, their bridge and libvirtd live in the namespace,
+                    // where the metadata address is local: no DNAT.
+                    Some(netns) => {
+                        let inside = stratus_network::linux::netns::prepare(netns)
+                            .await
+                            .map_err(ServiceError::Netns)?;
+                        if compute.driver == stratus_compute::config::DriverKind::Libvirt {
+                            let dir = config.node.state_dir.join("libvirt");
+                            let netns = netns.clone();
+                            let daemon = tokio::task::spawn_blocking(move || {
+                                stratus_compute::host::libvirtd::PrivateLibvirtd::shared(
+                                    &netns, &dir,
+                                )
+                            })
+                            .await
+                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?
+                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?;
+                            info!(uri = daemon.uri(), "libvirtd in the network namespace");
+                            compute.libvirt_uri = daemon.uri().to_owned();
+                        }
+                        (Some(Arc::new(inside)), None)
+                    }
+                    None => (
+                        None,
+                        config
+                            .network
+                            .metadata_host
+                            .map(|h| (h, config.network.metadata_port)),
+                    ),
+                };
                 let worker = stratus_compute::worker::start(stratus_compute::worker::WorkerSetup {
                     host: host.clone(),
                     state_dir: &config.node.state_dir,
-                    config: &config.compute,
+                    config: &compute,
                     vlan_interface: config.network.vlan_interface.clone(),
                     transport: transport.clone(),
                     call_timeout: std::time::Duration::from_millis(config.rpc.call_timeout_ms),
-                    host_commands: None,
+                    host_commands,
                     driver: None,
-                    metadata: config
-                        .network
-                        .metadata_host
-                        .map(|h| (h, config.network.metadata_port)),
+                    metadata,
                 })
                 .await?;
                 worker.service
@@ -163,10 +231,16 @@ async fn start(
             network::TOPIC,
             network::methods::ALL,
             {
+                let host_commands = match &config.node.netns {
+                    Some(netns) => stratus_network::linux::netns::prepare(netns)
+                        .await
+                        .map_err(ServiceError::Netns)?,
+                    None => stratus_network::linux::RealHost::new(),
+                };
                 let manager = stratus_network::NetworkManager::start(
                     &config.network,
                     &config.node.state_dir,
-                    Arc::new(stratus_network::linux::RealHost::new()),
+                    Arc::new(host_commands),
                 )
                 .await?;
                 Arc::new(stratus_network::service::NetworkService::new(Arc::new(

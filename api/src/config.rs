@@ -78,6 +78,9 @@ pub struct ApiConfig {
     pub metadata_listen: String,
     /// Refuse metadata requests without an IMDSv2 token.
     pub metadata_require_token: bool,
+    /// Bind the metadata service inside this network namespace (where the
+    /// guests' bridges are); `stratus all-in-one` sets it to `[node] netns`.
+    pub metadata_netns: Option<String>,
 }
 
 fn flavor(name: &str, vcpus: u32, memory_mb: u64, root_gb: u64) -> InstanceType {
@@ -111,6 +114,7 @@ impl Default for ApiConfig {
             image_roots: vec!["/var/lib/stratus/images".into()],
             metadata_listen: "0.0.0.0:8775".to_owned(),
             metadata_require_token: false,
+            metadata_netns: None,
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod db;
 pub mod ec2;
 pub mod keys;
 pub mod metadata;
+pub mod netns;
 pub mod service;
 pub mod start;

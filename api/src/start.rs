@@ -98,7 +98,15 @@ pub async fn start(
     });
     info!(address = %ec2_address, "EC2 API listening");
 
-    let metadata = listen(&config.metadata_listen).await?;
+    let metadata = match &config.metadata_netns {
+        Some(netns) => crate::netns::bind_in(netns, &config.metadata_listen)
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(|source| StartError::Listen {
+                address: format!("{} in network namespace {netns}", config.metadata_listen),
+                source,
+            })?,
+        None => listen(&config.metadata_listen).await?,
+    };
     let metadata_address = metadata.local_addr().map_err(|source| StartError::Listen {
         address: config.metadata_listen.clone(),
         source,

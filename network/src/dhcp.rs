@@ -117,9 +117,14 @@ impl Dhcp {
             }
             None => self.bridges.ensure_bridge(&network.bridge).await?,
         }
-        self.bridges
-            .ensure_address(&network.bridge, server, cidr)
-            .await?;
+        // The DHCP host is also the guests' router (as Nova's network host
+        // was): without the gateway address here their default route leads
+        // nowhere, metadata included.
+        for address in [gateway, server] {
+            self.bridges
+                .ensure_address(&network.bridge, address, cidr)
+                .await?;
+        }
 
         let dir = self.network_dir(network);
         let files = |source| DhcpError::Files {

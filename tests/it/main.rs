@@ -3,4 +3,5 @@
 mod cli;
 mod configs;
 mod ec2_api;
+mod main_job;
 mod scheduling;

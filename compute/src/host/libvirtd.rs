@@ -58,6 +58,8 @@ pub struct PrivateLibvirtd {
     netns: String,
     dir: PathBuf,
     uri: String,
+    /// Stop the daemon (and destroy its domains) on drop.
+    owned: bool,
 }
 
 impl PrivateLibvirtd {
@@ -97,6 +99,7 @@ impl PrivateLibvirtd {
             netns: netns.to_owned(),
             uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
             dir,
+            owned: true,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -108,6 +111,28 @@ impl PrivateLibvirtd {
         Err(fail(
             "libvirtd did not answer on its socket within 20 s".into(),
         ))
+    }
+
+    /// The daemon a previous run left in `dir`, else a new one; either way
+    /// it outlives this process, so guests keep running when stratus stops
+    /// (the all-in-one's guests in its namespace).
+    pub fn shared(netns: &str, dir: &Path) -> Result<Self, LibvirtdError> {
+        if let Ok(dir) = dir.canonicalize()
+            && let Some(dir_text) = dir.to_str()
+        {
+            let running = Self {
+                netns: netns.to_owned(),
+                uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
+                dir: dir.clone(),
+                owned: false,
+            };
+            if running.virsh(&["version"]).is_ok() {
+                return Ok(running);
+            }
+        }
+        let mut started = Self::start(netns, dir)?;
+        started.owned = false;
+        Ok(started)
     }
 
     /// The URI to connect with.
@@ -138,6 +163,9 @@ impl PrivateLibvirtd {
 
 impl Drop for PrivateLibvirtd {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         if let Ok(names) = self.virsh(&["list", "--all", "--name"]) {
             for name in names.lines().filter(|n| !n.trim().is_empty()) {
                 let _ = self.virsh(&["destroy", name.trim()]);

@@ -183,9 +183,12 @@ async fn host_memory_mb() -> u64 {
 }
 
 async fn host_disk_gb(dir: &std::path::Path) -> u64 {
+    // The folder may not exist before the first build: ask about the
+    // nearest one that does (the same file system).
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(dir);
     let out = tokio::process::Command::new("df")
         .arg("-Pk")
-        .arg(dir)
+        .arg(existing)
         .output()
         .await;
     let Ok(out) = out else { return 0 };

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod iptables;
+pub mod netns;
 
 use std::collections::VecDeque;
 use std::process::Stdio;

@@ -1,0 +1,295 @@
+//! The all-in-one's main job, once the services are up: the tiny image
+//! (built and imported when none is registered), a key pair, a security
+//! group allowing SSH, one instance booted to its boot marker, and the ssh
+//! command that reaches it. Progress goes to stdout, a line per step.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::config::Config;
+use crate::ec2_client::{Client, Ec2ClientError, texts};
+
+/// The name the demo image is registered under.
+const IMAGE_NAME: &str = "stratus-tiny";
+/// The key pair and security group the demo makes.
+const DEMO: &str = "stratus-demo";
+
+fn step(n: u8, text: &str) {
+    println!("stratus: [{n}/6] {text}");
+}
+
+/// Runs the demo; a failure is reported and the services keep serving.
+pub async fn run(config: &Config) {
+    let started = Instant::now();
+    match demo(config).await {
+        Ok(ssh) => {
+            println!(
+                "stratus: ready in {:.0} s. Log in with:\n\n    {ssh}\n",
+                started.elapsed().as_secs_f64()
+            );
+            println!("stratus: serving; Ctrl-C stops the services (guests keep running).");
+        }
+        Err(e) => {
+            println!("stratus: the demo guest did not come up: {e}");
+            println!("stratus: the services keep serving; see the log for details.");
+        }
+    }
+}
+
+/// The image builder: `$STRATUS_IMAGE_BUILDER`, else the checkout's.
+fn builder() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STRATUS_IMAGE_BUILDER") {
+        return Some(PathBuf::from(path));
+    }
+    let relative = Path::new("deploy/images/build-tiny-image");
+    let from_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|root| root.join(relative)));
+    [Some(relative.to_path_buf()), from_exe]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+}
+
+/// The registered tiny image, built and imported first if there is none.
+async fn image(config: &Config, db: &stratus_api::db::Db) -> Result<String, String> {
+    if let Some(image) = db
+        .image_named(IMAGE_NAME, "machine")
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(image.image_id);
+    }
+    let out = config.node.state_dir.join("images").join("tiny");
+    let script = builder().ok_or("deploy/images/build-tiny-image not found (run from the checkout, or set STRATUS_IMAGE_BUILDER)")?;
+    let built = tokio::process::Command::new(&script)
+        .arg(&out)
+        .output()
+        .await
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !built.status.success() {
+        return Err(format!(
+            "building the image: {}",
+            String::from_utf8_lossy(&built.stderr).trim()
+        ));
+    }
+    let imported = stratus_api::admin::import_image(
+        db,
+        IMAGE_NAME,
+        &out.join("disk.qcow2"),
+        Some(&out.join("kernel")),
+        Some(&out.join("ramdisk")),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(imported.image_id)
+}
+
+/// Ignores "already there" answers of idempotent steps.
+fn tolerate(result: Result<String, Ec2ClientError>, codes: &[&str]) -> Result<(), String> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(Ec2ClientError::Api { code, .. }) if codes.contains(&code.as_str()) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn demo(config: &Config) -> Result<String, String> {
+    let state = &config.node.state_dir;
+    let db = stratus_api::start::open_db(&config.api, state)
+        .await
+        .map_err(|e| e.to_string())?;
+    step(
+        1,
+        "looking for the tiny guest image (building it from Debian packages if needed)",
+    );
+    let ami = image(config, &db).await?;
+    step(2, &format!("image {ami} ({IMAGE_NAME}) registered"));
+
+    let credential = match db
+        .credential_for("demo", "admin")
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(c) => c,
+        None => stratus_api::admin::create_credentials(&db, "demo", "admin", true)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let port = config.api.listen.rsplit(':').next().unwrap_or("8773");
+    let endpoint = format!("http://127.0.0.1:{port}/");
+    let ec2 = Client::new(
+        &endpoint,
+        &config.api.region,
+        &credential.access_key,
+        &credential.secret_key,
+    );
+
+    // A fresh key pair: EC2 shows a private key only when it makes it.
+    let key_file = state.join("demo").join(format!("{DEMO}.pem"));
+    tolerate(ec2.action("DeleteKeyPair", &[("KeyName", DEMO)]).await, &[])?;
+    let made = ec2
+        .action(
+            "CreateKeyPair",
+            &[("KeyName", DEMO), ("KeyType", "ed25519")],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let private = texts(&made, "keyMaterial")
+        .into_iter()
+        .next()
+        .ok_or("CreateKeyPair returned no key")?;
+    write_private(&key_file, &private)?;
+    tolerate(
+        ec2.action(
+            "CreateSecurityGroup",
+            &[
+                ("GroupName", DEMO),
+                ("GroupDescription", "SSH to the demo guest"),
+            ],
+        )
+        .await,
+        &["InvalidGroup.Duplicate"],
+    )?;
+    tolerate(
+        ec2.action(
+            "AuthorizeSecurityGroupIngress",
+            &[
+                ("GroupName", DEMO),
+                ("IpProtocol", "tcp"),
+                ("FromPort", "22"),
+                ("ToPort", "22"),
+                ("CidrIp", "0.0.0.0/0"),
+            ],
+        )
+        .await,
+        &["InvalidPermission.Duplicate"],
+    )?;
+    step(
+        3,
+        &format!(
+            "key pair {DEMO} ({}) and security group {DEMO} allowing SSH",
+            key_file.display()
+        ),
+    );
+
+    let ran = ec2
+        .action(
+            "RunInstances",
+            &[
+                ("ImageId", ami.as_str()),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "m1.tiny"),
+                ("KeyName", DEMO),
+                ("SecurityGroup.1", DEMO),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "Name"),
+                ("TagSpecification.1.Tag.1.Value", DEMO),
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = texts(&ran, "instanceId")
+        .into_iter()
+        .next()
+        .ok_or("RunInstances returned no instance")?;
+    step(4, &format!("instance {id} launched; waiting for it to run"));
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let address = loop {
+        let described = ec2
+            .action("DescribeInstances", &[("InstanceId.1", id.as_str())])
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = texts(&described, "name")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if state == "running" {
+            break texts(&described, "privateIpAddress")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+        }
+        if state == "terminated" {
+            let reason = texts(&described, "message")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            return Err(format!("{id} failed: {reason}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{id} still {state} after 5 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    step(
+        5,
+        &format!("{id} is running at {address}; waiting for its boot marker"),
+    );
+
+    let mut seen = 0;
+    loop {
+        let console = ec2
+            .action("GetConsoleOutput", &[("InstanceId", id.as_str())])
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = texts(&console, "output")
+            .into_iter()
+            .next()
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("STRATUS-BOOT"))
+            .collect();
+        for line in lines.iter().skip(seen) {
+            println!("stratus:       console: {}", line.trim());
+        }
+        seen = seen.max(lines.len());
+        if lines.iter().any(|l| l.contains("STRATUS-BOOT ready")) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{id} showed no boot marker within 5 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    step(6, &format!("{id} booted"));
+    let prefix = config
+        .node
+        .netns
+        .as_ref()
+        .map(|ns| format!("ip netns exec {ns} "))
+        .unwrap_or_default();
+    Ok(format!(
+        "{prefix}ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@{address}",
+        key_file.display()
+    ))
+}
+
+fn write_private(path: &Path, key: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

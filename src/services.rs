@@ -187,7 +187,13 @@ async fn start(
                         let inside = stratus_network::linux::netns::prepare(netns)
                             .await
                             .map_err(ServiceError::Netns)?;
-                        if compute.driver == stratus_compute::config::DriverKind::Libvirt {
+                        // An explicitly configured URI wins: hosts sharing a
+                        // daemon (tests of several workers on one machine).
+                        let default_uri =
+                            stratus_compute::config::ComputeConfig::default().libvirt_uri;
+                        if compute.driver == stratus_compute::config::DriverKind::Libvirt
+                            && compute.libvirt_uri == default_uri
+                        {
                             let dir = config.node.state_dir.join("libvirt");
                             let netns = netns.clone();
                             let daemon = tokio::task::spawn_blocking(move || {

@@ -202,8 +202,10 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
 #[test]
 fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Serving only, on the host network: no namespace, no demo guest (the
+    // main-job test boots one).
     let child = Command::new(stratus_bin())
-        .arg("all-in-one")
+        .args(["all-in-one", "--host-network", "--no-demo"])
         .env("STRATUS_NODE__HOST", "aio")
         .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
         .env("STRATUS_API__LISTEN", "127.0.0.1:0")

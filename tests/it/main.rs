@@ -3,5 +3,6 @@
 mod cli;
 mod configs;
 mod ec2_api;
+mod end_to_end;
 mod main_job;
 mod scheduling;

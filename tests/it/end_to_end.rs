@@ -1,0 +1,472 @@
+//! End to end, the way users meet stratus: every service a process of its
+//! own over a real RabbitMQ, guest networking in a test namespace with a
+//! libvirtd of its own, one real guest under QEMU (TCG). boto3 drives it
+//! (api/tests/ec2/e2e.py): key pair, instance with user data, DHCP address,
+//! the key's fingerprint on the console, SSH refused then allowed by a
+//! security group rule (from a client namespace routed through the
+//! guests' router, so through the firewall), the metadata service, and
+//! terminate — after which this side checks nothing is left. Then a second
+//! compute host joins (its own namespace and libvirtd, as a second machine
+//! would have its own network stack) and the chance scheduler places
+//! instances on both.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stratus::ec2_client::{Client, texts};
+use stratus_compute::host::libvirtd::PrivateLibvirtd;
+use stratus_tests::stratus_bin;
+
+fn short() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
+}
+
+fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("command runs");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Namespaces, daemons and processes of the test, removed however it ends.
+struct Cluster {
+    dir: tempfile::TempDir,
+    netns: Vec<String>,
+    children: Vec<(String, Child)>,
+    libvirtd: Option<PrivateLibvirtd>,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        drop(self.libvirtd.take());
+        // The second host's own daemon (started by its worker, shared mode).
+        let dir = self.dir.path().join("compute-b/libvirt");
+        let uri = format!("qemu:///system?socket={}/run/libvirt-sock", dir.display());
+        if let Ok(out) = Command::new("virsh")
+            .args(["-q", "-c", &uri, "list", "--name"])
+            .output()
+        {
+            for name in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|n| !n.trim().is_empty())
+            {
+                let _ = Command::new("virsh")
+                    .args(["-q", "-c", &uri, "destroy", name.trim()])
+                    .output();
+            }
+        }
+        for pidfile in ["libvirtd.pid", "virtlogd.pid"] {
+            if let Ok(pid) = std::fs::read_to_string(dir.join(pidfile)) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+        for ns in &self.netns {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `stratus <service>` with the shared settings and `extra`.
+    fn spawn(&mut self, name: &str, service: &str, extra: &[(&str, String)]) {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
+        let mut command = Command::new(stratus_bin());
+        command.arg(service).stdout(Stdio::null()).stderr(log);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start a service");
+        self.children.push((name.to_owned(), child));
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for (name, _) in &self.children {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            all.push_str(&format!(
+                "--- {name}\n{}\n",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        all
+    }
+
+    fn state(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn cli(cluster: &Cluster, args: &[&str], state: &Path) -> String {
+    let out = Command::new(stratus_bin())
+        .args(args)
+        .env("STRATUS_NODE__STATE_DIR", state)
+        .env("STRATUS_LOG__FILTER", "warn")
+        .output()
+        .expect("stratus runs");
+    assert!(
+        out.status.success(),
+        "stratus {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn instance_folders(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("instances"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("instance-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() {
+    let tag = short();
+    let netns = format!("st-e2e-{tag}");
+    let client = format!("st-cl-{tag}");
+    let mut cluster = Cluster {
+        dir: tempfile::tempdir().expect("tempdir"),
+        netns: vec![netns.clone(), client.clone(), format!("st-e2b-{tag}")],
+        children: vec![],
+        libvirtd: None,
+        env: vec![],
+    };
+    stratus_network::linux::netns::prepare(&netns)
+        .await
+        .expect("namespace");
+    // The client reaches the guests' network through the namespace's router.
+    sh("ip", &["netns", "add", &client]);
+    sh(
+        "ip",
+        &[
+            "link", "add", "e2e-r", "netns", &netns, "type", "veth", "peer", "name", "eth0",
+            "netns", &client,
+        ],
+    );
+    for (ns, dev, addr) in [
+        (&netns, "e2e-r", "10.250.0.1/30"),
+        (&client, "eth0", "10.250.0.2/30"),
+    ] {
+        sh("ip", &["-n", ns, "addr", "add", addr, "dev", dev]);
+        sh("ip", &["-n", ns, "link", "set", dev, "up"]);
+    }
+    sh("ip", &["-n", &client, "link", "set", "lo", "up"]);
+    sh(
+        "ip",
+        &[
+            "-n",
+            &client,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.250.0.1",
+        ],
+    );
+    let libvirtd = PrivateLibvirtd::start(&netns, &cluster.state("libvirt"))
+        .expect("libvirtd in the namespace");
+    let uri = libvirtd.uri().to_owned();
+    cluster.libvirtd = Some(libvirtd);
+
+    // The tiny image, imported; keys for the user.
+    let image_dir = cluster.state("image");
+    sh(
+        &stratus_tests::workspace_root()
+            .join("deploy/images/build-tiny-image")
+            .display()
+            .to_string(),
+        &[&image_dir.display().to_string()],
+    );
+    let api_state = cluster.state("api");
+    let path = |n: &str| image_dir.join(n).display().to_string();
+    let imported = cli(
+        &cluster,
+        &[
+            "image",
+            "import",
+            &path("disk.qcow2"),
+            "--kernel",
+            &path("kernel"),
+            "--ramdisk",
+            &path("ramdisk"),
+            "--name",
+            "tiny",
+        ],
+        &api_state,
+    );
+    let ami = imported
+        .split_whitespace()
+        .next()
+        .expect("an image id")
+        .to_owned();
+    let creds = cli(
+        &cluster,
+        &[
+            "credentials",
+            "create",
+            "--project",
+            "e2e",
+            "--user",
+            "alice",
+        ],
+        &api_state,
+    );
+    let field = |name: &str| {
+        creds
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .expect("a key")
+            .to_owned()
+    };
+    let (key, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
+
+    // Every service a process of its own, over RabbitMQ.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    cluster.env = vec![
+        ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
+        ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
+        ("STRATUS_LOG__FILTER".into(), "info,lapin=off".into()),
+        ("STRATUS_COMPUTE__REPORT_INTERVAL_SECS".into(), "1".into()),
+        ("STRATUS_COMPUTE__VIRT_TYPE".into(), "qemu".into()),
+        ("STRATUS_SCHEDULER__DRIVER".into(), "chance".into()),
+    ];
+    cluster.spawn(
+        "api",
+        "api",
+        &[
+            ("STRATUS_NODE__STATE_DIR", api_state.display().to_string()),
+            ("STRATUS_NODE__HOST", "control".into()),
+            ("STRATUS_API__LISTEN", format!("127.0.0.1:{port}")),
+            ("STRATUS_API__METADATA_NETNS", netns.clone()),
+            ("STRATUS_API__METADATA_LISTEN", "169.254.169.254:80".into()),
+        ],
+    );
+    cluster.spawn(
+        "scheduler",
+        "scheduler",
+        &[("STRATUS_NODE__HOST", "control".into())],
+    );
+    cluster.spawn(
+        "network",
+        "network",
+        &[
+            (
+                "STRATUS_NODE__STATE_DIR",
+                cluster.state("network").display().to_string(),
+            ),
+            ("STRATUS_NODE__HOST", "control".into()),
+            ("STRATUS_NODE__NETNS", netns.clone()),
+        ],
+    );
+    cluster.spawn(
+        "compute-a",
+        "compute",
+        &[
+            (
+                "STRATUS_NODE__STATE_DIR",
+                cluster.state("compute-a").display().to_string(),
+            ),
+            ("STRATUS_NODE__HOST", "compute-a".into()),
+            ("STRATUS_NODE__NETNS", netns.clone()),
+            ("STRATUS_COMPUTE__LIBVIRT_URI", uri.clone()),
+        ],
+    );
+    let endpoint = format!("http://127.0.0.1:{port}/");
+    let ec2 = Client::new(&endpoint, "nova", &key, &secret);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let zones = ec2.action("DescribeAvailabilityZones", &[]).await;
+        if zones.is_ok() && cluster.logs().contains("capacity") || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Wait until the api answers and the scheduler has heard from compute-a.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let work = cluster.state("work");
+    std::fs::create_dir_all(&work).expect("work");
+    let script = stratus_tests::workspace_root().join("api/tests/ec2/e2e.py");
+    let out = tokio::process::Command::new("/var/lib/stratus-dev/venv/bin/python")
+        .arg(&script)
+        .env("STRATUS_ENDPOINT", &endpoint)
+        .env("E2E_KEY", &key)
+        .env("E2E_SECRET", &secret)
+        .env("E2E_IMAGE", &ami)
+        .env("CLIENT_NETNS", &client)
+        .env("WORK", &work)
+        .output()
+        .await
+        .expect("the venv python runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("e2e ok"),
+        "{text}\n{}",
+        cluster.logs()
+    );
+    let mut words = text.split_whitespace().skip_while(|w| *w != "ok").skip(1);
+    let (iid, address) = (
+        words.next().expect("id").to_owned(),
+        words.next().expect("address").to_owned(),
+    );
+
+    // Terminated means gone: domain, disk, chains, DHCP host line, address.
+    let hex = iid.trim_start_matches("i-");
+    let domain = format!("instance-{hex}");
+    let domains = Command::new("virsh")
+        .args(["-q", "-c", &uri, "list", "--all", "--name"])
+        .output()
+        .expect("virsh");
+    assert!(
+        !String::from_utf8_lossy(&domains.stdout).contains(&domain),
+        "domain left"
+    );
+    assert!(
+        instance_folders(&cluster.state("compute-a")).is_empty(),
+        "instance folder left"
+    );
+    let rules = sh("ip", &["netns", "exec", &netns, "iptables-save"]);
+    assert!(
+        !rules.contains(&format!("stratus-inst-{}", &hex[..15])),
+        "chains left:\n{rules}"
+    );
+    let hosts = sh(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "cat {}/networks/*/*/hosts",
+                cluster.state("network").display()
+            ),
+        ],
+    );
+    assert!(
+        !hosts.contains(&format!(",{address}\n")),
+        "DHCP host line left: {hosts}"
+    );
+    let store = stratus_network::ipam::store::Store::connect(&format!(
+        "sqlite://{}?mode=rw",
+        cluster.state("network").join("network.sqlite").display()
+    ))
+    .await
+    .expect("network database");
+    for network in store.networks().await.expect("networks") {
+        let held = store.dhcp_hosts(network.slot).await.expect("allocations");
+        assert!(
+            !held.iter().any(|(_, _, ip)| ip.to_string() == address),
+            "the fixed IP {address} is still allocated"
+        );
+    }
+
+    // A second host joins; the chance scheduler uses both.
+    let b_netns = format!("st-e2b-{tag}");
+    cluster.spawn(
+        "compute-b",
+        "compute",
+        &[
+            (
+                "STRATUS_NODE__STATE_DIR",
+                cluster.state("compute-b").display().to_string(),
+            ),
+            ("STRATUS_NODE__HOST", "compute-b".into()),
+            ("STRATUS_NODE__NETNS", b_netns),
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut launched = Vec::new();
+    for _ in 0..10 {
+        let ran = ec2
+            .action(
+                "RunInstances",
+                &[
+                    ("ImageId", ami.as_str()),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("InstanceType", "m1.tiny"),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("RunInstances: {e}\n{}", cluster.logs()));
+        let id = texts(&ran, "instanceId")
+            .into_iter()
+            .next()
+            .expect("instance id");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let d = ec2
+                .action("DescribeInstances", &[("InstanceId.1", id.as_str())])
+                .await
+                .expect("describe");
+            let state = texts(&d, "name").into_iter().next().unwrap_or_default();
+            if state == "running" {
+                break;
+            }
+            assert!(
+                state != "terminated" && Instant::now() < deadline,
+                "{id} is {state}: {d}\n{}",
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        launched.push(id);
+        if !instance_folders(&cluster.state("compute-a")).is_empty()
+            && !instance_folders(&cluster.state("compute-b")).is_empty()
+        {
+            break;
+        }
+    }
+    assert!(
+        !instance_folders(&cluster.state("compute-a")).is_empty(),
+        "nothing on compute-a"
+    );
+    assert!(
+        !instance_folders(&cluster.state("compute-b")).is_empty(),
+        "nothing on compute-b after {} instances",
+        launched.len()
+    );
+    let mut terminate: Vec<(String, String)> = Vec::new();
+    for (n, id) in launched.iter().enumerate() {
+        terminate.push((format!("InstanceId.{}", n + 1), id.clone()));
+    }
+    let params: Vec<(&str, &str)> = terminate
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    ec2.action("TerminateInstances", &params)
+        .await
+        .expect("terminate");
+}

@@ -137,9 +137,24 @@ pub enum Bench {
     /// Placement decisions per second with the filter scheduler over
     /// simulated hosts: in the placer alone and through RPC in process.
     Scheduler(SchedulerBench),
+    /// One guest from RunInstances to its boot marker through every
+    /// service on real libvirt (scratch namespace; needs root), against a
+    /// bare QEMU boot of the same files, and the time to the first SSH.
+    Boot(BootBench),
     /// The EC2 API with signatures checked: DescribeInstances over 10,000
     /// instances and RunInstances on fake hypervisors, in one process.
     Api(ApiBench),
+}
+
+/// Sizes of `stratus bench boot`.
+#[derive(Debug, Args)]
+pub struct BootBench {
+    /// Boots of each kind (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The tiny image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-tiny-image")]
+    pub builder: std::path::PathBuf,
 }
 
 /// Sizes of `stratus bench api`.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_bench;
+pub mod boot_bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -72,6 +72,16 @@ fn main() -> ExitCode {
             Command::Bench(Bench::Inject(sizes)) => {
                 stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
             }
+            Command::Bench(Bench::Boot(sizes)) => {
+                stratus::boot_bench::run(
+                    &config,
+                    stratus::boot_bench::Options {
+                        runs: sizes.runs,
+                        builder: sizes.builder,
+                    },
+                )
+                .await?;
+            }
             Command::Bench(Bench::Api(sizes)) => {
                 stratus::api_bench::run(stratus::api_bench::Options {
                     instances: sizes.instances,

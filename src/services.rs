@@ -99,6 +99,39 @@ pub async fn run(config: &Config, services: &[Service]) -> Result<(), ServiceErr
 async fn run_with(config: &Config, services: &[Service], demo: bool) -> Result<(), ServiceError> {
     // Installed first, so a signal that comes as soon as messages flow is ours.
     let shutdown = shutdown_signal().map_err(ServiceError::Signal)?;
+    let running = start_services(config, services).await?;
+    if demo {
+        let config = config.clone();
+        tokio::spawn(async move { crate::demo::run(&config).await });
+    }
+    shutdown.await.map_err(ServiceError::Signal)?;
+    running.stop().await;
+    Ok(())
+}
+
+/// Services serving in this process.
+pub struct Running {
+    servers: Vec<ServerHandle>,
+    transport: Arc<dyn Transport>,
+}
+
+impl Running {
+    /// Waits for running handlers, then closes the bus.
+    pub async fn stop(self) {
+        info!("stopping: waiting for running handlers");
+        for server in self.servers {
+            server.stop().await;
+        }
+        self.transport.close().await;
+    }
+}
+
+/// Starts `services` in this process (sharing the in-process bus when more
+/// than one) and returns once they serve.
+pub async fn start_services(
+    config: &Config,
+    services: &[Service],
+) -> Result<Running, ServiceError> {
     let host = config.node.host_name()?;
     let transport: Arc<dyn Transport> =
         if services.len() > 1 || config.rpc.backend == Backend::Memory {
@@ -118,17 +151,20 @@ async fn run_with(config: &Config, services: &[Service], demo: bool) -> Result<(
         servers.extend(start(config, *service, &host, &transport, services.len() > 1).await?);
     }
     info!(%host, "ready; Ctrl-C or SIGTERM stops");
-    if demo {
-        let config = config.clone();
-        tokio::spawn(async move { crate::demo::run(&config).await });
+    Ok(Running { servers, transport })
+}
+
+/// The all-in-one's configuration: guest networking in `netns` (or on the
+/// host when none), the metadata service where the guests are.
+pub fn embedded_config(config: &Config, netns: Option<&str>) -> Config {
+    let mut config = config.clone();
+    config.node.netns = netns.map(str::to_owned);
+    if let Some(netns) = netns {
+        config.api.metadata_netns = Some(netns.to_owned());
+        config.api.metadata_listen =
+            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
     }
-    shutdown.await.map_err(ServiceError::Signal)?;
-    info!("stopping: waiting for running handlers");
-    for server in servers {
-        server.stop().await;
-    }
-    transport.close().await;
-    Ok(())
+    config
 }
 
 async fn start(

@@ -135,6 +135,21 @@ impl PrivateLibvirtd {
         Ok(started)
     }
 
+    /// Stops the daemon a `shared` start left in `dir`, destroying its
+    /// domains (tests and benchmarks clean up with it).
+    pub fn stop_at(netns: &str, dir: &Path) {
+        if let Ok(dir) = dir.canonicalize()
+            && let Some(dir_text) = dir.to_str()
+        {
+            drop(Self {
+                netns: netns.to_owned(),
+                uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
+                dir: dir.clone(),
+                owned: true,
+            });
+        }
+    }
+
     /// The URI to connect with.
     pub fn uri(&self) -> &str {
         &self.uri

@@ -179,3 +179,169 @@ pub async fn import_image(
     }
     Ok(out)
 }
+
+/// How long `service list` waits for each service to answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn connect_bus(
+    config: &Config,
+) -> Result<std::sync::Arc<dyn stratus_rpc::Transport>, AdminError> {
+    if config.rpc.backend == Backend::Memory {
+        return Err(AdminError::InProcessBus);
+    }
+    stratus_rpc::transport::connect(&config.rpc, "stratus-admin")
+        .await
+        .map_err(AdminError::Connect)
+}
+
+/// `stratus service list`: each service up or down, and each compute host
+/// as the schedulers see it (last report, instances, capacity).
+pub async fn service_list(config: &Config) -> Result<String, AdminError> {
+    let transport = connect_bus(config).await?;
+    let rpc = RpcClient::new(transport.clone(), ADMIN_TIMEOUT);
+    let ctx = RequestContext::system();
+    let mut out = format!(
+        "{:<10} {:<20} {:<5} {:>12} {:>9} {:>9} {:>13} {:<10} {}\n",
+        "SERVICE",
+        "HOST",
+        "STATE",
+        "LAST REPORT",
+        "INSTANCES",
+        "VCPUS",
+        "MEMORY MB",
+        "ZONE",
+        "ENABLED"
+    );
+    for (service, topic) in [
+        ("api", "conductor"),
+        ("scheduler", "scheduler"),
+        ("network", "network"),
+    ] {
+        let state = match rpc.ping(&ctx, topic, PING_TIMEOUT).await {
+            Ok(()) => "up",
+            Err(_) => "down",
+        };
+        out.push_str(&format!("{service:<10} {:<20} {state:<5}\n", "-"));
+    }
+    let hosts = stratus_rpc::clients::SchedulerClient::new(rpc.clone())
+        .list_hosts(&ctx)
+        .await;
+    match hosts {
+        Ok(hosts) => {
+            for h in hosts {
+                let r = &h.report;
+                out.push_str(&format!(
+                    "{:<10} {:<20} {:<5} {:>12} {:>9} {:>9} {:>13} {:<10} {}\n",
+                    "compute",
+                    r.host.as_str(),
+                    if h.up { "up" } else { "down" },
+                    format!("{} s ago", h.last_report_secs),
+                    r.running_instances,
+                    format!("{}/{}", r.vcpus_used, r.vcpus),
+                    format!("{}/{}", r.memory_mb_used, r.memory_mb),
+                    r.availability_zone,
+                    if r.enabled {
+                        "yes".to_owned()
+                    } else {
+                        format!(
+                            "no ({})",
+                            r.disabled_reason.as_deref().unwrap_or("disabled")
+                        )
+                    }
+                ));
+            }
+        }
+        Err(e) => out.push_str(&format!(
+            "compute    (no scheduler answered, so no host list: {e})\n"
+        )),
+    }
+    transport.close().await;
+    Ok(out)
+}
+
+/// `stratus console <instance-id> [--follow]`: the instance's console from
+/// its host, as it grows. Reads the api database of this control host to
+/// find the host.
+pub async fn console(
+    config: &Config,
+    instance: &str,
+    follow: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let db = stratus_api::start::open_db(&config.api, &config.node.state_dir).await?;
+    let transport = connect_bus(config).await?;
+    let compute = ComputeClient::new(RpcClient::new(transport.clone(), ADMIN_TIMEOUT));
+    let ctx = RequestContext::system();
+    let mut shown = String::new();
+    loop {
+        let row = db.instance_by_ec2_id(instance).await?.ok_or_else(|| {
+            format!(
+                "no instance {instance} in the api database under {}",
+                config.node.state_dir.display()
+            )
+        })?;
+        let (Some(host), Ok(id)) = (row.host.as_deref(), row.uuid.parse()) else {
+            if !follow {
+                return Err(format!("{instance} has no host yet ({})", row.state).into());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let host: HostName = host
+            .parse()
+            .map_err(|e: stratus_rpc::wire::ids::InvalidId| e.to_string())?;
+        let text = compute
+            .get_console_output(
+                &ctx,
+                &host,
+                stratus_rpc::wire::compute::InstanceRef { instance_id: id },
+            )
+            .await
+            .map_err(|e| format!("compute host {host}: {e}"))?;
+        print!("{}", new_part(&shown, &text));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        shown = text;
+        if !follow || matches!(row.state.as_str(), "terminated" | "error") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    transport.close().await;
+    Ok(())
+}
+
+/// What `now` adds to `before`: the host sends the tail of the console, so
+/// the two overlap where `before` ends.
+fn new_part<'a>(before: &str, now: &'a str) -> &'a str {
+    if before.is_empty() {
+        return now;
+    }
+    // The longest suffix of `before` that starts `now`.
+    for start in 0..before.len() {
+        if !before.is_char_boundary(start) {
+            continue;
+        }
+        let tail = &before[start..];
+        if now.starts_with(tail) {
+            return &now[tail.len()..];
+        }
+    }
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_part;
+
+    #[test]
+    fn only_what_the_console_added_is_printed() {
+        assert_eq!(new_part("", "abc"), "abc");
+        assert_eq!(
+            new_part("line1\nline2\n", "line1\nline2\nline3\n"),
+            "line3\n"
+        );
+        // The host sent only the tail: it overlaps the end of what we have.
+        assert_eq!(new_part("a\nb\nc\n", "c\nd\n"), "d\n");
+        assert_eq!(new_part("same", "same"), "");
+    }
+}

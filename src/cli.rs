@@ -44,6 +44,14 @@ pub enum Command {
     /// Operate on running services' hosts (over the `[rpc]` broker).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// An instance's console log from its host (`--follow` as it grows).
+    Console {
+        /// The instance, `i-…`.
+        instance_id: String,
+        /// Keep printing what the console adds until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Access keys for the EC2 API (on the control host's database).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
@@ -102,6 +110,9 @@ pub enum ImageCommand {
 /// Operator commands on compute hosts.
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
+    /// Each service up or down, and each compute host with its last
+    /// report, instances and capacity.
+    List,
     /// Stop placing new instances on a compute host (its instances keep
     /// running); kept across restarts of the host's worker.
     Disable {

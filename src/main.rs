@@ -110,6 +110,13 @@ fn main() -> ExitCode {
                         .unwrap_or_default()
                 );
             }
+            Command::Service(ServiceCommand::List) => {
+                print!("{}", stratus::admin::service_list(&config).await?);
+            }
+            Command::Console {
+                instance_id,
+                follow,
+            } => stratus::admin::console(&config, &instance_id, follow).await?,
             Command::Service(ServiceCommand::Enable { host }) => {
                 let report = stratus::admin::set_host_enabled(&config, &host, true, None).await?;
                 println!("{}: enabled; it takes new instances", report.host);

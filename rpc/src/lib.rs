@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod error;
 pub mod handler;
 pub(crate) mod server;
+pub use server::PING;
 pub mod target;
 pub mod transport;
 /// Types that cross service boundaries.

@@ -28,6 +28,9 @@ pub(crate) struct Processed {
     pub disposition: Disposition,
 }
 
+/// The method every server answers with null, whatever its topic.
+pub const PING: &str = "ping";
+
 /// Decodes and runs one message. `queue` names where it came from, for logs;
 /// `is_call` says whether a reply is wanted.
 pub(crate) async fn process(
@@ -71,6 +74,11 @@ pub(crate) async fn process(
                     ),
                 )),
             );
+        }
+        // Every service answers a ping the same way: liveness for
+        // `stratus service list`, without each handler knowing of it.
+        if request.method == PING {
+            return finish(is_call, Ok(crate::handler::null()));
         }
         let outcome =
             AssertUnwindSafe(handler.handle(&request.ctx, &request.method, &request.args))

@@ -458,6 +458,77 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         "nothing on compute-b after {} instances",
         launched.len()
     );
+    // Operators: every service up, both hosts with their instances; a
+    // guest's console followed from the control host.
+    let listed = {
+        let mut command = Command::new(stratus_bin());
+        command.args(["service", "list"]);
+        for (k, v) in &cluster.env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("stratus service list");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for service in ["api", "scheduler", "network"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(service) && l.contains(" up")),
+            "{service} not up:\n{listed}"
+        );
+    }
+    for host in ["compute-a", "compute-b"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with("compute") && l.contains(host) && l.contains(" up ")),
+            "{host} not listed up:\n{listed}"
+        );
+    }
+    let mut follow = {
+        let mut command = Command::new(stratus_bin());
+        command
+            .args(["console", launched[0].as_str(), "--follow"])
+            .env("STRATUS_NODE__STATE_DIR", &api_state)
+            .env("STRATUS_LOG__FILTER", "warn")
+            .stdout(Stdio::piped());
+        for (k, v) in &cluster.env {
+            command.env(k, v);
+        }
+        command.spawn().expect("stratus console --follow")
+    };
+    let console_out = follow.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(console_out)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut followed = Vec::new();
+    while !followed
+        .iter()
+        .any(|l: &String| l.contains("STRATUS-BOOT kernel"))
+    {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("console --follow showed no boot line: {followed:?}"));
+        followed.push(line);
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+
     let mut terminate: Vec<(String, String)> = Vec::new();
     for (n, id) in launched.iter().enumerate() {
         terminate.push((format!("InstanceId.{}", n + 1), id.clone()));

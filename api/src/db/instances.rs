@@ -403,6 +403,20 @@ impl Db {
             .map_err(err("read instance state"))
     }
 
+    /// One instance by its EC2 id, whatever its project (operators).
+    pub async fn instance_by_ec2_id(&self, ec2_id: &str) -> Result<Option<InstanceRow>, DbError> {
+        let uuid: Option<String> =
+            sqlx::query_scalar("SELECT uuid FROM instances WHERE ec2_id = $1")
+                .bind(ec2_id.to_owned())
+                .fetch_optional(self.read())
+                .await
+                .map_err(err("find instance"))?;
+        match uuid {
+            Some(uuid) => self.instance_by_uuid(&uuid).await,
+            None => Ok(None),
+        }
+    }
+
     /// The live instance holding `address`, if any (the metadata service).
     pub async fn instance_by_fixed_ip(
         &self,

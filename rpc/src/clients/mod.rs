@@ -76,6 +76,25 @@ impl RpcClient {
         self.transport.fanout_cast(topic, method, payload).await
     }
 
+    /// Whether some server of `topic` answers within `timeout`.
+    pub async fn ping(
+        &self,
+        ctx: &RequestContext,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<(), RpcError> {
+        let _: () = self
+            .call_with_timeout(
+                ctx,
+                &Target::topic(topic),
+                crate::server::PING,
+                &(),
+                timeout,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Request with the default timeout.
     pub async fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
         &self,

@@ -321,9 +321,8 @@ fn new_part<'a>(before: &str, now: &'a str) -> &'a str {
         if !before.is_char_boundary(start) {
             continue;
         }
-        let tail = &before[start..];
-        if now.starts_with(tail) {
-            return &now[tail.len()..];
+        if let Some(rest) = now.strip_prefix(&before[start..]) {
+            return rest;
         }
     }
     now

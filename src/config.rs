@@ -30,6 +30,17 @@ pub struct Config {
     pub compute: stratus_compute::config::ComputeConfig,
     /// The network controller.
     pub network: stratus_network::config::NetworkConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Where this process serves its Prometheus metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `address:port` for `GET /metrics`; unset serves none. Give each
+    /// service on one machine a port of its own.
+    pub listen: Option<String>,
 }
 
 /// This machine.

@@ -63,6 +63,15 @@ pub enum ServiceError {
     /// The private libvirtd could not be started.
     #[error("libvirtd: {0}")]
     Libvirtd(String),
+    /// The metrics endpoint could not listen.
+    #[error("metrics on {address}: {source}")]
+    Metrics {
+        /// The address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Waiting for a shutdown signal failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -149,6 +158,9 @@ pub async fn start_services(
     let mut servers = Vec::new();
     for service in services {
         servers.extend(start(config, *service, &host, &transport, services.len() > 1).await?);
+    }
+    if let Some(listen) = &config.metrics.listen {
+        serve_metrics(listen).await?;
     }
     info!(%host, "ready; Ctrl-C or SIGTERM stops");
     Ok(Running { servers, transport })
@@ -302,6 +314,35 @@ async fn start(
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
     Ok(vec![server])
+}
+
+/// Serves `GET /metrics` (OpenMetrics text) on `listen` until the process ends.
+async fn serve_metrics(listen: &str) -> Result<(), ServiceError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServiceError::Metrics {
+            address: listen.to_owned(),
+            source,
+        })?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                stratus_rpc::metrics::encode(),
+            )
+        }),
+    );
+    info!(address = %listen, "metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.

@@ -124,6 +124,7 @@ pub async fn start(
     });
     info!(address = %metadata_address, "metadata service listening");
 
+    tokio::spawn(count_instances(db.clone()));
     let conductor = Arc::new(ConductorService::new(Conductor::new(
         db,
         ComputeClient::new(rpc),
@@ -134,4 +135,35 @@ pub async fn start(
         ec2_address,
         metadata_address,
     })
+}
+
+/// Keeps the instances-by-state gauge current (every five seconds).
+async fn count_instances(db: Db) {
+    let states = [
+        "pending",
+        "running",
+        "shutting-down",
+        "terminated",
+        "stopping",
+        "stopped",
+        "error",
+    ];
+    loop {
+        match db.count_by_state().await {
+            Ok(counts) => {
+                let gauges = &stratus_rpc::metrics::metrics().instances;
+                for state in states {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| s == state)
+                        .map_or(0, |(_, n)| *n);
+                    gauges
+                        .get_or_create(&stratus_rpc::metrics::labels(&[("state", state)]))
+                        .set(n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "counting instances for the metrics"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }

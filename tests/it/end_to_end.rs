@@ -248,10 +248,17 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     let (key, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
 
     // Every service a process of its own, over RabbitMQ.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    // Three distinct free ports: held together while chosen, so the
+    // kernel cannot hand the same one out twice.
+    let held: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
+        .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().expect("port").port())
+        .collect();
+    drop(held);
+    let (port, api_metrics, compute_metrics) = (ports[0], ports[1], ports[2]);
     cluster.env = vec![
         ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
         ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
@@ -269,6 +276,10 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
             ("STRATUS_API__LISTEN", format!("127.0.0.1:{port}")),
             ("STRATUS_API__METADATA_NETNS", netns.clone()),
             ("STRATUS_API__METADATA_LISTEN", "169.254.169.254:80".into()),
+            (
+                "STRATUS_METRICS__LISTEN",
+                format!("127.0.0.1:{api_metrics}"),
+            ),
         ],
     );
     cluster.spawn(
@@ -299,6 +310,10 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
             ("STRATUS_NODE__HOST", "compute-a".into()),
             ("STRATUS_NODE__NETNS", netns.clone()),
             ("STRATUS_COMPUTE__LIBVIRT_URI", uri.clone()),
+            (
+                "STRATUS_METRICS__LISTEN",
+                format!("127.0.0.1:{compute_metrics}"),
+            ),
         ],
     );
     let endpoint = format!("http://127.0.0.1:{port}/");
@@ -528,6 +543,49 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     }
     let _ = follow.kill();
     let _ = follow.wait();
+
+    // Each service's Prometheus metrics.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let logs = cluster.logs();
+    let scrape = |port: u16| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("metrics endpoint on {port}: {e}\n{logs}"));
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("request");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("metrics text");
+        assert!(
+            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+            "{text}"
+        );
+        text
+    };
+    let api_text = scrape(api_metrics);
+    let running: f64 = api_text
+        .lines()
+        .find_map(|l| l.strip_prefix("stratus_instances{state=\"running\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no running gauge:\n{api_text}"));
+    assert!(
+        running >= launched.len() as f64,
+        "{running} running:\n{api_text}"
+    );
+    assert!(
+        api_text.contains("stratus_api_requests_total{action=\"RunInstances\",status=\"200\"}"),
+        "{api_text}"
+    );
+    let compute_text = scrape(compute_metrics);
+    for needle in [
+        "stratus_build_step_seconds_count{step=\"libvirt\"}",
+        "stratus_rpc_call_seconds_count{method=\"allocate_fixed_ip\",outcome=\"ok\"}",
+    ] {
+        assert!(
+            compute_text.contains(needle),
+            "{needle} missing:\n{compute_text}"
+        );
+    }
 
     let mut terminate: Vec<(String, String)> = Vec::new();
     for (n, id) in launched.iter().enumerate() {

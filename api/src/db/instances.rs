@@ -487,6 +487,18 @@ impl Db {
         Ok(())
     }
 
+    /// Instances by stored state, all projects (the metrics).
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM instances GROUP BY state")
+            .fetch_all(self.read())
+            .await
+            .map_err(err("count instances"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err("read counts"))
+    }
+
     /// What the project's live instances hold, for quotas.
     pub async fn usage(&self, project_id: &str) -> Result<Usage, DbError> {
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -130,6 +130,38 @@ impl Ctx<'_> {
     }
 }
 
+/// The actions `dispatch` knows.
+pub const ACTIONS: &[&str] = &[
+    "RunInstances",
+    "DescribeInstances",
+    "DescribeInstanceStatus",
+    "DescribeInstanceAttribute",
+    "TerminateInstances",
+    "RebootInstances",
+    "StopInstances",
+    "StartInstances",
+    "GetConsoleOutput",
+    "CreateKeyPair",
+    "ImportKeyPair",
+    "DescribeKeyPairs",
+    "DeleteKeyPair",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "DescribeSecurityGroups",
+    "AuthorizeSecurityGroupIngress",
+    "RevokeSecurityGroupIngress",
+    "RegisterImage",
+    "DescribeImages",
+    "DeregisterImage",
+    "CreateTags",
+    "DeleteTags",
+    "DescribeTags",
+    "DescribeAvailabilityZones",
+    "DescribeRegions",
+    "DescribeInstanceTypes",
+    "DescribeAccountAttributes",
+];
+
 /// Runs one action.
 pub async fn dispatch(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     use actions::*;

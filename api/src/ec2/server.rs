@@ -132,6 +132,23 @@ async fn handle(
     .await;
     let _entered = span.enter();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Only actions stratus has become labels: anyone can send any Action.
+    let known = if super::ACTIONS.contains(&action.as_str()) {
+        action.as_str()
+    } else {
+        "other"
+    };
+    let status = match &result {
+        Ok(_) => "200".to_owned(),
+        Err(e) => e.status.to_string(),
+    };
+    stratus_rpc::metrics::metrics()
+        .api_requests
+        .get_or_create(&stratus_rpc::metrics::labels(&[
+            ("action", known),
+            ("status", &status),
+        ]))
+        .inc();
     match result {
         Ok(xml) => {
             info!(status = 200, elapsed_ms, "request");

@@ -117,6 +117,20 @@ impl ComputeManager {
             .await;
         match self.build(ctx, request).await {
             Ok(timings) => {
+                let steps = &stratus_rpc::metrics::metrics().build_steps;
+                for (step, took) in [
+                    ("network", timings.network),
+                    ("image", timings.image),
+                    ("prepare", timings.prepare),
+                    ("xml", timings.xml),
+                    ("firewall", timings.firewall),
+                    ("libvirt", timings.libvirt),
+                    ("total", timings.total),
+                ] {
+                    steps
+                        .get_or_create(&stratus_rpc::metrics::labels(&[("step", step)]))
+                        .observe(took.as_secs_f64());
+                }
                 info!(total_ms = timings.total.as_millis() as u64, "running");
                 self.report(ctx, id, InstanceState::Running, None, None)
                     .await;

@@ -117,10 +117,16 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<R, RpcError> {
         let payload = encode(method, ctx, args)?;
-        let bytes = self
-            .transport
-            .call(target, method, payload, timeout)
-            .await?;
+        let started = std::time::Instant::now();
+        let answered = self.transport.call(target, method, payload, timeout).await;
+        crate::metrics::metrics()
+            .rpc_calls
+            .get_or_create(&crate::metrics::labels(&[
+                ("method", method),
+                ("outcome", if answered.is_ok() { "ok" } else { "error" }),
+            ]))
+            .observe(started.elapsed().as_secs_f64());
+        let bytes = answered?;
         let decode_error = |source| RpcError::Decode {
             method: method.to_owned(),
             source,

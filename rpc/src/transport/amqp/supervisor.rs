@@ -45,6 +45,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut session: Arc<Session>) {
             }
         };
         info!(session = session.id, "reconnected to the broker");
+        crate::metrics::metrics().rpc_reconnects.inc();
     }
 }
 

@@ -344,3 +344,111 @@ mod tests {
         assert_eq!(new_part("same", "same"), "");
     }
 }
+
+fn severity(level: &str) -> Option<u8> {
+    match level.to_ascii_lowercase().as_str() {
+        "trace" => Some(0),
+        "debug" => Some(1),
+        "info" => Some(2),
+        "warn" => Some(3),
+        "error" => Some(4),
+        _ => None,
+    }
+}
+
+/// One shipped JSON line as a readable one, if it passes the filters.
+pub fn tail_line(json: &str, instance: Option<&str>, min_level: u8) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(json).ok()?;
+    let level = event["level"].as_str().unwrap_or("INFO");
+    if severity(level).unwrap_or(2) < min_level {
+        return None;
+    }
+    if let Some(wanted) = instance {
+        // An `i-…` id is the first 17 hex digits of the UUID spans carry.
+        let digits: String = json.chars().filter(|c| *c != '-').collect();
+        let key: String = wanted
+            .trim_start_matches("i-")
+            .chars()
+            .filter(|c| *c != '-')
+            .collect();
+        if !digits.contains(&key) {
+            return None;
+        }
+    }
+    let fields = event["fields"].as_object();
+    let message = fields
+        .and_then(|f| f.get("message"))
+        .and_then(|m| m.as_str())
+        .unwrap_or("");
+    let mut extra: Vec<String> = Vec::new();
+    for source in [event["span"].as_object(), fields] {
+        for (k, v) in source.into_iter().flatten() {
+            if k == "message" || k == "name" {
+                continue;
+            }
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            extra.push(format!("{k}={v}"));
+        }
+    }
+    Some(format!(
+        "{} {level:>5} {}: {message} {}",
+        event["timestamp"].as_str().unwrap_or(""),
+        event["target"].as_str().unwrap_or(""),
+        extra.join(" ")
+    ))
+}
+
+/// `stratus tail`: a compute host's log lines (or every host's) as they come.
+pub async fn tail(
+    config: &Config,
+    host: Option<&str>,
+    all: bool,
+    instance: Option<&str>,
+    level: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use futures::StreamExt;
+    if config.rpc.backend == Backend::Memory {
+        return Err(AdminError::InProcessBus.into());
+    }
+    let min_level = severity(level)
+        .ok_or_else(|| format!("level {level:?}: use trace, debug, info, warn or error"))?;
+    let host: Option<HostName> = match (host, all) {
+        (_, true) | (None, _) => None,
+        (Some(h), false) => Some(
+            h.parse()
+                .map_err(|e: stratus_rpc::wire::ids::InvalidId| e.to_string())?,
+        ),
+    };
+    let lines = stratus_rpc::logs::tail(&config.rpc, host.as_ref())
+        .await
+        .map_err(|e| format!("connecting to the broker: {e}"))?;
+    futures::pin_mut!(lines);
+    while let Some(line) = lines.next().await {
+        if let Some(text) = tail_line(&line, instance, min_level) {
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::tail_line;
+
+    #[test]
+    fn shipped_lines_are_filtered_by_instance_and_level() {
+        let line = r#"{"timestamp":"2026-11-22T06:00:00Z","level":"INFO","fields":{"message":"state change","state":"Running"},"target":"stratus_compute::manager","span":{"instance_id":"6becc860-51c2-4882-91fa-5b3495e4f3f4","name":"run_instance"}}"#;
+        let shown = tail_line(line, Some("i-6becc86051c248829"), 0).expect("matches");
+        assert!(
+            shown.contains("INFO stratus_compute::manager: state change"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("state=Running") && shown.contains("instance_id=6becc860"),
+            "{shown}"
+        );
+        assert!(tail_line(line, Some("i-00000000000000000"), 0).is_none());
+        assert!(tail_line(line, None, 3).is_none(), "INFO is below warn");
+        assert!(tail_line("not json", None, 0).is_none());
+    }
+}

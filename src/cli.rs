@@ -44,6 +44,22 @@ pub enum Command {
     /// Operate on running services' hosts (over the `[rpc]` broker).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Follow a compute worker's log lines live, from any machine that
+    /// reaches the broker.
+    Tail {
+        /// The compute host.
+        #[arg(required_unless_present = "all")]
+        host: Option<String>,
+        /// Every compute host.
+        #[arg(long, conflicts_with = "host")]
+        all: bool,
+        /// Only lines about this instance (`i-…` or its UUID).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only lines at this level or above (trace, debug, info, warn, error).
+        #[arg(long, default_value = "trace")]
+        level: String,
+    },
     /// An instance's console log from its host (`--follow` as it grows).
     Console {
         /// The instance, `i-…`.

@@ -34,10 +34,17 @@ fn main() -> ExitCode {
         // A benchmark's output is its figures; per-request logs would drown them.
         log.filter = "warn,lapin=off".to_owned();
     }
-    if let Err(e) = stratus::logging::init(&log) {
-        eprintln!("stratus: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    // A compute worker on the broker also publishes its log lines for
+    // `stratus tail`.
+    let ship = matches!(cli.command, Command::Compute)
+        && config.rpc.backend == stratus_rpc::config::Backend::Amqp;
+    let shipped = match stratus::logging::init(&log, ship) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("stratus: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -49,7 +56,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Api => services::run(&config, &[Service::Api]).await?,
             Command::Scheduler => services::run(&config, &[Service::Scheduler]).await?,
-            Command::Compute => services::run(&config, &[Service::Compute]).await?,
+            Command::Compute => {
+                if let Some(lines) = shipped {
+                    let host = config.node.host_name()?;
+                    tokio::spawn(stratus_rpc::logs::ship(config.rpc.clone(), host, lines));
+                }
+                services::run(&config, &[Service::Compute]).await?
+            }
+            Command::Tail {
+                host,
+                all,
+                instance,
+                level,
+            } => {
+                stratus::admin::tail(&config, host.as_deref(), all, instance.as_deref(), &level)
+                    .await?
+            }
             Command::Network => services::run(&config, &[Service::Network]).await?,
             Command::AllInOne {
                 host_network,

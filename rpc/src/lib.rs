@@ -13,6 +13,7 @@ pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod handler;
+pub mod logs;
 pub mod metrics;
 pub(crate) mod server;
 pub use server::PING;

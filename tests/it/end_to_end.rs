@@ -422,6 +422,31 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         ],
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
+    // An operator tails compute-a's log from the broker while it builds.
+    let mut tail = {
+        let mut command = Command::new(stratus_bin());
+        command
+            .args(["tail", "compute-a", "--level", "info"])
+            .stdout(Stdio::piped());
+        for (k, v) in &cluster.env {
+            command.env(k, v);
+        }
+        command.spawn().expect("stratus tail")
+    };
+    let tail_out = tail.stdout.take().expect("stdout");
+    let (tail_tx, tail_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(tail_out)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tail_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut launched = Vec::new();
     for _ in 0..10 {
         let ran = ec2
@@ -473,6 +498,21 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         "nothing on compute-b after {} instances",
         launched.len()
     );
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let tailed: Vec<String> = tail_rx.try_iter().collect();
+    let on_a: Vec<&String> = tailed
+        .iter()
+        .filter(|l| l.contains("state change"))
+        .collect();
+    assert!(
+        !on_a.is_empty()
+            && on_a
+                .iter()
+                .all(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains("ERROR")),
+        "stratus tail compute-a showed no build: {tailed:?}"
+    );
+
     // Operators: every service up, both hosts with their instances; a
     // guest's console followed from the control host.
     let listed = {

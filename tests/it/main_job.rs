@@ -174,17 +174,29 @@ fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
     // Secrets stay out of the logs: the demo's private key and the secret
     // access key it made are in their files, never in what was logged.
     let logged = std::fs::read_to_string(left.state.path().join("stderr.log")).expect("log");
-    assert!(logged.contains("EC2 API listening"), "the log was captured: {}", &logged[..logged.len().min(500)]);
-    let pem = std::fs::read_to_string(left.state.path().join("demo/stratus-demo.pem")).expect("key file");
-    let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----") && l.len() > 20).collect();
+    assert!(
+        logged.contains("EC2 API listening"),
+        "the log was captured: {}",
+        &logged[..logged.len().min(500)]
+    );
+    let pem =
+        std::fs::read_to_string(left.state.path().join("demo/stratus-demo.pem")).expect("key file");
+    let body: Vec<&str> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 20)
+        .collect();
     assert!(!body.is_empty());
     for line in body {
         assert!(!logged.contains(line), "a private key line is in the log");
     }
-    let credentials = std::fs::read_to_string(left.state.path().join(".aws/credentials")).expect("credentials");
+    let credentials =
+        std::fs::read_to_string(left.state.path().join(".aws/credentials")).expect("credentials");
     let secret = credentials
         .lines()
         .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
         .expect("a secret");
-    assert!(!logged.contains(secret), "the secret access key is in the log");
+    assert!(
+        !logged.contains(secret),
+        "the secret access key is in the log"
+    );
 }

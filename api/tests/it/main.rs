@@ -3,4 +3,5 @@
 mod auth;
 mod conductor;
 mod db;
+mod hostile;
 mod metadata;

@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS instances (
     task_state TEXT,
     state_reason TEXT,
     state_sequence BIGINT NOT NULL DEFAULT 0,
+    attempt BIGINT NOT NULL DEFAULT 0,
     launched_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     terminated_at TEXT

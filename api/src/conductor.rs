@@ -56,7 +56,7 @@ impl Conductor {
             reason = update.reason.as_deref().unwrap_or(""),
             "instance state changed"
         );
-        let Some((stored_state, fixed_ip)) = self.db.instance_state(&uuid).await? else {
+        let Some(stored) = self.db.instance_state(&uuid).await? else {
             warn!(instance_id = %update.instance_id, "an update for an instance the database does not have");
             return Ok(());
         };
@@ -75,6 +75,38 @@ impl Conductor {
         // a host that reports it alive afterwards is told to terminate it,
         // and the report does not revive it. Reports while shutting down
         // are ordinary: that host was already told.
+        let (stored_state, fixed_ip) = (stored.state.as_str(), stored.fixed_ip.clone());
+        // A second host building the same placement of an instance another
+        // host holds is a duplicate delivery of run_instance: only one may
+        // run it. A later placement (a reschedule) replaces the host.
+        let attempt = i64::from(update.attempt);
+        let duplicate = alive
+            && attempt > 0
+            && attempt <= stored.attempt
+            && !matches!(stored_state, "terminated" | "error")
+            && matches!((&stored.host, &host), (Some(a), Some(b)) if a != b);
+        if duplicate && let Some(second) = &update.host {
+            warn!(
+                instance_id = %update.instance_id,
+                holder = stored.host.as_deref().unwrap_or(""),
+                %second,
+                attempt,
+                "a second host is building the same placement; telling it to stop"
+            );
+            let instance = InstanceRef {
+                instance_id: update.instance_id,
+            };
+            if let Err(e) = self.compute.terminate_instance(ctx, second, instance).await {
+                warn!(error = %e, "could not tell the second host to terminate");
+            }
+            return Ok(());
+        }
+        if alive
+            && attempt > stored.attempt
+            && let Some(h) = &host
+        {
+            self.db.set_attempt(&uuid, h, attempt).await?;
+        }
         if stored_state == "terminated" && alive {
             if let Some(host) = &update.host {
                 info!(instance_id = %update.instance_id, %host, "terminated before its host had it; telling the host");

@@ -92,6 +92,7 @@ impl SchedulerService {
             task_state: None,
             reason: Some(reason),
             sequence: next_sequence(),
+            attempt: 0,
         };
         if let Err(e) = self.conductor.instance_update(ctx, &update).await {
             warn!(%instance_id, error = %e, "could not report the scheduling failure");

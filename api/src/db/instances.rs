@@ -81,6 +81,19 @@ pub struct NewReservation {
     pub tags: Vec<(String, String)>,
 }
 
+/// The conductor's view of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    /// Its state.
+    pub state: String,
+    /// Its fixed IP, once known.
+    pub fixed_ip: Option<String>,
+    /// The host building or running it, once known.
+    pub host: Option<String>,
+    /// Which placement that host is building (0: unknown).
+    pub attempt: i64,
+}
+
 /// What a project's live instances hold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -389,18 +402,36 @@ impl Db {
 
     /// An instance's stored state and fixed IP, by UUID (the conductor's
     /// one read per report).
-    pub async fn instance_state(
-        &self,
-        uuid: &str,
-    ) -> Result<Option<(String, Option<String>)>, DbError> {
-        let r = sqlx::query("SELECT state, fixed_ip FROM instances WHERE uuid = $1")
+    pub async fn instance_state(&self, uuid: &str) -> Result<Option<StoredState>, DbError> {
+        let r = sqlx::query("SELECT state, fixed_ip, host, attempt FROM instances WHERE uuid = $1")
             .bind(uuid.to_owned())
             .fetch_optional(self.read())
             .await
             .map_err(err("find instance state"))?;
-        r.map(|r| Ok((r.try_get("state")?, r.try_get("fixed_ip")?)))
-            .transpose()
-            .map_err(err("read instance state"))
+        r.map(|r| {
+            Ok(StoredState {
+                state: r.try_get("state")?,
+                fixed_ip: r.try_get("fixed_ip")?,
+                host: r.try_get("host")?,
+                attempt: r.try_get("attempt")?,
+            })
+        })
+        .transpose()
+        .map_err(err("read instance state"))
+    }
+
+    /// Records that `host` builds the instance's placement `attempt`.
+    pub async fn set_attempt(&self, uuid: &str, host: &str, attempt: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET host = $1, attempt = $2 WHERE uuid = $3 AND attempt < $2",
+        )
+        .bind(host.to_owned())
+        .bind(attempt)
+        .bind(uuid.to_owned())
+        .execute(self.pool())
+        .await
+        .map_err(err("record attempt"))?;
+        Ok(())
     }
 
     /// One instance by its EC2 id, whatever its project (operators).

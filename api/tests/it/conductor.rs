@@ -71,13 +71,24 @@ async fn instance(db: &Db, id: InstanceId) {
 }
 
 fn update(id: InstanceId, state: InstanceState, sequence: u64) -> InstanceUpdate {
+    report("node1", id, state, sequence, 1)
+}
+
+fn report(
+    host: &str,
+    id: InstanceId,
+    state: InstanceState,
+    sequence: u64,
+    attempt: u32,
+) -> InstanceUpdate {
     InstanceUpdate {
         instance_id: id,
-        host: Some("node1".parse().expect("host")),
+        host: Some(host.parse().expect("host")),
         state,
         task_state: None,
         reason: None,
         sequence,
+        attempt,
     }
 }
 
@@ -105,6 +116,15 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
             "compute",
             Some(&"node1".parse().expect("host")),
             host.clone(),
+        )
+        .await
+        .expect("serve");
+    let second = Arc::new(Host::default());
+    let _serving_second = bus
+        .serve(
+            "compute",
+            Some(&"node2".parse().expect("host")),
+            second.clone(),
         )
         .await
         .expect("serve");
@@ -223,4 +243,80 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(*host.calls.lock().expect("lock"), ["terminate_instance"]);
+
+    // A duplicate delivery of run_instance builds the same placement on a
+    // second host: that host is told to stop, the first keeps it.
+    let twice = InstanceId::new();
+    instance(&db, twice).await;
+    send(
+        &service,
+        "instance_update",
+        &report("node1", twice, InstanceState::Pending, 100, 1),
+    )
+    .await;
+    send(
+        &service,
+        "instance_update",
+        &report("node2", twice, InstanceState::Pending, 101, 1),
+    )
+    .await;
+    send(
+        &service,
+        "instance_update",
+        &report("node1", twice, InstanceState::Running, 102, 1),
+    )
+    .await;
+    let row = db
+        .instance_by_uuid(&twice.to_string())
+        .await
+        .expect("db")
+        .expect("row");
+    assert_eq!(
+        (row.state.as_str(), row.host.as_deref()),
+        ("running", Some("node1"))
+    );
+    for _ in 0..100 {
+        if !second.calls.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*second.calls.lock().expect("lock"), ["terminate_instance"]);
+
+    // A reschedule is a later placement: the new host takes over, even if
+    // its report arrives before the old host's hand-back.
+    let moved = InstanceId::new();
+    instance(&db, moved).await;
+    send(
+        &service,
+        "instance_update",
+        &report("node1", moved, InstanceState::Pending, 200, 1),
+    )
+    .await;
+    send(
+        &service,
+        "instance_update",
+        &report("node2", moved, InstanceState::Running, 202, 2),
+    )
+    .await;
+    send(
+        &service,
+        "instance_update",
+        &report("node1", moved, InstanceState::Pending, 201, 1),
+    )
+    .await;
+    let row = db
+        .instance_by_uuid(&moved.to_string())
+        .await
+        .expect("db")
+        .expect("row");
+    assert_eq!(
+        (row.state.as_str(), row.host.as_deref()),
+        ("running", Some("node2"))
+    );
+    assert_eq!(
+        second.calls.lock().expect("lock").len(),
+        1,
+        "the rescheduled host was not stopped"
+    );
 }

@@ -101,6 +101,12 @@ impl ComputeManager {
         let id = request.instance_id;
         let lock = self.lock_for(id);
         let _held = lock.lock().await;
+        // A request cast straight to this host (no scheduler) is attempt 1.
+        let attempt = u32::try_from(request.placement.hosts_tried.len().max(1)).unwrap_or(u32::MAX);
+        self.attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, attempt);
         let name = domain_name(&id);
         if let Ok(Some(PowerState::Running)) = self.parts.driver.state(&name).await {
             info!("already running");

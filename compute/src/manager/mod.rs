@@ -89,6 +89,8 @@ pub struct ComputeManager {
     last_states: Mutex<HashMap<InstanceId, InstanceState>>,
     /// Whether this host takes new instances, and why not.
     enabled: Mutex<enabled::HostEnabled>,
+    /// Which placement of each instance this host is building.
+    attempts: Mutex<HashMap<InstanceId, u32>>,
 }
 
 impl ComputeManager {
@@ -100,6 +102,7 @@ impl ComputeManager {
             flavors: Mutex::new(HashMap::new()),
             last_states: Mutex::new(HashMap::new()),
             enabled: Mutex::new(enabled::HostEnabled::default()),
+            attempts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,6 +163,13 @@ impl ComputeManager {
             task_state: task_state.map(str::to_owned),
             reason,
             sequence: next_sequence(),
+            attempt: self
+                .attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&id)
+                .copied()
+                .unwrap_or(0),
         };
         {
             let mut last = self

@@ -284,15 +284,17 @@ async fn a_disabled_host_says_so_in_its_reports_and_stays_disabled_after_a_resta
         .expect("disabled");
     assert!(!report.enabled);
     assert_eq!(report.disabled_reason.as_deref(), Some("disk swap"));
-    // The schedulers heard at once, not at the next periodic report.
-    assert!(
+    // The schedulers hear at once (the cast is handled a moment after the
+    // call returns), not at the next periodic report.
+    let heard = || {
         h.scheduler
             .reports
             .lock()
             .expect("lock")
             .iter()
             .any(|r| !r.enabled)
-    );
+    };
+    assert!(eventually(heard).await, "no report said disabled");
 
     let Harness {
         state, fake_driver, ..

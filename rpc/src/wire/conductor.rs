@@ -62,6 +62,15 @@ pub struct InstanceUpdate {
     /// one with the highest sequence.
     #[serde(default)]
     pub sequence: u64,
+    /// Which placement of the instance the reporting host is building (the
+    /// number of hosts tried, this one included; 0 when unknown). A report
+    /// from another host for the same placement is a duplicate build.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The next update sequence: microseconds since the epoch, bumped so two

@@ -537,6 +537,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         task_state: None,
         reason: None,
         sequence: 1,
+        attempt: 0,
     };
     conductor
         .instance_update(&ctx, &update)

@@ -318,16 +318,32 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     );
     let endpoint = format!("http://127.0.0.1:{port}/");
     let ec2 = Client::new(&endpoint, "nova", &key, &secret);
+    // Ready when the api answers and the scheduler lists compute-a up.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let zones = ec2.action("DescribeAvailabilityZones", &[]).await;
-        if zones.is_ok() && cluster.logs().contains("capacity") || Instant::now() > deadline {
+        let answers = ec2.action("DescribeAvailabilityZones", &[]).await.is_ok();
+        let mut command = Command::new(stratus_bin());
+        command.args(["service", "list"]);
+        for (k, v) in &cluster.env {
+            command.env(k, v);
+        }
+        let listed = command
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let host_up = listed
+            .lines()
+            .any(|l| l.starts_with("compute") && l.contains("compute-a") && l.contains(" up "));
+        if answers && host_up {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            Instant::now() < deadline,
+            "the cloud did not come up:\n{listed}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // Wait until the api answers and the scheduler has heard from compute-a.
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
     let work = cluster.state("work");
     std::fs::create_dir_all(&work).expect("work");
@@ -421,7 +437,30 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
             ("STRATUS_NODE__NETNS", b_netns),
         ],
     );
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut command = Command::new(stratus_bin());
+        command.args(["service", "list"]);
+        for (k, v) in &cluster.env {
+            command.env(k, v);
+        }
+        let listed = command
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if listed
+            .lines()
+            .any(|l| l.starts_with("compute") && l.contains("compute-b") && l.contains(" up "))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compute-b never came up:\n{listed}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // An operator tails compute-a's log from the broker while it builds.
     let mut tail = {
         let mut command = Command::new(stratus_bin());

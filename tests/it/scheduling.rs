@@ -394,6 +394,22 @@ async fn the_scheduler_spreads_retries_and_drops_silent_hosts_over_rabbitmq() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("host-b: disabled (disk swap)"), "{stdout}");
+    // The switch reaches the scheduler on its fanout queue, which it reads
+    // apart from its work queue: wait until it knows, as an operator would.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cloud
+        .scheduler
+        .placer()
+        .hosts(Instant::now())
+        .iter()
+        .any(|(r, _)| r.host.as_str() == "host-b" && r.enabled)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler never heard host-b is disabled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = cloud.counts().await;
     let instances: Vec<RunInstance> = (0..12).map(|_| cloud.instance()).collect();
     cloud.run(instances).await;

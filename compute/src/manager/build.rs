@@ -145,12 +145,17 @@ impl ComputeManager {
             Err(e) => {
                 let reason = e.to_string();
                 warn!(%reason, "build failed; cleaning up");
-                self.clean_up(ctx, id).await;
                 if e.another_host_may_succeed() {
+                    // Clean before handing back: the next host must not meet
+                    // this one's leftovers (its address above all).
+                    self.clean_up(ctx, id).await;
                     self.reschedule(ctx, request, reason).await;
                 } else {
+                    // The user hears why at once; cleaning up may itself wait
+                    // on what failed (an unreachable network controller).
                     self.report(ctx, id, InstanceState::Error, None, Some(reason))
                         .await;
+                    self.clean_up(ctx, id).await;
                 }
                 None
             }

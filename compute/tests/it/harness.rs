@@ -81,6 +81,23 @@ impl Conductor {
         None
     }
 
+    /// Waits up to `limit` until the last update for the instance has `state`.
+    pub async fn wait_for_within(
+        &self,
+        id: InstanceId,
+        state: InstanceState,
+        limit: Duration,
+    ) -> Option<InstanceUpdate> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(last) = self.last(id).filter(|u| u.state == state) {
+                return Some(last);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// The newest update for one instance (by sequence, as the conductor keeps it).
     pub fn last(&self, id: InstanceId) -> Option<InstanceUpdate> {
         self.updates
@@ -311,6 +328,13 @@ impl Harness {
     /// The worker's host name.
     pub fn host(&self) -> stratus_rpc::wire::ids::HostName {
         "node1".parse().expect("host")
+    }
+
+    /// Stops serving the network topic (the controller becomes unreachable).
+    pub async fn stop_network(&mut self) {
+        // The network server is the first one started.
+        let network = self._serving.remove(0);
+        network.stop().await;
     }
 
     pub fn instance_dir(&self, id: &InstanceId) -> PathBuf {

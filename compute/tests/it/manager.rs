@@ -548,3 +548,44 @@ async fn the_worker_reports_its_capacity_on_the_scheduler_fanout() {
         ("fake", "nova")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_network_controller_fails_the_build_within_the_call_timeout() {
+    let mut h = Harness::start().await;
+    h.stop_network().await;
+    let req = request(&image(h.images.path()));
+    let started = std::time::Instant::now();
+    let manager = h.worker.manager.clone();
+    let build = {
+        let req = req.clone();
+        tokio::spawn(async move { manager.run_instance(&ctx(), &req).await })
+    };
+    // The harness's calls wait 5 s: the user hears within that (and a
+    // little), while the clean-up's own call to the controller still waits.
+    let last = h
+        .conductor
+        .wait_for_within(
+            req.instance_id,
+            InstanceState::Error,
+            Duration::from_secs(7),
+        )
+        .await
+        .expect("error reported within the call timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(build.await.expect("build task").is_none());
+    let reason = last.reason.unwrap_or_default();
+    assert!(reason.starts_with("network: "), "{reason}");
+    // No guest was started without an address.
+    assert_eq!(
+        h.fake()
+            .state(&domain_name(&req.instance_id))
+            .await
+            .expect("state"),
+        None
+    );
+    assert!(!h.instance_dir(&req.instance_id).exists());
+}

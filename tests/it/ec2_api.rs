@@ -116,3 +116,25 @@ async fn a_whole_life(database_url: Option<String>) {
 async fn the_response_checker_passes_its_own_tests() {
     python(&api_tests().join("test_ec2_check.py"), &[], &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_action_lets_one_project_see_or_touch_anothers_resources() {
+    let cloud = FakeCloud::start(Options::default()).await.expect("cloud");
+    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
+    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
+    let image = image_file(&cloud);
+    let out = python(
+        &api_tests().join("isolation.py"),
+        &[],
+        &[
+            ("STRATUS_ENDPOINT", &cloud.endpoint),
+            ("ALPHA_KEY", &alpha_key),
+            ("ALPHA_SECRET", &alpha_secret),
+            ("BETA_KEY", &beta_key),
+            ("BETA_SECRET", &beta_secret),
+            ("IMAGE_PATH", &image.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(out.contains("isolation ok"), "{out}");
+}

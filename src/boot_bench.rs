@@ -63,17 +63,7 @@ struct Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         stratus_compute::host::libvirtd::PrivateLibvirtd::stop_at(&self.netns, &self.libvirt);
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.netns])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        stratus_network::linux::netns::remove(&self.netns);
     }
 }
 
@@ -146,12 +136,7 @@ pub async fn run(base: &Config, options: Options) -> Result<(), BenchError> {
         .into_iter()
         .next()
         .unwrap_or_default();
-    std::fs::write(&key_file, format!("{private}\n")).map_err(|e| fail("key file")(&e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail("key file")(&e))?;
-    }
+    crate::demo::write_private(&key_file, &private).map_err(|e| fail("key file")(&e))?;
     ec2.action(
         "AuthorizeSecurityGroupIngress",
         &[

@@ -276,7 +276,8 @@ async fn demo(config: &Config) -> Result<String, String> {
     ))
 }
 
-fn write_private(path: &Path, key: &str) -> Result<(), String> {
+/// Writes a private key readable by its owner only.
+pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {

@@ -52,33 +52,14 @@ impl Drop for Cluster {
         }
         drop(self.libvirtd.take());
         // The second host's own daemon (started by its worker, shared mode).
-        let dir = self.dir.path().join("compute-b/libvirt");
-        let uri = format!("qemu:///system?socket={}/run/libvirt-sock", dir.display());
-        if let Ok(out) = Command::new("virsh")
-            .args(["-q", "-c", &uri, "list", "--name"])
-            .output()
-        {
-            for name in String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|n| !n.trim().is_empty())
-            {
-                let _ = Command::new("virsh")
-                    .args(["-q", "-c", &uri, "destroy", name.trim()])
-                    .output();
-            }
-        }
-        for pidfile in ["libvirtd.pid", "virtlogd.pid"] {
-            if let Ok(pid) = std::fs::read_to_string(dir.join(pidfile)) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
+        if let Some(b_netns) = self.netns.get(2) {
+            stratus_compute::host::libvirtd::PrivateLibvirtd::stop_at(
+                b_netns,
+                &self.dir.path().join("compute-b/libvirt"),
+            );
         }
         for ns in &self.netns {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            stratus_network::linux::netns::remove(ns);
         }
     }
 }
@@ -88,16 +69,38 @@ impl Cluster {
     fn spawn(&mut self, name: &str, service: &str, extra: &[(&str, String)]) {
         let log =
             std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
-        let mut command = Command::new(stratus_bin());
-        command.arg(service).stdout(Stdio::null()).stderr(log);
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
+        let mut command = self.stratus(&[service]);
+        command.stdout(Stdio::null()).stderr(log);
         for (k, v) in extra {
             command.env(k, v);
         }
         let child = command.spawn().expect("start a service");
         self.children.push((name.to_owned(), child));
+    }
+
+    /// `stratus <args>` with the cluster's settings.
+    fn stratus(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(stratus_bin());
+        command.args(args);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// What `stratus service list` prints now (empty when it fails).
+    fn service_list(&self) -> String {
+        self.stratus(&["service", "list"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether `service list` shows compute host `host` up.
+    fn host_up(listed: &str, host: &str) -> bool {
+        listed
+            .lines()
+            .any(|l| l.starts_with("compute") && l.contains(host) && l.contains(" up "))
     }
 
     fn logs(&self) -> String {
@@ -322,19 +325,8 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let answers = ec2.action("DescribeAvailabilityZones", &[]).await.is_ok();
-        let mut command = Command::new(stratus_bin());
-        command.args(["service", "list"]);
-        for (k, v) in &cluster.env {
-            command.env(k, v);
-        }
-        let listed = command
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let host_up = listed
-            .lines()
-            .any(|l| l.starts_with("compute") && l.contains("compute-a") && l.contains(" up "));
-        if answers && host_up {
+        let listed = cluster.service_list();
+        if answers && Cluster::host_up(&listed, "compute-a") {
             break;
         }
         assert!(
@@ -439,19 +431,8 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut command = Command::new(stratus_bin());
-        command.args(["service", "list"]);
-        for (k, v) in &cluster.env {
-            command.env(k, v);
-        }
-        let listed = command
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if listed
-            .lines()
-            .any(|l| l.starts_with("compute") && l.contains("compute-b") && l.contains(" up "))
-        {
+        let listed = cluster.service_list();
+        if Cluster::host_up(&listed, "compute-b") {
             break;
         }
         assert!(
@@ -462,16 +443,11 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // An operator tails compute-a's log from the broker while it builds.
-    let mut tail = {
-        let mut command = Command::new(stratus_bin());
-        command
-            .args(["tail", "compute-a", "--level", "info"])
-            .stdout(Stdio::piped());
-        for (k, v) in &cluster.env {
-            command.env(k, v);
-        }
-        command.spawn().expect("stratus tail")
-    };
+    let mut tail = cluster
+        .stratus(&["tail", "compute-a", "--level", "info"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stratus tail");
     let tail_out = tail.stdout.take().expect("stdout");
     let (tail_tx, tail_rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -555,12 +531,10 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     // Operators: every service up, both hosts with their instances; a
     // guest's console followed from the control host.
     let listed = {
-        let mut command = Command::new(stratus_bin());
-        command.args(["service", "list"]);
-        for (k, v) in &cluster.env {
-            command.env(k, v);
-        }
-        let out = command.output().expect("stratus service list");
+        let out = cluster
+            .stratus(&["service", "list"])
+            .output()
+            .expect("stratus service list");
         assert!(
             out.status.success(),
             "{}",
@@ -584,18 +558,12 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
             "{host} not listed up:\n{listed}"
         );
     }
-    let mut follow = {
-        let mut command = Command::new(stratus_bin());
-        command
-            .args(["console", launched[0].as_str(), "--follow"])
-            .env("STRATUS_NODE__STATE_DIR", &api_state)
-            .env("STRATUS_LOG__FILTER", "warn")
-            .stdout(Stdio::piped());
-        for (k, v) in &cluster.env {
-            command.env(k, v);
-        }
-        command.spawn().expect("stratus console --follow")
-    };
+    let mut follow = cluster
+        .stratus(&["console", launched[0].as_str(), "--follow"])
+        .env("STRATUS_NODE__STATE_DIR", &api_state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stratus console --follow");
     let console_out = follow.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

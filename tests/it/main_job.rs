@@ -24,37 +24,11 @@ impl Drop for Leftovers {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let dir = self.state.path().join("libvirt");
-        let uri = format!("qemu:///system?socket={}/run/libvirt-sock", dir.display());
-        if let Ok(out) = Command::new("virsh")
-            .args(["-q", "-c", &uri, "list", "--all", "--name"])
-            .output()
-        {
-            for name in String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|n| !n.trim().is_empty())
-            {
-                let _ = Command::new("virsh")
-                    .args(["-q", "-c", &uri, "destroy", name.trim()])
-                    .output();
-            }
-        }
-        for pidfile in ["libvirtd.pid", "virtlogd.pid"] {
-            if let Ok(pid) = std::fs::read_to_string(dir.join(pidfile)) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.netns])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        stratus_compute::host::libvirtd::PrivateLibvirtd::stop_at(
+            &self.netns,
+            &self.state.path().join("libvirt"),
+        );
+        stratus_network::linux::netns::remove(&self.netns);
     }
 }
 

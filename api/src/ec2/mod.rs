@@ -32,6 +32,15 @@ pub struct Caller {
     pub is_admin: bool,
 }
 
+/// The zones of the hosts up, as the scheduler last told, and when.
+#[derive(Debug, Default)]
+pub struct Zones {
+    /// Zone names, sorted.
+    pub names: Vec<String>,
+    /// When the scheduler answered.
+    pub asked: Option<std::time::Instant>,
+}
+
 /// The cloud controller: the database, the settings and the services the
 /// actions call.
 #[derive(Debug)]
@@ -45,9 +54,7 @@ pub struct Cloud {
     /// Compute hosts, for what happens to running instances.
     pub compute: ComputeClient,
     /// Zones, cached from the scheduler's view of hosts, and when asked.
-    pub zones: Mutex<Vec<String>>,
-    /// When the scheduler was last asked for zones.
-    pub zones_asked: Mutex<Option<std::time::Instant>>,
+    pub zones: Mutex<Zones>,
     /// One lock per project: quota checks and the inserts they allow run one
     /// at a time per project, so two requests cannot both fit the last slot.
     project_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -61,8 +68,7 @@ impl Cloud {
             config,
             scheduler: SchedulerClient::new(rpc.clone()),
             compute: ComputeClient::new(rpc),
-            zones: Mutex::new(Vec::new()),
-            zones_asked: Mutex::new(None),
+            zones: Mutex::new(Zones::default()),
             project_locks: Mutex::new(HashMap::new()),
         }
     }

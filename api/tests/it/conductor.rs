@@ -41,6 +41,19 @@ impl Handler for Host {
     }
 }
 
+impl Host {
+    /// Waits (up to 2 s) until some method was called; casts arrive after
+    /// the handler that sent them returns.
+    async fn wait_for_a_call(&self) {
+        for _ in 0..100 {
+            if !self.calls.lock().expect("lock").is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 async fn instance(db: &Db, id: InstanceId) {
     let row = InstanceRow {
         uuid: id.to_string(),
@@ -231,17 +244,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .expect("db")
         .expect("row");
     assert_eq!(row.state, "terminated");
-    for _ in 0..100 {
-        if host
-            .calls
-            .lock()
-            .expect("lock")
-            .contains(&"terminate_instance".to_owned())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    host.wait_for_a_call().await;
     assert_eq!(*host.calls.lock().expect("lock"), ["terminate_instance"]);
 
     // A duplicate delivery of run_instance builds the same placement on a
@@ -275,12 +278,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         (row.state.as_str(), row.host.as_deref()),
         ("running", Some("node1"))
     );
-    for _ in 0..100 {
-        if !second.calls.lock().expect("lock").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    second.wait_for_a_call().await;
     assert_eq!(*second.calls.lock().expect("lock"), ["terminate_instance"]);
 
     // A reschedule is a later placement: the new host takes over, even if

@@ -41,3 +41,15 @@ pub async fn prepare(name: &str) -> Result<RealHost, CommandError> {
     }
     Ok(inside)
 }
+
+/// Kills what still runs in `name` and deletes it; for clean-up paths, so
+/// failures are ignored.
+pub fn remove(name: &str) {
+    use std::process::Command;
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", name]).status();
+}

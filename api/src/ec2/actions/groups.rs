@@ -397,11 +397,7 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
     groups.retain(|g| {
         (ids.is_empty() && names.is_empty() || ids.contains(&g.group_id) || names.contains(&g.name))
             && {
-                let own: Vec<(String, String)> = tags
-                    .iter()
-                    .filter(|t| t.resource_id == g.group_id)
-                    .map(|t| (t.key.clone(), t.value.clone()))
-                    .collect();
+                let own = super::tags::of(&tags, &g.group_id);
                 filters::matches(&wanted, &own, |n| match n {
                     "group-name" => vec![g.name.clone()],
                     "group-id" => vec![g.group_id.clone()],
@@ -467,11 +463,7 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
                 .open("prefixListIds")
                 .close("prefixListIds");
         });
-        let own: Vec<(String, String)> = tags
-            .iter()
-            .filter(|t| t.resource_id == g.group_id)
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect();
+        let own = super::tags::of(&tags, &g.group_id);
         if !own.is_empty() {
             x.list("tagSet", &own, |x, (k, v)| {
                 x.text("key", k).text("value", v);

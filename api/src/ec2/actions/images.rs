@@ -158,12 +158,7 @@ pub async fn describe_images(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     }
     let me = &cx.caller.project_id;
     let tags = cx.cloud.db.tags(me, None).await?;
-    let tags_of = |id: &str| -> Vec<(String, String)> {
-        tags.iter()
-            .filter(|t| t.resource_id == id)
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect()
-    };
+    let tags_of = |id: &str| super::tags::of(&tags, id);
     images.retain(|i| {
         (ids.is_empty() || ids.contains(&i.image_id))
             && (owners.is_empty()

@@ -14,21 +14,16 @@ const ZONES_TTL: Duration = Duration::from_secs(10);
 /// at most every ten seconds); the last answer when it cannot be asked, and
 /// `nova` before any.
 pub async fn zones(cx: &Ctx<'_>) -> Vec<String> {
-    let fresh = cx
-        .cloud
-        .zones_asked
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .is_some_and(|at| at.elapsed() < ZONES_TTL);
-    if fresh {
-        let cached = cx
-            .cloud
+    let lock = || {
+        cx.cloud
             .zones
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if !cached.is_empty() {
-            return cached;
+    };
+    {
+        let cached = lock();
+        if cached.asked.is_some_and(|at| at.elapsed() < ZONES_TTL) && !cached.names.is_empty() {
+            return cached.names.clone();
         }
     }
     let asked = tokio::time::timeout(
@@ -36,11 +31,7 @@ pub async fn zones(cx: &Ctx<'_>) -> Vec<String> {
         cx.cloud.scheduler.list_hosts(&cx.rpc_context()),
     )
     .await;
-    let mut cached = cx
-        .cloud
-        .zones
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cached = lock();
     if let Ok(Ok(hosts)) = asked {
         let mut found: Vec<String> = hosts
             .into_iter()
@@ -50,18 +41,14 @@ pub async fn zones(cx: &Ctx<'_>) -> Vec<String> {
         found.sort();
         found.dedup();
         if !found.is_empty() {
-            *cached = found;
-            *cx.cloud
-                .zones_asked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(std::time::Instant::now());
+            cached.names = found;
+            cached.asked = Some(std::time::Instant::now());
         }
     }
-    if cached.is_empty() {
+    if cached.names.is_empty() {
         vec!["nova".to_owned()]
     } else {
-        cached.clone()
+        cached.names.clone()
     }
 }
 

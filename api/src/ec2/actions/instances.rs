@@ -253,6 +253,7 @@ pub fn default_zone(cx: &Ctx<'_>) -> String {
         .zones
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .names
         .first()
         .cloned()
         .unwrap_or_else(|| "nova".to_owned())

@@ -176,12 +176,7 @@ pub async fn describe_key_pairs(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         }
     }
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
-    let tags_of = |id: &str| -> Vec<(String, String)> {
-        tags.iter()
-            .filter(|t| t.resource_id == id)
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect()
-    };
+    let tags_of = |id: &str| super::tags::of(&tags, id);
     pairs.retain(|k| {
         (names.is_empty() && key_ids.is_empty()
             || names.contains(&k.name)

@@ -359,14 +359,7 @@ async fn respond(
     let tags = cx.cloud.db.tags(&cx.caller.project_id, Some(&ids)).await?;
     let with_tags: Vec<(&InstanceRow, Vec<(String, String)>)> = rows
         .iter()
-        .map(|r| {
-            let own = tags
-                .iter()
-                .filter(|t| t.resource_id == r.ec2_id)
-                .map(|t| (t.key.clone(), t.value.clone()))
-                .collect();
-            (r, own)
-        })
+        .map(|r| (r, tags::of(&tags, &r.ec2_id)))
         .collect();
     let zone = super::instances::default_zone(cx);
     let mut x = cx.response();

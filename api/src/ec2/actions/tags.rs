@@ -10,6 +10,14 @@ use crate::db::tags::TagRow;
 /// Most tags one resource may carry, as EC2 allows.
 const MAX_TAGS: usize = 50;
 
+/// The (key, value) pairs of `id` among `tags`.
+pub fn of(tags: &[TagRow], id: &str) -> Vec<(String, String)> {
+    tags.iter()
+        .filter(|t| t.resource_id == id)
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
+}
+
 /// A tag key and value as EC2 accepts them.
 pub fn validate(key: &str, value: &str) -> Result<(), Ec2Error> {
     if key.is_empty() || key.chars().count() > 128 {

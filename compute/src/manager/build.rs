@@ -147,9 +147,18 @@ impl ComputeManager {
                 warn!(%reason, "build failed; cleaning up");
                 if e.another_host_may_succeed() {
                     // Clean before handing back: the next host must not meet
-                    // this one's leftovers (its address above all).
-                    self.clean_up(ctx, id).await;
-                    self.reschedule(ctx, request, reason).await;
+                    // this one's leftovers (its address above all). An
+                    // address still held would be released from under the
+                    // next host's guest later, so then it ends here.
+                    if self.clean_up(ctx, id).await {
+                        self.reschedule(ctx, request, reason).await;
+                    } else {
+                        let reason = format!(
+                            "{reason}; not tried on another host: its fixed IP could not be released yet"
+                        );
+                        self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                            .await;
+                    }
                 } else {
                     // The user hears why at once; cleaning up may itself wait
                     // on what failed (an unreachable network controller).
@@ -213,30 +222,9 @@ impl ComputeManager {
         let dir = self.dir(&id);
         let mac = mac_for(request);
 
-        let step = Instant::now();
-        let fixed = self
-            .parts
-            .network
-            .allocate_fixed_ip(
-                ctx,
-                &AllocateFixedIp {
-                    instance_id: id,
-                    project_id: request.project_id.clone(),
-                    mac: mac
-                        .parse()
-                        .map_err(|_| BuildError::BadAddress(mac.clone()))?,
-                },
-            )
-            .await
-            .map_err(BuildError::Network)?;
-        self.ensure_bridge(&fixed)
-            .await
-            .map_err(BuildError::Bridge)?;
-        timings.network = step.elapsed();
-
-        self.report(ctx, id, InstanceState::Pending, Some("spawning"), None)
-            .await;
-        let step = Instant::now();
+        // The record comes first, so a worker killed from here on finds the
+        // build on restart and cleans it up, the address included.
+        self.outbox.building(id);
         tokio::fs::create_dir_all(dir.root())
             .await
             .map_err(BuildError::Files)?;
@@ -247,6 +235,24 @@ impl ComputeManager {
             built: false,
         };
         dir.write_record(&record).await.map_err(BuildError::Files)?;
+
+        let step = Instant::now();
+        let allocate = AllocateFixedIp {
+            instance_id: id,
+            project_id: request.project_id.clone(),
+            mac: mac
+                .parse()
+                .map_err(|_| BuildError::BadAddress(mac.clone()))?,
+        };
+        let fixed = self.allocate(ctx, &allocate).await?;
+        self.ensure_bridge(&fixed)
+            .await
+            .map_err(BuildError::Bridge)?;
+        timings.network = step.elapsed();
+
+        self.report(ctx, id, InstanceState::Pending, Some("spawning"), None)
+            .await;
+        let step = Instant::now();
         let base = self.parts.images.fetch(&request.image).await?;
         self.parts
             .images
@@ -411,11 +417,35 @@ impl ComputeManager {
     /// Removes everything an instance holds on this host and its fixed IP:
     /// domain, chains, address, files. Safe on a half-built instance and
     /// when repeated.
+    /// Asks the network controller for a fixed IP. A reply lost with the
+    /// broker connection is asked again, within the call timeout: an
+    /// instance holds one address, so the second ask returns the first's.
+    async fn allocate(
+        &self,
+        ctx: &RequestContext,
+        allocate: &AllocateFixedIp,
+    ) -> Result<FixedIp, BuildError> {
+        let deadline = Instant::now() + self.parts.network.timeout();
+        loop {
+            match self.parts.network.allocate_fixed_ip(ctx, allocate).await {
+                Err(e @ RpcError::ConnectionLost { .. }) if Instant::now() < deadline => {
+                    warn!(error = %e, "asking for the fixed IP again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other.map_err(BuildError::Network),
+            }
+        }
+    }
+
+    /// Removes everything of the instance from this host and releases its
+    /// address; false when the release did not go through (it waits in the
+    /// outbox).
     pub(super) async fn clean_up(
         &self,
         ctx: &RequestContext,
         id: stratus_rpc::wire::ids::InstanceId,
-    ) {
+    ) -> bool {
+        let mut released = true;
         let name = domain_name(&id);
         if let Err(e) = self.parts.driver.destroy(&name).await {
             warn!(error = %e, "destroying the domain failed");
@@ -429,7 +459,9 @@ impl ComputeManager {
             .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
             .await
         {
-            warn!(error = %e, "releasing the fixed IP failed");
+            warn!(error = %e, "releasing the fixed IP failed; will try again");
+            self.outbox.release_failed(id);
+            released = false;
         }
         let dir = self.dir(&id);
         if let Err(e) = tokio::fs::remove_dir_all(dir.root()).await
@@ -441,5 +473,6 @@ impl ComputeManager {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
+        released
     }
 }

@@ -6,6 +6,7 @@ mod build;
 mod claims;
 mod enabled;
 mod lifecycle;
+mod outbox;
 mod periodic;
 
 use std::collections::HashMap;
@@ -91,6 +92,8 @@ pub struct ComputeManager {
     enabled: Mutex<enabled::HostEnabled>,
     /// Which placement of each instance this host is building.
     attempts: Mutex<HashMap<InstanceId, u32>>,
+    /// Reports and releases to send again once the broker is back.
+    outbox: outbox::Outbox,
 }
 
 impl ComputeManager {
@@ -103,6 +106,7 @@ impl ComputeManager {
             last_states: Mutex::new(HashMap::new()),
             enabled: Mutex::new(enabled::HostEnabled::default()),
             attempts: Mutex::new(HashMap::new()),
+            outbox: outbox::Outbox::default(),
         })
     }
 
@@ -146,8 +150,8 @@ impl ComputeManager {
         Duration::from_secs(self.parts.config.spawn_timeout_secs)
     }
 
-    /// Casts a state change to the conductor; a failed cast is logged, not
-    /// fatal (the next sync reports the state again).
+    /// Casts a state change to the conductor; a failed cast waits in the
+    /// outbox for the periodic loop to send again.
     async fn report(
         &self,
         ctx: &RequestContext,
@@ -183,8 +187,12 @@ impl ComputeManager {
             }
         }
         tracing::info!(instance_id = %id, ?state, task_state, "state change");
-        if let Err(e) = self.parts.conductor.instance_update(ctx, &update).await {
-            warn!(instance_id = %id, error = %e, "could not report the state change");
+        match self.parts.conductor.instance_update(ctx, &update).await {
+            Ok(()) => self.outbox.reported(id, update.sequence),
+            Err(e) => {
+                warn!(instance_id = %id, error = %e, "could not report the state change; will send it again");
+                self.outbox.report_failed(update);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Periodic work: power-state sync (the hypervisor is authoritative, and an
-//! unknown state is never acted on), start-up recovery, capacity reports.
+//! unknown state is never acted on), start-up recovery, capacity reports and
+//! sending again what the outbox holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +164,7 @@ impl ComputeManager {
                     if let Err(e) = self.parts.scheduler.update_host(&ctx, &host).await {
                         warn!(error = %e, "capacity report failed");
                     }
+                    self.flush_outbox(&ctx).await;
                 }
                 _ = sync.tick() => self.sync_power_states(&RequestContext::system()).await,
             }

@@ -52,6 +52,11 @@ impl RpcClient {
         &self.transport
     }
 
+    /// How long calls wait by default.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     /// One-way message; Ok once the bus holds it.
     pub async fn cast<A: Serialize + ?Sized>(
         &self,

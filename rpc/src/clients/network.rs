@@ -32,6 +32,11 @@ impl NetworkClient {
         Self { rpc }
     }
 
+    /// How long its calls wait for a reply.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.rpc.call_timeout()
+    }
+
     /// Allocates (or returns the already allocated) fixed IP of an instance.
     pub async fn allocate_fixed_ip(
         &self,

@@ -1,0 +1,152 @@
+//! What could not be sent while the broker or a service was away: state
+//! reports and fixed-IP releases. The periodic loop sends them again, so a
+//! broker restart loses neither an instance's last state nor an address.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use stratus_rpc::RequestContext;
+use stratus_rpc::wire::conductor::InstanceUpdate;
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::network::ReleaseFixedIp;
+use tracing::{info, warn};
+
+use super::ComputeManager;
+
+/// Reports and releases waiting to be sent again.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    /// The newest unsent report per instance: the conductor keeps the
+    /// highest sequence, so older ones would change nothing.
+    reports: Mutex<HashMap<InstanceId, InstanceUpdate>>,
+    /// Instances whose fixed IP may still be held for them.
+    releases: Mutex<HashSet<InstanceId>>,
+}
+
+impl Outbox {
+    /// Keeps `update` unless a newer one for its instance is already waiting.
+    pub(super) fn report_failed(&self, update: InstanceUpdate) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        let newer = reports
+            .get(&update.instance_id)
+            .is_some_and(|waiting| waiting.sequence > update.sequence);
+        if !newer {
+            reports.insert(update.instance_id, update);
+        }
+    }
+
+    /// A report for `id` went through: any older one waiting is moot.
+    pub(super) fn reported(&self, id: InstanceId, sequence: u64) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        if reports.get(&id).is_some_and(|w| w.sequence <= sequence) {
+            reports.remove(&id);
+        }
+    }
+
+    /// The release of `id`'s address failed; send it again later.
+    pub(super) fn release_failed(&self, id: InstanceId) {
+        self.releases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+    }
+
+    /// `id` is being built here again: the allocation it gets is the one
+    /// still held (allocation is per instance), so releasing it later would
+    /// take the address from under the new guest.
+    pub(super) fn building(&self, id: InstanceId) {
+        self.releases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Reports and releases waiting, for tests and logs.
+    pub(super) fn waiting(&self) -> (usize, usize) {
+        (
+            self.reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+            self.releases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+        )
+    }
+}
+
+impl ComputeManager {
+    /// Sends again what failed to go out, oldest report first; what fails
+    /// again waits for the next round.
+    pub async fn flush_outbox(&self, ctx: &RequestContext) {
+        let releases: Vec<InstanceId> = self
+            .outbox
+            .releases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        for id in releases {
+            // Under the instance's lock, so a new build of it cannot start
+            // between the check and the release.
+            let lock = self.lock_for(id);
+            let _held = lock.lock().await;
+            let still = self
+                .outbox
+                .releases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&id);
+            if !still {
+                continue;
+            }
+            match self
+                .parts
+                .network
+                .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
+                .await
+            {
+                Ok(()) => {
+                    info!(instance_id = %id, "released the fixed IP held since an earlier failure");
+                    self.outbox
+                        .releases
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&id);
+                }
+                Err(e) => {
+                    warn!(instance_id = %id, error = %e, "releasing the fixed IP failed again");
+                    break;
+                }
+            }
+        }
+        let mut reports: Vec<InstanceUpdate> = self
+            .outbox
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        reports.sort_by_key(|u| u.sequence);
+        for update in reports {
+            match self.parts.conductor.instance_update(ctx, &update).await {
+                Ok(()) => {
+                    info!(instance_id = %update.instance_id, state = ?update.state, "sent a state change held since the broker was away");
+                    self.outbox.reported(update.instance_id, update.sequence);
+                }
+                Err(e) => {
+                    warn!(instance_id = %update.instance_id, error = %e, "reporting the state change failed again");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reports and releases waiting to be sent again.
+    pub fn outbox_waiting(&self) -> (usize, usize) {
+        self.outbox.waiting()
+    }
+}

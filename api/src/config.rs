@@ -64,6 +64,10 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// Largest user data accepted (decoded), in bytes.
     pub max_user_data_bytes: usize,
+    /// Seconds an instance may stay pending without any news from its
+    /// build before it is put in error (a host that died and never came
+    /// back, a report lost for good); 0 never gives up.
+    pub build_timeout_secs: u64,
     /// The instance type when `RunInstances` names none.
     pub default_instance_type: String,
     /// The instance types offered.
@@ -102,6 +106,7 @@ impl Default for ApiConfig {
             signature_window_secs: 300,
             max_request_bytes: 512 * 1024,
             max_user_data_bytes: 16 * 1024,
+            build_timeout_secs: 600,
             default_instance_type: "m1.small".to_owned(),
             instance_types: vec![
                 flavor("m1.tiny", 1, 512, 1),

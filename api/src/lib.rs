@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod build_timeout;
 pub mod conductor;
 pub mod config;
 pub mod db;

@@ -125,6 +125,10 @@ pub async fn start(
     info!(address = %metadata_address, "metadata service listening");
 
     tokio::spawn(count_instances(db.clone()));
+    tokio::spawn(crate::build_timeout::run(
+        db.clone(),
+        std::time::Duration::from_secs(config.build_timeout_secs),
+    ));
     let conductor = Arc::new(ConductorService::new(Conductor::new(
         db,
         ComputeClient::new(rpc),

@@ -518,6 +518,25 @@ impl Db {
         Ok(())
     }
 
+    /// Pending instances with no news since `before` (an RFC 3339 time, as
+    /// `updated_at` holds), all projects: (uuid, host).
+    pub async fn pending_since(
+        &self,
+        before: &str,
+    ) -> Result<Vec<(String, Option<String>)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT uuid, host FROM instances WHERE state = 'pending' AND updated_at < $1",
+        )
+        .bind(before.to_owned())
+        .fetch_all(self.read())
+        .await
+        .map_err(err("find stuck builds"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("uuid")?, r.try_get("host")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err("read stuck builds"))
+    }
+
     /// Instances by stored state, all projects (the metrics).
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, DbError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM instances GROUP BY state")

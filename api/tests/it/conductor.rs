@@ -318,3 +318,87 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         "the rescheduled host was not stopped"
     );
 }
+
+#[tokio::test]
+async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("api.sqlite").display()
+    ))
+    .await
+    .expect("db");
+    let bus = MemoryTransport::new(8, Duration::from_millis(50));
+    let conductor = ConductorService::new(Conductor::new(
+        db.clone(),
+        ComputeClient::new(RpcClient::new(Arc::new(bus), Duration::from_secs(1))),
+    ));
+    let (unplaced, building, fresh) = (InstanceId::new(), InstanceId::new(), InstanceId::new());
+    for id in [unplaced, building, fresh] {
+        instance(&db, id).await;
+    }
+    send(
+        &conductor,
+        "instance_update",
+        &InstanceUpdate {
+            task_state: Some("spawning".into()),
+            ..update(building, InstanceState::Pending, 10)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // `fresh` heard from its host just now; the other two have been quiet.
+    send(
+        &conductor,
+        "instance_update",
+        &update(fresh, InstanceState::Pending, 11),
+    )
+    .await;
+
+    let failed = stratus_api::build_timeout::sweep(&db, Duration::from_secs(1))
+        .await
+        .expect("sweep");
+    assert_eq!(failed, 2);
+    let state = |id: InstanceId| {
+        let db = db.clone();
+        async move {
+            db.instance_by_uuid(&id.to_string())
+                .await
+                .expect("read")
+                .expect("instance")
+        }
+    };
+    let row = state(unplaced).await;
+    assert_eq!(row.state, "error");
+    assert_eq!(
+        row.state_reason.as_deref(),
+        Some("the build did not start within 1 s: no compute host took it")
+    );
+    let row = state(building).await;
+    assert_eq!(row.state, "error");
+    assert_eq!(
+        row.state_reason.as_deref(),
+        Some("the build did not finish within 1 s: host node1 stopped reporting on it")
+    );
+    assert_eq!(state(fresh).await.state, "pending");
+
+    // The host comes back and reports the build done: that wins.
+    send(
+        &conductor,
+        "instance_update",
+        &update(
+            building,
+            InstanceState::Running,
+            stratus_rpc::wire::conductor::next_sequence(),
+        ),
+    )
+    .await;
+    assert_eq!(state(building).await.state, "running");
+    // Nothing is swept twice.
+    assert_eq!(
+        stratus_api::build_timeout::sweep(&db, Duration::from_secs(1))
+            .await
+            .expect("sweep"),
+        0
+    );
+}

@@ -1,9 +1,18 @@
 //! Real guests through libvirt (the virt crate). libvirt's API blocks, so
 //! every call runs on the blocking pool, never on the async runtime.
+//!
+//! The connection outlives libvirtd restarts: when the daemon goes away
+//! (an upgrade, a crash, `systemctl restart libvirtd`), guests keep running
+//! but the socket we hold is dead. A call that finds it dead reopens the
+//! same URI and is retried once; while the daemon is absent, calls fail
+//! with libvirt's error, which callers log and never read as "the domain
+//! is gone".
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use async_trait::async_trait;
+use tracing::{info, warn};
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
@@ -16,25 +25,138 @@ use crate::xml::{DomainSpec, DomainType, render};
 /// A libvirt connection and the domain type guests get.
 #[derive(Debug, Clone)]
 pub struct LibvirtDriver {
-    uri: String,
-    conn: Arc<Connect>,
+    conn: Arc<Connection>,
     domain_type: DomainType,
 }
 
-fn libvirt_error(
+/// One libvirt call failed: what was attempted, on what, and libvirt's own
+/// error, kept whole until the call is over so a lost connection can be
+/// told apart from a refusal.
+struct Failed {
     action: &'static str,
-    domain: &str,
-) -> impl FnOnce(virt::error::Error) -> DriverError {
-    let domain = domain.to_owned();
-    move |e| {
-        if matches!(e.code(), Enum::Known(ErrorNumber::NoDomain)) {
-            DriverError::NotFound(domain)
+    target: String,
+    error: virt::error::Error,
+}
+
+fn failed(action: &'static str, target: &str) -> impl FnOnce(virt::error::Error) -> Failed {
+    let target = target.to_owned();
+    move |error| Failed {
+        action,
+        target,
+        error,
+    }
+}
+
+impl From<Failed> for DriverError {
+    fn from(f: Failed) -> Self {
+        if matches!(f.error.code(), Enum::Known(ErrorNumber::NoDomain)) {
+            DriverError::NotFound(f.target)
         } else {
             DriverError::Libvirt {
-                action,
-                domain,
-                message: e.message().to_owned(),
+                action: f.action,
+                domain: f.target,
+                message: f.error.message().to_owned(),
             }
+        }
+    }
+}
+
+/// Whether the connection a call failed on is gone, rather than the daemon
+/// having refused. libvirt's client marks its connection closed once the
+/// socket fails (broken pipe, end of file, "client socket is closed": codes
+/// VIR_ERR_SYSTEM_ERROR, VIR_ERR_RPC, VIR_ERR_INTERNAL_ERROR from the RPC
+/// layer), so its own liveness answer decides: a refusal from a live daemon
+/// (no such domain, domain already running, a QEMU failure) is never
+/// retried, which keeps non-idempotent calls such as start from running twice.
+fn connection_lost(conn: &Connect) -> bool {
+    !conn.is_alive().unwrap_or(false)
+}
+
+/// The open connection to libvirtd, replaced when the daemon restarts.
+#[derive(Debug)]
+struct Connection {
+    uri: String,
+    current: Mutex<Arc<Connect>>,
+}
+
+impl Connection {
+    fn current(&self) -> Arc<Connect> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Opens the URI again in place of `dead`, unless another call already
+    /// did (then that connection is used). Runs on the blocking pool; the
+    /// lock is held while opening so concurrent failures reconnect once.
+    fn replace(
+        &self,
+        dead: &Arc<Connect>,
+        cause: &str,
+    ) -> Result<Arc<Connect>, virt::error::Error> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current, dead) {
+            return Ok(current.clone());
+        }
+        let started = Instant::now();
+        match Connect::open(Some(&self.uri)) {
+            Ok(conn) => {
+                info!(
+                    uri = %self.uri,
+                    cause,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "reconnected to libvirtd"
+                );
+                *current = Arc::new(conn);
+                Ok(current.clone())
+            }
+            Err(e) => {
+                warn!(uri = %self.uri, cause, error = %e.message(), "libvirtd is unreachable; the next call tries again");
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on a live connection: reconnects first when the client
+    /// already knows its connection is dead, and once more (retrying `f`)
+    /// when `f` is what finds out.
+    fn call<T>(
+        &self,
+        action: &'static str,
+        target: &str,
+        f: impl Fn(&Connect) -> Result<T, Failed>,
+    ) -> Result<T, DriverError> {
+        let unreachable = |cause: String, e: virt::error::Error| DriverError::Libvirt {
+            action,
+            domain: target.to_owned(),
+            message: format!(
+                "{cause}; reconnecting to {} failed: {}",
+                self.uri,
+                e.message()
+            ),
+        };
+        let mut conn = self.current();
+        if connection_lost(&conn) {
+            let cause = "the connection was closed".to_owned();
+            conn = self
+                .replace(&conn, &cause)
+                .map_err(|e| unreachable(cause, e))?;
+        }
+        match f(&conn) {
+            Err(first) if connection_lost(&conn) => {
+                let cause = format!(
+                    "{} {} lost the connection: {}",
+                    first.action,
+                    first.target,
+                    first.error.message()
+                );
+                let conn = self
+                    .replace(&conn, &cause)
+                    .map_err(|e| unreachable(cause, e))?;
+                f(&conn).map_err(DriverError::from)
+            }
+            result => result.map_err(DriverError::from),
         }
     }
 }
@@ -47,6 +169,13 @@ fn power_state(state: DomainState) -> PowerState {
         DomainState::Crashed => PowerState::Crashed,
         DomainState::NoState => PowerState::NoState,
     }
+}
+
+fn state_of(domain: &Domain, name: &str) -> Result<PowerState, Failed> {
+    Ok(match domain.state().map_err(failed("state", name))?.0 {
+        Enum::Known(s) => power_state(s),
+        Enum::Unknown(_) => PowerState::NoState,
+    })
 }
 
 impl LibvirtDriver {
@@ -64,10 +193,12 @@ impl LibvirtDriver {
                 domain: uri.to_owned(),
                 message: e.to_string(),
             })?
-            .map_err(libvirt_error("connect", uri))?;
+            .map_err(failed("connect", uri))?;
         Ok(Self {
-            uri: uri.to_owned(),
-            conn: Arc::new(conn),
+            conn: Arc::new(Connection {
+                uri: uri.to_owned(),
+                current: Mutex::new(Arc::new(conn)),
+            }),
             domain_type,
         })
     }
@@ -77,14 +208,17 @@ impl LibvirtDriver {
         self.domain_type
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with a live connection on the blocking pool, in the
+    /// caller's span (so a reconnect is logged with the instance it served).
     async fn blocking<T, F>(&self, action: &'static str, name: &str, f: F) -> Result<T, DriverError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connect) -> Result<T, DriverError> + Send + 'static,
+        F: Fn(&Connect) -> Result<T, Failed> + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn))
+        let target = name.to_owned();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| conn.call(action, &target, f)))
             .await
             .map_err(|e| DriverError::Libvirt {
                 action,
@@ -101,14 +235,14 @@ impl LibvirtDriver {
     ) -> Result<T, DriverError>
     where
         T: Send + 'static,
-        F: FnOnce(&Domain) -> Result<T, virt::error::Error> + Send + 'static,
+        F: Fn(&Domain) -> Result<T, virt::error::Error> + Send + 'static,
     {
         let owned = name.to_owned();
         self.blocking(action, name, move |conn| {
             let domain = conn
                 .lookup_domain_by_name(&owned)
-                .map_err(libvirt_error(action, &owned))?;
-            f(&domain).map_err(libvirt_error(action, &owned))
+                .map_err(failed(action, &owned))?;
+            f(&domain).map_err(failed(action, &owned))
         })
         .await
     }
@@ -128,14 +262,18 @@ impl VirtDriver for LibvirtDriver {
         spec.domain_type = self.domain_type;
         let xml = render(&spec);
         let name = spec.name.clone();
+        // Retried after a lost connection: defining the same XML again
+        // replaces the definition; if the old daemon did start the guest,
+        // the second start is refused ("already running") and the build
+        // fails and cleans up rather than running a guest twice.
         self.blocking("define and start", &spec.name, move |conn| {
             let domain = conn
                 .define_domain_xml(&xml)
-                .map_err(libvirt_error("define", &name))?;
+                .map_err(failed("define", &name))?;
             if let Err(e) = domain.create() {
                 // Leave no definition behind for a domain that never ran.
                 let _ = domain.undefine();
-                return Err(libvirt_error("start", &name)(e));
+                return Err(failed("start", &name)(e));
             }
             Ok(())
         })
@@ -143,29 +281,30 @@ impl VirtDriver for LibvirtDriver {
     }
 
     async fn state(&self, name: &str) -> Result<Option<PowerState>, DriverError> {
-        match self.with_domain("state", name, |d| d.state()).await {
-            Ok((state, _reason)) => Ok(Some(match state {
-                Enum::Known(s) => power_state(s),
-                Enum::Unknown(_) => PowerState::NoState,
-            })),
+        let owned = name.to_owned();
+        let found = self
+            .blocking("state", name, move |conn| {
+                let domain = conn
+                    .lookup_domain_by_name(&owned)
+                    .map_err(failed("state", &owned))?;
+                state_of(&domain, &owned)
+            })
+            .await;
+        match found {
+            Ok(state) => Ok(Some(state)),
             Err(DriverError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError> {
-        let uri = self.uri.clone();
+        let uri = self.conn.uri.clone();
         self.blocking("list", &uri.clone(), move |conn| {
-            let domains = conn
-                .list_all_domains(0)
-                .map_err(libvirt_error("list", &uri))?;
+            let domains = conn.list_all_domains(0).map_err(failed("list", &uri))?;
             let mut out = Vec::with_capacity(domains.len());
             for domain in domains {
-                let name = domain.name().map_err(libvirt_error("name", &uri))?;
-                let state = match domain.state().map_err(libvirt_error("state", &name))?.0 {
-                    Enum::Known(s) => power_state(s),
-                    Enum::Unknown(_) => PowerState::NoState,
-                };
+                let name = domain.name().map_err(failed("name", &uri))?;
+                let state = state_of(&domain, &name)?;
                 out.push((name, state));
             }
             Ok(out)

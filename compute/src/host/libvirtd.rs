@@ -22,8 +22,10 @@ pub struct LibvirtdError {
 }
 
 /// Runs in the namespace under `unshare -m`; `$1` is our folder, `$2` is
-/// `nokvm` to hide `/dev/kvm`. Arguments arrive as positional parameters,
-/// never spliced into the script.
+/// `nokvm` to hide `/dev/kvm`, `$3` is `restart` when virtlogd still runs
+/// and only libvirtd starts again (over the same folders, so it finds its
+/// guests' state in `run/qemu` and re-attaches to them). Arguments arrive
+/// as positional parameters, never spliced into the script.
 const SETUP: &str = r#"
 set -e
 d="$1"
@@ -48,9 +50,18 @@ if [ "$2" = nokvm ]; then
     mount -t tmpfs -o mode=1777 shm "$new/shm"
     mount --move "$new" /dev
 fi
-virtlogd -d -p "$d/virtlogd.pid"
+if [ "$3" != restart ]; then virtlogd -d -p "$d/virtlogd.pid"; fi
 libvirtd -d -p "$d/libvirtd.pid"
 "#;
+
+/// How [`PrivateLibvirtd::stop_daemon`] ends libvirtd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, as a service manager's restart does.
+    Term,
+    /// SIGKILL, as a crash: no clean-up of its socket or pid file.
+    Kill,
+}
 
 /// A running private libvirtd; stopped (its domains destroyed) on drop.
 #[derive(Debug)]
@@ -74,6 +85,23 @@ impl PrivateLibvirtd {
         let dir_text = dir
             .to_str()
             .ok_or_else(|| fail("folder path is not UTF-8".into()))?;
+        let daemon = Self {
+            netns: netns.to_owned(),
+            uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
+            dir,
+            owned: true,
+        };
+        daemon.launch("start")?;
+        Ok(daemon)
+    }
+
+    /// Runs the set-up script in the namespace and waits for libvirtd to
+    /// answer on its socket.
+    fn launch(&self, mode: &str) -> Result<(), LibvirtdError> {
+        let dir_text = self
+            .dir
+            .to_str()
+            .ok_or_else(|| self.fail("folder path is not UTF-8".into()))?;
         let kvm = if crate::config::kvm_usable() {
             "kvm"
         } else {
@@ -83,34 +111,81 @@ impl PrivateLibvirtd {
             .args([
                 "netns",
                 "exec",
-                netns,
+                &self.netns,
                 "unshare",
                 "-m",
                 "--propagation",
                 "private",
             ])
-            .args(["sh", "-c", SETUP, "sh", dir_text, kvm])
+            .args(["sh", "-c", SETUP, "sh", dir_text, kvm, mode])
             .output()
-            .map_err(|e| fail(format!("could not run ip netns exec: {e}")))?;
+            .map_err(|e| self.fail(format!("could not run ip netns exec: {e}")))?;
         if !out.status.success() {
-            return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+            return Err(self.fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
         }
-        let daemon = Self {
-            netns: netns.to_owned(),
-            uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
-            dir,
-            owned: true,
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if daemon.virsh(&["version"]).is_ok() {
-                return Ok(daemon);
+            if self.virsh(&["version"]).is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(fail(
-            "libvirtd did not answer on its socket within 20 s".into(),
-        ))
+        Err(self.fail("libvirtd did not answer on its socket within 20 s".into()))
+    }
+
+    fn fail(&self, why: String) -> LibvirtdError {
+        LibvirtdError {
+            netns: self.netns.clone(),
+            why,
+        }
+    }
+
+    /// Stops libvirtd alone, as a restart or a crash does: virtlogd and the
+    /// guests keep running. Returns once the daemon has exited.
+    pub fn stop_daemon(&self, how: Stop) -> Result<(), LibvirtdError> {
+        let pidfile = self.dir.join("libvirtd.pid");
+        let pid = std::fs::read_to_string(&pidfile)
+            .map_err(|e| self.fail(format!("{}: {e}", pidfile.display())))?;
+        let pid = pid.trim().to_owned();
+        let signal = match how {
+            Stop::Term => "TERM",
+            Stop::Kill => "KILL",
+        };
+        let sent = Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .map_err(|e| self.fail(format!("could not run kill: {e}")))?;
+        if !sent.success() {
+            return Err(self.fail(format!("kill -s {signal} {pid}: {sent}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if !process_lives(&pid) {
+                // A killed daemon leaves its pid file: drop it, so that
+                // nothing signals whatever process reuses the pid.
+                if std::fs::read_to_string(&pidfile).is_ok_and(|p| p.trim() == pid) {
+                    let _ = std::fs::remove_file(&pidfile);
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(self.fail(format!(
+            "libvirtd (pid {pid}) still runs 20 s after SIG{signal}"
+        )))
+    }
+
+    /// Starts libvirtd again after [`Self::stop_daemon`], over the same
+    /// folders and namespace.
+    pub fn start_daemon(&self) -> Result<(), LibvirtdError> {
+        self.launch("restart")
+    }
+
+    /// The pid of a running guest's QEMU, from libvirt's state folder.
+    pub fn qemu_pid(&self, domain: &str) -> Option<u32> {
+        let text = std::fs::read_to_string(self.dir.join("run/qemu").join(format!("{domain}.pid")))
+            .ok()?;
+        text.trim().parse().ok()
     }
 
     /// The daemon a previous run left in `dir`, else a new one; either way
@@ -176,6 +251,17 @@ impl PrivateLibvirtd {
     }
 }
 
+/// Whether process `pid` runs (a zombie waiting for its parent does not).
+fn process_lives(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 impl Drop for PrivateLibvirtd {
     fn drop(&mut self) {
         if !self.owned {
@@ -185,6 +271,22 @@ impl Drop for PrivateLibvirtd {
             for name in names.lines().filter(|n| !n.trim().is_empty()) {
                 let _ = self.virsh(&["destroy", name.trim()]);
                 let _ = self.virsh(&["undefine", name.trim()]);
+            }
+        }
+        // Guests libvirtd could not destroy (it was stopped, or is gone):
+        // their QEMU pid files are still in its state folder.
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("run/qemu")) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "pid")
+                    && let Ok(pid) = std::fs::read_to_string(&path)
+                    && std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("qemu"))
+                {
+                    let _ = Command::new("kill")
+                        .args(["-s", "KILL", pid.trim()])
+                        .status();
+                }
             }
         }
         self.kill("libvirtd.pid");

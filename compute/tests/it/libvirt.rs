@@ -20,13 +20,13 @@ use stratus_rpc::wire::conductor::InstanceState;
 
 use crate::harness::{Harness, request};
 
-const KEY: &str =
+pub(crate) const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
 
-struct Netns(String);
+pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let name = format!("st-lv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
@@ -52,7 +52,7 @@ impl Drop for Netns {
 }
 
 /// Builds the test image into `dir` with the builder under deploy/images.
-fn build_image(dir: &Path) -> ImageRef {
+pub(crate) fn build_image(dir: &Path) -> ImageRef {
     let builder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/images/build-test-image");
     let out = Command::new(&builder)
         .arg(dir)
@@ -73,11 +73,11 @@ fn build_image(dir: &Path) -> ImageRef {
 }
 
 /// qemu runs as its own user: it must be able to reach the state folder.
-fn open_up(dir: &Path) {
+pub(crate) fn open_up(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-async fn console_shows(
+pub(crate) async fn console_shows(
     h: &Harness,
     id: &stratus_rpc::wire::ids::InstanceId,
     marker: &str,

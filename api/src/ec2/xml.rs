@@ -29,6 +29,18 @@ fn clean(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` escaped for element content. A carriage return goes out as a
+/// character reference: a parser turns a raw CR (and CR LF) into LF, so the
+/// client would read back a different value than was stored.
+fn escaped(text: &str) -> Cow<'_, str> {
+    let out = quick_xml::escape::escape(clean(text));
+    if out.contains('\r') {
+        Cow::Owned(out.replace('\r', "&#13;"))
+    } else {
+        out
+    }
+}
+
 impl Xml {
     /// A `<{action}Response>` document with its request id.
     pub fn response(action: &str, request_id: &str) -> Self {
@@ -73,15 +85,13 @@ impl Xml {
     /// `<name>text</name>`, escaped.
     pub fn text(&mut self, name: &str, text: &str) -> &mut Self {
         self.open(name);
-        self.out
-            .push_str(&quick_xml::escape::escape(clean(text).as_ref()));
+        self.out.push_str(&escaped(text));
         self.close(name)
     }
 
     /// Bare escaped text inside the open element (lists of strings).
     pub fn out_text(&mut self, text: &str) -> &mut Self {
-        self.out
-            .push_str(&quick_xml::escape::escape(clean(text).as_ref()));
+        self.out.push_str(&escaped(text));
         self
     }
 
@@ -138,5 +148,12 @@ mod tests {
         );
         assert!(doc.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CreateTagsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>req-1</requestId>"));
         assert!(doc.ends_with("</CreateTagsResponse>"));
+    }
+
+    #[test]
+    fn carriage_returns_survive_end_of_line_normalization() {
+        let mut xml = Xml::fragment();
+        xml.text("v", "a\r\nb\rc\td\ne");
+        assert_eq!(xml.into_string(), "<v>a&#13;\nb&#13;c\td\ne</v>");
     }
 }

@@ -4,7 +4,9 @@
 //! Verification happens in two steps because the secret lives in the caller's
 //! key store: [`claim`] says which access key a request names, the caller looks
 //! its secret up, and [`verify`] checks the signature and the request time.
+//! A [`replay::ReplayGuard`] then refuses a signature it has already accepted.
 
+pub mod replay;
 pub mod sigv2;
 pub mod sigv4;
 
@@ -67,6 +69,11 @@ pub enum AuthError {
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
     )]
     Mismatch,
+    /// A signature already accepted, sent again (a replay), saying when it was first seen.
+    #[error(
+        "This signed request was already accepted {0}; a signed request is accepted once. Sign the request again to repeat it."
+    )]
+    Replayed(String),
 }
 
 impl AuthError {
@@ -78,6 +85,7 @@ impl AuthError {
             AuthError::Unsupported(_) => "InvalidParameterValue",
             AuthError::Expired(_) => "RequestExpired",
             AuthError::Mismatch => "SignatureDoesNotMatch",
+            AuthError::Replayed(_) => "AuthFailure",
         }
     }
 }
@@ -105,6 +113,14 @@ pub fn verify(
     match scheme(req)? {
         Scheme::V4 => sigv4::verify(req, secret, now, window),
         Scheme::V2 => sigv2::verify(req, secret, now, window),
+    }
+}
+
+/// The signature bytes a request carries, decoded as its scheme writes them.
+pub(crate) fn provided_signature(req: &SignedRequest) -> Result<Vec<u8>, AuthError> {
+    match scheme(req)? {
+        Scheme::V4 => sigv4::provided_signature(req),
+        Scheme::V2 => sigv2::provided_signature(req),
     }
 }
 

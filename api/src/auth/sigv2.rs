@@ -62,11 +62,7 @@ pub fn verify(
         )));
     }
     check_time(&pairs, now, window)?;
-    // base64 has no spaces: a space here is a '+' the client left unescaped.
-    let signature = params::required(&pairs, "Signature")?.replace(' ', "+");
-    let provided = STANDARD
-        .decode(signature.trim())
-        .map_err(|_| AuthError::Incomplete("Signature is not valid base64".to_string()))?;
+    let provided = decode_signature(&pairs)?;
 
     let host = params::single_header(req.headers, "host")?
         .ok_or_else(|| AuthError::Incomplete("a Host header is required".to_string()))?;
@@ -89,6 +85,19 @@ pub fn verify(
         }
     }
     Err(AuthError::Mismatch)
+}
+
+/// The signature bytes the request carries, as [`verify`] compares them.
+pub(crate) fn provided_signature(req: &SignedRequest) -> Result<Vec<u8>, AuthError> {
+    decode_signature(&request_params(req))
+}
+
+fn decode_signature(pairs: &[Pair]) -> Result<Vec<u8>, AuthError> {
+    // base64 has no spaces: a space here is a '+' the client left unescaped.
+    let signature = params::required(pairs, "Signature")?.replace(' ', "+");
+    STANDARD
+        .decode(signature.trim())
+        .map_err(|_| AuthError::Incomplete("Signature is not valid base64".to_string()))
 }
 
 fn check_time(pairs: &[Pair], now: SystemTime, window: Duration) -> Result<(), AuthError> {

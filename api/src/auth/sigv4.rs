@@ -95,10 +95,7 @@ fn verify_for_service(
             )));
         }
     }
-    let provided = hex::decode(&parts.signature)
-        .ok()
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| AuthError::Incomplete("Signature must be 64 hex digits".to_string()))?;
+    let provided = decode_signature(&parts.signature)?;
     let key = signing_key(secret, &parts)?;
     for canonical in canonical::requests(req, &parts.signed_headers, parts.presigned)? {
         let mut mac = hmac(&key)?;
@@ -124,6 +121,18 @@ pub fn expected_signature(req: &SignedRequest, secret: &str) -> Result<String, A
     let mut mac = hmac(&key)?;
     mac.update(string_to_sign(&parts, &canonical).as_bytes());
     Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The signature bytes the request carries, as [`verify`] compares them.
+pub(crate) fn provided_signature(req: &SignedRequest) -> Result<Vec<u8>, AuthError> {
+    decode_signature(&parse(req)?.signature)
+}
+
+fn decode_signature(signature: &str) -> Result<Vec<u8>, AuthError> {
+    hex::decode(signature)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or_else(|| AuthError::Incomplete("Signature must be 64 hex digits".to_string()))
 }
 
 fn query_pairs(req: &SignedRequest) -> Vec<Pair> {

@@ -1,5 +1,6 @@
 //! The EC2 endpoint over HTTP: GET or form POST on `/` and
-//! `/services/Cloud`, a size limit, the signature check, then the action.
+//! `/services/Cloud`, size limits, the signature check, the replay check,
+//! then the action.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,17 +15,31 @@ use stratus_rpc::context::new_request_id;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::error::Ec2Error;
-use super::params::Params;
+use super::params::{Params, check_count};
 use super::{Caller, Cloud, Ctx, dispatch};
+use crate::auth::replay::ReplayGuard;
 use crate::auth::{self, SignedRequest};
 
-/// The EC2 API's routes.
+/// What every request is answered with: the controller, and the signatures
+/// already accepted.
+struct Endpoint {
+    cloud: Arc<Cloud>,
+    replays: ReplayGuard,
+}
+
+/// The EC2 API's routes, refusing replays as [`ReplayGuard::new`] does.
 pub fn router(cloud: Arc<Cloud>) -> Router {
+    let window = Duration::from_secs(cloud.config.signature_window_secs);
+    router_with(cloud, ReplayGuard::new(window))
+}
+
+/// The EC2 API's routes with a replay guard of the caller's choosing.
+pub fn router_with(cloud: Arc<Cloud>, replays: ReplayGuard) -> Router {
     Router::new()
         .route("/", any(handle))
         .route("/services/Cloud", any(handle))
         .route("/services/Cloud/", any(handle))
-        .with_state(cloud)
+        .with_state(Arc::new(Endpoint { cloud, replays }))
 }
 
 fn xml_response(status: u16, body: String, request_id: &str) -> Response {
@@ -44,8 +59,13 @@ fn xml_response(status: u16, body: String, request_id: &str) -> Response {
     response
 }
 
-/// Who signed the request, checked against the stored secret.
-async fn authenticate(cloud: &Cloud, request: &SignedRequest<'_>) -> Result<Caller, Ec2Error> {
+/// Who signed the request, checked against the stored secret, and that the
+/// signature was not accepted before.
+async fn authenticate(
+    endpoint: &Endpoint,
+    request: &SignedRequest<'_>,
+) -> Result<Caller, Ec2Error> {
+    let cloud = &endpoint.cloud;
     let to_ec2 = |e: auth::AuthError| Ec2Error::auth(e.code(), e.to_string());
     let claim = auth::claim(request).map_err(to_ec2)?;
     let Some(credential) = cloud.db.credential(&claim.access_key).await? else {
@@ -56,6 +76,11 @@ async fn authenticate(cloud: &Cloud, request: &SignedRequest<'_>) -> Result<Call
     };
     let window = Duration::from_secs(cloud.config.signature_window_secs);
     auth::verify(request, &credential.secret_key, SystemTime::now(), window).map_err(to_ec2)?;
+    // Only verified signatures are remembered, so strangers cannot fill the guard.
+    endpoint
+        .replays
+        .admit(request, &claim.access_key, Instant::now())
+        .map_err(to_ec2)?;
     Ok(Caller {
         project_id: credential.project_id,
         user_id: credential.user_id,
@@ -63,33 +88,51 @@ async fn authenticate(cloud: &Cloud, request: &SignedRequest<'_>) -> Result<Call
     })
 }
 
+fn too_large(limit: usize) -> Ec2Error {
+    Ec2Error {
+        code: "RequestEntityTooLarge",
+        message: format!("The request is larger than {limit} bytes."),
+        status: 413,
+    }
+}
+
 async fn handle(
-    State(cloud): State<Arc<Cloud>>,
+    State(endpoint): State<Arc<Endpoint>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let cloud = &endpoint.cloud;
     let request_id = new_request_id();
     let started = Instant::now();
     let limit = cloud.config.max_request_bytes;
+    let query = uri.query().unwrap_or("");
+    // The query is held to the body's limit too: GET carries parameters there.
+    if query.len() > limit {
+        let e = too_large(limit);
+        return xml_response(e.status, e.to_xml(&request_id), &request_id);
+    }
     let body = match to_bytes(body, limit).await {
         Ok(body) => body,
         Err(_) => {
-            let e = Ec2Error {
-                code: "RequestEntityTooLarge",
-                message: format!("The request is larger than {limit} bytes."),
-                status: 413,
-            };
+            let e = too_large(limit);
             return xml_response(e.status, e.to_xml(&request_id), &request_id);
         }
     };
-    let query = uri.query().unwrap_or("");
-    let mut params = Params::parse(query.as_bytes());
-    if method == Method::POST {
-        params.merge(Params::parse(&body));
+    let form = (method == Method::POST).then_some(&body[..]);
+    // Before the verifiers, which split the same text into pairs of their own.
+    if let Err(e) = check_count(query.as_bytes(), form) {
+        return xml_response(e.status, e.to_xml(&request_id), &request_id);
     }
-    let action = params.get("Action").unwrap_or("").to_owned();
+    // Refused only once the caller is known, so a stranger learns nothing.
+    let parsed = Params::from_request(query.as_bytes(), form);
+    let action = parsed
+        .as_ref()
+        .ok()
+        .and_then(|p| p.get("Action"))
+        .unwrap_or("")
+        .to_owned();
     let span = info_span!("ec2", %request_id, action = %action, project = tracing::field::Empty);
     let result = async {
         if method != Method::GET && method != Method::POST {
@@ -114,13 +157,14 @@ async fn handle(
             headers: &header_pairs,
             body: &body,
         };
-        let caller = authenticate(&cloud, &signed).await?;
+        let caller = authenticate(&endpoint, &signed).await?;
         tracing::Span::current().record("project", caller.project_id.as_str());
+        let params = parsed?;
         if action.is_empty() {
             return Err(Ec2Error::missing("Action"));
         }
         let cx = Ctx {
-            cloud: &cloud,
+            cloud,
             caller: &caller,
             params: &params,
             action: &action,

@@ -17,6 +17,7 @@ use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::SchedulerConfig;
+use crate::placed::Placed;
 use crate::placer::Placer;
 use crate::request::RequestSpec;
 
@@ -24,6 +25,7 @@ use crate::request::RequestSpec;
 #[derive(Debug)]
 pub struct SchedulerService {
     placer: Placer,
+    placed: Placed,
     compute: ComputeClient,
     conductor: ConductorClient,
 }
@@ -33,6 +35,7 @@ impl SchedulerService {
     pub fn new(config: &SchedulerConfig, rpc: RpcClient) -> Self {
         Self {
             placer: Placer::new(config),
+            placed: Placed::default(),
             compute: ComputeClient::new(rpc.clone()),
             conductor: ConductorClient::new(rpc),
         }
@@ -51,6 +54,14 @@ impl SchedulerService {
             let id = instance.instance_id;
             let entered =
                 info_span!("schedule", instance_id = %id, request_id = %ctx.request_id).entered();
+            let attempt = instance.placement.hosts_tried.len();
+            if let Some((host, limits)) = self.placed.get(id, attempt) {
+                info!(%host, "placed before (a redelivery): sending it to the same host");
+                instance.placement.hosts_tried.push(host.clone());
+                instance.placement.limits = limits;
+                placed.push((host, instance));
+                continue;
+            }
             let decision = RequestSpec::new(&instance, ctx.is_admin)
                 .and_then(|spec| self.placer.place(&spec, Instant::now()));
             match decision {
@@ -58,6 +69,8 @@ impl SchedulerService {
                     debug!(host = %choice.host, attempt = instance.placement.hosts_tried.len() + 1, "placed");
                     instance.placement.hosts_tried.push(choice.host.clone());
                     instance.placement.limits = Some(choice.limits);
+                    self.placed
+                        .insert(id, attempt, choice.host.clone(), Some(choice.limits));
                     placed.push((choice.host, instance));
                 }
                 Err(e) => {

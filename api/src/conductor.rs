@@ -79,13 +79,22 @@ impl Conductor {
         // A second host building the same placement of an instance another
         // host holds is a duplicate delivery of run_instance: only one may
         // run it. A later placement (a reschedule) replaces the host.
+        // Whatever such a second host reports afterwards (shutting down,
+        // terminated as told) is about its own copy, not the instance.
         let attempt = i64::from(update.attempt);
-        let duplicate = alive
-            && attempt > 0
+        let from_second = attempt > 0
             && attempt <= stored.attempt
-            && !matches!(stored_state, "terminated" | "error")
             && matches!((&stored.host, &host), (Some(a), Some(b)) if a != b);
-        if duplicate && let Some(second) = &update.host {
+        if from_second && !alive {
+            info!(
+                instance_id = %update.instance_id,
+                host = host.as_deref().unwrap_or(""),
+                state = ?update.state,
+                "dropping a report about a second host's copy"
+            );
+            return Ok(());
+        }
+        if from_second && let Some(second) = &update.host {
             warn!(
                 instance_id = %update.instance_id,
                 holder = stored.host.as_deref().unwrap_or(""),

@@ -179,6 +179,7 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
                     .parse()
                     .map_err(|e| fail("project")(&e))?,
                 mac: "02:16:3e:00:00:01".parse().map_err(|e| fail("mac")(&e))?,
+                deadline_ms: None,
             };
             let t = Instant::now();
             client

@@ -35,6 +35,14 @@ pub enum NetworkError {
         /// How many networks the range holds.
         networks: u32,
     },
+    /// The caller's deadline passed before the address could be picked.
+    #[error("allocation for {instance_id} came {late_ms} ms after its caller stopped waiting")]
+    Expired {
+        /// The instance.
+        instance_id: String,
+        /// How late.
+        late_ms: u64,
+    },
     /// Lost every race for an address; the database is unusually busy.
     #[error("could not allocate for {instance_id}: too much contention")]
     Contention {

@@ -78,11 +78,12 @@ impl NetworkManager {
         let hostname = request.instance_id.ec2_id();
         let row = self
             .ipam
-            .allocate(
+            .allocate_before(
                 &request.instance_id.to_string(),
                 request.project_id.as_str(),
                 request.mac.as_str(),
                 &hostname,
+                request.deadline_ms,
             )
             .await?;
         self.sync_dhcp(&row).await?;

@@ -237,14 +237,19 @@ impl ComputeManager {
         dir.write_record(&record).await.map_err(BuildError::Files)?;
 
         let step = Instant::now();
-        let allocate = AllocateFixedIp {
-            instance_id: id,
-            project_id: request.project_id.clone(),
-            mac: mac
-                .parse()
-                .map_err(|_| BuildError::BadAddress(mac.clone()))?,
-        };
-        let fixed = self.allocate(ctx, &allocate).await?;
+        let fixed = self
+            .allocate(
+                ctx,
+                AllocateFixedIp {
+                    instance_id: id,
+                    project_id: request.project_id.clone(),
+                    mac: mac
+                        .parse()
+                        .map_err(|_| BuildError::BadAddress(mac.clone()))?,
+                    deadline_ms: None,
+                },
+            )
+            .await?;
         self.ensure_bridge(&fixed)
             .await
             .map_err(BuildError::Bridge)?;
@@ -423,11 +428,18 @@ impl ComputeManager {
     async fn allocate(
         &self,
         ctx: &RequestContext,
-        allocate: &AllocateFixedIp,
+        mut allocate: AllocateFixedIp,
     ) -> Result<FixedIp, BuildError> {
-        let deadline = Instant::now() + self.parts.network.timeout();
+        let timeout = self.parts.network.timeout();
+        let deadline = Instant::now() + timeout;
         loop {
-            match self.parts.network.allocate_fixed_ip(ctx, allocate).await {
+            // Each ask carries when this one stops waiting for it.
+            let wall = std::time::SystemTime::now() + timeout;
+            allocate.deadline_ms = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok());
+            match self.parts.network.allocate_fixed_ip(ctx, &allocate).await {
                 Err(e @ RpcError::ConnectionLost { .. }) if Instant::now() < deadline => {
                     warn!(error = %e, "asking for the fixed IP again");
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -495,6 +495,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
             instance_id: half.instance_id,
             project_id: half.project_id.clone(),
             mac: "02:16:3e:00:00:09".parse().expect("mac"),
+            deadline_ms: None,
         })
         .await
         .expect("allocate");

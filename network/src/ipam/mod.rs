@@ -54,6 +54,20 @@ impl Ipam {
         mac: &str,
         hostname: &str,
     ) -> Result<AllocationRow, NetworkError> {
+        self.allocate_before(instance_id, project_id, mac, hostname, None)
+            .await
+    }
+
+    /// As [`Self::allocate`], refusing to claim a new address once
+    /// `deadline_ms` (milliseconds since the epoch) has passed.
+    pub async fn allocate_before(
+        &self,
+        instance_id: &str,
+        project_id: &str,
+        mac: &str,
+        hostname: &str,
+        deadline_ms: Option<u64>,
+    ) -> Result<AllocationRow, NetworkError> {
         for _ in 0..MAX_ATTEMPTS {
             if let Some(held) = self.store.allocation(instance_id).await? {
                 return Ok(held);
@@ -67,6 +81,19 @@ impl Ipam {
                 .or_default()
                 .clone();
             let _turn = picker.lock().await;
+            // Checked after waiting our turn, where a busy controller spends
+            // the time: the caller that gave up has released what it had.
+            if let Some(deadline) = deadline_ms {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                if now > deadline {
+                    return Err(NetworkError::Expired {
+                        instance_id: instance_id.to_owned(),
+                        late_ms: now - deadline,
+                    });
+                }
+            }
             let free = self.store.free_addresses(network.slot, CANDIDATES).await?;
             if free.is_empty() {
                 return Err(NetworkError::NoMoreFixedIps {

@@ -59,6 +59,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
             instance_id,
             project_id: "p1".parse().expect("project"),
             mac: MAC.parse().expect("mac"),
+            deadline_ms: None,
         })
         .await
         .expect("allocate");
@@ -112,6 +113,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
             instance_id,
             project_id: "p1".parse().expect("project"),
             mac: MAC.parse().expect("mac"),
+            deadline_ms: None,
         })
         .await
         .expect("allocate again");

@@ -43,6 +43,7 @@ async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
         instance_id: id,
         project_id: "p".parse().expect("project"),
         mac: "02:16:3e:00:00:01".parse().expect("mac"),
+        deadline_ms: None,
     };
 
     let first = InstanceId::new();

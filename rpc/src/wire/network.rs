@@ -13,6 +13,11 @@ pub struct AllocateFixedIp {
     pub project_id: ProjectId,
     /// The instance's MAC address, for the DHCP host entry.
     pub mac: MacAddress,
+    /// When the caller stops waiting (milliseconds since the epoch): a
+    /// request still queued then is refused, so no address is handed to a
+    /// caller that already gave up and cleaned up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 /// A fixed IP and the network it sits on.

@@ -505,6 +505,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         instance_id,
         project_id: "p1".parse().expect("project"),
         mac: "02:16:3e:00:00:01".parse().expect("mac"),
+        deadline_ms: None,
     };
     assert!(network.allocate_fixed_ip(&ctx, &allocate).await.is_err());
 

@@ -1,5 +1,6 @@
 //! Integration tests across crates and of the `stratus` binary.
 
+mod broker_restart;
 mod cli;
 mod configs;
 mod ec2_api;

@@ -1,6 +1,8 @@
 //! Cross-crate integration and end-to-end tests live in `it/`; this library
 //! holds what they share.
 
+pub mod broker;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

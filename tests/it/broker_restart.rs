@@ -1,0 +1,538 @@
+//! RabbitMQ stopped and restarted while 200 RunInstances are in flight.
+//! Every service runs in this process on a connection of its own to a
+//! broker of the test's own (the api with its SQLite tables, the scheduler,
+//! the network controller, eight compute workers on the fake driver), and
+//! the requests come signed over HTTP. Afterwards every instance is running
+//! or in error with a reason, none pending; none runs on two hosts; no
+//! address is held twice or left held by an instance that is not running;
+//! and the services, which reconnected on their own, run a new instance.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use stratus::ec2_client::{Client, texts};
+use stratus_api::config::{ApiConfig, Quotas};
+use stratus_api::db::instances::InstanceRow;
+use stratus_compute::config::{ComputeConfig, DriverKind};
+use stratus_compute::driver::VirtDriver;
+use stratus_compute::driver::fake::FakeDriver;
+use stratus_compute::worker::{Worker, WorkerSetup};
+use stratus_network::NetworkManager;
+use stratus_network::config::NetworkConfig;
+use stratus_network::linux::FakeHost;
+use stratus_rpc::config::RpcConfig;
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{RpcClient, ServerHandle, Transport};
+use stratus_scheduler::config::SchedulerConfig;
+use stratus_scheduler::service::SchedulerService;
+use stratus_tests::broker::PrivateBroker;
+
+const HOSTS: usize = 8;
+const REQUESTS: usize = 200;
+
+struct Cloud {
+    api: stratus_api::start::Api,
+    client: Client,
+    network: Arc<NetworkManager>,
+    fakes: Vec<(HostName, Arc<FakeDriver>)>,
+    workers: Vec<Worker>,
+    transports: Vec<Arc<dyn Transport>>,
+    _servers: Vec<ServerHandle>,
+    _dir: tempfile::TempDir,
+}
+
+async fn connect(rpc: &RpcConfig, name: &str) -> Arc<dyn Transport> {
+    stratus_rpc::transport::connect(rpc, name)
+        .await
+        .expect("the test's broker")
+}
+
+impl Cloud {
+    async fn start(broker: &PrivateBroker, outage: Outage) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rpc = RpcConfig {
+            url: broker.url(),
+            publish_timeout_ms: outage.publish_timeout_ms,
+            reconnect_max_ms: 1_000,
+            ..RpcConfig::default()
+        };
+        let call = Duration::from_secs(10);
+        let mut transports = Vec::new();
+        let mut servers = Vec::new();
+
+        let t = connect(&rpc, "network").await;
+        let network = Arc::new(
+            NetworkManager::start(
+                &NetworkConfig {
+                    dhcp: false,
+                    fixed_range: "10.0.0.0/8".into(),
+                    network_size: 65536,
+                    ..NetworkConfig::default()
+                },
+                &dir.path().join("network"),
+                Arc::new(FakeHost::new()),
+            )
+            .await
+            .expect("network controller"),
+        );
+        servers.push(
+            t.serve(
+                "network",
+                None,
+                Arc::new(stratus_network::service::NetworkService::new(
+                    network.clone(),
+                )),
+            )
+            .await
+            .expect("serve network"),
+        );
+        transports.push(t);
+
+        let t = connect(&rpc, "scheduler").await;
+        let scheduler = Arc::new(SchedulerService::new(
+            &SchedulerConfig::default(),
+            RpcClient::new(t.clone(), call),
+        ));
+        servers.push(
+            t.serve("scheduler", None, scheduler.clone())
+                .await
+                .expect("serve scheduler"),
+        );
+        transports.push(t);
+
+        let images = dir.path().join("images");
+        std::fs::create_dir_all(&images).expect("image folder");
+        let t = connect(&rpc, "api").await;
+        let api = stratus_api::start::start(
+            &ApiConfig {
+                listen: "127.0.0.1:0".into(),
+                metadata_listen: "127.0.0.1:0".into(),
+                quotas: Quotas {
+                    instances: 1000,
+                    vcpus: 1000,
+                    memory_mb: 1 << 30,
+                    ..Quotas::default()
+                },
+                image_roots: vec![images.clone()],
+                build_timeout_secs: outage.build_timeout_secs,
+                ..ApiConfig::default()
+            },
+            &dir.path().join("api"),
+            RpcClient::new(t.clone(), call),
+        )
+        .await
+        .expect("api");
+        servers.push(
+            t.serve("conductor", None, api.conductor.clone())
+                .await
+                .expect("serve conductor"),
+        );
+        transports.push(t);
+
+        let mut fakes = Vec::new();
+        let mut workers = Vec::new();
+        for n in 0..HOSTS {
+            let host: HostName = format!("node-{n}").parse().expect("host name");
+            let t = connect(&rpc, host.as_str()).await;
+            let fake = Arc::new(FakeDriver::new());
+            let worker = stratus_compute::worker::start(WorkerSetup {
+                host: host.clone(),
+                state_dir: &dir.path().join(host.as_str()),
+                config: &ComputeConfig {
+                    driver: DriverKind::Fake,
+                    report_interval_secs: 1,
+                    vcpus: Some(64),
+                    memory_mb: Some(64 * 1024),
+                    disk_gb: Some(1000),
+                    config_drive: false,
+                    ..ComputeConfig::default()
+                },
+                vlan_interface: "eth0".into(),
+                transport: t.clone(),
+                call_timeout: call,
+                host_commands: Some(Arc::new(FakeHost::new())),
+                driver: Some(fake.clone()),
+                metadata: None,
+            })
+            .await
+            .expect("compute worker");
+            servers.push(
+                t.serve("compute", Some(&host), worker.service.clone())
+                    .await
+                    .expect("serve compute"),
+            );
+            transports.push(t);
+            fakes.push((host, fake));
+            workers.push(worker);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while scheduler.placer().hosts(Instant::now()).len() < HOSTS {
+            assert!(Instant::now() < deadline, "compute hosts never reported");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let credentials =
+            stratus_api::admin::create_credentials(&api.cloud.db, "acme", "ann", false)
+                .await
+                .expect("credentials");
+        let disk = images.join("disk.qcow2");
+        let out = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&disk)
+            .arg("64M")
+            .output()
+            .expect("qemu-img (deploy/dev-setup installs qemu-utils)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client = Client::new(
+            &format!("http://{}/", api.ec2_address),
+            &api.cloud.config.region,
+            &credentials.access_key,
+            &credentials.secret_key,
+        );
+        Self {
+            api,
+            client,
+            network,
+            fakes,
+            workers,
+            transports,
+            _servers: servers,
+            _dir: dir,
+        }
+        .with_image(&disk)
+        .await
+    }
+
+    async fn with_image(self, disk: &std::path::Path) -> Self {
+        stratus_api::admin::import_image(&self.api.cloud.db, "tiny", disk, None, None)
+            .await
+            .expect("import image");
+        self
+    }
+
+    async fn image_id(&self) -> String {
+        let listed = self
+            .client
+            .action("DescribeImages", &[])
+            .await
+            .expect("DescribeImages");
+        texts(&listed, "imageId")
+            .into_iter()
+            .next()
+            .expect("the imported image")
+    }
+
+    async fn instances(&self) -> Vec<InstanceRow> {
+        self.api
+            .cloud
+            .db
+            .instances("acme", None)
+            .await
+            .expect("read instances")
+    }
+
+    /// Waits up to `limit` for every instance to leave pending.
+    async fn settle(&self, limit: Duration) -> Vec<InstanceRow> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let rows = self.instances().await;
+            if rows.iter().all(|r| r.state != "pending") || Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every domain on every host: name → hosts holding it.
+    async fn domains(&self) -> HashMap<String, Vec<String>> {
+        let mut all: HashMap<String, Vec<String>> = HashMap::new();
+        for (host, fake) in &self.fakes {
+            for (name, _) in fake.list().await.expect("list domains") {
+                all.entry(name).or_default().push(host.to_string());
+            }
+        }
+        all
+    }
+
+    /// Addresses the network controller holds: ec2 id → addresses.
+    async fn held_addresses(&self) -> HashMap<String, Vec<String>> {
+        let store = self.network.ipam().store();
+        let mut held: HashMap<String, Vec<String>> = HashMap::new();
+        for net in store.networks().await.expect("networks") {
+            for (_, hostname, address) in store.dhcp_hosts(net.slot).await.expect("hosts") {
+                held.entry(hostname).or_default().push(address.to_string());
+            }
+        }
+        held
+    }
+
+    async fn stop(self) {
+        for worker in &self.workers {
+            worker.periodic.cancel();
+        }
+        for t in &self.transports {
+            t.close().await;
+        }
+    }
+}
+
+/// How the outage meets the services' patience.
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    /// How long a cast waits for the broker.
+    publish_timeout_ms: u64,
+    /// How long the api lets a build go without news.
+    build_timeout_secs: u64,
+}
+
+/// What the test saw.
+struct Seen {
+    running: usize,
+    errors: Vec<String>,
+    refused: Vec<String>,
+}
+
+/// Stops and restarts the broker under 200 RunInstances, then checks what
+/// every outage must leave: nothing pending, nothing twice, nothing leaked,
+/// and services that serve again.
+async fn restart_under_load(outage: Outage) -> Seen {
+    let broker = PrivateBroker::start();
+    let cloud = Arc::new(Cloud::start(&broker, outage).await);
+    let image = cloud.image_id().await;
+
+    // 200 requests, one every 20 ms and at most 50 at a time; the broker
+    // goes down once 20 have been answered, so requests, schedules, builds
+    // and reports are all in flight.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(50));
+    let mut requests = Vec::new();
+    for n in 0..REQUESTS {
+        let (cloud, image, answered, refused, gate) = (
+            cloud.clone(),
+            image.clone(),
+            answered.clone(),
+            refused.clone(),
+            gate.clone(),
+        );
+        requests.push(tokio::spawn(async move {
+            // Spread over four seconds, so the outage meets requests too.
+            tokio::time::sleep(Duration::from_millis(20 * n as u64)).await;
+            let _turn = gate.acquire().await.expect("semaphore");
+            let token = format!("restart-{n}");
+            let result = cloud
+                .client
+                .action(
+                    "RunInstances",
+                    &[
+                        ("ImageId", image.as_str()),
+                        ("InstanceType", "m1.tiny"),
+                        ("MinCount", "1"),
+                        ("MaxCount", "1"),
+                        ("ClientToken", token.as_str()),
+                    ],
+                )
+                .await;
+            if let Err(e) = result {
+                refused.lock().expect("lock").push(e.to_string());
+            }
+            answered.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 20 {
+        assert!(Instant::now() < deadline, "RunInstances never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let in_flight = cloud
+        .instances()
+        .await
+        .iter()
+        .filter(|r| r.state == "pending")
+        .count();
+    let down = Instant::now();
+    tokio::task::block_in_place(|| broker.stop());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| broker.restart());
+    let down = down.elapsed();
+    for r in requests {
+        r.await.expect("request task");
+    }
+    let refused = refused.lock().expect("lock").clone();
+
+    let rows = cloud.settle(Duration::from_secs(120)).await;
+    let pending: Vec<&InstanceRow> = rows.iter().filter(|r| r.state == "pending").collect();
+    assert!(
+        pending.is_empty(),
+        "{} of {} instances still pending after the restart, e.g. {:?}",
+        pending.len(),
+        rows.len(),
+        pending.first().map(|r| (&r.ec2_id, &r.task_state, &r.host))
+    );
+    // Each answered request made its instance; a refused one may have too,
+    // and then it is in error with the reason.
+    assert!(
+        rows.len() >= REQUESTS - refused.len() && rows.len() <= REQUESTS,
+        "{} instances for {REQUESTS} requests ({} refused)",
+        rows.len(),
+        refused.len()
+    );
+    let running: Vec<&InstanceRow> = rows.iter().filter(|r| r.state == "running").collect();
+    for r in &rows {
+        assert!(
+            r.state == "running"
+                || (r.state == "error" && r.state_reason.as_deref().is_some_and(|s| !s.is_empty())),
+            "{} ended {} without a reason",
+            r.ec2_id,
+            r.state
+        );
+    }
+
+    // None runs twice: each running instance's domain on exactly its host,
+    // and no other domain anywhere.
+    let domains = cloud.domains().await;
+    for r in &running {
+        let name = stratus_compute::instance_dir::domain_name(&r.uuid.parse().expect("uuid"));
+        assert_eq!(
+            domains.get(&name).cloned().unwrap_or_default(),
+            vec![r.host.clone().unwrap_or_default()],
+            "{} runs on the wrong hosts",
+            r.ec2_id
+        );
+    }
+    assert_eq!(
+        domains.len(),
+        running.len(),
+        "domains of instances not running"
+    );
+
+    // No address twice; every running instance holds exactly the one the
+    // api shows; nothing else holds one (no leak from failed builds).
+    let held = cloud.held_addresses().await;
+    let mut seen = HashSet::new();
+    for addresses in held.values() {
+        assert_eq!(addresses.len(), 1, "an instance holds {addresses:?}");
+        assert!(
+            seen.insert(addresses[0].clone()),
+            "{} handed out twice",
+            addresses[0]
+        );
+    }
+    for r in &running {
+        assert_eq!(
+            held.get(&r.ec2_id).cloned().unwrap_or_default(),
+            vec![r.fixed_ip.clone().unwrap_or_default()],
+            "{}'s address",
+            r.ec2_id
+        );
+    }
+    let leaked: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .filter(|r| r.state != "running" && held.contains_key(&r.ec2_id))
+        .map(|r| {
+            (
+                r.ec2_id.as_str(),
+                r.state.as_str(),
+                r.state_reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held.len(),
+        running.len(),
+        "addresses held by instances not running: {leaked:?}"
+    );
+
+    // The services reconnected by themselves: a new instance runs.
+    let out = cloud
+        .client
+        .action(
+            "RunInstances",
+            &[
+                ("ImageId", image.as_str()),
+                ("InstanceType", "m1.tiny"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+            ],
+        )
+        .await
+        .expect("RunInstances after the restart");
+    let id = texts(&out, "instanceId").into_iter().next().expect("an id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = cloud
+            .api
+            .cloud
+            .db
+            .instance_by_ec2_id(&id)
+            .await
+            .expect("read")
+            .expect("the new instance");
+        if row.state == "running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new instance is {}",
+            row.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let errors: Vec<String> = rows
+        .iter()
+        .filter(|r| r.state == "error")
+        .map(|r| r.state_reason.clone().unwrap_or_default())
+        .collect();
+    eprintln!(
+        "{outage:?}: broker down and back in {down:?} with {in_flight} instances pending: {} running, {} in error, {} requests refused; errors: {:?}; refusals: {:?}",
+        running.len(),
+        errors.len(),
+        refused.len(),
+        errors.iter().take(3).collect::<Vec<_>>(),
+        refused.iter().take(3).collect::<Vec<_>>()
+    );
+    let seen = Seen {
+        running: running.len(),
+        errors,
+        refused,
+    };
+    match Arc::try_unwrap(cloud) {
+        Ok(cloud) => cloud.stop().await,
+        Err(_) => panic!("requests still hold the cloud"),
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_under_200_run_instances_loses_nothing() {
+    // Casts wait out the outage: every instance ends running.
+    let seen = restart_under_load(Outage {
+        publish_timeout_ms: 60_000,
+        build_timeout_secs: 600,
+    })
+    .await;
+    assert_eq!(seen.running, REQUESTS, "errors: {:?}", seen.errors);
+    assert!(seen.refused.is_empty(), "{:?}", seen.refused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_outage_longer_than_casts_wait_ends_every_instance_running_or_in_error() {
+    // Casts give up during the outage: requests are refused, schedules and
+    // reports fail; the outbox sends again what compute holds and the build
+    // timeout ends what nobody will report on.
+    let seen = restart_under_load(Outage {
+        publish_timeout_ms: 1_500,
+        build_timeout_secs: 20,
+    })
+    .await;
+    assert!(
+        !seen.errors.is_empty() || !seen.refused.is_empty(),
+        "an outage longer than the publish timeout failed nothing"
+    );
+}

@@ -16,6 +16,8 @@ pub struct FakeDriver {
     domains: Mutex<BTreeMap<String, (DomainSpec, PowerState)>>,
     /// A spawn of a domain with this name fails (failure injection for tests).
     fail_spawn_of: Mutex<Option<String>>,
+    /// A destroy of a domain with this name fails, as with the hypervisor away.
+    fail_destroy_of: Mutex<Option<String>>,
 }
 
 impl FakeDriver {
@@ -28,6 +30,14 @@ impl FakeDriver {
     pub fn fail_spawn(&self, name: &str) {
         *self
             .fail_spawn_of
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name.to_owned());
+    }
+
+    /// Makes the next destroy of `name` fail.
+    pub fn fail_destroy(&self, name: &str) {
+        *self
+            .fail_destroy_of
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name.to_owned());
     }
@@ -151,6 +161,24 @@ impl VirtDriver for FakeDriver {
     }
 
     async fn destroy(&self, name: &str) -> Result<(), DriverError> {
+        let fail = {
+            let mut failing = self
+                .fail_destroy_of
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if failing.as_deref() == Some(name) {
+                failing.take()
+            } else {
+                None
+            }
+        };
+        if fail.is_some() {
+            return Err(DriverError::Libvirt {
+                action: "destroy",
+                domain: name.to_owned(),
+                message: "injected failure: the hypervisor is away".to_owned(),
+            });
+        }
         self.domains
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

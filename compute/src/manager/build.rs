@@ -7,12 +7,13 @@ use stratus_network::firewall::render::InstanceFilter;
 use stratus_network::linux::CommandError;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, instrument, warn};
 
 use super::ComputeManager;
+use super::clean_up::CleanUp;
 use crate::driver::DriverError;
 use crate::image_cache::ImageError;
 use crate::instance_dir::{InstanceRecord, domain_name};
@@ -150,14 +151,22 @@ impl ComputeManager {
                     // this one's leftovers (its address above all). An
                     // address still held would be released from under the
                     // next host's guest later, so then it ends here.
-                    if self.clean_up(ctx, id).await {
-                        self.reschedule(ctx, request, reason).await;
-                    } else {
-                        let reason = format!(
-                            "{reason}; not tried on another host: its fixed IP could not be released yet"
-                        );
-                        self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                            .await;
+                    match self.clean_up(ctx, id).await {
+                        CleanUp::Done => self.reschedule(ctx, request, reason).await,
+                        CleanUp::AddressHeld => {
+                            let reason = format!(
+                                "{reason}; not tried on another host: its fixed IP could not be released yet"
+                            );
+                            self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                                .await;
+                        }
+                        CleanUp::DomainRemains(e) => {
+                            let reason = format!(
+                                "{reason}; not tried on another host: its domain could not be destroyed: {e}"
+                            );
+                            self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                                .await;
+                        }
                     }
                 } else {
                     // The user hears why at once; cleaning up may itself wait
@@ -447,44 +456,5 @@ impl ComputeManager {
                 other => return other.map_err(BuildError::Network),
             }
         }
-    }
-
-    /// Removes everything of the instance from this host and releases its
-    /// address; false when the release did not go through (it waits in the
-    /// outbox).
-    pub(super) async fn clean_up(
-        &self,
-        ctx: &RequestContext,
-        id: stratus_rpc::wire::ids::InstanceId,
-    ) -> bool {
-        let mut released = true;
-        let name = domain_name(&id);
-        if let Err(e) = self.parts.driver.destroy(&name).await {
-            warn!(error = %e, "destroying the domain failed");
-        }
-        if let Err(e) = self.parts.firewall.remove_instance(id).await {
-            warn!(error = %e, "removing the firewall chains failed");
-        }
-        if let Err(e) = self
-            .parts
-            .network
-            .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
-            .await
-        {
-            warn!(error = %e, "releasing the fixed IP failed; will try again");
-            self.outbox.release_failed(id);
-            released = false;
-        }
-        let dir = self.dir(&id);
-        if let Err(e) = tokio::fs::remove_dir_all(dir.root()).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            warn!(error = %e, "removing the instance folder failed");
-        }
-        self.flavors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
-        released
     }
 }

@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::instrument;
 
 use super::ComputeManager;
+use super::clean_up::CleanUp;
 use crate::driver::DriverError;
 use crate::instance_dir::domain_name;
 use crate::state::PowerState;
@@ -20,9 +21,21 @@ impl ComputeManager {
     pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
         let lock = self.lock_for(id);
         let _held = lock.lock().await;
+        let before = self
+            .last_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied();
         self.report(ctx, id, InstanceState::ShuttingDown, None, None)
             .await;
-        self.clean_up(ctx, id).await;
+        if let CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
+            // The guest may still run: say so, and keep it terminable.
+            let reason = format!("terminate failed, try again: {e}");
+            let state = before.unwrap_or(InstanceState::Running);
+            self.report(ctx, id, state, None, Some(reason)).await;
+            return;
+        }
         self.report(ctx, id, InstanceState::Terminated, None, None)
             .await;
     }

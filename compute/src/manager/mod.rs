@@ -4,6 +4,7 @@
 
 mod build;
 mod claims;
+mod clean_up;
 mod enabled;
 mod lifecycle;
 mod outbox;

@@ -40,7 +40,10 @@ impl ComputeManager {
             let id = record.instance_id;
             if !record.built {
                 info!(instance_id = %id, "cleaning up a build interrupted by a restart");
-                self.clean_up(ctx, id).await;
+                if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
+                    warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
+                    continue;
+                }
                 let reason = "the build was interrupted by a compute worker restart".to_owned();
                 self.report(ctx, id, InstanceState::Error, None, Some(reason))
                     .await;

@@ -368,6 +368,44 @@ async fn terminate_leaves_nothing_and_can_be_repeated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    let m = h.worker.manager.clone();
+    m.run_instance(&ctx(), &req).await.expect("built");
+    h.fake().fail_destroy(&domain_name(&id));
+    m.terminate_instance(&ctx(), id).await;
+    let failed = |u: &stratus_rpc::wire::conductor::InstanceUpdate| {
+        u.state == InstanceState::Running
+            && u.reason.as_deref().is_some_and(|r| {
+                r.starts_with("terminate failed, try again:") && r.contains("hypervisor is away")
+            })
+    };
+    assert!(
+        eventually(|| h.conductor.last(id).is_some_and(|u| failed(&u))).await,
+        "{:?}",
+        h.conductor.last(id)
+    );
+    assert!(
+        h.has_address(&id).await,
+        "the running guest's address was freed"
+    );
+    assert!(
+        h.instance_dir(&id).exists(),
+        "the guest's files were removed"
+    );
+    assert!(h.fake().spec(&domain_name(&id)).is_some());
+    // Once the hypervisor answers, terminate again finishes the job.
+    m.terminate_instance(&ctx(), id).await;
+    assert!(
+        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
+            .await
+    );
+    assert_nothing_left(&h, &req).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_start_reboot_and_console_output() {
     let h = Harness::start().await;
     let req = request(&image(h.images.path()));

@@ -1,6 +1,8 @@
 //! api integration tests.
 
+mod alloc;
 mod auth;
+mod bounds;
 mod conductor;
 mod db;
 mod fuzz;

@@ -5,6 +5,7 @@ mod auth;
 mod bounds;
 mod conductor;
 mod db;
+mod endpoint;
 mod fuzz;
 mod hostile;
 mod metadata;

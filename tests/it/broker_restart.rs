@@ -7,280 +7,20 @@
 //! address is held twice or left held by an instance that is not running;
 //! and the services, which reconnected on their own, run a new instance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use stratus::ec2_client::{Client, texts};
-use stratus_api::config::{ApiConfig, Quotas};
+use stratus::ec2_client::texts;
 use stratus_api::db::instances::InstanceRow;
-use stratus_compute::config::{ComputeConfig, DriverKind};
-use stratus_compute::driver::VirtDriver;
-use stratus_compute::driver::fake::FakeDriver;
-use stratus_compute::worker::{Worker, WorkerSetup};
-use stratus_network::NetworkManager;
-use stratus_network::config::NetworkConfig;
-use stratus_network::linux::FakeHost;
 use stratus_rpc::config::RpcConfig;
-use stratus_rpc::wire::ids::HostName;
-use stratus_rpc::{RpcClient, ServerHandle, Transport};
-use stratus_scheduler::config::SchedulerConfig;
-use stratus_scheduler::service::SchedulerService;
 use stratus_tests::broker::PrivateBroker;
+
+use crate::cloud::Cloud;
 
 const HOSTS: usize = 8;
 const REQUESTS: usize = 200;
-
-struct Cloud {
-    api: stratus_api::start::Api,
-    client: Client,
-    network: Arc<NetworkManager>,
-    fakes: Vec<(HostName, Arc<FakeDriver>)>,
-    workers: Vec<Worker>,
-    transports: Vec<Arc<dyn Transport>>,
-    _servers: Vec<ServerHandle>,
-    _dir: tempfile::TempDir,
-}
-
-async fn connect(rpc: &RpcConfig, name: &str) -> Arc<dyn Transport> {
-    stratus_rpc::transport::connect(rpc, name)
-        .await
-        .expect("the test's broker")
-}
-
-impl Cloud {
-    async fn start(broker: &PrivateBroker, outage: Outage) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rpc = RpcConfig {
-            url: broker.url(),
-            publish_timeout_ms: outage.publish_timeout_ms,
-            reconnect_max_ms: 1_000,
-            ..RpcConfig::default()
-        };
-        let call = Duration::from_secs(10);
-        let mut transports = Vec::new();
-        let mut servers = Vec::new();
-
-        let t = connect(&rpc, "network").await;
-        let network = Arc::new(
-            NetworkManager::start(
-                &NetworkConfig {
-                    dhcp: false,
-                    fixed_range: "10.0.0.0/8".into(),
-                    network_size: 65536,
-                    ..NetworkConfig::default()
-                },
-                &dir.path().join("network"),
-                Arc::new(FakeHost::new()),
-            )
-            .await
-            .expect("network controller"),
-        );
-        servers.push(
-            t.serve(
-                "network",
-                None,
-                Arc::new(stratus_network::service::NetworkService::new(
-                    network.clone(),
-                )),
-            )
-            .await
-            .expect("serve network"),
-        );
-        transports.push(t);
-
-        let t = connect(&rpc, "scheduler").await;
-        let scheduler = Arc::new(SchedulerService::new(
-            &SchedulerConfig::default(),
-            RpcClient::new(t.clone(), call),
-        ));
-        servers.push(
-            t.serve("scheduler", None, scheduler.clone())
-                .await
-                .expect("serve scheduler"),
-        );
-        transports.push(t);
-
-        let images = dir.path().join("images");
-        std::fs::create_dir_all(&images).expect("image folder");
-        let t = connect(&rpc, "api").await;
-        let api = stratus_api::start::start(
-            &ApiConfig {
-                listen: "127.0.0.1:0".into(),
-                metadata_listen: "127.0.0.1:0".into(),
-                quotas: Quotas {
-                    instances: 1000,
-                    vcpus: 1000,
-                    memory_mb: 1 << 30,
-                    ..Quotas::default()
-                },
-                image_roots: vec![images.clone()],
-                build_timeout_secs: outage.build_timeout_secs,
-                ..ApiConfig::default()
-            },
-            &dir.path().join("api"),
-            RpcClient::new(t.clone(), call),
-        )
-        .await
-        .expect("api");
-        servers.push(
-            t.serve("conductor", None, api.conductor.clone())
-                .await
-                .expect("serve conductor"),
-        );
-        transports.push(t);
-
-        let mut fakes = Vec::new();
-        let mut workers = Vec::new();
-        for n in 0..HOSTS {
-            let host: HostName = format!("node-{n}").parse().expect("host name");
-            let t = connect(&rpc, host.as_str()).await;
-            let fake = Arc::new(FakeDriver::new());
-            let worker = stratus_compute::worker::start(WorkerSetup {
-                host: host.clone(),
-                state_dir: &dir.path().join(host.as_str()),
-                config: &ComputeConfig {
-                    driver: DriverKind::Fake,
-                    report_interval_secs: 1,
-                    vcpus: Some(64),
-                    memory_mb: Some(64 * 1024),
-                    disk_gb: Some(1000),
-                    config_drive: false,
-                    ..ComputeConfig::default()
-                },
-                vlan_interface: "eth0".into(),
-                transport: t.clone(),
-                call_timeout: call,
-                host_commands: Some(Arc::new(FakeHost::new())),
-                driver: Some(fake.clone()),
-                metadata: None,
-            })
-            .await
-            .expect("compute worker");
-            servers.push(
-                t.serve("compute", Some(&host), worker.service.clone())
-                    .await
-                    .expect("serve compute"),
-            );
-            transports.push(t);
-            fakes.push((host, fake));
-            workers.push(worker);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while scheduler.placer().hosts(Instant::now()).len() < HOSTS {
-            assert!(Instant::now() < deadline, "compute hosts never reported");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-
-        let credentials =
-            stratus_api::admin::create_credentials(&api.cloud.db, "acme", "ann", false)
-                .await
-                .expect("credentials");
-        let disk = images.join("disk.qcow2");
-        let out = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("64M")
-            .output()
-            .expect("qemu-img (deploy/dev-setup installs qemu-utils)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let client = Client::new(
-            &format!("http://{}/", api.ec2_address),
-            &api.cloud.config.region,
-            &credentials.access_key,
-            &credentials.secret_key,
-        );
-        Self {
-            api,
-            client,
-            network,
-            fakes,
-            workers,
-            transports,
-            _servers: servers,
-            _dir: dir,
-        }
-        .with_image(&disk)
-        .await
-    }
-
-    async fn with_image(self, disk: &std::path::Path) -> Self {
-        stratus_api::admin::import_image(&self.api.cloud.db, "tiny", disk, None, None)
-            .await
-            .expect("import image");
-        self
-    }
-
-    async fn image_id(&self) -> String {
-        let listed = self
-            .client
-            .action("DescribeImages", &[])
-            .await
-            .expect("DescribeImages");
-        texts(&listed, "imageId")
-            .into_iter()
-            .next()
-            .expect("the imported image")
-    }
-
-    async fn instances(&self) -> Vec<InstanceRow> {
-        self.api
-            .cloud
-            .db
-            .instances("acme", None)
-            .await
-            .expect("read instances")
-    }
-
-    /// Waits up to `limit` for every instance to leave pending.
-    async fn settle(&self, limit: Duration) -> Vec<InstanceRow> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let rows = self.instances().await;
-            if rows.iter().all(|r| r.state != "pending") || Instant::now() > deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Every domain on every host: name → hosts holding it.
-    async fn domains(&self) -> HashMap<String, Vec<String>> {
-        let mut all: HashMap<String, Vec<String>> = HashMap::new();
-        for (host, fake) in &self.fakes {
-            for (name, _) in fake.list().await.expect("list domains") {
-                all.entry(name).or_default().push(host.to_string());
-            }
-        }
-        all
-    }
-
-    /// Addresses the network controller holds: ec2 id → addresses.
-    async fn held_addresses(&self) -> HashMap<String, Vec<String>> {
-        let store = self.network.ipam().store();
-        let mut held: HashMap<String, Vec<String>> = HashMap::new();
-        for net in store.networks().await.expect("networks") {
-            for (_, hostname, address) in store.dhcp_hosts(net.slot).await.expect("hosts") {
-                held.entry(hostname).or_default().push(address.to_string());
-            }
-        }
-        held
-    }
-
-    async fn stop(self) {
-        for worker in &self.workers {
-            worker.periodic.cancel();
-        }
-        for t in &self.transports {
-            t.close().await;
-        }
-    }
-}
 
 /// How the outage meets the services' patience.
 #[derive(Debug, Clone, Copy)]
@@ -303,7 +43,13 @@ struct Seen {
 /// and services that serve again.
 async fn restart_under_load(outage: Outage) -> Seen {
     let broker = PrivateBroker::start();
-    let cloud = Arc::new(Cloud::start(&broker, outage).await);
+    let rpc = RpcConfig {
+        url: broker.url(),
+        publish_timeout_ms: outage.publish_timeout_ms,
+        reconnect_max_ms: 1_000,
+        ..RpcConfig::default()
+    };
+    let cloud = Arc::new(Cloud::start(&rpc, HOSTS, outage.build_timeout_secs).await);
     let image = cloud.image_id().await;
 
     // 200 requests, one every 20 ms and at most 50 at a time; the broker

@@ -2,8 +2,10 @@
 
 mod broker_restart;
 mod cli;
+mod cloud;
 mod configs;
 mod ec2_api;
 mod end_to_end;
 mod main_job;
 mod scheduling;
+mod worker_kill;

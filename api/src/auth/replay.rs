@@ -5,14 +5,16 @@
 //! Why identical requests within a few seconds still pass: SigV4's
 //! `X-Amz-Date` and SigV2's `Timestamp` count whole seconds and neither
 //! carries a nonce, so a client that sends the same call twice within one
-//! second produces byte-identical signatures. Real clients do: boto3 and the
-//! AWS CLI both creating the same key pair back to back (life.py expects the
-//! second to fail with `InvalidKeyPair.Duplicate`), a tight DescribeInstances
-//! polling loop, `stratus bench api` sending the same RunInstances form
-//! many at a time. Such twins cannot be told from a replay, and refusing
-//! them would break those clients, so a repeat arriving within
-//! [`TWIN_GRACE`] of the first sighting is let through and every later one
-//! is refused. What stays open is a replay within those few seconds.
+//! second produces byte-identical signatures. Real clients do, mutating
+//! calls included: with no grace, `api/tests/ec2/life.py` failed twice, on
+//! boto3 repeating the rule the AWS CLI had just authorized (expecting
+//! `InvalidPermission.Duplicate`) and on RunInstances repeated with its
+//! ClientToken (expecting the same reservation); `stratus bench api` sends
+//! one RunInstances form many at a time. Such twins cannot be told from a
+//! replay, and refusing them would break those clients, so a repeat
+//! arriving within [`TWIN_GRACE`] of the first sighting is let through and
+//! every later one is refused. What stays open is a replay within those few
+//! seconds; refusing only mutating actions would not have helped.
 //!
 //! Retries are not twins in practice: botocore and the other SDKs sign each
 //! attempt afresh, so a retry in a later second carries a new signature.

@@ -463,3 +463,30 @@ async fn the_scheduler_spreads_retries_and_drops_silent_hosts_over_rabbitmq() {
     assert_eq!(names, ["host-a", "host-b", "host-c", "host-d"]);
     cloud.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_delivered_twice_runs_once_on_the_host_chosen_first() {
+    let cloud = Cloud::start(4).await;
+    let instances: Vec<RunInstance> = (0..8).map(|_| cloud.instance()).collect();
+    let ids: Vec<InstanceId> = instances.iter().map(|i| i.instance_id).collect();
+    let request = ScheduleRunInstances { instances };
+    // The broker redelivers what it never saw acked: the same request again.
+    for _ in 0..2 {
+        cloud
+            .client
+            .run_instance(&RequestContext::system(), &request)
+            .await
+            .expect("cast");
+    }
+    let settled = cloud.conductor.settle(&ids).await;
+    assert_eq!(settled.len(), ids.len(), "instances still pending");
+    assert!(settled.iter().all(|u| u.state == InstanceState::Running));
+    // Wait out the second delivery's builds, then count copies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cloud.counts().await.iter().sum::<usize>(), ids.len());
+    let hosts = cloud.conductor.hosts.lock().expect("lock").clone();
+    for id in &ids {
+        assert_eq!(hosts[id].len(), 1, "{id} was built on {:?}", hosts[id]);
+    }
+    cloud.stop().await;
+}

@@ -171,6 +171,53 @@ pub enum Bench {
     /// The EC2 API with signatures checked: DescribeInstances over 10,000
     /// instances and RunInstances on fake hypervisors, in one process.
     Api(ApiBench),
+    /// RunInstances to running at scale over RabbitMQ: 1,000 instances on
+    /// 100 fake-driver compute workers, every service its own process;
+    /// instances per second, time to running, each service's peak RSS.
+    Scale(ScaleBench),
+    /// Hosts fake-driver compute workers for `bench scale` (started by it).
+    #[command(hide = true)]
+    ScaleWorkers(ScaleWorkers),
+}
+
+/// Sizes of `stratus bench scale`.
+#[derive(Debug, Args)]
+pub struct ScaleBench {
+    /// Compute workers (fake driver), one of them a `stratus compute` process.
+    #[arg(long, default_value_t = 100)]
+    pub workers: usize,
+    /// Instances to launch.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: usize,
+    /// Instances per RunInstances request.
+    #[arg(long, default_value_t = 1)]
+    pub per_request: usize,
+    /// RunInstances requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Workers per hosting process (besides the measured `stratus compute`).
+    #[arg(long, default_value_t = 33)]
+    pub workers_per_process: usize,
+    /// Seconds between each worker's capacity reports to the scheduler.
+    #[arg(long, default_value_t = 1)]
+    pub report_interval_secs: u64,
+    /// Milliseconds between DescribeInstances polls.
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+    /// Seconds an instance may stay pending before the run fails.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+/// What `stratus bench scale-workers` hosts.
+#[derive(Debug, Args)]
+pub struct ScaleWorkers {
+    /// The number of the first host (`node-<first>`).
+    #[arg(long)]
+    pub first: usize,
+    /// How many workers.
+    #[arg(long)]
+    pub count: usize,
 }
 
 /// Sizes of `stratus bench boot`.

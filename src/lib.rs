@@ -10,4 +10,5 @@ pub mod demo;
 pub mod ec2_client;
 pub mod fake_cloud;
 pub mod logging;
+pub mod scale_bench;
 pub mod services;

@@ -112,6 +112,25 @@ fn main() -> ExitCode {
                 })
                 .await?;
             }
+            Command::Bench(Bench::Scale(sizes)) => {
+                stratus::scale_bench::run(
+                    &config,
+                    stratus::scale_bench::Options {
+                        workers: sizes.workers,
+                        instances: sizes.instances,
+                        per_request: sizes.per_request,
+                        concurrency: sizes.concurrency,
+                        workers_per_process: sizes.workers_per_process,
+                        report_interval: std::time::Duration::from_secs(sizes.report_interval_secs),
+                        poll_interval: std::time::Duration::from_millis(sizes.poll_ms),
+                        timeout: std::time::Duration::from_secs(sizes.timeout_secs),
+                    },
+                )
+                .await?;
+            }
+            Command::Bench(Bench::ScaleWorkers(hosted)) => {
+                stratus::scale_bench::workers::serve(&config, hosted.first, hosted.count).await?;
+            }
             Command::Bench(Bench::Scheduler(sizes)) => {
                 let options = stratus_scheduler::bench::Options {
                     hosts: sizes.hosts,

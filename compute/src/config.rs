@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 pub enum DriverKind {
     /// Real guests through libvirt.
     Libvirt,
-    /// Domains kept in memory (embedded demos, scale tests).
+    /// Domains kept in memory (embedded demos, scale tests). A fake-driver
+    /// worker runs no host network commands either (bridges, VLANs,
+    /// iptables go to an in-memory fake), so many can share one machine
+    /// without touching its network; disks are still real qcow2 overlays.
     Fake,
 }
 

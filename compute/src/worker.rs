@@ -8,7 +8,7 @@ use std::time::Duration;
 use stratus_network::firewall::Firewall;
 use stratus_network::linux::bridge::Bridges;
 use stratus_network::linux::iptables::Iptables;
-use stratus_network::linux::{HostCommands, RealHost};
+use stratus_network::linux::{FakeHost, HostCommands, RealHost};
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
@@ -49,7 +49,9 @@ pub struct WorkerSetup<'a> {
     pub transport: Arc<dyn Transport>,
     /// How long calls wait.
     pub call_timeout: Duration,
-    /// Host commands (bridges, iptables), in a namespace or not.
+    /// Host commands (bridges, iptables), in a namespace or not. Unset:
+    /// the host's own, except on the fake driver, whose guests do not exist
+    /// and so need no bridge or chain (a fake in memory instead).
     pub host_commands: Option<Arc<dyn HostCommands>>,
     /// A driver to use instead of the configured one (tests).
     pub driver: Option<Arc<dyn VirtDriver>>,
@@ -79,9 +81,15 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
             Arc::new(LibvirtDriver::connect(&config.libvirt_uri, config.virt_type.resolve()).await?)
         }
     };
-    let commands = setup
-        .host_commands
-        .unwrap_or_else(|| Arc::new(RealHost::new()));
+    // A fake-driver worker (benchmarks, demos) must leave the machine's
+    // network alone: a hundred of them on one host would otherwise all build
+    // the same bridge and rewrite the same iptables tables for guests that
+    // do not exist.
+    let commands: Arc<dyn HostCommands> = match (setup.host_commands, config.driver) {
+        (Some(commands), _) => commands,
+        (None, DriverKind::Fake) => Arc::new(FakeHost::new()),
+        (None, DriverKind::Libvirt) => Arc::new(RealHost::new()),
+    };
     let instances_dir = setup.state_dir.join("instances");
     let firewall = Firewall::new(Iptables::new(
         commands.clone(),

@@ -352,3 +352,32 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/disk.img"));
 }
+
+#[test]
+fn bench_scale_runs_every_service_as_a_process_and_prints_its_figures() {
+    let out = Command::new(stratus_bin())
+        .args(["bench", "scale", "--workers", "4", "--instances", "20"])
+        .args(["--workers-per-process", "2", "--timeout-secs", "30"])
+        .env("STRATUS_RPC__URL", amqp_url())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "scale: 4 compute workers (fake driver) over RabbitMQ, 20 RunInstances",
+        "time to running: p50 ",
+        "peak RSS: api ",
+        "compute worker ",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("20 instances running in ") && last.ends_with(" instances/s"),
+        "{stdout}"
+    );
+}

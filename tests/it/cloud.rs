@@ -50,7 +50,7 @@ impl Cloud {
     /// Starts every service over `rpc`; waits until `hosts` workers report.
     pub async fn start(rpc: &RpcConfig, hosts: usize, build_timeout_secs: u64) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let call = Duration::from_secs(10);
+        let call = Duration::from_millis(rpc.call_timeout_ms);
         let mut transports = Vec::new();
         let mut servers = Vec::new();
 

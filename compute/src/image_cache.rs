@@ -2,15 +2,23 @@
 //! a per-image lock and checked before use; instance disks are qcow2
 //! overlays on them. A fetch writes `*.part` and renames, so a failed or
 //! interrupted fetch never leaves a half image where a whole one belongs.
+//!
+//! `qemu-img` is a process start per call, which dominated a build on the
+//! fake driver: a base image is inspected once (again only if its file
+//! changes), and an empty overlay of each base and size is made once, as
+//! `_base/<image>.overlay-<bytes>`, then copied for each instance. A fresh
+//! qcow2 overlay holds nothing of its instance, so the copy is the same file
+//! `qemu-img create` would have written.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use stratus_rpc::wire::compute::ImageRef;
 use tracing::info;
 
-use crate::host::qemu_img::{QemuImg, QemuImgError};
+use crate::host::qemu_img::{ImageInfo, QemuImg, QemuImgError};
 
 /// An image could not be fetched or used.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +71,17 @@ pub struct CachedImage {
     pub ramdisk: Option<PathBuf>,
 }
 
+/// What `qemu-img info` said of a file, and the file's length and
+/// modification time then, which must still match for it to count.
+type Checked = (u64, SystemTime, ImageInfo);
+
 /// The image cache of one host.
 #[derive(Debug)]
 pub struct ImageCache {
     base_dir: PathBuf,
     qemu_img: Arc<dyn QemuImg>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    checked: Mutex<HashMap<PathBuf, Checked>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
@@ -109,7 +122,40 @@ impl ImageCache {
             base_dir,
             qemu_img,
             locks: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// `qemu-img info` of a cached file, asked again only when the file
+    /// changed since.
+    async fn info(&self, path: &Path) -> Result<ImageInfo, ImageError> {
+        let meta = tokio::fs::metadata(path).await.map_err(io(path))?;
+        let stamp = (meta.len(), meta.modified().map_err(io(path))?);
+        let known = self
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+            .filter(|(len, modified, _)| (*len, *modified) == stamp)
+            .map(|(_, _, info)| info.clone());
+        if let Some(info) = known {
+            return Ok(info);
+        }
+        let info = self.qemu_img.info(path).await?;
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), (stamp.0, stamp.1, info.clone()));
+        Ok(info)
     }
 
     /// The cached base image, fetching and checking it first if needed.
@@ -121,13 +167,7 @@ impl ImageCache {
         if !valid {
             return Err(ImageError::InvalidId(id.chars().take(40).collect()));
         }
-        let lock = self
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id.clone())
-            .or_default()
-            .clone();
+        let lock = self.lock(id);
         let _held = lock.lock().await;
         tokio::fs::create_dir_all(&self.base_dir)
             .await
@@ -158,7 +198,7 @@ impl ImageCache {
                 copy_whole(source, cached).await?;
             }
         }
-        let info = self.qemu_img.info(&disk).await?;
+        let info = self.info(&disk).await?;
         Ok(CachedImage {
             disk,
             format: info.format,
@@ -197,13 +237,59 @@ impl ImageCache {
         disk: &Path,
         root_gb: u64,
     ) -> Result<(), ImageError> {
-        self.qemu_img
-            .create_overlay(&base.disk, &base.format, disk)
-            .await?;
         let wanted = root_gb.saturating_mul(1 << 30);
-        if wanted > base.virtual_size {
-            self.qemu_img.resize(disk, wanted).await?;
+        let size = wanted.max(base.virtual_size);
+        let template = self.overlay_template(base, size, wanted).await?;
+        let part = part_of(disk);
+        if let Err(e) = tokio::fs::copy(&template, &part).await {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(io(disk)(e));
         }
-        Ok(())
+        tokio::fs::rename(&part, disk).await.map_err(io(disk))
+    }
+
+    /// The empty overlay of `base` at `size` bytes, made on first use.
+    async fn overlay_template(
+        &self,
+        base: &CachedImage,
+        size: u64,
+        wanted: u64,
+    ) -> Result<PathBuf, ImageError> {
+        let mut name = base
+            .disk
+            .file_name()
+            .map(std::ffi::OsStr::to_os_string)
+            .unwrap_or_default();
+        name.push(format!(".overlay-{size}"));
+        let template = base.disk.with_file_name(&name);
+        let lock = self.lock(&name.to_string_lossy());
+        let _held = lock.lock().await;
+        if tokio::fs::try_exists(&template)
+            .await
+            .map_err(io(&template))?
+        {
+            return Ok(template);
+        }
+        // Copies live in other folders: the backing path must not be relative.
+        let backing = std::path::absolute(&base.disk).map_err(io(&base.disk))?;
+        let part = part_of(&template);
+        let made = async {
+            self.qemu_img
+                .create_overlay(&backing, &base.format, &part)
+                .await?;
+            if wanted > base.virtual_size {
+                self.qemu_img.resize(&part, wanted).await?;
+            }
+            Ok::<(), ImageError>(())
+        }
+        .await;
+        if let Err(e) = made {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&part, &template)
+            .await
+            .map_err(io(&template))?;
+        Ok(template)
     }
 }

@@ -385,8 +385,12 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
         .wait_for(cached.instance_id, InstanceState::Running)
         .await
         .expect("running");
+    // The images, and one empty overlay of each, copied for each instance.
+    let (templates, images): (Vec<String>, Vec<String>) = names_in(&base)
+        .into_iter()
+        .partition(|n| n.contains(".overlay-"));
     assert_eq!(
-        names_in(&base),
+        images,
         vec![
             "ami-0000000000000001",
             "ami-0000000000000001.kernel",
@@ -394,6 +398,11 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
             "ami-b16"
         ]
     );
+    let owners: Vec<&str> = templates
+        .iter()
+        .filter_map(|t| t.split(".overlay-").next())
+        .collect();
+    assert_eq!(owners, ["ami-0000000000000001", "ami-b16"], "{templates:?}");
 
     for id in [fits.instance_id, again.instance_id, cached.instance_id] {
         m.terminate_instance(&ctx, id).await;

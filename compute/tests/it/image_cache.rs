@@ -99,3 +99,89 @@ async fn images_with_a_backing_file_or_odd_format_or_bad_id_are_refused() {
         cached
     );
 }
+
+/// `qemu-img info --output=json` of a file, parsed.
+fn info(path: &std::path::Path) -> serde_json::Value {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(path)
+        .output()
+        .expect("qemu-img");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test]
+async fn overlays_copied_from_one_template_are_whole_and_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source.raw");
+    std::fs::write(&source, vec![7u8; 4 << 20]).expect("source");
+    let cache = ImageCache::new(dir.path().join("_base"), Arc::new(RealQemuImg));
+    let base = cache
+        .fetch(&image("ami-0000000000000042", &source))
+        .await
+        .expect("fetch");
+    let (a, b) = (dir.path().join("a/disk"), dir.path().join("b/disk"));
+    for disk in [&a, &b] {
+        std::fs::create_dir_all(disk.parent().expect("parent")).expect("folder");
+        cache.create_overlay(&base, disk, 1).await.expect("overlay");
+    }
+    for disk in [&a, &b] {
+        let i = info(disk);
+        assert_eq!(i["format"], "qcow2");
+        assert_eq!(
+            i["virtual-size"],
+            1u64 << 30,
+            "grown to the flavor's root_gb"
+        );
+        let backing = i["backing-filename"].as_str().expect("a backing file");
+        assert_eq!(std::path::Path::new(backing), base.disk.as_path());
+        assert!(backing.starts_with('/'), "{backing} is relative");
+    }
+    // A write into one guest's disk is not seen by the other's.
+    let wrote = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0x55 0 64k"])
+        .arg(&a)
+        .output()
+        .expect("qemu-io");
+    assert!(
+        wrote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    // qemu-io exits non-zero when the bytes read are not the pattern.
+    let holds = |disk: &std::path::Path, pattern: &str| {
+        Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", &format!("read -P {pattern} 0 64k")])
+            .arg(disk)
+            .output()
+            .expect("qemu-io")
+            .status
+            .success()
+    };
+    assert!(holds(&a, "0x55"), "a lost its write");
+    assert!(holds(&b, "0x07"), "b does not show the base's bytes");
+    // A second size is a second template; the first is reused.
+    let c = dir.path().join("c/disk");
+    std::fs::create_dir_all(c.parent().expect("parent")).expect("folder");
+    cache.create_overlay(&base, &c, 2).await.expect("overlay");
+    assert_eq!(info(&c)["virtual-size"], 2u64 << 30);
+    let mut templates: Vec<String> = std::fs::read_dir(dir.path().join("_base"))
+        .expect("_base")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".overlay-"))
+        .collect();
+    templates.sort();
+    assert_eq!(
+        templates,
+        [
+            format!("ami-0000000000000042.overlay-{}", 1u64 << 30),
+            format!("ami-0000000000000042.overlay-{}", 2u64 << 30)
+        ]
+    );
+}

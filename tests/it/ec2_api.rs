@@ -138,3 +138,104 @@ async fn no_action_lets_one_project_see_or_touch_anothers_resources() {
     .await;
     assert!(out.contains("isolation ok"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_naming_a_group_reaches_hosts_that_run_none_of_its_members() {
+    use stratus::ec2_client::{Client, texts};
+    let cloud = FakeCloud::start(Options::default()).await.expect("cloud");
+    let db = &cloud.api.cloud.db;
+    // An administrator, so each instance can be put on a host of its own.
+    let admin = stratus_api::admin::create_credentials(db, "gamma", "gil", true)
+        .await
+        .expect("keys");
+    let ec2 = Client::new(
+        &cloud.endpoint,
+        &cloud.api.cloud.config.region,
+        &admin.access_key,
+        &admin.secret_key,
+    );
+    let image = stratus_api::admin::import_image(db, "disk", &image_file(&cloud), None, None)
+        .await
+        .expect("image")
+        .image_id;
+    let mut groups = Vec::new();
+    for name in ["web", "db"] {
+        let made = ec2
+            .action(
+                "CreateSecurityGroup",
+                &[("GroupName", name), ("GroupDescription", name)],
+            )
+            .await
+            .expect("CreateSecurityGroup");
+        groups.push(texts(&made, "groupId").remove(0));
+    }
+    let (web, dbg) = (&groups[0], &groups[1]);
+    let mut ids = Vec::new();
+    for (group, host) in [(dbg, "node-000"), (web, "node-001")] {
+        let zone = format!("nova:{host}");
+        let ran = ec2
+            .action(
+                "RunInstances",
+                &[
+                    ("ImageId", image.as_str()),
+                    ("InstanceType", "m1.tiny"),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("SecurityGroupId.1", group.as_str()),
+                    ("Placement.AvailabilityZone", zone.as_str()),
+                ],
+            )
+            .await
+            .expect("RunInstances");
+        ids.push(texts(&ran, "instanceId").remove(0));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let db_address = loop {
+        let row = db
+            .instance_by_ec2_id(&ids[0])
+            .await
+            .expect("read")
+            .expect("row");
+        let web_row = db
+            .instance_by_ec2_id(&ids[1])
+            .await
+            .expect("read")
+            .expect("row");
+        if row.state == "running" && web_row.state == "running" && row.fixed_ip.is_some() {
+            break row.fixed_ip.expect("address");
+        }
+        assert!(std::time::Instant::now() < deadline, "not running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // web admits db: node-001 runs only web, and must learn db's members.
+    ec2.action(
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", web.as_str()),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "5432"),
+            ("IpPermissions.1.ToPort", "5432"),
+            ("IpPermissions.1.Groups.1.GroupId", dbg.as_str()),
+        ],
+    )
+    .await
+    .expect("AuthorizeSecurityGroupIngress");
+    let db_group: stratus_rpc::wire::ids::SecurityGroupId = dbg.parse().expect("group id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = cloud.workers[1].manager.firewall().state().await;
+        let members: Vec<String> = state
+            .groups
+            .get(&db_group)
+            .map(|g| g.members.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        if members == [db_address.clone()] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-001 knows db's members as {members:?}, not [{db_address}]"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

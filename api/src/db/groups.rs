@@ -211,6 +211,19 @@ impl Db {
         tx.commit().await.map_err(err("commit group deletion"))
     }
 
+    /// Whether some rule names the group as its source (only then do hosts
+    /// need its members).
+    pub async fn is_source(&self, group_id: &str) -> Result<bool, DbError> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM security_group_rules WHERE source_group_id = $1 LIMIT 1",
+        )
+        .bind(group_id.to_owned())
+        .fetch_optional(self.read())
+        .await
+        .map_err(err("find rules naming a group"))?;
+        Ok(found.is_some())
+    }
+
     /// Fixed IPs of the group's instances that have one and are not gone.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<String>, DbError> {
         sqlx::query_scalar(

@@ -106,12 +106,18 @@ pub async fn group_update(
         .iter()
         .filter_map(|r| IngressRule::try_from(spec(r)).ok())
         .collect();
-    let members = cx_db
-        .group_members(&g.group_id)
-        .await?
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    // Members matter only to rules naming the group as their source; the
+    // list grows with the group, and RunInstances sends it every time.
+    let members = if cx_db.is_source(&g.group_id).await? {
+        cx_db
+            .group_members(&g.group_id)
+            .await?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(SecurityGroupUpdate {
         group,
         rules,
@@ -268,6 +274,21 @@ pub async fn authorize_ingress(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     }
     let group = named_group(cx).await?;
     fan_out(cx, &group).await?;
+    // Every host needs the members of a group a rule now names as source,
+    // also hosts that run none of them.
+    let sources: Vec<&String> = rules
+        .iter()
+        .filter_map(|r| r.source_group_id.as_ref())
+        .collect();
+    if !sources.is_empty() {
+        for source in project_groups(cx)
+            .await?
+            .iter()
+            .filter(|g| sources.contains(&&g.group_id) && g.group_id != group.group_id)
+        {
+            fan_out(cx, source).await?;
+        }
+    }
     Ok(cx.ok())
 }
 

@@ -201,8 +201,10 @@ async fn a_rule_naming_a_group_reaches_hosts_that_run_none_of_its_members() {
             .await
             .expect("read")
             .expect("row");
-        if row.state == "running" && web_row.state == "running" && row.fixed_ip.is_some() {
-            break row.fixed_ip.expect("address");
+        if let Some(address) = row.fixed_ip.filter(|_| row.state == "running")
+            && web_row.state == "running"
+        {
+            break address;
         }
         assert!(std::time::Instant::now() < deadline, "not running");
         tokio::time::sleep(Duration::from_millis(50)).await;

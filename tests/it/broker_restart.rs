@@ -148,17 +148,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
             let _turn = gate.acquire().await.expect("semaphore");
             let token = format!("restart-{n}");
             let result = cloud
-                .client
-                .action(
-                    "RunInstances",
-                    &[
-                        ("ImageId", image.as_str()),
-                        ("InstanceType", "m1.tiny"),
-                        ("MinCount", "1"),
-                        ("MaxCount", "1"),
-                        ("ClientToken", token.as_str()),
-                    ],
-                )
+                .run_one(&image, &[("ClientToken", token.as_str())])
                 .await;
             if let Err(e) = result {
                 refused.lock().expect("lock").push(e.to_string());
@@ -212,16 +202,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
 
     // The services reconnected by themselves: a new instance runs.
     let out = cloud
-        .client
-        .action(
-            "RunInstances",
-            &[
-                ("ImageId", image.as_str()),
-                ("InstanceType", "m1.tiny"),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-            ],
-        )
+        .run_one(&image, &[])
         .await
         .expect("RunInstances after the restart");
     let id = texts(&out, "instanceId").into_iter().next().expect("an id");

@@ -170,17 +170,7 @@ impl Cloud {
                 .await
                 .expect("credentials");
         let disk = images.join("disk.qcow2");
-        let out = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("64M")
-            .output()
-            .expect("qemu-img (deploy/dev-setup installs qemu-utils)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stratus_tests::qcow2(&disk, "64M");
         let client = Client::new(
             &format!("http://{}/", api.ec2_address),
             &api.cloud.config.region,
@@ -208,6 +198,15 @@ impl Cloud {
             .await
             .expect("import image");
         self
+    }
+
+    /// RunInstances of one m1.tiny of `image`, with `extra` parameters.
+    pub async fn run_one(
+        &self,
+        image: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<String, stratus::ec2_client::Ec2ClientError> {
+        run_one(&self.client, image, extra).await
     }
 
     pub async fn image_id(&self) -> String {
@@ -274,4 +273,21 @@ impl Cloud {
             t.close().await;
         }
     }
+}
+
+/// RunInstances of one m1.tiny of `image` through `client`, with `extra`
+/// parameters; the response document.
+pub async fn run_one(
+    client: &Client,
+    image: &str,
+    extra: &[(&str, &str)],
+) -> Result<String, stratus::ec2_client::Ec2ClientError> {
+    let mut params = vec![
+        ("ImageId", image),
+        ("InstanceType", "m1.tiny"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ];
+    params.extend_from_slice(extra);
+    client.action("RunInstances", &params).await
 }

@@ -173,20 +173,16 @@ async fn a_rule_naming_a_group_reaches_hosts_that_run_none_of_its_members() {
     let mut ids = Vec::new();
     for (group, host) in [(dbg, "node-000"), (web, "node-001")] {
         let zone = format!("nova:{host}");
-        let ran = ec2
-            .action(
-                "RunInstances",
-                &[
-                    ("ImageId", image.as_str()),
-                    ("InstanceType", "m1.tiny"),
-                    ("MinCount", "1"),
-                    ("MaxCount", "1"),
-                    ("SecurityGroupId.1", group.as_str()),
-                    ("Placement.AvailabilityZone", zone.as_str()),
-                ],
-            )
-            .await
-            .expect("RunInstances");
+        let ran = crate::cloud::run_one(
+            &ec2,
+            &image,
+            &[
+                ("SecurityGroupId.1", group.as_str()),
+                ("Placement.AvailabilityZone", zone.as_str()),
+            ],
+        )
+        .await
+        .expect("RunInstances");
         ids.push(texts(&ran, "instanceId").remove(0));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -119,17 +119,7 @@ struct Cloud {
 
 fn base_image(dir: &Path) -> ImageRef {
     let disk = dir.join("base.qcow2");
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("64M")
-        .output()
-        .expect("qemu-img (deploy/dev-setup installs qemu-utils)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stratus_tests::qcow2(&disk, "64M");
     ImageRef {
         id: "ami-00000000000000a1".into(),
         disk,

@@ -31,6 +31,21 @@ pub fn stratus_bin() -> &'static Path {
     })
 }
 
+/// An empty qcow2 disk of `size` (`64M`, …) at `path`.
+pub fn qcow2(path: &Path, size: &str) {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size)
+        .output()
+        .expect("qemu-img (deploy/dev-setup installs qemu-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A PostgreSQL database of the test's own on the server `deploy/dev-setup`
 /// starts (role `stratus`), dropped when this is.
 pub struct PostgresDb {

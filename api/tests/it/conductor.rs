@@ -83,6 +83,16 @@ async fn instance(db: &Db, id: InstanceId) {
     .expect("insert");
 }
 
+/// The api tables in a SQLite file under `dir`.
+async fn sqlite_in(dir: &std::path::Path) -> Db {
+    Db::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("api.sqlite").display()
+    ))
+    .await
+    .expect("db")
+}
+
 fn update(id: InstanceId, state: InstanceState, sequence: u64) -> InstanceUpdate {
     report("node1", id, state, sequence, 1)
 }
@@ -116,12 +126,7 @@ async fn send<T: serde::Serialize>(service: &ConductorService, method: &str, val
 #[tokio::test]
 async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("api.sqlite").display()
-    ))
-    .await
-    .expect("db");
+    let db = sqlite_in(dir.path()).await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let host = Arc::new(Host::default());
     let _serving = bus
@@ -322,12 +327,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
 #[tokio::test]
 async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("api.sqlite").display()
-    ))
-    .await
-    .expect("db");
+    let db = sqlite_in(dir.path()).await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let conductor = ConductorService::new(Conductor::new(
         db.clone(),

@@ -105,8 +105,10 @@ impl Conductor {
             let instance = InstanceRef {
                 instance_id: update.instance_id,
             };
-            if let Err(e) = self.compute.terminate_instance(ctx, second, instance).await {
-                warn!(error = %e, "could not tell the second host to terminate");
+            // Not terminate: that would release the address both copies
+            // share, from under the guest that stays.
+            if let Err(e) = self.compute.remove_copy(ctx, second, instance).await {
+                warn!(error = %e, "could not tell the second host to remove its copy");
             }
             return Ok(());
         }

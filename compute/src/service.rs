@@ -58,6 +58,11 @@ impl Handler for ComputeService {
                     .await;
                 Ok(null())
             }
+            methods::REMOVE_COPY => {
+                let request: InstanceRef = decode_args(method, args)?;
+                self.manager.remove_copy(ctx, request.instance_id).await;
+                Ok(null())
+            }
             methods::REBOOT_INSTANCE => {
                 let request: RebootInstance = decode_args(method, args)?;
                 self.manager

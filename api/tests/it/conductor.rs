@@ -284,7 +284,30 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         ("running", Some("node1"))
     );
     second.wait_for_a_call().await;
-    assert_eq!(*second.calls.lock().expect("lock"), ["terminate_instance"]);
+    // Removed, not terminated: terminate would free the address node1's
+    // guest uses too.
+    assert_eq!(*second.calls.lock().expect("lock"), ["remove_copy"]);
+    // What node2 says of its copy afterwards changes nothing.
+    for (state, sequence) in [
+        (InstanceState::ShuttingDown, 103),
+        (InstanceState::Terminated, 104),
+    ] {
+        send(
+            &service,
+            "instance_update",
+            &report("node2", twice, state, sequence, 1),
+        )
+        .await;
+    }
+    let row = db
+        .instance_by_uuid(&twice.to_string())
+        .await
+        .expect("db")
+        .expect("row");
+    assert_eq!(
+        (row.state.as_str(), row.host.as_deref()),
+        ("running", Some("node1"))
+    );
 
     // A reschedule is a later placement: the new host takes over, even if
     // its report arrives before the old host's hand-back.

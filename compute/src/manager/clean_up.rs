@@ -27,6 +27,17 @@ impl ComputeManager {
     /// Removes everything of the instance from this host and releases its
     /// address.
     pub(super) async fn clean_up(&self, ctx: &RequestContext, id: InstanceId) -> CleanUp {
+        self.clean_up_with(ctx, id, true).await
+    }
+
+    /// Removes everything of the instance from this host, its address too
+    /// when `release`.
+    pub(super) async fn clean_up_with(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+        release: bool,
+    ) -> CleanUp {
         let name = domain_name(&id);
         if let Err(e) = self.parts.driver.destroy(&name).await {
             warn!(error = %e, "destroying the domain failed; leaving its files and address");
@@ -36,11 +47,12 @@ impl ComputeManager {
             warn!(error = %e, "removing the firewall chains failed");
         }
         let mut outcome = CleanUp::Done;
-        if let Err(e) = self
-            .parts
-            .network
-            .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
-            .await
+        if release
+            && let Err(e) = self
+                .parts
+                .network
+                .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
+                .await
         {
             warn!(error = %e, "releasing the fixed IP failed; will try again");
             self.outbox.release_failed(id);

@@ -40,6 +40,22 @@ impl ComputeManager {
             .await;
     }
 
+    /// Removes a duplicate of an instance that another host runs (a request
+    /// delivered twice reached two hosts): its domain, chains and files go,
+    /// its address stays, since an instance holds one and the other copy
+    /// uses it. Nothing is reported: the instance is not this host's.
+    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    pub async fn remove_copy(&self, ctx: &RequestContext, id: InstanceId) {
+        let lock = self.lock_for(id);
+        let _held = lock.lock().await;
+        if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, false).await {
+            tracing::warn!(error = %e, "could not remove the duplicate copy");
+            return;
+        }
+        self.forget(id);
+        tracing::info!("removed a duplicate copy; its address stays with the other host's");
+    }
+
     /// Reboots: `hard` resets the machine, soft asks the guest.
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn reboot_instance(

@@ -406,6 +406,29 @@ async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_duplicate_copy_keeps_the_address_the_other_copy_uses() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    let m = h.worker.manager.clone();
+    m.run_instance(&ctx(), &req).await.expect("built");
+    assert!(
+        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
+    );
+    let reports = h.conductor.states(id).len();
+    m.remove_copy(&ctx(), id).await;
+    assert_eq!(
+        h.fake().state(&domain_name(&id)).await.expect("state"),
+        None
+    );
+    assert!(!h.instance_dir(&id).exists(), "the copy's files stayed");
+    assert!(h.has_address(&id).await, "the shared address was released");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.conductor.states(id).len(), reports, "the copy reported");
+    assert_eq!(m.host_report().await.running_instances, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_start_reboot_and_console_output() {
     let h = Harness::start().await;
     let req = request(&image(h.images.path()));

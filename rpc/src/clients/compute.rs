@@ -19,6 +19,9 @@ pub mod methods {
     pub const RUN_INSTANCE: &str = "run_instance";
     /// Destroy an instance and everything it holds.
     pub const TERMINATE_INSTANCE: &str = "terminate_instance";
+    /// Remove this host's duplicate copy of an instance another host runs:
+    /// everything but the address, which the two copies share.
+    pub const REMOVE_COPY: &str = "remove_copy";
     /// Reboot an instance (hard or soft).
     pub const REBOOT_INSTANCE: &str = "reboot_instance";
     /// Stop an instance, keeping its disk.
@@ -35,6 +38,7 @@ pub mod methods {
     pub const ALL: &[&str] = &[
         RUN_INSTANCE,
         TERMINATE_INSTANCE,
+        REMOVE_COPY,
         REBOOT_INSTANCE,
         STOP_INSTANCE,
         START_INSTANCE,
@@ -79,6 +83,19 @@ impl ComputeClient {
         let target = Target::host(TOPIC, host.clone());
         self.rpc
             .cast(ctx, &target, methods::TERMINATE_INSTANCE, &instance)
+            .await
+    }
+
+    /// Asks `host` to remove its duplicate copy of an instance.
+    pub async fn remove_copy(
+        &self,
+        ctx: &RequestContext,
+        host: &HostName,
+        instance: InstanceRef,
+    ) -> Result<(), RpcError> {
+        let target = Target::host(TOPIC, host.clone());
+        self.rpc
+            .cast(ctx, &target, methods::REMOVE_COPY, &instance)
             .await
     }
 

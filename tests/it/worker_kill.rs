@@ -286,7 +286,15 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
         .filter(|n| n.starts_with("instance-"))
         .collect();
     folders.sort();
-    assert_eq!(folders, expected, "instance folders");
+    assert_eq!(
+        folders,
+        expected,
+        "instance folders; instances {:?}\n{}",
+        rows.iter()
+            .map(|r| (&r.ec2_id, &r.state, &r.state_reason))
+            .collect::<Vec<_>>(),
+        logs()
+    );
     let held = cloud.held_addresses().await;
     let mut holders: Vec<&String> = held.keys().collect();
     holders.sort();

@@ -228,3 +228,48 @@ impl Exposed {
         self.device.clear();
     }
 }
+
+/// Undoes what a userspace exposure in `work` left when the process that
+/// made it died mid-injection (a worker killed): the mount of the guest's
+/// root, the loop device on the export, the storage daemon and its FUSE
+/// mount. The daemon survives its parent, and while it runs it holds the
+/// disk's lock and the folder cannot be removed.
+pub async fn release_leftovers(work: &Path) {
+    if let Some(mnt) = work.join("mnt").to_str()
+        && is_mounted(mnt).await
+        && let Err(e) = run("umount", &[mnt]).await
+    {
+        tracing::warn!(error = %e, "unmounting a leftover injection mount failed");
+    }
+    let mountpoint = work.join("exposed");
+    if let Some(file) = mountpoint.to_str()
+        && let Ok(attached) = run("losetup", &["-j", file]).await
+    {
+        for device in attached.lines().filter_map(|l| l.split(':').next()) {
+            if let Err(e) = run("losetup", &["-d", device]).await {
+                tracing::warn!(error = %e, "detaching a leftover loop device failed");
+            }
+        }
+    }
+    // Only a pid that is still the storage daemon is stopped: after a
+    // reboot the number may belong to anything.
+    let pidfile = work.join("qsd.pid");
+    let ours = match tokio::fs::read_to_string(&pidfile).await {
+        Ok(pid) => tokio::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+            .await
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("qemu-storage-daemon")),
+        Err(_) => false,
+    };
+    if !ours {
+        let _ = tokio::fs::remove_file(&pidfile).await;
+    }
+    let mut leftover = Exposed {
+        device: String::new(),
+        kind: Kind::Userspace {
+            pidfile,
+            mountpoint,
+        },
+    };
+    leftover.release().await;
+    let _ = tokio::fs::remove_dir(work.join("mnt")).await;
+}

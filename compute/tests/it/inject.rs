@@ -254,3 +254,34 @@ async fn a_symlink_planted_in_the_image_is_not_followed() {
     );
     nothing_left(&work);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_injection_cut_short_left_behind_is_released() {
+    use stratus_compute::inject::expose::{expose, release_leftovers};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (disk, _) = whole_disk(dir.path());
+    let work = dir.path().join("inject");
+    std::fs::create_dir_all(&work).expect("work");
+    // As far as an injection gets before its worker is killed: the disk
+    // exported, a loop device on it, its root mounted; nothing undoes it.
+    let exposed = expose(&disk, &work, ExposeMethod::Userspace)
+        .await
+        .expect("expose");
+    let mnt = work.join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mnt");
+    sh("mount", &[&exposed.device, s(&mnt)]);
+    drop(exposed);
+    let procs = sh("pgrep", &["-af", "qemu-storage-daemon"]);
+    assert!(procs.contains(s(&work)), "no daemon to clean: {procs}");
+
+    release_leftovers(&work).await;
+    nothing_left(&work);
+    std::fs::remove_dir_all(&work).expect("the folder can go now");
+    // The disk is free again: another exposure takes it.
+    std::fs::create_dir_all(&work).expect("work");
+    let mut again = expose(&disk, &work, ExposeMethod::Userspace)
+        .await
+        .expect("expose again");
+    again.release().await;
+    nothing_left(&work);
+}

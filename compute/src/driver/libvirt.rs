@@ -171,8 +171,8 @@ fn power_state(state: DomainState) -> PowerState {
     }
 }
 
-fn state_of(domain: &Domain, name: &str) -> Result<PowerState, Failed> {
-    Ok(match domain.state().map_err(failed("state", name))?.0 {
+fn state_of(domain: &Domain) -> Result<PowerState, virt::error::Error> {
+    Ok(match domain.state()?.0 {
         Enum::Known(s) => power_state(s),
         Enum::Unknown(_) => PowerState::NoState,
     })
@@ -281,16 +281,7 @@ impl VirtDriver for LibvirtDriver {
     }
 
     async fn state(&self, name: &str) -> Result<Option<PowerState>, DriverError> {
-        let owned = name.to_owned();
-        let found = self
-            .blocking("state", name, move |conn| {
-                let domain = conn
-                    .lookup_domain_by_name(&owned)
-                    .map_err(failed("state", &owned))?;
-                state_of(&domain, &owned)
-            })
-            .await;
-        match found {
+        match self.with_domain("state", name, state_of).await {
             Ok(state) => Ok(Some(state)),
             Err(DriverError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -304,7 +295,7 @@ impl VirtDriver for LibvirtDriver {
             let mut out = Vec::with_capacity(domains.len());
             for domain in domains {
                 let name = domain.name().map_err(failed("name", &uri))?;
-                let state = state_of(&domain, &name)?;
+                let state = state_of(&domain).map_err(failed("state", &name))?;
                 out.push((name, state));
             }
             Ok(out)

@@ -280,8 +280,7 @@ impl Drop for PrivateLibvirtd {
                 let path = entry.path();
                 if path.extension().is_some_and(|e| e == "pid")
                     && let Ok(pid) = std::fs::read_to_string(&path)
-                    && std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
-                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("qemu"))
+                    && crate::host::command::pid_runs(&pid, "qemu")
                 {
                     let _ = Command::new("kill")
                         .args(["-s", "KILL", pid.trim()])

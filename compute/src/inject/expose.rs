@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::host::command::{CommandError, is_mounted, run};
+use crate::host::command::{CommandError, is_mounted, pid_runs, run};
 
 fn utf8(path: &Path) -> Result<&str, CommandError> {
     path.to_str().ok_or_else(|| CommandError {
@@ -254,12 +254,9 @@ pub async fn release_leftovers(work: &Path) {
     // Only a pid that is still the storage daemon is stopped: after a
     // reboot the number may belong to anything.
     let pidfile = work.join("qsd.pid");
-    let ours = match tokio::fs::read_to_string(&pidfile).await {
-        Ok(pid) => tokio::fs::read(format!("/proc/{}/cmdline", pid.trim()))
-            .await
-            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("qemu-storage-daemon")),
-        Err(_) => false,
-    };
+    let ours = tokio::fs::read_to_string(&pidfile)
+        .await
+        .is_ok_and(|pid| pid_runs(&pid, "qemu-storage-daemon"));
     if !ours {
         let _ = tokio::fs::remove_file(&pidfile).await;
     }

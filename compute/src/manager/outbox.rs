@@ -60,20 +60,6 @@ impl Outbox {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
     }
-
-    /// Reports and releases waiting, for tests and logs.
-    pub(super) fn waiting(&self) -> (usize, usize) {
-        (
-            self.reports
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len(),
-            self.releases
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len(),
-        )
-    }
 }
 
 impl ComputeManager {
@@ -143,10 +129,5 @@ impl ComputeManager {
                 }
             }
         }
-    }
-
-    /// Reports and releases waiting to be sent again.
-    pub fn outbox_waiting(&self) -> (usize, usize) {
-        self.outbox.waiting()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use stratus_rpc::RequestContext;
-use stratus_rpc::wire::conductor::InstanceUpdate;
+use stratus_rpc::wire::conductor::{InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::ReleaseFixedIp;
 use tracing::{info, warn};
@@ -117,7 +117,28 @@ impl ComputeManager {
             .cloned()
             .collect();
         reports.sort_by_key(|u| u.sequence);
-        for update in reports {
+        for waiting in reports {
+            let id = waiting.instance_id;
+            let lock = self.lock_for(id);
+            let _held = lock.lock().await;
+            // Still the newest word on it (nothing reported it meanwhile)?
+            let still = self
+                .outbox
+                .reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&id)
+                .is_some_and(|w| w.sequence == waiting.sequence);
+            if !still {
+                continue;
+            }
+            // Stamped now: it is this host's newest word on the instance, and
+            // with its old sequence it would lose to what the api decided
+            // while it waited (a build timeout, say), though the guest runs.
+            let update = InstanceUpdate {
+                sequence: next_sequence(),
+                ..waiting
+            };
             match self.parts.conductor.instance_update(ctx, &update).await {
                 Ok(()) => {
                     info!(instance_id = %update.instance_id, state = ?update.state, "sent a state change held since the broker was away");

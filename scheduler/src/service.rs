@@ -47,8 +47,13 @@ impl SchedulerService {
     }
 
     /// Places each instance in turn and casts it to its host; an instance no
-    /// host can take goes to error with the reason.
-    pub async fn run_instance(&self, ctx: &RequestContext, request: ScheduleRunInstances) {
+    /// host can take goes to error with the reason. False when a cast to a
+    /// host failed: whether the host got it is unknown (the broker may have
+    /// taken it and lost only the confirm), so the instance is not failed
+    /// here, where an error stamped now could outrank the host's report of
+    /// it running; the request is redelivered instead, and goes to the same
+    /// hosts (see `placed`), where building it again changes nothing.
+    pub async fn run_instance(&self, ctx: &RequestContext, request: ScheduleRunInstances) -> bool {
         let mut placed: Vec<(HostName, RunInstance)> = Vec::with_capacity(request.instances.len());
         for mut instance in request.instances {
             let id = instance.instance_id;
@@ -83,18 +88,19 @@ impl SchedulerService {
         let casts = placed.iter().map(|(host, instance)| {
             let span = info_span!("cast", instance_id = %instance.instance_id, %host);
             async move {
-                if let Err(e) = self.compute.run_instance(ctx, host, instance).await {
-                    let reason = format!("could not hand the instance to host {host}: {e}");
-                    warn!(%reason);
-                    self.fail(ctx, instance.instance_id, reason).await;
+                let handed = self.compute.run_instance(ctx, host, instance).await;
+                if let Err(e) = &handed {
+                    warn!(error = %e, "could not hand the instance to its host; it will come again");
                 }
+                handed.is_ok()
             }
             .instrument(span)
         });
-        futures::future::join_all(casts).await;
+        let handed = futures::future::join_all(casts).await;
         if !placed.is_empty() {
             info!(request_id = %ctx.request_id, instances = placed.len(), "scheduled");
         }
+        handed.into_iter().all(|ok| ok)
     }
 
     async fn fail(&self, ctx: &RequestContext, instance_id: InstanceId, reason: String) {
@@ -130,8 +136,14 @@ impl Handler for SchedulerService {
             }
             methods::RUN_INSTANCE => {
                 let request: ScheduleRunInstances = decode_args(method, args)?;
-                self.run_instance(ctx, request).await;
-                Ok(null())
+                if self.run_instance(ctx, request).await {
+                    Ok(null())
+                } else {
+                    Err(HandlerError::Retryable(stratus_rpc::RemoteError::new(
+                        "HostUnreachable",
+                        "a placed instance could not be handed to its host",
+                    )))
+                }
             }
             methods::LIST_HOSTS => encode_result(&self.placer.statuses(Instant::now())),
             other => Err(HandlerError::UnknownMethod(other.to_owned())),

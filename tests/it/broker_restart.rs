@@ -221,8 +221,9 @@ async fn restart_under_load(outage: Outage) -> Seen {
         }
         assert!(
             Instant::now() < deadline,
-            "the new instance is {}",
-            row.state
+            "the new instance is {}: {:?}",
+            row.state,
+            row.state_reason
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -271,7 +272,9 @@ async fn a_broker_outage_longer_than_casts_wait_ends_every_instance_running_or_i
     // timeout ends what nobody will report on.
     let seen = restart_under_load(Outage {
         publish_timeout_ms: 1_500,
-        call_timeout_ms: 5_000,
+        // Calls still give up within the outage, and a loaded machine can
+        // answer one in a few seconds once the broker is back.
+        call_timeout_ms: 8_000,
         build_timeout_secs: 20,
     })
     .await;

@@ -158,6 +158,29 @@ impl ImageCache {
         Ok(info)
     }
 
+    /// Removes the `*.part` files a worker killed mid-fetch left in `_base`
+    /// (each may be as large as an image). Only for start-up, before any
+    /// fetch runs: a fetch under way writes a `.part` too. Returns how many.
+    pub async fn sweep_partial_fetches(&self) -> usize {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.base_dir).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "part") {
+                continue;
+            }
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove a partial fetch")
+                }
+            }
+        }
+        removed
+    }
+
     /// The cached base image, fetching and checking it first if needed.
     pub async fn fetch(&self, image: &ImageRef) -> Result<CachedImage, ImageError> {
         let id = &image.id;

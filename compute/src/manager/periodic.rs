@@ -18,9 +18,13 @@ use crate::state::PowerState;
 impl ComputeManager {
     /// After a worker or host restart: running guests are kept, stopped
     /// ones reported, half-built ones cleaned up (domain, chains, address,
-    /// files) and reported as errors.
+    /// files) and reported as errors, half-fetched images removed.
     pub async fn recover(&self, ctx: &RequestContext) {
         self.load_host_enabled().await;
+        let swept = self.parts.images.sweep_partial_fetches().await;
+        if swept > 0 {
+            info!(files = swept, "removed image fetches a restart cut short");
+        }
         let Ok(mut entries) = tokio::fs::read_dir(&self.parts.instances_dir).await else {
             return;
         };

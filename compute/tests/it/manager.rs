@@ -550,6 +550,16 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         built: false,
     };
     half_dir.write_record(&record).await.expect("record");
+    // And an image fetch cut short beside the whole base image.
+    let base = half_dir.root().parent().expect("instances").join("_base");
+    std::fs::write(base.join("ami-half.part"), b"half an image").expect("part");
+    let cached: Vec<_> = std::fs::read_dir(&base)
+        .expect("_base")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(!cached.is_empty(), "the first build cached its image");
     let ctx = ctx();
     h.network
         .allocate_fixed_ip(&stratus_rpc::wire::network::AllocateFixedIp {
@@ -589,6 +599,15 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         !h.has_address(&half.instance_id).await,
         "half-built instance kept its address"
     );
+    let mut left: Vec<_> = std::fs::read_dir(&base)
+        .expect("_base")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    left.sort();
+    let mut cached = cached;
+    cached.sort();
+    assert_eq!(left, cached, "the half fetch is gone, the cache kept");
     let _ = ctx;
 }
 

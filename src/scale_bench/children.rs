@@ -1,8 +1,10 @@
 //! The bench's child processes: services of this same binary, each with its
 //! own configuration file and log file, killed and reaped however the bench
-//! ends; and what `/proc` says of their memory and CPU.
+//! ends (a SIGKILLed bench too, through the parent-death signal); and what
+//! `/proc` says of their memory and CPU.
 
 use std::fs::File;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -64,6 +66,7 @@ impl Children {
                 command.env_remove(&key);
             }
         }
+        die_with_this_process(&mut command);
         let child = command
             .arg("--config")
             .arg(config)
@@ -129,6 +132,28 @@ impl Drop for Children {
         for r in &mut self.running {
             let _ = r.child.wait();
         }
+    }
+}
+
+/// Makes the child get SIGKILL when this process dies, so a bench killed
+/// past its clean-up (SIGKILL, a crash) leaves no services behind. The
+/// kernel sends it when the spawning *thread* ends: the bench spawns from
+/// the runtime's threads, which live as long as the process.
+#[allow(unsafe_code)] // pre_exec is the only way to arm it in the child
+fn die_with_this_process(command: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and makes two
+    // system calls (prctl, getppid), both async-signal-safe; it allocates
+    // nothing (an io::Error from an errno is not boxed).
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The parent may have died before the signal was armed.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -381,3 +381,84 @@ fn bench_scale_runs_every_service_as_a_process_and_prints_its_figures() {
         "{stdout}"
     );
 }
+
+/// The `stratus` processes whose parent is `pid`, from `/proc`.
+fn stratus_children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid …`; comm may hold spaces, so read after ')'.
+            let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or_default();
+            let ppid = after.split_whitespace().nth(1);
+            stat.contains("(stratus)") && ppid == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Whether `pid` is gone or a zombie (dead, waiting for whoever reaps it).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, a)| a.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+#[test]
+fn a_bench_killed_with_sigkill_takes_its_services_with_it() {
+    // SIGKILL runs none of the bench's clean-up: only the parent-death
+    // signal its children armed can end them.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let bench = Command::new(stratus_bin())
+        .args(["bench", "scale", "--workers", "4", "--instances", "100000"])
+        .args(["--workers-per-process", "2", "--timeout-secs", "300"])
+        .env("STRATUS_RPC__URL", amqp_url())
+        // Its scratch folder, which nothing removes after a SIGKILL.
+        .env("TMPDIR", scratch.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the bench");
+    let mut bench = Running(bench);
+    let pid = bench.0.id();
+    // network, scheduler, api, the measured compute worker and two processes
+    // of fake workers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let children = loop {
+        let children = stratus_children(pid);
+        if children.len() == 6 {
+            break children;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bench started {} of its 6 services",
+            children.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    signal(&bench.0, "KILL");
+    wait_exit(&mut bench.0, Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Vec<u32> = children.iter().copied().filter(|c| !dead(*c)).collect();
+        if alive.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            for pid in &alive {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            panic!("services outlived the killed bench: {alive:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

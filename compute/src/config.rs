@@ -62,6 +62,9 @@ pub struct ComputeConfig {
     pub injection: crate::inject::expose::ExposeMethod,
     /// Attach a config drive (ISO 9660, label `config-2`) to every instance.
     pub config_drive: bool,
+    /// Seconds after start-up a build the restart interrupted waits for its
+    /// request to come back before it is reported in error.
+    pub interrupted_build_grace_secs: u64,
 }
 
 impl Default for ComputeConfig {
@@ -81,6 +84,7 @@ impl Default for ComputeConfig {
             console_max_bytes: 64 * 1024,
             injection: crate::inject::expose::ExposeMethod::Auto,
             config_drive: true,
+            interrupted_build_grace_secs: 60,
         }
     }
 }

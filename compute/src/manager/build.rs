@@ -102,6 +102,9 @@ impl ComputeManager {
         let id = request.instance_id;
         let lock = self.lock_for(id);
         let _held = lock.lock().await;
+        if self.interrupted.claimed(id) {
+            info!("building again what a restart interrupted");
+        }
         // A request cast straight to this host (no scheduler) is attempt 1.
         let attempt = u32::try_from(request.placement.hosts_tried.len().max(1)).unwrap_or(u32::MAX);
         self.attempts

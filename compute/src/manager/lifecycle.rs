@@ -21,6 +21,7 @@ impl ComputeManager {
     pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
         let lock = self.lock_for(id);
         let _held = lock.lock().await;
+        self.interrupted.claimed(id);
         let before = self
             .last_states
             .lock()

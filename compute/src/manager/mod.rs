@@ -1,11 +1,13 @@
 //! The compute manager: what a worker does to the instances of its host.
 //! `build.rs` runs `run_instance`; `lifecycle.rs` the rest of an instance's
-//! life; `periodic.rs` power sync, start-up recovery and capacity reports.
+//! life; `periodic.rs` power sync, start-up recovery and capacity reports;
+//! `interrupted.rs` the builds a restart cut short.
 
 mod build;
 mod claims;
 mod clean_up;
 mod enabled;
+mod interrupted;
 mod lifecycle;
 mod outbox;
 mod periodic;
@@ -95,6 +97,8 @@ pub struct ComputeManager {
     attempts: Mutex<HashMap<InstanceId, u32>>,
     /// Reports and releases to send again once the broker is back.
     outbox: outbox::Outbox,
+    /// Builds a restart interrupted, until their request comes back.
+    interrupted: interrupted::Interrupted,
 }
 
 impl ComputeManager {
@@ -108,6 +112,7 @@ impl ComputeManager {
             enabled: Mutex::new(enabled::HostEnabled::default()),
             attempts: Mutex::new(HashMap::new()),
             outbox: outbox::Outbox::default(),
+            interrupted: interrupted::Interrupted::default(),
         })
     }
 

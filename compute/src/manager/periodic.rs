@@ -18,7 +18,8 @@ use crate::state::PowerState;
 impl ComputeManager {
     /// After a worker or host restart: running guests are kept, stopped
     /// ones reported, half-built ones cleaned up (domain, chains, address,
-    /// files) and reported as errors, half-fetched images removed.
+    /// files) to be built again from their redelivered request, half-fetched
+    /// images removed.
     pub async fn recover(&self, ctx: &RequestContext) {
         self.load_host_enabled().await;
         let swept = self.parts.images.sweep_partial_fetches().await;
@@ -49,9 +50,8 @@ impl ComputeManager {
                     warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
                     continue;
                 }
-                let reason = "the build was interrupted by a compute worker restart".to_owned();
-                self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                    .await;
+                // Its request comes back (it was never acked); see interrupted.rs.
+                self.interrupted.wait_for_request(id);
                 continue;
             }
             self.flavors
@@ -155,7 +155,8 @@ impl ComputeManager {
         }
     }
 
-    /// Runs capacity reports and power sync until `cancel`.
+    /// Runs capacity reports and power sync until `cancel`, and once, after
+    /// the grace, reports the interrupted builds no request claimed.
     pub async fn run_periodic(self: Arc<Self>, cancel: CancellationToken) {
         let mut report = tokio::time::interval(Duration::from_secs(
             self.parts.config.report_interval_secs.max(1),
@@ -163,9 +164,18 @@ impl ComputeManager {
         let mut sync = tokio::time::interval(Duration::from_secs(
             self.parts.config.sync_interval_secs.max(1),
         ));
+        let unclaimed = tokio::time::sleep(Duration::from_secs(
+            self.parts.config.interrupted_build_grace_secs,
+        ));
+        tokio::pin!(unclaimed);
+        let mut unclaimed_checked = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                () = &mut unclaimed, if !unclaimed_checked => {
+                    unclaimed_checked = true;
+                    self.report_unclaimed_builds(&RequestContext::system()).await;
+                }
                 _ = report.tick() => {
                     let ctx = RequestContext::system();
                     let host = self.host_report().await;

@@ -216,7 +216,19 @@ impl Harness {
 
     /// A worker over an existing state folder and fake driver (restart tests).
     pub async fn start_in(state: tempfile::TempDir, fake: Arc<FakeDriver>) -> Self {
-        let mut h = Self::start_with(state, fake.clone(), Arc::new(FakeHost::new())).await;
+        Self::start_in_with_grace(state, fake, 1).await
+    }
+
+    /// Like `start_in`, interrupted builds waiting `grace_secs` for their
+    /// request to come back.
+    pub async fn start_in_with_grace(
+        state: tempfile::TempDir,
+        fake: Arc<FakeDriver>,
+        grace_secs: u64,
+    ) -> Self {
+        let mut h =
+            Self::start_with_grace(state, fake.clone(), Arc::new(FakeHost::new()), grace_secs)
+                .await;
         h.fake_driver = Some(fake);
         h
     }
@@ -234,6 +246,15 @@ impl Harness {
         state: tempfile::TempDir,
         driver: Arc<dyn VirtDriver>,
         commands: Arc<dyn stratus_network::linux::HostCommands>,
+    ) -> Self {
+        Self::start_with_grace(state, driver, commands, 1).await
+    }
+
+    async fn start_with_grace(
+        state: tempfile::TempDir,
+        driver: Arc<dyn VirtDriver>,
+        commands: Arc<dyn stratus_network::linux::HostCommands>,
+        grace_secs: u64,
     ) -> Self {
         let images = tempfile::tempdir().expect("tempdir");
         let bus = MemoryTransport::new(16, Duration::from_millis(50));
@@ -287,6 +308,7 @@ impl Harness {
             vcpus: Some(4),
             memory_mb: Some(4096),
             disk_gb: Some(40),
+            interrupted_build_grace_secs: grace_secs,
             ..ComputeConfig::default()
         };
         let worker = start(WorkerSetup {

@@ -9,7 +9,9 @@ use stratus_compute::instance_dir::domain_name;
 use stratus_compute::state::PowerState;
 use stratus_compute::xml::Boot;
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
+use stratus_rpc::wire::compute::{
+    ImageRef, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
+};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::scheduler::Limits;
 use stratus_rpc::{RequestContext, RpcClient};
@@ -529,6 +531,31 @@ async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
     );
 }
 
+/// A build cut short by a restart: its record says not built, its address
+/// is held (a worker killed between allocation and boot).
+async fn half_built(h: &Harness, image: &ImageRef) -> RunInstance {
+    let half = request(image);
+    let half_dir = h.worker.manager.dir(&half.instance_id);
+    std::fs::create_dir_all(half_dir.root()).expect("dir");
+    let record = stratus_compute::instance_dir::InstanceRecord {
+        instance_id: half.instance_id,
+        project_id: half.project_id.clone(),
+        flavor: half.flavor.clone(),
+        built: false,
+    };
+    half_dir.write_record(&record).await.expect("record");
+    h.network
+        .allocate_fixed_ip(&stratus_rpc::wire::network::AllocateFixedIp {
+            instance_id: half.instance_id,
+            project_id: half.project_id.clone(),
+            mac: "02:16:3e:00:00:09".parse().expect("mac"),
+            deadline_ms: None,
+        })
+        .await
+        .expect("allocate");
+    half
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
     let h = Harness::start().await;
@@ -539,17 +566,8 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         .run_instance(&ctx(), &running)
         .await
         .expect("built");
-    // A build cut short: its record says not built, its address is held.
-    let half = request(&image);
+    let half = half_built(&h, &image).await;
     let half_dir = h.worker.manager.dir(&half.instance_id);
-    std::fs::create_dir_all(half_dir.root()).expect("dir");
-    let record = stratus_compute::instance_dir::InstanceRecord {
-        instance_id: half.instance_id,
-        project_id: half.project_id.clone(),
-        flavor: half.flavor.clone(),
-        built: false,
-    };
-    half_dir.write_record(&record).await.expect("record");
     // And an image fetch cut short beside the whole base image.
     let base = half_dir.root().parent().expect("instances").join("_base");
     std::fs::write(base.join("ami-half.part"), b"half an image").expect("part");
@@ -560,18 +578,9 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         .filter(|n| !n.to_string_lossy().ends_with(".part"))
         .collect();
     assert!(!cached.is_empty(), "the first build cached its image");
-    let ctx = ctx();
-    h.network
-        .allocate_fixed_ip(&stratus_rpc::wire::network::AllocateFixedIp {
-            instance_id: half.instance_id,
-            project_id: half.project_id.clone(),
-            mac: "02:16:3e:00:00:09".parse().expect("mac"),
-            deadline_ms: None,
-        })
-        .await
-        .expect("allocate");
 
-    // The worker restarts over the same state folder and hypervisor.
+    // The worker restarts over the same state folder and hypervisor; no
+    // request comes back for the half-built one (grace: 1 s).
     let Harness {
         state, fake_driver, ..
     } = h;
@@ -590,14 +599,24 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         Some(PowerState::Running)
     );
     assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
-    h.conductor
-        .wait_for(half.instance_id, InstanceState::Error)
-        .await
-        .expect("error reported");
+    // Cleaned at once, reported once the grace has passed.
     assert!(!half_dir.root().exists());
     assert!(
         !h.has_address(&half.instance_id).await,
         "half-built instance kept its address"
+    );
+    let error = h
+        .conductor
+        .wait_for(half.instance_id, InstanceState::Error)
+        .await
+        .expect("error reported");
+    assert!(
+        error
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("its request did not come back within 1 s")),
+        "{:?}",
+        error.reason
     );
     let mut left: Vec<_> = std::fs::read_dir(&base)
         .expect("_base")
@@ -608,7 +627,35 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
     let mut cached = cached;
     cached.sort();
     assert_eq!(left, cached, "the half fetch is gone, the cache kept");
-    let _ = ctx;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_built_instance_whose_request_comes_back_is_built_and_never_shown_in_error() {
+    let h = Harness::start().await;
+    let image = image(h.images.path());
+    let half = half_built(&h, &image).await;
+    let Harness {
+        state, fake_driver, ..
+    } = h;
+    let fake = fake_driver.expect("fake");
+    let h = Harness::start_in_with_grace(state, fake, 600).await;
+    // The broker's redelivery of the request that was never acked.
+    h.worker
+        .manager
+        .run_instance(&ctx(), &half)
+        .await
+        .expect("built again");
+    h.conductor
+        .wait_for(half.instance_id, InstanceState::Running)
+        .await
+        .expect("running");
+    assert!(h.has_address(&half.instance_id).await);
+    assert!(h.worker.manager.dir(&half.instance_id).root().exists());
+    let states = h.conductor.states(half.instance_id);
+    assert!(
+        states.iter().all(|(s, _)| *s != InstanceState::Error),
+        "{states:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

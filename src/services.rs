@@ -337,11 +337,12 @@ async fn serve_metrics(listen: &str) -> Result<(), ServiceError> {
         }),
     );
     info!(address = %listen, "metrics at /metrics");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics endpoint stopped");
-        }
-    });
+    // A scraper that stalls must not hold connections either.
+    tokio::spawn(stratus_api::serve::serve(
+        listener,
+        app,
+        std::time::Duration::from_secs(30),
+    ));
     Ok(())
 }
 

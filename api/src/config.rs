@@ -62,6 +62,9 @@ pub struct ApiConfig {
     pub signature_window_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Seconds a client has to send a request's head, and again its body,
+    /// on the EC2 and metadata endpoints; a slower one is cut off.
+    pub read_timeout_secs: u64,
     /// Largest user data accepted (decoded), in bytes.
     pub max_user_data_bytes: usize,
     /// Seconds an instance may stay pending without any news from its
@@ -107,6 +110,7 @@ impl Default for ApiConfig {
             max_request_bytes: 512 * 1024,
             max_user_data_bytes: 16 * 1024,
             build_timeout_secs: 600,
+            read_timeout_secs: 30,
             default_instance_type: "m1.small".to_owned(),
             instance_types: vec![
                 flavor("m1.tiny", 1, 512, 1),

@@ -12,5 +12,6 @@ pub mod ec2;
 pub mod keys;
 pub mod metadata;
 pub mod netns;
+pub mod serve;
 pub mod service;
 pub mod start;

@@ -91,11 +91,8 @@ pub async fn start(
         source,
     })?;
     let app = crate::ec2::server::router(cloud.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(ec2, app).await {
-            tracing::error!(error = %e, "EC2 API stopped");
-        }
-    });
+    let read_timeout = std::time::Duration::from_secs(config.read_timeout_secs.max(1));
+    tokio::spawn(crate::serve::serve(ec2, app, read_timeout));
     info!(address = %ec2_address, "EC2 API listening");
 
     let metadata = match &config.metadata_netns {
@@ -115,13 +112,8 @@ pub async fn start(
         Arc::new(DbSource::new(db.clone())),
         config.metadata_require_token,
     );
-    let app =
-        crate::metadata::server::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(metadata, app).await {
-            tracing::error!(error = %e, "metadata service stopped");
-        }
-    });
+    let app = crate::metadata::server::router(state);
+    tokio::spawn(crate::serve::serve(metadata, app, read_timeout));
     info!(address = %metadata_address, "metadata service listening");
 
     tokio::spawn(count_instances(db.clone()));

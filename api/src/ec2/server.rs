@@ -96,6 +96,19 @@ fn too_large(limit: usize) -> Ec2Error {
     }
 }
 
+/// A body that did not arrive in time; botocore's standard retry mode
+/// counts this code as transient.
+fn too_slow(patience: Duration) -> Ec2Error {
+    Ec2Error {
+        code: "RequestTimeout",
+        message: format!(
+            "The request body did not arrive within {} s.",
+            patience.as_secs()
+        ),
+        status: 408,
+    }
+}
+
 async fn handle(
     State(endpoint): State<Arc<Endpoint>>,
     method: Method,
@@ -113,10 +126,15 @@ async fn handle(
         let e = too_large(limit);
         return xml_response(e.status, e.to_xml(&request_id), &request_id);
     }
-    let body = match to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(_) => {
+    let patience = Duration::from_secs(cloud.config.read_timeout_secs.max(1));
+    let body = match tokio::time::timeout(patience, to_bytes(body, limit)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             let e = too_large(limit);
+            return xml_response(e.status, e.to_xml(&request_id), &request_id);
+        }
+        Err(_) => {
+            let e = too_slow(patience);
             return xml_response(e.status, e.to_xml(&request_id), &request_id);
         }
     };

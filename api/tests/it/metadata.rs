@@ -38,13 +38,13 @@ pub async fn serve_source(
         .await
         .expect("bind");
     let address = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    // As `stratus api` serves it: the peer's address is what identifies
+    // the instance asking.
+    tokio::spawn(stratus_api::serve::serve(
+        listener,
+        app,
+        std::time::Duration::from_secs(30),
+    ));
     address
 }
 

@@ -1,7 +1,8 @@
 //! Size limits at the endpoint: a body or query over `[api]
 //! max_request_bytes` gets `RequestEntityTooLarge`, too many parameters get
 //! `InvalidParameterValue` before the signature is even read, lists and
-//! numbered parameters stay bounded, and the endpoint keeps serving.
+//! numbered parameters stay bounded, a client slower than `read_timeout_secs`
+//! is cut off, and the endpoint keeps serving.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -102,6 +103,56 @@ async fn a_head_too_large_for_http_is_refused_and_the_endpoint_keeps_serving() {
     assert!(
         status_line.starts_with("HTTP/1.1 4"),
         "a 1 MiB query got {status_line:?}"
+    );
+    endpoint.call("DescribeKeyPairs", &[]).await.ok();
+}
+
+/// Reads what the endpoint sends on `stream` until it closes, or panics
+/// if it is still open after `limit`.
+async fn until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the endpoint still holds the connection after {limit:?}"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_too_slow_with_its_head_or_body_is_cut_off_and_others_are_served() {
+    let endpoint = Endpoint::start_with(|c| c.read_timeout_secs = 1, None).await;
+    // Half a head, then nothing.
+    let mut slow_head = tokio::net::TcpStream::connect(&endpoint.host)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-",
+        endpoint.host
+    );
+    slow_head.write_all(head.as_bytes()).await.expect("write");
+    // A whole head promising 100 bytes of body, then 10 of them.
+    let mut slow_body = tokio::net::TcpStream::connect(&endpoint.host)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nAction=Des",
+        endpoint.host
+    );
+    slow_body.write_all(head.as_bytes()).await.expect("write");
+    // Meanwhile everyone else is answered.
+    endpoint.call("DescribeKeyPairs", &[]).await.ok();
+
+    let limit = Duration::from_secs(20);
+    let answer = until_closed(&mut slow_body, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(answer.contains("<RequestID>"), "{answer}");
+    // hyper closes a connection whose head is late, at most with a bare 408.
+    let answer = until_closed(&mut slow_head, limit).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
     );
     endpoint.call("DescribeKeyPairs", &[]).await.ok();
 }

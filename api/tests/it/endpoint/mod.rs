@@ -189,9 +189,8 @@ impl Endpoint {
             .await
             .expect("bind");
         let host = listener.local_addr().expect("address").to_string();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let read_timeout = Duration::from_secs(cloud.config.read_timeout_secs);
+        let server = tokio::spawn(stratus_api::serve::serve(listener, app, read_timeout));
         let alpha = keys(&cloud, "alpha").await;
         Self {
             url: format!("http://{host}/"),

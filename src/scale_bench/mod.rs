@@ -283,7 +283,7 @@ async fn load_and_report(
             action: "DescribeInstances",
             why: e.to_string(),
         })?;
-    report::header(options, hosts.len(), ready_in);
+    report::header(options, hosts.len(), ready_in, &plan.dir);
     let broker = children::listener_pid(children::amqp_port(&plan.base.rpc.url));
     let before = Readings::take(children, hosts, broker);
     let outcome = load::run(

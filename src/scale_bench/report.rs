@@ -37,8 +37,21 @@ impl Readings {
     }
 }
 
-/// The first lines: what runs.
-pub fn header(options: &Options, processes: usize, ready_in: Duration) {
+/// The file system type holding `dir`, as `findmnt` names it.
+fn file_system(dir: &std::path::Path) -> String {
+    std::process::Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "--target"])
+        .arg(dir)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "an unknown file system".to_owned())
+}
+
+/// The first lines: what runs, and where the workers write.
+pub fn header(options: &Options, processes: usize, ready_in: Duration, dir: &std::path::Path) {
     let requests = options.instances.div_ceil(options.per_request.max(1));
     println!(
         "scale: {} compute workers (fake driver) over RabbitMQ, {requests} RunInstances ({} instance{} each), {} in flight",
@@ -52,6 +65,14 @@ pub fn header(options: &Options, processes: usize, ready_in: Duration) {
         workers::host_name(0),
         options.workers - 1,
         ready_in.as_secs_f64()
+    );
+    // Each build creates a handful of files: on a file system that has
+    // deleted many lately, ext4's inode allocator alone can cost a third or
+    // more of the rate (see README).
+    println!(
+        "  instance folders on {} under {} (TMPDIR moves them)",
+        file_system(dir),
+        dir.display()
     );
 }
 

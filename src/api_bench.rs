@@ -107,7 +107,7 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
             memory_mb: u64::MAX / 2,
             ..Quotas::default()
         },
-        database_url: None,
+        ..CloudOptions::default()
     })
     .await
     .map_err(|e| fail("starting the cloud")(&e))?;

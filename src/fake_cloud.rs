@@ -1,16 +1,20 @@
 //! A whole cloud in this process on fake hypervisors: the api service on
 //! loopback, the scheduler, a network controller (no host changes) and N
-//! compute workers on the fake driver, over the in-process bus. Benchmarks
-//! and API tests use it; nothing here touches the host's network.
+//! compute workers on the fake driver. Over the in-process bus for
+//! benchmarks and API tests ([`FakeCloud::start`]), or each service on a
+//! transport of its own, as the broker fault tests run it
+//! ([`FakeCloud::start_on`]). Nothing here touches the host's network.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use stratus_api::config::{ApiConfig, Quotas};
 use stratus_compute::config::{ComputeConfig, DriverKind};
 use stratus_compute::driver::fake::FakeDriver;
 use stratus_compute::worker::{Worker, WorkerSetup};
+use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;
 use stratus_network::linux::FakeHost;
 use stratus_rpc::transport::memory::MemoryTransport;
@@ -32,6 +36,10 @@ pub struct Options {
     pub quotas: Quotas,
     /// The api database; a SQLite file in the scratch folder when unset.
     pub database_url: Option<String>,
+    /// `[api] build_timeout_secs`.
+    pub build_timeout_secs: u64,
+    /// How long every service's calls wait for a reply.
+    pub call_timeout: Duration,
 }
 
 impl Default for Options {
@@ -42,9 +50,16 @@ impl Default for Options {
             host_memory_mb: 8192,
             quotas: Quotas::default(),
             database_url: None,
+            build_timeout_secs: ApiConfig::default().build_timeout_secs,
+            call_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// Gives the service called by its argument (`network`, `scheduler`, `api`
+/// or a host name) the transport it is to use.
+pub type Connect<'a> =
+    &'a (dyn Fn(&str) -> BoxFuture<'static, Result<Arc<dyn Transport>, String>> + Sync);
 
 /// The running cloud; dropping it stops nothing but its scratch folder.
 pub struct FakeCloud {
@@ -54,10 +69,16 @@ pub struct FakeCloud {
     pub api: stratus_api::start::Api,
     /// The scheduler.
     pub scheduler: Arc<SchedulerService>,
+    /// The network controller.
+    pub network: Arc<NetworkManager>,
     /// The folder RegisterImage may take files from.
     pub images: PathBuf,
     /// The compute workers.
     pub workers: Vec<Worker>,
+    /// Each worker's host and hypervisor.
+    pub fakes: Vec<(HostName, Arc<FakeDriver>)>,
+    /// The transports the services were given, in the order they were asked for.
+    pub transports: Vec<Arc<dyn Transport>>,
     _servers: Vec<ServerHandle>,
     /// Scratch space (state folders, databases).
     pub dir: tempfile::TempDir,
@@ -73,40 +94,65 @@ fn fail(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> FakeCloudError
 }
 
 impl FakeCloud {
-    /// Starts every service and waits until the scheduler has heard from
-    /// every host.
+    /// Starts every service on one in-process bus and waits until the
+    /// scheduler has heard from every host.
     pub async fn start(options: Options) -> Result<Self, FakeCloudError> {
-        let dir = tempfile::tempdir().map_err(|e| fail("scratch folder")(&e))?;
         let bus = MemoryTransport::new(64, Duration::from_millis(100));
-        let transport: Arc<dyn Transport> = Arc::new(bus.clone());
-        let rpc = RpcClient::new(transport.clone(), Duration::from_secs(30));
-        let network = stratus_network::NetworkManager::start(
-            &NetworkConfig {
-                dhcp: false,
-                fixed_range: "10.0.0.0/8".into(),
-                network_size: 65536,
-                ..NetworkConfig::default()
-            },
-            &dir.path().join("network"),
-            Arc::new(FakeHost::new()),
-        )
-        .await
-        .map_err(|e| fail("network controller")(&e))?;
-        let scheduler = Arc::new(SchedulerService::new(
-            &SchedulerConfig::default(),
-            rpc.clone(),
+        let connect = move |_: &str| -> BoxFuture<'static, Result<Arc<dyn Transport>, String>> {
+            let transport: Arc<dyn Transport> = Arc::new(bus.clone());
+            Box::pin(async move { Ok(transport) })
+        };
+        Self::start_on(options, &connect).await
+    }
+
+    /// Starts every service on the transport `connect` gives it and waits
+    /// until the scheduler has heard from every host.
+    pub async fn start_on(options: Options, connect: Connect<'_>) -> Result<Self, FakeCloudError> {
+        let dir = tempfile::tempdir().map_err(|e| fail("scratch folder")(&e))?;
+        let call = options.call_timeout;
+        let mut transports = Vec::new();
+        let mut servers = Vec::new();
+        let mut transport = async |name: &str| -> Result<Arc<dyn Transport>, FakeCloudError> {
+            let t = connect(name).await.map_err(|e| fail("connecting")(&e))?;
+            transports.push(t.clone());
+            Ok(t)
+        };
+
+        let t = transport("network").await?;
+        let network = Arc::new(
+            NetworkManager::start(
+                &NetworkConfig {
+                    dhcp: false,
+                    fixed_range: "10.0.0.0/8".into(),
+                    network_size: 65536,
+                    ..NetworkConfig::default()
+                },
+                &dir.path().join("network"),
+                Arc::new(FakeHost::new()),
+            )
+            .await
+            .map_err(|e| fail("network controller")(&e))?,
+        );
+        let network_service = Arc::new(stratus_network::service::NetworkService::new(
+            network.clone(),
         ));
-        let network_service = Arc::new(stratus_network::service::NetworkService::new(Arc::new(
-            network,
-        )));
-        let mut servers = vec![
-            bus.serve("network", None, network_service)
+        servers.push(
+            t.serve("network", None, network_service)
                 .await
                 .map_err(|e| fail("serve network")(&e))?,
-            bus.serve("scheduler", None, scheduler.clone())
+        );
+
+        let t = transport("scheduler").await?;
+        let scheduler = Arc::new(SchedulerService::new(
+            &SchedulerConfig::default(),
+            RpcClient::new(t.clone(), call),
+        ));
+        servers.push(
+            t.serve("scheduler", None, scheduler.clone())
                 .await
                 .map_err(|e| fail("serve scheduler")(&e))?,
-        ];
+        );
+
         let images = dir.path().join("images");
         std::fs::create_dir_all(&images).map_err(|e| fail("image folder")(&e))?;
         let config = ApiConfig {
@@ -115,21 +161,31 @@ impl FakeCloud {
             quotas: options.quotas.clone(),
             image_roots: vec![images.clone()],
             database_url: options.database_url.clone(),
+            build_timeout_secs: options.build_timeout_secs,
             ..ApiConfig::default()
         };
-        let api = stratus_api::start::start(&config, &dir.path().join("api"), rpc.clone())
-            .await
-            .map_err(|e| fail("api")(&e))?;
+        let t = transport("api").await?;
+        let api = stratus_api::start::start(
+            &config,
+            &dir.path().join("api"),
+            RpcClient::new(t.clone(), call),
+        )
+        .await
+        .map_err(|e| fail("api")(&e))?;
         servers.push(
-            bus.serve("conductor", None, api.conductor.clone())
+            t.serve("conductor", None, api.conductor.clone())
                 .await
                 .map_err(|e| fail("serve conductor")(&e))?,
         );
+
         let mut workers = Vec::new();
+        let mut fakes = Vec::new();
         for n in 0..options.hosts {
             let host: HostName = format!("node-{n:03}")
                 .parse()
                 .map_err(|e| fail("host name")(&e))?;
+            let t = transport(host.as_str()).await?;
+            let fake = Arc::new(FakeDriver::new());
             let worker = stratus_compute::worker::start(WorkerSetup {
                 host: host.clone(),
                 state_dir: &dir.path().join(host.as_str()),
@@ -143,20 +199,21 @@ impl FakeCloud {
                     ..ComputeConfig::default()
                 },
                 vlan_interface: "eth0".into(),
-                transport: transport.clone(),
-                call_timeout: Duration::from_secs(30),
+                transport: t.clone(),
+                call_timeout: call,
                 host_commands: Some(Arc::new(FakeHost::new())),
-                driver: Some(Arc::new(FakeDriver::new())),
+                driver: Some(fake.clone()),
                 metadata: None,
             })
             .await
             .map_err(|e| fail("compute worker")(&e))?;
             servers.push(
-                bus.serve("compute", Some(&host), worker.service.clone())
+                t.serve("compute", Some(&host), worker.service.clone())
                     .await
                     .map_err(|e| fail("serve compute")(&e))?,
             );
             workers.push(worker);
+            fakes.push((host, fake));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while scheduler.placer().hosts(Instant::now()).len() < options.hosts {
@@ -169,8 +226,11 @@ impl FakeCloud {
             endpoint: format!("http://{}/", api.ec2_address),
             api,
             scheduler,
+            network,
             images,
             workers,
+            fakes,
+            transports,
             _servers: servers,
             dir,
         })

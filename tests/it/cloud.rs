@@ -1,193 +1,84 @@
-//! A cloud in this test process for the fault tests: the api (SQLite), the
-//! scheduler, the network controller and N fake-driver compute workers,
-//! each on a RabbitMQ connection of its own, and a signed EC2 client.
+//! A cloud in this test process for the fault tests: `FakeCloud` (the api
+//! on SQLite, the scheduler, the network controller and N fake-driver
+//! compute workers) with each service on a RabbitMQ connection of its own,
+//! a signed EC2 client, and what the tests read of it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, texts};
-use stratus_api::config::{ApiConfig, Quotas};
+use stratus::fake_cloud::{FakeCloud, Options};
+use stratus_api::config::Quotas;
 use stratus_api::db::instances::InstanceRow;
-use stratus_compute::config::{ComputeConfig, DriverKind};
 use stratus_compute::driver::VirtDriver;
-use stratus_compute::driver::fake::FakeDriver;
-use stratus_compute::worker::{Worker, WorkerSetup};
-use stratus_network::NetworkManager;
-use stratus_network::config::NetworkConfig;
-use stratus_network::linux::FakeHost;
 use stratus_rpc::config::RpcConfig;
-use stratus_rpc::wire::ids::HostName;
-use stratus_rpc::{RpcClient, ServerHandle, Transport};
-use stratus_scheduler::config::SchedulerConfig;
-use stratus_scheduler::service::SchedulerService;
 
-/// The services of a cloud in this process, each on a connection of its
-/// own, with `hosts` compute workers on the fake driver.
+/// A service's connection to the test's broker, under way.
+type Connecting = std::pin::Pin<
+    Box<dyn Future<Output = Result<std::sync::Arc<dyn stratus_rpc::Transport>, String>> + Send>,
+>;
+
+/// The cloud, the client of project `acme`, and how its services reach the bus.
 pub struct Cloud {
-    pub api: stratus_api::start::Api,
+    cloud: FakeCloud,
     pub client: Client,
-    pub network: Arc<NetworkManager>,
-    pub fakes: Vec<(HostName, Arc<FakeDriver>)>,
-    pub workers: Vec<Worker>,
-    pub transports: Vec<Arc<dyn Transport>>,
-    /// The scheduler.
-    pub scheduler: Arc<SchedulerService>,
     /// How its services reach the bus.
     pub rpc: RpcConfig,
-    _servers: Vec<ServerHandle>,
-    /// Scratch space.
-    pub dir: tempfile::TempDir,
 }
 
-async fn connect(rpc: &RpcConfig, name: &str) -> Arc<dyn Transport> {
-    stratus_rpc::transport::connect(rpc, name)
-        .await
-        .expect("the test's broker")
+impl std::ops::Deref for Cloud {
+    type Target = FakeCloud;
+
+    fn deref(&self) -> &FakeCloud {
+        &self.cloud
+    }
 }
 
 impl Cloud {
     /// Starts every service over `rpc`; waits until `hosts` workers report.
     pub async fn start(rpc: &RpcConfig, hosts: usize, build_timeout_secs: u64) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let call = Duration::from_millis(rpc.call_timeout_ms);
-        let mut transports = Vec::new();
-        let mut servers = Vec::new();
-
-        let t = connect(rpc, "network").await;
-        let network = Arc::new(
-            NetworkManager::start(
-                &NetworkConfig {
-                    dhcp: false,
-                    fixed_range: "10.0.0.0/8".into(),
-                    network_size: 65536,
-                    ..NetworkConfig::default()
-                },
-                &dir.path().join("network"),
-                Arc::new(FakeHost::new()),
-            )
-            .await
-            .expect("network controller"),
-        );
-        servers.push(
-            t.serve(
-                "network",
-                None,
-                Arc::new(stratus_network::service::NetworkService::new(
-                    network.clone(),
-                )),
-            )
-            .await
-            .expect("serve network"),
-        );
-        transports.push(t);
-
-        let t = connect(rpc, "scheduler").await;
-        let scheduler = Arc::new(SchedulerService::new(
-            &SchedulerConfig::default(),
-            RpcClient::new(t.clone(), call),
-        ));
-        servers.push(
-            t.serve("scheduler", None, scheduler.clone())
-                .await
-                .expect("serve scheduler"),
-        );
-        transports.push(t);
-
-        let images = dir.path().join("images");
-        std::fs::create_dir_all(&images).expect("image folder");
-        let t = connect(rpc, "api").await;
-        let api = stratus_api::start::start(
-            &ApiConfig {
-                listen: "127.0.0.1:0".into(),
-                metadata_listen: "127.0.0.1:0".into(),
-                quotas: Quotas {
-                    instances: 1000,
-                    vcpus: 1000,
-                    memory_mb: 1 << 30,
-                    ..Quotas::default()
-                },
-                image_roots: vec![images.clone()],
-                build_timeout_secs,
-                ..ApiConfig::default()
+        let options = Options {
+            hosts,
+            host_vcpus: 64,
+            host_memory_mb: 64 * 1024,
+            quotas: Quotas {
+                instances: 1000,
+                vcpus: 1000,
+                memory_mb: 1 << 30,
+                ..Quotas::default()
             },
-            &dir.path().join("api"),
-            RpcClient::new(t.clone(), call),
-        )
-        .await
-        .expect("api");
-        servers.push(
-            t.serve("conductor", None, api.conductor.clone())
-                .await
-                .expect("serve conductor"),
-        );
-        transports.push(t);
-
-        let mut fakes = Vec::new();
-        let mut workers = Vec::new();
-        for n in 0..hosts {
-            let host: HostName = format!("node-{n}").parse().expect("host name");
-            let t = connect(rpc, host.as_str()).await;
-            let fake = Arc::new(FakeDriver::new());
-            let worker = stratus_compute::worker::start(WorkerSetup {
-                host: host.clone(),
-                state_dir: &dir.path().join(host.as_str()),
-                config: &ComputeConfig {
-                    driver: DriverKind::Fake,
-                    report_interval_secs: 1,
-                    vcpus: Some(64),
-                    memory_mb: Some(64 * 1024),
-                    disk_gb: Some(1000),
-                    config_drive: false,
-                    ..ComputeConfig::default()
-                },
-                vlan_interface: "eth0".into(),
-                transport: t.clone(),
-                call_timeout: call,
-                host_commands: Some(Arc::new(FakeHost::new())),
-                driver: Some(fake.clone()),
-                metadata: None,
-            })
-            .await
-            .expect("compute worker");
-            servers.push(
-                t.serve("compute", Some(&host), worker.service.clone())
+            database_url: None,
+            build_timeout_secs,
+            call_timeout: Duration::from_millis(rpc.call_timeout_ms),
+        };
+        let connect = |name: &str| {
+            let (rpc, name) = (rpc.clone(), name.to_owned());
+            let connected: Connecting = Box::pin(async move {
+                stratus_rpc::transport::connect(&rpc, &name)
                     .await
-                    .expect("serve compute"),
-            );
-            transports.push(t);
-            fakes.push((host, fake));
-            workers.push(worker);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while scheduler.placer().hosts(Instant::now()).len() < hosts {
-            assert!(Instant::now() < deadline, "compute hosts never reported");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-
+                    .map_err(|e| e.to_string())
+            });
+            connected
+        };
+        let cloud = FakeCloud::start_on(options, &connect)
+            .await
+            .expect("the cloud on the test's broker");
         let credentials =
-            stratus_api::admin::create_credentials(&api.cloud.db, "acme", "ann", false)
+            stratus_api::admin::create_credentials(&cloud.api.cloud.db, "acme", "ann", false)
                 .await
                 .expect("credentials");
-        let disk = images.join("disk.qcow2");
+        let disk = cloud.images.join("disk.qcow2");
         stratus_tests::qcow2(&disk, "64M");
         let client = Client::new(
-            &format!("http://{}/", api.ec2_address),
-            &api.cloud.config.region,
+            &cloud.endpoint,
+            &cloud.api.cloud.config.region,
             &credentials.access_key,
             &credentials.secret_key,
         );
         Self {
-            scheduler,
-            rpc: rpc.clone(),
-            api,
+            cloud,
             client,
-            network,
-            fakes,
-            workers,
-            transports,
-            _servers: servers,
-            dir,
+            rpc: rpc.clone(),
         }
         .with_image(&disk)
         .await
@@ -266,10 +157,10 @@ impl Cloud {
     }
 
     pub async fn stop(self) {
-        for worker in &self.workers {
+        for worker in &self.cloud.workers {
             worker.periodic.cancel();
         }
-        for t in &self.transports {
+        for t in &self.cloud.transports {
             t.close().await;
         }
     }

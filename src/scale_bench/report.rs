@@ -45,7 +45,12 @@ fn file_system(dir: &std::path::Path) -> String {
         .output()
         .ok()
         .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        // Mounts stacked on one point are listed in turn; the last is the
+        // one in effect.
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().last().map(|l| l.trim().to_owned())
+        })
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "an unknown file system".to_owned())
 }

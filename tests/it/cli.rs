@@ -369,6 +369,7 @@ fn bench_scale_runs_every_service_as_a_process_and_prints_its_figures() {
     );
     for line in [
         "scale: 4 compute workers (fake driver) over RabbitMQ, 20 RunInstances",
+        "  instance folders on ",
         "time to running: p50 ",
         "peak RSS: api ",
         "compute worker ",

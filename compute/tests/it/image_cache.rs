@@ -7,7 +7,8 @@ use stratus_compute::host::qemu_img::RealQemuImg;
 use stratus_compute::image_cache::{ImageCache, ImageError};
 use stratus_rpc::wire::compute::ImageRef;
 
-fn qemu_img(args: &[&str]) {
+/// Runs `qemu-img` with `args`; what it printed. Panics if it failed.
+fn qemu_img<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
     let out = Command::new("qemu-img")
         .args(args)
         .output()
@@ -17,6 +18,7 @@ fn qemu_img(args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }
 
 fn image(id: &str, disk: &std::path::Path) -> ImageRef {
@@ -102,17 +104,13 @@ async fn images_with_a_backing_file_or_odd_format_or_bad_id_are_refused() {
 
 /// `qemu-img info --output=json` of a file, parsed.
 fn info(path: &std::path::Path) -> serde_json::Value {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "-U"])
-        .arg(path)
-        .output()
-        .expect("qemu-img");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    let out = qemu_img(&[
+        std::ffi::OsStr::new("info"),
+        "--output=json".as_ref(),
+        "-U".as_ref(),
+        path.as_os_str(),
+    ]);
+    serde_json::from_slice(&out).expect("json")
 }
 
 #[tokio::test]

@@ -107,6 +107,17 @@ impl Answer {
         self
     }
 
+    /// A 200 when `fit`, else `InvalidParameterValue`; panics otherwise.
+    /// The answer, when it was accepted.
+    pub fn accepted_if(self, fit: bool) -> Option<Self> {
+        if fit {
+            Some(self.ok())
+        } else {
+            self.refused(400, "InvalidParameterValue");
+            None
+        }
+    }
+
     /// Panics unless the answer is an EC2 error with `code` and `status`.
     pub fn refused(self, status: u16, code: &str) -> Self {
         assert_eq!(

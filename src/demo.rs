@@ -247,7 +247,10 @@ async fn demo(config: &Config) -> Result<String, String> {
             })
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let lines: Vec<&str> = text
+        // The console arrives a few bytes at a time: the text after the last
+        // newline may be half a line, shown whole on a later poll.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let lines: Vec<&str> = complete
             .lines()
             .filter(|l| l.contains("STRATUS-BOOT"))
             .collect();

@@ -85,15 +85,34 @@ pub(crate) async fn console_shows(
     let log = h.instance_dir(id).join("console.log");
     for _ in 0..600 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(marker) {
+        // The serial console reaches the file in pieces: a marker seen
+        // before the rest of its line has come says nothing about that rest.
+        let line_done = text
+            .find(marker)
+            .is_some_and(|at| text[at..].contains('\n'));
+        if line_done {
             return text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
         "{marker:?} never reached the console:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        boot_lines(&std::fs::read_to_string(&log).unwrap_or_default())
     );
+}
+
+/// The console lines a failure is about, without the kernel's chatter that
+/// would push them out of a CI log excerpt.
+fn boot_lines(console: &str) -> String {
+    let lines: Vec<&str> = console.lines().collect();
+    let tail = lines.len().saturating_sub(10);
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i >= tail || l.contains("STRATUS-BOOT") || l.contains("Linux version"))
+        .map(|(_, l)| *l)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,11 +159,20 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         .await
         .expect("running reported");
     let console = console_shows(&h, &id, "STRATUS-BOOT config drive").await;
-    assert!(console.contains(&format!("\"uuid\":\"{id}\"")), "{console}");
-    assert!(console.contains("Linux version"), "{console}");
+    assert!(
+        console.contains(&format!("\"uuid\":\"{id}\"")),
+        "{}",
+        boot_lines(&console)
+    );
+    assert!(
+        console.contains("Linux version"),
+        "{}",
+        boot_lines(&console)
+    );
     assert!(
         console.contains(&format!("STRATUS-BOOT authorized key: {KEY}")),
-        "{console}"
+        "{}",
+        boot_lines(&console)
     );
     let name = domain_name(&id);
     let running = daemon.virsh(&["list", "--name"]).expect("virsh list");
@@ -172,7 +200,11 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         "running"
     );
     let console = console_shows(&h, &id, "STRATUS-BOOT root disk mounted").await;
-    assert!(console.contains("stratus test image"), "{console}");
+    assert!(
+        console.contains("stratus test image"),
+        "{}",
+        boot_lines(&console)
+    );
 
     h.worker.manager.terminate_instance(&ctx, id).await;
     h.conductor

@@ -247,13 +247,7 @@ async fn demo(config: &Config) -> Result<String, String> {
             })
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        // The console arrives a few bytes at a time: the text after the last
-        // newline may be half a line, shown whole on a later poll.
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-        let lines: Vec<&str> = complete
-            .lines()
-            .filter(|l| l.contains("STRATUS-BOOT"))
-            .collect();
+        let lines = boot_lines(&text);
         for line in lines.iter().skip(seen) {
             println!("stratus:       console: {}", line.trim());
         }
@@ -296,4 +290,35 @@ pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), String> {
     file.write_all(key.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The console's complete `STRATUS-BOOT` lines.
+fn boot_lines(console: &str) -> Vec<&str> {
+    // The console arrives a few bytes at a time: the text after the last
+    // newline may be half a line, shown whole on a later poll.
+    let complete = console.rfind('\n').map_or("", |end| &console[..end]);
+    complete
+        .lines()
+        .filter(|l| l.contains("STRATUS-BOOT"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::boot_lines;
+
+    #[test]
+    fn a_line_still_arriving_is_not_shown_until_it_ends() {
+        let arriving = "[ 0.1] Linux\nSTRATUS-BOOT kernel up\nSTRATUS-BOOT authorized key ssh-ed";
+        assert_eq!(boot_lines(arriving), ["STRATUS-BOOT kernel up"]);
+        let arrived = format!("{arriving}25519 SHA256:abc\n");
+        assert_eq!(
+            boot_lines(&arrived),
+            [
+                "STRATUS-BOOT kernel up",
+                "STRATUS-BOOT authorized key ssh-ed25519 SHA256:abc"
+            ]
+        );
+        assert!(boot_lines("STRATUS-BOOT ready").is_empty());
+    }
 }

@@ -3,7 +3,7 @@
 //! broker restart loses neither an instance's last state nor an address.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::{InstanceUpdate, next_sequence};
@@ -24,9 +24,19 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
+    // A panic elsewhere while holding one of these leaves a map still worth
+    // sending from, so a poisoned lock is used as it is.
+    fn reports(&self) -> MutexGuard<'_, HashMap<InstanceId, InstanceUpdate>> {
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn releases(&self) -> MutexGuard<'_, HashSet<InstanceId>> {
+        self.releases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Keeps `update` unless a newer one for its instance is already waiting.
     pub(super) fn report_failed(&self, update: InstanceUpdate) {
-        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reports = self.reports();
         let newer = reports
             .get(&update.instance_id)
             .is_some_and(|waiting| waiting.sequence > update.sequence);
@@ -37,7 +47,7 @@ impl Outbox {
 
     /// A report for `id` went through: any older one waiting is moot.
     pub(super) fn reported(&self, id: InstanceId, sequence: u64) {
-        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reports = self.reports();
         if reports.get(&id).is_some_and(|w| w.sequence <= sequence) {
             reports.remove(&id);
         }
@@ -45,20 +55,14 @@ impl Outbox {
 
     /// The release of `id`'s address failed; send it again later.
     pub(super) fn release_failed(&self, id: InstanceId) {
-        self.releases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id);
+        self.releases().insert(id);
     }
 
     /// `id` is being built here again: the allocation it gets is the one
     /// still held (allocation is per instance), so releasing it later would
     /// take the address from under the new guest.
     pub(super) fn building(&self, id: InstanceId) {
-        self.releases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        self.releases().remove(&id);
     }
 }
 
@@ -66,25 +70,13 @@ impl ComputeManager {
     /// Sends again what failed to go out, oldest report first; what fails
     /// again waits for the next round.
     pub async fn flush_outbox(&self, ctx: &RequestContext) {
-        let releases: Vec<InstanceId> = self
-            .outbox
-            .releases
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .copied()
-            .collect();
+        let releases: Vec<InstanceId> = self.outbox.releases().iter().copied().collect();
         for id in releases {
             // Under the instance's lock, so a new build of it cannot start
             // between the check and the release.
             let lock = self.lock_for(id);
             let _held = lock.lock().await;
-            let still = self
-                .outbox
-                .releases
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&id);
+            let still = self.outbox.releases().contains(&id);
             if !still {
                 continue;
             }
@@ -96,11 +88,7 @@ impl ComputeManager {
             {
                 Ok(()) => {
                     info!(instance_id = %id, "released the fixed IP held since an earlier failure");
-                    self.outbox
-                        .releases
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&id);
+                    self.outbox.releases().remove(&id);
                 }
                 Err(e) => {
                     warn!(instance_id = %id, error = %e, "releasing the fixed IP failed again");
@@ -108,14 +96,7 @@ impl ComputeManager {
                 }
             }
         }
-        let mut reports: Vec<InstanceUpdate> = self
-            .outbox
-            .reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let mut reports: Vec<InstanceUpdate> = self.outbox.reports().values().cloned().collect();
         reports.sort_by_key(|u| u.sequence);
         for waiting in reports {
             let id = waiting.instance_id;
@@ -124,9 +105,7 @@ impl ComputeManager {
             // Still the newest word on it (nothing reported it meanwhile)?
             let still = self
                 .outbox
-                .reports
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+                .reports()
                 .get(&id)
                 .is_some_and(|w| w.sequence == waiting.sequence);
             if !still {

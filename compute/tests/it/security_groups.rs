@@ -58,6 +58,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
     let update = SecurityGroupUpdate {
         group: group.clone(),
         rules: vec![rule.clone()],
+        egress: vec![IngressRule::allow_all()],
         members: vec![],
     };
     let client = ComputeClient::new(RpcClient::new(

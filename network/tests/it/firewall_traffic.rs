@@ -151,6 +151,7 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
     let update = SecurityGroupUpdate {
         group: group(),
         rules: vec![allow],
+        egress: vec![IngressRule::allow_all()],
         members: vec![],
     };
     firewall.update_group(update).await.expect("update group");

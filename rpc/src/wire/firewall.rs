@@ -77,6 +77,17 @@ pub struct IngressRule {
     pub source: Source,
 }
 
+impl IngressRule {
+    /// Every protocol to or from anywhere: EC2's default egress rule.
+    pub fn allow_all() -> Self {
+        Self {
+            protocol: Protocol::All,
+            matches: Match::Any,
+            source: Source::Cidr(Ipv4Net::default()),
+        }
+    }
+}
+
 fn port(value: Option<i32>, name: &str) -> Result<Option<u16>, RuleError> {
     match value {
         None | Some(-1) => Ok(None),
@@ -191,6 +202,11 @@ pub struct SecurityGroupUpdate {
     pub group: SecurityGroupId,
     /// Its ingress rules.
     pub rules: Vec<IngressRule>,
+    /// Its egress rules: a rule's `source` is where its traffic may go.
+    /// Empty lets nothing out (every group EC2 creates starts with one
+    /// allow-all rule).
+    #[serde(default)]
+    pub egress: Vec<IngressRule>,
     /// Fixed IPs of its instances, for rules that name it as a source.
     pub members: Vec<Ipv4Addr>,
 }

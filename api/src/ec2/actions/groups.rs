@@ -121,6 +121,8 @@ pub async fn group_update(
     Ok(SecurityGroupUpdate {
         group,
         rules,
+        // Placeholder until egress rules are stored: EC2's default.
+        egress: vec![IngressRule::allow_all()],
         members,
     })
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use stratus_network::firewall::Firewall;
 use stratus_network::linux::bridge::Bridges;
 use stratus_network::linux::iptables::Iptables;
+use stratus_network::linux::nft::Nft;
 use stratus_network::linux::{FakeHost, HostCommands, RealHost};
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::ids::HostName;
@@ -91,10 +92,11 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         (None, DriverKind::Libvirt) => Arc::new(RealHost::new()),
     };
     let instances_dir = setup.state_dir.join("instances");
-    let firewall = Firewall::new(Iptables::new(
-        commands.clone(),
-        setup.state_dir.join("locks"),
-    ));
+    let firewall = Firewall::new(
+        Iptables::new(commands.clone(), setup.state_dir.join("locks")),
+        Nft::new(commands.clone()),
+        Some(setup.state_dir.join("firewall.json")),
+    );
     let rpc = RpcClient::new(setup.transport, setup.call_timeout);
     let manager = ComputeManager::new(Parts {
         host: setup.host,

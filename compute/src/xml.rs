@@ -46,6 +46,9 @@ pub struct Nic {
     pub bridge: String,
     /// Its MAC address.
     pub mac: String,
+    /// The tap device libvirt creates for it (named, so its filters can
+    /// exist before it does).
+    pub device: String,
 }
 
 /// Everything the domain XML says.
@@ -195,6 +198,9 @@ fn write_devices(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
                     .write_empty()?;
                 w.create_element("source")
                     .with_attribute(("bridge", nic.bridge.as_str()))
+                    .write_empty()?;
+                w.create_element("target")
+                    .with_attribute(("dev", nic.device.as_str()))
                     .write_empty()?;
                 w.create_element("model")
                     .with_attribute(("type", "virtio"))

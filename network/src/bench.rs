@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use stratus_rpc::clients::NetworkClient;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
-use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
+use stratus_rpc::wire::ids::{InstanceId, MacAddress, SecurityGroupId};
 use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 
 use crate::config::{ManagerKind, NetworkConfig};
-use crate::firewall::Firewall;
-use crate::firewall::render::{FirewallState, GroupFilter, InstanceFilter};
+use crate::firewall::render::{
+    Existing, FirewallState, GroupFilter, InstanceFilter, port_device, render,
+};
+use crate::firewall::{Firewall, antispoof};
 use crate::linux::iptables::Iptables;
+use crate::linux::nft::Nft;
 use crate::linux::{HostCommands, RealHost};
 use crate::manager::NetworkManager;
 use crate::service::NetworkService;
@@ -73,6 +76,7 @@ fn state(n: usize) -> FirewallState {
             group.clone(),
             GroupFilter {
                 rules: rules.into_iter().flatten().collect(),
+                egress: vec![IngressRule::allow_all()],
                 members: (0..5).map(|m| Ipv4Addr::new(10, 9, i as u8, m)).collect(),
             },
         );
@@ -80,12 +84,22 @@ fn state(n: usize) -> FirewallState {
     let mut instances = BTreeMap::new();
     for i in 0..n {
         let octets = (i as u32 + 3).to_be_bytes();
+        let id = InstanceId::new();
+        let mac = format!(
+            "02:16:3e:{:02x}:{:02x}:{:02x}",
+            octets[1], octets[2], octets[3]
+        );
+        let Ok(mac) = mac.parse::<MacAddress>() else {
+            continue;
+        };
         let filter = InstanceFilter {
             address: Ipv4Addr::new(10, 0, octets[2], octets[3]),
+            mac,
+            device: port_device(&id),
             dhcp_server: Ipv4Addr::new(10, 0, 0, 2),
             groups: vec![groups[i % 10].clone(), groups[(i + 3) % 10].clone()],
         };
-        instances.insert(InstanceId::new(), filter);
+        instances.insert(id, filter);
     }
     state.instances = instances;
     state
@@ -107,25 +121,47 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
     let _scratch = ScratchNetns(name.clone());
     let scratch = tempfile_dir()?;
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&name));
-    let firewall = Firewall::new(Iptables::new(host, scratch.clone()));
+    let iptables = Iptables::new(host.clone(), scratch.clone());
+    let nft = Nft::new(host);
+    let firewall = Firewall::new(iptables.clone(), nft.clone(), None);
+    let clear = || async {
+        firewall
+            .replace(FirewallState::default())
+            .await
+            .map_err(|e| fail("clear")(&e))
+    };
 
-    println!("firewall apply (whole-table iptables-restore, in a scratch namespace):");
+    println!(
+        "firewall apply, in a scratch namespace, median of 7 rounds (min-max); each round times, in turn:"
+    );
+    println!("  filter = the iptables chains alone (one iptables-restore)");
+    println!("  bridge = the anti-spoofing bridge table alone (one nft -f)");
+    println!("  both   = the host firewall as a worker applies it (bridge, then filter)");
     for n in [1usize, 100, 1000] {
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            firewall
-                .replace(FirewallState::default())
-                .await
-                .map_err(|e| fail("clear")(&e))?;
+        let (mut filter, mut bridge, mut both) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..7 {
             let wanted = state(n);
+            clear().await?;
+            let started = Instant::now();
+            iptables
+                .update(|saved| Some(render(&wanted, &Existing::parse(saved))))
+                .await
+                .map_err(|e| fail("filter apply")(&e))?;
+            filter.push(started.elapsed());
+            clear().await?;
+            let started = Instant::now();
+            nft.apply(&antispoof::render(&wanted.instances))
+                .await
+                .map_err(|e| fail("bridge apply")(&e))?;
+            bridge.push(started.elapsed());
+            clear().await?;
             let started = Instant::now();
             firewall
                 .replace(wanted)
                 .await
                 .map_err(|e| fail("apply")(&e))?;
-            times.push(started.elapsed());
+            both.push(started.elapsed());
         }
-        times.sort();
         let lines = {
             let out = std::process::Command::new("ip")
                 .args(["netns", "exec", &name, "iptables-save", "-t", "filter"])
@@ -136,16 +172,23 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
                 .filter(|l| l.starts_with("-A stratus"))
                 .count()
         };
+        let ratio = |num: &[Duration]| {
+            num.iter()
+                .zip(&filter)
+                .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+                .collect::<Vec<_>>()
+        };
+        println!("  {n:>5} instances ({lines} filter rules):");
+        println!("        filter {}", spread_ms(&filter));
+        println!("        bridge {}", spread_ms(&bridge));
+        println!("        both   {}", spread_ms(&both));
         println!(
-            "  {n:>5} instances: median {:>8.1} ms  (min {:.1} ms, {lines} rules)",
-            ms(times[times.len() / 2]),
-            ms(times[0])
+            "        bridge / filter {}   both / filter {}",
+            spread(&ratio(&bridge)),
+            spread(&ratio(&both))
         );
     }
-    firewall
-        .replace(FirewallState::default())
-        .await
-        .map_err(|e| fail("clear")(&e))?;
+    clear().await?;
 
     let config = NetworkConfig {
         manager: ManagerKind::Vlan,
@@ -209,6 +252,28 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// `median (min-max)` of ratios.
+fn spread(values: &[f64]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match (sorted.first(), sorted.get(sorted.len() / 2), sorted.last()) {
+        (Some(min), Some(median), Some(max)) => format!("{median:.2}x ({min:.2}-{max:.2})"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// `median (min-max)` of durations, in milliseconds.
+fn spread_ms(times: &[Duration]) -> String {
+    let mut sorted: Vec<f64> = times.iter().map(|t| ms(*t)).collect();
+    sorted.sort_by(f64::total_cmp);
+    match (sorted.first(), sorted.get(sorted.len() / 2), sorted.last()) {
+        (Some(min), Some(median), Some(max)) => {
+            format!("{median:>8.1} ms ({min:.1}-{max:.1})")
+        }
+        _ => "-".to_owned(),
+    }
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, BenchError> {

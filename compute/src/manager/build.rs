@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use stratus_network::firewall::render::InstanceFilter;
+use stratus_network::firewall::render::{InstanceFilter, port_device};
 use stratus_network::linux::CommandError;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
+use stratus_rpc::wire::ids::MacAddress;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{RequestContext, RpcError};
@@ -233,6 +234,9 @@ impl ComputeManager {
         let id = request.instance_id;
         let dir = self.dir(&id);
         let mac = mac_for(request);
+        let mac_address: MacAddress = mac
+            .parse()
+            .map_err(|_| BuildError::BadAddress(mac.clone()))?;
 
         // The record comes first, so a worker killed from here on finds the
         // build on restart and cleans it up, the address included.
@@ -255,9 +259,7 @@ impl ComputeManager {
                 AllocateFixedIp {
                     instance_id: id,
                     project_id: request.project_id.clone(),
-                    mac: mac
-                        .parse()
-                        .map_err(|_| BuildError::BadAddress(mac.clone()))?,
+                    mac: mac_address.clone(),
                     deadline_ms: None,
                 },
             )
@@ -317,7 +319,8 @@ impl ComputeManager {
             config_drive,
             nic: Some(Nic {
                 bridge: fixed.bridge.clone(),
-                mac,
+                mac: mac.clone(),
+                device: port_device(&id),
             }),
             console_log: dir.console_log(),
         };
@@ -341,6 +344,8 @@ impl ComputeManager {
             .map_err(|_| BuildError::BadAddress(fixed.dhcp_server.clone()))?;
         let filter = InstanceFilter {
             address,
+            mac: mac_address,
+            device: port_device(&id),
             dhcp_server,
             groups: request
                 .security_groups

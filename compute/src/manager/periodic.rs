@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::HostReport;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -26,56 +27,74 @@ impl ComputeManager {
         if swept > 0 {
             info!(files = swept, "removed image fetches a restart cut short");
         }
-        let Ok(mut entries) = tokio::fs::read_dir(&self.parts.instances_dir).await else {
-            return;
-        };
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let root = entry.path();
-            let is_instance = root
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("instance-"));
-            if !is_instance {
-                continue;
-            }
-            let Some(record) = InstanceDir::read_record(&root).await else {
-                warn!(folder = %root.display(), "instance folder without a record; leaving it for an operator");
-                continue;
-            };
-            let id = record.instance_id;
-            if !record.built {
-                info!(instance_id = %id, "cleaning up a build interrupted by a restart");
-                crate::inject::expose::release_leftovers(&root.join("inject")).await;
-                if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
-                    warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
-                    continue;
+        let mut built = std::collections::BTreeSet::new();
+        if let Ok(mut entries) = tokio::fs::read_dir(&self.parts.instances_dir).await {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                if let Some(id) = self.recover_one(ctx, &entry.path()).await {
+                    built.insert(id);
                 }
-                // Its request comes back (it was never acked); see interrupted.rs.
-                self.interrupted.wait_for_request(id);
-                continue;
-            }
-            self.flavors
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(id, record.flavor.clone());
-            match self.parts.driver.state(&domain_name(&id)).await {
-                Ok(Some(PowerState::Running)) => {
-                    self.report(ctx, id, InstanceState::Running, None, None)
-                        .await;
-                }
-                Ok(Some(PowerState::Shutoff | PowerState::Crashed)) => {
-                    self.report(ctx, id, InstanceState::Stopped, None, None)
-                        .await;
-                }
-                Ok(Some(PowerState::Paused | PowerState::NoState)) => {}
-                Ok(None) => {
-                    let reason = "its domain is gone from the hypervisor".to_owned();
-                    self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                        .await;
-                }
-                Err(e) => warn!(instance_id = %id, error = %e, "could not read the domain's state"),
             }
         }
+        // The kernel's tables may hold anything (a host reboot empties them,
+        // a crash may leave a removed guest's): make them what the built
+        // instances need.
+        if let Err(e) = self.parts.firewall.reconcile(|id| built.contains(id)).await {
+            warn!(error = %e, "could not reconcile the firewall");
+        }
+    }
+
+    /// Recovers one instance folder; its id if it holds a built instance
+    /// (running, stopped or lost: its filters stay until it is terminated).
+    async fn recover_one(
+        &self,
+        ctx: &RequestContext,
+        root: &std::path::Path,
+    ) -> Option<InstanceId> {
+        let is_instance = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("instance-"));
+        if !is_instance {
+            return None;
+        }
+        let Some(record) = InstanceDir::read_record(root).await else {
+            warn!(folder = %root.display(), "instance folder without a record; leaving it for an operator");
+            return None;
+        };
+        let id = record.instance_id;
+        if !record.built {
+            info!(instance_id = %id, "cleaning up a build interrupted by a restart");
+            crate::inject::expose::release_leftovers(&root.join("inject")).await;
+            if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
+                warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
+                return None;
+            }
+            // Its request comes back (it was never acked); see interrupted.rs.
+            self.interrupted.wait_for_request(id);
+            return None;
+        }
+        self.flavors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, record.flavor.clone());
+        match self.parts.driver.state(&domain_name(&id)).await {
+            Ok(Some(PowerState::Running)) => {
+                self.report(ctx, id, InstanceState::Running, None, None)
+                    .await;
+            }
+            Ok(Some(PowerState::Shutoff | PowerState::Crashed)) => {
+                self.report(ctx, id, InstanceState::Stopped, None, None)
+                    .await;
+            }
+            Ok(Some(PowerState::Paused | PowerState::NoState)) => {}
+            Ok(None) => {
+                let reason = "its domain is gone from the hypervisor".to_owned();
+                self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                    .await;
+            }
+            Err(e) => warn!(instance_id = %id, error = %e, "could not read the domain's state"),
+        }
+        Some(id)
     }
 
     /// Compares the hypervisor's view with what was last reported and

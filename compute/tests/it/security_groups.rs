@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_network::firewall::render::InstanceFilter;
+use stratus_network::firewall::render::{InstanceFilter, port_device};
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
@@ -22,17 +22,19 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
         let fake = Arc::new(stratus_network::linux::FakeHost::new());
         let firewall = stratus_network::firewall::Firewall::new(
             stratus_network::linux::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
+            stratus_network::linux::nft::Nft::new(fake.clone()),
+            None,
         );
         if i < 2 {
+            let id = InstanceId::new();
             let filter = InstanceFilter {
                 address: format!("10.0.0.{}", 3 + i).parse().expect("ip"),
+                mac: format!("02:16:3e:00:00:{i:02x}").parse().expect("mac"),
+                device: port_device(&id),
                 dhcp_server: "10.0.0.2".parse().expect("ip"),
                 groups: vec![group.clone()],
             };
-            firewall
-                .add_instance(InstanceId::new(), filter)
-                .await
-                .expect("add");
+            firewall.add_instance(id, filter).await.expect("add");
         }
         let service = stratus_compute::service::ComputeService::new(
             first.worker.manager.clone(),

@@ -1,67 +1,92 @@
 //! The host firewall: per-instance chains and per-security-group chains,
 //! kept as one in-memory state and applied whole on every change.
 
+pub mod antispoof;
 pub mod metadata;
 pub mod render;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use stratus_rpc::wire::firewall::SecurityGroupUpdate;
+use stratus_rpc::wire::firewall::{SecurityGroupUpdate, Source};
 use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::Mutex;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::linux::CommandError;
 use crate::linux::iptables::Iptables;
+use crate::linux::nft::Nft;
+use crate::linux::{CommandError, check_ifname};
 use render::{Existing, FirewallState, GroupFilter, InstanceFilter, render};
 
-/// This host's firewall.
+/// This host's firewall: the filter table's chains and the bridge table's
+/// anti-spoofing, from one state.
 #[derive(Debug)]
 pub struct Firewall {
     iptables: Iptables,
-    state: Mutex<FirewallState>,
+    nft: Nft,
+    state_file: Option<PathBuf>,
+    applied: Mutex<Applied>,
+}
+
+/// The state, and the bridge table last applied (group changes leave it be).
+#[derive(Debug, Default)]
+struct Applied {
+    state: FirewallState,
+    bridge_table: Option<String>,
 }
 
 impl Firewall {
-    /// An empty firewall applied through `iptables`.
-    pub fn new(iptables: Iptables) -> Arc<Self> {
+    /// A firewall applied through `iptables` and `nft`. With a `state_file`
+    /// it starts from the state a previous run left there (so applying it
+    /// keeps the chains of guests that outlived the worker) and saves every
+    /// state it applies.
+    pub fn new(iptables: Iptables, nft: Nft, state_file: Option<PathBuf>) -> Arc<Self> {
+        let state = state_file.as_deref().map(load).unwrap_or_default();
         Arc::new(Self {
             iptables,
-            state: Mutex::new(FirewallState::default()),
+            nft,
+            state_file,
+            applied: Mutex::new(Applied {
+                state,
+                bridge_table: None,
+            }),
         })
     }
 
-    /// Adds (or replaces) an instance's chains.
+    /// Adds (or replaces) an instance's chains and its port's anti-spoofing.
     pub async fn add_instance(
         &self,
         id: InstanceId,
         filter: InstanceFilter,
     ) -> Result<(), CommandError> {
-        let mut state = self.state.lock().await;
-        state.instances.insert(id, filter);
-        self.apply(&state).await?;
+        check_ifname(&filter.device)?;
+        let mut applied = self.applied.lock().await;
+        applied.state.instances.insert(id, filter);
+        self.apply(&mut applied).await?;
         info!(instance_id = %id, "firewall applied");
         Ok(())
     }
 
-    /// Removes an instance's chains, and stratus's chains altogether when it
-    /// was the last instance.
+    /// Removes an instance's chains and port, and stratus's chains and
+    /// table altogether when it was the last instance.
     pub async fn remove_instance(&self, id: InstanceId) -> Result<(), CommandError> {
-        let mut state = self.state.lock().await;
-        state.instances.remove(&id);
-        self.apply(&state).await?;
+        let mut applied = self.applied.lock().await;
+        applied.state.instances.remove(&id);
+        self.apply(&mut applied).await?;
         info!(instance_id = %id, "firewall removed");
         Ok(())
     }
 
     /// Replaces a group's rules and members, re-applying if any instance
-    /// here uses the group, directly or as a rule's source.
+    /// here uses the group, directly or as a rule's peer.
     pub async fn update_group(&self, update: SecurityGroupUpdate) -> Result<(), CommandError> {
-        let mut state = self.state.lock().await;
+        let mut applied = self.applied.lock().await;
         let filter = GroupFilter {
             rules: update.rules,
+            egress: update.egress,
             members: update.members,
         };
+        let state = &mut applied.state;
         if state.groups.get(&update.group) == Some(&filter) {
             return Ok(());
         }
@@ -70,31 +95,53 @@ impl Firewall {
             .instances
             .values()
             .any(|i| i.groups.contains(&update.group));
-        let source = state.groups.values().any(|g| {
-            g.rules.iter().any(|r| {
-                r.source == stratus_rpc::wire::firewall::Source::Group(update.group.clone())
-            })
-        });
-        if used || source {
-            self.apply(&state).await?;
+        let named = Source::Group(update.group.clone());
+        let peer = state
+            .groups
+            .values()
+            .any(|g| g.rules.iter().chain(&g.egress).any(|r| r.source == named));
+        if used || peer {
+            self.apply(&mut applied).await?;
             info!(group = %update.group, "security group re-applied");
         }
         Ok(())
     }
 
-    /// Replaces the whole state at once (start-up recovery, benchmarks).
+    /// Replaces the whole state at once (benchmarks, tests).
     pub async fn replace(&self, new_state: FirewallState) -> Result<(), CommandError> {
-        let mut state = self.state.lock().await;
-        *state = new_state;
-        self.apply(&state).await
+        let mut applied = self.applied.lock().await;
+        applied.state = new_state;
+        self.apply(&mut applied).await
+    }
+
+    /// Keeps the instances `keep` accepts and applies the result whole,
+    /// whatever the kernel held: a worker's start-up reconciliation.
+    pub async fn reconcile(&self, keep: impl Fn(&InstanceId) -> bool) -> Result<(), CommandError> {
+        let mut applied = self.applied.lock().await;
+        applied.state.instances.retain(|id, _| keep(id));
+        applied.bridge_table = None;
+        self.apply(&mut applied).await?;
+        info!(
+            instances = applied.state.instances.len(),
+            "firewall reconciled"
+        );
+        Ok(())
     }
 
     /// A copy of the state, for inspection.
     pub async fn state(&self) -> FirewallState {
-        self.state.lock().await.clone()
+        self.applied.lock().await.state.clone()
     }
 
-    async fn apply(&self, state: &FirewallState) -> Result<(), CommandError> {
+    async fn apply(&self, applied: &mut Applied) -> Result<(), CommandError> {
+        let state = &applied.state;
+        // Ports are pinned before any chain admits traffic to them.
+        let bridge_table = antispoof::render(&state.instances);
+        if applied.bridge_table.as_ref() != Some(&bridge_table) {
+            applied.bridge_table = None;
+            self.nft.apply(&bridge_table).await?;
+            applied.bridge_table = Some(bridge_table);
+        }
         self.iptables
             .update(|saved| {
                 let existing = Existing::parse(saved);
@@ -106,6 +153,45 @@ impl Firewall {
                 }
                 Some(render(state, &existing))
             })
-            .await
+            .await?;
+        if let Some(path) = &self.state_file {
+            save(path, state).await;
+        }
+        Ok(())
+    }
+}
+
+/// The state a previous run saved; empty when there is none or it is
+/// unreadable (said loudly: those guests' filters go at the next apply).
+fn load(path: &std::path::Path) -> FirewallState {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            warn!(path = %path.display(), error = %e, "firewall state unreadable; starting empty");
+            FirewallState::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FirewallState::default(),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "firewall state unreadable; starting empty");
+            FirewallState::default()
+        }
+    }
+}
+
+/// Writes the state through a temporary file and a rename, so a crash
+/// leaves the old state or the new, never half of one. Not fatal: the
+/// kernel already holds what was applied.
+async fn save(path: &std::path::Path, state: &FirewallState) {
+    let tmp = path.with_extension("tmp");
+    let result = async {
+        let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::rename(&tmp, path).await
+    }
+    .await;
+    if let Err(e) = result {
+        warn!(path = %path.display(), error = %e, "could not save the firewall state");
     }
 }

@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod iptables;
 pub mod netns;
+pub mod nft;
 
 use std::collections::VecDeque;
 use std::process::Stdio;

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use stratus_network::firewall::antispoof;
 use stratus_network::firewall::render::{
-    Existing, FirewallState, GroupFilter, InstanceFilter, MAX_CHAIN_LEN, group_chain,
-    instance_chain, render,
+    Existing, FirewallState, GroupFilter, InstanceFilter, MAX_CHAIN_LEN, egress_chain, group_chain,
+    group_egress_chain, instance_chain, port_device, render,
 };
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
@@ -64,6 +65,7 @@ fn web_and_db() -> FirewallState {
                 rule("tcp", Some(80), Some(81), Some("192.168.7.9/24"), None),
                 rule("icmp", Some(8), Some(-1), Some("10.0.0.0/8"), None),
             ],
+            egress: vec![IngressRule::allow_all()],
             members: vec!["10.0.0.3".parse().expect("ip")],
         },
     );
@@ -76,6 +78,11 @@ fn web_and_db() -> FirewallState {
                 rule("icmp", Some(3), Some(4), Some("0.0.0.0/0"), None),
                 rule("-1", None, None, Some("10.0.1.0/24"), None),
             ],
+            egress: vec![
+                rule("tcp", Some(443), Some(443), Some("0.0.0.0/0"), None),
+                rule("udp", Some(53), Some(53), Some("10.0.0.2/32"), None),
+                rule("tcp", Some(8080), Some(8080), None, Some(web.as_str())),
+            ],
             members: vec!["10.0.0.4".parse().expect("ip")],
         },
     );
@@ -85,6 +92,8 @@ fn web_and_db() -> FirewallState {
         id(1),
         InstanceFilter {
             address: "10.0.0.3".parse().expect("ip"),
+            mac: "02:16:3e:01:01:01".parse().expect("mac"),
+            device: port_device(&id(1)),
             dhcp_server: dhcp,
             groups: vec![web],
         },
@@ -93,6 +102,8 @@ fn web_and_db() -> FirewallState {
         id(2),
         InstanceFilter {
             address: "10.0.0.4".parse().expect("ip"),
+            mac: "02:16:3e:02:02:02".parse().expect("mac"),
+            device: port_device(&id(2)),
             dhcp_server: dhcp,
             groups: vec![db, group("0000000000000cccc")],
         },
@@ -137,7 +148,25 @@ fn last_instance_gone_removes_everything_stratus_made() {
 }
 
 #[test]
-fn chain_names_fit_the_kernel_limit() {
-    assert!(instance_chain(&InstanceId::new()).len() <= MAX_CHAIN_LEN);
-    assert!(group_chain(&group("0123456789abcdef0")).len() <= MAX_CHAIN_LEN);
+fn chain_and_port_names_fit_the_kernel_limits() {
+    let (instance, widest) = (InstanceId::new(), group("0123456789abcdef0"));
+    assert!(instance_chain(&instance).len() <= MAX_CHAIN_LEN);
+    assert!(egress_chain(&instance).len() <= MAX_CHAIN_LEN);
+    assert!(group_chain(&widest).len() <= MAX_CHAIN_LEN);
+    assert!(group_egress_chain(&widest).len() <= MAX_CHAIN_LEN);
+    assert_eq!(port_device(&instance).len(), 15, "IFNAMSIZ less the NUL");
+}
+
+#[test]
+fn two_ports_in_the_bridge_table() {
+    golden("two_ports.nft", &antispoof::render(&web_and_db().instances));
+}
+
+#[test]
+fn no_ports_remove_the_bridge_table() {
+    let script = antispoof::render(&FirewallState::default().instances);
+    assert_eq!(
+        script,
+        "table bridge stratus\ndelete table bridge stratus\n"
+    );
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use stratus_network::firewall::Firewall;
 use stratus_network::firewall::render::InstanceFilter;
-use stratus_network::linux::RealHost;
 use stratus_network::linux::iptables::Iptables;
+use stratus_network::linux::nft::Nft;
+use stratus_network::linux::{HostCommands, RealHost};
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
@@ -113,6 +114,16 @@ fn save(ns: &Netns) -> String {
         .join("\n")
 }
 
+/// A firewall applying in `ns`, with its lock files in `locks`.
+pub fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
+    let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&ns.0));
+    Firewall::new(
+        Iptables::new(host.clone(), locks.to_owned()),
+        Nft::new(host),
+        None,
+    )
+}
+
 fn group() -> SecurityGroupId {
     "sg-00000000000000aaa".parse().expect("group")
 }
@@ -126,11 +137,12 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
         &["-A", "FORWARD", "-s", "192.0.2.1/32", "-j", "DROP"],
     );
     let locks = tempfile::tempdir().expect("tempdir");
-    let host = Arc::new(RealHost::in_netns(&t.router.0));
-    let firewall = Firewall::new(Iptables::new(host, locks.path().to_owned()));
+    let firewall = firewall_in(&t.router, locks.path());
     let instance = InstanceId::new();
     let filter = InstanceFilter {
         address: "10.0.0.3".parse().expect("ip"),
+        mac: t.guest.mac("eth0").parse().expect("mac"),
+        device: "gport".into(),
         dhcp_server: "10.0.0.2".parse().expect("ip"),
         groups: vec![group()],
     };
@@ -183,14 +195,13 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
 async fn removing_one_instance_leaves_the_others_chains() {
     let ns = Netns::new("fw");
     let locks = tempfile::tempdir().expect("tempdir");
-    let firewall = Firewall::new(Iptables::new(
-        Arc::new(RealHost::in_netns(&ns.0)),
-        locks.path().to_owned(),
-    ));
+    let firewall = firewall_in(&ns, locks.path());
     let (a, b) = (InstanceId::new(), InstanceId::new());
-    for (id, ip) in [(a, "10.0.0.3"), (b, "10.0.0.4")] {
+    for (id, ip, port) in [(a, "10.0.0.3", "porta"), (b, "10.0.0.4", "portb")] {
         let filter = InstanceFilter {
             address: ip.parse().expect("ip"),
+            mac: "02:16:3e:00:00:01".parse().expect("mac"),
+            device: port.into(),
             dhcp_server: "10.0.0.2".parse().expect("ip"),
             groups: vec![group()],
         };

@@ -101,6 +101,13 @@ impl Netns {
         );
         (out.status.success(), text)
     }
+
+    /// The MAC of `device` in this namespace.
+    pub fn mac(&self, device: &str) -> String {
+        self.run("cat", &[&format!("/sys/class/net/{device}/address")])
+            .trim()
+            .to_owned()
+    }
 }
 
 impl Drop for Netns {

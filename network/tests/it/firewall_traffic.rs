@@ -115,7 +115,7 @@ fn save(ns: &Netns) -> String {
 }
 
 /// A firewall applying in `ns`, with its lock files in `locks`.
-pub fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
+pub(crate) fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&ns.0));
     Firewall::new(
         Iptables::new(host.clone(), locks.to_owned()),

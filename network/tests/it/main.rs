@@ -2,6 +2,7 @@
 //! rendered firewall against golden files, and, as root inside network
 //! namespaces the tests create, bridges, iptables and dnsmasq for real.
 
+mod antispoof_traffic;
 mod bridges;
 mod dhcp;
 mod firewall_golden;

@@ -65,6 +65,10 @@ pub struct ComputeConfig {
     /// Seconds after start-up a build the restart interrupted waits for its
     /// request to come back before it is reported in error.
     pub interrupted_build_grace_secs: u64,
+    /// Start guests even where tenant isolation cannot be enforced (no
+    /// br_netfilter, no nft, …). Never on a host shared by customers: every
+    /// start and every launch logs what is missing.
+    pub insecure_allow_unisolated: bool,
 }
 
 impl Default for ComputeConfig {
@@ -85,6 +89,7 @@ impl Default for ComputeConfig {
             injection: crate::inject::expose::ExposeMethod::Auto,
             config_drive: true,
             interrupted_build_grace_secs: 60,
+            insecure_allow_unisolated: false,
         }
     }
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 use stratus_network::firewall::Firewall;
 use stratus_network::linux::bridge::Bridges;
 use stratus_network::linux::iptables::Iptables;
+use stratus_network::linux::isolation::{self, Gaps};
 use stratus_network::linux::nft::Nft;
 use stratus_network::linux::{FakeHost, HostCommands, RealHost};
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 use tokio_util::sync::CancellationToken;
+use tracing::error;
 
 use crate::config::{ComputeConfig, DriverKind};
 use crate::driver::fake::FakeDriver;
@@ -54,7 +56,8 @@ pub struct WorkerSetup<'a> {
     /// the host's own, except on the fake driver, whose guests do not exist
     /// and so need no bridge or chain (a fake in memory instead).
     pub host_commands: Option<Arc<dyn HostCommands>>,
-    /// A driver to use instead of the configured one (tests).
+    /// A driver to use instead of the configured one (tests). A worker
+    /// given one runs no isolation check: the test owns the host.
     pub driver: Option<Arc<dyn VirtDriver>>,
     /// Where to DNAT guests' metadata requests, if anywhere.
     pub metadata: Option<(std::net::Ipv4Addr, u16)>,
@@ -69,19 +72,17 @@ pub enum WorkerError {
     /// The metadata DNAT could not be installed.
     #[error("metadata DNAT: {0}")]
     MetadataDnat(#[source] stratus_network::linux::CommandError),
+    /// Tenant isolation cannot be enforced on this host.
+    #[error(
+        "refusing to start guests: tenant isolation cannot be enforced here: {0} (fix it, or set [compute] insecure_allow_unisolated = true on a host no other customer shares)"
+    )]
+    Unisolated(Gaps),
 }
 
 /// Builds the worker, recovers what a previous run left, and starts its
 /// periodic tasks.
 pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
     let config = setup.config;
-    let driver: Arc<dyn VirtDriver> = match (setup.driver, config.driver) {
-        (Some(driver), _) => driver,
-        (None, DriverKind::Fake) => Arc::new(FakeDriver::new()),
-        (None, DriverKind::Libvirt) => {
-            Arc::new(LibvirtDriver::connect(&config.libvirt_uri, config.virt_type.resolve()).await?)
-        }
-    };
     // A fake-driver worker (benchmarks, demos) must leave the machine's
     // network alone: a hundred of them on one host would otherwise all build
     // the same bridge and rewrite the same iptables tables for guests that
@@ -91,10 +92,34 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         (None, DriverKind::Fake) => Arc::new(FakeHost::new()),
         (None, DriverKind::Libvirt) => Arc::new(RealHost::new()),
     };
+    let real_guests = setup.driver.is_none() && config.driver == DriverKind::Libvirt;
+    let gaps = if real_guests {
+        isolation::check(commands.as_ref()).await
+    } else {
+        Gaps {
+            nft_usable: true,
+            ..Gaps::default()
+        }
+    };
+    let unisolated = match (gaps.is_empty(), config.insecure_allow_unisolated) {
+        (true, _) => None,
+        (false, false) => return Err(WorkerError::Unisolated(gaps)),
+        (false, true) => {
+            error!(missing = %gaps, "starting WITHOUT tenant isolation (insecure_allow_unisolated): guests may spoof addresses and reach each other");
+            Some(gaps.to_string())
+        }
+    };
+    let driver: Arc<dyn VirtDriver> = match (setup.driver, config.driver) {
+        (Some(driver), _) => driver,
+        (None, DriverKind::Fake) => Arc::new(FakeDriver::new()),
+        (None, DriverKind::Libvirt) => {
+            Arc::new(LibvirtDriver::connect(&config.libvirt_uri, config.virt_type.resolve()).await?)
+        }
+    };
     let instances_dir = setup.state_dir.join("instances");
     let firewall = Firewall::new(
         Iptables::new(commands.clone(), setup.state_dir.join("locks")),
-        Nft::new(commands.clone()),
+        gaps.nft_usable.then(|| Nft::new(commands.clone())),
         Some(setup.state_dir.join("firewall.json")),
     );
     let rpc = RpcClient::new(setup.transport, setup.call_timeout);
@@ -117,6 +142,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
             availability_zone: config.availability_zone.clone(),
         }),
         config: config.clone(),
+        unisolated,
     });
     manager.recover(&RequestContext::system()).await;
     let periodic = CancellationToken::new();

@@ -123,7 +123,7 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&name));
     let iptables = Iptables::new(host.clone(), scratch.clone());
     let nft = Nft::new(host);
-    let firewall = Firewall::new(iptables.clone(), nft.clone(), None);
+    let firewall = Firewall::new(iptables.clone(), Some(nft.clone()), None);
     let clear = || async {
         firewall
             .replace(FirewallState::default())

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ManagerKind {
-    /// Every project's network on one shared bridge (`flat_bridge`).
+    /// Each project's network on a bridge of its own (`flat_bridge`, then
+    /// numbered on), with no VLAN.
     Flat,
     /// Each project on its own VLAN and bridge (`br<vlan>` over `vlan<vlan>`).
     Vlan,
@@ -22,7 +23,8 @@ pub struct NetworkConfig {
     pub fixed_range: String,
     /// Addresses per project network (a power of two, at least 8).
     pub network_size: u32,
-    /// The bridge every instance joins in flat mode.
+    /// The first project network's bridge in flat mode; network n's is this
+    /// name's trailing number plus n (br100, br101, …).
     pub flat_bridge: String,
     /// The first project's VLAN id in VLAN mode; the next project gets the next id.
     pub vlan_start: u16,

@@ -11,7 +11,7 @@ use stratus_rpc::wire::ids::MacAddress;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{RequestContext, RpcError};
-use tracing::{info, instrument, warn};
+use tracing::{error, info, instrument, warn};
 
 use super::ComputeManager;
 use super::clean_up::CleanUp;
@@ -233,6 +233,9 @@ impl ComputeManager {
         let mut timings = BuildTimings::default();
         let id = request.instance_id;
         let dir = self.dir(&id);
+        if let Some(missing) = &self.parts.unisolated {
+            error!(missing = %missing, "launching a guest WITHOUT tenant isolation (insecure_allow_unisolated)");
+        }
         let mac = mac_for(request);
         let mac_address: MacAddress = mac
             .parse()

@@ -79,6 +79,9 @@ pub struct Parts {
     pub prepare: Arc<dyn PrepareDisk>,
     /// Settings.
     pub config: crate::config::ComputeConfig,
+    /// What tenant isolation lacks on this host, when the operator chose
+    /// to start without it (`insecure_allow_unisolated`); said on every launch.
+    pub unisolated: Option<String>,
 }
 
 /// Runs the instances of one host.

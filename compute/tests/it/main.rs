@@ -6,6 +6,7 @@ mod faults;
 mod harness;
 mod image_cache;
 mod inject;
+mod isolation;
 mod libvirt;
 mod manager;
 mod security_groups;

@@ -22,7 +22,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
         let fake = Arc::new(stratus_network::linux::FakeHost::new());
         let firewall = stratus_network::firewall::Firewall::new(
             stratus_network::linux::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
-            stratus_network::linux::nft::Nft::new(fake.clone()),
+            Some(stratus_network::linux::nft::Nft::new(fake.clone())),
             None,
         );
         if i < 2 {

@@ -23,7 +23,7 @@ use render::{Existing, FirewallState, GroupFilter, InstanceFilter, render};
 #[derive(Debug)]
 pub struct Firewall {
     iptables: Iptables,
-    nft: Nft,
+    nft: Option<Nft>,
     state_file: Option<PathBuf>,
     applied: Mutex<Applied>,
 }
@@ -36,11 +36,13 @@ struct Applied {
 }
 
 impl Firewall {
-    /// A firewall applied through `iptables` and `nft`. With a `state_file`
+    /// A firewall applied through `iptables` and `nft` (none: no
+    /// anti-spoofing, only where the operator chose to run unisolated).
+    /// With a `state_file`
     /// it starts from the state a previous run left there (so applying it
     /// keeps the chains of guests that outlived the worker) and saves every
     /// state it applies.
-    pub fn new(iptables: Iptables, nft: Nft, state_file: Option<PathBuf>) -> Arc<Self> {
+    pub fn new(iptables: Iptables, nft: Option<Nft>, state_file: Option<PathBuf>) -> Arc<Self> {
         let state = state_file.as_deref().map(load).unwrap_or_default();
         Arc::new(Self {
             iptables,
@@ -137,9 +139,11 @@ impl Firewall {
         let state = &applied.state;
         // Ports are pinned before any chain admits traffic to them.
         let bridge_table = antispoof::render(&state.instances);
-        if applied.bridge_table.as_ref() != Some(&bridge_table) {
+        if let Some(nft) = &self.nft
+            && applied.bridge_table.as_ref() != Some(&bridge_table)
+        {
             applied.bridge_table = None;
-            self.nft.apply(&bridge_table).await?;
+            nft.apply(&bridge_table).await?;
             applied.bridge_table = Some(bridge_table);
         }
         self.iptables

@@ -68,13 +68,38 @@ impl Layout {
                 "network_size {size} is larger than fixed_range {range}"
             )));
         }
-        Ok(Self {
+        let layout = Self {
             range: range.trunc(),
             prefix,
             manager: config.manager,
             flat_bridge: config.flat_bridge.clone(),
             vlan_start: config.vlan_start,
-        })
+        };
+        if config.manager == ManagerKind::Flat {
+            let last = layout.flat_bridge(layout.slots().saturating_sub(1));
+            let usable = last.len() <= 15
+                && last
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !usable {
+                return Err(LayoutError(format!(
+                    "flat_bridge {:?}: the last network's bridge would be {last:?}, not an interface name (at most 15 letters, digits, '-', '_' or '.')",
+                    config.flat_bridge
+                )));
+            }
+        }
+        Ok(layout)
+    }
+
+    /// Flat mode's bridge for `slot`: `flat_bridge`'s trailing number plus
+    /// the slot (br100, br101, …), or the slot appended when it has none.
+    /// A bridge per project network, so projects never share a broadcast
+    /// domain.
+    fn flat_bridge(&self, slot: u32) -> String {
+        let name = self.flat_bridge.as_str();
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let number = name[stem.len()..].parse::<u64>().unwrap_or(0);
+        format!("{stem}{}", number + u64::from(slot))
     }
 
     /// How many project networks fit (capped by the VLAN ids left in VLAN mode).
@@ -95,7 +120,7 @@ impl Layout {
         let base = u32::from(self.range.network()) + (slot << (32 - self.prefix));
         let cidr = Ipv4Net::new(Ipv4Addr::from(base), self.prefix).ok()?;
         let (vlan, bridge) = match self.manager {
-            ManagerKind::Flat => (None, self.flat_bridge.clone()),
+            ManagerKind::Flat => (None, self.flat_bridge(slot)),
             ManagerKind::Vlan => {
                 let vlan = self.vlan_start + u16::try_from(slot).ok()?;
                 (Some(vlan), format!("br{vlan}"))
@@ -146,13 +171,22 @@ mod tests {
     }
 
     #[test]
-    fn flat_slots_share_one_bridge() {
+    fn flat_slots_each_get_a_bridge_of_their_own() {
         let layout =
             Layout::new(&config(ManagerKind::Flat, "192.168.0.0/22", 512)).expect("layout");
         assert_eq!(layout.slots(), 2);
         let plan = layout.plan(1).expect("slot 1");
         assert_eq!(plan.cidr.to_string(), "192.168.2.0/23");
-        assert_eq!((plan.vlan, plan.bridge.as_str()), (None, "br100"));
+        assert_eq!((plan.vlan, plan.bridge.as_str()), (None, "br101"));
+        assert_eq!(layout.plan(0).expect("slot 0").bridge, "br100");
+
+        let mut named = config(ManagerKind::Flat, "10.0.0.0/16", 256);
+        named.flat_bridge = "guests".into();
+        let layout = Layout::new(&named).expect("layout");
+        assert_eq!(layout.plan(255).expect("last").bridge, "guests255");
+        named.flat_bridge = "a-very-long-br9".into();
+        let err = Layout::new(&named).expect_err("too long once numbered");
+        assert!(err.to_string().contains("a-very-long-br264"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod iptables;
+pub mod isolation;
 pub mod netns;
 pub mod nft;
 

@@ -119,7 +119,7 @@ pub(crate) fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> 
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&ns.0));
     Firewall::new(
         Iptables::new(host.clone(), locks.to_owned()),
-        Nft::new(host),
+        Some(Nft::new(host)),
         None,
     )
 }

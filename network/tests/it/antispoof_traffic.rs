@@ -268,3 +268,119 @@ async fn a_pinned_port_cannot_spoof_ip_mac_arp_or_dhcp() {
         "the router cannot reach the victim (ARP through the filter): {out}"
     );
 }
+
+/// Whether the attacker's TCP connect to the victim's port 8080 succeeds.
+fn attacker_connects(lan: &Lan) -> bool {
+    let target = format!("exec 3<>/dev/tcp/{VICTIM}/8080");
+    lan.attacker
+        .try_run("timeout", &["2", "bash", "-c", &target])
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_egress() {
+    let lan = lan();
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lan.victim.0,
+            "python3",
+            "-m",
+            "http.server",
+        ])
+        .args(["8080", "--bind", VICTIM])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the victim's server");
+    let mut up = false;
+    for _ in 0..30 {
+        up = attacker_connects(&lan);
+        if up {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "no connection even before any firewall");
+
+    let locks = tempfile::tempdir().expect("tempdir");
+    let firewall = firewall_in(&lan.router, locks.path());
+    let (web, client): (SecurityGroupId, SecurityGroupId) = (
+        "sg-000000000000000aa".parse().expect("group"),
+        "sg-000000000000000bb".parse().expect("group"),
+    );
+    let rule = |spec: &str| {
+        IngressRule::try_from(stratus_rpc::wire::firewall::RuleSpec {
+            protocol: "tcp".into(),
+            from_port: Some(8080),
+            to_port: Some(8080),
+            cidr: None,
+            source_group: Some(spec.into()),
+        })
+        .expect("rule")
+    };
+    let groups = |web_ingress: Vec<IngressRule>, client_egress: Vec<IngressRule>| {
+        [
+            SecurityGroupUpdate {
+                group: web.clone(),
+                rules: web_ingress,
+                egress: vec![IngressRule::allow_all()],
+                members: vec![VICTIM.parse().expect("ip")],
+            },
+            SecurityGroupUpdate {
+                group: client.clone(),
+                rules: vec![],
+                egress: client_egress,
+                members: vec![ATTACKER.parse().expect("ip")],
+            },
+        ]
+    };
+    for update in groups(vec![], vec![IngressRule::allow_all()]) {
+        firewall.update_group(update).await.expect("group");
+    }
+    firewall
+        .add_instance(
+            InstanceId::new(),
+            filter(&lan.victim, VICTIM, "vport", &web),
+        )
+        .await
+        .expect("victim");
+    firewall
+        .add_instance(
+            InstanceId::new(),
+            filter(&lan.attacker, ATTACKER, "aport", &client),
+        )
+        .await
+        .expect("attacker");
+    assert!(!attacker_connects(&lan), "in through a group with no rules");
+
+    // The web group admits the client group: allowed on both sides.
+    for update in groups(vec![rule(client.as_str())], vec![IngressRule::allow_all()]) {
+        firewall.update_group(update).await.expect("group");
+    }
+    assert!(
+        attacker_connects(&lan),
+        "ingress from the client group did not admit it"
+    );
+
+    // The sender's egress no longer allows it: refused although ingress would.
+    for update in groups(vec![rule(client.as_str())], vec![]) {
+        firewall.update_group(update).await.expect("group");
+    }
+    assert!(
+        !attacker_connects(&lan),
+        "out although the sender's egress allows nothing"
+    );
+
+    // Egress naming the web group by id lets it out again.
+    for update in groups(vec![rule(client.as_str())], vec![rule(web.as_str())]) {
+        firewall.update_group(update).await.expect("group");
+    }
+    assert!(
+        attacker_connects(&lan),
+        "egress to the web group did not let it out"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -191,6 +191,95 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
     drop(t.guest.0.clone());
 }
 
+/// Whether a TCP connect from the guest to a listener on the client's
+/// `port` succeeds.
+fn guest_reaches(t: &Topology, port: u16) -> bool {
+    let target = format!("exec 3<>/dev/tcp/10.1.0.2/{port}");
+    t.guest.try_run("timeout", &["2", "bash", "-c", &target]).0
+}
+
+fn tcp_rule(port: i32, cidr: &str) -> IngressRule {
+    IngressRule::try_from(RuleSpec {
+        protocol: "tcp".into(),
+        from_port: Some(port),
+        to_port: Some(port),
+        cidr: Some(cidr.into()),
+        source_group: None,
+    })
+    .expect("rule")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_rules_decide_where_a_guest_may_connect() {
+    let t = topology();
+    let mut listeners = Vec::new();
+    for port in ["8081", "8082"] {
+        listeners.push(
+            Command::new("ip")
+                .args(["netns", "exec", &t.client.0, "python3", "-m", "http.server"])
+                .args([port, "--bind", "10.1.0.2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a listener in the client namespace"),
+        );
+    }
+    assert!(wait_for(
+        || guest_reaches(&t, 8081) && guest_reaches(&t, 8082)
+    ));
+    let locks = tempfile::tempdir().expect("tempdir");
+    let firewall = firewall_in(&t.router, locks.path());
+    let update = |egress: Vec<IngressRule>| SecurityGroupUpdate {
+        group: group(),
+        rules: vec![tcp_rule(8080, "10.1.0.0/24")],
+        egress,
+        members: vec![],
+    };
+    firewall
+        .update_group(update(vec![IngressRule::allow_all()]))
+        .await
+        .expect("group");
+    let filter = InstanceFilter {
+        address: "10.0.0.3".parse().expect("ip"),
+        mac: t.guest.mac("eth0").parse().expect("mac"),
+        device: "gport".into(),
+        dhcp_server: "10.0.0.2".parse().expect("ip"),
+        groups: vec![group()],
+    };
+    firewall
+        .add_instance(InstanceId::new(), filter)
+        .await
+        .expect("apply");
+    assert!(
+        guest_reaches(&t, 8081),
+        "the default egress rule let nothing out"
+    );
+
+    firewall.update_group(update(vec![])).await.expect("revoke");
+    assert!(!guest_reaches(&t, 8081), "out with no egress rule");
+    assert!(
+        connects(&t),
+        "the reply to an admitted inbound connection was held by egress"
+    );
+
+    firewall
+        .update_group(update(vec![tcp_rule(8082, "10.1.0.0/24")]))
+        .await
+        .expect("one port");
+    assert!(
+        guest_reaches(&t, 8082),
+        "the egress rule did not let 8082 out"
+    );
+    assert!(
+        !guest_reaches(&t, 8081),
+        "8081 got out under a rule for 8082"
+    );
+    for mut listener in listeners {
+        let _ = listener.kill();
+        let _ = listener.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_one_instance_leaves_the_others_chains() {
     let ns = Netns::new("fw");

@@ -20,7 +20,7 @@ fn spec(boot: Boot) -> DomainSpec {
         nic: Some(Nic {
             bridge: "br100".into(),
             mac: "02:16:3e:aa:bb:cc".into(),
-            device: "tap0707070707".into(),
+            device: "tap070707070707".into(),
         }),
         console_log: dir.join("console.log"),
     }

@@ -103,7 +103,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
         let restored = fake.stdins().last().cloned().unwrap_or_default();
         if i < 2 {
             assert!(
-                restored.contains("--dport 22 -j ACCEPT"),
+                restored.contains("--dport 22 -j stratus-pass"),
                 "host {i} did not re-apply:\n{restored}"
             );
         } else {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use stratus_api::db::Db;
 use stratus_api::db::credentials::Credential;
-use stratus_api::db::groups::{GroupRow, InUse, RuleRow};
+use stratus_api::db::groups::{Direction, GroupRow, InUse, RuleRow};
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
 use stratus_api::db::keypairs::KeyPairRow;
@@ -139,6 +139,7 @@ async fn the_tables_behave_alike(db: Db) {
         name: "web".into(),
         description: "web".into(),
         rules: vec![],
+        egress: vec![],
     };
     db.insert_group(&web).await.expect("group");
     let dup = db
@@ -164,16 +165,39 @@ async fn the_tables_behave_alike(db: Db) {
         source_group_id: Some(web.group_id.clone()),
     };
     assert!(
-        db.add_rules(&web.group_id, &[all.clone(), self_ref.clone()])
-            .await
-            .expect("rules")
+        db.add_rules(
+            &web.group_id,
+            Direction::Ingress,
+            &[all.clone(), self_ref.clone()]
+        )
+        .await
+        .expect("rules")
     );
     assert!(
-        !db.add_rules(&web.group_id, std::slice::from_ref(&all))
-            .await
-            .expect("duplicate rule")
+        !db.add_rules(
+            &web.group_id,
+            Direction::Ingress,
+            std::slice::from_ref(&all)
+        )
+        .await
+        .expect("duplicate rule")
     );
-    assert_eq!(db.groups("p1").await.expect("groups")[0].rules.len(), 2);
+    // The same rule stands in the other direction on its own.
+    assert!(
+        db.add_rules(&web.group_id, Direction::Egress, std::slice::from_ref(&all))
+            .await
+            .expect("egress rule")
+    );
+    let stored = db.groups("p1").await.expect("groups").remove(0);
+    assert_eq!((stored.rules.len(), stored.egress), (2, vec![all.clone()]));
+    assert_eq!(
+        db.remove_rules(&web.group_id, Direction::Egress, std::slice::from_ref(&all))
+            .await
+            .expect("revoke egress"),
+        1
+    );
+    let stored = db.groups("p1").await.expect("groups").remove(0);
+    assert_eq!((stored.rules.len(), stored.egress.len()), (2, 0));
     assert_eq!(
         db.referenced_groups(std::slice::from_ref(&web.group_id))
             .await

@@ -13,7 +13,7 @@ use stratus_api::db::tags::TagRow;
 
 /// A database of the test's own: a SQLite file, or a fresh PostgreSQL
 /// database (the one `deploy/dev-setup` starts) dropped at the end.
-enum TestDb {
+pub enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres { admin: String, name: String },
 }
@@ -31,11 +31,11 @@ fn psql(url: &str, sql: &str) {
 }
 
 impl TestDb {
-    fn sqlite() -> Self {
+    pub fn sqlite() -> Self {
         Self::Sqlite(tempfile::tempdir().expect("tempdir"))
     }
 
-    fn postgres() -> Self {
+    pub fn postgres() -> Self {
         let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
         let name = format!("stratus_api_test_{}", uuid::Uuid::new_v4().simple());
@@ -43,8 +43,9 @@ impl TestDb {
         Self::Postgres { admin, name }
     }
 
-    async fn open(&self) -> Db {
-        let url = match self {
+    /// The database's URL, for `Db::connect` or a raw pool.
+    pub fn url(&self) -> String {
+        match self {
             Self::Sqlite(dir) => format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("api.sqlite").display()
@@ -55,8 +56,14 @@ impl TestDb {
                     admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
                 )
             }
-        };
-        Db::connect(&url).await.expect("connect the test database")
+        }
+    }
+
+    /// The api's tables in it.
+    pub async fn open(&self) -> Db {
+        Db::connect(&self.url())
+            .await
+            .expect("connect the test database")
     }
 }
 

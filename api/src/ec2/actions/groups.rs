@@ -202,6 +202,8 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
         }
     }
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
+    // Rules name groups the filters may leave out: their names come from all.
+    let all = groups.clone();
     groups.retain(|g| {
         (ids.is_empty() && names.is_empty() || ids.contains(&g.group_id) || names.contains(&g.name))
             && {
@@ -222,8 +224,8 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
             .text("groupId", &g.group_id)
             .text("groupName", &g.name)
             .text("groupDescription", &g.description);
-        permissions::render(x, "ipPermissions", &g.rules, &groups, &owner);
-        permissions::render(x, "ipPermissionsEgress", &g.egress, &groups, &owner);
+        permissions::render(x, "ipPermissions", &g.rules, &all, &owner);
+        permissions::render(x, "ipPermissionsEgress", &g.egress, &all, &owner);
         let own = super::tags::of(&tags, &g.group_id);
         if !own.is_empty() {
             x.list("tagSet", &own, |x, (k, v)| {

@@ -159,7 +159,8 @@ impl Db {
         rules: &[RuleRow],
     ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
-        for rule in rules {
+        let now = super::now();
+        for (n, rule) in rules.iter().enumerate() {
             // NULLs never collide in a UNIQUE index, so look first.
             let exists: Option<String> = sqlx::query_scalar(
                 "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
@@ -185,7 +186,8 @@ impl Db {
                  (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(format!("{}-{}", super::now(), uuid::Uuid::new_v4().simple()))
+            // Ordered by time, then by place in the request.
+            .bind(format!("{now}-{n:04}-{}", uuid::Uuid::new_v4().simple()))
             .bind(group_id.to_owned())
             .bind(rule.protocol.clone())
             .bind(rule.from_port)

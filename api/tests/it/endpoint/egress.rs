@@ -8,7 +8,7 @@ use stratus_rpc::wire::firewall::{RuleSpec, SecurityGroupUpdate};
 use super::{Answer, Endpoint, Keys};
 
 /// The inner text of each `<name>…</name>` in `body`, in order.
-fn sections(body: &str, name: &str) -> Vec<String> {
+pub fn sections(body: &str, name: &str) -> Vec<String> {
     let (open, close) = (format!("<{name}>"), format!("</{name}>"));
     let mut found = Vec::new();
     let mut rest = body;
@@ -37,7 +37,7 @@ async fn egress_of(endpoint: &Endpoint, keys: &Keys, group_id: &str) -> String {
     egress.remove(0)
 }
 
-async fn create(endpoint: &Endpoint, keys: &Keys, name: &str) -> String {
+pub async fn create(endpoint: &Endpoint, keys: &Keys, name: &str) -> String {
     endpoint
         .call_as(
             keys,
@@ -51,7 +51,7 @@ async fn create(endpoint: &Endpoint, keys: &Keys, name: &str) -> String {
 }
 
 /// Authorize or Revoke egress (`action`) on `group` with `extra` parameters.
-async fn egress(
+pub async fn egress(
     endpoint: &Endpoint,
     keys: &Keys,
     action: &str,
@@ -70,7 +70,7 @@ const HTTPS_OUT: &[(&str, &str)] = &[
     ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/8"),
 ];
 
-const ALL_OUT: &[(&str, &str)] = &[
+pub const ALL_OUT: &[(&str, &str)] = &[
     ("IpPermissions.1.IpProtocol", "-1"),
     ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
 ];

@@ -5,6 +5,7 @@
 
 mod boto3;
 mod egress;
+mod golden;
 mod injection;
 mod limits;
 mod signatures;

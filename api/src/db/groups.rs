@@ -78,8 +78,10 @@ pub enum InUse {
 }
 
 impl Db {
-    /// Stores a new group; a name taken in the project is a unique violation.
+    /// Stores a new group with its rules, all or nothing; a name taken in
+    /// the project is a unique violation.
     pub async fn insert_group(&self, g: &GroupRow) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
         sqlx::query(
             "INSERT INTO security_groups (group_id, project_id, name, description) VALUES ($1, $2, $3, $4)",
         )
@@ -87,14 +89,18 @@ impl Db {
         .bind(g.project_id.clone())
         .bind(g.name.clone())
         .bind(g.description.clone())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(err("store security group"))?;
-        self.add_rules(&g.group_id, Direction::Ingress, &g.rules)
-            .await?;
-        self.add_rules(&g.group_id, Direction::Egress, &g.egress)
-            .await?;
-        Ok(())
+        // A new group's rules are distinct (EC2's default egress rule, as
+        // the application layer makes groups): none can already be there.
+        for (direction, rules) in [
+            (Direction::Ingress, &g.rules),
+            (Direction::Egress, &g.egress),
+        ] {
+            insert_rules(&mut tx, &g.group_id, direction, rules).await?;
+        }
+        tx.commit().await.map_err(err("commit security group"))
     }
 
     /// The project's groups with their rules, by name.
@@ -159,45 +165,8 @@ impl Db {
         rules: &[RuleRow],
     ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
-        let now = super::now();
-        for (n, rule) in rules.iter().enumerate() {
-            // NULLs never collide in a UNIQUE index, so look first.
-            let exists: Option<String> = sqlx::query_scalar(
-                "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
-                 AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
-                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
-                 AND direction = $7",
-            )
-            .bind(group_id.to_owned())
-            .bind(rule.protocol.clone())
-            .bind(rule.from_port.unwrap_or(-99))
-            .bind(rule.to_port.unwrap_or(-99))
-            .bind(rule.cidr.clone().unwrap_or_default())
-            .bind(rule.source_group_id.clone().unwrap_or_default())
-            .bind(direction.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("find rule"))?;
-            if exists.is_some() {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO security_group_rules \
-                 (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            // Ordered by time, then by place in the request.
-            .bind(format!("{now}-{n:04}-{}", uuid::Uuid::new_v4().simple()))
-            .bind(group_id.to_owned())
-            .bind(rule.protocol.clone())
-            .bind(rule.from_port)
-            .bind(rule.to_port)
-            .bind(rule.cidr.clone())
-            .bind(rule.source_group_id.clone())
-            .bind(direction.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("store rule"))?;
+        if !insert_rules(&mut tx, group_id, direction, rules).await? {
+            return Ok(false);
         }
         tx.commit().await.map_err(err("commit rules"))?;
         Ok(true)
@@ -335,4 +304,56 @@ impl Db {
         }
         Ok(found)
     }
+}
+
+/// Adds rules to a group on `conn`, inside the caller's transaction; false
+/// at the first one already there (the caller then drops the transaction,
+/// and none is added).
+async fn insert_rules(
+    conn: &mut sqlx::AnyConnection,
+    group_id: &str,
+    direction: Direction,
+    rules: &[RuleRow],
+) -> Result<bool, DbError> {
+    let now = super::now();
+    for (n, rule) in rules.iter().enumerate() {
+        // NULLs never collide in a UNIQUE index, so look first.
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
+             AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
+             AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
+             AND direction = $7",
+        )
+        .bind(group_id.to_owned())
+        .bind(rule.protocol.clone())
+        .bind(rule.from_port.unwrap_or(-99))
+        .bind(rule.to_port.unwrap_or(-99))
+        .bind(rule.cidr.clone().unwrap_or_default())
+        .bind(rule.source_group_id.clone().unwrap_or_default())
+        .bind(direction.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("find rule"))?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO security_group_rules \
+             (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        // Ordered by time, then by place in the request.
+        .bind(format!("{now}-{n:04}-{}", uuid::Uuid::new_v4().simple()))
+        .bind(group_id.to_owned())
+        .bind(rule.protocol.clone())
+        .bind(rule.from_port)
+        .bind(rule.to_port)
+        .bind(rule.cidr.clone())
+        .bind(rule.source_group_id.clone())
+        .bind(direction.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(err("store rule"))?;
+    }
+    Ok(true)
 }

@@ -307,3 +307,41 @@ async fn an_address_no_instance_holds_gets_404_even_for_a_token() {
         assert_eq!(put_token(one, server).await.0, 404);
     }
 }
+
+#[tokio::test]
+async fn a_token_dies_with_its_instance_when_the_tables_give_the_address_to_another() {
+    use stratus_api::metadata::db_source::DbSource;
+    use stratus_rpc::wire::ids::InstanceId;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = crate::conductor::sqlite_in(dir.path()).await;
+    let server = serve_source(Arc::new(DbSource::new(db.clone())), true).await;
+    let address = Ipv4Addr::new(127, 0, 0, 41);
+    let (first, second) = (InstanceId::new(), InstanceId::new());
+    crate::conductor::instance(&db, first).await;
+    db.set_placement(&first.to_string(), &address.to_string(), "nova")
+        .await
+        .expect("placement");
+    let (status, token) = put_token(address, server).await;
+    assert_eq!(status, 200);
+    let (status, id) = get_with(address, server, PATHS[0], &token).await;
+    assert_eq!((status, id), (200, first.ec2_id()));
+
+    // The first is terminated; the address goes to the second.
+    assert!(
+        db.update_state(&first.to_string(), "terminated", None, None, None, 9)
+            .await
+            .expect("terminate")
+    );
+    assert_eq!(get_with(address, server, PATHS[0], &token).await.0, 404);
+    crate::conductor::instance(&db, second).await;
+    db.set_placement(&second.to_string(), &address.to_string(), "nova")
+        .await
+        .expect("placement");
+    let (status, body) = get_with(address, server, PATHS[0], &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(&first.ec2_id()) && !body.contains(&second.ec2_id()));
+    let (_, fresh) = put_token(address, server).await;
+    let (status, id) = get_with(address, server, PATHS[0], &fresh).await;
+    assert_eq!((status, id), (200, second.ec2_id()));
+}

@@ -8,8 +8,8 @@ use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
 use tracing::{info, warn};
 
+use crate::app::security_groups::group_update;
 use crate::db::{Db, DbError};
-use crate::ec2::actions::groups::group_update;
 
 /// Records instance state changes and where instances run.
 #[derive(Debug, Clone)]

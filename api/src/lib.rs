@@ -3,6 +3,7 @@
 //! report instance state, and the metadata service.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod build_timeout;
 pub mod conductor;

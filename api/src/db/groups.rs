@@ -1,10 +1,29 @@
-//! Security groups and their ingress rules.
+//! Security groups and their rules, ingress and egress.
 
 use sqlx::Row;
 
 use super::{Db, DbError, err};
 
-/// One ingress rule as stored (the EC2 fields, validated before storing).
+/// Which traffic a rule admits: coming in, or going out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Traffic to the group's instances; the rule's peer is its source.
+    Ingress,
+    /// Traffic from the group's instances; the rule's peer is its destination.
+    Egress,
+}
+
+impl Direction {
+    /// As stored in the `direction` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+        }
+    }
+}
+
+/// One rule as stored (the EC2 fields, validated before storing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleRow {
     /// `tcp`, `udp`, `icmp` or `-1`.
@@ -13,10 +32,23 @@ pub struct RuleRow {
     pub from_port: Option<i64>,
     /// Last port, or ICMP code; none for all.
     pub to_port: Option<i64>,
-    /// Source network.
+    /// Source network (destination, for egress).
     pub cidr: Option<String>,
-    /// Source group (`sg-…`).
+    /// Source group, `sg-…` (destination, for egress).
     pub source_group_id: Option<String>,
+}
+
+impl RuleRow {
+    /// EC2's default egress rule: every protocol to 0.0.0.0/0.
+    pub fn allow_all() -> Self {
+        Self {
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            cidr: Some("0.0.0.0/0".into()),
+            source_group_id: None,
+        }
+    }
 }
 
 /// A security group with its rules.
@@ -32,6 +64,8 @@ pub struct GroupRow {
     pub description: String,
     /// Its ingress rules.
     pub rules: Vec<RuleRow>,
+    /// Its egress rules.
+    pub egress: Vec<RuleRow>,
 }
 
 /// Why a group cannot be deleted.
@@ -39,13 +73,15 @@ pub struct GroupRow {
 pub enum InUse {
     /// Instances not yet terminated are in it.
     Instances(Vec<String>),
-    /// Another group's rules name it as a source.
+    /// Another group's rules name it as a source or destination.
     Referenced(String),
 }
 
 impl Db {
-    /// Stores a new group; a name taken in the project is a unique violation.
+    /// Stores a new group with its rules, all or nothing; a name taken in
+    /// the project is a unique violation.
     pub async fn insert_group(&self, g: &GroupRow) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
         sqlx::query(
             "INSERT INTO security_groups (group_id, project_id, name, description) VALUES ($1, $2, $3, $4)",
         )
@@ -53,11 +89,18 @@ impl Db {
         .bind(g.project_id.clone())
         .bind(g.name.clone())
         .bind(g.description.clone())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(err("store security group"))?;
-        self.add_rules(&g.group_id, &g.rules).await?;
-        Ok(())
+        // A new group's rules are distinct (EC2's default egress rule, as
+        // the application layer makes groups): none can already be there.
+        for (direction, rules) in [
+            (Direction::Ingress, &g.rules),
+            (Direction::Egress, &g.egress),
+        ] {
+            insert_rules(&mut tx, &g.group_id, direction, rules).await?;
+        }
+        tx.commit().await.map_err(err("commit security group"))
     }
 
     /// The project's groups with their rules, by name.
@@ -78,12 +121,13 @@ impl Db {
                     name: r.try_get("name")?,
                     description: r.try_get("description")?,
                     rules: vec![],
+                    egress: vec![],
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(err("read security group"))?;
         let rules = sqlx::query(
-            "SELECT r.group_id, r.protocol, r.from_port, r.to_port, r.cidr, r.source_group_id \
+            "SELECT r.group_id, r.direction, r.protocol, r.from_port, r.to_port, r.cidr, r.source_group_id \
              FROM security_group_rules r JOIN security_groups g ON g.group_id = r.group_id \
              WHERE g.project_id = $1 ORDER BY r.rule_id",
         )
@@ -100,62 +144,48 @@ impl Db {
                 cidr: r.try_get("cidr").map_err(err("read rule"))?,
                 source_group_id: r.try_get("source_group_id").map_err(err("read rule"))?,
             };
+            let direction: String = r.try_get("direction").map_err(err("read rule"))?;
             if let Some(g) = groups.iter_mut().find(|g| g.group_id == group) {
-                g.rules.push(rule);
+                if direction == Direction::Egress.as_str() {
+                    g.egress.push(rule);
+                } else {
+                    g.rules.push(rule);
+                }
             }
         }
         Ok(groups)
     }
 
-    /// Adds rules to a group; false (and none added) when one is already there.
-    pub async fn add_rules(&self, group_id: &str, rules: &[RuleRow]) -> Result<bool, DbError> {
+    /// Adds rules to a group in one direction; false (and none added) when
+    /// one is already there.
+    pub async fn add_rules(
+        &self,
+        group_id: &str,
+        direction: Direction,
+        rules: &[RuleRow],
+    ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
-        for rule in rules {
-            // NULLs never collide in a UNIQUE index, so look first.
-            let exists: Option<String> = sqlx::query_scalar(
-                "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
-                 AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
-                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6",
-            )
-            .bind(group_id.to_owned())
-            .bind(rule.protocol.clone())
-            .bind(rule.from_port.unwrap_or(-99))
-            .bind(rule.to_port.unwrap_or(-99))
-            .bind(rule.cidr.clone().unwrap_or_default())
-            .bind(rule.source_group_id.clone().unwrap_or_default())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("find rule"))?;
-            if exists.is_some() {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO security_group_rules (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(format!("{}-{}", super::now(), uuid::Uuid::new_v4().simple()))
-            .bind(group_id.to_owned())
-            .bind(rule.protocol.clone())
-            .bind(rule.from_port)
-            .bind(rule.to_port)
-            .bind(rule.cidr.clone())
-            .bind(rule.source_group_id.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("store rule"))?;
+        if !insert_rules(&mut tx, group_id, direction, rules).await? {
+            return Ok(false);
         }
         tx.commit().await.map_err(err("commit rules"))?;
         Ok(true)
     }
 
-    /// Removes rules from a group; how many were there.
-    pub async fn remove_rules(&self, group_id: &str, rules: &[RuleRow]) -> Result<u64, DbError> {
+    /// Removes rules from a group in one direction; how many were there.
+    pub async fn remove_rules(
+        &self,
+        group_id: &str,
+        direction: Direction,
+        rules: &[RuleRow],
+    ) -> Result<u64, DbError> {
         let mut removed = 0;
         for rule in rules {
             let done = sqlx::query(
                 "DELETE FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
                  AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
-                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6",
+                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
+                 AND direction = $7",
             )
             .bind(group_id.to_owned())
             .bind(rule.protocol.clone())
@@ -163,6 +193,7 @@ impl Db {
             .bind(rule.to_port.unwrap_or(-99))
             .bind(rule.cidr.clone().unwrap_or_default())
             .bind(rule.source_group_id.clone().unwrap_or_default())
+            .bind(direction.as_str())
             .execute(self.pool())
             .await
             .map_err(err("remove rule"))?;
@@ -211,8 +242,8 @@ impl Db {
         tx.commit().await.map_err(err("commit group deletion"))
     }
 
-    /// Whether some rule names the group as its source (only then do hosts
-    /// need its members).
+    /// Whether some rule names the group as its source or destination (only
+    /// then do hosts need its members).
     pub async fn is_source(&self, group_id: &str) -> Result<bool, DbError> {
         let found: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM security_group_rules WHERE source_group_id = $1 LIMIT 1",
@@ -237,7 +268,8 @@ impl Db {
         .map_err(err("list group members"))
     }
 
-    /// Those of `group_ids` some rule names as a source, with their rules.
+    /// Those of `group_ids` some rule (ingress or egress) names as its peer,
+    /// with their rules.
     pub async fn referenced_groups(&self, group_ids: &[String]) -> Result<Vec<GroupRow>, DbError> {
         if group_ids.is_empty() {
             return Ok(vec![]);
@@ -272,4 +304,56 @@ impl Db {
         }
         Ok(found)
     }
+}
+
+/// Adds rules to a group on `conn`, inside the caller's transaction; false
+/// at the first one already there (the caller then drops the transaction,
+/// and none is added).
+async fn insert_rules(
+    conn: &mut sqlx::AnyConnection,
+    group_id: &str,
+    direction: Direction,
+    rules: &[RuleRow],
+) -> Result<bool, DbError> {
+    let now = super::now();
+    for (n, rule) in rules.iter().enumerate() {
+        // NULLs never collide in a UNIQUE index, so look first.
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
+             AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
+             AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
+             AND direction = $7",
+        )
+        .bind(group_id.to_owned())
+        .bind(rule.protocol.clone())
+        .bind(rule.from_port.unwrap_or(-99))
+        .bind(rule.to_port.unwrap_or(-99))
+        .bind(rule.cidr.clone().unwrap_or_default())
+        .bind(rule.source_group_id.clone().unwrap_or_default())
+        .bind(direction.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("find rule"))?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO security_group_rules \
+             (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        // Ordered by time, then by place in the request.
+        .bind(format!("{now}-{n:04}-{}", uuid::Uuid::new_v4().simple()))
+        .bind(group_id.to_owned())
+        .bind(rule.protocol.clone())
+        .bind(rule.from_port)
+        .bind(rule.to_port)
+        .bind(rule.cidr.clone())
+        .bind(rule.source_group_id.clone())
+        .bind(direction.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(err("store rule"))?;
+    }
+    Ok(true)
 }

@@ -79,19 +79,13 @@ impl Db {
                     .map_err(err("set up SQLite"))?;
             }
         }
-        for statement in include_str!("../../migrations/0001_cloud.sql").split(';') {
-            let statement = statement.trim();
-            if statement
-                .lines()
-                .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
-            {
-                continue;
-            }
+        for statement in statements(include_str!("../../migrations/0001_cloud.sql")) {
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
                 .execute(&pool)
                 .await
                 .map_err(err("create tables"))?;
         }
+        migrate(&pool).await?;
         let reader = if sqlite {
             AnyPoolOptions::new()
                 .max_connections(4)
@@ -119,6 +113,62 @@ impl Db {
 /// Now, as stored: RFC 3339 in UTC with milliseconds, as EC2 shows times.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Migrations after the first, which run once each, in order: (version, SQL).
+const MIGRATIONS: &[(i64, &str)] = &[(2, include_str!("../../migrations/0002_egress.sql"))];
+
+/// The statements of a migration file: split at `;`, comment-only pieces
+/// dropped (no statement holds a `;` of its own).
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|statement| {
+        !statement
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+    })
+}
+
+/// Runs each migration not yet recorded in `schema_migrations`, each in a
+/// transaction with its record. Two processes starting at once on
+/// PostgreSQL: the second waits on the first's record, then skips.
+async fn migrate(pool: &AnyPool) -> Result<(), DbError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(err("create schema_migrations"))?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(pool)
+                .await
+                .map_err(err("read schema_migrations"))?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = pool.begin().await.map_err(err("begin migration"))?;
+        let recorded =
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("record migration"));
+        match recorded {
+            Err(e) if e.is_unique_violation() => continue,
+            other => other?,
+        };
+        for statement in statements(sql) {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&mut *tx)
+                .await
+                .map_err(err("migrate"))?;
+        }
+        tx.commit().await.map_err(err("commit migration"))?;
+    }
+    Ok(())
 }
 
 /// `count` `$n` placeholders from `$first`, comma-separated.

@@ -97,3 +97,39 @@ impl From<crate::db::DbError> for Ec2Error {
         Self::internal("An internal error has occurred (database).")
     }
 }
+
+impl From<crate::app::security_groups::GroupError> for Ec2Error {
+    fn from(e: crate::app::security_groups::GroupError) -> Self {
+        use crate::app::security_groups::GroupError as G;
+        match e {
+            G::NotFound(what) => Self::client(
+                "InvalidGroup.NotFound",
+                format!(
+                    "The security group '{}' does not exist",
+                    super::params::shown(&what)
+                ),
+            ),
+            G::InvalidRule { source, .. } => Self::invalid(source.to_string()),
+            G::Duplicate(group) => Self::client(
+                "InvalidPermission.Duplicate",
+                format!("The specified rule already exists in security group {group}"),
+            ),
+            G::RuleNotFound(_) => Self::client(
+                "InvalidPermission.NotFound",
+                "The specified rule does not exist in this security group.",
+            ),
+            G::DryRun => Self::dry_run(),
+            G::Db(e) => e.into(),
+            e @ G::StoredId { .. } => {
+                tracing::error!(error = %e, "stored security group");
+                Self::internal("An internal error has occurred (stored security group).")
+            }
+            e @ G::NotDelivered { .. } => {
+                tracing::warn!(error = %e, "could not tell the compute hosts about a group change");
+                Self::unavailable(
+                    "The rule was saved but the compute hosts could not be told; retry the request.",
+                )
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The metadata service guests reach at 169.254.169.254 (a DNAT rule on each
 //! compute host sends it here). The requester's fixed IP says which
-//! instance it is; nothing in a path can name another instance.
+//! instance it is; nothing in a path can name another instance. An address
+//! no instance holds gets 404, token requests included.
 
 pub mod db_source;
 pub mod server;

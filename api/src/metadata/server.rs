@@ -73,38 +73,58 @@ async fn issue_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    // No token for an address no instance holds.
+    let (address, owner) = match owner(&state, peer).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let ttl = headers
         .get(TTL_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|ttl| (1..=MAX_TTL_SECS).contains(ttl));
-    let (Some(ttl), Some(address)) = (ttl, ipv4(peer)) else {
+    let Some(ttl) = ttl else {
         return (StatusCode::BAD_REQUEST, "missing or invalid token TTL").into_response();
     };
-    text(state.tokens.issue(address, Duration::from_secs(ttl)))
+    text(
+        state
+            .tokens
+            .issue(address, &owner.uuid, Duration::from_secs(ttl)),
+    )
+}
+
+/// The caller's address and the instance holding it; 404 when none does.
+async fn owner(
+    state: &Metadata,
+    peer: SocketAddr,
+) -> Result<(Ipv4Addr, InstanceMetadata), Response> {
+    let address = ipv4(peer).ok_or_else(not_found_now)?;
+    let owner = state
+        .source
+        .by_fixed_ip(address)
+        .await
+        .ok_or_else(not_found_now)?;
+    Ok((address, owner))
 }
 
 /// The caller's instance, after the token check; or the response to send.
+/// The instance looked up is the one answered about: a token is checked
+/// against it, never against an earlier holder of the address.
 async fn caller(
     state: &Metadata,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<InstanceMetadata, Response> {
-    let address = ipv4(peer).ok_or_else(not_found_now)?;
+    let (address, owner) = owner(state, peer).await?;
     match headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-        Some(token) if !state.tokens.valid(token, address) => {
-            return Err((StatusCode::UNAUTHORIZED, "Unauthorized").into_response());
+        Some(token) if !state.tokens.valid(token, address, &owner.uuid) => {
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized").into_response())
         }
         None if state.require_token => {
-            return Err((StatusCode::UNAUTHORIZED, "Unauthorized").into_response());
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized").into_response())
         }
-        _ => {}
+        _ => Ok(owner),
     }
-    state
-        .source
-        .by_fixed_ip(address)
-        .await
-        .ok_or_else(not_found_now)
 }
 
 fn not_found_now() -> Response {

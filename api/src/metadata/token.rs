@@ -1,5 +1,7 @@
 //! IMDSv2 session tokens: issued by `PUT /latest/api/token` for a TTL, bound
-//! to the address that asked, checked on every request that carries one.
+//! to the address that asked and to the instance (its UUID) that held that
+//! address then, checked on every request that carries one. When the address
+//! passes to another instance, the tokens issued before are worthless.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -9,15 +11,24 @@ use std::time::{Duration, Instant};
 /// Longest TTL EC2 allows.
 pub const MAX_TTL_SECS: u64 = 21_600;
 
+/// Whom a token was issued to, and until when.
+#[derive(Debug, Clone)]
+struct Holder {
+    address: Ipv4Addr,
+    instance: String,
+    expires: Instant,
+}
+
 /// Tokens issued and not yet expired.
 #[derive(Debug, Default)]
 pub struct Tokens {
-    issued: Mutex<HashMap<String, (Ipv4Addr, Instant)>>,
+    issued: Mutex<HashMap<String, Holder>>,
 }
 
 impl Tokens {
-    /// A new token for `address`, valid `ttl`.
-    pub fn issue(&self, address: Ipv4Addr, ttl: Duration) -> String {
+    /// A new token for the instance `instance` (UUID) asking from `address`,
+    /// valid `ttl`.
+    pub fn issue(&self, address: Ipv4Addr, instance: &str, ttl: Duration) -> String {
         // 244 bits from the OS's random source: not guessable by a neighbour.
         let token = format!(
             "{}{}",
@@ -29,17 +40,30 @@ impl Tokens {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        issued.retain(|_, (_, expires)| *expires > now);
-        issued.insert(token.clone(), (address, now + ttl));
+        issued.retain(|_, holder| holder.expires > now);
+        issued.insert(
+            token.clone(),
+            Holder {
+                address,
+                instance: instance.to_owned(),
+                expires: now + ttl,
+            },
+        );
         token
     }
 
-    /// Whether `token` was issued to `address` and has not expired.
-    pub fn valid(&self, token: &str, address: Ipv4Addr) -> bool {
+    /// Whether `token` was issued to `address` while the instance `instance`
+    /// (the one holding `address` now) held it, and has not expired.
+    pub fn valid(&self, token: &str, address: Ipv4Addr, instance: &str) -> bool {
         let issued = self
             .issued
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        matches!(issued.get(token), Some((owner, expires)) if *owner == address && *expires > Instant::now())
+        matches!(
+            issued.get(token),
+            Some(holder) if holder.address == address
+                && holder.instance == instance
+                && holder.expires > Instant::now()
+        )
     }
 }

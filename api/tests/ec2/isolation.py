@@ -85,6 +85,12 @@ def main():
     beta_default = beta.describe_security_groups()["SecurityGroups"][0]["GroupId"]
     refused(nf_g, beta.authorize_security_group_ingress, GroupId=beta_default, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
+    refused(nf_g, beta.authorize_security_group_egress, GroupId=sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    refused(nf_g, beta.revoke_security_group_egress, GroupId=sg, IpPermissions=[{
+        "IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    refused(nf_g, beta.authorize_security_group_egress, GroupId=beta_default, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
     # Images (a private one) and launching with the owner's things.
     refused(nf_a, beta.describe_images, ImageIds=[ami])
     refused(nf_a, beta.deregister_image, ImageId=ami)
@@ -98,6 +104,8 @@ def main():
     assert [k["KeyName"] for k in alpha.describe_key_pairs()["KeyPairs"]] == ["mine"]
     perms = alpha.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
     assert [(p["FromPort"], p["IpRanges"][0]["CidrIp"]) for p in perms] == [(22, "10.0.0.0/8")], perms
+    egress = alpha.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissionsEgress"]
+    assert [(p["IpProtocol"], p["IpRanges"]) for p in egress] == [("-1", [{"CidrIp": "0.0.0.0/0"}])], egress
     assert [i["ImageId"] for i in alpha.describe_images(ImageIds=[ami])["Images"]] == [ami]
     print("isolation ok")
 

@@ -25,6 +25,8 @@ import botocore.credentials
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from egress import egress_life
+
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
 REGION = os.environ.get("STRATUS_REGION", "nova")
 A = (os.environ["ALPHA_KEY"], os.environ["ALPHA_SECRET"])
@@ -183,6 +185,9 @@ def main():
     groups = {g["GroupName"] for g in alpha.describe_security_groups()["SecurityGroups"]}
     assert groups == {"default", "web", "spare"}, groups
     assert {g["GroupName"] for g in beta.describe_security_groups()["SecurityGroups"]} == {"default"}
+
+    # Egress rules: the default one, authorize, revoke (egress.py).
+    egress_life(alpha, beta, expect_error, lambda *args: cli(A, *args))
 
     # DryRun and bad input change nothing.
     expect_error("DryRunOperation", alpha.run_instances, ImageId=ami, MinCount=1, MaxCount=1, DryRun=True)

@@ -54,7 +54,8 @@ impl Host {
     }
 }
 
-async fn instance(db: &Db, id: InstanceId) {
+/// A pending instance `id` of project p1, stored in `db`.
+pub async fn instance(db: &Db, id: InstanceId) {
     let row = InstanceRow {
         uuid: id.to_string(),
         ec2_id: id.ec2_id(),
@@ -84,7 +85,7 @@ async fn instance(db: &Db, id: InstanceId) {
 }
 
 /// The api tables in a SQLite file under `dir`.
-async fn sqlite_in(dir: &std::path::Path) -> Db {
+pub async fn sqlite_in(dir: &std::path::Path) -> Db {
     Db::connect(&format!(
         "sqlite://{}?mode=rwc",
         dir.join("api.sqlite").display()

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use stratus_api::db::Db;
 use stratus_api::db::credentials::Credential;
-use stratus_api::db::groups::{GroupRow, InUse, RuleRow};
+use stratus_api::db::groups::{Direction, GroupRow, InUse, RuleRow};
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
 use stratus_api::db::keypairs::KeyPairRow;
@@ -13,7 +13,7 @@ use stratus_api::db::tags::TagRow;
 
 /// A database of the test's own: a SQLite file, or a fresh PostgreSQL
 /// database (the one `deploy/dev-setup` starts) dropped at the end.
-enum TestDb {
+pub enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres { admin: String, name: String },
 }
@@ -31,11 +31,11 @@ fn psql(url: &str, sql: &str) {
 }
 
 impl TestDb {
-    fn sqlite() -> Self {
+    pub fn sqlite() -> Self {
         Self::Sqlite(tempfile::tempdir().expect("tempdir"))
     }
 
-    fn postgres() -> Self {
+    pub fn postgres() -> Self {
         let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
         let name = format!("stratus_api_test_{}", uuid::Uuid::new_v4().simple());
@@ -43,8 +43,9 @@ impl TestDb {
         Self::Postgres { admin, name }
     }
 
-    async fn open(&self) -> Db {
-        let url = match self {
+    /// The database's URL, for `Db::connect` or a raw pool.
+    pub fn url(&self) -> String {
+        match self {
             Self::Sqlite(dir) => format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("api.sqlite").display()
@@ -55,8 +56,14 @@ impl TestDb {
                     admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
                 )
             }
-        };
-        Db::connect(&url).await.expect("connect the test database")
+        }
+    }
+
+    /// The api's tables in it.
+    pub async fn open(&self) -> Db {
+        Db::connect(&self.url())
+            .await
+            .expect("connect the test database")
     }
 }
 
@@ -139,6 +146,7 @@ async fn the_tables_behave_alike(db: Db) {
         name: "web".into(),
         description: "web".into(),
         rules: vec![],
+        egress: vec![],
     };
     db.insert_group(&web).await.expect("group");
     let dup = db
@@ -164,16 +172,39 @@ async fn the_tables_behave_alike(db: Db) {
         source_group_id: Some(web.group_id.clone()),
     };
     assert!(
-        db.add_rules(&web.group_id, &[all.clone(), self_ref.clone()])
-            .await
-            .expect("rules")
+        db.add_rules(
+            &web.group_id,
+            Direction::Ingress,
+            &[all.clone(), self_ref.clone()]
+        )
+        .await
+        .expect("rules")
     );
     assert!(
-        !db.add_rules(&web.group_id, std::slice::from_ref(&all))
-            .await
-            .expect("duplicate rule")
+        !db.add_rules(
+            &web.group_id,
+            Direction::Ingress,
+            std::slice::from_ref(&all)
+        )
+        .await
+        .expect("duplicate rule")
     );
-    assert_eq!(db.groups("p1").await.expect("groups")[0].rules.len(), 2);
+    // The same rule stands in the other direction on its own.
+    assert!(
+        db.add_rules(&web.group_id, Direction::Egress, std::slice::from_ref(&all))
+            .await
+            .expect("egress rule")
+    );
+    let stored = db.groups("p1").await.expect("groups").remove(0);
+    assert_eq!((stored.rules.len(), stored.egress), (2, vec![all.clone()]));
+    assert_eq!(
+        db.remove_rules(&web.group_id, Direction::Egress, std::slice::from_ref(&all))
+            .await
+            .expect("revoke egress"),
+        1
+    );
+    let stored = db.groups("p1").await.expect("groups").remove(0);
+    assert_eq!((stored.rules.len(), stored.egress.len()), (2, 0));
     assert_eq!(
         db.referenced_groups(std::slice::from_ref(&web.group_id))
             .await

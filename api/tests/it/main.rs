@@ -9,4 +9,5 @@ mod endpoint;
 mod fuzz;
 mod hostile;
 mod metadata;
+mod migrations;
 mod xml_doc;

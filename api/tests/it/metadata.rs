@@ -180,3 +180,168 @@ async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
     assert_eq!(with(two, &token).await.0, 401);
     assert_eq!(with(one, "forged").await.0, 401);
 }
+
+/// `PUT /latest/api/token` from `from` with a TTL of 60 s: status and body.
+async fn put_token(from: Ipv4Addr, server: SocketAddr) -> (u16, String) {
+    let r = client(from)
+        .put(format!("http://{server}/latest/api/token"))
+        .header(TTL_HEADER, "60")
+        .send()
+        .await
+        .expect("put");
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+/// `GET path` from `from` carrying `token`: status and body.
+async fn get_with(from: Ipv4Addr, server: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let r = client(from)
+        .get(format!("http://{server}{path}"))
+        .header(TOKEN_HEADER, token)
+        .send()
+        .await
+        .expect("get");
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+/// Whether `body` holds anything of instance `n` (its ids, key or uuid).
+fn tells_of(body: &str, n: u8) -> bool {
+    let i = instance(n, None);
+    [i.instance_id, i.uuid, i.reservation_id, format!("AAAA{n}")]
+        .iter()
+        .any(|s| body.contains(s.as_str()))
+}
+
+const PATHS: [&str; 4] = [
+    "/latest/meta-data/instance-id",
+    "/latest/meta-data/public-keys/0/openssh-key",
+    "/latest/user-data",
+    "/openstack/latest/meta_data.json",
+];
+
+#[tokio::test]
+async fn a_token_is_refused_once_its_address_passes_to_another_instance() {
+    for require_token in [true, false] {
+        let (server, source) = serve(require_token).await;
+        source.insert(instance(1, Some(b"one's secret".to_vec())));
+        let address = Ipv4Addr::new(127, 0, 0, 11);
+        let (status, token) = put_token(address, server).await;
+        assert_eq!(status, 200);
+        let (status, id) = get_with(address, server, PATHS[0], &token).await;
+        assert_eq!((status, id.as_str()), (200, "i-00000000000000001"));
+
+        // Instance 1 goes; instance 3 gets its address.
+        source.remove_instance(&instance(1, None).uuid);
+        source.insert(InstanceMetadata {
+            local_ipv4: address,
+            ..instance(3, Some(b"three's secret".to_vec()))
+        });
+        for path in PATHS {
+            let (status, body) = get_with(address, server, path, &token).await;
+            assert_eq!(status, 401, "{path}: {body}");
+            assert!(!tells_of(&body, 1) && !tells_of(&body, 3), "{path}: {body}");
+            assert!(!body.contains("secret"), "{path}: {body}");
+        }
+        // The new holder asks for its own token and sees itself.
+        let (_, fresh) = put_token(address, server).await;
+        assert_ne!(fresh, token);
+        let (status, id) = get_with(address, server, PATHS[0], &fresh).await;
+        assert_eq!((status, id.as_str()), (200, "i-00000000000000003"));
+        let (status, data) = get_with(address, server, PATHS[2], &fresh).await;
+        assert_eq!((status, data.as_str()), (200, "three's secret"));
+        // The address going back to instance 1 does not revive the old
+        // token for instance 3's holder, nor the reverse.
+        source.remove_instance(&instance(3, None).uuid);
+        source.insert(instance(1, None));
+        assert_eq!(get_with(address, server, PATHS[0], &fresh).await.0, 401);
+    }
+}
+
+#[tokio::test]
+async fn a_token_from_one_address_is_refused_from_another() {
+    for require_token in [true, false] {
+        let (server, source) = serve(require_token).await;
+        source.insert(instance(1, Some(b"one's secret".to_vec())));
+        source.insert(instance(2, Some(b"two's secret".to_vec())));
+        let (one, two) = (Ipv4Addr::new(127, 0, 0, 11), Ipv4Addr::new(127, 0, 0, 12));
+        let (status, token) = put_token(one, server).await;
+        assert_eq!(status, 200);
+        for path in PATHS {
+            let (status, body) = get_with(two, server, path, &token).await;
+            assert_eq!(status, 401, "{path}: {body}");
+            assert!(!tells_of(&body, 1) && !tells_of(&body, 2), "{path}: {body}");
+            assert!(!body.contains("secret"), "{path}: {body}");
+        }
+        // Still good where it was issued.
+        let (status, data) = get_with(one, server, PATHS[2], &token).await;
+        assert_eq!((status, data.as_str()), (200, "one's secret"));
+    }
+}
+
+#[tokio::test]
+async fn an_address_no_instance_holds_gets_404_even_for_a_token() {
+    for require_token in [true, false] {
+        let (server, source) = serve(require_token).await;
+        source.insert(instance(1, None));
+        let (one, stranger) = (Ipv4Addr::new(127, 0, 0, 11), Ipv4Addr::new(127, 0, 0, 99));
+        let (status, body) = put_token(stranger, server).await;
+        assert_eq!((status, body.as_str()), (404, "Not Found"));
+        // Not even with a TTL that would be refused: strangers learn nothing.
+        let bad = client(stranger)
+            .put(format!("http://{server}/latest/api/token"))
+            .header(TTL_HEADER, "0")
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(bad.status().as_u16(), 404);
+        // A token of an instance, presented from an address nobody holds.
+        let (_, token) = put_token(one, server).await;
+        for path in PATHS {
+            let (status, body) = get_with(stranger, server, path, &token).await;
+            assert_eq!(status, 404, "{path}: {body}");
+            assert!(!tells_of(&body, 1), "{path}: {body}");
+            assert_eq!(get(stranger, server, path).await.0, 404, "{path}");
+        }
+        // The address an instance leaves is a stranger's from then on.
+        source.remove_instance(&instance(1, None).uuid);
+        assert_eq!(get_with(one, server, PATHS[0], &token).await.0, 404);
+        assert_eq!(put_token(one, server).await.0, 404);
+    }
+}
+
+#[tokio::test]
+async fn a_token_dies_with_its_instance_when_the_tables_give_the_address_to_another() {
+    use stratus_api::metadata::db_source::DbSource;
+    use stratus_rpc::wire::ids::InstanceId;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = crate::conductor::sqlite_in(dir.path()).await;
+    let server = serve_source(Arc::new(DbSource::new(db.clone())), true).await;
+    let address = Ipv4Addr::new(127, 0, 0, 41);
+    let (first, second) = (InstanceId::new(), InstanceId::new());
+    crate::conductor::instance(&db, first).await;
+    db.set_placement(&first.to_string(), &address.to_string(), "nova")
+        .await
+        .expect("placement");
+    let (status, token) = put_token(address, server).await;
+    assert_eq!(status, 200);
+    let (status, id) = get_with(address, server, PATHS[0], &token).await;
+    assert_eq!((status, id), (200, first.ec2_id()));
+
+    // The first is terminated; the address goes to the second.
+    assert!(
+        db.update_state(&first.to_string(), "terminated", None, None, None, 9)
+            .await
+            .expect("terminate")
+    );
+    assert_eq!(get_with(address, server, PATHS[0], &token).await.0, 404);
+    crate::conductor::instance(&db, second).await;
+    db.set_placement(&second.to_string(), &address.to_string(), "nova")
+        .await
+        .expect("placement");
+    let (status, body) = get_with(address, server, PATHS[0], &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(&first.ec2_id()) && !body.contains(&second.ec2_id()));
+    let (_, fresh) = put_token(address, server).await;
+    let (status, id) = get_with(address, server, PATHS[0], &fresh).await;
+    assert_eq!((status, id), (200, second.ec2_id()));
+}

@@ -6,6 +6,7 @@ pub mod info;
 pub mod instances;
 pub mod keypairs;
 pub mod lifecycle;
+pub mod permissions;
 pub mod render;
 pub mod run;
 pub mod tags;

@@ -277,7 +277,7 @@ pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
 
     let mut security_groups = Vec::with_capacity(chosen_groups.len());
     for g in &chosen_groups {
-        security_groups.push(groups::group_update(&cx.cloud.db, g).await?);
+        security_groups.push(crate::app::security_groups::group_update(&cx.cloud.db, g).await?);
     }
     let image_ref = ImageRef {
         id: image.image_id.clone(),

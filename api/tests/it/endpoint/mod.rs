@@ -3,6 +3,9 @@
 //! folder, a stand-in scheduler on the in-process bus that keeps what it is
 //! sent, and a client that signs form POSTs with SigV4 as botocore does.
 
+mod boto3;
+mod egress;
+mod golden;
 mod injection;
 mod limits;
 mod signatures;
@@ -20,6 +23,7 @@ use stratus_api::ec2::Cloud;
 use stratus_api::ec2::server::{router, router_with};
 use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;
+use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 
 use crate::xml_doc;
@@ -63,6 +67,59 @@ impl Handler for Scheduler {
             }
             _ => Ok(null()),
         }
+    }
+}
+
+/// Stands in for every compute host: keeps the security-group updates
+/// fanned out to them.
+#[derive(Default)]
+pub struct Compute {
+    /// The `refresh_security_group` casts received, in order.
+    pub updates: Mutex<Vec<SecurityGroupUpdate>>,
+}
+
+impl Compute {
+    /// The last update for `group` to arrive once `want` holds for it
+    /// (fanouts are handled on their own task); panics after 10 s.
+    pub async fn update_for(
+        &self,
+        group: &str,
+        want: impl Fn(&SecurityGroupUpdate) -> bool,
+    ) -> SecurityGroupUpdate {
+        for _ in 0..500 {
+            let last = self
+                .updates
+                .lock()
+                .expect("lock")
+                .iter()
+                .rev()
+                .find(|u| u.group.to_string() == group)
+                .cloned();
+            if let Some(update) = last.filter(|u| want(u)) {
+                return update;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "no update for {group} as wanted among {:?}",
+            self.updates.lock().expect("lock")
+        );
+    }
+}
+
+#[async_trait]
+impl Handler for Compute {
+    async fn handle(
+        &self,
+        _: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        if method == "refresh_security_group" {
+            let update = serde_json::from_str(args.get()).expect("the api sends an update");
+            self.updates.lock().expect("lock").push(update);
+        }
+        Ok(null())
     }
 }
 
@@ -142,6 +199,7 @@ pub struct Endpoint {
     pub host: String,
     pub cloud: Arc<Cloud>,
     pub scheduler: Arc<Scheduler>,
+    pub compute: Arc<Compute>,
     /// Everything the test owns; the api's state folder is two levels
     /// below, so a path that climbs out of it still lands in here.
     pub root: tempfile::TempDir,
@@ -151,6 +209,7 @@ pub struct Endpoint {
     http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     _bus: ServerHandle,
+    _compute_bus: ServerHandle,
 }
 
 impl Drop for Endpoint {
@@ -190,6 +249,11 @@ impl Endpoint {
             .serve("scheduler", None, scheduler.clone())
             .await
             .expect("serve the scheduler topic");
+        let compute = Arc::new(Compute::default());
+        let compute_serving = bus
+            .serve("compute", None, compute.clone())
+            .await
+            .expect("serve the compute topic");
         let rpc = RpcClient::new(Arc::new(bus), Duration::from_secs(5));
         let cloud = Arc::new(Cloud::new(db, config, rpc));
         let app = match replays {
@@ -208,6 +272,7 @@ impl Endpoint {
             host,
             cloud,
             scheduler,
+            compute,
             root,
             state,
             images,
@@ -215,6 +280,7 @@ impl Endpoint {
             http: reqwest::Client::new(),
             server,
             _bus: serving,
+            _compute_bus: compute_serving,
         }
     }
 

@@ -1,0 +1,5 @@
+//! The application layer: what the cloud does, between the entry points
+//! (EC2 actions, the conductor) and the database. Entry points parse, call
+//! one function here, and render.
+
+pub mod security_groups;

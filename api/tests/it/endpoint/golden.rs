@@ -1,0 +1,95 @@
+//! Rendered EC2 responses held against golden files under api/tests/golden:
+//! `STRATUS_UPDATE_GOLDEN=1 cargo test -p stratus-api golden` rewrites them;
+//! review the diff.
+
+use super::Endpoint;
+use super::egress::{ALL_OUT, create, egress, sections};
+
+/// `body` with its request id and group ids (numbered by first appearance)
+/// made stable.
+fn stable(body: &str) -> String {
+    let mut out = body.to_owned();
+    for request_id in sections(body, "requestId") {
+        out = out.replace(&request_id, "REQUEST-ID");
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("sg-") {
+        let id: String = rest[at..].chars().take(20).collect();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+        rest = &rest[at + 3..];
+    }
+    for (n, id) in ids.iter().enumerate() {
+        out = out.replace(id.as_str(), &format!("sg-{:017}", n + 1));
+    }
+    out.replace("><", ">\n<")
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("golden folder");
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+#[tokio::test]
+async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
+    let endpoint = Endpoint::start().await;
+    let alpha = endpoint.alpha.clone();
+    let web = create(&endpoint, &alpha, "web").await;
+    let db = create(&endpoint, &alpha, "db").await;
+    endpoint
+        .call(
+            "AuthorizeSecurityGroupIngress",
+            &[
+                ("GroupId", web.as_str()),
+                ("IpPermissions.1.IpProtocol", "tcp"),
+                ("IpPermissions.1.FromPort", "22"),
+                ("IpPermissions.1.ToPort", "22"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/8"),
+                ("IpPermissions.2.IpProtocol", "icmp"),
+                ("IpPermissions.2.FromPort", "-1"),
+                ("IpPermissions.2.ToPort", "-1"),
+                ("IpPermissions.2.UserIdGroupPairs.1.GroupId", db.as_str()),
+            ],
+        )
+        .await
+        .ok();
+    egress(
+        &endpoint,
+        &alpha,
+        "AuthorizeSecurityGroupEgress",
+        &web,
+        &[
+            ("IpPermissions.1.IpProtocol", "udp"),
+            ("IpPermissions.1.FromPort", "53"),
+            ("IpPermissions.1.ToPort", "53"),
+            ("IpPermissions.1.UserIdGroupPairs.1.GroupId", db.as_str()),
+        ],
+    )
+    .await
+    .ok();
+    egress(&endpoint, &alpha, "RevokeSecurityGroupEgress", &db, ALL_OUT)
+        .await
+        .ok();
+    let described = endpoint
+        .call(
+            "DescribeSecurityGroups",
+            &[("GroupId.1", web.as_str()), ("GroupId.2", db.as_str())],
+        )
+        .await
+        .ok();
+    golden("describe-security-groups.xml", &stable(&described.body));
+}

@@ -8,6 +8,7 @@ use stratus_compute::driver::VirtDriver;
 use stratus_compute::instance_dir::domain_name;
 use stratus_compute::state::PowerState;
 use stratus_compute::xml::Boot;
+use stratus_network::firewall::render::{InstanceFilter, instance_chain, port_device};
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::compute::{
     ImageRef, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
@@ -553,7 +554,54 @@ async fn half_built(h: &Harness, image: &ImageRef) -> RunInstance {
         })
         .await
         .expect("allocate");
+    // Killed after its filters went in, before the guest started.
+    h.worker
+        .manager
+        .firewall()
+        .add_instance(
+            half.instance_id,
+            InstanceFilter {
+                address: "10.0.0.250".parse().expect("ip"),
+                mac: "02:16:3e:00:00:09".parse().expect("mac"),
+                device: port_device(&half.instance_id),
+                dhcp_server: "10.0.0.2".parse().expect("ip"),
+                groups: vec![],
+            },
+        )
+        .await
+        .expect("filters");
     half
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_applies_its_running_guests_filters_again() {
+    let h = Harness::start().await;
+    let running = request(&image(h.images.path()));
+    h.worker
+        .manager
+        .run_instance(&ctx(), &running)
+        .await
+        .expect("built");
+    let Harness {
+        state, fake_driver, ..
+    } = h;
+    // A host reboot or a crash may have emptied the kernel's tables; the
+    // new worker's host has seen nothing yet.
+    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
+    let applied = h.host_commands.stdins();
+    let port = port_device(&running.instance_id);
+    assert!(
+        applied
+            .iter()
+            .any(|s| s.starts_with("table bridge stratus") && s.contains(&port)),
+        "the running guest's port was not pinned again: {applied:?}"
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|s| s.contains(&instance_chain(&running.instance_id))),
+        "the running guest's chains were not applied again: {applied:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -599,6 +647,34 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         Some(PowerState::Running)
     );
     assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
+    // The new worker re-applied the running guest's filters from the saved
+    // state (the kernel may have lost them) and nothing of the half build.
+    let firewall = h.worker.manager.firewall().state().await;
+    assert_eq!(
+        firewall.instances.keys().collect::<Vec<_>>(),
+        vec![&running.instance_id],
+        "the firewall state after a restart"
+    );
+    let applied = h.host_commands.stdins();
+    let port = port_device(&running.instance_id);
+    assert!(
+        applied
+            .iter()
+            .any(|s| s.starts_with("table bridge stratus") && s.contains(&port)),
+        "the running guest's port was not pinned again: {applied:?}"
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|s| s.contains(&instance_chain(&running.instance_id))),
+        "the running guest's chains were not applied again: {applied:?}"
+    );
+    assert!(
+        !applied
+            .iter()
+            .any(|s| s.contains(&port_device(&half.instance_id))),
+        "the half build's port came back: {applied:?}"
+    );
     // Cleaned at once, reported once the grace has passed.
     assert!(!half_dir.root().exists());
     assert!(

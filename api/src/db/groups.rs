@@ -4,6 +4,14 @@ use sqlx::Row;
 
 use super::{Db, DbError, err};
 
+/// A rule equal to the bound one ($1 group, $2 protocol, $3/$4 ports, $5
+/// CIDR, $6 peer group, $7 direction): absent ports and peers compare equal,
+/// which NULLs in a UNIQUE index do not.
+const SAME_RULE: &str = "group_id = $1 AND protocol = $2 \
+    AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
+    AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
+    AND direction = $7";
+
 /// Which traffic a rule admits: coming in, or going out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -181,12 +189,9 @@ impl Db {
     ) -> Result<u64, DbError> {
         let mut removed = 0;
         for rule in rules {
-            let done = sqlx::query(
-                "DELETE FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
-                 AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
-                 AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
-                 AND direction = $7",
-            )
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM security_group_rules WHERE {SAME_RULE}"
+            )))
             .bind(group_id.to_owned())
             .bind(rule.protocol.clone())
             .bind(rule.from_port.unwrap_or(-99))
@@ -318,12 +323,9 @@ async fn insert_rules(
     let now = super::now();
     for (n, rule) in rules.iter().enumerate() {
         // NULLs never collide in a UNIQUE index, so look first.
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT rule_id FROM security_group_rules WHERE group_id = $1 AND protocol = $2 \
-             AND COALESCE(from_port, -99) = $3 AND COALESCE(to_port, -99) = $4 \
-             AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
-             AND direction = $7",
-        )
+        let exists: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT rule_id FROM security_group_rules WHERE {SAME_RULE}"
+        )))
         .bind(group_id.to_owned())
         .bind(rule.protocol.clone())
         .bind(rule.from_port.unwrap_or(-99))

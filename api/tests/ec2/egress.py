@@ -3,21 +3,11 @@ rule (all protocols to 0.0.0.0/0) on every group, authorize, describe,
 revoke, EC2's errors, and another project's groups out of reach.
 
 `egress_life(alpha, beta, expect_error)` is the walk; life.py runs it in its
-whole life, and this file runs it alone (the api crate's Rust test
-`boto3_egress`, api/tests/it/endpoint/boto3.rs, against the api service in
-process). Environment when run alone: STRATUS_ENDPOINT, ALPHA_KEY/SECRET,
-BETA_KEY/SECRET, RESPONSES_DIR (each raw response is saved there for
-ec2_check.py), AWS_CLI. Prints "egress ok" when every step held.
+whole life (tests/it/ec2_api.rs, every response checked against botocore's
+model by ec2_check.py).
 """
 
 import json
-import os
-import subprocess
-import sys
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
 # As botocore parses EC2's default egress rule.
 ALLOW_ALL = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [],
@@ -94,55 +84,3 @@ def egress_life(alpha, beta, expect_error, cli=None):
 
     alpha.delete_security_group(GroupId=db)
     alpha.delete_security_group(GroupId=web)
-
-
-def main():
-    out = os.environ["RESPONSES_DIR"]
-    saved = [0]
-
-    def save(http_response, model, **_):
-        saved[0] += 1
-        name = f"{model.name}.{http_response.status_code}.{saved[0]}.xml"
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(http_response.content)
-
-    def client(prefix):
-        c = boto3.client("ec2", endpoint_url=os.environ["STRATUS_ENDPOINT"], region_name="nova",
-                         aws_access_key_id=os.environ[f"{prefix}_KEY"],
-                         aws_secret_access_key=os.environ[f"{prefix}_SECRET"],
-                         config=Config(retries={"max_attempts": 1}))
-        c.meta.events.register("after-call.ec2", save)
-        return c
-
-    def expect_error(code, fn, *args, **kwargs):
-        try:
-            fn(*args, **kwargs)
-        except ClientError as e:
-            got = e.response["Error"]["Code"]
-            assert got == code, f"expected {code}, got {got}: {e}"
-            assert e.response["ResponseMetadata"].get("RequestId"), "error without a request id"
-            return e
-        raise AssertionError(f"expected {code}, the call succeeded")
-
-    def cli(*args):
-        env = dict(os.environ, AWS_ACCESS_KEY_ID=os.environ["ALPHA_KEY"],
-                   AWS_SECRET_ACCESS_KEY=os.environ["ALPHA_SECRET"], AWS_DEFAULT_REGION="nova",
-                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                   AWS_MAX_ATTEMPTS="1")
-        done = subprocess.run([os.environ.get("AWS_CLI", "aws"), "--endpoint-url",
-                               os.environ["STRATUS_ENDPOINT"], "--output", "json", "ec2", *args],
-                              env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"aws ec2 {args}: {done.stderr}"
-        return done.stdout
-
-    egress_life(client("ALPHA"), client("BETA"), expect_error, cli)
-    print(f"egress ok: {saved[0]} responses saved")
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except Exception:  # noqa: BLE001 - report any failure with its trace
-        import traceback
-        traceback.print_exc()
-        sys.exit(1)

@@ -647,8 +647,8 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         Some(PowerState::Running)
     );
     assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
-    // The new worker re-applied the running guest's filters from the saved
-    // state (the kernel may have lost them) and nothing of the half build.
+    // The saved filters came back for the running guest only; its port and
+    // chains being applied again is a_restarted_worker_applies_….
     let firewall = h.worker.manager.firewall().state().await;
     assert_eq!(
         firewall.instances.keys().collect::<Vec<_>>(),
@@ -656,19 +656,6 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
         "the firewall state after a restart"
     );
     let applied = h.host_commands.stdins();
-    let port = port_device(&running.instance_id);
-    assert!(
-        applied
-            .iter()
-            .any(|s| s.starts_with("table bridge stratus") && s.contains(&port)),
-        "the running guest's port was not pinned again: {applied:?}"
-    );
-    assert!(
-        applied
-            .iter()
-            .any(|s| s.contains(&instance_chain(&running.instance_id))),
-        "the running guest's chains were not applied again: {applied:?}"
-    );
     assert!(
         !applied
             .iter()

@@ -7,6 +7,7 @@ mod configs;
 mod ec2_api;
 mod end_to_end;
 mod guest_cloud;
+mod isolation;
 mod main_job;
 mod scheduling;
 mod worker_kill;

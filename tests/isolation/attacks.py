@@ -42,7 +42,7 @@ def port_closed_to(report, who, attacker, victim, sg, name):
     """6. A port the victim's groups do not open: closed to the attacker;
     open once a rule names the attacker's address; closed again when the
     rule goes."""
-    fetch = f"timeout 6 wget -q -O - http://{victim.address}:8080/ 2>&1; echo exit=$?"
+    fetch = f"timeout 4 wget -q -O - http://{victim.address}:8080/ 2>&1; echo exit=$?"
     _, before = attacker.ssh(fetch, timeout=15)
     rule = [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
              "IpRanges": [{"CidrIp": f"{attacker.address}/32"}]}]
@@ -70,13 +70,13 @@ sysctl -qw net.ipv4.conf.eth0.arp_announce=2 net.ipv4.conf.eth0.arp_ignore=8
 ip addr add {vip}/32 dev eth0
 ip route add {gw}/32 dev eth0 src {vip}
 ip route get {gw}
-timeout 3 tftp -g -l /dev/null -r spoofed-udp {gw} {base}
+timeout 2 tftp -g -l /dev/null -r spoofed-udp {gw} {base}
 timeout 3 nc -w 2 {gw} {base + 1} </dev/null
-ping -c 2 -W 1 {gw}
+ping -c 1 -W 1 {gw}
 ip route del {gw}/32 dev eth0 src {vip}
 ip addr del {vip}/32 dev eth0
 sysctl -qw net.ipv4.conf.eth0.arp_announce=0 net.ipv4.conf.eth0.arp_ignore=0
-timeout 3 tftp -g -l /dev/null -r own-udp {gw} {base + 2}
+timeout 2 tftp -g -l /dev/null -r own-udp {gw} {base + 2}
 timeout 3 nc -w 2 {gw} {base + 3} </dev/null
 echo done
 """
@@ -100,12 +100,12 @@ def mac_spoofing(report, who, attacker, victim, base):
              "ip route replace default via " + gw + " dev eth0; cat /sys/class/net/eth0/address"
     script = f"""
 {change.format(m=fake)}
-timeout 3 tftp -g -l /dev/null -r made-up-mac {gw} {base}
+timeout 2 tftp -g -l /dev/null -r made-up-mac {gw} {base}
 {change.format(m=victim.mac)}
-timeout 3 tftp -g -l /dev/null -r victims-mac {gw} {base + 1}
+timeout 2 tftp -g -l /dev/null -r victims-mac {gw} {base + 1}
 {change.format(m=attacker.mac)}
 sleep 1
-timeout 3 tftp -g -l /dev/null -r own-mac {gw} {base + 2}
+timeout 2 tftp -g -l /dev/null -r own-mac {gw} {base + 2}
 echo done
 """
     _, out = attacker.ssh(script, timeout=40)
@@ -205,9 +205,9 @@ ip addr add {vip}/32 dev eth0
 ip route add 169.254.169.254/32 via {gw} dev eth0 src {vip}
 setsid arping -U -c 15 -s {vip} -I eth0 {vip} </dev/null >/dev/null 2>&1 &
 sleep 1
-for i in 1 2 3; do
-  timeout 4 wget -q -O - {md}/user-data
-  timeout 4 wget -q -O - {md}/meta-data/instance-id
+for i in 1 2; do
+  timeout 3 wget -q -O - {md}/user-data
+  timeout 3 wget -q -O - {md}/meta-data/instance-id
   echo " try $i exit=$?"
 done
 ip route del 169.254.169.254/32
@@ -262,7 +262,9 @@ def rogue_dhcp_check(report, who, attacker, fresh, started, gateways):
             wrong[guest.name] = {"allocated": guest.address, "router": gateways[guest.name],
                                  "console": lines}
     report.check(who, "rogue dhcp: offers on the wire, fresh guests' address and router",
-                 bool(wrong) or bool(offers), "rogue running" in started and "still running" in log,
+                 bool(wrong) or bool(offers),
+                 "rogue running" in started and "still running" in log and "sending OFFER" in log,
                  {"the rogue's DHCP replies seen on the bridge": shown(offers),
                   "fresh guests with another address or router": wrong, "fresh guests": got,
-                  "rogue server start (control: it ran)": started, "rogue server log": log})
+                  "rogue server start (control: it ran)": started,
+                  "rogue server log (control: it offered)": log})

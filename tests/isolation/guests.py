@@ -39,8 +39,12 @@ def router(*argv, timeout=15):
 
 
 def neighbour_mac(address):
-    """The router's neighbour entry for address: its MAC, or None."""
-    _, out = router("ip", "neigh", "show", address)
+    """The router's neighbour entry for address on the device it routes
+    address through: its MAC, or None."""
+    _, route = router("ip", "-o", "route", "get", address)
+    words = route.split()
+    dev = words[words.index("dev") + 1] if "dev" in words else "lo"
+    _, out = router("ip", "neigh", "show", address, "dev", dev)
     words = out.split()
     return words[words.index("lladdr") + 1].lower() if "lladdr" in words else None
 

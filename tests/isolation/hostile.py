@@ -1,6 +1,9 @@
 """The tenants' side of tests/it/isolation.rs: a victim V in project A,
 attackers X (project B) and Y (project A) trying to reach, impersonate or
-deceive V on the wire, each attempt next to a control that must succeed.
+deceive V on the wire, each attempt next to a control that must succeed:
+V's closed port, IP and MAC spoofing, ARP poisoning of the router and of V,
+V's metadata (from each attacker), then a rogue DHCP server on X while fresh
+guests of both projects boot.
 
 Environment: STRATUS_ENDPOINT, A_KEY/A_SECRET, B_KEY/B_SECRET, IMAGE,
 CLIENT_NETNS, CLIENT_ADDRESS, ROUTER_NETNS, SNIFF_LOG (what the router's
@@ -86,8 +89,7 @@ def main(report):
         attacks.mac_spoofing(report, who, attacker, victim, base + 10)
         attacks.arp_poisoning_gateway(report, who, attacker, victim)
         attacks.arp_poisoning_victim(report, who, attacker, victim)
-        if attacker is outsider:
-            attacks.metadata(report, who, attacker, victim)
+        attacks.metadata(report, who, attacker, victim)
         broken = victim_health(victim)
         report.check(who, "the victim keeps working after the attacks", bool(broken), True,
                      broken or "ssh, own metadata and service fine")

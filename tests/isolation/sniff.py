@@ -20,10 +20,13 @@ import sys
 ETH_P_ALL = 0x0003
 
 
-def is_bridge(name, cache={}):
-    if name not in cache:
-        cache[name] = os.path.isdir(f"/sys/class/net/{name}/bridge")
-    return cache[name]
+BRIDGES = {}
+
+
+def is_bridge(name):
+    if name not in BRIDGES:
+        BRIDGES[name] = os.path.isdir(f"/sys/class/net/{name}/bridge")
+    return BRIDGES[name]
 
 
 def mac(raw):

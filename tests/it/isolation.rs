@@ -93,6 +93,7 @@ async fn hostile_guests_cannot_spoof_poison_or_reach_another_tenant() {
         .env("SNIFF_LOG", &sniffer.log)
         .env("VICTIM_SECRET", &secret)
         .env("WORK", &work)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(600), command.output())
         .await

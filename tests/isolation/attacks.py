@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from guests import neighbour_mac, router
+from guests import CLIENT, neighbour_mac, router, run
 
 SNIFF_LOG = os.environ["SNIFF_LOG"]
 SECRET = os.environ["VICTIM_SECRET"]
@@ -91,9 +91,19 @@ echo done
                   "arrived from the attacker's own (control)": shown(own), "attacker": out})
 
 
+def answers(guest, port=22):
+    """Whether guest completes a TCP handshake from the client within 4 s
+    (its kernel answers; no user space in the way)."""
+    code, out = run(["ip", "netns", "exec", CLIENT, "timeout", "4", "bash", "-c",
+                     f"exec 3<>/dev/tcp/{guest.address}/{port}"], timeout=10)
+    return code == 0, out
+
+
 def mac_spoofing(report, who, attacker, victim, base):
     """2. Frames from a MAC that is not the attacker's (a made-up one, then
-    the victim's) never reach the router; after restoring, they do."""
+    the victim's) never reach the router, and the victim's traffic does not
+    follow its MAC to the attacker; after restoring, the attacker's frames
+    arrive."""
     gw, fake = attacker.gateway, "02:de:ad:00:be:ef"
     change = "ip link set eth0 address {m} || {{ ip link set eth0 down; " \
              "ip link set eth0 address {m}; ip link set eth0 up; }}; " \
@@ -108,16 +118,24 @@ sleep 1
 timeout 2 tftp -g -l /dev/null -r own-mac {gw} {base + 2}
 echo done
 """
+    reached_before = answers(victim)
     _, out = attacker.ssh(script, timeout=40)
+    # The victim has sent nothing since: if the bridge learned its MAC
+    # from the attacker, what is meant for the victim goes to the attacker.
+    reached_after = answers(victim)
     changed = fake in out and victim.mac in out
     spoofed = arrived(lambda r: r["dport"] in (base, base + 1)
                       and (r["mac"] == fake or (r["mac"] == victim.mac
                                                 and r["src"] == attacker.address)))
     own = arrived(lambda r: r["dport"] == base + 2 and r["mac"] == attacker.mac, settle=0)
     report.check(who, f"mac spoofing: frames from {fake} and from the victim's {victim.mac}",
-                 bool(spoofed), changed and bool(own),
+                 bool(spoofed) or not reached_after[0],
+                 changed and bool(own) and reached_before[0],
                  {"arrived with a spoofed MAC": shown(spoofed),
                   "arrived after restoring (control)": shown(own),
+                  "the victim answered TCP before (control)": reached_before,
+                  "the victim answered TCP right after (its traffic did not go to the attacker)":
+                      reached_after,
                   "attacker": out})
 
 

@@ -61,6 +61,22 @@ def port_closed_to(report, who, attacker, victim, sg, name):
                  "hi-from-victim" in opened, evidence)
 
 
+def port_over_ipv6(report, who, attacker, victim):
+    """6b. The same port over IPv6 link-local, which no security group
+    rule speaks for: closed to the attacker; the victim serves it to itself
+    (control)."""
+    _, addrs = victim.ssh("ip -6 addr show dev eth0 scope link", timeout=15)
+    words = addrs.split()
+    local = words[words.index("inet6") + 1].split("/")[0] if "inet6" in words else None
+    url = f"'http://[{local}%eth0]:8080/'"
+    _, itself = victim.ssh(f"timeout 4 wget -q -O - {url} 2>&1", timeout=15)
+    _, out = attacker.ssh(f"timeout 4 wget -q -O - {url} 2>&1; echo exit=$?", timeout=15)
+    report.check(who, f"ipv6: the victim's port 8080 at {local}", "hi-from-victim" in out,
+                 bool(local) and "hi-from-victim" in itself,
+                 {"attacker": out, "the victim to itself (control)": itself,
+                  "the victim's link-local addresses": addrs})
+
+
 def ip_spoofing(report, who, attacker, victim, base):
     """1. Packets with the victim's address as source never reach the
     router; the attacker's own do."""

@@ -1,9 +1,9 @@
 """The tenants' side of tests/it/isolation.rs: a victim V in project A,
 attackers X (project B) and Y (project A) trying to reach, impersonate or
 deceive V on the wire, each attempt next to a control that must succeed:
-V's closed port, IP and MAC spoofing, ARP poisoning of the router and of V,
-V's metadata (from each attacker), then a rogue DHCP server on X while fresh
-guests of both projects boot.
+V's closed port (over IPv4, then IPv6 link-local), IP and MAC spoofing, ARP
+poisoning of the router and of V, V's metadata (from each attacker), then a
+rogue DHCP server on X while fresh guests of both projects boot.
 
 Environment: STRATUS_ENDPOINT, A_KEY/A_SECRET, B_KEY/B_SECRET, IMAGE,
 CLIENT_NETNS, CLIENT_ADDRESS, ROUTER_NETNS, SNIFF_LOG (what the router's
@@ -85,6 +85,7 @@ def main(report):
     for who, attacker, base in (("X (project B)", outsider, 40100),
                                 ("Y (project A)", insider, 40200)):
         attacks.port_closed_to(report, who, attacker, victim, sg_v, "port")
+        attacks.port_over_ipv6(report, who, attacker, victim)
         attacks.ip_spoofing(report, who, attacker, victim, base)
         attacks.mac_spoofing(report, who, attacker, victim, base + 10)
         attacks.arp_poisoning_gateway(report, who, attacker, victim)

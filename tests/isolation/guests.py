@@ -30,8 +30,9 @@ def run(argv, timeout=30):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         return done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"") + (e.stderr or b"")
-        return 124, (out.decode(errors="replace") if isinstance(out, bytes) else out) + "[timed out]"
+        parts = [p.decode(errors="replace") if isinstance(p, bytes) else p
+                 for p in (e.stdout, e.stderr) if p]
+        return 124, "".join(parts) + "[timed out]"
 
 
 def router(*argv, timeout=15):

@@ -6,8 +6,15 @@
 //! DHCP server against fresh guests, V's metadata, and V's closed port —
 //! each attempt next to a control that must succeed, so the test cannot
 //! pass on a network that merely drops everything. A listener on the
-//! router's side of the guests' bridges sees what arrives.
-//! (The tenants' side is tests/isolation/hostile.py.)
+//! router's side of the guests' bridges sees what arrives, before any IP
+//! layer filtering. The tenants' side is tests/isolation/hostile.py
+//! (attacks.py: the attempts; guests.py: reaching guests; sniff.py: the
+//! listener). A failure names each attempt that succeeded, with what was
+//! captured.
+//!
+//! `cargo test -p stratus-tests --test it isolation` (about 2.5 minutes on
+//! a protected cloud; longer where attacks succeed and the victim's
+//! network has to recover).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -135,5 +142,7 @@ async fn hostile_guests_cannot_spoof_poison_or_reach_another_tenant() {
             .collect::<Vec<_>>()
             .join("; ")
     );
-    assert!(held.len() >= 12, "too few attempts ran:\n{text}");
+    // Per attacker: two ports, two spoofs, two poisonings, metadata, the
+    // victim afterwards; then the rogue DHCP server and the victim at the end.
+    assert!(held.len() >= 18, "not every attempt ran:\n{text}");
 }

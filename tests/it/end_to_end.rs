@@ -10,133 +10,13 @@
 //! would have its own network stack) and the chance scheduler places
 //! instances on both.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, texts};
-use stratus_compute::host::libvirtd::PrivateLibvirtd;
-use stratus_tests::stratus_bin;
 
-fn short() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
-}
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .expect("command runs");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Namespaces, daemons and processes of the test, removed however it ends.
-struct Cluster {
-    dir: tempfile::TempDir,
-    netns: Vec<String>,
-    children: Vec<(String, Child)>,
-    libvirtd: Option<PrivateLibvirtd>,
-    env: Vec<(String, String)>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(self.libvirtd.take());
-        // The second host's own daemon (started by its worker, shared mode).
-        if let Some(b_netns) = self.netns.get(2) {
-            stratus_compute::host::libvirtd::PrivateLibvirtd::stop_at(
-                b_netns,
-                &self.dir.path().join("compute-b/libvirt"),
-            );
-        }
-        for ns in &self.netns {
-            stratus_network::linux::netns::remove(ns);
-        }
-    }
-}
-
-impl Cluster {
-    /// Starts `stratus <service>` with the shared settings and `extra`.
-    fn spawn(&mut self, name: &str, service: &str, extra: &[(&str, String)]) {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
-        let mut command = self.stratus(&[service]);
-        command.stdout(Stdio::null()).stderr(log);
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start a service");
-        self.children.push((name.to_owned(), child));
-    }
-
-    /// `stratus <args>` with the cluster's settings.
-    fn stratus(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(stratus_bin());
-        command.args(args);
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        command
-    }
-
-    /// What `stratus service list` prints now (empty when it fails).
-    fn service_list(&self) -> String {
-        self.stratus(&["service", "list"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Whether `service list` shows compute host `host` up.
-    fn host_up(listed: &str, host: &str) -> bool {
-        listed
-            .lines()
-            .any(|l| l.starts_with("compute") && l.contains(host) && l.contains(" up "))
-    }
-
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for (name, _) in &self.children {
-            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-                .unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            all.push_str(&format!(
-                "--- {name}\n{}\n",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ));
-        }
-        all
-    }
-
-    fn state(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn cli(cluster: &Cluster, args: &[&str], state: &Path) -> String {
-    let out = Command::new(stratus_bin())
-        .args(args)
-        .env("STRATUS_NODE__STATE_DIR", state)
-        .env("STRATUS_LOG__FILTER", "warn")
-        .output()
-        .expect("stratus runs");
-    assert!(
-        out.status.success(),
-        "stratus {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        cluster.logs()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::guest_cloud::{GuestCloud, sh};
 
 fn instance_folders(state: &Path) -> Vec<String> {
     std::fs::read_dir(state.join("instances"))
@@ -151,191 +31,18 @@ fn instance_folders(state: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() {
-    let tag = short();
-    let netns = format!("st-e2e-{tag}");
-    let client = format!("st-cl-{tag}");
-    let mut cluster = Cluster {
-        dir: tempfile::tempdir().expect("tempdir"),
-        netns: vec![netns.clone(), client.clone(), format!("st-e2b-{tag}")],
-        children: vec![],
-        libvirtd: None,
-        env: vec![],
-    };
-    stratus_network::linux::netns::prepare(&netns)
-        .await
-        .expect("namespace");
-    // The client reaches the guests' network through the namespace's router.
-    sh("ip", &["netns", "add", &client]);
-    sh(
-        "ip",
-        &[
-            "link", "add", "e2e-r", "netns", &netns, "type", "veth", "peer", "name", "eth0",
-            "netns", &client,
-        ],
+    let (mut cluster, credentials) = GuestCloud::start("e2e", &["e2e"]).await;
+    let (netns, client, uri, ami) = (
+        cluster.router.clone(),
+        cluster.client.clone(),
+        cluster.uri.clone(),
+        cluster.ami.clone(),
     );
-    for (ns, dev, addr) in [
-        (&netns, "e2e-r", "10.250.0.1/30"),
-        (&client, "eth0", "10.250.0.2/30"),
-    ] {
-        sh("ip", &["-n", ns, "addr", "add", addr, "dev", dev]);
-        sh("ip", &["-n", ns, "link", "set", dev, "up"]);
-    }
-    sh("ip", &["-n", &client, "link", "set", "lo", "up"]);
-    sh(
-        "ip",
-        &[
-            "-n",
-            &client,
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.250.0.1",
-        ],
-    );
-    let libvirtd = PrivateLibvirtd::start(&netns, &cluster.state("libvirt"))
-        .expect("libvirtd in the namespace");
-    let uri = libvirtd.uri().to_owned();
-    cluster.libvirtd = Some(libvirtd);
-
-    // The tiny image, imported; keys for the user.
-    let image_dir = cluster.state("image");
-    sh(
-        &stratus_tests::workspace_root()
-            .join("deploy/images/build-tiny-image")
-            .display()
-            .to_string(),
-        &[&image_dir.display().to_string()],
-    );
+    let (key, secret) = (credentials[0].key.clone(), credentials[0].secret.clone());
+    let (api_metrics, compute_metrics) = (cluster.api_metrics, cluster.compute_metrics);
     let api_state = cluster.state("api");
-    let path = |n: &str| image_dir.join(n).display().to_string();
-    let imported = cli(
-        &cluster,
-        &[
-            "image",
-            "import",
-            &path("disk.qcow2"),
-            "--kernel",
-            &path("kernel"),
-            "--ramdisk",
-            &path("ramdisk"),
-            "--name",
-            "tiny",
-        ],
-        &api_state,
-    );
-    let ami = imported
-        .split_whitespace()
-        .next()
-        .expect("an image id")
-        .to_owned();
-    let creds = cli(
-        &cluster,
-        &[
-            "credentials",
-            "create",
-            "--project",
-            "e2e",
-            "--user",
-            "alice",
-        ],
-        &api_state,
-    );
-    let field = |name: &str| {
-        creds
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
-            .expect("a key")
-            .to_owned()
-    };
-    let (key, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
-
-    // Every service a process of its own, over RabbitMQ.
-    // Three distinct free ports: held together while chosen, so the
-    // kernel cannot hand the same one out twice.
-    let held: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
-        .collect();
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| l.local_addr().expect("port").port())
-        .collect();
-    drop(held);
-    let (port, api_metrics, compute_metrics) = (ports[0], ports[1], ports[2]);
-    cluster.env = vec![
-        ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
-        ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
-        ("STRATUS_LOG__FILTER".into(), "info,lapin=off".into()),
-        ("STRATUS_COMPUTE__REPORT_INTERVAL_SECS".into(), "1".into()),
-        ("STRATUS_COMPUTE__VIRT_TYPE".into(), "qemu".into()),
-        ("STRATUS_SCHEDULER__DRIVER".into(), "chance".into()),
-    ];
-    cluster.spawn(
-        "api",
-        "api",
-        &[
-            ("STRATUS_NODE__STATE_DIR", api_state.display().to_string()),
-            ("STRATUS_NODE__HOST", "control".into()),
-            ("STRATUS_API__LISTEN", format!("127.0.0.1:{port}")),
-            ("STRATUS_API__METADATA_NETNS", netns.clone()),
-            ("STRATUS_API__METADATA_LISTEN", "169.254.169.254:80".into()),
-            (
-                "STRATUS_METRICS__LISTEN",
-                format!("127.0.0.1:{api_metrics}"),
-            ),
-        ],
-    );
-    cluster.spawn(
-        "scheduler",
-        "scheduler",
-        &[("STRATUS_NODE__HOST", "control".into())],
-    );
-    cluster.spawn(
-        "network",
-        "network",
-        &[
-            (
-                "STRATUS_NODE__STATE_DIR",
-                cluster.state("network").display().to_string(),
-            ),
-            ("STRATUS_NODE__HOST", "control".into()),
-            ("STRATUS_NODE__NETNS", netns.clone()),
-        ],
-    );
-    cluster.spawn(
-        "compute-a",
-        "compute",
-        &[
-            (
-                "STRATUS_NODE__STATE_DIR",
-                cluster.state("compute-a").display().to_string(),
-            ),
-            ("STRATUS_NODE__HOST", "compute-a".into()),
-            ("STRATUS_NODE__NETNS", netns.clone()),
-            ("STRATUS_COMPUTE__LIBVIRT_URI", uri.clone()),
-            (
-                "STRATUS_METRICS__LISTEN",
-                format!("127.0.0.1:{compute_metrics}"),
-            ),
-        ],
-    );
-    let endpoint = format!("http://127.0.0.1:{port}/");
+    let endpoint = cluster.endpoint.clone();
     let ec2 = Client::new(&endpoint, "nova", &key, &secret);
-    // Ready when the api answers and the scheduler lists compute-a up.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answers = ec2.action("DescribeAvailabilityZones", &[]).await.is_ok();
-        let listed = cluster.service_list();
-        if answers && Cluster::host_up(&listed, "compute-a") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cloud did not come up:\n{listed}\n{}",
-            cluster.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 
     let work = cluster.state("work");
     std::fs::create_dir_all(&work).expect("work");
@@ -416,7 +123,9 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     }
 
     // A second host joins; the chance scheduler uses both.
-    let b_netns = format!("st-e2b-{tag}");
+    let b_netns = format!("st-e2b-{}", crate::guest_cloud::short());
+    let b_libvirt = cluster.state("compute-b/libvirt");
+    cluster.own(&b_netns, Some(b_libvirt));
     cluster.spawn(
         "compute-b",
         "compute",
@@ -432,7 +141,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = cluster.service_list();
-        if Cluster::host_up(&listed, "compute-b") {
+        if GuestCloud::host_up(&listed, "compute-b") {
             break;
         }
         assert!(

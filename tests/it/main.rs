@@ -6,6 +6,8 @@ mod cloud;
 mod configs;
 mod ec2_api;
 mod end_to_end;
+mod guest_cloud;
+mod isolation;
 mod main_job;
 mod scheduling;
 mod worker_kill;

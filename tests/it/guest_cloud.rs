@@ -1,0 +1,375 @@
+//! A cloud on real guests, as the end-to-end tests need it: every service a
+//! process of its own over RabbitMQ, guest networking (bridges, dnsmasq,
+//! the metadata service at 169.254.169.254) in a namespace of the test's
+//! own — the "router" — with a libvirtd of its own, a client namespace
+//! routed to the guests through the router (so through the firewall), and
+//! the tiny guest image imported. Everything it made goes on `Drop`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stratus::ec2_client::Client;
+use stratus_compute::host::libvirtd::PrivateLibvirtd;
+use stratus_tests::stratus_bin;
+
+/// The client namespace's address on its link to the router.
+pub const CLIENT_ADDRESS: &str = "10.250.0.2";
+
+/// Six hex digits, to keep the names of parallel tests apart.
+pub fn short() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
+}
+
+/// Runs `program args`, which must succeed; its stdout.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("command runs");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A project's EC2 keys.
+pub struct Credentials {
+    pub key: String,
+    pub secret: String,
+}
+
+/// Namespaces, daemons and processes of the test, removed however it ends.
+pub struct GuestCloud {
+    dir: tempfile::TempDir,
+    netns: Vec<String>,
+    children: Vec<(String, Child)>,
+    libvirtd: Option<PrivateLibvirtd>,
+    /// Daemons a worker started itself (shared mode): namespace and folder.
+    worker_libvirtds: Vec<(String, PathBuf)>,
+    env: Vec<(String, String)>,
+    /// The namespace guest networking lives in.
+    pub router: String,
+    /// The namespace the test's SSH client runs in.
+    pub client: String,
+    /// The libvirt URI of compute-a.
+    pub uri: String,
+    /// The EC2 endpoint.
+    pub endpoint: String,
+    /// The tiny image.
+    pub ami: String,
+    /// Where the api's and compute-a's Prometheus metrics are served.
+    pub api_metrics: u16,
+    pub compute_metrics: u16,
+}
+
+impl Drop for GuestCloud {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        drop(self.libvirtd.take());
+        for (netns, dir) in &self.worker_libvirtds {
+            PrivateLibvirtd::stop_at(netns, dir);
+        }
+        for ns in &self.netns {
+            stratus_network::linux::netns::remove(ns);
+        }
+    }
+}
+
+impl GuestCloud {
+    /// Starts the cloud with one compute host (`compute-a`) and an account
+    /// for each of `projects` (user `alice`); waits until it serves.
+    /// Namespaces are named `st-<prefix>-<tag>`.
+    pub async fn start(prefix: &str, projects: &[&str]) -> (Self, Vec<Credentials>) {
+        let tag = short();
+        let router = format!("st-{prefix}-{tag}");
+        let client = format!("st-cl-{tag}");
+        let mut cloud = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            netns: vec![router.clone(), client.clone()],
+            children: vec![],
+            libvirtd: None,
+            worker_libvirtds: vec![],
+            env: vec![],
+            router: router.clone(),
+            client: client.clone(),
+            uri: String::new(),
+            endpoint: String::new(),
+            ami: String::new(),
+            api_metrics: 0,
+            compute_metrics: 0,
+        };
+        stratus_network::linux::netns::prepare(&router)
+            .await
+            .expect("namespace");
+        cloud.connect_client();
+        let libvirtd = PrivateLibvirtd::start(&router, &cloud.state("libvirt"))
+            .expect("libvirtd in the namespace");
+        cloud.uri = libvirtd.uri().to_owned();
+        cloud.libvirtd = Some(libvirtd);
+        cloud.ami = cloud.import_image();
+        let api_state = cloud.state("api");
+        let credentials: Vec<Credentials> = projects
+            .iter()
+            .map(|project| cloud.credentials(project, &api_state))
+            .collect();
+        cloud.start_services().await;
+        (cloud, credentials)
+    }
+
+    /// The client reaches the guests' network through the router.
+    fn connect_client(&self) {
+        let (router, client) = (&self.router, &self.client);
+        sh("ip", &["netns", "add", client]);
+        sh(
+            "ip",
+            &[
+                "link", "add", "e2e-r", "netns", router, "type", "veth", "peer", "name", "eth0",
+                "netns", client,
+            ],
+        );
+        let client_cidr = format!("{CLIENT_ADDRESS}/30");
+        for (ns, dev, addr) in [
+            (router, "e2e-r", "10.250.0.1/30"),
+            (client, "eth0", client_cidr.as_str()),
+        ] {
+            sh("ip", &["-n", ns, "addr", "add", addr, "dev", dev]);
+            sh("ip", &["-n", ns, "link", "set", dev, "up"]);
+        }
+        sh("ip", &["-n", client, "link", "set", "lo", "up"]);
+        sh(
+            "ip",
+            &["-n", client, "route", "add", "default", "via", "10.250.0.1"],
+        );
+    }
+
+    /// Builds the tiny image and imports it; its id.
+    fn import_image(&self) -> String {
+        let image_dir = self.state("image");
+        sh(
+            &stratus_tests::workspace_root()
+                .join("deploy/images/build-tiny-image")
+                .display()
+                .to_string(),
+            &[&image_dir.display().to_string()],
+        );
+        let path = |n: &str| image_dir.join(n).display().to_string();
+        let imported = self.cli(
+            &[
+                "image",
+                "import",
+                &path("disk.qcow2"),
+                "--kernel",
+                &path("kernel"),
+                "--ramdisk",
+                &path("ramdisk"),
+                "--name",
+                "tiny",
+            ],
+            &self.state("api"),
+        );
+        imported
+            .split_whitespace()
+            .next()
+            .expect("an image id")
+            .to_owned()
+    }
+
+    fn credentials(&self, project: &str, api_state: &Path) -> Credentials {
+        let creds = self.cli(
+            &[
+                "credentials",
+                "create",
+                "--project",
+                project,
+                "--user",
+                "alice",
+            ],
+            api_state,
+        );
+        let field = |name: &str| {
+            creds
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+                .expect("a key")
+                .to_owned()
+        };
+        Credentials {
+            key: field("aws_access_key_id"),
+            secret: field("aws_secret_access_key"),
+        }
+    }
+
+    /// api, scheduler, network and compute-a, each a process over RabbitMQ.
+    async fn start_services(&mut self) {
+        // Three distinct free ports: held together while chosen, so the
+        // kernel cannot hand the same one out twice.
+        let held: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
+            .collect();
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("port").port())
+            .collect();
+        drop(held);
+        let port = ports[0];
+        (self.api_metrics, self.compute_metrics) = (ports[1], ports[2]);
+        let tag = self.router.rsplit('-').next().unwrap_or("x").to_owned();
+        self.env = vec![
+            ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
+            ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
+            ("STRATUS_LOG__FILTER".into(), "info,lapin=off".into()),
+            ("STRATUS_COMPUTE__REPORT_INTERVAL_SECS".into(), "1".into()),
+            ("STRATUS_COMPUTE__VIRT_TYPE".into(), "qemu".into()),
+            ("STRATUS_SCHEDULER__DRIVER".into(), "chance".into()),
+        ];
+        let router = self.router.clone();
+        let control = || ("STRATUS_NODE__HOST", "control".to_owned());
+        let state_of = |name: &str| {
+            (
+                "STRATUS_NODE__STATE_DIR",
+                self.state(name).display().to_string(),
+            )
+        };
+        let api = [
+            state_of("api"),
+            control(),
+            ("STRATUS_API__LISTEN", format!("127.0.0.1:{port}")),
+            ("STRATUS_API__METADATA_NETNS", router.clone()),
+            ("STRATUS_API__METADATA_LISTEN", "169.254.169.254:80".into()),
+            (
+                "STRATUS_METRICS__LISTEN",
+                format!("127.0.0.1:{}", self.api_metrics),
+            ),
+        ];
+        let network = [
+            state_of("network"),
+            control(),
+            ("STRATUS_NODE__NETNS", router.clone()),
+        ];
+        let compute = [
+            state_of("compute-a"),
+            ("STRATUS_NODE__HOST", "compute-a".into()),
+            ("STRATUS_NODE__NETNS", router.clone()),
+            ("STRATUS_COMPUTE__LIBVIRT_URI", self.uri.clone()),
+            (
+                "STRATUS_METRICS__LISTEN",
+                format!("127.0.0.1:{}", self.compute_metrics),
+            ),
+        ];
+        self.spawn("api", "api", &api);
+        self.spawn("scheduler", "scheduler", &[control()]);
+        self.spawn("network", "network", &network);
+        self.spawn("compute-a", "compute", &compute);
+        self.endpoint = format!("http://127.0.0.1:{port}/");
+        // Ready when the api answers and the scheduler lists compute-a up.
+        let probe = Client::new(&self.endpoint, "nova", "none", "none");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // Any answer, even "unknown key", means the api serves.
+            let answers = !matches!(
+                probe.action("DescribeAvailabilityZones", &[]).await,
+                Err(stratus::ec2_client::Ec2ClientError::Transport(_))
+            );
+            let listed = self.service_list();
+            if answers && Self::host_up(&listed, "compute-a") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cloud did not come up:\n{listed}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Removes `netns` (and stops the libvirtd a worker started in it, from
+    /// `libvirt_dir`) with the rest of the cloud.
+    pub fn own(&mut self, netns: &str, libvirt_dir: Option<PathBuf>) {
+        self.netns.push(netns.to_owned());
+        if let Some(dir) = libvirt_dir {
+            self.worker_libvirtds.push((netns.to_owned(), dir));
+        }
+    }
+
+    /// Starts `stratus <service>` with the shared settings and `extra`.
+    pub fn spawn(&mut self, name: &str, service: &str, extra: &[(&str, String)]) {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
+        let mut command = self.stratus(&[service]);
+        command.stdout(Stdio::null()).stderr(log);
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start a service");
+        self.children.push((name.to_owned(), child));
+    }
+
+    /// `stratus <args>` with the cloud's settings.
+    pub fn stratus(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(stratus_bin());
+        command.args(args);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// An operator command on the state folder `state`, which must succeed.
+    pub fn cli(&self, args: &[&str], state: &Path) -> String {
+        let out = Command::new(stratus_bin())
+            .args(args)
+            .env("STRATUS_NODE__STATE_DIR", state)
+            .env("STRATUS_LOG__FILTER", "warn")
+            .output()
+            .expect("stratus runs");
+        assert!(
+            out.status.success(),
+            "stratus {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What `stratus service list` prints now (empty when it fails).
+    pub fn service_list(&self) -> String {
+        self.stratus(&["service", "list"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether `service list` shows compute host `host` up.
+    pub fn host_up(listed: &str, host: &str) -> bool {
+        listed
+            .lines()
+            .any(|l| l.starts_with("compute") && l.contains(host) && l.contains(" up "))
+    }
+
+    /// The last lines of every service's log.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for (name, _) in &self.children {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            all.push_str(&format!(
+                "--- {name}\n{}\n",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        all
+    }
+
+    /// A folder of the test's own, `name` under its temp folder.
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}

@@ -280,20 +280,7 @@ fn attacker_connects(lan: &Lan) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_egress() {
     let lan = lan();
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.victim.0,
-            "python3",
-            "-m",
-            "http.server",
-        ])
-        .args(["8080", "--bind", VICTIM])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the victim's server");
+    let _server = lan.victim.serve_http(VICTIM, 8080);
     let mut up = false;
     for _ in 0..30 {
         up = attacker_connects(&lan);
@@ -381,6 +368,4 @@ async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_
         attacker_connects(&lan),
         "egress to the web group did not let it out"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

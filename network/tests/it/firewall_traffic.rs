@@ -2,7 +2,6 @@
 //! instance's bridge, a guest namespace behind it, and a client namespace
 //! whose TCP connects cross the router's FORWARD chain.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use stratus_network::firewall::Firewall;
@@ -13,20 +12,14 @@ use stratus_network::linux::{HostCommands, RealHost};
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
-use crate::support::Netns;
+use crate::support::{Netns, Served};
 
 struct Topology {
+    // Dropped first: stopped before its namespace goes.
+    _listener: Served,
     router: Netns,
     guest: Netns,
     client: Netns,
-    listener: Child,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = self.listener.kill();
-        let _ = self.listener.wait();
-    }
 }
 
 fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
@@ -57,27 +50,12 @@ fn topology() -> Topology {
     router.run("ip", &["addr", "add", "10.1.0.1/24", "dev", "cport"]);
     client.run("ip", &["addr", "add", "10.1.0.2/24", "dev", "eth0"]);
     client.run("ip", &["route", "add", "default", "via", "10.1.0.1"]);
-    let listener = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &guest.0,
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "10.0.0.3",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a listener in the guest namespace");
+    let listener = guest.serve_http("10.0.0.3", 8080);
     let topology = Topology {
         router,
         guest,
         client,
-        listener,
+        _listener: listener,
     };
     assert!(
         wait_for(|| connects(&topology)),
@@ -212,18 +190,7 @@ fn tcp_rule(port: i32, cidr: &str) -> IngressRule {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_rules_decide_where_a_guest_may_connect() {
     let t = topology();
-    let mut listeners = Vec::new();
-    for port in ["8081", "8082"] {
-        listeners.push(
-            Command::new("ip")
-                .args(["netns", "exec", &t.client.0, "python3", "-m", "http.server"])
-                .args([port, "--bind", "10.1.0.2"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start a listener in the client namespace"),
-        );
-    }
+    let _listeners = [8081, 8082].map(|port| t.client.serve_http("10.1.0.2", port));
     assert!(wait_for(
         || guest_reaches(&t, 8081) && guest_reaches(&t, 8082)
     ));
@@ -274,10 +241,6 @@ async fn egress_rules_decide_where_a_guest_may_connect() {
         !guest_reaches(&t, 8081),
         "8081 got out under a rule for 8082"
     );
-    for mut listener in listeners {
-        let _ = listener.kill();
-        let _ = listener.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,22 +271,7 @@ async fn removing_one_instance_leaves_the_others_chains() {
 async fn guests_reach_the_metadata_service_through_the_dnat() {
     let t = topology();
     // The "api" listens on the router's bridge address, port 8775.
-    let mut api = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.router.0,
-            "python3",
-            "-m",
-            "http.server",
-            "8775",
-            "--bind",
-            "10.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the stand-in api");
+    let api = t.router.serve_http("10.0.0.1", 8775);
     let metadata = |ns: &Netns| {
         ns.try_run(
             "timeout",
@@ -357,6 +305,5 @@ async fn guests_reach_the_metadata_service_through_the_dnat() {
         1,
         "{nat}"
     );
-    let _ = api.kill();
-    let _ = api.wait();
+    drop(api);
 }

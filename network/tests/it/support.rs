@@ -102,11 +102,33 @@ impl Netns {
         (out.status.success(), text)
     }
 
+    /// An HTTP server on `address:port` in this namespace, stopped on drop.
+    pub fn serve_http(&self, address: &str, port: u16) -> Served {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.0, "python3", "-m", "http.server"])
+            .args([&port.to_string(), "--bind", address])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start an HTTP server in the namespace");
+        Served(child)
+    }
+
     /// The MAC of `device` in this namespace.
     pub fn mac(&self, device: &str) -> String {
         self.run("cat", &[&format!("/sys/class/net/{device}/address")])
             .trim()
             .to_owned()
+    }
+}
+
+/// A process the test started, killed when dropped.
+pub struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

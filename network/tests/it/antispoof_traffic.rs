@@ -280,7 +280,7 @@ fn attacker_connects(lan: &Lan) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_egress() {
     let lan = lan();
-    let _server = lan.victim.serve_http(VICTIM, 8080);
+    let _server = lan.victim.listen_tcp(VICTIM, 8080);
     let mut up = false;
     for _ in 0..30 {
         up = attacker_connects(&lan);

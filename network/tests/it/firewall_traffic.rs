@@ -50,7 +50,7 @@ fn topology() -> Topology {
     router.run("ip", &["addr", "add", "10.1.0.1/24", "dev", "cport"]);
     client.run("ip", &["addr", "add", "10.1.0.2/24", "dev", "eth0"]);
     client.run("ip", &["route", "add", "default", "via", "10.1.0.1"]);
-    let listener = guest.serve_http("10.0.0.3", 8080);
+    let listener = guest.listen_tcp("10.0.0.3", 8080);
     let topology = Topology {
         router,
         guest,
@@ -92,6 +92,17 @@ fn save(ns: &Netns) -> String {
         .join("\n")
 }
 
+/// The guest namespace's port, as the firewall knows it.
+fn guest_filter(t: &Topology) -> InstanceFilter {
+    InstanceFilter {
+        address: "10.0.0.3".parse().expect("ip"),
+        mac: t.guest.mac("eth0").parse().expect("mac"),
+        device: "gport".into(),
+        dhcp_server: "10.0.0.2".parse().expect("ip"),
+        groups: vec![group()],
+    }
+}
+
 /// A firewall applying in `ns`, with its lock files in `locks`.
 pub(crate) fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&ns.0));
@@ -117,13 +128,7 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
     let locks = tempfile::tempdir().expect("tempdir");
     let firewall = firewall_in(&t.router, locks.path());
     let instance = InstanceId::new();
-    let filter = InstanceFilter {
-        address: "10.0.0.3".parse().expect("ip"),
-        mac: t.guest.mac("eth0").parse().expect("mac"),
-        device: "gport".into(),
-        dhcp_server: "10.0.0.2".parse().expect("ip"),
-        groups: vec![group()],
-    };
+    let filter = guest_filter(&t);
     firewall
         .add_instance(instance, filter.clone())
         .await
@@ -190,7 +195,7 @@ fn tcp_rule(port: i32, cidr: &str) -> IngressRule {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_rules_decide_where_a_guest_may_connect() {
     let t = topology();
-    let _listeners = [8081, 8082].map(|port| t.client.serve_http("10.1.0.2", port));
+    let _listeners = [8081, 8082].map(|port| t.client.listen_tcp("10.1.0.2", port));
     assert!(wait_for(
         || guest_reaches(&t, 8081) && guest_reaches(&t, 8082)
     ));
@@ -206,13 +211,7 @@ async fn egress_rules_decide_where_a_guest_may_connect() {
         .update_group(update(vec![IngressRule::allow_all()]))
         .await
         .expect("group");
-    let filter = InstanceFilter {
-        address: "10.0.0.3".parse().expect("ip"),
-        mac: t.guest.mac("eth0").parse().expect("mac"),
-        device: "gport".into(),
-        dhcp_server: "10.0.0.2".parse().expect("ip"),
-        groups: vec![group()],
-    };
+    let filter = guest_filter(&t);
     firewall
         .add_instance(InstanceId::new(), filter)
         .await
@@ -271,7 +270,7 @@ async fn removing_one_instance_leaves_the_others_chains() {
 async fn guests_reach_the_metadata_service_through_the_dnat() {
     let t = topology();
     // The "api" listens on the router's bridge address, port 8775.
-    let api = t.router.serve_http("10.0.0.1", 8775);
+    let api = t.router.listen_tcp("10.0.0.1", 8775);
     let metadata = |ns: &Netns| {
         ns.try_run(
             "timeout",

@@ -102,15 +102,26 @@ impl Netns {
         (out.status.success(), text)
     }
 
-    /// An HTTP server on `address:port` in this namespace, stopped on drop.
-    pub fn serve_http(&self, address: &str, port: u16) -> Served {
+    /// A TCP listener on `address:port` in this namespace that accepts and
+    /// closes, stopped on drop. (Not `python3 -m http.server`: it looks its
+    /// address up in DNS when it starts, which waits out the resolver's
+    /// timeout in a namespace with no DNS.)
+    pub fn listen_tcp(&self, address: &str, port: u16) -> Served {
+        let script = format!(
+            "import socket\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('{address}', {port}))\n\
+             s.listen(64)\n\
+             while True:\n\
+             \x20   s.accept()[0].close()\n"
+        );
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "python3", "-m", "http.server"])
-            .args([&port.to_string(), "--bind", address])
+            .args(["netns", "exec", &self.0, "python3", "-c", &script])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("start an HTTP server in the namespace");
+            .expect("start a TCP listener in the namespace");
         Served(child)
     }
 

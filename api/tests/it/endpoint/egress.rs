@@ -365,22 +365,7 @@ async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_member
     let web = create(&endpoint, &alpha, "web").await;
     let db = create(&endpoint, &alpha, "db").await;
     // An instance in db with an address, as a compute host reports it.
-    let disk = endpoint.images.join("disk.img");
-    std::fs::File::create(&disk)
-        .and_then(|f| f.set_len(1 << 20))
-        .expect("image file");
-    let ami = endpoint
-        .call(
-            "RegisterImage",
-            &[
-                ("Name", "disk"),
-                ("ImageLocation", &disk.display().to_string()),
-            ],
-        )
-        .await
-        .ok()
-        .texts("imageId")
-        .remove(0);
+    let ami = endpoint.register_image("disk").await;
     let ran = endpoint
         .call(
             "RunInstances",

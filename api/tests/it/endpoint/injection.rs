@@ -193,21 +193,7 @@ async fn tags_come_back_exactly_or_are_refused() {
 #[tokio::test]
 async fn instance_names_key_names_and_user_data_reach_the_scheduler_unchanged() {
     let endpoint = Endpoint::start().await;
-    let disk = endpoint.images.join("disk.img");
-    std::fs::File::create(&disk)
-        .and_then(|f| f.set_len(1 << 20))
-        .expect("image file");
-    let registered = endpoint
-        .call(
-            "RegisterImage",
-            &[
-                ("Name", "hostile-image"),
-                ("ImageLocation", &disk.display().to_string()),
-            ],
-        )
-        .await
-        .ok();
-    let ami = registered.texts("imageId").remove(0);
+    let ami = endpoint.register_image("hostile-image").await;
     let marks = endpoint.root.path().to_owned();
     let key = format!(
         "$(touch {})`touch {}`",

@@ -78,26 +78,26 @@ fn main() -> ExitCode {
                 no_demo,
             } => services::all_in_one(&config, host_network, !no_demo).await?,
             Command::Bench(Bench::Rpc(sizes)) => {
-                let options = stratus_rpc::bench::Options {
+                let options = stratus::bench::rpc::Options {
                     calls: sizes.calls,
                     concurrency: sizes.concurrency,
                     casts: sizes.casts,
                 };
-                stratus_rpc::bench::run(&config.rpc, options).await?;
+                stratus::bench::rpc::run(&config.rpc, options).await?;
             }
             Command::Bench(Bench::Firewall(sizes)) => {
-                stratus_network::bench::run(sizes.allocations).await?;
+                stratus::bench::firewall::run(sizes.allocations).await?;
             }
             Command::Bench(Bench::Spawn(sizes)) => {
-                stratus_compute::bench::run(&sizes.builder, sizes.runs).await?;
+                stratus::bench::spawn::run(&sizes.builder, sizes.runs).await?;
             }
             Command::Bench(Bench::Inject(sizes)) => {
-                stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
+                stratus::bench::inject::run(&sizes.builder, sizes.runs).await?;
             }
             Command::Bench(Bench::Boot(sizes)) => {
-                stratus::boot_bench::run(
+                stratus::bench::boot::run(
                     &config,
-                    stratus::boot_bench::Options {
+                    stratus::bench::boot::Options {
                         runs: sizes.runs,
                         builder: sizes.builder,
                     },
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
                 .await?;
             }
             Command::Bench(Bench::Api(sizes)) => {
-                stratus::api_bench::run(stratus::api_bench::Options {
+                stratus::bench::api::run(stratus::bench::api::Options {
                     instances: sizes.instances,
                     runs: sizes.runs,
                     concurrency: sizes.concurrency,
@@ -113,9 +113,9 @@ fn main() -> ExitCode {
                 .await?;
             }
             Command::Bench(Bench::Scale(sizes)) => {
-                stratus::scale_bench::run(
+                stratus::bench::scale::run(
                     &config,
-                    stratus::scale_bench::Options {
+                    stratus::bench::scale::Options {
                         workers: sizes.workers,
                         instances: sizes.instances,
                         per_request: sizes.per_request,
@@ -129,15 +129,15 @@ fn main() -> ExitCode {
                 .await?;
             }
             Command::Bench(Bench::ScaleWorkers(hosted)) => {
-                stratus::scale_bench::workers::serve(&config, hosted.first, hosted.count).await?;
+                stratus::bench::scale::workers::serve(&config, hosted.first, hosted.count).await?;
             }
             Command::Bench(Bench::Scheduler(sizes)) => {
-                let options = stratus_scheduler::bench::Options {
+                let options = stratus::bench::scheduler::Options {
                     hosts: sizes.hosts,
                     instances: sizes.instances,
                     per_request: sizes.per_request,
                 };
-                stratus_scheduler::bench::run(&config.scheduler, options).await?;
+                stratus::bench::scheduler::run(&config.scheduler, options).await?;
             }
             Command::Service(ServiceCommand::Disable { host, reason }) => {
                 let report =

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::bench::stats::Figures;
 use futures::StreamExt;
 use stratus_api::config::Quotas;
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
-use stratus_rpc::bench::Figures;
 use stratus_rpc::wire::ids::InstanceId;
 
 use crate::ec2_client::Client;

@@ -14,16 +14,16 @@ use stratus_rpc::wire::ids::{InstanceId, MacAddress, SecurityGroupId};
 use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 
-use crate::config::{ManagerKind, NetworkConfig};
-use crate::firewall::render::{
+use stratus_network::config::{ManagerKind, NetworkConfig};
+use stratus_network::firewall::render::{
     Existing, FirewallState, GroupFilter, InstanceFilter, port_device, render,
 };
-use crate::firewall::{Firewall, antispoof};
-use crate::linux::iptables::Iptables;
-use crate::linux::nft::Nft;
-use crate::linux::{HostCommands, RealHost};
-use crate::manager::NetworkManager;
-use crate::service::NetworkService;
+use stratus_network::firewall::{Firewall, antispoof};
+use stratus_network::linux::iptables::Iptables;
+use stratus_network::linux::nft::Nft;
+use stratus_network::linux::{HostCommands, RealHost};
+use stratus_network::manager::NetworkManager;
+use stratus_network::service::NetworkService;
 
 /// A benchmark step failed.
 #[derive(Debug, thiserror::Error)]

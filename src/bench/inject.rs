@@ -9,8 +9,8 @@ use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::FixedIp;
 
-use crate::inject::expose::ExposeMethod;
-use crate::inject::inject_key;
+use stratus_compute::inject::expose::ExposeMethod;
+use stratus_compute::inject::inject_key;
 
 /// A benchmark step failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        crate::config_drive::build(&dir, &request, &fixed, "nova")
+        stratus_compute::config_drive::build(&dir, &request, &fixed, "nova")
             .await
             .map_err(|e| BenchError(e.to_string()))?;
         times.push(started.elapsed());

@@ -1,6 +1,15 @@
-//! `stratus bench spawn` and `stratus bench inject`.
+//! `stratus bench ...`: every benchmark, each in its own file, printing its
+//! figures with the one set of statistics in [`stats`].
 
+pub mod api;
+pub mod boot;
+pub mod error;
+pub mod firewall;
 pub mod inject;
+pub mod rpc;
+pub mod scale;
+pub mod scheduler;
 pub mod spawn;
+pub mod stats;
 
-pub use spawn::run;
+pub use error::BenchError;

@@ -11,14 +11,14 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::value::RawValue;
 
-use crate::clients::RpcClient;
-use crate::config::RpcConfig;
-use crate::context::RequestContext;
-use crate::error::{HandlerError, RpcError};
-use crate::handler::Handler;
-use crate::target::Target;
-use crate::transport::Transport;
-use crate::transport::amqp::AmqpTransport;
+use stratus_rpc::clients::RpcClient;
+use stratus_rpc::config::RpcConfig;
+use stratus_rpc::context::RequestContext;
+use stratus_rpc::error::{HandlerError, RpcError};
+use stratus_rpc::handler::Handler;
+use stratus_rpc::target::Target;
+use stratus_rpc::transport::Transport;
+use stratus_rpc::transport::amqp::AmqpTransport;
 
 /// How much work one run does.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,10 @@ const ROUNDS: usize = 5;
 /// `call p50 ratio to raw: <x.xx>`.
 pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    println!("broker: {}", crate::transport::amqp::redact(&config.url));
+    println!(
+        "broker: {}",
+        stratus_rpc::transport::amqp::redact(&config.url)
+    );
     println!(
         "{} serial round trips, {} concurrent callers, {} casts, {ROUNDS} alternating rounds",
         options.calls, options.concurrency, options.casts

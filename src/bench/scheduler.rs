@@ -18,10 +18,10 @@ use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::scheduler::{HostReport, ScheduleRunInstances};
 use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 
-use crate::config::{DriverKind, SchedulerConfig};
-use crate::placer::Placer;
-use crate::request::RequestSpec;
-use crate::service::SchedulerService;
+use stratus_scheduler::config::{DriverKind, SchedulerConfig};
+use stratus_scheduler::placer::Placer;
+use stratus_scheduler::request::RequestSpec;
+use stratus_scheduler::service::SchedulerService;
 
 /// Sizes of the run.
 #[derive(Debug, Clone, Copy)]

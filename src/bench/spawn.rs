@@ -20,12 +20,12 @@ use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{Handler, HandlerError, RequestContext, Transport};
 
-use crate::config::{ComputeConfig, VirtType};
-use crate::driver::libvirt::LibvirtDriver;
-use crate::host::libvirtd::PrivateLibvirtd;
-use crate::manager::BuildTimings;
-use crate::worker::{WorkerSetup, start};
-use crate::xml::DomainType;
+use stratus_compute::config::{ComputeConfig, VirtType};
+use stratus_compute::driver::libvirt::LibvirtDriver;
+use stratus_compute::host::libvirtd::PrivateLibvirtd;
+use stratus_compute::manager::BuildTimings;
+use stratus_compute::worker::{WorkerSetup, start};
+use stratus_compute::xml::DomainType;
 
 /// A benchmark step failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,42 @@
+//! The one error of every bench: which bench, the step that failed, and
+//! the cause when there is one.
+
+/// A cause of any kind, kept for its chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A step of a benchmark failed.
+#[derive(Debug, thiserror::Error)]
+#[error("bench {bench}: {step}")]
+pub struct BenchError {
+    /// The benchmark (`rpc`, `spawn`, ...).
+    pub bench: &'static str,
+    /// What it was doing, or what went wrong.
+    pub step: String,
+    /// Why, when another error says so.
+    #[source]
+    pub source: Option<Cause>,
+}
+
+impl BenchError {
+    /// A failure with no underlying error.
+    pub fn new(bench: &'static str, step: impl Into<String>) -> Self {
+        Self {
+            bench,
+            step: step.into(),
+            source: None,
+        }
+    }
+
+    /// Wraps the error of `step`, for `map_err`.
+    pub fn step<E: Into<Cause>>(
+        bench: &'static str,
+        step: impl Into<String>,
+    ) -> impl FnOnce(E) -> Self {
+        let step = step.into();
+        move |e| Self {
+            bench,
+            step,
+            source: Some(e.into()),
+        }
+    }
+}

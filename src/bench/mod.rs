@@ -5,6 +5,7 @@ pub mod api;
 pub mod boot;
 pub mod error;
 pub mod firewall;
+pub mod guest;
 pub mod inject;
 pub mod rpc;
 pub mod scale;

@@ -17,8 +17,10 @@ use stratus_rpc::context::RequestContext;
 use stratus_rpc::error::{HandlerError, RpcError};
 use stratus_rpc::handler::Handler;
 use stratus_rpc::target::Target;
-use stratus_rpc::transport::Transport;
 use stratus_rpc::transport::amqp::AmqpTransport;
+use stratus_rpc::transport::{ServerHandle, Transport};
+
+use super::stats::Figures;
 
 /// How much work one run does.
 #[derive(Debug, Clone, Copy)]
@@ -31,62 +33,80 @@ pub struct Options {
     pub casts: usize,
 }
 
-/// Latencies of one measurement.
-#[derive(Debug, Clone)]
-pub struct Figures {
-    /// Median round trip.
-    pub p50: Duration,
-    /// 99th percentile round trip.
-    pub p99: Duration,
-    /// Completed operations per second over the whole measurement.
-    pub rate: f64,
-}
+/// A step of the run failed.
+pub type BenchError = super::BenchError;
 
-impl Figures {
-    /// Figures of `samples` taken over `elapsed`.
-    pub fn from(mut samples: Vec<Duration>, elapsed: Duration) -> Self {
-        samples.sort();
-        let at = |q: f64| {
-            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples.get(i).copied().unwrap_or_default()
-        };
-        Self {
-            p50: at(0.50),
-            p99: at(0.99),
-            rate: samples.len() as f64 / elapsed.as_secs_f64(),
-        }
-    }
-
-    /// One aligned line: `what`, p50, p99 and rate.
-    pub fn line(&self, what: &str) -> String {
-        format!(
-            "{what:<34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>9.0} /s",
-            self.p50.as_secs_f64() * 1e3,
-            self.p99.as_secs_f64() * 1e3,
-            self.rate
-        )
-    }
-}
-
-/// Errors of a benchmark run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// The bare lapin side failed.
-    #[error("bare lapin: {0}")]
-    Lapin(#[from] lapin::Error),
-    /// The stratus side failed.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
+fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
+    BenchError::step("rpc", step)
 }
 
 /// Measurements alternate between raw and stratus in this many rounds, so
 /// drift in the machine's load falls on both alike.
 const ROUNDS: usize = 5;
 
+/// Both sides of the run on one broker: the bare lapin pair and a stratus
+/// server and client on an exchange of their own.
+struct Rig {
+    raw: raw::Pair,
+    server: AmqpTransport,
+    serving: ServerHandle,
+    client: Arc<dyn Transport>,
+    rpc: RpcClient,
+}
+
+impl Rig {
+    async fn start(config: &RpcConfig) -> Result<Self, BenchError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let raw = raw::Pair::start(&config.url, &id)
+            .await
+            .map_err(fail("bare lapin"))?;
+        let mut bench_config = config.clone();
+        bench_config.exchange = format!("stratus-bench-{id}");
+        bench_config.queue_expiry_ms = Some(60_000);
+        let server = AmqpTransport::connect(&bench_config, "stratus-bench-server")
+            .await
+            .map_err(fail("server"))?;
+        let serving = server
+            .serve("bench", None, Arc::new(Echo))
+            .await
+            .map_err(fail("serve"))?;
+        let client: Arc<dyn Transport> = Arc::new(
+            AmqpTransport::connect(&bench_config, "stratus-bench-client")
+                .await
+                .map_err(fail("client"))?,
+        );
+        let rpc = RpcClient::new(client.clone(), Duration::from_secs(30));
+        Ok(Self {
+            raw,
+            server,
+            serving,
+            client,
+            rpc,
+        })
+    }
+
+    async fn raw_round_trips(&self, workers: usize, total: usize) -> Result<Samples, BenchError> {
+        self.raw
+            .round_trips(workers, total)
+            .await
+            .map_err(fail("bare lapin"))
+    }
+
+    async fn calls(&self, workers: usize, total: usize) -> Result<Samples, BenchError> {
+        calls(&self.rpc, workers, total).await.map_err(fail("call"))
+    }
+
+    async fn close(self) {
+        self.serving.stop().await;
+        self.client.close().await;
+        self.server.close().await;
+        self.raw.close().await;
+    }
+}
+
 /// Runs every measurement and prints one line each, ending with
 /// `call p50 ratio to raw: <x.xx>`.
 pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
     println!(
         "broker: {}",
         stratus_rpc::transport::amqp::redact(&config.url)
@@ -95,67 +115,13 @@ pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError>
         "{} serial round trips, {} concurrent callers, {} casts, {ROUNDS} alternating rounds",
         options.calls, options.concurrency, options.casts
     );
-    let raw = raw::Pair::start(&config.url, &id).await?;
-
-    let mut bench_config = config.clone();
-    bench_config.exchange = format!("stratus-bench-{id}");
-    bench_config.queue_expiry_ms = Some(60_000);
-    let server = AmqpTransport::connect(&bench_config, "stratus-bench-server").await?;
-    let serving = server.serve("bench", None, Arc::new(Echo)).await?;
-    let client: Arc<dyn Transport> =
-        Arc::new(AmqpTransport::connect(&bench_config, "stratus-bench-client").await?);
-    let rpc = RpcClient::new(client.clone(), Duration::from_secs(30));
-
+    let rig = Rig::start(config).await?;
     // Warm both paths (connections, declarations, allocator) before timing.
-    raw.round_trips(1, 200).await?;
-    calls(&rpc, 1, 200).await?;
-
-    let per_round = options.calls.div_ceil(ROUNDS);
-    let (mut raw_serial, mut serial) = (Samples::default(), Samples::default());
-    let (mut raw_concurrent, mut concurrent) = (Samples::default(), Samples::default());
-    for _ in 0..ROUNDS {
-        raw_serial.add(raw.round_trips(1, per_round).await?);
-        serial.add(calls(&rpc, 1, per_round).await?);
-        raw_concurrent.add(raw.round_trips(options.concurrency, per_round).await?);
-        concurrent.add(calls(&rpc, options.concurrency, per_round).await?);
-    }
-    let raw_serial = raw_serial.figures();
-    let serial = serial.figures();
-    let callers = options.concurrency;
-    println!("{}", raw_serial.line("raw lapin round trip, serial"));
-    println!("{}", serial.line("stratus call, serial"));
-    println!(
-        "{}",
-        raw_concurrent
-            .figures()
-            .line(&format!("raw lapin round trip, {callers} callers"))
-    );
-    println!(
-        "{}",
-        concurrent
-            .figures()
-            .line(&format!("stratus call, {callers} callers"))
-    );
-
-    let cast_serial = casts(&rpc, 1, options.casts.min(options.calls)).await?;
-    println!(
-        "{}",
-        cast_serial
-            .figures()
-            .line("stratus cast (confirmed), serial")
-    );
-    let cast_concurrent = casts(&rpc, callers, options.casts).await?;
-    println!(
-        "{}",
-        cast_concurrent
-            .figures()
-            .line(&format!("stratus cast (confirmed), {callers} senders"))
-    );
-
-    serving.stop().await;
-    client.close().await;
-    server.close().await;
-    raw.close().await;
+    rig.raw_round_trips(1, 200).await?;
+    rig.calls(1, 200).await?;
+    let (raw_serial, serial) = round_trips(&rig, options).await?;
+    cast_rates(&rig.rpc, options).await?;
+    rig.close().await;
 
     // Oslo.messaging on this class of machine: 491 serial calls/s.
     println!(
@@ -165,6 +131,57 @@ pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError>
     println!(
         "call p50 ratio to raw: {:.2}",
         serial.p50.as_secs_f64() / raw_serial.p50.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Serial and concurrent round trips, raw and stratus in alternation;
+/// prints them and returns the serial figures (raw, stratus).
+async fn round_trips(rig: &Rig, options: Options) -> Result<(Figures, Figures), BenchError> {
+    let per_round = options.calls.div_ceil(ROUNDS);
+    let callers = options.concurrency;
+    let (mut raw_serial, mut serial) = (Samples::default(), Samples::default());
+    let (mut raw_concurrent, mut concurrent) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        raw_serial.add(rig.raw_round_trips(1, per_round).await?);
+        serial.add(rig.calls(1, per_round).await?);
+        raw_concurrent.add(rig.raw_round_trips(callers, per_round).await?);
+        concurrent.add(rig.calls(callers, per_round).await?);
+    }
+    let (raw_serial, serial) = (raw_serial.figures(), serial.figures());
+    println!("{}", raw_serial.line("raw lapin round trip, serial"));
+    println!("{}", serial.line("stratus call, serial"));
+    let raw_concurrent = raw_concurrent.figures();
+    println!(
+        "{}",
+        raw_concurrent.line(&format!("raw lapin round trip, {callers} callers"))
+    );
+    let concurrent = concurrent.figures();
+    println!(
+        "{}",
+        concurrent.line(&format!("stratus call, {callers} callers"))
+    );
+    Ok((raw_serial, serial))
+}
+
+/// Confirmed casts, serial then from concurrent senders; prints both.
+async fn cast_rates(rpc: &RpcClient, options: Options) -> Result<(), BenchError> {
+    let callers = options.concurrency;
+    let serial = casts(rpc, 1, options.casts.min(options.calls))
+        .await
+        .map_err(fail("cast"))?;
+    println!(
+        "{}",
+        serial.figures().line("stratus cast (confirmed), serial")
+    );
+    let concurrent = casts(rpc, callers, options.casts)
+        .await
+        .map_err(fail("cast"))?;
+    println!(
+        "{}",
+        concurrent
+            .figures()
+            .line(&format!("stratus cast (confirmed), {callers} senders"))
     );
     Ok(())
 }
@@ -288,24 +305,8 @@ mod raw {
             let server = Connection::connect(url, ConnectionProperties::default()).await?;
             let request_queue = format!("stratus-bench-raw-{id}");
             let channel = server.create_channel().await?;
-            channel
-                .queue_declare(
-                    request_queue.as_str().into(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await?;
-            let mut requests = channel
-                .basic_consume(
-                    request_queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            declare(&channel, &request_queue).await?;
+            let mut requests = consume(&channel, &request_queue).await?;
             let serve = tokio::spawn(async move {
                 while let Some(Ok(delivery)) = requests.next().await {
                     let Some(to) = delivery.properties.reply_to().clone() else {
@@ -375,6 +376,29 @@ mod raw {
         }
     }
 
+    /// Declares an exclusive, auto-deleted queue; its name.
+    async fn declare(channel: &Channel, name: &str) -> Result<String, lapin::Error> {
+        let queue = channel
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(queue.name().to_string())
+    }
+
+    /// Consumes `queue` without acknowledgements.
+    async fn consume(channel: &Channel, queue: &str) -> Result<lapin::Consumer, lapin::Error> {
+        let options = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        channel
+            .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+            .await
+    }
+
     struct Caller {
         channel: Channel,
         reply_queue: String,
@@ -384,26 +408,9 @@ mod raw {
     impl Caller {
         async fn open(connection: &Connection) -> Result<Self, lapin::Error> {
             let channel = connection.create_channel().await?;
-            let reply_queue = channel
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await?
-                .name()
-                .to_string();
-            let replies = channel
-                .basic_consume(
-                    reply_queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            // An empty name asks the broker to pick one.
+            let reply_queue = declare(&channel, "").await?;
+            let replies = consume(&channel, &reply_queue).await?;
             Ok(Self {
                 channel,
                 reply_queue,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,25 +26,18 @@ use stratus_network::linux::{HostCommands, RealHost};
 use stratus_network::manager::NetworkManager;
 use stratus_network::service::NetworkService;
 
-/// A benchmark step failed.
-#[derive(Debug, thiserror::Error)]
-#[error("bench firewall: {0}")]
-pub struct BenchError(String);
+use super::guest::ScratchNetns;
+use super::stats::{Figures, Spread, ms, ratios};
 
-fn fail(what: &str) -> impl FnOnce(&dyn std::fmt::Display) -> BenchError + '_ {
-    move |e| BenchError(format!("{what}: {e}"))
+/// A step of the run failed.
+pub type BenchError = super::BenchError;
+
+fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
+    BenchError::step("firewall", step)
 }
 
-/// Removes the scratch namespace however the run ends.
-struct ScratchNetns(String);
-
-impl Drop for ScratchNetns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
+/// Rounds per size; the median and the range are printed.
+const ROUNDS: usize = 7;
 
 /// A host with `n` instances, each in two of 10 groups of three rules, one
 /// group admitting another as a source.
@@ -107,106 +101,129 @@ fn state(n: usize) -> FirewallState {
 
 /// Prints the apply times and the allocation figures.
 pub async fn run(allocations: usize) -> Result<(), BenchError> {
-    let name = format!(
-        "stratus-bench-{}",
-        &InstanceId::new().0.simple().to_string()[..8]
-    );
-    let status = std::process::Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .map_err(|e| fail("ip netns add")(&e))?;
-    if !status.success() {
-        return Err(BenchError("creating a network namespace needs root".into()));
-    }
-    let _scratch = ScratchNetns(name.clone());
+    let netns = ScratchNetns::add(
+        "firewall",
+        format!(
+            "stratus-bench-{}",
+            &InstanceId::new().0.simple().to_string()[..8]
+        ),
+    )?;
     let scratch = tempfile_dir()?;
-    let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&name));
-    let iptables = Iptables::new(host.clone(), scratch.clone());
-    let nft = Nft::new(host);
-    let firewall = Firewall::new(iptables.clone(), Some(nft.clone()), None);
-    let clear = || async {
-        firewall
+    apply_times(&netns, &scratch).await?;
+    allocation_rate(&scratch, allocations).await?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The three ways of applying a host's firewall, in a namespace of their
+/// own.
+struct Appliers {
+    iptables: Iptables,
+    nft: Nft,
+    firewall: Arc<Firewall>,
+}
+
+impl Appliers {
+    async fn clear(&self) -> Result<(), BenchError> {
+        self.firewall
             .replace(FirewallState::default())
             .await
-            .map_err(|e| fail("clear")(&e))
-    };
+            .map_err(fail("clear"))
+    }
 
+    /// One round for `n` instances: (filter, bridge, both), each applied
+    /// on an empty table.
+    async fn round(&self, n: usize) -> Result<[Duration; 3], BenchError> {
+        let wanted = state(n);
+        self.clear().await?;
+        let started = Instant::now();
+        self.iptables
+            .update(|saved| Some(render(&wanted, &Existing::parse(saved))))
+            .await
+            .map_err(fail("filter apply"))?;
+        let filter = started.elapsed();
+        self.clear().await?;
+        let started = Instant::now();
+        self.nft
+            .apply(&antispoof::render(&wanted.instances))
+            .await
+            .map_err(fail("bridge apply"))?;
+        let bridge = started.elapsed();
+        self.clear().await?;
+        let started = Instant::now();
+        self.firewall.replace(wanted).await.map_err(fail("apply"))?;
+        Ok([filter, bridge, started.elapsed()])
+    }
+}
+
+/// Whole-table applies for 1, 100 and 1000 instances; prints each size.
+async fn apply_times(netns: &ScratchNetns, scratch: &Path) -> Result<(), BenchError> {
+    let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(netns.name()));
+    let iptables = Iptables::new(host.clone(), scratch.to_path_buf());
+    let nft = Nft::new(host);
+    let firewall = Firewall::new(iptables.clone(), Some(nft.clone()), None);
+    let appliers = Appliers {
+        iptables,
+        nft,
+        firewall,
+    };
     println!(
-        "firewall apply, in a scratch namespace, median of 7 rounds (min-max); each round times, in turn:"
+        "firewall apply, in a scratch namespace, median of {ROUNDS} rounds (min-max); each round times, in turn:"
     );
     println!("  filter = the iptables chains alone (one iptables-restore)");
     println!("  bridge = the anti-spoofing bridge table alone (one nft -f)");
     println!("  both   = the host firewall as a worker applies it (bridge, then filter)");
     for n in [1usize, 100, 1000] {
         let (mut filter, mut bridge, mut both) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..7 {
-            let wanted = state(n);
-            clear().await?;
-            let started = Instant::now();
-            iptables
-                .update(|saved| Some(render(&wanted, &Existing::parse(saved))))
-                .await
-                .map_err(|e| fail("filter apply")(&e))?;
-            filter.push(started.elapsed());
-            clear().await?;
-            let started = Instant::now();
-            nft.apply(&antispoof::render(&wanted.instances))
-                .await
-                .map_err(|e| fail("bridge apply")(&e))?;
-            bridge.push(started.elapsed());
-            clear().await?;
-            let started = Instant::now();
-            firewall
-                .replace(wanted)
-                .await
-                .map_err(|e| fail("apply")(&e))?;
-            both.push(started.elapsed());
+        for _ in 0..ROUNDS {
+            let [f, b, fb] = appliers.round(n).await?;
+            filter.push(f);
+            bridge.push(b);
+            both.push(fb);
         }
-        let lines = {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &name, "iptables-save", "-t", "filter"])
-                .output()
-                .map_err(|e| fail("iptables-save")(&e))?;
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.starts_with("-A stratus"))
-                .count()
-        };
-        let ratio = |num: &[Duration]| {
-            num.iter()
-                .zip(&filter)
-                .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
-                .collect::<Vec<_>>()
-        };
+        let lines = filter_rules(netns.name())?;
         println!("  {n:>5} instances ({lines} filter rules):");
-        println!("        filter {}", spread_ms(&filter));
-        println!("        bridge {}", spread_ms(&bridge));
-        println!("        both   {}", spread_ms(&both));
+        println!("        filter {}", Spread::ms(&filter));
+        println!("        bridge {}", Spread::ms(&bridge));
+        println!("        both   {}", Spread::ms(&both));
         println!(
             "        bridge / filter {}   both / filter {}",
-            spread(&ratio(&bridge)),
-            spread(&ratio(&both))
+            Spread::ratio(&ratios(&bridge, &filter)),
+            Spread::ratio(&ratios(&both, &filter))
         );
     }
-    clear().await?;
+    appliers.clear().await
+}
 
+/// The stratus rules in the namespace's filter table.
+fn filter_rules(netns: &str) -> Result<usize, BenchError> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "iptables-save", "-t", "filter"])
+        .output()
+        .map_err(fail("iptables-save"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A stratus"))
+        .count())
+}
+
+/// `allocations` concurrent allocate_fixed_ip calls through the RPC layer;
+/// prints their figures.
+async fn allocation_rate(scratch: &Path, allocations: usize) -> Result<(), BenchError> {
     let config = NetworkConfig {
         manager: ManagerKind::Vlan,
         dhcp: false,
         ..NetworkConfig::default()
     };
-    let manager = NetworkManager::start(&config, &scratch, Arc::new(RealHost::new()))
+    let manager = NetworkManager::start(&config, scratch, Arc::new(RealHost::new()))
         .await
-        .map_err(|e| fail("network manager")(&e))?;
+        .map_err(fail("network manager"))?;
     let bus = MemoryTransport::new(64, Duration::from_millis(100));
+    let service = Arc::new(NetworkService::new(Arc::new(manager)));
     let serving = bus
-        .serve(
-            "network",
-            None,
-            Arc::new(NetworkService::new(Arc::new(manager))),
-        )
+        .serve("network", None, service)
         .await
-        .map_err(|e| fail("serve")(&e))?;
+        .map_err(fail("serve"))?;
     let client = NetworkClient::new(RpcClient::new(
         Arc::new(bus.clone()),
         Duration::from_secs(120),
@@ -215,69 +232,43 @@ pub async fn run(allocations: usize) -> Result<(), BenchError> {
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..allocations {
         let client = client.clone();
-        calls.spawn(async move {
-            let request = AllocateFixedIp {
-                instance_id: InstanceId::new(),
-                project_id: format!("bench{}", i % 4)
-                    .parse()
-                    .map_err(|e| fail("project")(&e))?,
-                mac: "02:16:3e:00:00:01".parse().map_err(|e| fail("mac")(&e))?,
-                deadline_ms: None,
-            };
-            let t = Instant::now();
-            client
-                .allocate_fixed_ip(&RequestContext::system(), &request)
-                .await
-                .map_err(|e| fail("allocate_fixed_ip")(&e))?;
-            Ok::<_, BenchError>(t.elapsed())
-        });
+        calls.spawn(async move { allocate(&client, i).await });
     }
     let mut latencies = Vec::with_capacity(allocations);
     while let Some(done) = calls.join_next().await {
-        latencies.push(done.map_err(|e| fail("task")(&e))??);
+        latencies.push(done.map_err(fail("task"))??);
     }
     let total = started.elapsed();
-    latencies.sort();
     serving.stop().await;
+    let figures = Figures::from(latencies, total);
     println!(
         "{allocations} concurrent allocate_fixed_ip (SQLite, in-process RPC, 4 projects): {:.0} ms total, {:.0} allocations/s, p50 {:.1} ms, p99 {:.1} ms",
         ms(total),
-        allocations as f64 / total.as_secs_f64(),
-        ms(latencies[latencies.len() / 2]),
-        ms(latencies[latencies.len() * 99 / 100])
+        figures.rate,
+        ms(figures.p50),
+        ms(figures.p99)
     );
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// `median (min-max)` of ratios.
-fn spread(values: &[f64]) -> String {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match (sorted.first(), sorted.get(sorted.len() / 2), sorted.last()) {
-        (Some(min), Some(median), Some(max)) => format!("{median:.2}x ({min:.2}-{max:.2})"),
-        _ => "-".to_owned(),
-    }
-}
-
-/// `median (min-max)` of durations, in milliseconds.
-fn spread_ms(times: &[Duration]) -> String {
-    let mut sorted: Vec<f64> = times.iter().map(|t| ms(*t)).collect();
-    sorted.sort_by(f64::total_cmp);
-    match (sorted.first(), sorted.get(sorted.len() / 2), sorted.last()) {
-        (Some(min), Some(median), Some(max)) => {
-            format!("{median:>8.1} ms ({min:.1}-{max:.1})")
-        }
-        _ => "-".to_owned(),
-    }
+/// One allocation for the `i`th caller; how long it took.
+async fn allocate(client: &NetworkClient, i: usize) -> Result<Duration, BenchError> {
+    let request = AllocateFixedIp {
+        instance_id: InstanceId::new(),
+        project_id: format!("bench{}", i % 4).parse().map_err(fail("project"))?,
+        mac: "02:16:3e:00:00:01".parse().map_err(fail("mac"))?,
+        deadline_ms: None,
+    };
+    let t = Instant::now();
+    client
+        .allocate_fixed_ip(&RequestContext::system(), &request)
+        .await
+        .map_err(fail("allocate_fixed_ip"))?;
+    Ok(t.elapsed())
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("stratus-bench-{}", InstanceId::new().0.simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| fail("scratch dir")(&e))?;
+    std::fs::create_dir_all(&dir).map_err(fail("scratch dir"))?;
     Ok(dir)
 }

@@ -2,41 +2,25 @@
 //! path this host has, and to build a config drive.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::FixedIp;
 
 use stratus_compute::inject::expose::ExposeMethod;
 use stratus_compute::inject::inject_key;
 
-/// A benchmark step failed.
-#[derive(Debug, thiserror::Error)]
-#[error("bench inject: {0}")]
-pub struct BenchError(String);
+use super::guest::{build_image, disk_image, overlay, request, tiny_flavor};
+use super::stats::{median, ms};
+
+/// A step of the run failed.
+pub type BenchError = super::BenchError;
+
+fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
+    BenchError::step("inject", step)
+}
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE bench@stratus";
-
-fn overlay(base: &Path, top: &Path) -> Result<(), BenchError> {
-    let ok = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(base)
-        .arg(top)
-        .status()
-        .map_err(|e| BenchError(format!("qemu-img: {e}")))?;
-    if ok.success() {
-        Ok(())
-    } else {
-        Err(BenchError("qemu-img create failed".into()))
-    }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
 
 /// Injects `runs` times per path on fresh overlays of the test image.
 pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
@@ -44,16 +28,8 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
         "stratus-bench-inject-{}",
         InstanceId::new().0.simple()
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| BenchError(e.to_string()))?;
-    let built = Command::new(builder)
-        .arg(&dir)
-        .output()
-        .map_err(|e| BenchError(format!("{}: {e}", builder.display())))?;
-    if !built.status.success() {
-        return Err(BenchError(
-            String::from_utf8_lossy(&built.stderr).into_owned(),
-        ));
-    }
+    std::fs::create_dir_all(&dir).map_err(fail("scratch folder"))?;
+    build_image("inject", builder, &dir)?;
     let base = dir.join("disk.qcow2");
     println!("key injection into one 64 MiB ext4 qcow2 overlay, median of {runs}:");
     for (name, method) in [
@@ -67,41 +43,49 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             println!("  {name:<46} not available here (no nbd kernel module)");
             continue;
         }
-        let mut times = Vec::new();
-        for i in 0..runs.max(1) {
-            let top = dir.join(format!("top-{i}.qcow2"));
-            overlay(&base, &top)?;
-            let started = Instant::now();
-            inject_key(&top, &dir.join(format!("work-{i}")), KEY, method)
-                .await
-                .map_err(|e| BenchError(format!("{name}: {e}")))?;
-            times.push(started.elapsed());
-        }
-        println!("  {name:<46} {:>8.1} ms", median(times).as_secs_f64() * 1e3);
+        let took = key_injection(&dir, &base, (name, method), runs).await?;
+        println!("  {name:<46} {:>8.1} ms", ms(took));
     }
-    let request = RunInstance {
-        instance_id: InstanceId::new(),
-        project_id: "bench".parse().map_err(|e| BenchError(format!("{e}")))?,
-        flavor: Flavor {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 256,
-            root_gb: 0,
-        },
-        image: ImageRef {
-            id: "ami-be4c000000000002".into(),
-            disk: base.clone(),
-            kernel: None,
-            ramdisk: None,
-            properties: Default::default(),
-        },
-        security_groups: vec![],
-        key_data: Some(KEY.into()),
-        key_name: Some("bench".into()),
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
-    };
+    let took = config_drive(&dir, &base, runs).await?;
+    println!(
+        "  {:<46} {:>8.1} ms",
+        "config drive (genisoimage)",
+        ms(took)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The median of `runs` injections by the named `method`, each on a fresh
+/// overlay.
+async fn key_injection(
+    dir: &Path,
+    base: &Path,
+    (name, method): (&str, ExposeMethod),
+    runs: usize,
+) -> Result<Duration, BenchError> {
+    let mut times = Vec::new();
+    for i in 0..runs.max(1) {
+        let top = dir.join(format!("top-{i}.qcow2"));
+        overlay("inject", base, &top)?;
+        let started = Instant::now();
+        inject_key(&top, &dir.join(format!("work-{i}")), KEY, method)
+            .await
+            .map_err(fail(name))?;
+        times.push(started.elapsed());
+    }
+    Ok(median(times))
+}
+
+/// The median of `runs` config drive builds for a keyed tiny instance.
+async fn config_drive(dir: &Path, base: &Path, runs: usize) -> Result<Duration, BenchError> {
+    let mut request = request(
+        "inject",
+        tiny_flavor(),
+        disk_image("ami-be4c000000000002", base),
+    )?;
+    request.key_data = Some(KEY.into());
+    request.key_name = Some("bench".into());
     let fixed = FixedIp {
         address: "10.0.0.3".into(),
         cidr: "10.0.0.0/24".into(),
@@ -115,16 +99,10 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        stratus_compute::config_drive::build(&dir, &request, &fixed, "nova")
+        stratus_compute::config_drive::build(dir, &request, &fixed, "nova")
             .await
-            .map_err(|e| BenchError(e.to_string()))?;
+            .map_err(fail("config drive"))?;
         times.push(started.elapsed());
     }
-    println!(
-        "  {:<46} {:>8.1} ms",
-        "config drive (genisoimage)",
-        median(times).as_secs_f64() * 1e3
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(median(times))
 }

@@ -16,36 +16,64 @@ use stratus_network::linux::{FakeHost, RealHost};
 use stratus_network::service::NetworkService;
 use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;
-use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
+use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{Handler, HandlerError, RequestContext, Transport};
+use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
 
 use stratus_compute::config::{ComputeConfig, VirtType};
 use stratus_compute::driver::libvirt::LibvirtDriver;
 use stratus_compute::host::libvirtd::PrivateLibvirtd;
 use stratus_compute::manager::BuildTimings;
-use stratus_compute::worker::{WorkerSetup, start};
+use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_compute::xml::DomainType;
 
-/// A benchmark step failed.
-#[derive(Debug, thiserror::Error)]
-#[error("bench spawn: {0}")]
-pub struct BenchError(String);
+use super::guest::{ScratchNetns, build_image, disk_image, overlay, request, tiny_flavor};
+use super::stats::{median, ms};
 
-fn fail(what: &str) -> impl FnOnce(&dyn std::fmt::Display) -> BenchError + '_ {
-    move |e| BenchError(format!("{what}: {e}"))
+/// A step of the run failed.
+pub type BenchError = super::BenchError;
+
+fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
+    BenchError::step("spawn", step)
 }
 
+/// The run's namespace and folder, removed however it ends.
 struct Scratch {
-    netns: String,
+    netns: ScratchNetns,
     dir: PathBuf,
+}
+
+impl Scratch {
+    /// The namespace, and the folder with `image/` and `state/` in it,
+    /// readable by the private libvirtd's QEMU.
+    fn create() -> Result<Self, BenchError> {
+        let id = InstanceId::new().0.simple().to_string();
+        let scratch = Self {
+            netns: ScratchNetns::add("spawn", format!("stratus-bench-{}", &id[..8]))?,
+            dir: std::env::temp_dir().join(format!("stratus-bench-spawn-{id}")),
+        };
+        for dir in [scratch.image_dir(), scratch.state_dir()] {
+            std::fs::create_dir_all(dir).map_err(fail("scratch folder"))?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [scratch.dir.clone(), scratch.state_dir()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(fail("chmod"))?;
+        }
+        Ok(scratch)
+    }
+
+    fn image_dir(&self) -> PathBuf {
+        self.dir.join("image")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -65,138 +93,18 @@ impl Handler for Sink {
     }
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Runs `runs` spawns and as many bare QEMU starts; prints the figures.
 pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
-    let id = InstanceId::new().0.simple().to_string();
-    let scratch = Scratch {
-        netns: format!("stratus-bench-{}", &id[..8]),
-        dir: std::env::temp_dir().join(format!("stratus-bench-spawn-{id}")),
-    };
-    let ok = Command::new("ip")
-        .args(["netns", "add", &scratch.netns])
-        .status()
-        .map_err(|e| fail("ip netns add")(&e))?;
-    if !ok.success() {
-        return Err(BenchError("creating a network namespace needs root".into()));
-    }
-    let image_dir = scratch.dir.join("image");
-    let state_dir = scratch.dir.join("state");
-    for dir in [&image_dir, &state_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| fail("scratch folder")(&e))?;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    for dir in [&scratch.dir, &state_dir] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| fail("chmod")(&e))?;
-    }
-    let built = Command::new(builder)
-        .arg(&image_dir)
-        .output()
-        .map_err(|e| fail("image builder")(&e))?;
-    if !built.status.success() {
-        return Err(BenchError(format!(
-            "{}: {}",
-            builder.display(),
-            String::from_utf8_lossy(&built.stderr)
-        )));
-    }
+    let scratch = Scratch::create()?;
+    let image_dir = scratch.image_dir();
+    build_image("spawn", builder, &image_dir)?;
     let image = ImageRef {
-        id: "ami-be4c000000000001".into(),
-        disk: image_dir.join("disk.qcow2"),
         kernel: Some(image_dir.join("kernel")),
         ramdisk: Some(image_dir.join("ramdisk")),
-        properties: Default::default(),
+        ..disk_image("ami-be4c000000000001", &image_dir.join("disk.qcow2"))
     };
-
-    let daemon = PrivateLibvirtd::start(&scratch.netns, &scratch.dir.join("libvirtd"))
-        .map_err(|e| fail("libvirtd")(&e))?;
-    let driver = LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
-        .await
-        .map_err(|e| fail("connect")(&e))?;
-    let bus = MemoryTransport::new(16, Duration::from_millis(100));
-    let network_config = NetworkConfig {
-        dhcp: false,
-        ..NetworkConfig::default()
-    };
-    let network = NetworkManager::start(
-        &network_config,
-        &state_dir.join("network"),
-        Arc::new(FakeHost::new()),
-    )
-    .await
-    .map_err(|e| fail("network")(&e))?;
-    let _network = bus
-        .serve(
-            "network",
-            None,
-            Arc::new(NetworkService::new(Arc::new(network))),
-        )
-        .await
-        .map_err(|e| fail("serve")(&e))?;
-    let _conductor = bus
-        .serve("conductor", None, Arc::new(Sink))
-        .await
-        .map_err(|e| fail("serve")(&e))?;
-    let config = ComputeConfig {
-        virt_type: VirtType::Qemu,
-        ..ComputeConfig::default()
-    };
-    let worker = start(WorkerSetup {
-        host: "bench".parse().map_err(|e| fail("host")(&e))?,
-        state_dir: &state_dir,
-        config: &config,
-        vlan_interface: "eth0".into(),
-        transport: Arc::new(bus.clone()),
-        call_timeout: Duration::from_secs(30),
-        host_commands: Some(Arc::new(RealHost::in_netns(&scratch.netns))),
-        driver: Some(Arc::new(driver)),
-        metadata: None,
-    })
-    .await
-    .map_err(|e| fail("worker")(&e))?;
-
-    let ctx = RequestContext::system();
-    let mut all: Vec<BuildTimings> = Vec::new();
-    for _ in 0..runs.max(1) {
-        let request = RunInstance {
-            instance_id: InstanceId::new(),
-            project_id: "bench".parse().map_err(|e| fail("project")(&e))?,
-            flavor: Flavor {
-                name: "m1.tiny".into(),
-                vcpus: 1,
-                memory_mb: 256,
-                root_gb: 0,
-            },
-            image: image.clone(),
-            security_groups: vec![],
-            key_data: None,
-            key_name: None,
-            user_data: None,
-            reservation_id: None,
-            placement: Default::default(),
-        };
-        let timings = worker
-            .manager
-            .run_instance(&ctx, &request)
-            .await
-            .ok_or_else(|| BenchError("the guest did not reach running (see the log)".into()))?;
-        all.push(timings);
-        worker
-            .manager
-            .terminate_instance(&ctx, request.instance_id)
-            .await;
-    }
-    worker.periodic.cancel();
-
+    let rig = Rig::start(&scratch).await?;
+    let all = rig.spawn(&image, runs.max(1)).await?;
     let bare = bare_qemu(&image, &scratch.dir, runs.max(1))?;
     let pick = |f: fn(&BuildTimings) -> Duration| median(all.iter().map(f).collect());
     println!(
@@ -214,8 +122,93 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
         "bare qemu-system-x86_64 start of the same kernel, initramfs and disk: {:>8.1} ms",
         ms(bare)
     );
-    drop(daemon);
+    drop(rig);
     Ok(())
+}
+
+/// A compute worker on a private libvirtd in the scratch namespace, with a
+/// network controller (fake host) and a conductor that ignores updates on
+/// the in-process bus.
+struct Rig {
+    worker: Worker,
+    _serving: [ServerHandle; 2],
+    // Last, so the daemon outlives the worker's connection to it.
+    _daemon: PrivateLibvirtd,
+}
+
+impl Rig {
+    async fn start(scratch: &Scratch) -> Result<Self, BenchError> {
+        let netns = scratch.netns.name();
+        let state_dir = scratch.state_dir();
+        let daemon = PrivateLibvirtd::start(netns, &scratch.dir.join("libvirtd"))
+            .map_err(fail("libvirtd"))?;
+        let driver = LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
+            .await
+            .map_err(fail("connect"))?;
+        let bus = MemoryTransport::new(16, Duration::from_millis(100));
+        let network_config = NetworkConfig {
+            dhcp: false,
+            ..NetworkConfig::default()
+        };
+        let network = NetworkManager::start(
+            &network_config,
+            &state_dir.join("network"),
+            Arc::new(FakeHost::new()),
+        )
+        .await
+        .map_err(fail("network"))?;
+        let network = bus
+            .serve(
+                "network",
+                None,
+                Arc::new(NetworkService::new(Arc::new(network))),
+            )
+            .await
+            .map_err(fail("serve"))?;
+        let conductor = bus
+            .serve("conductor", None, Arc::new(Sink))
+            .await
+            .map_err(fail("serve"))?;
+        let config = ComputeConfig {
+            virt_type: VirtType::Qemu,
+            ..ComputeConfig::default()
+        };
+        let worker = start(WorkerSetup {
+            host: "bench".parse().map_err(fail("host"))?,
+            state_dir: &state_dir,
+            config: &config,
+            vlan_interface: "eth0".into(),
+            transport: Arc::new(bus.clone()),
+            call_timeout: Duration::from_secs(30),
+            host_commands: Some(Arc::new(RealHost::in_netns(netns))),
+            driver: Some(Arc::new(driver)),
+            metadata: None,
+        })
+        .await
+        .map_err(fail("worker"))?;
+        Ok(Self {
+            worker,
+            _serving: [network, conductor],
+            _daemon: daemon,
+        })
+    }
+
+    /// Spawns and terminates `runs` guests in turn; each build's timings.
+    async fn spawn(&self, image: &ImageRef, runs: usize) -> Result<Vec<BuildTimings>, BenchError> {
+        let ctx = RequestContext::system();
+        let mut all = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let request = request("spawn", tiny_flavor(), image.clone())?;
+            let manager = &self.worker.manager;
+            let timings = manager.run_instance(&ctx, &request).await.ok_or_else(|| {
+                BenchError::new("spawn", "the guest did not reach running (see the log)")
+            })?;
+            all.push(timings);
+            manager.terminate_instance(&ctx, request.instance_id).await;
+        }
+        self.worker.periodic.cancel();
+        Ok(all)
+    }
 }
 
 /// `qemu-system-x86_64 -daemonize` returns once the VM is created and
@@ -228,17 +221,9 @@ fn bare_qemu(image: &ImageRef, dir: &Path, runs: usize) -> Result<Duration, Benc
     };
     let mut times = Vec::new();
     for run in 0..runs {
-        let overlay = dir.join(format!("bare-{run}.qcow2"));
+        let overlay_path = dir.join(format!("bare-{run}.qcow2"));
         let pidfile = dir.join(format!("bare-{run}.pid"));
-        let made = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-            .arg(&image.disk)
-            .arg(&overlay)
-            .status()
-            .map_err(|e| fail("qemu-img")(&e))?;
-        if !made.success() {
-            return Err(BenchError("qemu-img create failed".into()));
-        }
+        overlay("spawn", &image.disk, &overlay_path)?;
         let started = Instant::now();
         let out = Command::new("qemu-system-x86_64")
             .args([
@@ -259,7 +244,10 @@ fn bare_qemu(image: &ImageRef, dir: &Path, runs: usize) -> Result<Duration, Benc
             ])
             .args(["-append", "root=/dev/vda console=ttyS0"])
             .arg("-drive")
-            .arg(format!("file={},if=virtio,format=qcow2", overlay.display()))
+            .arg(format!(
+                "file={},if=virtio,format=qcow2",
+                overlay_path.display()
+            ))
             .arg("-serial")
             .arg(format!(
                 "file:{}",
@@ -268,13 +256,13 @@ fn bare_qemu(image: &ImageRef, dir: &Path, runs: usize) -> Result<Duration, Benc
             .arg("-pidfile")
             .arg(&pidfile)
             .output()
-            .map_err(|e| fail("qemu-system-x86_64")(&e))?;
+            .map_err(fail("qemu-system-x86_64"))?;
         let took = started.elapsed();
         if !out.status.success() {
-            return Err(BenchError(format!(
-                "bare qemu: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
+            return Err(BenchError::new(
+                "spawn",
+                format!("bare qemu: {}", String::from_utf8_lossy(&out.stderr)),
+            ));
         }
         times.push(took);
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {

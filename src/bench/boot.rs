@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::ec2_client::{Client, texts};
-use crate::services::{Service, embedded_config, start_services};
+use crate::services::{Running, Service, embedded_config, start_services};
+
+use super::guest::{build_image, overlay};
+use super::stats::{median, ratio};
 
 /// Sizes of the run.
 #[derive(Debug, Clone)]
@@ -21,13 +24,11 @@ pub struct Options {
     pub builder: PathBuf,
 }
 
-/// The benchmark failed.
-#[derive(Debug, thiserror::Error)]
-#[error("bench boot: {0}")]
-pub struct BenchError(String);
+/// A step of the run failed.
+pub type BenchError = super::BenchError;
 
-fn fail(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> BenchError {
-    move |e| BenchError(format!("{what}: {e}"))
+fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
+    BenchError::step("boot", step)
 }
 
 const MARKER: &str = "STRATUS-BOOT ready";
@@ -40,18 +41,13 @@ async fn marker(file: &Path, limit: Duration) -> Result<(), BenchError> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(BenchError(format!(
-                "no boot marker in {} within {limit:?}",
-                file.display()
-            )));
+            return Err(BenchError::new(
+                "boot",
+                format!("no boot marker in {} within {limit:?}", file.display()),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 /// Removes the scratch namespace and its daemon however the run ends.
@@ -69,43 +65,165 @@ impl Drop for Scratch {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(base: &Config, options: Options) -> Result<(), BenchError> {
-    let work = tempfile::tempdir().map_err(|e| fail("scratch folder")(&e))?;
+    let work = tempfile::tempdir().map_err(fail("scratch folder"))?;
     let image = work.path().join("image");
-    let built = Command::new(&options.builder)
-        .arg(&image)
-        .output()
-        .map_err(|e| fail("image builder")(&e))?;
-    if !built.status.success() {
-        return Err(BenchError(format!(
-            "image builder: {}",
-            String::from_utf8_lossy(&built.stderr)
-        )));
+    build_image("boot", &options.builder, &image)?;
+    let runs = options.runs.max(1);
+    let cloud = Cloud::start(base, work.path(), &image).await?;
+    let mut stratus_boots = Vec::new();
+    let mut ssh_times = Vec::new();
+    for _ in 0..runs {
+        let (booted, ssh) = cloud.boot().await?;
+        stratus_boots.push(booted);
+        ssh_times.push(ssh);
     }
-    let netns = format!(
-        "st-boot-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| fail("port")(&e))?
-        .port();
-    let mut config = embedded_config(base, Some(&netns));
-    config.node.state_dir = work.path().join("state");
-    config.node.host = "bench".parse().ok();
-    config.api.listen = format!("127.0.0.1:{port}");
-    config.compute.driver = stratus_compute::config::DriverKind::Libvirt;
-    config.compute.libvirt_uri = stratus_compute::config::ComputeConfig::default().libvirt_uri;
-    let _scratch = Scratch {
-        netns: netns.clone(),
-        libvirt: config.node.state_dir.join("libvirt"),
-    };
-    let running = start_services(&config, &Service::ALL)
-        .await
-        .map_err(|e| fail("starting the services")(&e))?;
+    let mut bare = Vec::new();
+    for n in 0..runs {
+        let took = bare_boot(&image, work.path(), n, &cloud.config.compute.kernel_cmdline).await?;
+        println!("bare qemu boot {n}: marker {:.2} s", took.as_secs_f64());
+        bare.push(took);
+    }
+    cloud.running.stop().await;
 
+    let (ours, theirs, ssh) = (median(stratus_boots), median(bare), median(ssh_times));
+    println!(
+        "RunInstances to boot marker: {:.2} s (median of {runs})",
+        ours.as_secs_f64(),
+    );
+    println!(
+        "bare qemu-system-x86_64 to boot marker: {:.2} s",
+        theirs.as_secs_f64()
+    );
+    println!("time to first SSH: {:.2} s", ssh.as_secs_f64());
+    println!("boot ratio to bare qemu: {:.2}", ratio(ours, theirs));
+    Ok(())
+}
+
+/// Every service of the all-in-one on real libvirt in a scratch namespace,
+/// the tiny image imported, a key pair made and SSH let in.
+struct Cloud {
+    config: Config,
+    running: Running,
+    ec2: Client,
+    image_id: String,
+    key_file: PathBuf,
+    // Last, so the services stop before their namespace goes.
+    scratch: Scratch,
+}
+
+impl Cloud {
+    async fn start(base: &Config, work: &Path, image: &Path) -> Result<Self, BenchError> {
+        let netns = format!(
+            "st-boot-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(fail("port"))?
+            .port();
+        let mut config = embedded_config(base, Some(&netns));
+        config.node.state_dir = work.join("state");
+        config.node.host = "bench".parse().ok();
+        config.api.listen = format!("127.0.0.1:{port}");
+        config.compute.driver = stratus_compute::config::DriverKind::Libvirt;
+        config.compute.libvirt_uri = stratus_compute::config::ComputeConfig::default().libvirt_uri;
+        let scratch = Scratch {
+            netns,
+            libvirt: config.node.state_dir.join("libvirt"),
+        };
+        let running = start_services(&config, &Service::ALL)
+            .await
+            .map_err(fail("starting the services"))?;
+        let (ec2, image_id) = import_and_sign_in(&config, image, port).await?;
+        let key_file = work.join("bench.pem");
+        let_in_by_key(&ec2, &key_file).await?;
+        Ok(Self {
+            config,
+            running,
+            ec2,
+            image_id,
+            key_file,
+            scratch,
+        })
+    }
+
+    /// One guest from RunInstances to its marker and to its first SSH,
+    /// then terminated; both times.
+    async fn boot(&self) -> Result<(Duration, Duration), BenchError> {
+        let t0 = Instant::now();
+        let ran = self
+            .action(
+                "RunInstances",
+                &[
+                    ("ImageId", self.image_id.as_str()),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("InstanceType", "m1.tiny"),
+                    ("KeyName", "bench"),
+                ],
+            )
+            .await?;
+        let id = first(&ran, "instanceId");
+        let console = self
+            .config
+            .node
+            .state_dir
+            .join("instances")
+            .join(format!("instance-{}", id.trim_start_matches("i-")))
+            .join("console.log");
+        marker(&console, Duration::from_secs(300)).await?;
+        let booted = t0.elapsed();
+        let described = self
+            .action("DescribeInstances", &[("InstanceId.1", id.as_str())])
+            .await?;
+        let address = first(&described, "privateIpAddress");
+        self.wait_for_ssh(&address).await?;
+        let ssh = t0.elapsed();
+        println!(
+            "stratus boot {id}: marker {:.2} s, first SSH {:.2} s after RunInstances",
+            booted.as_secs_f64(),
+            ssh.as_secs_f64()
+        );
+        self.action("TerminateInstances", &[("InstanceId.1", id.as_str())])
+            .await?;
+        Ok((booted, ssh))
+    }
+
+    async fn action(&self, action: &str, params: &[(&str, &str)]) -> Result<String, BenchError> {
+        self.ec2.action(action, params).await.map_err(fail(action))
+    }
+
+    /// Tries SSH from inside the namespace every 100 ms, for two minutes.
+    async fn wait_for_ssh(&self, address: &str) -> Result<(), BenchError> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ssh_once(&self.scratch.netns, &self.key_file, address) {
+            if Instant::now() > deadline {
+                return Err(BenchError::new(
+                    "boot",
+                    format!("no SSH to {address} within 2 minutes of the marker"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The first `name` element's text in `xml`, or nothing.
+fn first(xml: &str, name: &str) -> String {
+    texts(xml, name).into_iter().next().unwrap_or_default()
+}
+
+/// Imports the tiny image and makes credentials; the signed client and the
+/// image id.
+async fn import_and_sign_in(
+    config: &Config,
+    image: &Path,
+    port: u16,
+) -> Result<(Client, String), BenchError> {
     let db = stratus_api::start::open_db(&config.api, &config.node.state_dir)
         .await
-        .map_err(|e| fail("database")(&e))?;
+        .map_err(fail("database"))?;
     let imported = stratus_api::admin::import_image(
         &db,
         "bench-tiny",
@@ -114,29 +232,30 @@ pub async fn run(base: &Config, options: Options) -> Result<(), BenchError> {
         Some(&image.join("ramdisk")),
     )
     .await
-    .map_err(|e| fail("import")(&e))?;
+    .map_err(fail("import"))?;
     let c = stratus_api::admin::create_credentials(&db, "bench", "bench", false)
         .await
-        .map_err(|e| fail("credentials")(&e))?;
+        .map_err(fail("credentials"))?;
     let ec2 = Client::new(
         &format!("http://127.0.0.1:{port}/"),
         &config.api.region,
         &c.access_key,
         &c.secret_key,
     );
+    Ok((ec2, imported.image_id))
+}
+
+/// Makes the key pair `bench`, writes its private key to `key_file`, and
+/// opens port 22 in the default group.
+async fn let_in_by_key(ec2: &Client, key_file: &Path) -> Result<(), BenchError> {
     let made = ec2
         .action(
             "CreateKeyPair",
             &[("KeyName", "bench"), ("KeyType", "ed25519")],
         )
         .await
-        .map_err(|e| fail("CreateKeyPair")(&e))?;
-    let key_file = work.path().join("bench.pem");
-    let private = texts(&made, "keyMaterial")
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    crate::demo::write_private(&key_file, &private).map_err(|e| fail("key file")(&e))?;
+        .map_err(fail("CreateKeyPair"))?;
+    crate::demo::write_private(key_file, &first(&made, "keyMaterial")).map_err(fail("key file"))?;
     ec2.action(
         "AuthorizeSecurityGroupIngress",
         &[
@@ -148,167 +267,88 @@ pub async fn run(base: &Config, options: Options) -> Result<(), BenchError> {
         ],
     )
     .await
-    .map_err(|e| fail("AuthorizeSecurityGroupIngress")(&e))?;
-
-    let mut stratus_boots = Vec::new();
-    let mut ssh_times = Vec::new();
-    for _ in 0..options.runs.max(1) {
-        let t0 = Instant::now();
-        let ran = ec2
-            .action(
-                "RunInstances",
-                &[
-                    ("ImageId", imported.image_id.as_str()),
-                    ("MinCount", "1"),
-                    ("MaxCount", "1"),
-                    ("InstanceType", "m1.tiny"),
-                    ("KeyName", "bench"),
-                ],
-            )
-            .await
-            .map_err(|e| fail("RunInstances")(&e))?;
-        let id = texts(&ran, "instanceId")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let console = config
-            .node
-            .state_dir
-            .join("instances")
-            .join(format!("instance-{}", id.trim_start_matches("i-")))
-            .join("console.log");
-        marker(&console, Duration::from_secs(300)).await?;
-        let booted = t0.elapsed();
-        let described = ec2
-            .action("DescribeInstances", &[("InstanceId.1", id.as_str())])
-            .await
-            .map_err(|e| fail("DescribeInstances")(&e))?;
-        let address = texts(&described, "privateIpAddress")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let ok = Command::new("ip")
-                .args(["netns", "exec", &netns, "ssh", "-i"])
-                .arg(&key_file)
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "LogLevel=ERROR",
-                    "-o",
-                    "ConnectTimeout=5",
-                ])
-                .arg(format!("root@{address}"))
-                .arg("true")
-                .stdin(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError(format!(
-                    "no SSH to {address} within 2 minutes of the marker"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let ssh = t0.elapsed();
-        println!(
-            "stratus boot {id}: marker {:.2} s, first SSH {:.2} s after RunInstances",
-            booted.as_secs_f64(),
-            ssh.as_secs_f64()
-        );
-        stratus_boots.push(booted);
-        ssh_times.push(ssh);
-        ec2.action("TerminateInstances", &[("InstanceId.1", id.as_str())])
-            .await
-            .map_err(|e| fail("TerminateInstances")(&e))?;
-    }
-
-    let mut bare = Vec::new();
-    for n in 0..options.runs.max(1) {
-        let disk = work.path().join(format!("bare-{n}.qcow2"));
-        let base_disk = image.join("disk.qcow2");
-        let made = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-            .arg(&base_disk)
-            .arg(&disk)
-            .status()
-            .map_err(|e| fail("qemu-img")(&e))?;
-        if !made.success() {
-            return Err(BenchError("qemu-img create failed".into()));
-        }
-        let console = work.path().join(format!("bare-{n}.log"));
-        let accel = if stratus_compute::config::kvm_usable() {
-            "kvm"
-        } else {
-            "tcg"
-        };
-        let t0 = Instant::now();
-        let mut qemu = Command::new("qemu-system-x86_64")
-            .args([
-                "-machine",
-                &format!("q35,accel={accel}"),
-                "-m",
-                "512",
-                "-smp",
-                "1",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-no-reboot",
-            ])
-            .arg("-kernel")
-            .arg(image.join("kernel"))
-            .arg("-initrd")
-            .arg(image.join("ramdisk"))
-            .args(["-append", &config.compute.kernel_cmdline])
-            .arg("-drive")
-            .arg(format!("file={},if=virtio,format=qcow2", disk.display()))
-            .args([
-                "-netdev",
-                "user,id=n0",
-                "-device",
-                "virtio-net-pci,netdev=n0",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| fail("qemu-system-x86_64")(&e))?;
-        let result = marker(&console, Duration::from_secs(300)).await;
-        let took = t0.elapsed();
-        let _ = qemu.kill();
-        let _ = qemu.wait();
-        result?;
-        println!("bare qemu boot {n}: marker {:.2} s", took.as_secs_f64());
-        bare.push(took);
-    }
-    running.stop().await;
-
-    let (ours, theirs, ssh) = (median(stratus_boots), median(bare), median(ssh_times));
-    println!(
-        "RunInstances to boot marker: {:.2} s (median of {})",
-        ours.as_secs_f64(),
-        options.runs.max(1)
-    );
-    println!(
-        "bare qemu-system-x86_64 to boot marker: {:.2} s",
-        theirs.as_secs_f64()
-    );
-    println!("time to first SSH: {:.2} s", ssh.as_secs_f64());
-    println!(
-        "boot ratio to bare qemu: {:.2}",
-        ours.as_secs_f64() / theirs.as_secs_f64().max(1e-9)
-    );
+    .map_err(fail("AuthorizeSecurityGroupIngress"))?;
     Ok(())
+}
+
+/// One SSH attempt to `root@address` from inside `netns`.
+fn ssh_once(netns: &str, key_file: &Path, address: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", netns, "ssh", "-i"])
+        .arg(key_file)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=5",
+        ])
+        .arg(format!("root@{address}"))
+        .arg("true")
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Boot `n` of the image's kernel, initramfs and an overlay of its disk by
+/// a bare QEMU, to the marker on its console.
+async fn bare_boot(
+    image: &Path,
+    work: &Path,
+    n: usize,
+    cmdline: &str,
+) -> Result<Duration, BenchError> {
+    let disk = work.join(format!("bare-{n}.qcow2"));
+    overlay("boot", &image.join("disk.qcow2"), &disk)?;
+    let console = work.join(format!("bare-{n}.log"));
+    let accel = if stratus_compute::config::kvm_usable() {
+        "kvm"
+    } else {
+        "tcg"
+    };
+    let t0 = Instant::now();
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            &format!("q35,accel={accel}"),
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(image.join("kernel"))
+        .arg("-initrd")
+        .arg(image.join("ramdisk"))
+        .args(["-append", cmdline])
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=qcow2", disk.display()))
+        .args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(fail("qemu-system-x86_64"))?;
+    let result = marker(&console, Duration::from_secs(300)).await;
+    let took = t0.elapsed();
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    result?;
+    Ok(took)
 }

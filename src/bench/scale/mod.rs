@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::{RequestContext, RpcClient};
 
+use super::error::Cause;
 use crate::config::Config;
 use crate::ec2_client::Client;
 use children::Children;
@@ -50,12 +51,13 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ScaleError {
     /// Preparing or starting something failed.
-    #[error("bench scale: {what}: {why}")]
+    #[error("bench scale: {what}")]
     Setup {
         /// What was being done.
-        what: &'static str,
+        what: String,
         /// The cause.
-        why: String,
+        #[source]
+        source: Cause,
     },
     /// A service exited while the bench still needed it.
     #[error("bench scale: {name} exited ({status}); its log ends:\n{log_tail}")]
@@ -76,12 +78,13 @@ pub enum ScaleError {
         waited: Duration,
     },
     /// An EC2 request the bench depends on failed.
-    #[error("bench scale: {action}: {why}")]
+    #[error("bench scale: {action}")]
     Api {
         /// The action.
         action: &'static str,
         /// The cause.
-        why: String,
+        #[source]
+        source: Cause,
     },
     /// An instance stayed pending too long.
     #[error(
@@ -119,8 +122,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn run(config: &Config, options: Options) -> Result<(), ScaleError> {
     if options.workers == 0 || options.instances == 0 {
         return Err(ScaleError::Setup {
-            what: "sizes",
-            why: "--workers and --instances must be at least 1".into(),
+            what: "sizes".into(),
+            source: "--workers and --instances must be at least 1".into(),
         });
     }
     // Dropping the run's future (on a signal) drops its guards.
@@ -152,8 +155,8 @@ async fn run_scale(config: &Config, options: &Options) -> Result<(), ScaleError>
         .prefix("stratus-scale-")
         .tempdir()
         .map_err(|e| ScaleError::Setup {
-            what: "scratch folder",
-            why: e.to_string(),
+            what: "scratch folder".into(),
+            source: e.into(),
         })?;
     let plan = setup::Plan::new(config, dir.path(), options)?;
     plan.create_dirs()?;
@@ -210,8 +213,8 @@ async fn launch_and_load(
     let transport = stratus_rpc::transport::connect(&plan.base.rpc, "stratus-bench-scale")
         .await
         .map_err(|e| ScaleError::Setup {
-            what: "connecting to the broker",
-            why: e.to_string(),
+            what: "connecting to the broker".into(),
+            source: e.into(),
         })?;
     let rpc = RpcClient::new(transport.clone(), Duration::from_secs(10));
     let ready = wait_until_ready(&rpc, options.workers, children).await;
@@ -281,7 +284,7 @@ async fn load_and_report(
         .await
         .map_err(|e| ScaleError::Api {
             action: "DescribeInstances",
-            why: e.to_string(),
+            source: e.into(),
         })?;
     report::header(options, hosts.len(), ready_in, &plan.dir);
     let broker = children::listener_pid(children::amqp_port(&plan.base.rpc.url));

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod command;
 pub mod error;
 pub mod firewall;
 pub mod guest;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod ec2_client;
+pub mod error_chain;
 pub mod fake_cloud;
 pub mod logging;
 pub mod services;

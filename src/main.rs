@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stratus::cli::{Cli, Command, ConfigCommand, CredentialsCommand, ImageCommand, ServiceCommand};
 use stratus::config;
+use stratus::error_chain::error_chain;
 use stratus::services::{self, Service};
 
 /// Exit code for a configuration error (sysexits' EX_CONFIG).
@@ -19,14 +20,14 @@ fn main() -> ExitCode {
     let config = match load_config(cli.config.clone()) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("stratus: {e}");
+            eprintln!("stratus: {}", error_chain(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     let shipped = match init_logging(&config, &cli.command) {
         Ok(lines) => lines,
         Err(e) => {
-            eprintln!("stratus: {e}");
+            eprintln!("stratus: {}", error_chain(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -193,19 +194,4 @@ async fn operate_service(
         }
     }
     Ok(())
-}
-
-/// The error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

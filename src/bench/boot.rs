@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::ec2_client::{Client, texts};
+use crate::ec2_client::{Client, first_text};
 use crate::services::{Running, Service, embedded_config, start_services};
 
 use super::guest::{build_image, overlay};
@@ -211,7 +211,7 @@ impl Cloud {
 
 /// The first `name` element's text in `xml`, or nothing.
 fn first(xml: &str, name: &str) -> String {
-    texts(xml, name).into_iter().next().unwrap_or_default()
+    first_text(xml, name).unwrap_or_default()
 }
 
 /// Imports the tiny image and makes credentials; the signed client and the

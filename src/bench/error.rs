@@ -1,8 +1,7 @@
 //! The one error of every bench: which bench, the step that failed, and
 //! the cause when there is one.
 
-/// A cause of any kind, kept for its chain.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error_chain::Cause;
 
 /// A step of a benchmark failed.
 #[derive(Debug, thiserror::Error)]

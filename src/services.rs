@@ -29,6 +29,16 @@ impl Service {
     /// Every service, in start order.
     pub const ALL: [Service; 4] = [Self::Network, Self::Scheduler, Self::Compute, Self::Api];
 
+    /// Its topic and the methods served there.
+    fn topic(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Self::Api => (conductor::TOPIC, conductor::methods::ALL),
+            Self::Scheduler => (scheduler::TOPIC, scheduler::methods::ALL),
+            Self::Compute => (compute::TOPIC, compute::methods::ALL),
+            Self::Network => (network::TOPIC, network::methods::ALL),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Api => "api",
@@ -189,36 +199,18 @@ async fn start(
         transport.clone(),
         std::time::Duration::from_millis(config.rpc.call_timeout_ms),
     );
-    let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
-    {
-        Service::Api => (
-            conductor::TOPIC,
-            conductor::methods::ALL,
-            start_api(config, rpc, embedded).await?,
-            false,
-        ),
-        Service::Scheduler => (
-            scheduler::TOPIC,
-            scheduler::methods::ALL,
-            Arc::new(stratus_scheduler::service::SchedulerService::new(
-                &config.scheduler,
-                rpc,
-            )),
-            false,
-        ),
-        Service::Compute => (
-            compute::TOPIC,
-            compute::methods::ALL,
-            start_compute(config, host, transport).await?,
-            true,
-        ),
-        Service::Network => (
-            network::TOPIC,
-            network::methods::ALL,
-            start_network(config).await?,
-            false,
-        ),
+    let handler: Arc<dyn Handler> = match service {
+        Service::Api => start_api(config, rpc, embedded).await?,
+        Service::Scheduler => Arc::new(stratus_scheduler::service::SchedulerService::new(
+            &config.scheduler,
+            rpc,
+        )),
+        Service::Compute => start_compute(config, host, transport).await?,
+        Service::Network => start_network(config).await?,
     };
+    let (topic, methods) = service.topic();
+    // Only a compute worker has a queue of its own host's.
+    let per_host = service == Service::Compute;
     let server = transport
         .serve(topic, per_host.then_some(host), handler)
         .await?;

@@ -3,6 +3,7 @@
 //! page, one by id), then RunInstances on fake hypervisors until every
 //! instance runs.
 
+use clap::Args;
 use std::time::{Duration, Instant};
 
 use crate::bench::stats::Figures;
@@ -15,23 +16,23 @@ use stratus_rpc::wire::ids::InstanceId;
 use crate::ec2_client::Client;
 use crate::fake_cloud::{FakeCloud, Options as CloudOptions};
 
-/// Sizes of the run.
-#[derive(Debug, Clone, Copy)]
+use super::BenchError;
+
+/// Sizes of `stratus bench api`.
+#[derive(Debug, Clone, Copy, Args)]
 pub struct Options {
     /// Instances DescribeInstances looks over.
+    #[arg(long, default_value_t = 10_000)]
     pub instances: usize,
     /// RunInstances requests (one instance each).
+    #[arg(long, default_value_t = 500)]
     pub runs: usize,
     /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
 }
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("api", step)
-}
+super::error::bench_steps!("api");
 
 /// Sends `forms` with `concurrency` in flight; the latencies and the time.
 async fn load(

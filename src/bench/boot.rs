@@ -4,6 +4,7 @@
 //! initramfs and disk booted by a bare `qemu-system-x86_64` to the same
 //! marker; their ratio; and the time to the first successful SSH.
 
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,24 +13,22 @@ use crate::config::Config;
 use crate::ec2_client::{Client, first_text};
 use crate::services::{Running, Service, embedded_config, start_services};
 
+use super::BenchError;
 use super::guest::{build_image, overlay};
 use super::stats::{median, ratio};
 
-/// Sizes of the run.
-#[derive(Debug, Clone)]
+/// Sizes of `stratus bench boot`.
+#[derive(Debug, Clone, Args)]
 pub struct Options {
     /// Boots of each kind (the median is printed).
+    #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// The tiny image builder.
-    pub builder: PathBuf,
+    /// The tiny image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-tiny-image")]
+    pub builder: std::path::PathBuf,
 }
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("boot", step)
-}
+super::error::bench_steps!("boot");
 
 const MARKER: &str = "STRATUS-BOOT ready";
 

@@ -39,3 +39,16 @@ impl BenchError {
         }
     }
 }
+
+/// Declares `fail(step)`, which wraps the error of `step` of the bench
+/// named, for `map_err`.
+macro_rules! bench_steps {
+    ($bench:literal) => {
+        fn fail<E: Into<$crate::bench::error::Cause>>(
+            step: &str,
+        ) -> impl FnOnce(E) -> $crate::bench::BenchError {
+            $crate::bench::BenchError::step($bench, step)
+        }
+    };
+}
+pub(crate) use bench_steps;

@@ -2,6 +2,7 @@
 //! (in a scratch network namespace), and concurrent fixed IP allocations
 //! through the RPC layer.
 
+use clap::Args;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -26,15 +27,19 @@ use stratus_network::linux::{HostCommands, RealHost};
 use stratus_network::manager::NetworkManager;
 use stratus_network::service::NetworkService;
 
+use super::BenchError;
 use super::guest::ScratchNetns;
 use super::stats::{Figures, Spread, ms, ratios};
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("firewall", step)
+/// Sizes of `stratus bench firewall`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Concurrent allocate_fixed_ip calls.
+    #[arg(long, default_value_t = 1000)]
+    pub allocations: usize,
 }
+
+super::error::bench_steps!("firewall");
 
 /// Rounds per size; the median and the range are printed.
 const ROUNDS: usize = 7;
@@ -100,7 +105,8 @@ fn state(n: usize) -> FirewallState {
 }
 
 /// Prints the apply times and the allocation figures.
-pub async fn run(allocations: usize) -> Result<(), BenchError> {
+pub async fn run(options: &Options) -> Result<(), BenchError> {
+    let allocations = options.allocations;
     let netns = ScratchNetns::add(
         "firewall",
         format!(

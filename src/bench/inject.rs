@@ -1,6 +1,7 @@
 //! `stratus bench inject`: the time to inject a key into one disk by each
 //! path this host has, and to build a config drive.
 
+use clap::Args;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,20 +11,28 @@ use stratus_rpc::wire::network::FixedIp;
 use stratus_compute::inject::expose::ExposeMethod;
 use stratus_compute::inject::inject_key;
 
+use super::BenchError;
 use super::guest::{build_image, disk_image, overlay, request, tiny_flavor};
 use super::stats::{median, ms};
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("inject", step)
+/// Sizes of `stratus bench inject`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Injections per path (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// The image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-test-image")]
+    pub builder: std::path::PathBuf,
 }
+
+super::error::bench_steps!("inject");
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE bench@stratus";
 
 /// Injects `runs` times per path on fresh overlays of the test image.
-pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
+pub async fn run(options: &Options) -> Result<(), BenchError> {
+    let (builder, runs) = (options.builder.as_path(), options.runs);
     let dir = std::env::temp_dir().join(format!(
         "stratus-bench-inject-{}",
         InstanceId::new().0.simple()

@@ -1,6 +1,7 @@
 //! `stratus bench rpc`: stratus calls and casts against the bare lapin round
 //! trip, on the same broker, in the same run.
 
+use clap::Args;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,25 +21,24 @@ use stratus_rpc::target::Target;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::transport::{ServerHandle, Transport};
 
+use super::BenchError;
 use super::stats::Figures;
 
-/// How much work one run does.
-#[derive(Debug, Clone, Copy)]
+/// Sizes of `stratus bench rpc`.
+#[derive(Debug, Clone, Copy, Args)]
 pub struct Options {
-    /// Round trips in each serial measurement.
+    /// Round trips per measurement.
+    #[arg(long, default_value_t = 5000)]
     pub calls: usize,
     /// Concurrent callers in the concurrent measurements.
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Casts in the throughput measurement.
+    /// Casts in the concurrent throughput measurement.
+    #[arg(long, default_value_t = 20000)]
     pub casts: usize,
 }
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("rpc", step)
-}
+super::error::bench_steps!("rpc");
 
 /// Measurements alternate between raw and stratus in this many rounds, so
 /// drift in the machine's load falls on both alike.
@@ -93,7 +93,9 @@ impl Rig {
     }
 
     async fn calls(&self, workers: usize, total: usize) -> Result<Samples, BenchError> {
-        calls(&self.rpc, workers, total).await.map_err(fail("call"))
+        send(&self.rpc, Message::Call, workers, total)
+            .await
+            .map_err(fail("call"))
     }
 
     async fn close(self) {
@@ -167,14 +169,14 @@ async fn round_trips(rig: &Rig, options: Options) -> Result<(Figures, Figures), 
 /// Confirmed casts, serial then from concurrent senders; prints both.
 async fn cast_rates(rpc: &RpcClient, options: Options) -> Result<(), BenchError> {
     let callers = options.concurrency;
-    let serial = casts(rpc, 1, options.casts.min(options.calls))
+    let serial = send(rpc, Message::Cast, 1, options.casts.min(options.calls))
         .await
         .map_err(fail("cast"))?;
     println!(
         "{}",
         serial.figures().line("stratus cast (confirmed), serial")
     );
-    let concurrent = casts(rpc, callers, options.casts)
+    let concurrent = send(rpc, Message::Cast, callers, options.casts)
         .await
         .map_err(fail("cast"))?;
     println!(
@@ -219,35 +221,32 @@ impl Handler for Echo {
     }
 }
 
-/// `workers` tasks share `total` calls; returns per-call latencies.
-async fn calls(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
-    measure(
-        workers,
-        total,
-        |rpc: RpcClient| async move {
-            let ctx = RequestContext::system();
-            let _: u64 = rpc
-                .call(&ctx, &Target::topic("bench"), "echo", &42u64)
-                .await?;
-            Ok(())
-        },
-        rpc.clone(),
-    )
-    .await
+/// What the stratus side sends: a call waits for the echo, a cast for the
+/// broker's confirm.
+#[derive(Debug, Clone, Copy)]
+enum Message {
+    Call,
+    Cast,
 }
 
-async fn casts(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
-    measure(
-        workers,
-        total,
-        |rpc: RpcClient| async move {
-            let ctx = RequestContext::system();
-            rpc.cast(&ctx, &Target::topic("bench"), "echo", &42u64)
+/// `workers` tasks share `total` sends; returns per-send latencies.
+async fn send(
+    rpc: &RpcClient,
+    kind: Message,
+    workers: usize,
+    total: usize,
+) -> Result<Samples, RpcError> {
+    let op = move |rpc: RpcClient| async move {
+        let (ctx, target) = (RequestContext::system(), Target::topic("bench"));
+        match kind {
+            Message::Call => rpc
+                .call::<_, u64>(&ctx, &target, "echo", &42u64)
                 .await
-        },
-        rpc.clone(),
-    )
-    .await
+                .map(drop),
+            Message::Cast => rpc.cast(&ctx, &target, "echo", &42u64).await,
+        }
+    };
+    measure(workers, total, op, rpc.clone()).await
 }
 
 async fn measure<F, Fut>(

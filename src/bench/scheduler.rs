@@ -3,6 +3,7 @@
 //! placer alone, then end to end through the scheduler's RPC handler on the
 //! in-process bus (decode, place, cast to `compute.<host>`, delivered).
 
+use clap::Args;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,26 +25,25 @@ use stratus_scheduler::placer::Placer;
 use stratus_scheduler::request::RequestSpec;
 use stratus_scheduler::service::SchedulerService;
 
+use super::BenchError;
 use super::guest::{disk_image, request};
 use super::stats::{ms, quantile, rate};
 
-/// Sizes of the run.
-#[derive(Debug, Clone, Copy)]
+/// Sizes of `stratus bench scheduler`.
+#[derive(Debug, Clone, Copy, Args)]
 pub struct Options {
     /// Simulated compute hosts.
+    #[arg(long, default_value_t = 1000)]
     pub hosts: usize,
     /// Instances to place.
+    #[arg(long, default_value_t = 10_000)]
     pub instances: usize,
-    /// Instances per `run_instance` request.
+    /// Instances per run_instance request.
+    #[arg(long, default_value_t = 100)]
     pub per_request: usize,
 }
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("scheduler", step)
-}
+super::error::bench_steps!("scheduler");
 
 const FLAVORS: [(&str, u32, u64, u64); 4] = [
     ("m1.tiny", 1, 512, 1),

@@ -3,6 +3,7 @@
 //! by step, next to a bare `qemu-system-x86_64` start of the same kernel,
 //! initramfs and disk, measured in the same run.
 
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -27,15 +28,22 @@ use stratus_compute::manager::BuildTimings;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_compute::xml::DomainType;
 
+use super::BenchError;
 use super::guest::{ScratchNetns, build_image, disk_image, overlay, request, tiny_flavor};
 use super::stats::{median, ms};
 
-/// A step of the run failed.
-pub type BenchError = super::BenchError;
-
-fn fail<E: Into<super::error::Cause>>(step: &str) -> impl FnOnce(E) -> BenchError {
-    BenchError::step("spawn", step)
+/// Sizes of `stratus bench spawn`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Guests to spawn (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The image builder (run from a checkout, the default finds it).
+    #[arg(long, default_value = "deploy/images/build-test-image")]
+    pub builder: std::path::PathBuf,
 }
+
+super::error::bench_steps!("spawn");
 
 /// The run's namespace and folder, removed however it ends.
 struct Scratch {
@@ -94,7 +102,8 @@ impl Handler for Sink {
 }
 
 /// Runs `runs` spawns and as many bare QEMU starts; prints the figures.
-pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
+pub async fn run(options: &Options) -> Result<(), BenchError> {
+    let (builder, runs) = (options.builder.as_path(), options.runs);
     let scratch = Scratch::create()?;
     let image_dir = scratch.image_dir();
     build_image("spawn", builder, &image_dir)?;
@@ -131,7 +140,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
 /// the in-process bus.
 struct Rig {
     worker: Worker,
-    _serving: [ServerHandle; 2],
+    _serving: Vec<ServerHandle>,
     // Last, so the daemon outlives the worker's connection to it.
     _daemon: PrivateLibvirtd,
 }
@@ -157,18 +166,12 @@ impl Rig {
         )
         .await
         .map_err(fail("network"))?;
-        let network = bus
-            .serve(
-                "network",
-                None,
-                Arc::new(NetworkService::new(Arc::new(network))),
-            )
-            .await
-            .map_err(fail("serve"))?;
-        let conductor = bus
-            .serve("conductor", None, Arc::new(Sink))
-            .await
-            .map_err(fail("serve"))?;
+        let network: Arc<dyn Handler> = Arc::new(NetworkService::new(Arc::new(network)));
+        let mut serving = Vec::new();
+        for (topic, handler) in [("network", network), ("conductor", Arc::new(Sink))] {
+            let server = bus.serve(topic, None, handler).await;
+            serving.push(server.map_err(fail("serve"))?);
+        }
         let config = ComputeConfig {
             virt_type: VirtType::Qemu,
             ..ComputeConfig::default()
@@ -188,7 +191,7 @@ impl Rig {
         .map_err(fail("worker"))?;
         Ok(Self {
             worker,
-            _serving: [network, conductor],
+            _serving: serving,
             _daemon: daemon,
         })
     }

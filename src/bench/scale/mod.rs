@@ -15,6 +15,7 @@ mod report;
 mod setup;
 pub mod workers;
 
+use clap::Args;
 use std::time::{Duration, Instant};
 
 use stratus_rpc::clients::SchedulerClient;
@@ -25,6 +26,50 @@ use crate::config::Config;
 use crate::ec2_client::Client;
 use children::Children;
 use report::Readings;
+
+/// Sizes of `stratus bench scale`.
+#[derive(Debug, Clone, Args)]
+pub struct Sizes {
+    /// Compute workers (fake driver), one of them a `stratus compute` process.
+    #[arg(long, default_value_t = 100)]
+    pub workers: usize,
+    /// Instances to launch.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: usize,
+    /// Instances per RunInstances request.
+    #[arg(long, default_value_t = 1)]
+    pub per_request: usize,
+    /// RunInstances requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Workers per hosting process (besides the measured `stratus compute`).
+    #[arg(long, default_value_t = 33)]
+    pub workers_per_process: usize,
+    /// Seconds between each worker's capacity reports to the scheduler.
+    #[arg(long, default_value_t = 1)]
+    pub report_interval_secs: u64,
+    /// Milliseconds between DescribeInstances polls.
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+    /// Seconds an instance may stay pending before the run fails.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+impl From<&Sizes> for Options {
+    fn from(sizes: &Sizes) -> Self {
+        Self {
+            workers: sizes.workers,
+            instances: sizes.instances,
+            per_request: sizes.per_request,
+            concurrency: sizes.concurrency,
+            workers_per_process: sizes.workers_per_process,
+            report_interval: Duration::from_secs(sizes.report_interval_secs),
+            poll_interval: Duration::from_millis(sizes.poll_ms),
+            timeout: Duration::from_secs(sizes.timeout_secs),
+        }
+    }
+}
 
 /// Sizes of the run.
 #[derive(Debug, Clone)]

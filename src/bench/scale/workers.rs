@@ -3,6 +3,7 @@
 //! state folder and host name. The scale bench starts a few of these beside
 //! one ordinary `stratus compute`, so 100 hosts fit on one machine.
 
+use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,17 @@ use stratus_rpc::{ServerHandle, Transport};
 
 use super::ScaleError;
 use crate::config::Config;
+
+/// What `stratus bench scale-workers` hosts.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct HostRange {
+    /// The number of the first host (`node-<first>`).
+    #[arg(long)]
+    pub first: usize,
+    /// How many workers.
+    #[arg(long)]
+    pub count: usize,
+}
 
 /// The name of the `n`th compute host of a scale run.
 pub fn host_name(n: usize) -> String {

@@ -3,10 +3,9 @@
 //! page, one by id), then RunInstances on fake hypervisors until every
 //! instance runs.
 
-use clap::Args;
 use std::time::{Duration, Instant};
 
-use crate::bench::stats::Figures;
+use clap::Args;
 use futures::StreamExt;
 use stratus_api::config::Quotas;
 use stratus_api::db::images::ImageRow;
@@ -17,6 +16,7 @@ use crate::ec2_client::Client;
 use crate::fake_cloud::{FakeCloud, Options as CloudOptions};
 
 use super::BenchError;
+use super::stats::Figures;
 
 /// Sizes of `stratus bench api`.
 #[derive(Debug, Clone, Copy, Args)]

@@ -4,10 +4,11 @@
 //! initramfs and disk booted by a bare `qemu-system-x86_64` to the same
 //! marker; their ratio; and the time to the first successful SSH.
 
-use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use clap::Args;
 
 use crate::config::Config;
 use crate::ec2_client::{Client, first_text};

@@ -2,13 +2,13 @@
 //! (in a scratch network namespace), and concurrent fixed IP allocations
 //! through the RPC layer.
 
-use clap::Args;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use stratus_rpc::clients::NetworkClient;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};

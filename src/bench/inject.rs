@@ -1,10 +1,10 @@
 //! `stratus bench inject`: the time to inject a key into one disk by each
 //! path this host has, and to build a config drive.
 
-use clap::Args;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::FixedIp;
 

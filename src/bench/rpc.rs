@@ -1,11 +1,11 @@
 //! `stratus bench rpc`: stratus calls and casts against the bare lapin round
 //! trip, on the same broker, in the same run.
 
-use clap::Args;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use clap::Args;
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;

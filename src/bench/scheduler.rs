@@ -3,7 +3,6 @@
 //! placer alone, then end to end through the scheduler's RPC handler on the
 //! in-process bus (decode, place, cast to `compute.<host>`, delivered).
 
-use clap::Args;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use clap::Args;
 use serde_json::value::RawValue;
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::handler::{decode_args, null};

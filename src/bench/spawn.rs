@@ -3,13 +3,13 @@
 //! by step, next to a bare `qemu-system-x86_64` start of the same kernel,
 //! initramfs and disk, measured in the same run.
 
-use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use clap::Args;
 use serde_json::value::RawValue;
 use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;

@@ -15,9 +15,9 @@ mod report;
 mod setup;
 pub mod workers;
 
-use clap::Args;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::{RequestContext, RpcClient};
 

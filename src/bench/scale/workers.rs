@@ -3,10 +3,10 @@
 //! state folder and host name. The scale bench starts a few of these beside
 //! one ordinary `stratus compute`, so 100 hosts fit on one machine.
 
-use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use stratus_compute::config::DriverKind;
 use stratus_compute::worker::{Worker, WorkerSetup};
 use stratus_network::linux::FakeHost;

@@ -40,9 +40,20 @@ pub enum Bench {
     ScaleWorkers(super::scale::workers::HostRange),
 }
 
+/// A bench failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// One of the benches in this process failed.
+    #[error(transparent)]
+    Bench(#[from] super::BenchError),
+    /// The scale bench, or a worker process of it, failed.
+    #[error(transparent)]
+    Scale(#[from] super::scale::ScaleError),
+}
+
 /// Runs the bench `bench` names with its options; `config` gives the
 /// broker and the services' settings.
-pub async fn run(config: &Config, bench: Bench) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(config: &Config, bench: Bench) -> Result<(), CommandError> {
     match bench {
         Bench::Rpc(options) => super::rpc::run(&config.rpc, options).await?,
         Bench::Firewall(options) => super::firewall::run(&options).await?,

@@ -24,10 +24,16 @@ pub enum AdminError {
     )]
     InProcessBus,
     /// The host name is not one.
-    #[error("{0:?} is not a host name: {1}")]
-    BadHost(String, String),
+    #[error("{value:?} is not a host name")]
+    BadHost {
+        /// What was given.
+        value: String,
+        /// What is wrong with it.
+        #[source]
+        source: stratus_rpc::wire::ids::InvalidId,
+    },
     /// The host did not answer or refused.
-    #[error("compute host {host}: {source}")]
+    #[error("compute host {host}")]
     Host {
         /// The host.
         host: HostName,
@@ -36,8 +42,11 @@ pub enum AdminError {
         source: RpcError,
     },
     /// The broker could not be reached.
-    #[error("connecting to the broker: {0}")]
+    #[error("connecting to the broker")]
     Connect(#[source] RpcError),
+    /// The broker could not be reached to follow the log.
+    #[error("connecting to the broker")]
+    Tail(#[source] lapin::Error),
 }
 
 /// Asks `host`'s compute worker to stop or resume taking new instances;
@@ -51,11 +60,10 @@ pub async fn set_host_enabled(
     if config.rpc.backend == Backend::Memory {
         return Err(AdminError::InProcessBus);
     }
-    let host: HostName = host
-        .parse()
-        .map_err(|e: stratus_rpc::wire::ids::InvalidId| {
-            AdminError::BadHost(host.to_owned(), e.to_string())
-        })?;
+    let host: HostName = host.parse().map_err(|source| AdminError::BadHost {
+        value: host.to_owned(),
+        source,
+    })?;
     let transport = stratus_rpc::transport::connect(&config.rpc, "stratus-admin")
         .await
         .map_err(AdminError::Connect)?;
@@ -286,9 +294,10 @@ pub async fn console(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        let host: HostName = host
-            .parse()
-            .map_err(|e: stratus_rpc::wire::ids::InvalidId| e.to_string())?;
+        let host: HostName = host.parse().map_err(|source| AdminError::BadHost {
+            value: host.to_owned(),
+            source,
+        })?;
         let text = compute
             .get_console_output(
                 &ctx,
@@ -296,7 +305,10 @@ pub async fn console(
                 stratus_rpc::wire::compute::InstanceRef { instance_id: id },
             )
             .await
-            .map_err(|e| format!("compute host {host}: {e}"))?;
+            .map_err(|source| AdminError::Host {
+                host: host.clone(),
+                source,
+            })?;
         print!("{}", new_part(&shown, &text));
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -414,14 +426,14 @@ pub async fn tail(
         .ok_or_else(|| format!("level {level:?}: use trace, debug, info, warn or error"))?;
     let host: Option<HostName> = match (host, all) {
         (_, true) | (None, _) => None,
-        (Some(h), false) => Some(
-            h.parse()
-                .map_err(|e: stratus_rpc::wire::ids::InvalidId| e.to_string())?,
-        ),
+        (Some(h), false) => Some(h.parse().map_err(|source| AdminError::BadHost {
+            value: h.to_owned(),
+            source,
+        })?),
     };
     let lines = stratus_rpc::logs::tail(&config.rpc, host.as_ref())
         .await
-        .map_err(|e| format!("connecting to the broker: {e}"))?;
+        .map_err(AdminError::Tail)?;
     futures::pin_mut!(lines);
     while let Some(line) = lines.next().await {
         if let Some(text) = tail_line(&line, instance, min_level) {

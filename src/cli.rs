@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 /// A Nova-style cloud: EC2 API, scheduler, compute workers and network
 /// controller talking over AMQP.
@@ -76,7 +76,7 @@ pub enum Command {
     Image(ImageCommand),
     /// Measure stratus; each benchmark prints its figures.
     #[command(subcommand)]
-    Bench(Bench),
+    Bench(crate::bench::command::Bench),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -143,164 +143,6 @@ pub enum ServiceCommand {
         /// The compute host.
         host: String,
     },
-}
-
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum Bench {
-    /// RPC round trips and cast throughput against the bare lapin round trip,
-    /// on the broker in `[rpc] url`.
-    Rpc(RpcBench),
-    /// Firewall apply times for 1, 100 and 1000 instances (whole-table
-    /// restore in a scratch network namespace; needs root) and concurrent
-    /// fixed IP allocations.
-    Firewall(FirewallBench),
-    /// One guest from run_instance to domain RUNNING on libvirt (TCG, in a
-    /// scratch namespace; needs root), by step, against a bare QEMU start.
-    Spawn(SpawnBench),
-    /// Key injection into one disk by each path this host has, and a config
-    /// drive build (needs root).
-    Inject(InjectBench),
-    /// Placement decisions per second with the filter scheduler over
-    /// simulated hosts: in the placer alone and through RPC in process.
-    Scheduler(SchedulerBench),
-    /// One guest from RunInstances to its boot marker through every
-    /// service on real libvirt (scratch namespace; needs root), against a
-    /// bare QEMU boot of the same files, and the time to the first SSH.
-    Boot(BootBench),
-    /// The EC2 API with signatures checked: DescribeInstances over 10,000
-    /// instances and RunInstances on fake hypervisors, in one process.
-    Api(ApiBench),
-    /// RunInstances to running at scale over RabbitMQ: 1,000 instances on
-    /// 100 fake-driver compute workers, every service its own process;
-    /// instances per second, time to running, each service's peak RSS.
-    Scale(ScaleBench),
-    /// Hosts fake-driver compute workers for `bench scale` (started by it).
-    #[command(hide = true)]
-    ScaleWorkers(ScaleWorkers),
-}
-
-/// Sizes of `stratus bench scale`.
-#[derive(Debug, Args)]
-pub struct ScaleBench {
-    /// Compute workers (fake driver), one of them a `stratus compute` process.
-    #[arg(long, default_value_t = 100)]
-    pub workers: usize,
-    /// Instances to launch.
-    #[arg(long, default_value_t = 1000)]
-    pub instances: usize,
-    /// Instances per RunInstances request.
-    #[arg(long, default_value_t = 1)]
-    pub per_request: usize,
-    /// RunInstances requests in flight at once.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Workers per hosting process (besides the measured `stratus compute`).
-    #[arg(long, default_value_t = 33)]
-    pub workers_per_process: usize,
-    /// Seconds between each worker's capacity reports to the scheduler.
-    #[arg(long, default_value_t = 1)]
-    pub report_interval_secs: u64,
-    /// Milliseconds between DescribeInstances polls.
-    #[arg(long, default_value_t = 100)]
-    pub poll_ms: u64,
-    /// Seconds an instance may stay pending before the run fails.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_secs: u64,
-}
-
-/// What `stratus bench scale-workers` hosts.
-#[derive(Debug, Args)]
-pub struct ScaleWorkers {
-    /// The number of the first host (`node-<first>`).
-    #[arg(long)]
-    pub first: usize,
-    /// How many workers.
-    #[arg(long)]
-    pub count: usize,
-}
-
-/// Sizes of `stratus bench boot`.
-#[derive(Debug, Args)]
-pub struct BootBench {
-    /// Boots of each kind (the median is printed).
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// The tiny image builder (run from a checkout, the default finds it).
-    #[arg(long, default_value = "deploy/images/build-tiny-image")]
-    pub builder: std::path::PathBuf,
-}
-
-/// Sizes of `stratus bench api`.
-#[derive(Debug, Args)]
-pub struct ApiBench {
-    /// Instances DescribeInstances looks over.
-    #[arg(long, default_value_t = 10_000)]
-    pub instances: usize,
-    /// RunInstances requests (one instance each).
-    #[arg(long, default_value_t = 500)]
-    pub runs: usize,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-}
-
-/// Sizes of `stratus bench scheduler`.
-#[derive(Debug, Args)]
-pub struct SchedulerBench {
-    /// Simulated compute hosts.
-    #[arg(long, default_value_t = 1000)]
-    pub hosts: usize,
-    /// Instances to place.
-    #[arg(long, default_value_t = 10_000)]
-    pub instances: usize,
-    /// Instances per run_instance request.
-    #[arg(long, default_value_t = 100)]
-    pub per_request: usize,
-}
-
-/// Sizes of `stratus bench inject`.
-#[derive(Debug, Args)]
-pub struct InjectBench {
-    /// Injections per path (the median is printed).
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// The image builder (run from a checkout, the default finds it).
-    #[arg(long, default_value = "deploy/images/build-test-image")]
-    pub builder: std::path::PathBuf,
-}
-
-/// Sizes of `stratus bench spawn`.
-#[derive(Debug, Args)]
-pub struct SpawnBench {
-    /// Guests to spawn (the median is printed).
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// The image builder (run from a checkout, the default finds it).
-    #[arg(long, default_value = "deploy/images/build-test-image")]
-    pub builder: std::path::PathBuf,
-}
-
-/// Sizes of `stratus bench firewall`.
-#[derive(Debug, Args)]
-pub struct FirewallBench {
-    /// Concurrent allocate_fixed_ip calls.
-    #[arg(long, default_value_t = 1000)]
-    pub allocations: usize,
-}
-
-/// Sizes of `stratus bench rpc`.
-#[derive(Debug, Args)]
-pub struct RpcBench {
-    /// Round trips per measurement.
-    #[arg(long, default_value_t = 5000)]
-    pub calls: usize,
-    /// Concurrent callers in the concurrent measurements.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Casts in the concurrent throughput measurement.
-    #[arg(long, default_value_t = 20000)]
-    pub casts: usize,
 }
 
 /// Configuration commands.

@@ -77,17 +77,12 @@ impl NodeConfig {
         }
         let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .map_err(|source| ConfigError::HostName {
-                value: String::new(),
-                why: source.to_string(),
-            })?;
+            .map_err(ConfigError::HostNameUnread)?;
         let name = raw.trim();
-        name.parse().map_err(
-            |e: stratus_rpc::wire::ids::InvalidId| ConfigError::HostName {
-                value: name.to_owned(),
-                why: format!("{e}; set [node] host"),
-            },
-        )
+        name.parse().map_err(|source| ConfigError::HostName {
+            value: name.to_owned(),
+            source,
+        })
     }
 }
 
@@ -127,7 +122,7 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file is missing, or a value in it or in the environment is wrong.
-    #[error("configuration {path}: {source}")]
+    #[error("configuration {path}")]
     Invalid {
         /// The file read (or that would have been read).
         path: PathBuf,
@@ -136,20 +131,25 @@ pub enum ConfigError {
         source: Box<figment::Error>,
     },
     /// A value parses but cannot work.
-    #[error("configuration {path}: {why}")]
+    #[error("configuration {path}")]
     Setting {
         /// The file read.
         path: PathBuf,
         /// What is wrong, with the key.
-        why: String,
+        #[source]
+        source: stratus_scheduler::config::ConfigError,
     },
+    /// The machine's host name could not be read.
+    #[error("reading this machine's host name (set [node] host)")]
+    HostNameUnread(#[source] std::io::Error),
     /// No usable host name.
-    #[error("host name {value:?}: {why}")]
+    #[error("host name {value:?} (set [node] host)")]
     HostName {
         /// The name found.
         value: String,
         /// What is wrong with it.
-        why: String,
+        #[source]
+        source: stratus_rpc::wire::ids::InvalidId,
     },
 }
 
@@ -174,9 +174,9 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
     config
         .scheduler
         .validate()
-        .map_err(|e| ConfigError::Setting {
+        .map_err(|source| ConfigError::Setting {
             path: path.to_owned(),
-            why: e.to_string(),
+            source,
         })?;
     Ok(config)
 }
@@ -230,7 +230,8 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("STRATUS_RPC__PREFETCH", "many");
             let err = load(Path::new("absent.toml"), false).expect_err("not a number");
-            assert!(err.to_string().to_lowercase().contains("prefetch"), "{err}");
+            let err = crate::error_chain::error_chain(&err);
+            assert!(err.to_lowercase().contains("prefetch"), "{err}");
             Ok(())
         });
     }

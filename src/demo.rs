@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use crate::config::Config;
-use crate::ec2_client::{Client, Ec2ClientError, texts};
+use crate::ec2_client::{Client, Ec2ClientError, first_text};
+use crate::error_chain::Cause;
 
 /// The name the demo image is registered under.
 const IMAGE_NAME: &str = "stratus-tiny";
@@ -32,7 +33,10 @@ pub async fn run(config: &Config) {
             println!("stratus: serving; Ctrl-C stops the services (guests keep running).");
         }
         Err(e) => {
-            println!("stratus: the demo guest did not come up: {e}");
+            println!(
+                "stratus: the demo guest did not come up: {}",
+                crate::error_chain::error_chain(&e)
+            );
             println!("stratus: the services keep serving; see the log for details.");
         }
     }
@@ -53,27 +57,80 @@ fn builder() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Why the demo guest did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A step on the api's database failed.
+    #[error("{what}")]
+    Database {
+        /// The step.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+    /// The image builder could not run.
+    #[error("{}", path.display())]
+    Builder {
+        /// The builder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An EC2 request failed.
+    #[error("{action}")]
+    Ec2 {
+        /// The action.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: Ec2ClientError,
+    },
+    /// The private key file could not be written.
+    #[error("{}", path.display())]
+    KeyFile {
+        /// The file or its folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something the demo waited for did not happen.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn database(what: &'static str) -> impl FnOnce(Cause) -> DemoError {
+    move |source| DemoError::Database { what, source }
+}
+
 /// The registered tiny image, built and imported first if there is none.
-async fn image(config: &Config, db: &stratus_api::db::Db) -> Result<String, String> {
+async fn image(config: &Config, db: &stratus_api::db::Db) -> Result<String, DemoError> {
     if let Some(image) = db
         .image_named(IMAGE_NAME, "machine")
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| database("looking up the image")(e.into()))?
     {
         return Ok(image.image_id);
     }
     let out = config.node.state_dir.join("images").join("tiny");
-    let script = builder().ok_or("deploy/images/build-tiny-image not found (run from the checkout, or set STRATUS_IMAGE_BUILDER)")?;
+    let script = builder().ok_or_else(|| {
+        DemoError::Failed("deploy/images/build-tiny-image not found (run from the checkout, or set STRATUS_IMAGE_BUILDER)".to_owned())
+    })?;
     let built = tokio::process::Command::new(&script)
         .arg(&out)
         .output()
         .await
-        .map_err(|e| format!("{}: {e}", script.display()))?;
+        .map_err(|source| DemoError::Builder {
+            path: script.clone(),
+            source,
+        })?;
     if !built.status.success() {
-        return Err(format!(
+        return Err(DemoError::Failed(format!(
             "building the image: {}",
             String::from_utf8_lossy(&built.stderr).trim()
-        ));
+        )));
     }
     let imported = stratus_api::admin::import_image(
         db,
@@ -83,90 +140,48 @@ async fn image(config: &Config, db: &stratus_api::db::Db) -> Result<String, Stri
         Some(&out.join("ramdisk")),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| database("importing the image")(e.into()))?;
     Ok(imported.image_id)
 }
 
 /// Ignores "already there" answers of idempotent steps.
-fn tolerate(result: Result<String, Ec2ClientError>, codes: &[&str]) -> Result<(), String> {
+fn tolerate(
+    action: &'static str,
+    result: Result<String, Ec2ClientError>,
+    codes: &[&str],
+) -> Result<(), DemoError> {
     match result {
         Ok(_) => Ok(()),
         Err(Ec2ClientError::Api { code, .. }) if codes.contains(&code.as_str()) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(source) => Err(DemoError::Ec2 { action, source }),
     }
 }
 
-async fn demo(config: &Config) -> Result<String, String> {
+/// One EC2 request whose failure ends the demo.
+async fn action(
+    ec2: &Client,
+    action: &'static str,
+    params: &[(&str, &str)],
+) -> Result<String, DemoError> {
+    ec2.action(action, params)
+        .await
+        .map_err(|source| DemoError::Ec2 { action, source })
+}
+
+async fn demo(config: &Config) -> Result<String, DemoError> {
     let state = &config.node.state_dir;
     let db = stratus_api::start::open_db(&config.api, state)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| database("opening the database")(e.into()))?;
     step(
         1,
         "looking for the tiny guest image (building it from Debian packages if needed)",
     );
     let ami = image(config, &db).await?;
     step(2, &format!("image {ami} ({IMAGE_NAME}) registered"));
-
-    let credential = match db
-        .credential_for("demo", "admin")
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Some(c) => c,
-        None => stratus_api::admin::create_credentials(&db, "demo", "admin", true)
-            .await
-            .map_err(|e| e.to_string())?,
-    };
-    let port = config.api.listen.rsplit(':').next().unwrap_or("8773");
-    let endpoint = format!("http://127.0.0.1:{port}/");
-    let ec2 = Client::new(
-        &endpoint,
-        &config.api.region,
-        &credential.access_key,
-        &credential.secret_key,
-    );
-
-    // A fresh key pair: EC2 shows a private key only when it makes it.
+    let ec2 = sign_in(config, &db).await?;
     let key_file = state.join("demo").join(format!("{DEMO}.pem"));
-    tolerate(ec2.action("DeleteKeyPair", &[("KeyName", DEMO)]).await, &[])?;
-    let made = ec2
-        .action(
-            "CreateKeyPair",
-            &[("KeyName", DEMO), ("KeyType", "ed25519")],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let private = texts(&made, "keyMaterial")
-        .into_iter()
-        .next()
-        .ok_or("CreateKeyPair returned no key")?;
-    write_private(&key_file, &private)?;
-    tolerate(
-        ec2.action(
-            "CreateSecurityGroup",
-            &[
-                ("GroupName", DEMO),
-                ("GroupDescription", "SSH to the demo guest"),
-            ],
-        )
-        .await,
-        &["InvalidGroup.Duplicate"],
-    )?;
-    tolerate(
-        ec2.action(
-            "AuthorizeSecurityGroupIngress",
-            &[
-                ("GroupName", DEMO),
-                ("IpProtocol", "tcp"),
-                ("FromPort", "22"),
-                ("ToPort", "22"),
-                ("CidrIp", "0.0.0.0/0"),
-            ],
-        )
-        .await,
-        &["InvalidPermission.Duplicate"],
-    )?;
+    key_and_group(&ec2, &key_file).await?;
     step(
         3,
         &format!(
@@ -174,92 +189,15 @@ async fn demo(config: &Config) -> Result<String, String> {
             key_file.display()
         ),
     );
-
-    let ran = ec2
-        .action(
-            "RunInstances",
-            &[
-                ("ImageId", ami.as_str()),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-                ("InstanceType", "m1.tiny"),
-                ("KeyName", DEMO),
-                ("SecurityGroup.1", DEMO),
-                ("TagSpecification.1.ResourceType", "instance"),
-                ("TagSpecification.1.Tag.1.Key", "Name"),
-                ("TagSpecification.1.Tag.1.Value", DEMO),
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let id = texts(&ran, "instanceId")
-        .into_iter()
-        .next()
-        .ok_or("RunInstances returned no instance")?;
+    let id = launch(&ec2, &ami).await?;
     step(4, &format!("instance {id} launched; waiting for it to run"));
-
     let deadline = Instant::now() + Duration::from_secs(300);
-    let address = loop {
-        let described = ec2
-            .action("DescribeInstances", &[("InstanceId.1", id.as_str())])
-            .await
-            .map_err(|e| e.to_string())?;
-        let state = texts(&described, "name")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        if state == "running" {
-            break texts(&described, "privateIpAddress")
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-        }
-        if state == "terminated" {
-            let reason = texts(&described, "message")
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            return Err(format!("{id} failed: {reason}"));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{id} still {state} after 5 minutes"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let address = wait_running(&ec2, &id, deadline).await?;
     step(
         5,
         &format!("{id} is running at {address}; waiting for its boot marker"),
     );
-
-    let mut seen = 0;
-    loop {
-        let console = ec2
-            .action("GetConsoleOutput", &[("InstanceId", id.as_str())])
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = texts(&console, "output")
-            .into_iter()
-            .next()
-            .and_then(|b64| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .ok()
-            })
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let lines = boot_lines(&text);
-        for line in lines.iter().skip(seen) {
-            println!("stratus:       console: {}", line.trim());
-        }
-        seen = seen.max(lines.len());
-        if lines.iter().any(|l| l.contains("STRATUS-BOOT ready")) {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{id} showed no boot marker within 5 minutes"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_boot_marker(&ec2, &id, deadline).await?;
     step(6, &format!("{id} booted"));
     let prefix = config
         .node
@@ -273,12 +211,147 @@ async fn demo(config: &Config) -> Result<String, String> {
     ))
 }
 
+/// A client signed as project `demo`'s admin (credentials made if none).
+async fn sign_in(config: &Config, db: &stratus_api::db::Db) -> Result<Client, DemoError> {
+    let credential = match db
+        .credential_for("demo", "admin")
+        .await
+        .map_err(|e| database("looking up credentials")(e.into()))?
+    {
+        Some(c) => c,
+        None => stratus_api::admin::create_credentials(db, "demo", "admin", true)
+            .await
+            .map_err(|e| database("creating credentials")(e.into()))?,
+    };
+    let port = config.api.listen.rsplit(':').next().unwrap_or("8773");
+    let endpoint = format!("http://127.0.0.1:{port}/");
+    Ok(Client::new(
+        &endpoint,
+        &config.api.region,
+        &credential.access_key,
+        &credential.secret_key,
+    ))
+}
+
+/// A fresh key pair, its private key in `key_file`, and the demo's security
+/// group allowing SSH.
+async fn key_and_group(ec2: &Client, key_file: &Path) -> Result<(), DemoError> {
+    // A fresh key pair: EC2 shows a private key only when it makes it.
+    let deleted = ec2.action("DeleteKeyPair", &[("KeyName", DEMO)]).await;
+    tolerate("DeleteKeyPair", deleted, &[])?;
+    let made = action(
+        ec2,
+        "CreateKeyPair",
+        &[("KeyName", DEMO), ("KeyType", "ed25519")],
+    )
+    .await?;
+    let private = first_text(&made, "keyMaterial")
+        .ok_or_else(|| DemoError::Failed("CreateKeyPair returned no key".to_owned()))?;
+    write_private(key_file, &private)?;
+    let group = [
+        ("GroupName", DEMO),
+        ("GroupDescription", "SSH to the demo guest"),
+    ];
+    let created = ec2.action("CreateSecurityGroup", &group).await;
+    tolerate("CreateSecurityGroup", created, &["InvalidGroup.Duplicate"])?;
+    let ssh = [
+        ("GroupName", DEMO),
+        ("IpProtocol", "tcp"),
+        ("FromPort", "22"),
+        ("ToPort", "22"),
+        ("CidrIp", "0.0.0.0/0"),
+    ];
+    let authorized = ec2.action("AuthorizeSecurityGroupIngress", &ssh).await;
+    tolerate(
+        "AuthorizeSecurityGroupIngress",
+        authorized,
+        &["InvalidPermission.Duplicate"],
+    )
+}
+
+/// Runs one tagged tiny instance of `ami`; its id.
+async fn launch(ec2: &Client, ami: &str) -> Result<String, DemoError> {
+    let ran = action(
+        ec2,
+        "RunInstances",
+        &[
+            ("ImageId", ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "m1.tiny"),
+            ("KeyName", DEMO),
+            ("SecurityGroup.1", DEMO),
+            ("TagSpecification.1.ResourceType", "instance"),
+            ("TagSpecification.1.Tag.1.Key", "Name"),
+            ("TagSpecification.1.Tag.1.Value", DEMO),
+        ],
+    )
+    .await?;
+    first_text(&ran, "instanceId")
+        .ok_or_else(|| DemoError::Failed("RunInstances returned no instance".to_owned()))
+}
+
+/// Polls until `id` runs; its address.
+async fn wait_running(ec2: &Client, id: &str, deadline: Instant) -> Result<String, DemoError> {
+    loop {
+        let described = action(ec2, "DescribeInstances", &[("InstanceId.1", id)]).await?;
+        let state = first_text(&described, "name").unwrap_or_default();
+        if state == "running" {
+            return Ok(first_text(&described, "privateIpAddress").unwrap_or_default());
+        }
+        if state == "terminated" {
+            let reason = first_text(&described, "message").unwrap_or_default();
+            return Err(DemoError::Failed(format!("{id} failed: {reason}")));
+        }
+        if Instant::now() > deadline {
+            return Err(DemoError::Failed(format!(
+                "{id} still {state} after 5 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Shows the console's boot lines as they come, until the marker.
+async fn wait_boot_marker(ec2: &Client, id: &str, deadline: Instant) -> Result<(), DemoError> {
+    let mut seen = 0;
+    loop {
+        let console = action(ec2, "GetConsoleOutput", &[("InstanceId", id)]).await?;
+        let text = first_text(&console, "output")
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let lines = boot_lines(&text);
+        for line in lines.iter().skip(seen) {
+            println!("stratus:       console: {}", line.trim());
+        }
+        seen = seen.max(lines.len());
+        if lines.iter().any(|l| l.contains("STRATUS-BOOT ready")) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(DemoError::Failed(format!(
+                "{id} showed no boot marker within 5 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Writes a private key readable by its owner only.
-pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), DemoError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoError::KeyFile { path, source }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(failed(dir))?;
     }
     let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new()
@@ -286,10 +359,10 @@ pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(failed(path))?;
     file.write_all(key.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(failed(path))
 }
 
 /// The console's complete `STRATUS-BOOT` lines.

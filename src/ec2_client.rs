@@ -11,8 +11,11 @@ use stratus_api::auth::SignedRequest;
 #[derive(Debug, thiserror::Error)]
 pub enum Ec2ClientError {
     /// The request did not complete.
-    #[error("{0}")]
-    Transport(String),
+    #[error("sending the request to the EC2 endpoint")]
+    Transport(#[source] reqwest::Error),
+    /// The request could not be signed.
+    #[error("signing the request")]
+    Signing(#[source] stratus_api::auth::AuthError),
     /// The API answered with an error.
     #[error("{code}: {message}")]
     Api {
@@ -97,7 +100,7 @@ impl Client {
             },
             &self.secret,
         )
-        .map_err(|e| Ec2ClientError::Transport(format!("signing: {e}")))?;
+        .map_err(Ec2ClientError::Signing)?;
         let response = self
             .http
             .post(&self.endpoint)
@@ -107,12 +110,9 @@ impl Client {
             .body(form.to_owned())
             .send()
             .await
-            .map_err(|e| Ec2ClientError::Transport(e.to_string()))?;
+            .map_err(Ec2ClientError::Transport)?;
         let ok = response.status().is_success();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| Ec2ClientError::Transport(e.to_string()))?;
+        let body = response.text().await.map_err(Ec2ClientError::Transport)?;
         if ok {
             return Ok(body);
         }
@@ -121,6 +121,11 @@ impl Client {
             message: texts(&body, "Message").into_iter().next().unwrap_or(body),
         })
     }
+}
+
+/// The text of the first element named `name` in `xml`, if any.
+pub fn first_text(xml: &str, name: &str) -> Option<String> {
+    texts(xml, name).into_iter().next()
 }
 
 /// The texts of every element named `name` in `xml`, in document order.

@@ -19,9 +19,11 @@ use stratus_network::config::NetworkConfig;
 use stratus_network::linux::FakeHost;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::ids::HostName;
-use stratus_rpc::{RpcClient, ServerHandle, Transport};
+use stratus_rpc::{Handler, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
+
+use crate::error_chain::Cause;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -86,11 +88,148 @@ pub struct FakeCloud {
 
 /// Starting the cloud failed.
 #[derive(Debug, thiserror::Error)]
-#[error("fake cloud: {0}")]
-pub struct FakeCloudError(String);
+#[error("fake cloud: {what}")]
+pub struct FakeCloudError {
+    /// The step that failed.
+    pub what: &'static str,
+    /// Why, when another error says so.
+    #[source]
+    pub source: Option<Cause>,
+}
 
-fn fail(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> FakeCloudError {
-    move |e| FakeCloudError(format!("{what}: {e}"))
+fn fail<E: Into<Cause>>(what: &'static str) -> impl FnOnce(E) -> FakeCloudError {
+    move |e| FakeCloudError {
+        what,
+        source: Some(e.into()),
+    }
+}
+
+/// What starting the services gathers on the way.
+struct Starter<'a> {
+    connect: Connect<'a>,
+    dir: &'a std::path::Path,
+    call: Duration,
+    transports: Vec<Arc<dyn Transport>>,
+    servers: Vec<ServerHandle>,
+}
+
+impl Starter<'_> {
+    /// The transport for `name`, kept in the order asked for.
+    async fn transport(&mut self, name: &str) -> Result<Arc<dyn Transport>, FakeCloudError> {
+        let t = (self.connect)(name).await.map_err(fail("connecting"))?;
+        self.transports.push(t.clone());
+        Ok(t)
+    }
+
+    /// Serves `handler` on `topic` (on `host`'s queue too, when given).
+    async fn serve(
+        &mut self,
+        t: &Arc<dyn Transport>,
+        topic: &'static str,
+        host: Option<&HostName>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), FakeCloudError> {
+        let server = t
+            .serve(topic, host, handler)
+            .await
+            .map_err(fail("serving"))?;
+        self.servers.push(server);
+        Ok(())
+    }
+
+    async fn network(&mut self) -> Result<Arc<NetworkManager>, FakeCloudError> {
+        let t = self.transport("network").await?;
+        let config = NetworkConfig {
+            dhcp: false,
+            fixed_range: "10.0.0.0/8".into(),
+            network_size: 65536,
+            ..NetworkConfig::default()
+        };
+        let network = NetworkManager::start(
+            &config,
+            &self.dir.join("network"),
+            Arc::new(FakeHost::new()),
+        )
+        .await
+        .map_err(fail("network controller"))?;
+        let network = Arc::new(network);
+        let service = stratus_network::service::NetworkService::new(network.clone());
+        self.serve(&t, "network", None, Arc::new(service)).await?;
+        Ok(network)
+    }
+
+    async fn scheduler(&mut self) -> Result<Arc<SchedulerService>, FakeCloudError> {
+        let t = self.transport("scheduler").await?;
+        let scheduler = Arc::new(SchedulerService::new(
+            &SchedulerConfig::default(),
+            RpcClient::new(t.clone(), self.call),
+        ));
+        self.serve(&t, "scheduler", None, scheduler.clone()).await?;
+        Ok(scheduler)
+    }
+
+    /// The api service, taking images from `images`.
+    async fn api(
+        &mut self,
+        options: &Options,
+        images: &std::path::Path,
+    ) -> Result<stratus_api::start::Api, FakeCloudError> {
+        let config = ApiConfig {
+            listen: "127.0.0.1:0".into(),
+            metadata_listen: "127.0.0.1:0".into(),
+            quotas: options.quotas.clone(),
+            image_roots: vec![images.to_path_buf()],
+            database_url: options.database_url.clone(),
+            build_timeout_secs: options.build_timeout_secs,
+            ..ApiConfig::default()
+        };
+        let t = self.transport("api").await?;
+        let api = stratus_api::start::start(
+            &config,
+            &self.dir.join("api"),
+            RpcClient::new(t.clone(), self.call),
+        )
+        .await
+        .map_err(fail("api"))?;
+        self.serve(&t, "conductor", None, api.conductor.clone())
+            .await?;
+        Ok(api)
+    }
+
+    /// Compute worker `n` on a fake hypervisor of its own.
+    async fn worker(
+        &mut self,
+        n: usize,
+        options: &Options,
+    ) -> Result<(Worker, HostName, Arc<FakeDriver>), FakeCloudError> {
+        let host: HostName = format!("node-{n:03}").parse().map_err(fail("host name"))?;
+        let t = self.transport(host.as_str()).await?;
+        let fake = Arc::new(FakeDriver::new());
+        let worker = stratus_compute::worker::start(WorkerSetup {
+            host: host.clone(),
+            state_dir: &self.dir.join(host.as_str()),
+            config: &ComputeConfig {
+                driver: DriverKind::Fake,
+                report_interval_secs: 1,
+                vcpus: Some(options.host_vcpus),
+                memory_mb: Some(options.host_memory_mb),
+                disk_gb: Some(10_000),
+                config_drive: false,
+                ..ComputeConfig::default()
+            },
+            vlan_interface: "eth0".into(),
+            transport: t.clone(),
+            call_timeout: self.call,
+            host_commands: Some(Arc::new(FakeHost::new())),
+            driver: Some(fake.clone()),
+            metadata: None,
+        })
+        .await
+        .map_err(fail("compute worker"))?;
+        self.serve(&t, "compute", Some(&host), worker.service.clone())
+            .await?;
+        Ok((worker, host, fake))
+    }
 }
 
 impl FakeCloud {
@@ -108,120 +247,41 @@ impl FakeCloud {
     /// Starts every service on the transport `connect` gives it and waits
     /// until the scheduler has heard from every host.
     pub async fn start_on(options: Options, connect: Connect<'_>) -> Result<Self, FakeCloudError> {
-        let dir = tempfile::tempdir().map_err(|e| fail("scratch folder")(&e))?;
-        let call = options.call_timeout;
-        let mut transports = Vec::new();
-        let mut servers = Vec::new();
-        let mut transport = async |name: &str| -> Result<Arc<dyn Transport>, FakeCloudError> {
-            let t = connect(name).await.map_err(|e| fail("connecting")(&e))?;
-            transports.push(t.clone());
-            Ok(t)
+        let dir = tempfile::tempdir().map_err(fail("scratch folder"))?;
+        let mut starter = Starter {
+            connect,
+            dir: dir.path(),
+            call: options.call_timeout,
+            transports: Vec::new(),
+            servers: Vec::new(),
         };
-
-        let t = transport("network").await?;
-        let network = Arc::new(
-            NetworkManager::start(
-                &NetworkConfig {
-                    dhcp: false,
-                    fixed_range: "10.0.0.0/8".into(),
-                    network_size: 65536,
-                    ..NetworkConfig::default()
-                },
-                &dir.path().join("network"),
-                Arc::new(FakeHost::new()),
-            )
-            .await
-            .map_err(|e| fail("network controller")(&e))?,
-        );
-        let network_service = Arc::new(stratus_network::service::NetworkService::new(
-            network.clone(),
-        ));
-        servers.push(
-            t.serve("network", None, network_service)
-                .await
-                .map_err(|e| fail("serve network")(&e))?,
-        );
-
-        let t = transport("scheduler").await?;
-        let scheduler = Arc::new(SchedulerService::new(
-            &SchedulerConfig::default(),
-            RpcClient::new(t.clone(), call),
-        ));
-        servers.push(
-            t.serve("scheduler", None, scheduler.clone())
-                .await
-                .map_err(|e| fail("serve scheduler")(&e))?,
-        );
-
+        let network = starter.network().await?;
+        let scheduler = starter.scheduler().await?;
         let images = dir.path().join("images");
-        std::fs::create_dir_all(&images).map_err(|e| fail("image folder")(&e))?;
-        let config = ApiConfig {
-            listen: "127.0.0.1:0".into(),
-            metadata_listen: "127.0.0.1:0".into(),
-            quotas: options.quotas.clone(),
-            image_roots: vec![images.clone()],
-            database_url: options.database_url.clone(),
-            build_timeout_secs: options.build_timeout_secs,
-            ..ApiConfig::default()
-        };
-        let t = transport("api").await?;
-        let api = stratus_api::start::start(
-            &config,
-            &dir.path().join("api"),
-            RpcClient::new(t.clone(), call),
-        )
-        .await
-        .map_err(|e| fail("api")(&e))?;
-        servers.push(
-            t.serve("conductor", None, api.conductor.clone())
-                .await
-                .map_err(|e| fail("serve conductor")(&e))?,
-        );
-
+        std::fs::create_dir_all(&images).map_err(fail("image folder"))?;
+        let api = starter.api(&options, &images).await?;
         let mut workers = Vec::new();
         let mut fakes = Vec::new();
         for n in 0..options.hosts {
-            let host: HostName = format!("node-{n:03}")
-                .parse()
-                .map_err(|e| fail("host name")(&e))?;
-            let t = transport(host.as_str()).await?;
-            let fake = Arc::new(FakeDriver::new());
-            let worker = stratus_compute::worker::start(WorkerSetup {
-                host: host.clone(),
-                state_dir: &dir.path().join(host.as_str()),
-                config: &ComputeConfig {
-                    driver: DriverKind::Fake,
-                    report_interval_secs: 1,
-                    vcpus: Some(options.host_vcpus),
-                    memory_mb: Some(options.host_memory_mb),
-                    disk_gb: Some(10_000),
-                    config_drive: false,
-                    ..ComputeConfig::default()
-                },
-                vlan_interface: "eth0".into(),
-                transport: t.clone(),
-                call_timeout: call,
-                host_commands: Some(Arc::new(FakeHost::new())),
-                driver: Some(fake.clone()),
-                metadata: None,
-            })
-            .await
-            .map_err(|e| fail("compute worker")(&e))?;
-            servers.push(
-                t.serve("compute", Some(&host), worker.service.clone())
-                    .await
-                    .map_err(|e| fail("serve compute")(&e))?,
-            );
+            let (worker, host, fake) = starter.worker(n, &options).await?;
             workers.push(worker);
             fakes.push((host, fake));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while scheduler.placer().hosts(Instant::now()).len() < options.hosts {
             if Instant::now() > deadline {
-                return Err(FakeCloudError("compute hosts never reported".into()));
+                return Err(FakeCloudError {
+                    what: "compute hosts never reported",
+                    source: None,
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let Starter {
+            transports,
+            servers,
+            ..
+        } = starter;
         Ok(Self {
             endpoint: format!("http://{}/", api.ec2_address),
             api,
@@ -244,7 +304,7 @@ impl FakeCloud {
     ) -> Result<(String, String), FakeCloudError> {
         let c = stratus_api::admin::create_credentials(&self.api.cloud.db, project, user, false)
             .await
-            .map_err(|e| fail("credentials")(&e))?;
+            .map_err(fail("credentials"))?;
         Ok((c.access_key, c.secret_key))
     }
 }

@@ -13,7 +13,7 @@ use crate::config::{LogConfig, LogFormat};
 
 /// The filter could not be parsed.
 #[derive(Debug, thiserror::Error)]
-#[error("log filter {filter:?}: {source}")]
+#[error("log filter {filter:?}")]
 pub struct LogError {
     filter: String,
     #[source]

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratus::cli::{
-    Bench, Cli, Command, ConfigCommand, CredentialsCommand, ImageCommand, ServiceCommand,
-};
+use stratus::cli::{Cli, Command, ConfigCommand, CredentialsCommand, ImageCommand, ServiceCommand};
 use stratus::config;
+use stratus::error_chain::error_chain;
 use stratus::services::{self, Service};
 
 /// Exit code for a configuration error (sysexits' EX_CONFIG).
@@ -18,30 +17,17 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (path, required) = match &cli.config {
-        Some(path) => (path.clone(), true),
-        None => (PathBuf::from(config::DEFAULT_PATH), false),
-    };
-    let config = match config::load(&path, required) {
+    let config = match load_config(cli.config.clone()) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("stratus: {e}");
+            eprintln!("stratus: {}", error_chain(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let mut log = config.log.clone();
-    if matches!(cli.command, Command::Bench(_)) {
-        // A benchmark's output is its figures; per-request logs would drown them.
-        log.filter = "warn,lapin=off".to_owned();
-    }
-    // A compute worker on the broker also publishes its log lines for
-    // `stratus tail`.
-    let ship = matches!(cli.command, Command::Compute)
-        && config.rpc.backend == stratus_rpc::config::Backend::Amqp;
-    let shipped = match stratus::logging::init(&log, ship) {
+    let shipped = match init_logging(&config, &cli.command) {
         Ok(lines) => lines,
         Err(e) => {
-            eprintln!("stratus: {e}");
+            eprintln!("stratus: {}", error_chain(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -52,160 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let result: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
-        match cli.command {
-            Command::Api => services::run(&config, &[Service::Api]).await?,
-            Command::Scheduler => services::run(&config, &[Service::Scheduler]).await?,
-            Command::Compute => {
-                if let Some(lines) = shipped {
-                    let host = config.node.host_name()?;
-                    tokio::spawn(stratus_rpc::logs::ship(config.rpc.clone(), host, lines));
-                }
-                services::run(&config, &[Service::Compute]).await?
-            }
-            Command::Tail {
-                host,
-                all,
-                instance,
-                level,
-            } => {
-                stratus::admin::tail(&config, host.as_deref(), all, instance.as_deref(), &level)
-                    .await?
-            }
-            Command::Network => services::run(&config, &[Service::Network]).await?,
-            Command::AllInOne {
-                host_network,
-                no_demo,
-            } => services::all_in_one(&config, host_network, !no_demo).await?,
-            Command::Bench(Bench::Rpc(sizes)) => {
-                let options = stratus_rpc::bench::Options {
-                    calls: sizes.calls,
-                    concurrency: sizes.concurrency,
-                    casts: sizes.casts,
-                };
-                stratus_rpc::bench::run(&config.rpc, options).await?;
-            }
-            Command::Bench(Bench::Firewall(sizes)) => {
-                stratus_network::bench::run(sizes.allocations).await?;
-            }
-            Command::Bench(Bench::Spawn(sizes)) => {
-                stratus_compute::bench::run(&sizes.builder, sizes.runs).await?;
-            }
-            Command::Bench(Bench::Inject(sizes)) => {
-                stratus_compute::bench::inject::run(&sizes.builder, sizes.runs).await?;
-            }
-            Command::Bench(Bench::Boot(sizes)) => {
-                stratus::boot_bench::run(
-                    &config,
-                    stratus::boot_bench::Options {
-                        runs: sizes.runs,
-                        builder: sizes.builder,
-                    },
-                )
-                .await?;
-            }
-            Command::Bench(Bench::Api(sizes)) => {
-                stratus::api_bench::run(stratus::api_bench::Options {
-                    instances: sizes.instances,
-                    runs: sizes.runs,
-                    concurrency: sizes.concurrency,
-                })
-                .await?;
-            }
-            Command::Bench(Bench::Scale(sizes)) => {
-                stratus::scale_bench::run(
-                    &config,
-                    stratus::scale_bench::Options {
-                        workers: sizes.workers,
-                        instances: sizes.instances,
-                        per_request: sizes.per_request,
-                        concurrency: sizes.concurrency,
-                        workers_per_process: sizes.workers_per_process,
-                        report_interval: std::time::Duration::from_secs(sizes.report_interval_secs),
-                        poll_interval: std::time::Duration::from_millis(sizes.poll_ms),
-                        timeout: std::time::Duration::from_secs(sizes.timeout_secs),
-                    },
-                )
-                .await?;
-            }
-            Command::Bench(Bench::ScaleWorkers(hosted)) => {
-                stratus::scale_bench::workers::serve(&config, hosted.first, hosted.count).await?;
-            }
-            Command::Bench(Bench::Scheduler(sizes)) => {
-                let options = stratus_scheduler::bench::Options {
-                    hosts: sizes.hosts,
-                    instances: sizes.instances,
-                    per_request: sizes.per_request,
-                };
-                stratus_scheduler::bench::run(&config.scheduler, options).await?;
-            }
-            Command::Service(ServiceCommand::Disable { host, reason }) => {
-                let report =
-                    stratus::admin::set_host_enabled(&config, &host, false, reason).await?;
-                println!(
-                    "{}: disabled{}; instances there keep running, new ones go elsewhere",
-                    report.host,
-                    report
-                        .disabled_reason
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                );
-            }
-            Command::Service(ServiceCommand::List) => {
-                print!("{}", stratus::admin::service_list(&config).await?);
-            }
-            Command::Console {
-                instance_id,
-                follow,
-            } => stratus::admin::console(&config, &instance_id, follow).await?,
-            Command::Service(ServiceCommand::Enable { host }) => {
-                let report = stratus::admin::set_host_enabled(&config, &host, true, None).await?;
-                println!("{}: enabled; it takes new instances", report.host);
-            }
-            Command::Credentials(CredentialsCommand::Create {
-                project,
-                user,
-                admin,
-                profile,
-            }) => {
-                let out = stratus::admin::create_credentials(
-                    &config,
-                    &project,
-                    &user,
-                    admin,
-                    profile.as_deref(),
-                )
-                .await?;
-                print!("{out}");
-            }
-            Command::Image(ImageCommand::Import {
-                file,
-                kernel,
-                ramdisk,
-                name,
-            }) => {
-                let name = name.unwrap_or_else(|| {
-                    file.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "image".into())
-                });
-                let out = stratus::admin::import_image(
-                    &config,
-                    &name,
-                    &file,
-                    kernel.as_deref(),
-                    ramdisk.as_deref(),
-                )
-                .await?;
-                print!("{out}");
-            }
-            Command::Config(ConfigCommand::Show) => {
-                print!("{}", toml::to_string_pretty(&config)?);
-            }
-        }
-        Ok(())
-    });
-    match result {
+    match runtime.block_on(run(cli.command, &config, shipped)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stratus: {}", error_chain(e.as_ref()));
@@ -214,17 +47,151 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+/// The file given, else the default path if it exists, else the defaults.
+fn load_config(given: Option<PathBuf>) -> Result<config::Config, config::ConfigError> {
+    let (path, required) = match given {
+        Some(path) => (path, true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    };
+    config::load(&path, required)
+}
+
+/// Starts logging for `command`; the log lines to ship, for a compute
+/// worker on the broker.
+fn init_logging(
+    config: &config::Config,
+    command: &Command,
+) -> Result<Option<LogLines>, stratus::logging::LogError> {
+    let mut log = config.log.clone();
+    if matches!(command, Command::Bench(_)) {
+        // A benchmark's output is its figures; per-request logs would drown them.
+        log.filter = "warn,lapin=off".to_owned();
     }
-    text
+    // A compute worker on the broker also publishes its log lines for
+    // `stratus tail`.
+    let ship = matches!(command, Command::Compute)
+        && config.rpc.backend == stratus_rpc::config::Backend::Amqp;
+    stratus::logging::init(&log, ship)
+}
+
+type LogLines = tokio::sync::mpsc::Receiver<String>;
+
+/// Runs `command`.
+async fn run(
+    command: Command,
+    config: &config::Config,
+    shipped: Option<LogLines>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Api => services::run(config, &[Service::Api]).await?,
+        Command::Scheduler => services::run(config, &[Service::Scheduler]).await?,
+        Command::Compute => {
+            if let Some(lines) = shipped {
+                let host = config.node.host_name()?;
+                tokio::spawn(stratus_rpc::logs::ship(config.rpc.clone(), host, lines));
+            }
+            services::run(config, &[Service::Compute]).await?
+        }
+        Command::Network => services::run(config, &[Service::Network]).await?,
+        Command::AllInOne {
+            host_network,
+            no_demo,
+        } => services::all_in_one(config, host_network, !no_demo).await?,
+        Command::Bench(bench) => stratus::bench::command::run(config, bench).await?,
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", toml::to_string_pretty(config)?);
+        }
+        operator => operate(config, operator).await?,
+    }
+    Ok(())
+}
+
+/// The operator commands: hosts, logs, consoles, credentials and images.
+async fn operate(
+    config: &config::Config,
+    command: Command,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Tail {
+            host,
+            all,
+            instance,
+            level,
+        } => {
+            stratus::admin::tail(config, host.as_deref(), all, instance.as_deref(), &level).await?
+        }
+        Command::Service(service) => operate_service(config, service).await?,
+        Command::Console {
+            instance_id,
+            follow,
+        } => stratus::admin::console(config, &instance_id, follow).await?,
+        Command::Credentials(CredentialsCommand::Create {
+            project,
+            user,
+            admin,
+            profile,
+        }) => {
+            let out = stratus::admin::create_credentials(
+                config,
+                &project,
+                &user,
+                admin,
+                profile.as_deref(),
+            )
+            .await?;
+            print!("{out}");
+        }
+        Command::Image(ImageCommand::Import {
+            file,
+            kernel,
+            ramdisk,
+            name,
+        }) => {
+            let name = name.unwrap_or_else(|| {
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into())
+            });
+            let out = stratus::admin::import_image(
+                config,
+                &name,
+                &file,
+                kernel.as_deref(),
+                ramdisk.as_deref(),
+            )
+            .await?;
+            print!("{out}");
+        }
+        // The services, benches and `config` are run by `run`.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `stratus service list | enable | disable`.
+async fn operate_service(
+    config: &config::Config,
+    command: ServiceCommand,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        ServiceCommand::Disable { host, reason } => {
+            let report = stratus::admin::set_host_enabled(config, &host, false, reason).await?;
+            println!(
+                "{}: disabled{}; instances there keep running, new ones go elsewhere",
+                report.host,
+                report
+                    .disabled_reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        ServiceCommand::List => {
+            print!("{}", stratus::admin::service_list(config).await?);
+        }
+        ServiceCommand::Enable { host } => {
+            let report = stratus::admin::set_host_enabled(config, &host, true, None).await?;
+            println!("{}: enabled; it takes new instances", report.host);
+        }
+    }
+    Ok(())
 }

@@ -29,6 +29,16 @@ impl Service {
     /// Every service, in start order.
     pub const ALL: [Service; 4] = [Self::Network, Self::Scheduler, Self::Compute, Self::Api];
 
+    /// Its topic and the methods served there.
+    fn topic(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Self::Api => (conductor::TOPIC, conductor::methods::ALL),
+            Self::Scheduler => (scheduler::TOPIC, scheduler::methods::ALL),
+            Self::Compute => (compute::TOPIC, compute::methods::ALL),
+            Self::Network => (network::TOPIC, network::methods::ALL),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Api => "api",
@@ -49,22 +59,25 @@ pub enum ServiceError {
     #[error(transparent)]
     Rpc(#[from] RpcError),
     /// The network controller could not start.
-    #[error("network controller: {0}")]
+    #[error("network controller")]
     Network(#[from] stratus_network::NetworkError),
     /// The api service could not start.
-    #[error("api: {0}")]
+    #[error("api")]
     Api(#[from] stratus_api::start::StartError),
     /// The compute worker could not reach its hypervisor.
-    #[error("compute worker: {0}")]
+    #[error("compute worker")]
     Compute(#[from] stratus_compute::worker::WorkerError),
     /// The network namespace could not be prepared.
-    #[error("network namespace: {0}")]
+    #[error("network namespace")]
     Netns(#[source] stratus_network::linux::CommandError),
     /// The private libvirtd could not be started.
-    #[error("libvirtd: {0}")]
-    Libvirtd(String),
+    #[error("libvirtd")]
+    Libvirtd(#[source] stratus_compute::host::libvirtd::LibvirtdError),
+    /// The task starting the private libvirtd failed.
+    #[error("libvirtd")]
+    LibvirtdTask(#[source] tokio::task::JoinError),
     /// The metrics endpoint could not listen.
-    #[error("metrics on {address}: {source}")]
+    #[error("metrics on {address}")]
     Metrics {
         /// The address.
         address: String,
@@ -73,7 +86,7 @@ pub enum ServiceError {
         source: std::io::Error,
     },
     /// Waiting for a shutdown signal failed.
-    #[error("installing signal handlers: {0}")]
+    #[error("installing signal handlers")]
     Signal(#[source] std::io::Error),
 }
 
@@ -85,17 +98,12 @@ pub async fn all_in_one(
     host_network: bool,
     demo: bool,
 ) -> Result<(), ServiceError> {
-    let mut config = config.clone();
-    if host_network {
-        config.node.netns = None;
-    } else if config.node.netns.is_none() {
-        config.node.netns = Some("stratus".to_owned());
-    }
-    if let Some(netns) = &config.node.netns {
-        config.api.metadata_netns = Some(netns.clone());
-        config.api.metadata_listen =
-            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
-    }
+    let netns = match (&config.node.netns, host_network) {
+        (_, true) => None,
+        (Some(netns), false) => Some(netns.clone()),
+        (None, false) => Some("stratus".to_owned()),
+    };
+    let config = embedded_config(config, netns.as_deref());
     run_with(&config, &Service::ALL, demo).await
 }
 
@@ -179,6 +187,7 @@ pub fn embedded_config(config: &Config, netns: Option<&str>) -> Config {
     config
 }
 
+/// Starts `service` on `transport` and serves its topics.
 async fn start(
     config: &Config,
     service: Service,
@@ -186,124 +195,22 @@ async fn start(
     transport: &Arc<dyn Transport>,
     embedded: bool,
 ) -> Result<Vec<ServerHandle>, ServiceError> {
-    let (topic, methods, handler, per_host): (&str, &[&str], Arc<dyn Handler>, bool) = match service
-    {
-        Service::Api => (
-            conductor::TOPIC,
-            conductor::methods::ALL,
-            {
-                let api = stratus_api::start::start(
-                    &config.api,
-                    &config.node.state_dir,
-                    stratus_rpc::RpcClient::new(
-                        transport.clone(),
-                        std::time::Duration::from_millis(config.rpc.call_timeout_ms),
-                    ),
-                )
-                .await?;
-                if embedded {
-                    crate::admin::embedded_profile(config, &api.cloud.db, api.ec2_address).await;
-                }
-                api.conductor
-            },
-            false,
-        ),
-        Service::Scheduler => (
-            scheduler::TOPIC,
-            scheduler::methods::ALL,
-            Arc::new(stratus_scheduler::service::SchedulerService::new(
-                &config.scheduler,
-                stratus_rpc::RpcClient::new(
-                    transport.clone(),
-                    std::time::Duration::from_millis(config.rpc.call_timeout_ms),
-                ),
-            )),
-            false,
-        ),
-        Service::Compute => (
-            compute::TOPIC,
-            compute::methods::ALL,
-            {
-                let mut compute = config.compute.clone();
-                let (host_commands, metadata): (
-                    Option<Arc<dyn stratus_network::linux::HostCommands>>,
-                    _,
-                ) = match &config.node.netns {
-                    // Guests, their bridge and libvirtd live in the namespace,
-                    // where the metadata address is local: no DNAT.
-                    Some(netns) => {
-                        let inside = stratus_network::linux::netns::prepare(netns)
-                            .await
-                            .map_err(ServiceError::Netns)?;
-                        // An explicitly configured URI wins: hosts sharing a
-                        // daemon (tests of several workers on one machine).
-                        let default_uri =
-                            stratus_compute::config::ComputeConfig::default().libvirt_uri;
-                        if compute.driver == stratus_compute::config::DriverKind::Libvirt
-                            && compute.libvirt_uri == default_uri
-                        {
-                            let dir = config.node.state_dir.join("libvirt");
-                            let netns = netns.clone();
-                            let daemon = tokio::task::spawn_blocking(move || {
-                                stratus_compute::host::libvirtd::PrivateLibvirtd::shared(
-                                    &netns, &dir,
-                                )
-                            })
-                            .await
-                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?
-                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?;
-                            info!(uri = daemon.uri(), "libvirtd in the network namespace");
-                            compute.libvirt_uri = daemon.uri().to_owned();
-                        }
-                        (Some(Arc::new(inside)), None)
-                    }
-                    None => (
-                        None,
-                        config
-                            .network
-                            .metadata_host
-                            .map(|h| (h, config.network.metadata_port)),
-                    ),
-                };
-                let worker = stratus_compute::worker::start(stratus_compute::worker::WorkerSetup {
-                    host: host.clone(),
-                    state_dir: &config.node.state_dir,
-                    config: &compute,
-                    vlan_interface: config.network.vlan_interface.clone(),
-                    transport: transport.clone(),
-                    call_timeout: std::time::Duration::from_millis(config.rpc.call_timeout_ms),
-                    host_commands,
-                    driver: None,
-                    metadata,
-                })
-                .await?;
-                worker.service
-            },
-            true,
-        ),
-        Service::Network => (
-            network::TOPIC,
-            network::methods::ALL,
-            {
-                let host_commands = match &config.node.netns {
-                    Some(netns) => stratus_network::linux::netns::prepare(netns)
-                        .await
-                        .map_err(ServiceError::Netns)?,
-                    None => stratus_network::linux::RealHost::new(),
-                };
-                let manager = stratus_network::NetworkManager::start(
-                    &config.network,
-                    &config.node.state_dir,
-                    Arc::new(host_commands),
-                )
-                .await?;
-                Arc::new(stratus_network::service::NetworkService::new(Arc::new(
-                    manager,
-                )))
-            },
-            false,
-        ),
+    let rpc = stratus_rpc::RpcClient::new(
+        transport.clone(),
+        std::time::Duration::from_millis(config.rpc.call_timeout_ms),
+    );
+    let handler: Arc<dyn Handler> = match service {
+        Service::Api => start_api(config, rpc, embedded).await?,
+        Service::Scheduler => Arc::new(stratus_scheduler::service::SchedulerService::new(
+            &config.scheduler,
+            rpc,
+        )),
+        Service::Compute => start_compute(config, host, transport).await?,
+        Service::Network => start_network(config).await?,
     };
+    let (topic, methods) = service.topic();
+    // Only a compute worker has a queue of its own host's.
+    let per_host = service == Service::Compute;
     let server = transport
         .serve(topic, per_host.then_some(host), handler)
         .await?;
@@ -314,6 +221,105 @@ async fn start(
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
     Ok(vec![server])
+}
+
+/// The api service; its conductor handler.
+async fn start_api(
+    config: &Config,
+    rpc: stratus_rpc::RpcClient,
+    embedded: bool,
+) -> Result<Arc<dyn Handler>, ServiceError> {
+    let api = stratus_api::start::start(&config.api, &config.node.state_dir, rpc).await?;
+    if embedded {
+        crate::admin::embedded_profile(config, &api.cloud.db, api.ec2_address).await;
+    }
+    Ok(api.conductor)
+}
+
+/// This host's compute worker; its handler.
+async fn start_compute(
+    config: &Config,
+    host: &HostName,
+    transport: &Arc<dyn Transport>,
+) -> Result<Arc<dyn Handler>, ServiceError> {
+    let mut compute = config.compute.clone();
+    let (host_commands, metadata): (Option<Arc<dyn stratus_network::linux::HostCommands>>, _) =
+        match &config.node.netns {
+            // Guests, their bridge and libvirtd live in the namespace,
+            // where the metadata address is local: no DNAT.
+            Some(netns) => {
+                let inside = stratus_network::linux::netns::prepare(netns)
+                    .await
+                    .map_err(ServiceError::Netns)?;
+                if let Some(uri) = private_libvirtd(config, netns).await? {
+                    compute.libvirt_uri = uri;
+                }
+                (Some(Arc::new(inside)), None)
+            }
+            None => (
+                None,
+                config
+                    .network
+                    .metadata_host
+                    .map(|h| (h, config.network.metadata_port)),
+            ),
+        };
+    let worker = stratus_compute::worker::start(stratus_compute::worker::WorkerSetup {
+        host: host.clone(),
+        state_dir: &config.node.state_dir,
+        config: &compute,
+        vlan_interface: config.network.vlan_interface.clone(),
+        transport: transport.clone(),
+        call_timeout: std::time::Duration::from_millis(config.rpc.call_timeout_ms),
+        host_commands,
+        driver: None,
+        metadata,
+    })
+    .await?;
+    Ok(worker.service)
+}
+
+/// For a libvirt worker in `netns` with the default URI, the URI of the
+/// libvirtd it shares in that namespace (started if need be). An explicitly
+/// configured URI wins: hosts sharing a daemon (tests of several workers on
+/// one machine).
+async fn private_libvirtd(config: &Config, netns: &str) -> Result<Option<String>, ServiceError> {
+    let compute = &config.compute;
+    let default_uri = stratus_compute::config::ComputeConfig::default().libvirt_uri;
+    if compute.driver != stratus_compute::config::DriverKind::Libvirt
+        || compute.libvirt_uri != default_uri
+    {
+        return Ok(None);
+    }
+    let dir = config.node.state_dir.join("libvirt");
+    let netns = netns.to_owned();
+    let daemon = tokio::task::spawn_blocking(move || {
+        stratus_compute::host::libvirtd::PrivateLibvirtd::shared(&netns, &dir)
+    })
+    .await
+    .map_err(ServiceError::LibvirtdTask)?
+    .map_err(ServiceError::Libvirtd)?;
+    info!(uri = daemon.uri(), "libvirtd in the network namespace");
+    Ok(Some(daemon.uri().to_owned()))
+}
+
+/// The network controller; its handler.
+async fn start_network(config: &Config) -> Result<Arc<dyn Handler>, ServiceError> {
+    let host_commands = match &config.node.netns {
+        Some(netns) => stratus_network::linux::netns::prepare(netns)
+            .await
+            .map_err(ServiceError::Netns)?,
+        None => stratus_network::linux::RealHost::new(),
+    };
+    let manager = stratus_network::NetworkManager::start(
+        &config.network,
+        &config.node.state_dir,
+        Arc::new(host_commands),
+    )
+    .await?;
+    Ok(Arc::new(stratus_network::service::NetworkService::new(
+        Arc::new(manager),
+    )))
 }
 
 /// Serves `GET /metrics` (OpenMetrics text) on `listen` until the process ends.

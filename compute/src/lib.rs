@@ -2,7 +2,6 @@
 //! host, through a `VirtDriver` (libvirt, or the fake for embedded and scale
 //! tests).
 
-pub mod bench;
 pub mod config;
 pub mod config_drive;
 pub mod driver;

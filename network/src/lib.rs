@@ -2,7 +2,6 @@
 //! DHCP) and the host-side library compute workers use (bridges, VLANs, the
 //! iptables firewall).
 
-pub mod bench;
 pub mod config;
 pub mod dhcp;
 pub mod error;

@@ -5,7 +5,6 @@
 //! runs them together. Both share one message format and one consumer loop
 //! (`server`), so they behave alike.
 
-pub mod bench;
 /// Typed clients, one per service, so no caller builds method names by hand.
 pub mod clients;
 pub mod config;

@@ -2,7 +2,6 @@
 //! with the chance, zone, simple or filter driver, retrying failed builds on
 //! other hosts.
 
-pub mod bench;
 pub mod config;
 pub mod drivers;
 pub mod error;

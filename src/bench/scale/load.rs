@@ -11,6 +11,7 @@ use futures::StreamExt;
 use quick_xml::events::Event;
 
 use super::ScaleError;
+use crate::bench::error::Cause;
 use crate::ec2_client::{Client, texts};
 
 /// Instances asked about in one DescribeInstances (by id), so a poll's cost
@@ -114,7 +115,7 @@ async fn send(client: &Client, load: &Load, shared: &Shared) -> (Vec<Duration>, 
                 let body = tokio::time::timeout(load.timeout, client.call(&form))
                     .await
                     .map_err(|_| format!("no answer within {:?}", load.timeout))?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| crate::error_chain::error_chain(&e))?;
                 let took = sent.elapsed();
                 let ids = texts(&body, "instanceId");
                 if ids.len() != count {
@@ -168,14 +169,14 @@ async fn poll(
             for (i, id) in chunk.iter().enumerate() {
                 form.append_pair(&format!("InstanceId.{}", i + 1), id);
             }
-            let why = |why: String| ScaleError::Api {
+            let failed = |source: Cause| ScaleError::Api {
                 action: "DescribeInstances",
-                why,
+                source,
             };
             let body = tokio::time::timeout(load.timeout, client.call(&form.finish()))
                 .await
-                .map_err(|_| why(format!("no answer within {:?}", load.timeout)))?
-                .map_err(|e| why(e.to_string()))?;
+                .map_err(|_| failed(format!("no answer within {:?}", load.timeout).into()))?
+                .map_err(|e| failed(e.into()))?;
             let seen = Instant::now();
             let mut outstanding = shared.outstanding();
             for item in instance_states(&body) {

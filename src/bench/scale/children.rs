@@ -47,17 +47,17 @@ impl Children {
         logs: &Path,
     ) -> Result<(), ScaleError> {
         let program = std::env::current_exe().map_err(|e| ScaleError::Setup {
-            what: "finding this program",
-            why: e.to_string(),
+            what: "finding this program".into(),
+            source: e.into(),
         })?;
         let log = logs.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| ScaleError::Setup {
-            what: "creating a log file",
-            why: format!("{}: {e}", log.display()),
+            what: format!("creating a log file {}", log.display()),
+            source: e.into(),
         })?;
         let err = out.try_clone().map_err(|e| ScaleError::Setup {
-            what: "creating a log file",
-            why: format!("{}: {e}", log.display()),
+            what: format!("creating a log file {}", log.display()),
+            source: e.into(),
         })?;
         let mut command = Command::new(&program);
         for (key, _) in std::env::vars_os() {
@@ -76,8 +76,12 @@ impl Children {
             .stderr(err)
             .spawn()
             .map_err(|e| ScaleError::Setup {
-                what: "starting a service",
-                why: format!("{} {}: {e}", program.display(), args.join(" ")),
+                what: format!(
+                    "starting a service {} {}",
+                    program.display(),
+                    args.join(" ")
+                ),
+                source: e.into(),
             })?;
         self.running.push(Running {
             name: name.to_owned(),

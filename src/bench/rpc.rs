@@ -5,154 +5,125 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use clap::Args;
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::value::RawValue;
 
-use crate::clients::RpcClient;
-use crate::config::RpcConfig;
-use crate::context::RequestContext;
-use crate::error::{HandlerError, RpcError};
-use crate::handler::Handler;
-use crate::target::Target;
-use crate::transport::Transport;
-use crate::transport::amqp::AmqpTransport;
+use stratus_rpc::clients::RpcClient;
+use stratus_rpc::config::RpcConfig;
+use stratus_rpc::context::RequestContext;
+use stratus_rpc::error::{HandlerError, RpcError};
+use stratus_rpc::handler::Handler;
+use stratus_rpc::target::Target;
+use stratus_rpc::transport::amqp::AmqpTransport;
+use stratus_rpc::transport::{ServerHandle, Transport};
 
-/// How much work one run does.
-#[derive(Debug, Clone, Copy)]
+use super::BenchError;
+use super::stats::Figures;
+
+/// Sizes of `stratus bench rpc`.
+#[derive(Debug, Clone, Copy, Args)]
 pub struct Options {
-    /// Round trips in each serial measurement.
+    /// Round trips per measurement.
+    #[arg(long, default_value_t = 5000)]
     pub calls: usize,
     /// Concurrent callers in the concurrent measurements.
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Casts in the throughput measurement.
+    /// Casts in the concurrent throughput measurement.
+    #[arg(long, default_value_t = 20000)]
     pub casts: usize,
 }
 
-/// Latencies of one measurement.
-#[derive(Debug, Clone)]
-pub struct Figures {
-    /// Median round trip.
-    pub p50: Duration,
-    /// 99th percentile round trip.
-    pub p99: Duration,
-    /// Completed operations per second over the whole measurement.
-    pub rate: f64,
-}
-
-impl Figures {
-    /// Figures of `samples` taken over `elapsed`.
-    pub fn from(mut samples: Vec<Duration>, elapsed: Duration) -> Self {
-        samples.sort();
-        let at = |q: f64| {
-            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples.get(i).copied().unwrap_or_default()
-        };
-        Self {
-            p50: at(0.50),
-            p99: at(0.99),
-            rate: samples.len() as f64 / elapsed.as_secs_f64(),
-        }
-    }
-
-    /// One aligned line: `what`, p50, p99 and rate.
-    pub fn line(&self, what: &str) -> String {
-        format!(
-            "{what:<34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>9.0} /s",
-            self.p50.as_secs_f64() * 1e3,
-            self.p99.as_secs_f64() * 1e3,
-            self.rate
-        )
-    }
-}
-
-/// Errors of a benchmark run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// The bare lapin side failed.
-    #[error("bare lapin: {0}")]
-    Lapin(#[from] lapin::Error),
-    /// The stratus side failed.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
-}
+super::error::bench_steps!("rpc");
 
 /// Measurements alternate between raw and stratus in this many rounds, so
 /// drift in the machine's load falls on both alike.
 const ROUNDS: usize = 5;
 
+/// Both sides of the run on one broker: the bare lapin pair and a stratus
+/// server and client on an exchange of their own.
+struct Rig {
+    raw: raw::Pair,
+    server: AmqpTransport,
+    serving: ServerHandle,
+    client: Arc<dyn Transport>,
+    rpc: RpcClient,
+}
+
+impl Rig {
+    async fn start(config: &RpcConfig) -> Result<Self, BenchError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let raw = raw::Pair::start(&config.url, &id)
+            .await
+            .map_err(fail("bare lapin"))?;
+        let mut bench_config = config.clone();
+        bench_config.exchange = format!("stratus-bench-{id}");
+        bench_config.queue_expiry_ms = Some(60_000);
+        let server = AmqpTransport::connect(&bench_config, "stratus-bench-server")
+            .await
+            .map_err(fail("server"))?;
+        let serving = server
+            .serve("bench", None, Arc::new(Echo))
+            .await
+            .map_err(fail("serve"))?;
+        let client: Arc<dyn Transport> = Arc::new(
+            AmqpTransport::connect(&bench_config, "stratus-bench-client")
+                .await
+                .map_err(fail("client"))?,
+        );
+        let rpc = RpcClient::new(client.clone(), Duration::from_secs(30));
+        Ok(Self {
+            raw,
+            server,
+            serving,
+            client,
+            rpc,
+        })
+    }
+
+    async fn raw_round_trips(&self, workers: usize, total: usize) -> Result<Samples, BenchError> {
+        self.raw
+            .round_trips(workers, total)
+            .await
+            .map_err(fail("bare lapin"))
+    }
+
+    async fn calls(&self, workers: usize, total: usize) -> Result<Samples, BenchError> {
+        send(&self.rpc, Message::Call, workers, total)
+            .await
+            .map_err(fail("call"))
+    }
+
+    async fn close(self) {
+        self.serving.stop().await;
+        self.client.close().await;
+        self.server.close().await;
+        self.raw.close().await;
+    }
+}
+
 /// Runs every measurement and prints one line each, ending with
 /// `call p50 ratio to raw: <x.xx>`.
 pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    println!("broker: {}", crate::transport::amqp::redact(&config.url));
+    println!(
+        "broker: {}",
+        stratus_rpc::transport::amqp::redact(&config.url)
+    );
     println!(
         "{} serial round trips, {} concurrent callers, {} casts, {ROUNDS} alternating rounds",
         options.calls, options.concurrency, options.casts
     );
-    let raw = raw::Pair::start(&config.url, &id).await?;
-
-    let mut bench_config = config.clone();
-    bench_config.exchange = format!("stratus-bench-{id}");
-    bench_config.queue_expiry_ms = Some(60_000);
-    let server = AmqpTransport::connect(&bench_config, "stratus-bench-server").await?;
-    let serving = server.serve("bench", None, Arc::new(Echo)).await?;
-    let client: Arc<dyn Transport> =
-        Arc::new(AmqpTransport::connect(&bench_config, "stratus-bench-client").await?);
-    let rpc = RpcClient::new(client.clone(), Duration::from_secs(30));
-
+    let rig = Rig::start(config).await?;
     // Warm both paths (connections, declarations, allocator) before timing.
-    raw.round_trips(1, 200).await?;
-    calls(&rpc, 1, 200).await?;
-
-    let per_round = options.calls.div_ceil(ROUNDS);
-    let (mut raw_serial, mut serial) = (Samples::default(), Samples::default());
-    let (mut raw_concurrent, mut concurrent) = (Samples::default(), Samples::default());
-    for _ in 0..ROUNDS {
-        raw_serial.add(raw.round_trips(1, per_round).await?);
-        serial.add(calls(&rpc, 1, per_round).await?);
-        raw_concurrent.add(raw.round_trips(options.concurrency, per_round).await?);
-        concurrent.add(calls(&rpc, options.concurrency, per_round).await?);
-    }
-    let raw_serial = raw_serial.figures();
-    let serial = serial.figures();
-    let callers = options.concurrency;
-    println!("{}", raw_serial.line("raw lapin round trip, serial"));
-    println!("{}", serial.line("stratus call, serial"));
-    println!(
-        "{}",
-        raw_concurrent
-            .figures()
-            .line(&format!("raw lapin round trip, {callers} callers"))
-    );
-    println!(
-        "{}",
-        concurrent
-            .figures()
-            .line(&format!("stratus call, {callers} callers"))
-    );
-
-    let cast_serial = casts(&rpc, 1, options.casts.min(options.calls)).await?;
-    println!(
-        "{}",
-        cast_serial
-            .figures()
-            .line("stratus cast (confirmed), serial")
-    );
-    let cast_concurrent = casts(&rpc, callers, options.casts).await?;
-    println!(
-        "{}",
-        cast_concurrent
-            .figures()
-            .line(&format!("stratus cast (confirmed), {callers} senders"))
-    );
-
-    serving.stop().await;
-    client.close().await;
-    server.close().await;
-    raw.close().await;
+    rig.raw_round_trips(1, 200).await?;
+    rig.calls(1, 200).await?;
+    let (raw_serial, serial) = round_trips(&rig, options).await?;
+    cast_rates(&rig.rpc, options).await?;
+    rig.close().await;
 
     // Oslo.messaging on this class of machine: 491 serial calls/s.
     println!(
@@ -162,6 +133,57 @@ pub async fn run(config: &RpcConfig, options: Options) -> Result<(), BenchError>
     println!(
         "call p50 ratio to raw: {:.2}",
         serial.p50.as_secs_f64() / raw_serial.p50.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Serial and concurrent round trips, raw and stratus in alternation;
+/// prints them and returns the serial figures (raw, stratus).
+async fn round_trips(rig: &Rig, options: Options) -> Result<(Figures, Figures), BenchError> {
+    let per_round = options.calls.div_ceil(ROUNDS);
+    let callers = options.concurrency;
+    let (mut raw_serial, mut serial) = (Samples::default(), Samples::default());
+    let (mut raw_concurrent, mut concurrent) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        raw_serial.add(rig.raw_round_trips(1, per_round).await?);
+        serial.add(rig.calls(1, per_round).await?);
+        raw_concurrent.add(rig.raw_round_trips(callers, per_round).await?);
+        concurrent.add(rig.calls(callers, per_round).await?);
+    }
+    let (raw_serial, serial) = (raw_serial.figures(), serial.figures());
+    println!("{}", raw_serial.line("raw lapin round trip, serial"));
+    println!("{}", serial.line("stratus call, serial"));
+    let raw_concurrent = raw_concurrent.figures();
+    println!(
+        "{}",
+        raw_concurrent.line(&format!("raw lapin round trip, {callers} callers"))
+    );
+    let concurrent = concurrent.figures();
+    println!(
+        "{}",
+        concurrent.line(&format!("stratus call, {callers} callers"))
+    );
+    Ok((raw_serial, serial))
+}
+
+/// Confirmed casts, serial then from concurrent senders; prints both.
+async fn cast_rates(rpc: &RpcClient, options: Options) -> Result<(), BenchError> {
+    let callers = options.concurrency;
+    let serial = send(rpc, Message::Cast, 1, options.casts.min(options.calls))
+        .await
+        .map_err(fail("cast"))?;
+    println!(
+        "{}",
+        serial.figures().line("stratus cast (confirmed), serial")
+    );
+    let concurrent = send(rpc, Message::Cast, callers, options.casts)
+        .await
+        .map_err(fail("cast"))?;
+    println!(
+        "{}",
+        concurrent
+            .figures()
+            .line(&format!("stratus cast (confirmed), {callers} senders"))
     );
     Ok(())
 }
@@ -199,35 +221,32 @@ impl Handler for Echo {
     }
 }
 
-/// `workers` tasks share `total` calls; returns per-call latencies.
-async fn calls(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
-    measure(
-        workers,
-        total,
-        |rpc: RpcClient| async move {
-            let ctx = RequestContext::system();
-            let _: u64 = rpc
-                .call(&ctx, &Target::topic("bench"), "echo", &42u64)
-                .await?;
-            Ok(())
-        },
-        rpc.clone(),
-    )
-    .await
+/// What the stratus side sends: a call waits for the echo, a cast for the
+/// broker's confirm.
+#[derive(Debug, Clone, Copy)]
+enum Message {
+    Call,
+    Cast,
 }
 
-async fn casts(rpc: &RpcClient, workers: usize, total: usize) -> Result<Samples, RpcError> {
-    measure(
-        workers,
-        total,
-        |rpc: RpcClient| async move {
-            let ctx = RequestContext::system();
-            rpc.cast(&ctx, &Target::topic("bench"), "echo", &42u64)
+/// `workers` tasks share `total` sends; returns per-send latencies.
+async fn send(
+    rpc: &RpcClient,
+    kind: Message,
+    workers: usize,
+    total: usize,
+) -> Result<Samples, RpcError> {
+    let op = move |rpc: RpcClient| async move {
+        let (ctx, target) = (RequestContext::system(), Target::topic("bench"));
+        match kind {
+            Message::Call => rpc
+                .call::<_, u64>(&ctx, &target, "echo", &42u64)
                 .await
-        },
-        rpc.clone(),
-    )
-    .await
+                .map(drop),
+            Message::Cast => rpc.cast(&ctx, &target, "echo", &42u64).await,
+        }
+    };
+    measure(workers, total, op, rpc.clone()).await
 }
 
 async fn measure<F, Fut>(
@@ -285,24 +304,8 @@ mod raw {
             let server = Connection::connect(url, ConnectionProperties::default()).await?;
             let request_queue = format!("stratus-bench-raw-{id}");
             let channel = server.create_channel().await?;
-            channel
-                .queue_declare(
-                    request_queue.as_str().into(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await?;
-            let mut requests = channel
-                .basic_consume(
-                    request_queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            declare(&channel, &request_queue).await?;
+            let mut requests = consume(&channel, &request_queue).await?;
             let serve = tokio::spawn(async move {
                 while let Some(Ok(delivery)) = requests.next().await {
                     let Some(to) = delivery.properties.reply_to().clone() else {
@@ -372,6 +375,29 @@ mod raw {
         }
     }
 
+    /// Declares an exclusive, auto-deleted queue; its name.
+    async fn declare(channel: &Channel, name: &str) -> Result<String, lapin::Error> {
+        let queue = channel
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(queue.name().to_string())
+    }
+
+    /// Consumes `queue` without acknowledgements.
+    async fn consume(channel: &Channel, queue: &str) -> Result<lapin::Consumer, lapin::Error> {
+        let options = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        channel
+            .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+            .await
+    }
+
     struct Caller {
         channel: Channel,
         reply_queue: String,
@@ -381,26 +407,9 @@ mod raw {
     impl Caller {
         async fn open(connection: &Connection) -> Result<Self, lapin::Error> {
             let channel = connection.create_channel().await?;
-            let reply_queue = channel
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions::exclusive().auto_delete(),
-                    FieldTable::default(),
-                )
-                .await?
-                .name()
-                .to_string();
-            let replies = channel
-                .basic_consume(
-                    reply_queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            // An empty name asks the broker to pick one.
+            let reply_queue = declare(&channel, "").await?;
+            let replies = consume(&channel, &reply_queue).await?;
             Ok(Self {
                 channel,
                 reply_queue,

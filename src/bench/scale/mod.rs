@@ -17,13 +17,59 @@ pub mod workers;
 
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::{RequestContext, RpcClient};
 
+use super::error::Cause;
 use crate::config::Config;
 use crate::ec2_client::Client;
 use children::Children;
 use report::Readings;
+
+/// Sizes of `stratus bench scale`.
+#[derive(Debug, Clone, Args)]
+pub struct Sizes {
+    /// Compute workers (fake driver), one of them a `stratus compute` process.
+    #[arg(long, default_value_t = 100)]
+    pub workers: usize,
+    /// Instances to launch.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: usize,
+    /// Instances per RunInstances request.
+    #[arg(long, default_value_t = 1)]
+    pub per_request: usize,
+    /// RunInstances requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Workers per hosting process (besides the measured `stratus compute`).
+    #[arg(long, default_value_t = 33)]
+    pub workers_per_process: usize,
+    /// Seconds between each worker's capacity reports to the scheduler.
+    #[arg(long, default_value_t = 1)]
+    pub report_interval_secs: u64,
+    /// Milliseconds between DescribeInstances polls.
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+    /// Seconds an instance may stay pending before the run fails.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+impl From<&Sizes> for Options {
+    fn from(sizes: &Sizes) -> Self {
+        Self {
+            workers: sizes.workers,
+            instances: sizes.instances,
+            per_request: sizes.per_request,
+            concurrency: sizes.concurrency,
+            workers_per_process: sizes.workers_per_process,
+            report_interval: Duration::from_secs(sizes.report_interval_secs),
+            poll_interval: Duration::from_millis(sizes.poll_ms),
+            timeout: Duration::from_secs(sizes.timeout_secs),
+        }
+    }
+}
 
 /// Sizes of the run.
 #[derive(Debug, Clone)]
@@ -50,12 +96,13 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ScaleError {
     /// Preparing or starting something failed.
-    #[error("bench scale: {what}: {why}")]
+    #[error("bench scale: {what}")]
     Setup {
         /// What was being done.
-        what: &'static str,
+        what: String,
         /// The cause.
-        why: String,
+        #[source]
+        source: Cause,
     },
     /// A service exited while the bench still needed it.
     #[error("bench scale: {name} exited ({status}); its log ends:\n{log_tail}")]
@@ -76,12 +123,13 @@ pub enum ScaleError {
         waited: Duration,
     },
     /// An EC2 request the bench depends on failed.
-    #[error("bench scale: {action}: {why}")]
+    #[error("bench scale: {action}")]
     Api {
         /// The action.
         action: &'static str,
         /// The cause.
-        why: String,
+        #[source]
+        source: Cause,
     },
     /// An instance stayed pending too long.
     #[error(
@@ -119,8 +167,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn run(config: &Config, options: Options) -> Result<(), ScaleError> {
     if options.workers == 0 || options.instances == 0 {
         return Err(ScaleError::Setup {
-            what: "sizes",
-            why: "--workers and --instances must be at least 1".into(),
+            what: "sizes".into(),
+            source: "--workers and --instances must be at least 1".into(),
         });
     }
     // Dropping the run's future (on a signal) drops its guards.
@@ -152,8 +200,8 @@ async fn run_scale(config: &Config, options: &Options) -> Result<(), ScaleError>
         .prefix("stratus-scale-")
         .tempdir()
         .map_err(|e| ScaleError::Setup {
-            what: "scratch folder",
-            why: e.to_string(),
+            what: "scratch folder".into(),
+            source: e.into(),
         })?;
     let plan = setup::Plan::new(config, dir.path(), options)?;
     plan.create_dirs()?;
@@ -210,8 +258,8 @@ async fn launch_and_load(
     let transport = stratus_rpc::transport::connect(&plan.base.rpc, "stratus-bench-scale")
         .await
         .map_err(|e| ScaleError::Setup {
-            what: "connecting to the broker",
-            why: e.to_string(),
+            what: "connecting to the broker".into(),
+            source: e.into(),
         })?;
     let rpc = RpcClient::new(transport.clone(), Duration::from_secs(10));
     let ready = wait_until_ready(&rpc, options.workers, children).await;
@@ -281,7 +329,7 @@ async fn load_and_report(
         .await
         .map_err(|e| ScaleError::Api {
             action: "DescribeInstances",
-            why: e.to_string(),
+            source: e.into(),
         })?;
     report::header(options, hosts.len(), ready_in, &plan.dir);
     let broker = children::listener_pid(children::amqp_port(&plan.base.rpc.url));

@@ -26,10 +26,10 @@ pub struct Plan {
     pub endpoint: String,
 }
 
-fn setup(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ScaleError {
+fn setup<E: Into<super::super::error::Cause>>(what: &'static str) -> impl FnOnce(E) -> ScaleError {
     move |e| ScaleError::Setup {
-        what,
-        why: e.to_string(),
+        what: what.into(),
+        source: e.into(),
     }
 }
 
@@ -38,7 +38,7 @@ fn free_port() -> Result<u16, ScaleError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| setup("finding a free port")(&e))
+        .map_err(setup("finding a free port"))
 }
 
 /// Room for every instance with half again to spare, spread evenly: the
@@ -84,8 +84,8 @@ impl Plan {
             .instance_type(INSTANCE_TYPE)
             .cloned()
             .ok_or_else(|| ScaleError::Setup {
-                what: "instance type",
-                why: format!("{INSTANCE_TYPE} is not among the default instance types"),
+                what: "instance type".into(),
+                source: format!("{INSTANCE_TYPE} is not among the default instance types").into(),
             })?;
 
         let network = &mut base.network;
@@ -134,11 +134,11 @@ impl Plan {
     /// host `host` or `control`) and returns its path.
     pub fn write(&self, name: &str, host: Option<&str>) -> Result<PathBuf, ScaleError> {
         let config = self.config_for(name, host);
-        let text = toml::to_string_pretty(&config).map_err(|e| setup("configuration")(&e))?;
+        let text = toml::to_string_pretty(&config).map_err(setup("configuration"))?;
         let path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).map_err(|e| ScaleError::Setup {
-            what: "writing a configuration",
-            why: format!("{}: {e}", path.display()),
+            what: format!("writing a configuration {}", path.display()),
+            source: e.into(),
         })?;
         Ok(path)
     }
@@ -156,8 +156,8 @@ impl Plan {
     pub fn create_dirs(&self) -> Result<(), ScaleError> {
         for dir in [self.logs(), self.dir.join("images"), self.dir.join("state")] {
             std::fs::create_dir_all(&dir).map_err(|e| ScaleError::Setup {
-                what: "creating the scratch folders",
-                why: format!("{}: {e}", dir.display()),
+                what: format!("creating the scratch folders {}", dir.display()),
+                source: e.into(),
             })?;
         }
         Ok(())
@@ -181,25 +181,25 @@ pub struct Seeded {
 pub async fn seed(plan: &Plan) -> Result<Seeded, ScaleError> {
     let disk = plan.dir.join("images").join("scale.qcow2");
     let disk_text = disk.to_str().ok_or_else(|| ScaleError::Setup {
-        what: "image",
-        why: format!("{} is not UTF-8", disk.display()),
+        what: "image".into(),
+        source: format!("{} is not UTF-8", disk.display()).into(),
     })?;
     stratus_compute::host::command::run(
         "qemu-img",
         &["create", "-q", "-f", "qcow2", disk_text, "1G"],
     )
     .await
-    .map_err(|e| setup("creating the image")(&e))?;
+    .map_err(setup("creating the image"))?;
     let config = plan.api_config();
     let db = stratus_api::start::open_db(&config.api, &config.node.state_dir)
         .await
-        .map_err(|e| setup("opening the api database")(&e))?;
+        .map_err(setup("opening the api database"))?;
     let imported = stratus_api::admin::import_image(&db, "scale", &disk, None, None)
         .await
-        .map_err(|e| setup("importing the image")(&e))?;
+        .map_err(setup("importing the image"))?;
     let c = stratus_api::admin::create_credentials(&db, "scale", "scale", false)
         .await
-        .map_err(|e| setup("creating credentials")(&e))?;
+        .map_err(setup("creating credentials"))?;
     Ok(Seeded {
         image_id: imported.image_id,
         key: c.access_key,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use stratus_compute::config::DriverKind;
 use stratus_compute::worker::{Worker, WorkerSetup};
 use stratus_network::linux::FakeHost;
@@ -14,6 +15,17 @@ use stratus_rpc::{ServerHandle, Transport};
 
 use super::ScaleError;
 use crate::config::Config;
+
+/// What `stratus bench scale-workers` hosts.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct HostRange {
+    /// The number of the first host (`node-<first>`).
+    #[arg(long)]
+    pub first: usize,
+    /// How many workers.
+    #[arg(long)]
+    pub count: usize,
+}
 
 /// The name of the `n`th compute host of a scale run.
 pub fn host_name(n: usize) -> String {
@@ -38,14 +50,14 @@ pub async fn serve(config: &Config, first: usize, count: usize) -> Result<(), Sc
     let mut hosted = Vec::with_capacity(count);
     for n in first..first + count {
         let name = host_name(n);
-        let host: HostName = name.parse().map_err(|e| ScaleError::Setup {
-            what: "host name",
-            why: format!("{name}: {e}"),
+        let host = name.parse::<HostName>().map_err(|e| ScaleError::Setup {
+            what: format!("host name {name}"),
+            source: e.into(),
         })?;
-        let rpc_error = |what| {
+        let rpc_error = |what: &'static str| {
             move |e: stratus_rpc::RpcError| ScaleError::Setup {
-                what,
-                why: e.to_string(),
+                what: what.into(),
+                source: e.into(),
             }
         };
         let transport =
@@ -65,8 +77,8 @@ pub async fn serve(config: &Config, first: usize, count: usize) -> Result<(), Sc
         })
         .await
         .map_err(|e| ScaleError::Setup {
-            what: "starting a worker",
-            why: format!("{name}: {e}"),
+            what: format!("starting a worker {name}"),
+            source: e.into(),
         })?;
         let server = transport
             .serve("compute", Some(&host), worker.service.clone())
@@ -92,8 +104,8 @@ pub async fn serve(config: &Config, first: usize, count: usize) -> Result<(), Sc
 async fn wait_for_the_end() -> Result<(), ScaleError> {
     use tokio::signal::unix::{SignalKind, signal};
     let signals = |e: std::io::Error| ScaleError::Setup {
-        what: "installing signal handlers",
-        why: e.to_string(),
+        what: "installing signal handlers".into(),
+        source: e.into(),
     };
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signals)?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stratus_rpc::bench::Figures;
+use crate::bench::stats::Figures;
 
 use super::children::{self, Children, Usage};
 use super::load::Outcome;

@@ -59,7 +59,7 @@ pub enum ServiceError {
     Compute(#[from] stratus_compute::worker::WorkerError),
     /// The network namespace could not be prepared.
     #[error("network namespace: {0}")]
-    Netns(#[source] stratus_network::linux::CommandError),
+    Netns(#[source] stratus_host::CommandError),
     /// The private libvirtd could not be started.
     #[error("libvirtd: {0}")]
     Libvirtd(String),
@@ -93,8 +93,7 @@ pub async fn all_in_one(
     }
     if let Some(netns) = &config.node.netns {
         config.api.metadata_netns = Some(netns.clone());
-        config.api.metadata_listen =
-            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
+        config.api.metadata_listen = format!("{}:80", stratus_host::netns::METADATA_ADDRESS);
     }
     run_with(&config, &Service::ALL, demo).await
 }
@@ -173,8 +172,7 @@ pub fn embedded_config(config: &Config, netns: Option<&str>) -> Config {
     config.node.netns = netns.map(str::to_owned);
     if let Some(netns) = netns {
         config.api.metadata_netns = Some(netns.to_owned());
-        config.api.metadata_listen =
-            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
+        config.api.metadata_listen = format!("{}:80", stratus_host::netns::METADATA_ADDRESS);
     }
     config
 }
@@ -225,46 +223,44 @@ async fn start(
             compute::methods::ALL,
             {
                 let mut compute = config.compute.clone();
-                let (host_commands, metadata): (
-                    Option<Arc<dyn stratus_network::linux::HostCommands>>,
-                    _,
-                ) = match &config.node.netns {
-                    // Guests, their bridge and libvirtd live in the namespace,
-                    // where the metadata address is local: no DNAT.
-                    Some(netns) => {
-                        let inside = stratus_network::linux::netns::prepare(netns)
-                            .await
-                            .map_err(ServiceError::Netns)?;
-                        // An explicitly configured URI wins: hosts sharing a
-                        // daemon (tests of several workers on one machine).
-                        let default_uri =
-                            stratus_compute::config::ComputeConfig::default().libvirt_uri;
-                        if compute.driver == stratus_compute::config::DriverKind::Libvirt
-                            && compute.libvirt_uri == default_uri
-                        {
-                            let dir = config.node.state_dir.join("libvirt");
-                            let netns = netns.clone();
-                            let daemon = tokio::task::spawn_blocking(move || {
-                                stratus_compute::host::libvirtd::PrivateLibvirtd::shared(
-                                    &netns, &dir,
-                                )
-                            })
-                            .await
-                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?
-                            .map_err(|e| ServiceError::Libvirtd(e.to_string()))?;
-                            info!(uri = daemon.uri(), "libvirtd in the network namespace");
-                            compute.libvirt_uri = daemon.uri().to_owned();
+                let (host_commands, metadata): (Option<Arc<dyn stratus_host::HostCommands>>, _) =
+                    match &config.node.netns {
+                        // Guests, their bridge and libvirtd live in the namespace,
+                        // where the metadata address is local: no DNAT.
+                        Some(netns) => {
+                            let inside = stratus_host::netns::prepare(netns)
+                                .await
+                                .map_err(ServiceError::Netns)?;
+                            // An explicitly configured URI wins: hosts sharing a
+                            // daemon (tests of several workers on one machine).
+                            let default_uri =
+                                stratus_compute::config::ComputeConfig::default().libvirt_uri;
+                            if compute.driver == stratus_compute::config::DriverKind::Libvirt
+                                && compute.libvirt_uri == default_uri
+                            {
+                                let dir = config.node.state_dir.join("libvirt");
+                                let netns = netns.clone();
+                                let daemon = tokio::task::spawn_blocking(move || {
+                                    stratus_compute::host::libvirtd::PrivateLibvirtd::shared(
+                                        &netns, &dir,
+                                    )
+                                })
+                                .await
+                                .map_err(|e| ServiceError::Libvirtd(e.to_string()))?
+                                .map_err(|e| ServiceError::Libvirtd(e.to_string()))?;
+                                info!(uri = daemon.uri(), "libvirtd in the network namespace");
+                                compute.libvirt_uri = daemon.uri().to_owned();
+                            }
+                            (Some(Arc::new(inside)), None)
                         }
-                        (Some(Arc::new(inside)), None)
-                    }
-                    None => (
-                        None,
-                        config
-                            .network
-                            .metadata_host
-                            .map(|h| (h, config.network.metadata_port)),
-                    ),
-                };
+                        None => (
+                            None,
+                            config
+                                .network
+                                .metadata_host
+                                .map(|h| (h, config.network.metadata_port)),
+                        ),
+                    };
                 let worker = stratus_compute::worker::start(stratus_compute::worker::WorkerSetup {
                     host: host.clone(),
                     state_dir: &config.node.state_dir,
@@ -286,10 +282,10 @@ async fn start(
             network::methods::ALL,
             {
                 let host_commands = match &config.node.netns {
-                    Some(netns) => stratus_network::linux::netns::prepare(netns)
+                    Some(netns) => stratus_host::netns::prepare(netns)
                         .await
                         .map_err(ServiceError::Netns)?,
-                    None => stratus_network::linux::RealHost::new(),
+                    None => stratus_host::RealHost::new(),
                 };
                 let manager = stratus_network::NetworkManager::start(
                     &config.network,

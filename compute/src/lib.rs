@@ -2,6 +2,7 @@
 //! host, through a `VirtDriver` (libvirt, or the fake for embedded and scale
 //! tests).
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod config_drive;

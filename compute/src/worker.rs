@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_network::firewall::Firewall;
-use stratus_network::linux::bridge::Bridges;
-use stratus_network::linux::iptables::Iptables;
-use stratus_network::linux::isolation::{self, Gaps};
-use stratus_network::linux::nft::Nft;
-use stratus_network::linux::{FakeHost, HostCommands, RealHost};
+use stratus_host::bridge::Bridges;
+use stratus_host::firewall::Firewall;
+use stratus_host::iptables::Iptables;
+use stratus_host::isolation::{self, Gaps};
+use stratus_host::nft::Nft;
+use stratus_host::{FakeHost, HostCommands, RealHost};
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
@@ -71,7 +71,7 @@ pub enum WorkerError {
     Driver(#[from] DriverError),
     /// The metadata DNAT could not be installed.
     #[error("metadata DNAT: {0}")]
-    MetadataDnat(#[source] stratus_network::linux::CommandError),
+    MetadataDnat(#[source] stratus_host::CommandError),
     /// Tenant isolation cannot be enforced on this host.
     #[error(
         "refusing to start guests: tenant isolation cannot be enforced here: {0} (fix it, or set [compute] insecure_allow_unisolated = true on a host no other customer shares)"

@@ -15,15 +15,15 @@ use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 
 use crate::config::{ManagerKind, NetworkConfig};
-use crate::firewall::render::{
-    Existing, FirewallState, GroupFilter, InstanceFilter, port_device, render,
-};
-use crate::firewall::{Firewall, antispoof};
-use crate::linux::iptables::Iptables;
-use crate::linux::nft::Nft;
-use crate::linux::{HostCommands, RealHost};
 use crate::manager::NetworkManager;
 use crate::service::NetworkService;
+use stratus_host::firewall::render::{
+    Existing, FirewallState, GroupFilter, InstanceFilter, port_device, render,
+};
+use stratus_host::firewall::{Firewall, antispoof};
+use stratus_host::iptables::Iptables;
+use stratus_host::nft::Nft;
+use stratus_host::{HostCommands, RealHost};
 
 /// A benchmark step failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use stratus_rpc::HandlerError;
 use crate::dhcp::DhcpError;
 use crate::ipam::layout::LayoutError;
 use crate::ipam::store::StoreError;
-use crate::linux::CommandError;
+use stratus_host::CommandError;
 
 /// Kinds of remote error the network controller raises.
 pub mod kinds {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use stratus_compute::config::DriverKind;
 use stratus_compute::worker::{Worker, WorkerSetup};
-use stratus_network::linux::FakeHost;
+use stratus_host::FakeHost;
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{ServerHandle, Transport};
 

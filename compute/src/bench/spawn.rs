@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
+use stratus_host::{FakeHost, RealHost};
 use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;
-use stratus_network::linux::{FakeHost, RealHost};
 use stratus_network::service::NetworkService;
 use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;

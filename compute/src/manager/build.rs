@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use stratus_network::firewall::render::{InstanceFilter, port_device};
-use stratus_network::linux::CommandError;
+use stratus_host::CommandError;
+use stratus_host::firewall::render::{InstanceFilter, port_device};
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
 use stratus_rpc::wire::ids::MacAddress;

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stratus_network::firewall::Firewall;
-use stratus_network::linux::bridge::Bridges;
+use stratus_host::bridge::Bridges;
+use stratus_host::firewall::Firewall;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::compute::{Flavor, RunInstance};

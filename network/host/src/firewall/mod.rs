@@ -13,9 +13,9 @@ use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::linux::iptables::Iptables;
-use crate::linux::nft::Nft;
-use crate::linux::{CommandError, check_ifname};
+use crate::iptables::Iptables;
+use crate::nft::Nft;
+use crate::{CommandError, check_ifname};
 use render::{Existing, FirewallState, GroupFilter, InstanceFilter, render};
 
 /// This host's firewall: the filter table's chains and the bridge table's

@@ -1,0 +1,38 @@
+//! Locks by name: one async mutex per key, made on first use, so work on
+//! one bridge (or image, or network) waits only for work on the same one.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Locks a std mutex; a panic elsewhere while it was held leaves data that
+/// is still whole here (every critical section is a single insert or read).
+pub fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One async mutex per key.
+#[derive(Debug)]
+pub struct KeyedLocks<K> {
+    locks: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K> Default for KeyedLocks<K> {
+    fn default() -> Self {
+        Self {
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash> KeyedLocks<K> {
+    /// No locks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The lock for `key`; hold its guard for the critical section.
+    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+        locked(&self.locks).entry(key).or_default().clone()
+    }
+}

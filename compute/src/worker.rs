@@ -123,10 +123,16 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         Some(setup.state_dir.join("firewall.json")),
     );
     let rpc = RpcClient::new(setup.transport, setup.call_timeout);
+    // The worker's own commands (images, disks) run on the host itself,
+    // not in the namespace its networking may live in.
+    let local: Arc<dyn HostCommands> = Arc::new(crate::host::local());
     let manager = ComputeManager::new(Parts {
         host: setup.host,
         availability_zone: config.availability_zone.clone(),
-        images: ImageCache::new(instances_dir.join("_base"), Arc::new(RealQemuImg)),
+        images: ImageCache::new(
+            instances_dir.join("_base"),
+            Arc::new(RealQemuImg::new(local.clone())),
+        ),
         instances_dir,
         host_state_file: setup.state_dir.join("compute-host.json"),
         driver,
@@ -137,6 +143,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         conductor: ConductorClient::new(rpc.clone()),
         scheduler: SchedulerClient::new(rpc),
         prepare: Arc::new(GuestData {
+            host: local,
             method: config.injection,
             config_drive: config.config_drive,
             availability_zone: config.availability_zone.clone(),

@@ -72,9 +72,15 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
             let top = dir.join(format!("top-{i}.qcow2"));
             overlay(&base, &top)?;
             let started = Instant::now();
-            inject_key(&top, &dir.join(format!("work-{i}")), KEY, method)
-                .await
-                .map_err(|e| BenchError(format!("{name}: {e}")))?;
+            inject_key(
+                &crate::host::local(),
+                &top,
+                &dir.join(format!("work-{i}")),
+                KEY,
+                method,
+            )
+            .await
+            .map_err(|e| BenchError(format!("{name}: {e}")))?;
             times.push(started.elapsed());
         }
         println!("  {name:<46} {:>8.1} ms", median(times).as_secs_f64() * 1e3);
@@ -115,7 +121,7 @@ pub async fn run(builder: &Path, runs: usize) -> Result<(), BenchError> {
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        crate::config_drive::build(&dir, &request, &fixed, "nova")
+        crate::config_drive::build(&crate::host::local(), &dir, &request, &fixed, "nova")
             .await
             .map_err(|e| BenchError(e.to_string()))?;
         times.push(started.elapsed());

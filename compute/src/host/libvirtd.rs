@@ -280,7 +280,7 @@ impl Drop for PrivateLibvirtd {
                 let path = entry.path();
                 if path.extension().is_some_and(|e| e == "pid")
                     && let Ok(pid) = std::fs::read_to_string(&path)
-                    && crate::host::command::pid_runs(&pid, "qemu")
+                    && crate::host::proc::pid_runs(&pid, "qemu")
                 {
                     let _ = Command::new("kill")
                         .args(["-s", "KILL", pid.trim()])

@@ -46,6 +46,11 @@ pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
         dir: &InstanceDir,
         fixed: &FixedIp,
     ) -> Result<Option<PathBuf>, String>;
+
+    /// Undoes what a `prepare_disk` cut short by a dying worker left in the
+    /// instance folder `root` (mounts, exposed devices, the daemons behind
+    /// them).
+    async fn release_leftovers(&self, root: &std::path::Path);
 }
 
 /// The clients and host parts a manager works with.

@@ -64,7 +64,7 @@ impl ComputeManager {
         let id = record.instance_id;
         if !record.built {
             info!(instance_id = %id, "cleaning up a build interrupted by a restart");
-            crate::inject::expose::release_leftovers(&root.join("inject")).await;
+            self.parts.prepare.release_leftovers(root).await;
             if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
                 warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
                 return None;

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
+use stratus_compute::host::local;
 use stratus_rpc::wire::network::FixedIp;
 
 use crate::harness::{image, request};
@@ -43,7 +44,7 @@ async fn the_config_drive_holds_metadata_keys_and_user_data_byte_for_byte() {
         vlan: None,
         dns: vec![],
     };
-    let iso = stratus_compute::config_drive::build(dir.path(), &req, &fixed, "zone-a")
+    let iso = stratus_compute::config_drive::build(&local(), dir.path(), &req, &fixed, "zone-a")
         .await
         .expect("build");
 
@@ -75,7 +76,7 @@ async fn the_config_drive_holds_metadata_keys_and_user_data_byte_for_byte() {
     );
 
     req.user_data = Some("not base64!".into());
-    let err = stratus_compute::config_drive::build(dir.path(), &req, &fixed, "zone-a")
+    let err = stratus_compute::config_drive::build(&local(), dir.path(), &req, &fixed, "zone-a")
         .await
         .expect_err("bad");
     assert!(err.to_string().contains("base64"), "{err}");

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use stratus_host::error_chain;
 use stratus_rpc::wire::compute::ImageRef;
 use tracing::info;
 
@@ -27,7 +28,7 @@ pub enum ImageError {
     #[error("image id {0:?} is not ami- followed by letters and digits")]
     InvalidId(String),
     /// Reading or writing a file failed (missing source, disk full, …).
-    #[error("image file {path}: {source}")]
+    #[error("image file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -174,7 +175,7 @@ impl ImageCache {
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "could not remove a partial fetch")
+                    tracing::warn!(file = %path.display(), error = %error_chain(&e), "could not remove a partial fetch")
                 }
             }
         }

@@ -70,7 +70,7 @@ pub enum WorkerError {
     #[error(transparent)]
     Driver(#[from] DriverError),
     /// The metadata DNAT could not be installed.
-    #[error("metadata DNAT: {0}")]
+    #[error("metadata DNAT")]
     MetadataDnat(#[source] stratus_host::CommandError),
     /// Tenant isolation cannot be enforced on this host.
     #[error(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
+use stratus_host::error_chain;
 use tracing::{info, warn};
 
 use crate::ipam::store::NetworkRow;
@@ -212,7 +213,7 @@ impl Dhcp {
         match self.host.run("dnsmasq", &args, None).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                warn!(bridge = %network.bridge, error = %e, "dnsmasq did not start");
+                warn!(bridge = %network.bridge, error = %error_chain(&e), "dnsmasq did not start");
                 Err(e.into())
             }
         }

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use stratus_host::error_chain;
 use stratus_host::{CommandError, HostCommands};
 
 use crate::host::proc::{is_mounted, pid_runs};
@@ -197,7 +198,7 @@ impl Exposed {
         match &self.kind {
             Kind::Kernel => {
                 if let Err(e) = host.stdout("qemu-nbd", &["-d", &self.device]).await {
-                    tracing::warn!(error = %e, "detaching the nbd device failed");
+                    tracing::warn!(error = %error_chain(&e), "detaching the nbd device failed");
                 }
             }
             Kind::Userspace {
@@ -207,7 +208,7 @@ impl Exposed {
                 if !self.device.is_empty()
                     && let Err(e) = host.stdout("losetup", &["-d", &self.device]).await
                 {
-                    tracing::warn!(error = %e, "detaching the loop device failed");
+                    tracing::warn!(error = %error_chain(&e), "detaching the loop device failed");
                 }
                 if let Ok(pid) = tokio::fs::read_to_string(pidfile).await {
                     let pid = pid.trim().to_owned();
@@ -244,7 +245,7 @@ pub async fn release_leftovers(host: &dyn HostCommands, work: &Path) {
         && is_mounted(mnt).await
         && let Err(e) = host.stdout("umount", &[mnt]).await
     {
-        tracing::warn!(error = %e, "unmounting a leftover injection mount failed");
+        tracing::warn!(error = %error_chain(&e), "unmounting a leftover injection mount failed");
     }
     let mountpoint = work.join("exposed");
     if let Some(file) = mountpoint.to_str()
@@ -252,7 +253,7 @@ pub async fn release_leftovers(host: &dyn HostCommands, work: &Path) {
     {
         for device in attached.lines().filter_map(|l| l.split(':').next()) {
             if let Err(e) = host.stdout("losetup", &["-d", device]).await {
-                tracing::warn!(error = %e, "detaching a leftover loop device failed");
+                tracing::warn!(error = %error_chain(&e), "detaching a leftover loop device failed");
             }
         }
     }

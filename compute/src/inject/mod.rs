@@ -19,7 +19,7 @@ use stratus_host::{CommandError, HostCommands};
 
 use crate::host::proc::is_mounted;
 use crate::instance_dir::InstanceDir;
-use crate::manager::PrepareDisk;
+use crate::manager::{PrepareDisk, PrepareError};
 use expose::{ExposeMethod, expose};
 
 /// Injection failed; the build fails with this as its reason.
@@ -77,7 +77,7 @@ impl PrepareDisk for GuestData {
         request: &RunInstance,
         dir: &InstanceDir,
         fixed: &FixedIp,
-    ) -> Result<Option<PathBuf>, String> {
+    ) -> Result<Option<PathBuf>, PrepareError> {
         if let Some(key) = &request.key_data {
             let meta = crate::config_drive::openstack_meta_data(request, &self.availability_zone);
             inject_files(
@@ -88,8 +88,7 @@ impl PrepareDisk for GuestData {
                 Some(&meta.to_string()),
                 self.method,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         }
         if !self.config_drive {
             return Ok(None);
@@ -103,7 +102,7 @@ impl PrepareDisk for GuestData {
         )
         .await
         .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(Into::into)
     }
 
     async fn release_leftovers(&self, root: &Path) {

@@ -2,6 +2,7 @@
 
 use std::io::SeekFrom;
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
@@ -32,7 +33,7 @@ impl ComputeManager {
             .await;
         if let CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
             // The guest may still run: say so, and keep it terminable.
-            let reason = format!("terminate failed, try again: {e}");
+            let reason = format!("terminate failed, try again: {}", error_chain(&e));
             let state = before.unwrap_or(InstanceState::Running);
             self.report(ctx, id, state, None, Some(reason)).await;
             return;
@@ -50,7 +51,7 @@ impl ComputeManager {
         let lock = self.lock_for(id);
         let _held = lock.lock().await;
         if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, false).await {
-            tracing::warn!(error = %e, "could not remove the duplicate copy");
+            tracing::warn!(error = %error_chain(&e), "could not remove the duplicate copy");
             return;
         }
         self.forget(id);

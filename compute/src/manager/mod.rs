@@ -4,6 +4,7 @@
 //! `interrupted.rs` the builds a restart cut short.
 
 mod build;
+mod build_steps;
 mod claims;
 mod clean_up;
 mod enabled;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stratus_host::bridge::Bridges;
+use stratus_host::error_chain;
 use stratus_host::firewall::Firewall;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
@@ -39,19 +41,22 @@ use crate::instance_dir::InstanceDir;
 #[async_trait]
 pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
     /// Prepares the instance in `dir`; returns the config drive to attach,
-    /// if any. An error fails the build with its text as the reason.
+    /// if any. An error fails the build, with it as the reason's cause.
     async fn prepare_disk(
         &self,
         request: &RunInstance,
         dir: &InstanceDir,
         fixed: &FixedIp,
-    ) -> Result<Option<PathBuf>, String>;
+    ) -> Result<Option<PathBuf>, PrepareError>;
 
     /// Undoes what a `prepare_disk` cut short by a dying worker left in the
     /// instance folder `root` (mounts, exposed devices, the daemons behind
     /// them).
     async fn release_leftovers(&self, root: &std::path::Path);
 }
+
+/// Why a disk could not be prepared (an injection or config drive error).
+pub type PrepareError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The clients and host parts a manager works with.
 #[derive(Debug)]
@@ -204,7 +209,7 @@ impl ComputeManager {
         match self.parts.conductor.instance_update(ctx, &update).await {
             Ok(()) => self.outbox.reported(id, update.sequence),
             Err(e) => {
-                warn!(instance_id = %id, error = %e, "could not report the state change; will send it again");
+                warn!(instance_id = %id, error = %error_chain(&e), "could not report the state change; will send it again");
                 self.outbox.report_failed(update);
             }
         }

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::{InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::InstanceId;
@@ -91,7 +92,7 @@ impl ComputeManager {
                     self.outbox.releases().remove(&id);
                 }
                 Err(e) => {
-                    warn!(instance_id = %id, error = %e, "releasing the fixed IP failed again");
+                    warn!(instance_id = %id, error = %error_chain(&e), "releasing the fixed IP failed again");
                     break;
                 }
             }
@@ -124,7 +125,7 @@ impl ComputeManager {
                     self.outbox.reported(update.instance_id, update.sequence);
                 }
                 Err(e) => {
-                    warn!(instance_id = %update.instance_id, error = %e, "reporting the state change failed again");
+                    warn!(instance_id = %update.instance_id, error = %error_chain(&e), "reporting the state change failed again");
                     break;
                 }
             }

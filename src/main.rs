@@ -208,23 +208,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stratus: {}", error_chain(e.as_ref()));
+            eprintln!("stratus: {}", stratus_host::error_chain(e.as_ref()));
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-/// The error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use stratus_host::error_chain;
+use stratus_host::locks::KeyedLocks;
 use stratus_rpc::wire::compute::ImageRef;
 use tracing::info;
 
@@ -81,7 +82,7 @@ type Checked = (u64, SystemTime, ImageInfo);
 pub struct ImageCache {
     base_dir: PathBuf,
     qemu_img: Arc<dyn QemuImg>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<String>,
     checked: Mutex<HashMap<PathBuf, Checked>>,
 }
 
@@ -122,18 +123,9 @@ impl ImageCache {
         Self {
             base_dir,
             qemu_img,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
             checked: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
     }
 
     /// `qemu-img info` of a cached file, asked again only when the file
@@ -191,8 +183,7 @@ impl ImageCache {
         if !valid {
             return Err(ImageError::InvalidId(id.chars().take(40).collect()));
         }
-        let lock = self.lock(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id.to_owned()).await;
         tokio::fs::create_dir_all(&self.base_dir)
             .await
             .map_err(io(&self.base_dir))?;
@@ -286,8 +277,7 @@ impl ImageCache {
             .unwrap_or_default();
         name.push(format!(".overlay-{size}"));
         let template = base.disk.with_file_name(&name);
-        let lock = self.lock(&name.to_string_lossy());
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(name.to_string_lossy().into_owned()).await;
         if tokio::fs::try_exists(&template)
             .await
             .map_err(io(&template))?

@@ -101,8 +101,7 @@ impl Dhcp {
         network: &NetworkRow,
         hosts: &[(String, String, Ipv4Addr)],
     ) -> Result<(), DhcpError> {
-        let lock = self.locks.get(network.slot);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(network.slot).await;
         let cidr: Ipv4Net = network.cidr.parse().map_err(|source| DhcpError::Cidr {
             cidr: network.cidr.clone(),
             source,

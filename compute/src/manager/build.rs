@@ -112,8 +112,7 @@ impl ComputeManager {
         request: &RunInstance,
     ) -> Option<BuildTimings> {
         let id = request.instance_id;
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         if self.interrupted.claimed(id) {
             info!("building again what a restart interrupted");
         }

@@ -20,8 +20,7 @@ impl ComputeManager {
     /// an instance whose build half failed.
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         self.interrupted.claimed(id);
         let before = self
             .last_states
@@ -48,8 +47,7 @@ impl ComputeManager {
     /// uses it. Nothing is reported: the instance is not this host's.
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn remove_copy(&self, ctx: &RequestContext, id: InstanceId) {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, false).await {
             tracing::warn!(error = %error_chain(&e), "could not remove the duplicate copy");
             return;
@@ -66,8 +64,7 @@ impl ComputeManager {
         id: InstanceId,
         hard: bool,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         self.parts.driver.reboot(&domain_name(&id), hard).await?;
         self.report(ctx, id, InstanceState::Running, None, None)
             .await;
@@ -81,14 +78,10 @@ impl ComputeManager {
         ctx: &RequestContext,
         id: InstanceId,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
-        let name = domain_name(&id);
+        let _held = self.locks.lock(id).await;
         self.report(ctx, id, InstanceState::Stopping, None, None)
             .await;
-        if self.parts.driver.state(&name).await? != Some(PowerState::Shutoff) {
-            self.parts.driver.power_off(&name).await?;
-        }
+        self.power_to(id, PowerState::Shutoff).await?;
         self.report(ctx, id, InstanceState::Stopped, None, None)
             .await;
         Ok(())
@@ -101,16 +94,26 @@ impl ComputeManager {
         ctx: &RequestContext,
         id: InstanceId,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
-        let name = domain_name(&id);
-        if self.parts.driver.state(&name).await? != Some(PowerState::Running) {
-            self.parts.driver.power_on(&name).await?;
-            self.wait_for(&name, PowerState::Running).await?;
-        }
+        let _held = self.locks.lock(id).await;
+        self.power_to(id, PowerState::Running).await?;
         self.report(ctx, id, InstanceState::Running, None, None)
             .await;
         Ok(())
+    }
+
+    /// Powers the guest on (and waits until it runs) or off, unless it is
+    /// in `wanted` already.
+    async fn power_to(&self, id: InstanceId, wanted: PowerState) -> Result<(), DriverError> {
+        let name = domain_name(&id);
+        if self.parts.driver.state(&name).await? == Some(wanted) {
+            return Ok(());
+        }
+        if wanted == PowerState::Running {
+            self.parts.driver.power_on(&name).await?;
+            self.wait_for(&name, wanted).await
+        } else {
+            self.parts.driver.power_off(&name).await
+        }
     }
 
     /// The last `console_max_bytes` of the console log (empty if the guest

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use stratus_host::bridge::Bridges;
 use stratus_host::error_chain;
 use stratus_host::firewall::Firewall;
+use stratus_host::locks::KeyedLocks;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::compute::{Flavor, RunInstance};
@@ -99,7 +100,7 @@ pub struct Parts {
 pub struct ComputeManager {
     parts: Parts,
     /// One lock per instance: its operations run one at a time.
-    locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<InstanceId>,
     /// The flavors of instances on this host, for capacity reports.
     flavors: Mutex<HashMap<InstanceId, Flavor>>,
     /// The state last reported per instance, for power sync.
@@ -119,7 +120,7 @@ impl ComputeManager {
     pub fn new(parts: Parts) -> Arc<Self> {
         Arc::new(Self {
             parts,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
             flavors: Mutex::new(HashMap::new()),
             last_states: Mutex::new(HashMap::new()),
             enabled: Mutex::new(enabled::HostEnabled::default()),
@@ -142,15 +143,6 @@ impl ComputeManager {
     /// The folder of an instance.
     pub fn dir(&self, id: &InstanceId) -> InstanceDir {
         InstanceDir::new(&self.parts.instances_dir, id)
-    }
-
-    fn lock_for(&self, id: InstanceId) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id)
-            .or_default()
-            .clone()
     }
 
     /// Drops what this host tracked of an instance it no longer holds.

@@ -75,8 +75,7 @@ impl ComputeManager {
         for id in releases {
             // Under the instance's lock, so a new build of it cannot start
             // between the check and the release.
-            let lock = self.lock_for(id);
-            let _held = lock.lock().await;
+            let _held = self.locks.lock(id).await;
             let still = self.outbox.releases().contains(&id);
             if !still {
                 continue;
@@ -101,8 +100,7 @@ impl ComputeManager {
         reports.sort_by_key(|u| u.sequence);
         for waiting in reports {
             let id = waiting.instance_id;
-            let lock = self.lock_for(id);
-            let _held = lock.lock().await;
+            let _held = self.locks.lock(id).await;
             // Still the newest word on it (nothing reported it meanwhile)?
             let still = self
                 .outbox

@@ -52,8 +52,7 @@ impl Bridges {
     /// Makes sure the bridge exists and is up.
     pub async fn ensure_bridge(&self, bridge: &str) -> Result<(), CommandError> {
         check_ifname(bridge)?;
-        let lock = self.locks.get(bridge.to_owned());
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(bridge.to_owned()).await;
         self.ensure_link(bridge, &["link", "add", "name", bridge, "type", "bridge"])
             .await
     }
@@ -74,8 +73,7 @@ impl Bridges {
                 format!("VLAN id {vlan} outside 1-4094"),
             ));
         }
-        let lock = self.locks.get(bridge.to_owned());
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(bridge.to_owned()).await;
         let vlan_if = format!("vlan{vlan}");
         let id = vlan.to_string();
         self.ensure_link(

@@ -31,8 +31,9 @@ impl<K: Eq + Hash> KeyedLocks<K> {
         Self::default()
     }
 
-    /// The lock for `key`; hold its guard for the critical section.
-    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
-        locked(&self.locks).entry(key).or_default().clone()
+    /// Waits for the lock of `key`; it is held until the guard drops.
+    pub async fn lock(&self, key: K) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = locked(&self.locks).entry(key).or_default().clone();
+        lock.lock_owned().await
     }
 }

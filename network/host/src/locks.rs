@@ -37,3 +37,23 @@ impl<K: Eq + Hash> KeyedLocks<K> {
         lock.lock_owned().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_key_waits_for_itself_and_not_for_others() {
+        let locks = KeyedLocks::new();
+        let held = locks.lock("a").await;
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock("a"))
+                .await
+                .is_err(),
+            "the same key was taken twice"
+        );
+        let _other = locks.lock("b").await;
+        drop(held);
+        let _again = locks.lock("a").await;
+    }
+}

@@ -106,3 +106,52 @@ impl HostCommands for RealHost {
         self.netns.as_deref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_program_that_cannot_start_keeps_its_io_error_as_the_source() {
+        let e = RealHost::new()
+            .run("/nonexistent/stratus-no-such-program", &["x"], None)
+            .await
+            .expect_err("no such program");
+        assert_eq!(e.command, "/nonexistent/stratus-no-such-program x");
+        let source = e.source().expect("an io source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source}");
+    }
+
+    #[tokio::test]
+    async fn stdin_reaches_the_program_and_stdout_comes_back() {
+        let out = RealHost::new()
+            .run("cat", &[], Some(b"through a pipe"))
+            .await
+            .expect("cat");
+        assert_eq!(out.stdout, "through a pipe");
+    }
+
+    #[tokio::test]
+    async fn a_failure_carries_its_status_and_stderr() {
+        let e = RealHost::new()
+            .stdout("sh", &["-c", "echo broken >&2; exit 3"])
+            .await
+            .expect_err("exit 3");
+        assert!(e.why.contains("broken") && e.why.contains('3'), "{e}");
+        assert!(e.source.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_limit_is_killed_and_fails() {
+        let started = std::time::Instant::now();
+        let e = RealHost::new()
+            .with_timeout(Duration::from_millis(200))
+            .stdout("sleep", &["10"])
+            .await
+            .expect_err("timed out");
+        assert!(e.why.contains("timed out"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

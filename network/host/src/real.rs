@@ -121,7 +121,10 @@ mod tests {
             .expect_err("no such program");
         assert_eq!(e.command, "/nonexistent/stratus-no-such-program x");
         let source = e.source().expect("an io source");
-        assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source}");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source}"
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,21 @@ use stratus_rpc::{Handler, HandlerError, RequestContext};
 const FIRST_HOST: u8 = 3;
 const LAST_HOST: u8 = 254;
 
+/// `address` on the fake's network, as the controller describes it.
+pub fn fixed_ip(address: Ipv4Addr) -> FixedIp {
+    FixedIp {
+        address: address.to_string(),
+        cidr: "10.0.0.0/24".into(),
+        gateway: "10.0.0.1".into(),
+        netmask: "255.255.255.0".into(),
+        bridge: "br100".into(),
+        dhcp_server: "10.0.0.2".into(),
+        vlan: None,
+        // No DNS configured: the network's DHCP server answers.
+        dns: vec!["10.0.0.2".into()],
+    }
+}
+
 /// Fixed IPs by instance, from 10.0.0.0/24.
 #[derive(Debug, Default)]
 pub struct FakeNetwork {
@@ -46,16 +61,7 @@ impl FakeNetwork {
                 free
             }
         };
-        Ok(FixedIp {
-            address: address.to_string(),
-            cidr: "10.0.0.0/24".into(),
-            gateway: "10.0.0.1".into(),
-            netmask: "255.255.255.0".into(),
-            bridge: "br100".into(),
-            dhcp_server: "10.0.0.2".into(),
-            vlan: None,
-            dns: vec!["10.0.0.2".into()],
-        })
+        Ok(fixed_ip(address))
     }
 
     /// Whether the instance holds an address.
@@ -74,12 +80,11 @@ impl Handler for FakeNetwork {
     ) -> Result<Box<RawValue>, HandlerError> {
         match method {
             methods::ALLOCATE_FIXED_IP => {
-                let request: AllocateFixedIp = decode_args(method, args)?;
-                encode_result(&self.allocate_fixed_ip(&request).await?)
+                encode_result(&self.allocate_fixed_ip(&decode_args(method, args)?).await?)
             }
             methods::RELEASE_FIXED_IP => {
-                let request: ReleaseFixedIp = decode_args(method, args)?;
-                self.held.lock().expect("lock").remove(&request.instance_id);
+                let ReleaseFixedIp { instance_id } = decode_args(method, args)?;
+                self.held.lock().expect("lock").remove(&instance_id);
                 Ok(null())
             }
             other => Err(HandlerError::UnknownMethod(other.to_owned())),

@@ -69,7 +69,7 @@ pub enum ServiceError {
     Compute(#[from] stratus_compute::worker::WorkerError),
     /// The network namespace could not be prepared.
     #[error("network namespace")]
-    Netns(#[source] stratus_network::linux::CommandError),
+    Netns(#[source] stratus_host::CommandError),
     /// The private libvirtd could not be started.
     #[error("libvirtd")]
     Libvirtd(#[source] stratus_compute::host::libvirtd::LibvirtdError),
@@ -181,8 +181,7 @@ pub fn embedded_config(config: &Config, netns: Option<&str>) -> Config {
     config.node.netns = netns.map(str::to_owned);
     if let Some(netns) = netns {
         config.api.metadata_netns = Some(netns.to_owned());
-        config.api.metadata_listen =
-            format!("{}:80", stratus_network::linux::netns::METADATA_ADDRESS);
+        config.api.metadata_listen = format!("{}:80", stratus_host::netns::METADATA_ADDRESS);
     }
     config
 }
@@ -243,12 +242,12 @@ async fn start_compute(
     transport: &Arc<dyn Transport>,
 ) -> Result<Arc<dyn Handler>, ServiceError> {
     let mut compute = config.compute.clone();
-    let (host_commands, metadata): (Option<Arc<dyn stratus_network::linux::HostCommands>>, _) =
+    let (host_commands, metadata): (Option<Arc<dyn stratus_host::HostCommands>>, _) =
         match &config.node.netns {
             // Guests, their bridge and libvirtd live in the namespace,
             // where the metadata address is local: no DNAT.
             Some(netns) => {
-                let inside = stratus_network::linux::netns::prepare(netns)
+                let inside = stratus_host::netns::prepare(netns)
                     .await
                     .map_err(ServiceError::Netns)?;
                 if let Some(uri) = private_libvirtd(config, netns).await? {
@@ -306,10 +305,10 @@ async fn private_libvirtd(config: &Config, netns: &str) -> Result<Option<String>
 /// The network controller; its handler.
 async fn start_network(config: &Config) -> Result<Arc<dyn Handler>, ServiceError> {
     let host_commands = match &config.node.netns {
-        Some(netns) => stratus_network::linux::netns::prepare(netns)
+        Some(netns) => stratus_host::netns::prepare(netns)
             .await
             .map_err(ServiceError::Netns)?,
-        None => stratus_network::linux::RealHost::new(),
+        None => stratus_host::RealHost::new(),
     };
     let manager = stratus_network::NetworkManager::start(
         &config.network,

@@ -9,25 +9,26 @@ use serde_json::json;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::network::FixedIp;
 
-use crate::host::command::run;
+use stratus_host::{CommandError, HostCommands};
 
 /// The config drive could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigDriveError {
     /// User data is not base64.
-    #[error("user data is not base64: {0}")]
-    UserData(String),
+    #[error("user data is not base64")]
+    UserData(#[source] base64::DecodeError),
     /// Writing the staging files failed.
-    #[error("config drive files in {path}: {why}")]
+    #[error("config drive files in {}", path.display())]
     Files {
         /// The folder.
-        path: String,
+        path: PathBuf,
         /// The cause.
-        why: String,
+        #[source]
+        source: std::io::Error,
     },
     /// genisoimage failed.
-    #[error("genisoimage: {0}")]
-    Iso(String),
+    #[error(transparent)]
+    Iso(#[from] CommandError),
 }
 
 /// What the metadata says of an instance, shared by the config drive and
@@ -77,8 +78,10 @@ pub fn ec2_meta_data(
     })
 }
 
-/// Builds `dir/disk.config` and returns its path.
+/// Builds `dir/disk.config` (with `genisoimage` through `host`) and returns
+/// its path.
 pub async fn build(
+    host: &dyn HostCommands,
     dir: &Path,
     request: &RunInstance,
     fixed: &FixedIp,
@@ -88,14 +91,14 @@ pub async fn build(
         Some(b64) => Some(
             base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
-                .map_err(|e| ConfigDriveError::UserData(e.to_string()))?,
+                .map_err(ConfigDriveError::UserData)?,
         ),
         None => None,
     };
     let staging = dir.join("config-drive.d");
-    let files = |e: std::io::Error| ConfigDriveError::Files {
-        path: staging.display().to_string(),
-        why: e.to_string(),
+    let files = |source: std::io::Error| ConfigDriveError::Files {
+        path: staging.clone(),
+        source,
     };
     let openstack = staging.join("openstack/latest");
     let ec2 = staging.join("ec2/latest");
@@ -117,25 +120,26 @@ pub async fn build(
 
     let iso = dir.join("disk.config");
     let (iso_text, staging_text) = (iso.display().to_string(), staging.display().to_string());
-    let built = run(
-        "genisoimage",
-        &[
-            "-o",
-            &iso_text,
-            "-V",
-            "config-2",
-            "-quiet",
-            "-r",
-            "-J",
-            "-l",
-            "-ldots",
-            "-allow-lowercase",
-            "-allow-multidot",
-            &staging_text,
-        ],
-    )
-    .await;
+    let built = host
+        .stdout(
+            "genisoimage",
+            &[
+                "-o",
+                &iso_text,
+                "-V",
+                "config-2",
+                "-quiet",
+                "-r",
+                "-J",
+                "-l",
+                "-ldots",
+                "-allow-lowercase",
+                "-allow-multidot",
+                &staging_text,
+            ],
+        )
+        .await;
     let _ = tokio::fs::remove_dir_all(&staging).await;
-    built.map_err(|e| ConfigDriveError::Iso(e.to_string()))?;
+    built?;
     Ok(iso)
 }

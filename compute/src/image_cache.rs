@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use stratus_host::error_chain;
+use stratus_host::locks::KeyedLocks;
 use stratus_rpc::wire::compute::ImageRef;
 use tracing::info;
 
@@ -27,7 +29,7 @@ pub enum ImageError {
     #[error("image id {0:?} is not ami- followed by letters and digits")]
     InvalidId(String),
     /// Reading or writing a file failed (missing source, disk full, …).
-    #[error("image file {path}: {source}")]
+    #[error("image file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,7 +82,7 @@ type Checked = (u64, SystemTime, ImageInfo);
 pub struct ImageCache {
     base_dir: PathBuf,
     qemu_img: Arc<dyn QemuImg>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<String>,
     checked: Mutex<HashMap<PathBuf, Checked>>,
 }
 
@@ -121,18 +123,9 @@ impl ImageCache {
         Self {
             base_dir,
             qemu_img,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
             checked: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
     }
 
     /// `qemu-img info` of a cached file, asked again only when the file
@@ -174,7 +167,7 @@ impl ImageCache {
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "could not remove a partial fetch")
+                    tracing::warn!(file = %path.display(), error = %error_chain(&e), "could not remove a partial fetch")
                 }
             }
         }
@@ -190,8 +183,7 @@ impl ImageCache {
         if !valid {
             return Err(ImageError::InvalidId(id.chars().take(40).collect()));
         }
-        let lock = self.lock(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id.to_owned()).await;
         tokio::fs::create_dir_all(&self.base_dir)
             .await
             .map_err(io(&self.base_dir))?;
@@ -285,8 +277,7 @@ impl ImageCache {
             .unwrap_or_default();
         name.push(format!(".overlay-{size}"));
         let template = base.disk.with_file_name(&name);
-        let lock = self.lock(&name.to_string_lossy());
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(name.to_string_lossy().into_owned()).await;
         if tokio::fs::try_exists(&template)
             .await
             .map_err(io(&template))?

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
-use stratus_network::firewall::Firewall;
+use stratus_host::firewall::Firewall;
 use stratus_rpc::clients::compute::methods;
 use stratus_rpc::handler::{decode_args, encode_result, null};
 use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};

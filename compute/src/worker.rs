@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_network::firewall::Firewall;
-use stratus_network::linux::bridge::Bridges;
-use stratus_network::linux::iptables::Iptables;
-use stratus_network::linux::isolation::{self, Gaps};
-use stratus_network::linux::nft::Nft;
-use stratus_network::linux::{FakeHost, HostCommands, RealHost};
+use stratus_host::bridge::Bridges;
+use stratus_host::firewall::Firewall;
+use stratus_host::iptables::Iptables;
+use stratus_host::isolation::{self, Gaps};
+use stratus_host::nft::Nft;
+use stratus_host::{FakeHost, HostCommands, RealHost};
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
@@ -70,8 +70,8 @@ pub enum WorkerError {
     #[error(transparent)]
     Driver(#[from] DriverError),
     /// The metadata DNAT could not be installed.
-    #[error("metadata DNAT: {0}")]
-    MetadataDnat(#[source] stratus_network::linux::CommandError),
+    #[error("metadata DNAT")]
+    MetadataDnat(#[source] stratus_host::CommandError),
     /// Tenant isolation cannot be enforced on this host.
     #[error(
         "refusing to start guests: tenant isolation cannot be enforced here: {0} (fix it, or set [compute] insecure_allow_unisolated = true on a host no other customer shares)"
@@ -123,10 +123,16 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         Some(setup.state_dir.join("firewall.json")),
     );
     let rpc = RpcClient::new(setup.transport, setup.call_timeout);
+    // The worker's own commands (images, disks) run on the host itself,
+    // not in the namespace its networking may live in.
+    let local: Arc<dyn HostCommands> = Arc::new(crate::host::local());
     let manager = ComputeManager::new(Parts {
         host: setup.host,
         availability_zone: config.availability_zone.clone(),
-        images: ImageCache::new(instances_dir.join("_base"), Arc::new(RealQemuImg)),
+        images: ImageCache::new(
+            instances_dir.join("_base"),
+            Arc::new(RealQemuImg::new(local.clone())),
+        ),
         instances_dir,
         host_state_file: setup.state_dir.join("compute-host.json"),
         driver,
@@ -137,6 +143,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         conductor: ConductorClient::new(rpc.clone()),
         scheduler: SchedulerClient::new(rpc),
         prepare: Arc::new(GuestData {
+            host: local,
             method: config.injection,
             config_drive: config.config_drive,
             availability_zone: config.availability_zone.clone(),

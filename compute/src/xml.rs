@@ -1,6 +1,6 @@
 //! libvirt domain XML, written with quick-xml so every value is escaped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use quick_xml::Writer;
 use quick_xml::events::BytesText;
@@ -150,44 +150,42 @@ fn write_domain(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
     Ok(())
 }
 
-fn write_devices(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
+/// A file-backed virtio disk.
+fn write_disk(
+    w: &mut Writer<Vec<u8>>,
+    format: &str,
+    file: &Path,
+    dev: &str,
+    readonly: bool,
+) -> Result {
     w.create_element("disk")
         .with_attribute(("type", "file"))
         .with_attribute(("device", "disk"))
         .write_inner_content(|w| {
             w.create_element("driver")
                 .with_attribute(("name", "qemu"))
-                .with_attribute(("type", "qcow2"))
+                .with_attribute(("type", format))
                 .write_empty()?;
             w.create_element("source")
-                .with_attribute(("file", path(&spec.disk).as_str()))
+                .with_attribute(("file", path(file).as_str()))
                 .write_empty()?;
             w.create_element("target")
-                .with_attribute(("dev", "vda"))
+                .with_attribute(("dev", dev))
                 .with_attribute(("bus", "virtio"))
                 .write_empty()?;
+            if readonly {
+                w.create_element("readonly").write_empty()?;
+            }
             Ok(())
         })?;
+    Ok(())
+}
+
+fn write_devices(w: &mut Writer<Vec<u8>>, spec: &DomainSpec) -> Result {
+    write_disk(w, "qcow2", &spec.disk, "vda", false)?;
     if let Some(drive) = &spec.config_drive {
-        w.create_element("disk")
-            .with_attribute(("type", "file"))
-            .with_attribute(("device", "disk"))
-            .write_inner_content(|w| {
-                w.create_element("driver")
-                    .with_attribute(("name", "qemu"))
-                    .with_attribute(("type", "raw"))
-                    .write_empty()?;
-                w.create_element("source")
-                    .with_attribute(("file", path(drive).as_str()))
-                    .write_empty()?;
-                // A virtio disk needs no ATA or SCSI CD-ROM drivers in the guest.
-                w.create_element("target")
-                    .with_attribute(("dev", "vdb"))
-                    .with_attribute(("bus", "virtio"))
-                    .write_empty()?;
-                w.create_element("readonly").write_empty()?;
-                Ok(())
-            })?;
+        // A virtio disk needs no ATA or SCSI CD-ROM drivers in the guest.
+        write_disk(w, "raw", drive, "vdb", true)?;
     }
     if let Some(nic) = &spec.nic {
         w.create_element("interface")

@@ -2,24 +2,24 @@
 //! `mac,hostname,ip` entries of a hosts file, reloaded with SIGHUP when the
 //! file changes and started again when it has died.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
-use tokio::sync::Mutex;
+use stratus_host::error_chain;
 use tracing::{info, warn};
 
 use crate::ipam::store::NetworkRow;
-use crate::linux::bridge::Bridges;
-use crate::linux::{CommandError, HostCommands};
+use stratus_host::bridge::Bridges;
+use stratus_host::locks::KeyedLocks;
+use stratus_host::{CommandError, HostCommands};
 
 /// DHCP could not be brought in line.
 #[derive(Debug, thiserror::Error)]
 pub enum DhcpError {
     /// Writing its files failed.
-    #[error("DHCP files in {path}: {source}")]
+    #[error("DHCP files in {path}")]
     Files {
         /// The directory.
         path: PathBuf,
@@ -27,13 +27,27 @@ pub enum DhcpError {
         #[source]
         source: std::io::Error,
     },
-    /// A stored network does not parse.
-    #[error("network {cidr}: {why}")]
-    Network {
+    /// A stored network's CIDR does not parse.
+    #[error("network {cidr}: not a CIDR")]
+    Cidr {
         /// Its CIDR as stored.
         cidr: String,
-        /// What is wrong.
-        why: String,
+        /// The parse error.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    /// A stored network's gateway or DHCP server address does not parse.
+    #[error("network {cidr}: {what} {value:?} is not an address")]
+    Address {
+        /// The network's CIDR.
+        cidr: String,
+        /// Which address.
+        what: String,
+        /// The address as stored.
+        value: String,
+        /// The parse error.
+        #[source]
+        source: std::net::AddrParseError,
     },
     /// A command (ip, dnsmasq, kill) failed.
     #[error(transparent)]
@@ -50,7 +64,7 @@ pub struct Dhcp {
     dns: Vec<String>,
     vlan_interface: String,
     /// Serializes updates per network.
-    locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    locks: KeyedLocks<i64>,
 }
 
 impl Dhcp {
@@ -69,7 +83,7 @@ impl Dhcp {
             lease_secs,
             dns,
             vlan_interface,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
         }
     }
 
@@ -87,22 +101,17 @@ impl Dhcp {
         network: &NetworkRow,
         hosts: &[(String, String, Ipv4Addr)],
     ) -> Result<(), DhcpError> {
-        let lock = self
-            .locks
-            .lock()
-            .await
-            .entry(network.slot)
-            .or_default()
-            .clone();
-        let _held = lock.lock().await;
-        let cidr: Ipv4Net = network.cidr.parse().map_err(|e| DhcpError::Network {
+        let _held = self.locks.lock(network.slot).await;
+        let cidr: Ipv4Net = network.cidr.parse().map_err(|source| DhcpError::Cidr {
             cidr: network.cidr.clone(),
-            why: format!("{e}"),
+            source,
         })?;
         let parse = |what: &str, value: &str| -> Result<Ipv4Addr, DhcpError> {
-            value.parse().map_err(|_| DhcpError::Network {
+            value.parse().map_err(|source| DhcpError::Address {
                 cidr: network.cidr.clone(),
-                why: format!("{what} {value:?} is not an address"),
+                what: what.to_owned(),
+                value: value.to_owned(),
+                source,
             })
         };
         let gateway = parse("gateway", &network.gateway)?;
@@ -203,7 +212,7 @@ impl Dhcp {
         match self.host.run("dnsmasq", &args, None).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                warn!(bridge = %network.bridge, error = %e, "dnsmasq did not start");
+                warn!(bridge = %network.bridge, error = %error_chain(&e), "dnsmasq did not start");
                 Err(e.into())
             }
         }

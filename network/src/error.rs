@@ -5,7 +5,7 @@ use stratus_rpc::HandlerError;
 use crate::dhcp::DhcpError;
 use crate::ipam::layout::LayoutError;
 use crate::ipam::store::StoreError;
-use crate::linux::CommandError;
+use stratus_host::{CommandError, error_chain};
 
 /// Kinds of remote error the network controller raises.
 pub mod kinds {
@@ -70,6 +70,6 @@ impl From<NetworkError> for HandlerError {
             NetworkError::NoMoreNetworks { .. } => kinds::NO_MORE_NETWORKS,
             _ => kinds::NETWORK_ERROR,
         };
-        HandlerError::permanent(kind, e.to_string())
+        HandlerError::permanent(kind, error_chain(&e))
     }
 }

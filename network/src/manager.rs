@@ -13,7 +13,7 @@ use crate::error::NetworkError;
 use crate::ipam::Ipam;
 use crate::ipam::layout::Layout;
 use crate::ipam::store::{AllocationRow, Store};
-use crate::linux::HostCommands;
+use stratus_host::HostCommands;
 
 /// Owns networks and fixed IP allocations.
 #[derive(Debug)]

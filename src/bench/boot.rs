@@ -59,7 +59,7 @@ struct Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         stratus_compute::host::libvirtd::PrivateLibvirtd::stop_at(&self.netns, &self.libvirt);
-        stratus_network::linux::netns::remove(&self.netns);
+        stratus_host::netns::remove(&self.netns);
     }
 }
 

@@ -16,14 +16,14 @@ use stratus_rpc::wire::ids::{InstanceId, MacAddress, SecurityGroupId};
 use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 
-use stratus_network::config::{ManagerKind, NetworkConfig};
-use stratus_network::firewall::render::{
+use stratus_host::firewall::render::{
     Existing, FirewallState, GroupFilter, InstanceFilter, port_device, render,
 };
-use stratus_network::firewall::{Firewall, antispoof};
-use stratus_network::linux::iptables::Iptables;
-use stratus_network::linux::nft::Nft;
-use stratus_network::linux::{HostCommands, RealHost};
+use stratus_host::firewall::{Firewall, antispoof};
+use stratus_host::iptables::Iptables;
+use stratus_host::nft::Nft;
+use stratus_host::{HostCommands, RealHost};
+use stratus_network::config::{ManagerKind, NetworkConfig};
 use stratus_network::manager::NetworkManager;
 use stratus_network::service::NetworkService;
 

@@ -78,9 +78,15 @@ async fn key_injection(
         let top = dir.join(format!("top-{i}.qcow2"));
         overlay("inject", base, &top)?;
         let started = Instant::now();
-        inject_key(&top, &dir.join(format!("work-{i}")), KEY, method)
-            .await
-            .map_err(fail(name))?;
+        inject_key(
+            &stratus_compute::host::local(),
+            &top,
+            &dir.join(format!("work-{i}")),
+            KEY,
+            method,
+        )
+        .await
+        .map_err(fail(name))?;
         times.push(started.elapsed());
     }
     Ok(median(times))
@@ -108,9 +114,15 @@ async fn config_drive(dir: &Path, base: &Path, runs: usize) -> Result<Duration, 
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        stratus_compute::config_drive::build(dir, &request, &fixed, "nova")
-            .await
-            .map_err(fail("config drive"))?;
+        stratus_compute::config_drive::build(
+            &stratus_compute::host::local(),
+            dir,
+            &request,
+            &fixed,
+            "nova",
+        )
+        .await
+        .map_err(fail("config drive"))?;
         times.push(started.elapsed());
     }
     Ok(median(times))

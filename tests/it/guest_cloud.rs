@@ -76,7 +76,7 @@ impl Drop for GuestCloud {
             PrivateLibvirtd::stop_at(netns, dir);
         }
         for ns in &self.netns {
-            stratus_network::linux::netns::remove(ns);
+            stratus_host::netns::remove(ns);
         }
     }
 }
@@ -104,7 +104,7 @@ impl GuestCloud {
             api_metrics: 0,
             compute_metrics: 0,
         };
-        stratus_network::linux::netns::prepare(&router)
+        stratus_host::netns::prepare(&router)
             .await
             .expect("namespace");
         cloud.connect_client();

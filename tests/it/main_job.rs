@@ -28,7 +28,7 @@ impl Drop for Leftovers {
             &self.netns,
             &self.state.path().join("libvirt"),
         );
-        stratus_network::linux::netns::remove(&self.netns);
+        stratus_host::netns::remove(&self.netns);
     }
 }
 

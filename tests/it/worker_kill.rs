@@ -35,7 +35,7 @@ impl Drop for Site {
             let _ = child.wait();
         }
         drop(self.libvirtd.take());
-        stratus_network::linux::netns::remove(&self.netns);
+        stratus_host::netns::remove(&self.netns);
     }
 }
 
@@ -115,7 +115,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
         worker: None,
         libvirtd: None,
     };
-    stratus_network::linux::netns::prepare(&site.netns)
+    stratus_host::netns::prepare(&site.netns)
         .await
         .expect("namespace");
     let libvirtd = PrivateLibvirtd::start(&site.netns, &cloud.dir.path().join("libvirt"))

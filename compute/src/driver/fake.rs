@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use stratus_host::error_chain;
 
 use super::{DriverError, VirtDriver};
 use crate::state::{PowerEvent, PowerState};
@@ -73,9 +74,9 @@ impl FakeDriver {
             .ok_or_else(|| DriverError::NotFound(name.to_owned()))?;
         *state = state
             .transition(event)
-            .map_err(|source| DriverError::Invalid {
+            .map_err(|refused| DriverError::Invalid {
                 domain: name.to_owned(),
-                source,
+                refused,
             })?;
         Ok(())
     }
@@ -110,9 +111,9 @@ impl VirtDriver for FakeDriver {
         }
         let running = PowerState::Shutoff
             .transition(PowerEvent::Start)
-            .map_err(|source| DriverError::Invalid {
+            .map_err(|refused| DriverError::Invalid {
                 domain: spec.name.clone(),
-                source,
+                refused,
             })?;
         domains.insert(spec.name.clone(), (spec.clone(), running));
         drop(domains);
@@ -123,7 +124,7 @@ impl VirtDriver for FakeDriver {
         {
             let line = format!("fake hypervisor: {} booted\n", spec.name);
             if let Err(e) = std::fs::write(&spec.console_log, line) {
-                tracing::warn!(error = %e, "could not write the fake console");
+                tracing::warn!(error = %error_chain(&e), "could not write the fake console");
             }
         }
         Ok(())

@@ -19,13 +19,13 @@ pub enum DriverError {
     #[error("domain {0} exists already")]
     Exists(String),
     /// The operation does not fit the domain's state.
-    #[error("domain {domain}: {source}")]
+    #[error("domain {domain}: {refused}")]
     Invalid {
         /// The domain.
         domain: String,
-        /// The refused move.
-        #[source]
-        source: InvalidTransition,
+        /// The refused move (a rule of the state machine, not a cause
+        /// from below, so it is part of this error's own text).
+        refused: InvalidTransition,
     },
     /// The domain did not reach the state in time.
     #[error("domain {domain} not {wanted:?} after {waited:?}")]

@@ -19,6 +19,9 @@ pub struct LibvirtdError {
     pub netns: String,
     /// What failed.
     pub why: String,
+    /// The I/O error underneath, if one.
+    #[source]
+    pub source: Option<std::io::Error>,
 }
 
 /// Runs in the namespace under `unshare -m`; `$1` is our folder, `$2` is
@@ -76,15 +79,17 @@ pub struct PrivateLibvirtd {
 impl PrivateLibvirtd {
     /// Starts virtlogd and libvirtd in `netns`, keeping their files in `dir`.
     pub fn start(netns: &str, dir: &Path) -> Result<Self, LibvirtdError> {
-        let fail = |why: String| LibvirtdError {
+        let fail = |why: String, source: Option<std::io::Error>| LibvirtdError {
             netns: netns.to_owned(),
             why,
+            source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-        let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
+        let io = |e| fail(dir.display().to_string(), Some(e));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let dir = dir.canonicalize().map_err(io)?;
         let dir_text = dir
             .to_str()
-            .ok_or_else(|| fail("folder path is not UTF-8".into()))?;
+            .ok_or_else(|| fail("folder path is not UTF-8".into(), None))?;
         let daemon = Self {
             netns: netns.to_owned(),
             uri: format!("qemu:///system?socket={dir_text}/run/libvirt-sock"),
@@ -119,7 +124,7 @@ impl PrivateLibvirtd {
             ])
             .args(["sh", "-c", SETUP, "sh", dir_text, kvm, mode])
             .output()
-            .map_err(|e| self.fail(format!("could not run ip netns exec: {e}")))?;
+            .map_err(|e| self.fail_io("could not run ip netns exec", e))?;
         if !out.status.success() {
             return Err(self.fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
         }
@@ -137,6 +142,14 @@ impl PrivateLibvirtd {
         LibvirtdError {
             netns: self.netns.clone(),
             why,
+            source: None,
+        }
+    }
+
+    fn fail_io(&self, what: &str, source: std::io::Error) -> LibvirtdError {
+        LibvirtdError {
+            source: Some(source),
+            ..self.fail(what.to_owned())
         }
     }
 
@@ -145,7 +158,7 @@ impl PrivateLibvirtd {
     pub fn stop_daemon(&self, how: Stop) -> Result<(), LibvirtdError> {
         let pidfile = self.dir.join("libvirtd.pid");
         let pid = std::fs::read_to_string(&pidfile)
-            .map_err(|e| self.fail(format!("{}: {e}", pidfile.display())))?;
+            .map_err(|e| self.fail_io(&pidfile.display().to_string(), e))?;
         let pid = pid.trim().to_owned();
         let signal = match how {
             Stop::Term => "TERM",
@@ -154,7 +167,7 @@ impl PrivateLibvirtd {
         let sent = Command::new("kill")
             .args(["-s", signal, &pid])
             .status()
-            .map_err(|e| self.fail(format!("could not run kill: {e}")))?;
+            .map_err(|e| self.fail_io("could not run kill", e))?;
         if !sent.success() {
             return Err(self.fail(format!("kill -s {signal} {pid}: {sent}")));
         }
@@ -280,7 +293,7 @@ impl Drop for PrivateLibvirtd {
                 let path = entry.path();
                 if path.extension().is_some_and(|e| e == "pid")
                     && let Ok(pid) = std::fs::read_to_string(&path)
-                    && crate::host::command::pid_runs(&pid, "qemu")
+                    && crate::host::proc::pid_runs(&pid, "qemu")
                 {
                     let _ = Command::new("kill")
                         .args(["-s", "KILL", pid.trim()])

@@ -1,19 +1,31 @@
 //! `qemu-img`: inspect images, create overlays, resize. Arguments are always
 //! a vector; paths never pass through a shell.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use stratus_host::{CommandError, HostCommands};
 
 /// A `qemu-img` run failed.
 #[derive(Debug, thiserror::Error)]
-#[error("qemu-img {args}: {why}")]
-pub struct QemuImgError {
-    /// The arguments.
-    pub args: String,
-    /// Exit status and stderr, or why it did not start.
-    pub why: String,
+pub enum QemuImgError {
+    /// The command failed or did not start.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A path cannot be passed as an argument.
+    #[error("{}: path is not UTF-8", .0.display())]
+    NotUtf8(PathBuf),
+    /// `qemu-img info` printed something other than its JSON.
+    #[error("qemu-img info {}: unreadable output", image.display())]
+    Unreadable {
+        /// The image.
+        image: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// What `qemu-img info` says of an image.
@@ -45,33 +57,42 @@ pub trait QemuImg: Send + Sync + std::fmt::Debug {
     async fn resize(&self, image: &Path, bytes: u64) -> Result<(), QemuImgError>;
 }
 
-/// The real `qemu-img`.
-#[derive(Debug, Default, Clone)]
-pub struct RealQemuImg;
+/// The real `qemu-img`, run through `host`.
+#[derive(Debug, Clone)]
+pub struct RealQemuImg {
+    host: Arc<dyn HostCommands>,
+}
 
-async fn run(args: &[&str]) -> Result<String, QemuImgError> {
-    super::command::run("qemu-img", args)
-        .await
-        .map_err(|e| QemuImgError {
-            args: args.join(" "),
-            why: e.why,
-        })
+impl RealQemuImg {
+    /// `qemu-img` as `host` runs it.
+    pub fn new(host: Arc<dyn HostCommands>) -> Self {
+        Self { host }
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<String, QemuImgError> {
+        Ok(self.host.stdout("qemu-img", args).await?)
+    }
+}
+
+impl Default for RealQemuImg {
+    /// On this host, each run within the command timeout.
+    fn default() -> Self {
+        Self::new(Arc::new(super::local()))
+    }
 }
 
 fn text(path: &Path) -> Result<&str, QemuImgError> {
-    path.to_str().ok_or_else(|| QemuImgError {
-        args: path.display().to_string(),
-        why: "path is not UTF-8".into(),
-    })
+    path.to_str()
+        .ok_or_else(|| QemuImgError::NotUtf8(path.to_owned()))
 }
 
 #[async_trait]
 impl QemuImg for RealQemuImg {
     async fn info(&self, image: &Path) -> Result<ImageInfo, QemuImgError> {
-        let json = run(&["info", "--output=json", text(image)?]).await?;
-        serde_json::from_str(&json).map_err(|e| QemuImgError {
-            args: format!("info {}", image.display()),
-            why: format!("unreadable output: {e}"),
+        let json = self.run(&["info", "--output=json", text(image)?]).await?;
+        serde_json::from_str(&json).map_err(|source| QemuImgError::Unreadable {
+            image: image.to_owned(),
+            source,
         })
     }
 
@@ -81,7 +102,7 @@ impl QemuImg for RealQemuImg {
         base_format: &str,
         overlay: &Path,
     ) -> Result<(), QemuImgError> {
-        run(&[
+        self.run(&[
             "create",
             "-q",
             "-f",
@@ -97,7 +118,7 @@ impl QemuImg for RealQemuImg {
     }
 
     async fn resize(&self, image: &Path, bytes: u64) -> Result<(), QemuImgError> {
-        run(&[
+        self.run(&[
             "resize",
             "-q",
             "-f",

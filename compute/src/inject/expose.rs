@@ -13,13 +13,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::host::command::{CommandError, is_mounted, pid_runs, run};
+use stratus_host::error_chain;
+use stratus_host::{CommandError, HostCommands};
+
+use crate::host::proc::{is_mounted, pid_runs};
 
 fn utf8(path: &Path) -> Result<&str, CommandError> {
-    path.to_str().ok_or_else(|| CommandError {
-        step: format!("path {}", path.display()),
-        why: "not UTF-8".into(),
-    })
+    path.to_str()
+        .ok_or_else(|| CommandError::failed(format!("path {}", path.display()), "not UTF-8"))
 }
 
 /// Which path to use.
@@ -66,33 +67,40 @@ enum Kind {
 /// same free device.
 static NBD_PICK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Exposes `disk` (qcow2) by `method`, using `work` for the FUSE file.
+/// Exposes `disk` (qcow2) by `method`, using `work` for the FUSE file, with
+/// commands run through `host`.
 pub async fn expose(
+    host: &dyn HostCommands,
     disk: &Path,
     work: &Path,
     method: ExposeMethod,
 ) -> Result<Exposed, CommandError> {
     match method.resolve() {
-        ExposeMethod::Kernel => expose_kernel(disk).await,
-        _ => expose_userspace(disk, work).await,
+        ExposeMethod::Kernel => expose_kernel(host, disk).await,
+        _ => expose_userspace(host, disk, work).await,
     }
 }
 
-async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, CommandError> {
+async fn expose_userspace(
+    host: &dyn HostCommands,
+    disk: &Path,
+    work: &Path,
+) -> Result<Exposed, CommandError> {
     let mountpoint = work.join("exposed");
     let pidfile = work.join("qsd.pid");
-    tokio::fs::write(&mountpoint, b"")
-        .await
-        .map_err(|e| CommandError {
-            step: format!("create {}", mountpoint.display()),
-            why: e.to_string(),
-        })?;
+    tokio::fs::write(&mountpoint, b"").await.map_err(|e| {
+        CommandError::io(
+            format!("create {}", mountpoint.display()),
+            "could not create the export file",
+            e,
+        )
+    })?;
     let file = format!("driver=file,node-name=file,filename={}", utf8(disk)?);
     let export = format!(
         "type=fuse,id=exp,node-name=disk,mountpoint={},writable=on",
         utf8(&mountpoint)?
     );
-    run(
+    host.stdout(
         "qemu-storage-daemon",
         &[
             "--blockdev",
@@ -114,19 +122,20 @@ async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, CommandEr
             mountpoint: mountpoint.clone(),
         },
     };
-    match run(
-        "losetup",
-        &["--find", "--show", "--partscan", utf8(&mountpoint)?],
-    )
-    .await
+    match host
+        .stdout(
+            "losetup",
+            &["--find", "--show", "--partscan", utf8(&mountpoint)?],
+        )
+        .await
     {
         Ok(device) => {
             exposed.device = device.trim().to_owned();
-            add_partitions(&exposed.device).await;
+            add_partitions(host, &exposed.device).await;
             Ok(exposed)
         }
         Err(e) => {
-            exposed.release().await;
+            exposed.release(host).await;
             Err(e)
         }
     }
@@ -136,8 +145,8 @@ async fn expose_userspace(disk: &Path, work: &Path) -> Result<Exposed, CommandEr
 /// GPT tables in userspace, so this works where the kernel has no partition
 /// parsers of its own (the CI kernels have neither MSDOS nor EFI support).
 /// A disk without a table is fine: it is used whole.
-async fn add_partitions(device: &str) {
-    let _ = run("partx", &["--add", device]).await;
+async fn add_partitions(host: &dyn HostCommands, device: &str) {
+    let _ = host.stdout("partx", &["--add", device]).await;
 }
 
 /// A device is busy when its `pid` file in sysfs names a process.
@@ -147,30 +156,27 @@ fn nbd_busy(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn expose_kernel(disk: &Path) -> Result<Exposed, CommandError> {
+async fn expose_kernel(host: &dyn HostCommands, disk: &Path) -> Result<Exposed, CommandError> {
     let _picking = NBD_PICK.lock().await;
     let mut devices: Vec<String> = std::fs::read_dir("/sys/block")
-        .map_err(|e| CommandError {
-            step: "list /sys/block".into(),
-            why: e.to_string(),
-        })?
+        .map_err(|e| CommandError::io("list /sys/block", "could not list block devices", e))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("nbd"))
         .collect();
     devices.sort_by_key(|n| n[3..].parse::<u32>().unwrap_or(u32::MAX));
-    let free = devices
-        .into_iter()
-        .find(|n| !nbd_busy(n))
-        .ok_or_else(|| CommandError {
-            step: "pick an nbd device".into(),
-            why: "every /dev/nbd* is busy (or the nbd module has none)".into(),
-        })?;
+    let free = devices.into_iter().find(|n| !nbd_busy(n)).ok_or_else(|| {
+        CommandError::failed(
+            "pick an nbd device",
+            "every /dev/nbd* is busy (or the nbd module has none)",
+        )
+    })?;
     let device = format!("/dev/{free}");
-    run("qemu-nbd", &["--format=qcow2", "-c", &device, utf8(disk)?]).await?;
+    host.stdout("qemu-nbd", &["--format=qcow2", "-c", &device, utf8(disk)?])
+        .await?;
     // qemu-nbd returns before the kernel has the device: wait for its pid.
     for _ in 0..100 {
         if nbd_busy(&free) {
-            add_partitions(&device).await;
+            add_partitions(host, &device).await;
             return Ok(Exposed {
                 device,
                 kind: Kind::Kernel,
@@ -178,21 +184,21 @@ async fn expose_kernel(disk: &Path) -> Result<Exposed, CommandError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = run("qemu-nbd", &["-d", &device]).await;
-    Err(CommandError {
-        step: format!("qemu-nbd -c {device}"),
-        why: "the device never became busy".into(),
-    })
+    let _ = host.stdout("qemu-nbd", &["-d", &device]).await;
+    Err(CommandError::failed(
+        format!("qemu-nbd -c {device}"),
+        "the device never became busy",
+    ))
 }
 
 impl Exposed {
     /// Detaches the device and stops what exposed it. Never fails: each
     /// step is tried, and a failure logged.
-    pub async fn release(&mut self) {
+    pub async fn release(&mut self, host: &dyn HostCommands) {
         match &self.kind {
             Kind::Kernel => {
-                if let Err(e) = run("qemu-nbd", &["-d", &self.device]).await {
-                    tracing::warn!(error = %e, "detaching the nbd device failed");
+                if let Err(e) = host.stdout("qemu-nbd", &["-d", &self.device]).await {
+                    tracing::warn!(error = %error_chain(&e), "detaching the nbd device failed");
                 }
             }
             Kind::Userspace {
@@ -200,13 +206,13 @@ impl Exposed {
                 mountpoint,
             } => {
                 if !self.device.is_empty()
-                    && let Err(e) = run("losetup", &["-d", &self.device]).await
+                    && let Err(e) = host.stdout("losetup", &["-d", &self.device]).await
                 {
-                    tracing::warn!(error = %e, "detaching the loop device failed");
+                    tracing::warn!(error = %error_chain(&e), "detaching the loop device failed");
                 }
                 if let Ok(pid) = tokio::fs::read_to_string(pidfile).await {
                     let pid = pid.trim().to_owned();
-                    let _ = run("kill", &[&pid]).await;
+                    let _ = host.stdout("kill", &[&pid]).await;
                     // Wait for the daemon to unmount its export and exit.
                     for _ in 0..100 {
                         if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -219,7 +225,7 @@ impl Exposed {
                 if let Some(path) = mountpoint.to_str()
                     && is_mounted(path).await
                 {
-                    let _ = run("fusermount3", &["-u", path]).await;
+                    let _ = host.stdout("fusermount3", &["-u", path]).await;
                 }
                 let _ = tokio::fs::remove_file(mountpoint).await;
                 let _ = tokio::fs::remove_file(pidfile).await;
@@ -234,20 +240,20 @@ impl Exposed {
 /// root, the loop device on the export, the storage daemon and its FUSE
 /// mount. The daemon survives its parent, and while it runs it holds the
 /// disk's lock and the folder cannot be removed.
-pub async fn release_leftovers(work: &Path) {
+pub async fn release_leftovers(host: &dyn HostCommands, work: &Path) {
     if let Some(mnt) = work.join("mnt").to_str()
         && is_mounted(mnt).await
-        && let Err(e) = run("umount", &[mnt]).await
+        && let Err(e) = host.stdout("umount", &[mnt]).await
     {
-        tracing::warn!(error = %e, "unmounting a leftover injection mount failed");
+        tracing::warn!(error = %error_chain(&e), "unmounting a leftover injection mount failed");
     }
     let mountpoint = work.join("exposed");
     if let Some(file) = mountpoint.to_str()
-        && let Ok(attached) = run("losetup", &["-j", file]).await
+        && let Ok(attached) = host.stdout("losetup", &["-j", file]).await
     {
         for device in attached.lines().filter_map(|l| l.split(':').next()) {
-            if let Err(e) = run("losetup", &["-d", device]).await {
-                tracing::warn!(error = %e, "detaching a leftover loop device failed");
+            if let Err(e) = host.stdout("losetup", &["-d", device]).await {
+                tracing::warn!(error = %error_chain(&e), "detaching a leftover loop device failed");
             }
         }
     }
@@ -267,6 +273,6 @@ pub async fn release_leftovers(work: &Path) {
             mountpoint,
         },
     };
-    leftover.release().await;
+    leftover.release(host).await;
     let _ = tokio::fs::remove_dir(work.join("mnt")).await;
 }

@@ -9,51 +9,59 @@ pub mod expose;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::network::FixedIp;
 
-use crate::host::command::{CommandError, is_mounted, run};
+use stratus_host::{CommandError, HostCommands};
+
+use crate::host::proc::is_mounted;
 use crate::instance_dir::InstanceDir;
-use crate::manager::PrepareDisk;
+use crate::manager::{PrepareDisk, PrepareError};
 use expose::{ExposeMethod, expose};
 
 /// Injection failed; the build fails with this as its reason.
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
     /// The key is not an OpenSSH public key.
-    #[error("the key is not an OpenSSH public key: {0}")]
-    InvalidKey(String),
+    #[error("the key is not an OpenSSH public key")]
+    InvalidKey(#[source] ssh_key::Error),
     /// Exposing, mounting or unmounting failed.
     #[error(transparent)]
     Expose(#[from] CommandError),
     /// No partition holds a file system we can write.
     #[error("no ext2/3/4 file system on {0}")]
     NoFileSystem(String),
-    /// The guest's file system refused a write, or tried to redirect one.
-    #[error("writing {path} in the guest: {why}")]
+    /// The guest's file system (or the work folder) refused a write.
+    #[error("writing {path} in the guest")]
     Write {
-        /// The path inside the guest.
+        /// The path inside the guest, or the work folder.
         path: String,
-        /// What went wrong.
-        why: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
+    /// The image made a path the key goes through a symlink, which could
+    /// point into the host.
+    #[error("{0} is a symlink in the image; refusing to follow it")]
+    Symlink(String),
 }
 
 /// Checks `key` and returns it as one canonical `authorized_keys` line.
 pub fn canonical_key(key: &str) -> Result<String, InjectError> {
-    let parsed = ssh_key::PublicKey::from_openssh(key.trim())
-        .map_err(|e| InjectError::InvalidKey(e.to_string()))?;
-    parsed
-        .to_openssh()
-        .map_err(|e| InjectError::InvalidKey(e.to_string()))
+    ssh_key::PublicKey::from_openssh(key.trim())
+        .and_then(|parsed| parsed.to_openssh())
+        .map_err(InjectError::InvalidKey)
 }
 
 /// What a guest gets before it boots: its key injected into its disk, and
 /// a config drive when configured.
 #[derive(Debug, Clone)]
 pub struct GuestData {
+    /// Runs the commands that expose and mount the disk.
+    pub host: Arc<dyn HostCommands>,
     /// How disks are exposed for injection.
     pub method: ExposeMethod,
     /// Build and attach a config drive.
@@ -69,26 +77,36 @@ impl PrepareDisk for GuestData {
         request: &RunInstance,
         dir: &InstanceDir,
         fixed: &FixedIp,
-    ) -> Result<Option<PathBuf>, String> {
+    ) -> Result<Option<PathBuf>, PrepareError> {
         if let Some(key) = &request.key_data {
             let meta = crate::config_drive::openstack_meta_data(request, &self.availability_zone);
             inject_files(
+                self.host.as_ref(),
                 &dir.disk(),
                 &dir.root().join("inject"),
                 key,
                 Some(&meta.to_string()),
                 self.method,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         }
         if !self.config_drive {
             return Ok(None);
         }
-        crate::config_drive::build(dir.root(), request, fixed, &self.availability_zone)
-            .await
-            .map(Some)
-            .map_err(|e| e.to_string())
+        crate::config_drive::build(
+            self.host.as_ref(),
+            dir.root(),
+            request,
+            fixed,
+            &self.availability_zone,
+        )
+        .await
+        .map(Some)
+        .map_err(Into::into)
+    }
+
+    async fn release_leftovers(&self, root: &Path) {
+        expose::release_leftovers(self.host.as_ref(), &root.join("inject")).await;
     }
 }
 
@@ -96,17 +114,19 @@ impl PrepareDisk for GuestData {
 /// `work` for the mount point. Whatever happens, nothing stays exposed or
 /// mounted afterwards.
 pub async fn inject_key(
+    host: &dyn HostCommands,
     disk: &Path,
     work: &Path,
     key: &str,
     method: ExposeMethod,
 ) -> Result<(), InjectError> {
-    inject_files(disk, work, key, None, method).await
+    inject_files(host, disk, work, key, None, method).await
 }
 
 /// As [`inject_key`], and writes `meta_js` (the instance's metadata as
 /// JSON) to `/meta.js`, where Nova's images looked for it.
 pub async fn inject_files(
+    host: &dyn HostCommands,
     disk: &Path,
     work: &Path,
     key: &str,
@@ -116,42 +136,41 @@ pub async fn inject_files(
     let line = canonical_key(key)?;
     tokio::fs::create_dir_all(work)
         .await
-        .map_err(|e| InjectError::Write {
-            path: work.display().to_string(),
-            why: e.to_string(),
-        })?;
-    let mut exposed = expose(disk, work, method).await?;
+        .map_err(write_error(&work.display().to_string()))?;
+    let mut exposed = expose(host, disk, work, method).await?;
     let mountpoint = work.join("mnt");
-    let result = write_into(&exposed.device, &mountpoint, &line, meta_js).await;
+    let result = write_into(host, &exposed.device, &mountpoint, &line, meta_js).await;
     if let Some(path) = mountpoint.to_str()
         && is_mounted(path).await
     {
-        let _ = run("umount", &[path]).await;
+        let _ = host.stdout("umount", &[path]).await;
     }
-    exposed.release().await;
+    exposed.release(host).await;
     let _ = tokio::fs::remove_dir(&mountpoint).await;
     let _ = tokio::fs::remove_dir(work).await;
     result
 }
 
 async fn write_into(
+    host: &dyn HostCommands,
     device: &str,
     mountpoint: &Path,
     line: &str,
     meta_js: Option<&str>,
 ) -> Result<(), InjectError> {
-    let root = root_device(device).await?;
+    let root = root_device(host, device).await?;
+    let shown = mountpoint.display().to_string();
     tokio::fs::create_dir_all(mountpoint)
         .await
-        .map_err(|e| InjectError::Write {
-            path: mountpoint.display().to_string(),
-            why: e.to_string(),
-        })?;
-    let target = mountpoint.to_str().ok_or_else(|| InjectError::Write {
-        path: mountpoint.display().to_string(),
-        why: "not UTF-8".into(),
+        .map_err(write_error(&shown))?;
+    let target = mountpoint.to_str().ok_or_else(|| {
+        write_error(&shown)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path is not UTF-8",
+        ))
     })?;
-    run("mount", &["-o", "nosuid,nodev,noexec", &root, target]).await?;
+    host.stdout("mount", &["-o", "nosuid,nodev,noexec", &root, target])
+        .await?;
     let mnt = mountpoint.to_owned();
     let line = line.to_owned();
     let meta_js = meta_js.map(str::to_owned);
@@ -163,17 +182,14 @@ async fn write_into(
         }
     })
     .await
-    .map_err(|e| InjectError::Write {
-        path: "/root/.ssh/authorized_keys".into(),
-        why: e.to_string(),
-    })?;
-    run("umount", &[target]).await?;
+    .map_err(|e| write_error("/root/.ssh/authorized_keys")(std::io::Error::other(e)))?;
+    host.stdout("umount", &[target]).await?;
     written
 }
 
 /// The device holding the root file system: the whole device when it has no
 /// partitions, else its largest ext2/3/4 partition.
-async fn root_device(device: &str) -> Result<String, InjectError> {
+async fn root_device(host: &dyn HostCommands, device: &str) -> Result<String, InjectError> {
     let name = device.trim_start_matches("/dev/");
     let mut partitions: Vec<(u64, String)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir(format!("/sys/block/{name}")) {
@@ -193,7 +209,8 @@ async fn root_device(device: &str) -> Result<String, InjectError> {
     }
     partitions.sort();
     for (_, part) in partitions.into_iter().rev() {
-        let kind = run("blkid", &["-o", "value", "-s", "TYPE", &part])
+        let kind = host
+            .stdout("blkid", &["-o", "value", "-s", "TYPE", &part])
             .await
             .unwrap_or_default();
         if matches!(kind.trim(), "ext2" | "ext3" | "ext4") {
@@ -206,22 +223,22 @@ async fn root_device(device: &str) -> Result<String, InjectError> {
 /// Refuses a path the guest made a symlink (it could point into the host).
 fn no_symlink(path: &Path, shown: &str) -> Result<(), InjectError> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(InjectError::Write {
-            path: shown.to_owned(),
-            why: "is a symlink in the image; refusing to follow it".into(),
-        }),
+        Ok(meta) if meta.file_type().is_symlink() => Err(InjectError::Symlink(shown.to_owned())),
         _ => Ok(()),
     }
 }
 
+/// Turns an I/O error on `path` into [`InjectError::Write`].
+fn write_error(path: &str) -> impl Fn(std::io::Error) -> InjectError + use<> {
+    let path = path.to_owned();
+    move |source| InjectError::Write {
+        path: path.clone(),
+        source,
+    }
+}
+
 fn write_key(mnt: &Path, line: &str) -> Result<(), InjectError> {
-    let fail = |path: &str| {
-        let path = path.to_owned();
-        move |e: std::io::Error| InjectError::Write {
-            path,
-            why: e.to_string(),
-        }
-    };
+    let fail = write_error;
     let root: PathBuf = mnt.join("root");
     no_symlink(&root, "/root")?;
     if !root.exists() {
@@ -268,10 +285,7 @@ fn write_key(mnt: &Path, line: &str) -> Result<(), InjectError> {
 fn write_meta(mnt: &Path, meta: &str) -> Result<(), InjectError> {
     let path = mnt.join("meta.js");
     no_symlink(&path, "/meta.js")?;
-    let fail = |e: std::io::Error| InjectError::Write {
-        path: "/meta.js".into(),
-        why: e.to_string(),
-    };
+    let fail = write_error("/meta.js");
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -279,7 +293,7 @@ fn write_meta(mnt: &Path, meta: &str) -> Result<(), InjectError> {
         .mode(0o644)
         .custom_flags(libc_o_nofollow())
         .open(&path)
-        .map_err(fail)?;
+        .map_err(&fail)?;
     file.write_all(meta.as_bytes()).map_err(fail)
 }
 

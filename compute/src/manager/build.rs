@@ -1,53 +1,66 @@
 //! `run_instance`: from a request to a running guest, or to an error with a
 //! reason and nothing left behind.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stratus_network::firewall::render::{InstanceFilter, port_device};
-use stratus_network::linux::CommandError;
+use stratus_host::{CommandError, error_chain};
 use stratus_rpc::wire::compute::RunInstance;
-use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
-use stratus_rpc::wire::ids::MacAddress;
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp};
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::ids::InvalidId;
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{RequestContext, RpcError};
-use tracing::{error, info, instrument, warn};
+use tracing::{info, instrument, warn};
 
-use super::ComputeManager;
 use super::clean_up::CleanUp;
+use super::{ComputeManager, PrepareError};
 use crate::driver::DriverError;
 use crate::image_cache::ImageError;
-use crate::instance_dir::{InstanceRecord, domain_name};
+use crate::instance_dir::domain_name;
 use crate::state::PowerState;
-use crate::xml::{Boot, DomainSpec, Nic};
 
-/// Why a build failed; its text is the instance's state reason.
+/// Why a build failed; its chain ([`error_chain`]) is the instance's state
+/// reason.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// No fixed IP.
-    #[error("network: {0}")]
+    #[error("network")]
     Network(#[source] RpcError),
     /// The bridge or VLAN could not be set up.
-    #[error("bridge: {0}")]
+    #[error("bridge")]
     Bridge(#[source] CommandError),
     /// The image could not be fetched or used.
-    #[error("image: {0}")]
+    #[error("image")]
     Image(#[from] ImageError),
     /// The instance folder could not be written.
-    #[error("instance files: {0}")]
+    #[error("instance files")]
     Files(#[source] std::io::Error),
     /// The disk could not be prepared (key injection, config drive).
-    #[error("preparing the disk: {0}")]
-    PrepareDisk(String),
+    #[error("preparing the disk")]
+    PrepareDisk(#[source] PrepareError),
     /// The firewall could not be applied.
-    #[error("firewall: {0}")]
+    #[error("firewall")]
     Firewall(#[source] CommandError),
     /// The hypervisor failed.
-    #[error("hypervisor: {0}")]
+    #[error("hypervisor")]
     Driver(#[from] DriverError),
     /// The network controller answered with an address that does not parse.
-    #[error("network: unusable address {0:?}")]
-    BadAddress(String),
+    #[error("network: unusable address {value:?}")]
+    BadAddress {
+        /// The address as received.
+        value: String,
+        /// The parse error.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The MAC address made from the instance id does not parse.
+    #[error("unusable MAC address {value:?}")]
+    BadMac {
+        /// The address as made.
+        value: String,
+        /// The parse error.
+        #[source]
+        source: InvalidId,
+    },
 }
 
 impl BuildError {
@@ -61,7 +74,11 @@ impl BuildError {
             Self::Image(ImageError::Io { source, .. }) => {
                 source.kind() != std::io::ErrorKind::NotFound
             }
-            Self::Image(_) | Self::Network(_) | Self::PrepareDisk(_) | Self::BadAddress(_) => false,
+            Self::Image(_)
+            | Self::Network(_)
+            | Self::PrepareDisk(_)
+            | Self::BadAddress { .. }
+            | Self::BadMac { .. } => false,
         }
     }
 }
@@ -85,19 +102,6 @@ pub struct BuildTimings {
     pub total: Duration,
 }
 
-/// MAC address derived from the instance id, so a retried build gets the
-/// same one: locally administered unicast (02) and 40 random bits of the
-/// UUID, since guests on one bridge are pinned to their MACs and two alike
-/// would take each other's frames (24 bits collided about once in 500 full
-/// networks of 250 guests).
-fn mac_for(request: &RunInstance) -> String {
-    let b = request.instance_id.0.as_bytes();
-    format!(
-        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[11], b[12], b[13], b[14], b[15]
-    )
-}
-
 impl ComputeManager {
     /// Builds and boots the instance. A second call for the same instance
     /// waits for the first, and finds it running.
@@ -108,8 +112,7 @@ impl ComputeManager {
         request: &RunInstance,
     ) -> Option<BuildTimings> {
         let id = request.instance_id;
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         if self.interrupted.claimed(id) {
             info!("building again what a restart interrupted");
         }
@@ -135,60 +138,47 @@ impl ComputeManager {
             .await;
         match self.build(ctx, request).await {
             Ok(timings) => {
-                let steps = &stratus_rpc::metrics::metrics().build_steps;
-                for (step, took) in [
-                    ("network", timings.network),
-                    ("image", timings.image),
-                    ("prepare", timings.prepare),
-                    ("xml", timings.xml),
-                    ("firewall", timings.firewall),
-                    ("libvirt", timings.libvirt),
-                    ("total", timings.total),
-                ] {
-                    steps
-                        .get_or_create(&stratus_rpc::metrics::labels(&[("step", step)]))
-                        .observe(took.as_secs_f64());
-                }
+                record_step_metrics(&timings);
                 info!(total_ms = timings.total.as_millis() as u64, "running");
                 self.report(ctx, id, InstanceState::Running, None, None)
                     .await;
                 Some(timings)
             }
             Err(e) => {
-                let reason = e.to_string();
-                warn!(%reason, "build failed; cleaning up");
-                if e.another_host_may_succeed() {
-                    // Clean before handing back: the next host must not meet
-                    // this one's leftovers (its address above all). An
-                    // address still held would be released from under the
-                    // next host's guest later, so then it ends here.
-                    match self.clean_up(ctx, id).await {
-                        CleanUp::Done => self.reschedule(ctx, request, reason).await,
-                        CleanUp::AddressHeld => {
-                            let reason = format!(
-                                "{reason}; not tried on another host: its fixed IP could not be released yet"
-                            );
-                            self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                                .await;
-                        }
-                        CleanUp::DomainRemains(e) => {
-                            let reason = format!(
-                                "{reason}; not tried on another host: its domain could not be destroyed: {e}"
-                            );
-                            self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                                .await;
-                        }
-                    }
-                } else {
-                    // The user hears why at once; cleaning up may itself wait
-                    // on what failed (an unreachable network controller).
-                    self.report(ctx, id, InstanceState::Error, None, Some(reason))
-                        .await;
-                    self.clean_up(ctx, id).await;
-                }
+                self.build_failed(ctx, request, &e).await;
                 None
             }
         }
+    }
+
+    /// Reports a failed build and cleans up after it: handed to another
+    /// host when one may succeed, else the instance ends in error at once.
+    async fn build_failed(&self, ctx: &RequestContext, request: &RunInstance, e: &BuildError) {
+        let id = request.instance_id;
+        let reason = error_chain(e);
+        warn!(%reason, "build failed; cleaning up");
+        if !e.another_host_may_succeed() {
+            // The user hears why at once; cleaning up may itself wait on
+            // what failed (an unreachable network controller).
+            self.report(ctx, id, InstanceState::Error, None, Some(reason))
+                .await;
+            self.clean_up(ctx, id).await;
+            return;
+        }
+        // Clean before handing back: the next host must not meet this one's
+        // leftovers (its address above all). An address still held would
+        // be released from under the next host's guest later, so then it
+        // ends here.
+        let why_not = match self.clean_up(ctx, id).await {
+            CleanUp::Done => return self.reschedule(ctx, request, reason).await,
+            CleanUp::AddressHeld => "its fixed IP could not be released yet".to_owned(),
+            CleanUp::DomainRemains(e) => {
+                format!("its domain could not be destroyed: {}", error_chain(&e))
+            }
+        };
+        let reason = format!("{reason}; not tried on another host: {why_not}");
+        self.report(ctx, id, InstanceState::Error, None, Some(reason))
+            .await;
     }
 
     /// Hands an instance this host could not build back to the scheduler,
@@ -230,249 +220,22 @@ impl ComputeManager {
                 .await;
         }
     }
+}
 
-    async fn build(
-        &self,
-        ctx: &RequestContext,
-        request: &RunInstance,
-    ) -> Result<BuildTimings, BuildError> {
-        let started = Instant::now();
-        let mut timings = BuildTimings::default();
-        let id = request.instance_id;
-        let dir = self.dir(&id);
-        if let Some(missing) = &self.parts.unisolated {
-            error!(missing = %missing, "launching a guest WITHOUT tenant isolation (insecure_allow_unisolated)");
-        }
-        let mac = mac_for(request);
-        let mac_address: MacAddress = mac
-            .parse()
-            .map_err(|_| BuildError::BadAddress(mac.clone()))?;
-
-        // The record comes first, so a worker killed from here on finds the
-        // build on restart and cleans it up, the address included.
-        self.outbox.building(id);
-        tokio::fs::create_dir_all(dir.root())
-            .await
-            .map_err(BuildError::Files)?;
-        let record = InstanceRecord {
-            instance_id: id,
-            project_id: request.project_id.clone(),
-            flavor: request.flavor.clone(),
-            built: false,
-        };
-        dir.write_record(&record).await.map_err(BuildError::Files)?;
-
-        let step = Instant::now();
-        let fixed = self
-            .allocate(
-                ctx,
-                AllocateFixedIp {
-                    instance_id: id,
-                    project_id: request.project_id.clone(),
-                    mac: mac_address.clone(),
-                    deadline_ms: None,
-                },
-            )
-            .await?;
-        self.ensure_bridge(&fixed)
-            .await
-            .map_err(BuildError::Bridge)?;
-        timings.network = step.elapsed();
-
-        self.report(ctx, id, InstanceState::Pending, Some("spawning"), None)
-            .await;
-        let step = Instant::now();
-        let base = self.parts.images.fetch(&request.image).await?;
-        self.parts
-            .images
-            .create_overlay(&base, &dir.disk(), request.flavor.root_gb)
-            .await?;
-        if let Some(kernel) = &base.kernel {
-            tokio::fs::copy(kernel, dir.kernel())
-                .await
-                .map_err(BuildError::Files)?;
-        }
-        if let Some(ramdisk) = &base.ramdisk {
-            tokio::fs::copy(ramdisk, dir.ramdisk())
-                .await
-                .map_err(BuildError::Files)?;
-        }
-        timings.image = step.elapsed();
-
-        let step = Instant::now();
-        let config_drive = self
-            .parts
-            .prepare
-            .prepare_disk(request, &dir, &fixed)
-            .await
-            .map_err(BuildError::PrepareDisk)?;
-        timings.prepare = step.elapsed();
-        self.publish_metadata(ctx, request, &fixed).await;
-
-        let step = Instant::now();
-        let boot = match &base.kernel {
-            Some(_) => Boot::Kernel {
-                kernel: dir.kernel(),
-                ramdisk: base.ramdisk.as_ref().map(|_| dir.ramdisk()),
-                cmdline: self.parts.config.kernel_cmdline.clone(),
-            },
-            None => Boot::Disk,
-        };
-        let spec = DomainSpec {
-            name: domain_name(&id),
-            uuid: id.0,
-            domain_type: self.parts.config.virt_type.resolve(),
-            memory_mb: request.flavor.memory_mb,
-            vcpus: request.flavor.vcpus,
-            boot,
-            disk: dir.disk(),
-            config_drive,
-            nic: Some(Nic {
-                bridge: fixed.bridge.clone(),
-                mac: mac.clone(),
-                device: port_device(&id),
-            }),
-            console_log: dir.console_log(),
-        };
-        timings.xml = step.elapsed();
-
-        let step = Instant::now();
-        for group in &request.security_groups {
-            self.parts
-                .firewall
-                .update_group(group.clone())
-                .await
-                .map_err(BuildError::Firewall)?;
-        }
-        let address = fixed
-            .address
-            .parse()
-            .map_err(|_| BuildError::BadAddress(fixed.address.clone()))?;
-        let dhcp_server = fixed
-            .dhcp_server
-            .parse()
-            .map_err(|_| BuildError::BadAddress(fixed.dhcp_server.clone()))?;
-        let filter = InstanceFilter {
-            address,
-            mac: mac_address,
-            device: port_device(&id),
-            dhcp_server,
-            groups: request
-                .security_groups
-                .iter()
-                .map(|g| g.group.clone())
-                .collect(),
-        };
-        self.parts
-            .firewall
-            .add_instance(id, filter)
-            .await
-            .map_err(BuildError::Firewall)?;
-        timings.firewall = step.elapsed();
-
-        let step = Instant::now();
-        self.parts.driver.spawn(&spec).await?;
-        self.wait_for(&spec.name, PowerState::Running).await?;
-        timings.libvirt = step.elapsed();
-
-        dir.write_record(&InstanceRecord {
-            built: true,
-            ..record
-        })
-        .await
-        .map_err(BuildError::Files)?;
-        timings.total = started.elapsed();
-        Ok(timings)
-    }
-
-    /// Tells the conductor what the metadata service should answer this
-    /// instance. Not fatal: the config drive carries the same data.
-    async fn publish_metadata(&self, ctx: &RequestContext, request: &RunInstance, fixed: &FixedIp) {
-        let Ok(fixed_ip) = fixed.address.parse() else {
-            return;
-        };
-        let metadata = GuestMetadata {
-            instance_id: request.instance_id,
-            fixed_ip,
-            ami_id: request.image.id.clone(),
-            reservation_id: request.reservation_id.clone().unwrap_or_default(),
-            availability_zone: self.parts.availability_zone.clone(),
-            security_groups: request
-                .security_groups
-                .iter()
-                .map(|g| g.group.to_string())
-                .collect(),
-            key: request.key_data.clone().map(|key| {
-                (
-                    request.key_name.clone().unwrap_or_else(|| "default".into()),
-                    key,
-                )
-            }),
-            user_data: request.user_data.clone(),
-        };
-        if let Err(e) = self.parts.conductor.instance_metadata(ctx, &metadata).await {
-            warn!(error = %e, "could not publish the instance's metadata");
-        }
-    }
-
-    async fn ensure_bridge(&self, fixed: &FixedIp) -> Result<(), CommandError> {
-        match fixed.vlan {
-            Some(vlan) => {
-                self.parts
-                    .bridges
-                    .ensure_vlan_bridge(vlan, &self.parts.vlan_interface, &fixed.bridge)
-                    .await
-            }
-            None => self.parts.bridges.ensure_bridge(&fixed.bridge).await,
-        }
-    }
-
-    /// Polls the driver until the domain is in `wanted`, up to the spawn timeout.
-    pub(super) async fn wait_for(&self, name: &str, wanted: PowerState) -> Result<(), DriverError> {
-        let timeout = self.spawn_timeout();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.parts.driver.state(name).await? == Some(wanted) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(DriverError::Timeout {
-                    domain: name.to_owned(),
-                    wanted,
-                    waited: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Removes everything an instance holds on this host and its fixed IP:
-    /// domain, chains, address, files. Safe on a half-built instance and
-    /// when repeated.
-    /// Asks the network controller for a fixed IP. A reply lost with the
-    /// broker connection is asked again, within the call timeout: an
-    /// instance holds one address, so the second ask returns the first's.
-    async fn allocate(
-        &self,
-        ctx: &RequestContext,
-        mut allocate: AllocateFixedIp,
-    ) -> Result<FixedIp, BuildError> {
-        let timeout = self.parts.network.timeout();
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Each ask carries when this one stops waiting for it.
-            let wall = std::time::SystemTime::now() + timeout;
-            allocate.deadline_ms = wall
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .and_then(|d| u64::try_from(d.as_millis()).ok());
-            match self.parts.network.allocate_fixed_ip(ctx, &allocate).await {
-                Err(e @ RpcError::ConnectionLost { .. }) if Instant::now() < deadline => {
-                    warn!(error = %e, "asking for the fixed IP again");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => return other.map_err(BuildError::Network),
-            }
-        }
+/// Feeds each step's time to the build-step histogram.
+fn record_step_metrics(timings: &BuildTimings) {
+    let steps = &stratus_rpc::metrics::metrics().build_steps;
+    for (step, took) in [
+        ("network", timings.network),
+        ("image", timings.image),
+        ("prepare", timings.prepare),
+        ("xml", timings.xml),
+        ("firewall", timings.firewall),
+        ("libvirt", timings.libvirt),
+        ("total", timings.total),
+    ] {
+        steps
+            .get_or_create(&stratus_rpc::metrics::labels(&[("step", step)]))
+            .observe(took.as_secs_f64());
     }
 }

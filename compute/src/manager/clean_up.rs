@@ -3,6 +3,7 @@
 //! keeps everything else in place: deleting the disk and freeing the
 //! address of a guest that still runs would hand both to someone else.
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::ReleaseFixedIp;
@@ -40,11 +41,11 @@ impl ComputeManager {
     ) -> CleanUp {
         let name = domain_name(&id);
         if let Err(e) = self.parts.driver.destroy(&name).await {
-            warn!(error = %e, "destroying the domain failed; leaving its files and address");
+            warn!(error = %error_chain(&e), "destroying the domain failed; leaving its files and address");
             return CleanUp::DomainRemains(e);
         }
         if let Err(e) = self.parts.firewall.remove_instance(id).await {
-            warn!(error = %e, "removing the firewall chains failed");
+            warn!(error = %error_chain(&e), "removing the firewall chains failed");
         }
         let mut outcome = CleanUp::Done;
         if release
@@ -54,7 +55,7 @@ impl ComputeManager {
                 .release_fixed_ip(ctx, ReleaseFixedIp { instance_id: id })
                 .await
         {
-            warn!(error = %e, "releasing the fixed IP failed; will try again");
+            warn!(error = %error_chain(&e), "releasing the fixed IP failed; will try again");
             self.outbox.release_failed(id);
             outcome = CleanUp::AddressHeld;
         }
@@ -62,7 +63,7 @@ impl ComputeManager {
         if let Err(e) = tokio::fs::remove_dir_all(dir.root()).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            warn!(error = %e, "removing the instance folder failed");
+            warn!(error = %error_chain(&e), "removing the instance folder failed");
         }
         self.flavors
             .lock()

@@ -6,6 +6,7 @@
 use std::sync::PoisonError;
 
 use serde::{Deserialize, Serialize};
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::SetHostEnabled;
 use stratus_rpc::wire::scheduler::HostReport;
@@ -48,7 +49,7 @@ impl ComputeManager {
             Ok(bytes) => match serde_json::from_slice::<HostEnabled>(&bytes) {
                 Ok(state) => state,
                 Err(e) => {
-                    warn!(file = %path.display(), error = %e, "unreadable host state; taking instances");
+                    warn!(file = %path.display(), error = %error_chain(&e), "unreadable host state; taking instances");
                     HostEnabled::default()
                 }
             },
@@ -86,7 +87,7 @@ impl ComputeManager {
         );
         let report = self.host_report().await;
         if let Err(e) = self.parts.scheduler.update_host(ctx, &report).await {
-            warn!(error = %e, "could not tell the schedulers; the next periodic report will");
+            warn!(error = %error_chain(&e), "could not tell the schedulers; the next periodic report will");
         }
         Ok(report)
     }

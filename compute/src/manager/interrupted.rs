@@ -53,8 +53,7 @@ impl ComputeManager {
     pub(super) async fn report_unclaimed_builds(&self, ctx: &RequestContext) {
         let grace = self.parts.config.interrupted_build_grace_secs;
         for id in self.interrupted.waiting() {
-            let lock = self.lock_for(id);
-            let _held = lock.lock().await;
+            let _held = self.locks.lock(id).await;
             // A request may have claimed it while this waited for the lock.
             if !self.interrupted.claimed(id) {
                 continue;

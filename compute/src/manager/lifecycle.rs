@@ -2,6 +2,7 @@
 
 use std::io::SeekFrom;
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
@@ -19,8 +20,7 @@ impl ComputeManager {
     /// an instance whose build half failed.
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         self.interrupted.claimed(id);
         let before = self
             .last_states
@@ -32,7 +32,7 @@ impl ComputeManager {
             .await;
         if let CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
             // The guest may still run: say so, and keep it terminable.
-            let reason = format!("terminate failed, try again: {e}");
+            let reason = format!("terminate failed, try again: {}", error_chain(&e));
             let state = before.unwrap_or(InstanceState::Running);
             self.report(ctx, id, state, None, Some(reason)).await;
             return;
@@ -47,10 +47,9 @@ impl ComputeManager {
     /// uses it. Nothing is reported: the instance is not this host's.
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn remove_copy(&self, ctx: &RequestContext, id: InstanceId) {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, false).await {
-            tracing::warn!(error = %e, "could not remove the duplicate copy");
+            tracing::warn!(error = %error_chain(&e), "could not remove the duplicate copy");
             return;
         }
         self.forget(id);
@@ -65,8 +64,7 @@ impl ComputeManager {
         id: InstanceId,
         hard: bool,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(id).await;
         self.parts.driver.reboot(&domain_name(&id), hard).await?;
         self.report(ctx, id, InstanceState::Running, None, None)
             .await;
@@ -80,14 +78,10 @@ impl ComputeManager {
         ctx: &RequestContext,
         id: InstanceId,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
-        let name = domain_name(&id);
+        let _held = self.locks.lock(id).await;
         self.report(ctx, id, InstanceState::Stopping, None, None)
             .await;
-        if self.parts.driver.state(&name).await? != Some(PowerState::Shutoff) {
-            self.parts.driver.power_off(&name).await?;
-        }
+        self.power_to(id, PowerState::Shutoff).await?;
         self.report(ctx, id, InstanceState::Stopped, None, None)
             .await;
         Ok(())
@@ -100,16 +94,26 @@ impl ComputeManager {
         ctx: &RequestContext,
         id: InstanceId,
     ) -> Result<(), DriverError> {
-        let lock = self.lock_for(id);
-        let _held = lock.lock().await;
-        let name = domain_name(&id);
-        if self.parts.driver.state(&name).await? != Some(PowerState::Running) {
-            self.parts.driver.power_on(&name).await?;
-            self.wait_for(&name, PowerState::Running).await?;
-        }
+        let _held = self.locks.lock(id).await;
+        self.power_to(id, PowerState::Running).await?;
         self.report(ctx, id, InstanceState::Running, None, None)
             .await;
         Ok(())
+    }
+
+    /// Powers the guest on (and waits until it runs) or off, unless it is
+    /// in `wanted` already.
+    async fn power_to(&self, id: InstanceId, wanted: PowerState) -> Result<(), DriverError> {
+        let name = domain_name(&id);
+        if self.parts.driver.state(&name).await? == Some(wanted) {
+            return Ok(());
+        }
+        if wanted == PowerState::Running {
+            self.parts.driver.power_on(&name).await?;
+            self.wait_for(&name, wanted).await
+        } else {
+            self.parts.driver.power_off(&name).await
+        }
     }
 
     /// The last `console_max_bytes` of the console log (empty if the guest

@@ -4,6 +4,7 @@
 //! `interrupted.rs` the builds a restart cut short.
 
 mod build;
+mod build_steps;
 mod claims;
 mod clean_up;
 mod enabled;
@@ -18,8 +19,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stratus_network::firewall::Firewall;
-use stratus_network::linux::bridge::Bridges;
+use stratus_host::bridge::Bridges;
+use stratus_host::error_chain;
+use stratus_host::firewall::Firewall;
+use stratus_host::locks::KeyedLocks;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::wire::compute::{Flavor, RunInstance};
@@ -39,14 +42,22 @@ use crate::instance_dir::InstanceDir;
 #[async_trait]
 pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
     /// Prepares the instance in `dir`; returns the config drive to attach,
-    /// if any. An error fails the build with its text as the reason.
+    /// if any. An error fails the build, with it as the reason's cause.
     async fn prepare_disk(
         &self,
         request: &RunInstance,
         dir: &InstanceDir,
         fixed: &FixedIp,
-    ) -> Result<Option<PathBuf>, String>;
+    ) -> Result<Option<PathBuf>, PrepareError>;
+
+    /// Undoes what a `prepare_disk` cut short by a dying worker left in the
+    /// instance folder `root` (mounts, exposed devices, the daemons behind
+    /// them).
+    async fn release_leftovers(&self, root: &std::path::Path);
 }
+
+/// Why a disk could not be prepared (an injection or config drive error).
+pub type PrepareError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The clients and host parts a manager works with.
 #[derive(Debug)]
@@ -89,7 +100,7 @@ pub struct Parts {
 pub struct ComputeManager {
     parts: Parts,
     /// One lock per instance: its operations run one at a time.
-    locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<InstanceId>,
     /// The flavors of instances on this host, for capacity reports.
     flavors: Mutex<HashMap<InstanceId, Flavor>>,
     /// The state last reported per instance, for power sync.
@@ -109,7 +120,7 @@ impl ComputeManager {
     pub fn new(parts: Parts) -> Arc<Self> {
         Arc::new(Self {
             parts,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
             flavors: Mutex::new(HashMap::new()),
             last_states: Mutex::new(HashMap::new()),
             enabled: Mutex::new(enabled::HostEnabled::default()),
@@ -132,15 +143,6 @@ impl ComputeManager {
     /// The folder of an instance.
     pub fn dir(&self, id: &InstanceId) -> InstanceDir {
         InstanceDir::new(&self.parts.instances_dir, id)
-    }
-
-    fn lock_for(&self, id: InstanceId) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id)
-            .or_default()
-            .clone()
     }
 
     /// Drops what this host tracked of an instance it no longer holds.
@@ -199,7 +201,7 @@ impl ComputeManager {
         match self.parts.conductor.instance_update(ctx, &update).await {
             Ok(()) => self.outbox.reported(id, update.sequence),
             Err(e) => {
-                warn!(instance_id = %id, error = %e, "could not report the state change; will send it again");
+                warn!(instance_id = %id, error = %error_chain(&e), "could not report the state change; will send it again");
                 self.outbox.report_failed(update);
             }
         }

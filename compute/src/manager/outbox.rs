@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::{InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::InstanceId;
@@ -74,8 +75,7 @@ impl ComputeManager {
         for id in releases {
             // Under the instance's lock, so a new build of it cannot start
             // between the check and the release.
-            let lock = self.lock_for(id);
-            let _held = lock.lock().await;
+            let _held = self.locks.lock(id).await;
             let still = self.outbox.releases().contains(&id);
             if !still {
                 continue;
@@ -91,7 +91,7 @@ impl ComputeManager {
                     self.outbox.releases().remove(&id);
                 }
                 Err(e) => {
-                    warn!(instance_id = %id, error = %e, "releasing the fixed IP failed again");
+                    warn!(instance_id = %id, error = %error_chain(&e), "releasing the fixed IP failed again");
                     break;
                 }
             }
@@ -100,8 +100,7 @@ impl ComputeManager {
         reports.sort_by_key(|u| u.sequence);
         for waiting in reports {
             let id = waiting.instance_id;
-            let lock = self.lock_for(id);
-            let _held = lock.lock().await;
+            let _held = self.locks.lock(id).await;
             // Still the newest word on it (nothing reported it meanwhile)?
             let still = self
                 .outbox
@@ -124,7 +123,7 @@ impl ComputeManager {
                     self.outbox.reported(update.instance_id, update.sequence);
                 }
                 Err(e) => {
-                    warn!(instance_id = %update.instance_id, error = %e, "reporting the state change failed again");
+                    warn!(instance_id = %update.instance_id, error = %error_chain(&e), "reporting the state change failed again");
                     break;
                 }
             }

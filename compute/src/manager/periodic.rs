@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
@@ -39,7 +40,7 @@ impl ComputeManager {
         // a crash may leave a removed guest's): make them what the built
         // instances need.
         if let Err(e) = self.parts.firewall.reconcile(|id| built.contains(id)).await {
-            warn!(error = %e, "could not reconcile the firewall");
+            warn!(error = %error_chain(&e), "could not reconcile the firewall");
         }
     }
 
@@ -64,9 +65,9 @@ impl ComputeManager {
         let id = record.instance_id;
         if !record.built {
             info!(instance_id = %id, "cleaning up a build interrupted by a restart");
-            crate::inject::expose::release_leftovers(&root.join("inject")).await;
+            self.parts.prepare.release_leftovers(root).await;
             if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
-                warn!(instance_id = %id, error = %e, "leaving the interrupted build for the next start");
+                warn!(instance_id = %id, error = %error_chain(&e), "leaving the interrupted build for the next start");
                 return None;
             }
             // Its request comes back (it was never acked); see interrupted.rs.
@@ -92,7 +93,9 @@ impl ComputeManager {
                 self.report(ctx, id, InstanceState::Error, None, Some(reason))
                     .await;
             }
-            Err(e) => warn!(instance_id = %id, error = %e, "could not read the domain's state"),
+            Err(e) => {
+                warn!(instance_id = %id, error = %error_chain(&e), "could not read the domain's state")
+            }
         }
         Some(id)
     }
@@ -114,7 +117,7 @@ impl ComputeManager {
             let now = match self.parts.driver.state(&domain_name(&id)).await {
                 Ok(state) => state,
                 Err(e) => {
-                    warn!(instance_id = %id, error = %e, "power sync could not read the domain");
+                    warn!(instance_id = %id, error = %error_chain(&e), "power sync could not read the domain");
                     continue;
                 }
             };
@@ -199,7 +202,7 @@ impl ComputeManager {
                     let ctx = RequestContext::system();
                     let host = self.host_report().await;
                     if let Err(e) = self.parts.scheduler.update_host(&ctx, &host).await {
-                        warn!(error = %e, "capacity report failed");
+                        warn!(error = %error_chain(&e), "capacity report failed");
                     }
                     self.flush_outbox(&ctx).await;
                 }

@@ -1,11 +1,13 @@
 //! The config drive's contents, read back with isoinfo.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use stratus_rpc::wire::network::FixedIp;
+use stratus_compute::host::local;
 
+use crate::fake_network::fixed_ip;
 use crate::harness::{image, request};
 
 fn isoinfo(iso: &Path, args: &[&str]) -> Vec<u8> {
@@ -33,17 +35,8 @@ async fn the_config_drive_holds_metadata_keys_and_user_data_byte_for_byte() {
     req.reservation_id = Some("r-0123456789abcdef0".into());
     let user_data: Vec<u8> = b"#!/bin/sh\necho hello\n\x00\xff\xfe binary tail".to_vec();
     req.user_data = Some(base64::engine::general_purpose::STANDARD.encode(&user_data));
-    let fixed = FixedIp {
-        address: "10.0.0.7".into(),
-        cidr: "10.0.0.0/24".into(),
-        gateway: "10.0.0.1".into(),
-        netmask: "255.255.255.0".into(),
-        bridge: "br100".into(),
-        dhcp_server: "10.0.0.2".into(),
-        vlan: None,
-        dns: vec![],
-    };
-    let iso = stratus_compute::config_drive::build(dir.path(), &req, &fixed, "zone-a")
+    let fixed = fixed_ip(Ipv4Addr::new(10, 0, 0, 7));
+    let iso = stratus_compute::config_drive::build(&local(), dir.path(), &req, &fixed, "zone-a")
         .await
         .expect("build");
 
@@ -75,7 +68,7 @@ async fn the_config_drive_holds_metadata_keys_and_user_data_byte_for_byte() {
     );
 
     req.user_data = Some("not base64!".into());
-    let err = stratus_compute::config_drive::build(dir.path(), &req, &fixed, "zone-a")
+    let err = stratus_compute::config_drive::build(&local(), dir.path(), &req, &fixed, "zone-a")
         .await
         .expect_err("bad");
     assert!(err.to_string().contains("base64"), "{err}");

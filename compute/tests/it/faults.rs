@@ -13,7 +13,7 @@ use stratus_compute::host::libvirtd::{PrivateLibvirtd, Stop};
 use stratus_compute::instance_dir::domain_name;
 use stratus_compute::state::PowerState;
 use stratus_compute::xml::DomainType;
-use stratus_network::linux::RealHost;
+use stratus_host::RealHost;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::conductor::InstanceState;

@@ -1,5 +1,5 @@
-//! A compute worker on the fake driver, with a real network controller
-//! (SQLite, no DHCP) and a recording conductor, all on one in-process bus.
+//! A compute worker on the fake driver, with an in-memory network
+//! controller and a recording conductor, all on one in-process bus.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,16 +12,15 @@ use stratus_compute::config::ComputeConfig;
 use stratus_compute::driver::VirtDriver;
 use stratus_compute::driver::fake::FakeDriver;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
-use stratus_network::NetworkManager;
-use stratus_network::config::NetworkConfig;
-use stratus_network::linux::FakeHost;
-use stratus_network::service::NetworkService;
+use stratus_host::FakeHost;
 use stratus_rpc::handler::{decode_args, null};
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
+
+use crate::fake_network::FakeNetwork;
 
 /// Records every instance update.
 #[derive(Default)]
@@ -156,7 +155,7 @@ pub struct Harness {
     pub fake_driver: Option<Arc<FakeDriver>>,
     pub host_commands: Arc<FakeHost>,
     pub conductor: Arc<Conductor>,
-    pub network: Arc<NetworkManager>,
+    pub network: Arc<FakeNetwork>,
     _serving: Vec<ServerHandle>,
 }
 
@@ -245,7 +244,7 @@ impl Harness {
     pub async fn start_with(
         state: tempfile::TempDir,
         driver: Arc<dyn VirtDriver>,
-        commands: Arc<dyn stratus_network::linux::HostCommands>,
+        commands: Arc<dyn stratus_host::HostCommands>,
     ) -> Self {
         Self::start_with_grace(state, driver, commands, 1).await
     }
@@ -253,36 +252,20 @@ impl Harness {
     async fn start_with_grace(
         state: tempfile::TempDir,
         driver: Arc<dyn VirtDriver>,
-        commands: Arc<dyn stratus_network::linux::HostCommands>,
+        commands: Arc<dyn stratus_host::HostCommands>,
         grace_secs: u64,
     ) -> Self {
         let images = tempfile::tempdir().expect("tempdir");
         let bus = MemoryTransport::new(16, Duration::from_millis(50));
         let transport: Arc<dyn Transport> = Arc::new(bus.clone());
-        let network_config = NetworkConfig {
-            dhcp: false,
-            ..NetworkConfig::default()
-        };
-        let network = Arc::new(
-            NetworkManager::start(
-                &network_config,
-                &state.path().join("network"),
-                Arc::new(FakeHost::new()),
-            )
-            .await
-            .expect("network manager"),
-        );
+        let network = Arc::new(FakeNetwork::default());
         let conductor = Arc::new(Conductor::default());
         let scheduler = Arc::new(Scheduler::default());
         let mut serving = Vec::new();
         serving.push(
-            bus.serve(
-                "network",
-                None,
-                Arc::new(NetworkService::new(network.clone())),
-            )
-            .await
-            .expect("serve"),
+            bus.serve("network", None, network.clone())
+                .await
+                .expect("serve"),
         );
         serving.push(
             bus.serve("scheduler", None, scheduler.clone())
@@ -295,12 +278,11 @@ impl Harness {
                 .expect("serve"),
         );
         let host_commands = Arc::new(FakeHost::new());
-        let host_for_worker: Arc<dyn stratus_network::linux::HostCommands> =
-            if commands.netns().is_some() {
-                commands
-            } else {
-                host_commands.clone()
-            };
+        let host_for_worker: Arc<dyn stratus_host::HostCommands> = if commands.netns().is_some() {
+            commands
+        } else {
+            host_commands.clone()
+        };
         let config = ComputeConfig {
             virt_type: stratus_compute::config::VirtType::Qemu,
             spawn_timeout_secs: 30,
@@ -365,12 +347,6 @@ impl Harness {
 
     /// Whether the network controller holds an address for the instance.
     pub async fn has_address(&self, id: &InstanceId) -> bool {
-        self.network
-            .ipam()
-            .store()
-            .allocation(&id.to_string())
-            .await
-            .expect("store")
-            .is_some()
+        self.network.has_address(id)
     }
 }

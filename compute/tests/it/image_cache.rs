@@ -62,7 +62,7 @@ async fn images_with_a_backing_file_or_odd_format_or_bad_id_are_refused() {
         p("disk.vmdk").to_str().expect("utf8"),
         "16M",
     ]);
-    let cache = ImageCache::new(p("_base"), Arc::new(RealQemuImg));
+    let cache = ImageCache::new(p("_base"), Arc::new(RealQemuImg::default()));
 
     let err = cache
         .fetch(&image("ami-00000001", &p("child.qcow2")))
@@ -118,7 +118,7 @@ async fn overlays_copied_from_one_template_are_whole_and_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = dir.path().join("source.raw");
     std::fs::write(&source, vec![7u8; 4 << 20]).expect("source");
-    let cache = ImageCache::new(dir.path().join("_base"), Arc::new(RealQemuImg));
+    let cache = ImageCache::new(dir.path().join("_base"), Arc::new(RealQemuImg::default()));
     let base = cache
         .fetch(&image("ami-0000000000000042", &source))
         .await

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use stratus_compute::host::local;
 use stratus_compute::inject::expose::ExposeMethod;
 use stratus_compute::inject::{InjectError, inject_files, inject_key};
 
@@ -165,6 +166,7 @@ async fn the_key_lands_once_with_the_right_modes_on_whole_and_partitioned_disks(
         let work = dir.path().join("work");
         for _ in 0..2 {
             inject_files(
+                &local(),
                 &disk,
                 &work,
                 KEY,
@@ -208,7 +210,7 @@ async fn a_forced_failure_leaves_no_process_mount_or_device() {
     sh("truncate", &["-s", "16M", s(&raw)]);
     let disk = overlay(dir.path(), &raw);
     let work = dir.path().join("work");
-    let err = inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
+    let err = inject_key(&local(), &disk, &work, KEY, ExposeMethod::Userspace)
         .await
         .expect_err("nothing to mount");
     assert!(err.to_string().contains("mount"), "{err}");
@@ -221,6 +223,7 @@ async fn a_bad_key_is_refused_before_the_disk_is_touched() {
     let work = dir.path().join("work");
     for bad in ["not a key", "ssh-ed25519 AAAA; rm -rf /", "ssh-rsa"] {
         let err = inject_key(
+            &local(),
             Path::new("/nonexistent.qcow2"),
             &work,
             bad,
@@ -244,7 +247,7 @@ async fn a_symlink_planted_in_the_image_is_not_followed() {
     let raw = ext4(dir.path(), "fs.raw", 32, &tree);
     let disk = overlay(dir.path(), &raw);
     let work = dir.path().join("work");
-    let err = inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
+    let err = inject_key(&local(), &disk, &work, KEY, ExposeMethod::Userspace)
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("symlink"), "{err}");
@@ -264,7 +267,7 @@ async fn what_an_injection_cut_short_left_behind_is_released() {
     std::fs::create_dir_all(&work).expect("work");
     // As far as an injection gets before its worker is killed: the disk
     // exported, a loop device on it, its root mounted; nothing undoes it.
-    let exposed = expose(&disk, &work, ExposeMethod::Userspace)
+    let exposed = expose(&local(), &disk, &work, ExposeMethod::Userspace)
         .await
         .expect("expose");
     let mnt = work.join("mnt");
@@ -274,14 +277,61 @@ async fn what_an_injection_cut_short_left_behind_is_released() {
     let procs = sh("pgrep", &["-af", "qemu-storage-daemon"]);
     assert!(procs.contains(s(&work)), "no daemon to clean: {procs}");
 
-    release_leftovers(&work).await;
+    release_leftovers(&local(), &work).await;
     nothing_left(&work);
     std::fs::remove_dir_all(&work).expect("the folder can go now");
     // The disk is free again: another exposure takes it.
     std::fs::create_dir_all(&work).expect("work");
-    let mut again = expose(&disk, &work, ExposeMethod::Userspace)
+    let mut again = expose(&local(), &disk, &work, ExposeMethod::Userspace)
         .await
         .expect("expose again");
-    again.release().await;
+    again.release(&local()).await;
     nothing_left(&work);
+}
+
+#[tokio::test]
+async fn a_userspace_injection_runs_and_undoes_its_commands_through_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.qcow2");
+    let work = dir.path().join("inject");
+    let host = stratus_host::FakeHost::new();
+    host.answer("losetup", Ok("/dev/loop-fake\n"));
+    inject_files(
+        &host,
+        &disk,
+        &work,
+        KEY,
+        Some("{}"),
+        ExposeMethod::Userspace,
+    )
+    .await
+    .expect("inject");
+    let calls = host.calls();
+    let programs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(
+        programs,
+        [
+            "qemu-storage-daemon",
+            "losetup",
+            "partx",
+            "mount",
+            "umount",
+            "losetup"
+        ]
+    );
+    let mnt = work.join("mnt");
+    assert_eq!(
+        calls[3],
+        [
+            "mount",
+            "-o",
+            "nosuid,nodev,noexec",
+            "/dev/loop-fake",
+            s(&mnt)
+        ]
+    );
+    assert_eq!(calls[5], ["losetup", "-d", "/dev/loop-fake"]);
+    // Nothing was mounted, so the key landed in the mount point itself.
+    let keys = std::fs::read_to_string(mnt.join("root/.ssh/authorized_keys")).expect("keys");
+    assert!(keys.contains(&KEY[..60]), "{keys}");
 }

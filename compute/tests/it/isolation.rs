@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use stratus_compute::config::ComputeConfig;
 use stratus_compute::worker::{WorkerError, WorkerSetup, start};
-use stratus_network::linux::RealHost;
-use stratus_network::linux::isolation;
+use stratus_host::RealHost;
+use stratus_host::isolation;
 use stratus_rpc::transport::memory::MemoryTransport;
 
 use crate::libvirt::Netns;

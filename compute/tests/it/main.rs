@@ -2,6 +2,7 @@
 
 mod config_drive;
 mod domain_xml;
+mod fake_network;
 mod faults;
 mod harness;
 mod image_cache;

@@ -8,7 +8,7 @@ use stratus_compute::driver::VirtDriver;
 use stratus_compute::instance_dir::domain_name;
 use stratus_compute::state::PowerState;
 use stratus_compute::xml::Boot;
-use stratus_network::firewall::render::{InstanceFilter, instance_chain, port_device};
+use stratus_host::firewall::render::{InstanceFilter, instance_chain, port_device};
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::compute::{
     ImageRef, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,

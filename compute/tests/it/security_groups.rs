@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_network::firewall::render::{InstanceFilter, port_device};
+use stratus_host::firewall::render::{InstanceFilter, port_device};
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
@@ -19,10 +19,10 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
     let first = Harness::start().await;
     let mut hosts = Vec::new();
     for i in 0..3u8 {
-        let fake = Arc::new(stratus_network::linux::FakeHost::new());
-        let firewall = stratus_network::firewall::Firewall::new(
-            stratus_network::linux::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
-            Some(stratus_network::linux::nft::Nft::new(fake.clone())),
+        let fake = Arc::new(stratus_host::FakeHost::new());
+        let firewall = stratus_host::firewall::Firewall::new(
+            stratus_host::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
+            Some(stratus_host::nft::Nft::new(fake.clone())),
             None,
         );
         if i < 2 {

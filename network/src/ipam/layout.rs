@@ -10,8 +10,20 @@ use crate::config::{ManagerKind, NetworkConfig};
 
 /// The fixed range and network size do not make a usable layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("network layout: {0}")]
-pub struct LayoutError(pub String);
+pub enum LayoutError {
+    /// `fixed_range` is not a CIDR.
+    #[error("network layout: fixed_range {value:?} is not a CIDR")]
+    Range {
+        /// The setting as given.
+        value: String,
+        /// The parse error.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    /// The settings do not fit together.
+    #[error("network layout: {0}")]
+    Invalid(String),
+}
 
 /// The layout of project networks.
 #[derive(Debug, Clone)]
@@ -55,16 +67,19 @@ impl Layout {
         let range: Ipv4Net = config
             .fixed_range
             .parse()
-            .map_err(|e| LayoutError(format!("fixed_range {:?}: {e}", config.fixed_range)))?;
+            .map_err(|source| LayoutError::Range {
+                value: config.fixed_range.clone(),
+                source,
+            })?;
         let size = config.network_size;
         if !size.is_power_of_two() || size < 8 {
-            return Err(LayoutError(format!(
+            return Err(LayoutError::Invalid(format!(
                 "network_size {size} must be a power of two, at least 8"
             )));
         }
         let prefix = 32 - size.trailing_zeros() as u8;
         if prefix < range.prefix_len() {
-            return Err(LayoutError(format!(
+            return Err(LayoutError::Invalid(format!(
                 "network_size {size} is larger than fixed_range {range}"
             )));
         }
@@ -77,12 +92,8 @@ impl Layout {
         };
         if config.manager == ManagerKind::Flat {
             let last = layout.flat_bridge(layout.slots().saturating_sub(1));
-            let usable = last.len() <= 15
-                && last
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !usable {
-                return Err(LayoutError(format!(
+            if stratus_host::check_ifname(&last).is_err() {
+                return Err(LayoutError::Invalid(format!(
                     "flat_bridge {:?}: the last network's bridge would be {last:?}, not an interface name (at most 15 letters, digits, '-', '_' or '.')",
                     config.flat_bridge
                 )));

@@ -10,7 +10,7 @@ use super::layout::NetworkPlan;
 
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("network database ({action}): {source}")]
+#[error("network database ({action})")]
 pub struct StoreError {
     action: &'static str,
     #[source]

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use stratus_network::firewall::render::InstanceFilter;
+use stratus_host::firewall::render::InstanceFilter;
 use stratus_rpc::wire::firewall::{IngressRule, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use stratus_network::linux::RealHost;
-use stratus_network::linux::bridge::Bridges;
+use stratus_host::RealHost;
+use stratus_host::bridge::Bridges;
 
 use crate::support::Netns;
 
@@ -75,7 +75,7 @@ async fn vlan_bridge_appears_where_the_kernel_has_vlans_and_fails_clearly_where_
 
 #[tokio::test]
 async fn vlan_bridge_commands_are_argument_vectors_in_order() {
-    let fake = Arc::new(stratus_network::linux::FakeHost::new());
+    let fake = Arc::new(stratus_host::FakeHost::new());
     // Neither link exists yet.
     fake.answer("ip", Err("Device \"vlan100\" does not exist."));
     let bridges = Bridges::new(fake.clone());
@@ -100,7 +100,7 @@ async fn vlan_bridge_commands_are_argument_vectors_in_order() {
 
 #[tokio::test]
 async fn bad_names_never_reach_ip() {
-    let fake = Arc::new(stratus_network::linux::FakeHost::new());
+    let fake = Arc::new(stratus_host::FakeHost::new());
     let bridges = Bridges::new(fake.clone());
     assert!(bridges.ensure_bridge("br0; reboot").await.is_err());
     assert!(

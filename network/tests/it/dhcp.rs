@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use stratus_host::RealHost;
 use stratus_network::NetworkManager;
 use stratus_network::config::{ManagerKind, NetworkConfig};
-use stratus_network::linux::RealHost;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use stratus_network::firewall::antispoof;
-use stratus_network::firewall::render::{
+use stratus_host::firewall::antispoof;
+use stratus_host::firewall::render::{
     Existing, FirewallState, GroupFilter, InstanceFilter, MAX_CHAIN_LEN, egress_chain, group_chain,
     group_egress_chain, instance_chain, port_device, render,
 };

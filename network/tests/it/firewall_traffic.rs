@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use stratus_network::firewall::Firewall;
-use stratus_network::firewall::render::InstanceFilter;
-use stratus_network::linux::iptables::Iptables;
-use stratus_network::linux::nft::Nft;
-use stratus_network::linux::{HostCommands, RealHost};
+use stratus_host::firewall::Firewall;
+use stratus_host::firewall::render::InstanceFilter;
+use stratus_host::iptables::Iptables;
+use stratus_host::nft::Nft;
+use stratus_host::{HostCommands, RealHost};
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
@@ -260,7 +260,7 @@ async fn removing_one_instance_leaves_the_others_chains() {
     }
     firewall.remove_instance(a).await.expect("remove a");
     let saved = save(&ns);
-    let chain = |id: &InstanceId| stratus_network::firewall::render::instance_chain(id);
+    let chain = |id: &InstanceId| stratus_host::firewall::render::instance_chain(id);
     assert!(!saved.contains(&chain(&a)), "{saved}");
     assert!(!saved.contains("10.0.0.3"), "{saved}");
     assert!(saved.contains(&chain(&b)), "{saved}");
@@ -288,10 +288,10 @@ async fn guests_reach_the_metadata_service_through_the_dnat() {
         locks.path().to_owned(),
     );
     let target = "10.0.0.1".parse().expect("ip");
-    stratus_network::firewall::metadata::ensure_dnat(&iptables, target, 8775)
+    stratus_host::firewall::metadata::ensure_dnat(&iptables, target, 8775)
         .await
         .expect("dnat");
-    stratus_network::firewall::metadata::ensure_dnat(&iptables, target, 8775)
+    stratus_host::firewall::metadata::ensure_dnat(&iptables, target, 8775)
         .await
         .expect("again");
     assert!(

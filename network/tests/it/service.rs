@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use stratus_host::FakeHost;
 use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;
 use stratus_network::error::kinds;
-use stratus_network::linux::FakeHost;
 use stratus_network::service::NetworkService;
 use stratus_rpc::clients::NetworkClient;
 use stratus_rpc::transport::memory::MemoryTransport;

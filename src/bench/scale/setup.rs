@@ -184,7 +184,8 @@ pub async fn seed(plan: &Plan) -> Result<Seeded, ScaleError> {
         what: "image".into(),
         source: format!("{} is not UTF-8", disk.display()).into(),
     })?;
-    stratus_compute::host::command::run(
+    stratus_host::HostCommands::stdout(
+        &stratus_compute::host::local(),
         "qemu-img",
         &["create", "-q", "-f", "qcow2", disk_text, "1G"],
     )

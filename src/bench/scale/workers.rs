@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use stratus_compute::config::DriverKind;
 use stratus_compute::worker::{Worker, WorkerSetup};
-use stratus_network::linux::FakeHost;
+use stratus_host::FakeHost;
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{ServerHandle, Transport};
 

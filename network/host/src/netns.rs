@@ -3,7 +3,7 @@
 //! loopback up, forwarding on, and the metadata address on its loopback so
 //! guests reach the metadata service without any NAT.
 
-use super::{CommandError, HostCommands, RealHost};
+use crate::{CommandError, HostCommands, RealHost};
 
 /// The link-local address guests ask for metadata.
 pub const METADATA_ADDRESS: &str = "169.254.169.254";

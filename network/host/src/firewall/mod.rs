@@ -13,9 +13,10 @@ use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::linux::iptables::Iptables;
-use crate::linux::nft::Nft;
-use crate::linux::{CommandError, check_ifname};
+use crate::error_chain;
+use crate::iptables::Iptables;
+use crate::nft::Nft;
+use crate::{CommandError, check_ifname};
 use render::{Existing, FirewallState, GroupFilter, InstanceFilter, render};
 
 /// This host's firewall: the filter table's chains and the bridge table's
@@ -170,12 +171,12 @@ impl Firewall {
 fn load(path: &std::path::Path) -> FirewallState {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            warn!(path = %path.display(), error = %e, "firewall state unreadable; starting empty");
+            warn!(path = %path.display(), error = %error_chain(&e), "firewall state unreadable; starting empty");
             FirewallState::default()
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => FirewallState::default(),
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "firewall state unreadable; starting empty");
+            warn!(path = %path.display(), error = %error_chain(&e), "firewall state unreadable; starting empty");
             FirewallState::default()
         }
     }
@@ -196,6 +197,6 @@ async fn save(path: &std::path::Path, state: &FirewallState) {
     }
     .await;
     if let Err(e) = result {
-        warn!(path = %path.display(), error = %e, "could not save the firewall state");
+        warn!(path = %path.display(), error = %error_chain(&e), "could not save the firewall state");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{CommandError, HostCommands};
+use crate::{CommandError, HostCommands};
 
 /// Applies `nft` scripts on this host.
 #[derive(Debug, Clone)]

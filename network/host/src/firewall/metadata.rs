@@ -4,8 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::linux::CommandError;
-use crate::linux::iptables::Iptables;
+use crate::CommandError;
+use crate::iptables::Iptables;
 
 /// The address guests ask.
 pub const METADATA_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);

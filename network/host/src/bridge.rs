@@ -2,19 +2,19 @@
 //! Safe to call concurrently: one lock per bridge inside the process, and
 //! "already exists" from a racing process counts as success.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use tracing::info;
 
-use super::{CommandError, HostCommands, check_ifname};
+use crate::locks::KeyedLocks;
+use crate::{CommandError, HostCommands, check_ifname};
 
 /// Creates bridges and VLAN interfaces on this host.
 #[derive(Debug)]
 pub struct Bridges {
     host: Arc<dyn HostCommands>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<String>,
 }
 
 impl Bridges {
@@ -22,17 +22,8 @@ impl Bridges {
     pub fn new(host: Arc<dyn HostCommands>) -> Self {
         Self {
             host,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::new(),
         }
-    }
-
-    fn lock_for(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
     }
 
     async fn exists(&self, name: &str) -> bool {
@@ -61,8 +52,7 @@ impl Bridges {
     /// Makes sure the bridge exists and is up.
     pub async fn ensure_bridge(&self, bridge: &str) -> Result<(), CommandError> {
         check_ifname(bridge)?;
-        let lock = self.lock_for(bridge);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(bridge.to_owned()).await;
         self.ensure_link(bridge, &["link", "add", "name", bridge, "type", "bridge"])
             .await
     }
@@ -78,13 +68,12 @@ impl Bridges {
         check_ifname(interface)?;
         check_ifname(bridge)?;
         if !(1..=4094).contains(&vlan) {
-            return Err(CommandError {
-                command: "(vlan check)".into(),
-                why: format!("VLAN id {vlan} outside 1-4094"),
-            });
+            return Err(CommandError::failed(
+                "(vlan check)",
+                format!("VLAN id {vlan} outside 1-4094"),
+            ));
         }
-        let lock = self.lock_for(bridge);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(bridge.to_owned()).await;
         let vlan_if = format!("vlan{vlan}");
         let id = vlan.to_string();
         self.ensure_link(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{CommandError, HostCommands};
+use crate::{CommandError, HostCommands};
 
 /// Applies filter-table text on this host.
 #[derive(Debug, Clone)]
@@ -56,8 +56,8 @@ impl Iptables {
             Ok::<_, std::io::Error>(file)
         })
         .await
-        .map_err(|e| lock_error(&self.lock_path, &e.to_string()))?
-        .map_err(|e| lock_error(&self.lock_path, &e.to_string()))?;
+        .map_err(|e| lock_error(&self.lock_path, std::io::Error::other(e)))?
+        .map_err(|e| lock_error(&self.lock_path, e))?;
         let saved = self.host.run("iptables-save", &["-t", table], None).await?;
         let result = match change(&saved.stdout) {
             Some(text) => self
@@ -76,9 +76,10 @@ impl Iptables {
     }
 }
 
-fn lock_error(path: &std::path::Path, why: &str) -> CommandError {
-    CommandError {
-        command: format!("lock {}", path.display()),
-        why: why.to_owned(),
-    }
+fn lock_error(path: &std::path::Path, source: std::io::Error) -> CommandError {
+    CommandError::io(
+        format!("lock {}", path.display()),
+        "could not take the lock",
+        source,
+    )
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use stratus_rpc::wire::ids::InstanceId;
 
-use super::HostCommands;
+use crate::HostCommands;
 use crate::firewall::antispoof;
 use crate::firewall::render::{Existing, FirewallState, InstanceFilter, port_device, render};
 

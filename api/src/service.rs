@@ -1,10 +1,9 @@
 //! RPC dispatch for the `conductor` topic.
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use stratus_rpc::clients::conductor::methods;
-use stratus_rpc::handler::{decode_args, null};
-use stratus_rpc::{Handler, HandlerError, RemoteError, RequestContext};
+use stratus_rpc::clients::ConductorApi;
+use stratus_rpc::wire::conductor::{GuestMetadata, InstanceUpdate};
+use stratus_rpc::{HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::conductor::Conductor;
 
@@ -26,30 +25,31 @@ fn retry(e: crate::db::DbError) -> HandlerError {
     HandlerError::Retryable(RemoteError::new("DatabaseError", e.to_string()))
 }
 
+impl Serves for ConductorService {
+    type Api = dyn ConductorApi;
+}
+
 #[async_trait]
-impl Handler for ConductorService {
-    async fn handle(
+impl ConductorApi for ConductorService {
+    async fn instance_update(
         &self,
         ctx: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
-        match method {
-            methods::INSTANCE_UPDATE => {
-                self.conductor
-                    .instance_update(ctx, &decode_args(method, args)?)
-                    .await
-                    .map_err(retry)?;
-                Ok(null())
-            }
-            methods::INSTANCE_METADATA => {
-                self.conductor
-                    .instance_metadata(ctx, &decode_args(method, args)?)
-                    .await
-                    .map_err(retry)?;
-                Ok(null())
-            }
-            other => Err(HandlerError::UnknownMethod(other.to_owned())),
-        }
+        update: InstanceUpdate,
+    ) -> Result<(), HandlerError> {
+        self.conductor
+            .instance_update(ctx, &update)
+            .await
+            .map_err(retry)
+    }
+
+    async fn instance_metadata(
+        &self,
+        ctx: &RequestContext,
+        metadata: GuestMetadata,
+    ) -> Result<(), HandlerError> {
+        self.conductor
+            .instance_metadata(ctx, &metadata)
+            .await
+            .map_err(retry)
     }
 }

@@ -10,6 +10,8 @@ pub mod bench;
 pub mod clients;
 pub mod config;
 pub mod context;
+/// `declare_service!`: each service's API declared once.
+pub(crate) mod declare;
 pub mod envelope;
 pub mod error;
 pub mod handler;
@@ -26,6 +28,6 @@ pub use clients::RpcClient;
 pub use config::RpcConfig;
 pub use context::RequestContext;
 pub use error::{HandlerError, RemoteError, RpcError};
-pub use handler::Handler;
+pub use handler::{Handler, Serves};
 pub use target::Target;
 pub use transport::{ServerHandle, Transport};

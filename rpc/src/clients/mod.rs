@@ -18,10 +18,10 @@ use crate::error::{RemoteError, RpcError, kinds};
 use crate::target::Target;
 use crate::transport::Transport;
 
-pub use compute::ComputeClient;
-pub use conductor::ConductorClient;
-pub use network::NetworkClient;
-pub use scheduler::SchedulerClient;
+pub use compute::{ComputeApi, ComputeClient};
+pub use conductor::{ConductorApi, ConductorClient};
+pub use network::{NetworkApi, NetworkClient};
+pub use scheduler::{SchedulerApi, SchedulerClient};
 
 /// Sends requests over a transport with a default call timeout.
 #[derive(Clone)]

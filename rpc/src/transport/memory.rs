@@ -18,7 +18,7 @@ use crate::error::RpcError;
 use crate::handler::Handler;
 use crate::server::{Disposition, process};
 use crate::target::Target;
-use crate::transport::{ServerHandle, Transport};
+use crate::transport::{Outgoing, ServerHandle, Transport};
 use crate::wire::ids::HostName;
 
 struct Message {
@@ -130,55 +130,46 @@ impl MemoryTransport {
     }
 }
 
+impl MemoryTransport {
+    /// Puts a message on the work queue of `target`.
+    async fn enqueue(&self, target: &Target, message: Message) -> Result<(), RpcError> {
+        let (tx, _) = self.bus.queue(&target.routing_key());
+        tx.send(message).await.map_err(|_| RpcError::Closed)
+    }
+}
+
 #[async_trait]
 impl Transport for MemoryTransport {
-    async fn cast(&self, target: &Target, _method: &str, payload: Vec<u8>) -> Result<(), RpcError> {
-        let (tx, _) = self.bus.queue(&target.routing_key());
-        tx.send(Message {
-            data: payload,
+    async fn cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
+        let queued = Message {
+            data: message.payload,
             reply: None,
             expires: None,
-        })
-        .await
-        .map_err(|_| RpcError::Closed)
+        };
+        self.enqueue(message.target, queued).await
     }
 
-    async fn call(
-        &self,
-        target: &Target,
-        method: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError> {
+    async fn call(&self, message: Outgoing<'_>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        let (tx, _) = self.bus.queue(&target.routing_key());
-        tx.send(Message {
-            data: payload,
+        let queued = Message {
+            data: message.payload,
             reply: Some(reply_tx),
             expires: Some(deadline),
-        })
-        .await
-        .map_err(|_| RpcError::Closed)?;
-        let timed_out = || RpcError::Timeout {
-            target: target.routing_key(),
-            method: method.to_owned(),
-            timeout,
         };
+        self.enqueue(message.target, queued).await?;
         match tokio::time::timeout_at(deadline, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            // The message was dropped unanswered (expired or the bus closed).
-            Ok(Err(_)) => Err(timed_out()),
-            Err(_) => Err(timed_out()),
+            // Dropped unanswered (expired or the bus closed), or no reply in time.
+            Ok(Err(_)) | Err(_) => Err(RpcError::Timeout {
+                target: message.target.clone(),
+                method: message.method.to_owned(),
+                timeout,
+            }),
         }
     }
 
-    async fn fanout_cast(
-        &self,
-        topic: &str,
-        _method: &str,
-        payload: Vec<u8>,
-    ) -> Result<(), RpcError> {
+    async fn fanout_cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
         let subscribers: Vec<Sender<Message>> = {
             let fanouts = self
                 .bus
@@ -186,14 +177,14 @@ impl Transport for MemoryTransport {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             fanouts
-                .get(topic)
+                .get(&message.target.topic)
                 .map(|subs| subs.iter().map(|(_, tx)| tx.clone()).collect())
                 .unwrap_or_default()
         };
         for tx in subscribers {
             let _ = tx
                 .send(Message {
-                    data: payload.clone(),
+                    data: message.payload.clone(),
                     reply: None,
                     expires: None,
                 })

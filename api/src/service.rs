@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use stratus_rpc::clients::ConductorApi;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceUpdate};
-use stratus_rpc::{HandlerError, RemoteError, RequestContext, Serves};
+use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::conductor::Conductor;
 
@@ -31,25 +31,13 @@ impl Serves for ConductorService {
 
 #[async_trait]
 impl ConductorApi for ConductorService {
-    async fn instance_update(
-        &self,
-        ctx: &RequestContext,
-        update: InstanceUpdate,
-    ) -> Result<(), HandlerError> {
-        self.conductor
-            .instance_update(ctx, &update)
-            .await
-            .map_err(retry)
+    async fn instance_update(&self, ctx: &RequestContext, update: InstanceUpdate) -> Handled {
+        let recorded = self.conductor.instance_update(ctx, &update).await;
+        recorded.map_err(retry)
     }
 
-    async fn instance_metadata(
-        &self,
-        ctx: &RequestContext,
-        metadata: GuestMetadata,
-    ) -> Result<(), HandlerError> {
-        self.conductor
-            .instance_metadata(ctx, &metadata)
-            .await
-            .map_err(retry)
+    async fn instance_metadata(&self, ctx: &RequestContext, metadata: GuestMetadata) -> Handled {
+        let recorded = self.conductor.instance_metadata(ctx, &metadata).await;
+        recorded.map_err(retry)
     }
 }

@@ -8,7 +8,7 @@ use stratus_rpc::clients::ComputeApi;
 use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::scheduler::HostReport;
-use stratus_rpc::{HandlerError, RemoteError, RequestContext, Serves};
+use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::driver::DriverError;
 use crate::manager::ComputeManager;
@@ -51,75 +51,45 @@ impl Serves for ComputeService {
 
 #[async_trait]
 impl ComputeApi for ComputeService {
-    async fn run_instance(
-        &self,
-        ctx: &RequestContext,
-        request: RunInstance,
-    ) -> Result<(), HandlerError> {
+    async fn run_instance(&self, ctx: &RequestContext, request: RunInstance) -> Handled {
         self.manager.run_instance(ctx, &request).await;
         Ok(())
     }
 
-    async fn terminate_instance(
-        &self,
-        ctx: &RequestContext,
-        instance: InstanceRef,
-    ) -> Result<(), HandlerError> {
+    async fn terminate_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
         self.manager
             .terminate_instance(ctx, instance.instance_id)
             .await;
         Ok(())
     }
 
-    async fn remove_copy(
-        &self,
-        ctx: &RequestContext,
-        instance: InstanceRef,
-    ) -> Result<(), HandlerError> {
+    async fn remove_copy(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
         self.manager.remove_copy(ctx, instance.instance_id).await;
         Ok(())
     }
 
-    async fn reboot_instance(
-        &self,
-        ctx: &RequestContext,
-        request: RebootInstance,
-    ) -> Result<(), HandlerError> {
+    async fn reboot_instance(&self, ctx: &RequestContext, request: RebootInstance) -> Handled {
         self.manager
             .reboot_instance(ctx, request.instance_id, request.hard)
             .await
             .map_err(driver_error)
     }
 
-    async fn stop_instance(
-        &self,
-        ctx: &RequestContext,
-        instance: InstanceRef,
-    ) -> Result<(), HandlerError> {
-        let id = instance.instance_id;
-        self.manager
-            .stop_instance(ctx, id)
-            .await
-            .map_err(driver_error)
+    async fn stop_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        let stopped = self.manager.stop_instance(ctx, instance.instance_id).await;
+        stopped.map_err(driver_error)
     }
 
-    async fn start_instance(
-        &self,
-        ctx: &RequestContext,
-        instance: InstanceRef,
-    ) -> Result<(), HandlerError> {
-        let id = instance.instance_id;
-        self.manager
-            .start_instance(ctx, id)
-            .await
-            .map_err(driver_error)
+    async fn start_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        let started = self.manager.start_instance(ctx, instance.instance_id).await;
+        started.map_err(driver_error)
     }
 
     async fn get_console_output(
         &self,
         _ctx: &RequestContext,
         instance: InstanceRef,
-    ) -> Result<String, HandlerError> {
+    ) -> Handled<String> {
         let id = instance.instance_id;
         self.manager.console_output(id).await.map_err(console_error)
     }
@@ -128,7 +98,7 @@ impl ComputeApi for ComputeService {
         &self,
         _ctx: &RequestContext,
         update: SecurityGroupUpdate,
-    ) -> Result<(), HandlerError> {
+    ) -> Handled {
         self.firewall.update_group(update).await.map_err(|e| {
             // iptables may be busy or briefly failing: try again.
             HandlerError::Retryable(RemoteError::new("FirewallError", e.to_string()))
@@ -139,7 +109,7 @@ impl ComputeApi for ComputeService {
         &self,
         ctx: &RequestContext,
         request: SetHostEnabled,
-    ) -> Result<HostReport, HandlerError> {
+    ) -> Handled<HostReport> {
         self.manager
             .set_host_enabled(ctx, &request)
             .await

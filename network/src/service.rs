@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
-use stratus_rpc::{HandlerError, RequestContext, Serves};
+use stratus_rpc::{Handled, RequestContext, Serves};
 
 use crate::manager::NetworkManager;
 
@@ -32,15 +32,11 @@ impl NetworkApi for NetworkService {
         &self,
         _ctx: &RequestContext,
         request: AllocateFixedIp,
-    ) -> Result<FixedIp, HandlerError> {
+    ) -> Handled<FixedIp> {
         Ok(self.manager.allocate_fixed_ip(&request).await?)
     }
 
-    async fn release_fixed_ip(
-        &self,
-        _ctx: &RequestContext,
-        request: ReleaseFixedIp,
-    ) -> Result<(), HandlerError> {
+    async fn release_fixed_ip(&self, _ctx: &RequestContext, request: ReleaseFixedIp) -> Handled {
         Ok(self.manager.release_fixed_ip(&request).await?)
     }
 }

@@ -89,7 +89,7 @@ macro_rules! declare_service {
                     &self,
                     ctx: &$crate::RequestContext,
                     $($arg: $ty)?
-                ) -> Result<$crate::declare::reply!($($ret)?), $crate::HandlerError>;
+                ) -> $crate::Handled<$crate::declare::reply!($($ret)?)>;
             )*
         }
 

@@ -11,6 +11,9 @@ use serde_json::value::RawValue;
 use crate::context::RequestContext;
 use crate::error::{HandlerError, RemoteError, kinds};
 
+/// What a served method returns: its reply, or why it failed.
+pub type Handled<T = ()> = Result<T, HandlerError>;
+
 /// Runs the methods of one service.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {

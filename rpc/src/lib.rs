@@ -28,6 +28,6 @@ pub use clients::RpcClient;
 pub use config::RpcConfig;
 pub use context::RequestContext;
 pub use error::{HandlerError, RemoteError, RpcError};
-pub use handler::{Handler, Serves};
+pub use handler::{Handled, Handler, Serves};
 pub use target::Target;
 pub use transport::{ServerHandle, Transport};

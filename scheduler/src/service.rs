@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use stratus_rpc::clients::SchedulerApi;
 use stratus_rpc::wire::scheduler::{HostReport, HostStatus, ScheduleRunInstances};
-use stratus_rpc::{HandlerError, RemoteError, RequestContext, RpcClient, Serves};
+use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, RpcClient, Serves};
 
 use crate::config::SchedulerConfig;
 use crate::manager::SchedulerManager;
@@ -35,26 +35,18 @@ impl Serves for SchedulerService {
 
 #[async_trait]
 impl SchedulerApi for SchedulerService {
-    async fn run_instance(
-        &self,
-        ctx: &RequestContext,
-        request: ScheduleRunInstances,
-    ) -> Result<(), HandlerError> {
+    async fn run_instance(&self, ctx: &RequestContext, request: ScheduleRunInstances) -> Handled {
         self.manager.run_instance(ctx, request).await.map_err(|e| {
             HandlerError::Retryable(RemoteError::new("HostUnreachable", e.to_string()))
         })
     }
 
-    async fn update_host(
-        &self,
-        _ctx: &RequestContext,
-        report: HostReport,
-    ) -> Result<(), HandlerError> {
+    async fn update_host(&self, _ctx: &RequestContext, report: HostReport) -> Handled {
         self.manager.update_host(report);
         Ok(())
     }
 
-    async fn list_hosts(&self, _ctx: &RequestContext) -> Result<Vec<HostStatus>, HandlerError> {
+    async fn list_hosts(&self, _ctx: &RequestContext) -> Handled<Vec<HostStatus>> {
         Ok(self.manager.list_hosts())
     }
 }

@@ -24,18 +24,10 @@ pub use network::{NetworkApi, NetworkClient};
 pub use scheduler::{SchedulerApi, SchedulerClient};
 
 /// Sends requests over a transport with a default call timeout.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RpcClient {
     transport: Arc<dyn Transport>,
     call_timeout: Duration,
-}
-
-impl std::fmt::Debug for RpcClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcClient")
-            .field("call_timeout", &self.call_timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RpcClient {

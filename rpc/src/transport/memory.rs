@@ -21,6 +21,7 @@ use crate::target::Target;
 use crate::transport::{Outgoing, ServerHandle, Transport};
 use crate::wire::ids::HostName;
 
+#[derive(Debug)]
 struct Message {
     data: Vec<u8>,
     reply: Option<oneshot::Sender<Vec<u8>>>,
@@ -33,7 +34,7 @@ type Queue = (Sender<Message>, Receiver<Message>);
 /// A fanout subscriber: its id (to unsubscribe) and its private queue.
 type Subscriber = (u64, Sender<Message>);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Bus {
     /// Work queues by routing key; created on first use by either side, as a
     /// durable queue would be, so a cast before its server starts waits for it.
@@ -54,19 +55,11 @@ impl Bus {
 }
 
 /// An in-process transport. Clones share one bus, as connections share a broker.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryTransport {
     bus: Arc<Bus>,
     prefetch: usize,
     retry_delay: Duration,
-}
-
-impl std::fmt::Debug for MemoryTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTransport")
-            .field("prefetch", &self.prefetch)
-            .finish_non_exhaustive()
-    }
 }
 
 impl MemoryTransport {

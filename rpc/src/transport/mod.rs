@@ -28,7 +28,7 @@ pub struct Outgoing<'a> {
 
 /// Moves encoded messages between services.
 #[async_trait]
-pub trait Transport: Send + Sync + 'static {
+pub trait Transport: std::fmt::Debug + Send + Sync + 'static {
     /// One-way message to whoever serves its target; Ok once the bus holds it.
     async fn cast(&self, message: Outgoing<'_>) -> Result<(), RpcError>;
 

@@ -8,7 +8,7 @@ mod zone;
 
 pub use compute::ComputeFilter;
 pub use image::ImagePropertiesFilter;
-pub use resources::{CoreFilter, DiskFilter, RamFilter};
+pub use resources::{Resource, ResourceFilter};
 pub use retry::RetryFilter;
 pub use zone::AvailabilityZoneFilter;
 
@@ -30,18 +30,16 @@ pub trait Filter: Send + Sync + std::fmt::Debug {
 pub fn build(kind: FilterKind, config: &SchedulerConfig) -> Box<dyn Filter> {
     match kind {
         FilterKind::AvailabilityZoneFilter => Box::new(AvailabilityZoneFilter),
-        FilterKind::RamFilter => Box::new(RamFilter {
-            ratio: config.ram_allocation_ratio,
-        }),
-        FilterKind::CoreFilter => Box::new(CoreFilter {
-            ratio: config.cpu_allocation_ratio,
-        }),
-        FilterKind::DiskFilter => Box::new(DiskFilter {
-            ratio: config.disk_allocation_ratio,
-        }),
+        FilterKind::RamFilter => resource(Resource::Ram, config.ram_allocation_ratio),
+        FilterKind::CoreFilter => resource(Resource::Cores, config.cpu_allocation_ratio),
+        FilterKind::DiskFilter => resource(Resource::Disk, config.disk_allocation_ratio),
         FilterKind::ComputeFilter => Box::new(ComputeFilter),
         FilterKind::ImagePropertiesFilter => Box::new(ImagePropertiesFilter),
     }
+}
+
+fn resource(resource: Resource, ratio: f64) -> Box<dyn Filter> {
+    Box::new(ResourceFilter { resource, ratio })
 }
 
 /// Runs `filters` in order over `hosts`, noting how many each let through.

@@ -78,7 +78,7 @@ impl Placer {
         if tried.len() >= max {
             return Err(NoValidHost::Attempts {
                 attempts: tried.len(),
-                instance: spec.instance.instance_id.ec2_id(),
+                instance: spec.instance.instance_id,
                 last: spec
                     .instance
                     .placement

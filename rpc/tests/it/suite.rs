@@ -17,6 +17,7 @@ use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{RequestContext, RpcError, Target};
 
+pub use crate::declared::declared_service_dispatches_by_method_name;
 use crate::harness::{Harness, PREFETCH};
 use crate::recorder::{Recorder, Sleep, eventually};
 

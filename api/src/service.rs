@@ -22,7 +22,7 @@ impl ConductorService {
 
 fn retry(e: crate::db::DbError) -> HandlerError {
     // The database may be briefly unreachable: the report is kept and redelivered.
-    HandlerError::Retryable(RemoteError::new("DatabaseError", e.to_string()))
+    HandlerError::Retryable(RemoteError::from_error("DatabaseError", &e))
 }
 
 impl Serves for ConductorService {

@@ -33,7 +33,7 @@ fn driver_error(e: DriverError) -> HandlerError {
         DriverError::Invalid { .. } => "IncorrectInstanceState",
         _ => "HypervisorError",
     };
-    HandlerError::permanent(kind, e.to_string())
+    HandlerError::Permanent(RemoteError::from_error(kind, &e))
 }
 
 fn console_error(e: std::io::Error) -> HandlerError {
@@ -42,7 +42,7 @@ fn console_error(e: std::io::Error) -> HandlerError {
     } else {
         "ConsoleError"
     };
-    HandlerError::permanent(kind, e.to_string())
+    HandlerError::Permanent(RemoteError::from_error(kind, &e))
 }
 
 impl Serves for ComputeService {
@@ -101,7 +101,7 @@ impl ComputeApi for ComputeService {
     ) -> Handled {
         self.firewall.update_group(update).await.map_err(|e| {
             // iptables may be busy or briefly failing: try again.
-            HandlerError::Retryable(RemoteError::new("FirewallError", e.to_string()))
+            HandlerError::Retryable(RemoteError::from_error("FirewallError", &e))
         })
     }
 
@@ -113,6 +113,6 @@ impl ComputeApi for ComputeService {
         self.manager
             .set_host_enabled(ctx, &request)
             .await
-            .map_err(|e| HandlerError::permanent("HostStateError", e.to_string()))
+            .map_err(|e| HandlerError::Permanent(RemoteError::from_error("HostStateError", &e)))
     }
 }

@@ -24,6 +24,24 @@ impl RemoteError {
             message: message.into(),
         }
     }
+
+    /// A remote error of a kind whose message is `error` with its causes:
+    /// the caller sees no more of it than this text.
+    pub fn from_error(kind: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
+        Self::new(kind, chain(error))
+    }
+}
+
+/// An error and each of its causes, joined by `: `.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// Kinds of [`RemoteError`] the RPC layer itself raises.

@@ -6,7 +6,7 @@
 //! (`server`), so they behave alike.
 
 pub mod bench;
-/// Typed clients, one per service, so no caller builds method names by hand.
+/// Each service's API declared once: typed clients, server traits, method names.
 pub mod clients;
 pub mod config;
 pub mod context;

@@ -2,6 +2,7 @@
 //! `compute.<host>`, and report instances no host can take to the conductor
 //! as errors with the reason.
 
+use std::error::Error;
 use std::time::Instant;
 
 use stratus_rpc::clients::{ComputeClient, ConductorClient};
@@ -82,7 +83,10 @@ impl SchedulerManager {
             async move {
                 let handed = self.compute.run_instance(ctx, host, instance).await;
                 if let Err(e) = &handed {
-                    warn!(error = %e, "could not hand the instance to its host; it will come again");
+                    warn!(
+                        error = e as &dyn Error,
+                        "could not hand the instance to its host; it will come again"
+                    );
                 }
                 handed.is_ok()
             }
@@ -147,7 +151,7 @@ impl SchedulerManager {
             attempt: 0,
         };
         if let Err(e) = self.conductor.instance_update(ctx, &update).await {
-            warn!(%instance_id, error = %e, "could not report the scheduling failure");
+            warn!(%instance_id, error = &e as &dyn Error, "could not report the scheduling failure");
         }
     }
 }

@@ -36,9 +36,10 @@ impl Serves for SchedulerService {
 #[async_trait]
 impl SchedulerApi for SchedulerService {
     async fn run_instance(&self, ctx: &RequestContext, request: ScheduleRunInstances) -> Handled {
-        self.manager.run_instance(ctx, request).await.map_err(|e| {
-            HandlerError::Retryable(RemoteError::new("HostUnreachable", e.to_string()))
-        })
+        self.manager
+            .run_instance(ctx, request)
+            .await
+            .map_err(|e| HandlerError::Retryable(RemoteError::from_error("HostUnreachable", &e)))
     }
 
     async fn update_host(&self, _ctx: &RequestContext, report: HostReport) -> Handled {

@@ -1,5 +1,7 @@
-//! [`RpcClient`] encodes envelopes and decodes replies; the per-service
-//! clients in this folder give each method a typed function.
+//! [`RpcClient`] encodes envelopes and decodes replies. Each file in this
+//! folder declares one service's API once (`declare_service!`): its topic, its
+//! method names, a typed client (`ComputeClient`, …) and the trait its server
+//! implements (`ComputeApi`, …).
 
 pub mod compute;
 pub mod conductor;

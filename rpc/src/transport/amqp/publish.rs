@@ -123,8 +123,9 @@ fn confirmed(
     }
 }
 
-/// Where a confirmed message goes; declared before it is sent, once per
-/// session, so the broker never drops it for want of a queue or exchange.
+/// Where a confirmed message goes; declared before it is sent (a work queue
+/// once per session), so the broker never drops it for want of a queue or
+/// exchange.
 enum Destination<'a> {
     /// The durable work queue of a routing key on the topic exchange: the
     /// message waits there for a server, across broker restarts.

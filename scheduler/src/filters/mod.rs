@@ -1,16 +1,12 @@
 //! Host filters: each one keeps the hosts that can take an instance.
 
-mod compute;
 mod image;
+mod predicate;
 mod resources;
-mod retry;
-mod zone;
 
-pub use compute::ComputeFilter;
 pub use image::ImagePropertiesFilter;
+pub use predicate::{AVAILABILITY_ZONE, COMPUTE, Predicate, RETRY};
 pub use resources::{Resource, ResourceFilter};
-pub use retry::RetryFilter;
-pub use zone::AvailabilityZoneFilter;
 
 use stratus_rpc::wire::scheduler::HostReport;
 
@@ -29,11 +25,11 @@ pub trait Filter: Send + Sync + std::fmt::Debug {
 /// The filter `kind`, with the ratios it needs from `config`.
 pub fn build(kind: FilterKind, config: &SchedulerConfig) -> Box<dyn Filter> {
     match kind {
-        FilterKind::AvailabilityZoneFilter => Box::new(AvailabilityZoneFilter),
+        FilterKind::AvailabilityZoneFilter => Box::new(AVAILABILITY_ZONE),
         FilterKind::RamFilter => resource(Resource::Ram, config.ram_allocation_ratio),
         FilterKind::CoreFilter => resource(Resource::Cores, config.cpu_allocation_ratio),
         FilterKind::DiskFilter => resource(Resource::Disk, config.disk_allocation_ratio),
-        FilterKind::ComputeFilter => Box::new(ComputeFilter),
+        FilterKind::ComputeFilter => Box::new(COMPUTE),
         FilterKind::ImagePropertiesFilter => Box::new(ImagePropertiesFilter),
     }
 }

@@ -1,10 +1,9 @@
 //! RPC dispatch for the `conductor` topic.
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use stratus_rpc::clients::conductor::methods;
-use stratus_rpc::handler::{decode_args, null};
-use stratus_rpc::{Handler, HandlerError, RemoteError, RequestContext};
+use stratus_rpc::clients::ConductorApi;
+use stratus_rpc::wire::conductor::{GuestMetadata, InstanceUpdate};
+use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::conductor::Conductor;
 
@@ -23,33 +22,22 @@ impl ConductorService {
 
 fn retry(e: crate::db::DbError) -> HandlerError {
     // The database may be briefly unreachable: the report is kept and redelivered.
-    HandlerError::Retryable(RemoteError::new("DatabaseError", e.to_string()))
+    HandlerError::Retryable(RemoteError::from_error("DatabaseError", &e))
+}
+
+impl Serves for ConductorService {
+    type Api = dyn ConductorApi;
 }
 
 #[async_trait]
-impl Handler for ConductorService {
-    async fn handle(
-        &self,
-        ctx: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
-        match method {
-            methods::INSTANCE_UPDATE => {
-                self.conductor
-                    .instance_update(ctx, &decode_args(method, args)?)
-                    .await
-                    .map_err(retry)?;
-                Ok(null())
-            }
-            methods::INSTANCE_METADATA => {
-                self.conductor
-                    .instance_metadata(ctx, &decode_args(method, args)?)
-                    .await
-                    .map_err(retry)?;
-                Ok(null())
-            }
-            other => Err(HandlerError::UnknownMethod(other.to_owned())),
-        }
+impl ConductorApi for ConductorService {
+    async fn instance_update(&self, ctx: &RequestContext, update: InstanceUpdate) -> Handled {
+        let recorded = self.conductor.instance_update(ctx, &update).await;
+        recorded.map_err(retry)
+    }
+
+    async fn instance_metadata(&self, ctx: &RequestContext, metadata: GuestMetadata) -> Handled {
+        let recorded = self.conductor.instance_metadata(ctx, &metadata).await;
+        recorded.map_err(retry)
     }
 }

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
 use stratus_host::firewall::Firewall;
-use stratus_rpc::clients::compute::methods;
-use stratus_rpc::handler::{decode_args, encode_result, null};
+use stratus_rpc::clients::ComputeApi;
 use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
-use stratus_rpc::{Handler, HandlerError, RemoteError, RequestContext};
+use stratus_rpc::wire::scheduler::HostReport;
+use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::driver::DriverError;
 use crate::manager::ComputeManager;
@@ -34,93 +33,86 @@ fn driver_error(e: DriverError) -> HandlerError {
         DriverError::Invalid { .. } => "IncorrectInstanceState",
         _ => "HypervisorError",
     };
-    HandlerError::permanent(kind, e.to_string())
+    HandlerError::Permanent(RemoteError::from_error(kind, &e))
+}
+
+fn console_error(e: std::io::Error) -> HandlerError {
+    let kind = if e.kind() == std::io::ErrorKind::NotFound {
+        "InstanceNotFound"
+    } else {
+        "ConsoleError"
+    };
+    HandlerError::Permanent(RemoteError::from_error(kind, &e))
+}
+
+impl Serves for ComputeService {
+    type Api = dyn ComputeApi;
 }
 
 #[async_trait]
-impl Handler for ComputeService {
-    async fn handle(
+impl ComputeApi for ComputeService {
+    async fn run_instance(&self, ctx: &RequestContext, request: RunInstance) -> Handled {
+        self.manager.run_instance(ctx, &request).await;
+        Ok(())
+    }
+
+    async fn terminate_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        self.manager
+            .terminate_instance(ctx, instance.instance_id)
+            .await;
+        Ok(())
+    }
+
+    async fn remove_copy(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        self.manager.remove_copy(ctx, instance.instance_id).await;
+        Ok(())
+    }
+
+    async fn reboot_instance(&self, ctx: &RequestContext, request: RebootInstance) -> Handled {
+        self.manager
+            .reboot_instance(ctx, request.instance_id, request.hard)
+            .await
+            .map_err(driver_error)
+    }
+
+    async fn stop_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        let stopped = self.manager.stop_instance(ctx, instance.instance_id).await;
+        stopped.map_err(driver_error)
+    }
+
+    async fn start_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
+        let started = self.manager.start_instance(ctx, instance.instance_id).await;
+        started.map_err(driver_error)
+    }
+
+    async fn get_console_output(
+        &self,
+        _ctx: &RequestContext,
+        instance: InstanceRef,
+    ) -> Handled<String> {
+        let id = instance.instance_id;
+        self.manager.console_output(id).await.map_err(console_error)
+    }
+
+    async fn refresh_security_group(
+        &self,
+        _ctx: &RequestContext,
+        update: SecurityGroupUpdate,
+    ) -> Handled {
+        self.firewall.update_group(update).await.map_err(|e| {
+            // iptables may be busy or briefly failing: try again.
+            HandlerError::Retryable(RemoteError::from_error("FirewallError", &e))
+        })
+    }
+
+    async fn set_host_enabled(
         &self,
         ctx: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
-        match method {
-            methods::RUN_INSTANCE => {
-                let request: RunInstance = decode_args(method, args)?;
-                self.manager.run_instance(ctx, &request).await;
-                Ok(null())
-            }
-            methods::TERMINATE_INSTANCE => {
-                let request: InstanceRef = decode_args(method, args)?;
-                self.manager
-                    .terminate_instance(ctx, request.instance_id)
-                    .await;
-                Ok(null())
-            }
-            methods::REMOVE_COPY => {
-                let request: InstanceRef = decode_args(method, args)?;
-                self.manager.remove_copy(ctx, request.instance_id).await;
-                Ok(null())
-            }
-            methods::REBOOT_INSTANCE => {
-                let request: RebootInstance = decode_args(method, args)?;
-                self.manager
-                    .reboot_instance(ctx, request.instance_id, request.hard)
-                    .await
-                    .map_err(driver_error)?;
-                Ok(null())
-            }
-            methods::STOP_INSTANCE => {
-                let request: InstanceRef = decode_args(method, args)?;
-                self.manager
-                    .stop_instance(ctx, request.instance_id)
-                    .await
-                    .map_err(driver_error)?;
-                Ok(null())
-            }
-            methods::START_INSTANCE => {
-                let request: InstanceRef = decode_args(method, args)?;
-                self.manager
-                    .start_instance(ctx, request.instance_id)
-                    .await
-                    .map_err(driver_error)?;
-                Ok(null())
-            }
-            methods::GET_CONSOLE_OUTPUT => {
-                let request: InstanceRef = decode_args(method, args)?;
-                let output = self
-                    .manager
-                    .console_output(request.instance_id)
-                    .await
-                    .map_err(|e| {
-                        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                            "InstanceNotFound"
-                        } else {
-                            "ConsoleError"
-                        };
-                        HandlerError::permanent(kind, e.to_string())
-                    })?;
-                encode_result(&output)
-            }
-            methods::REFRESH_SECURITY_GROUP => {
-                let update: SecurityGroupUpdate = decode_args(method, args)?;
-                self.firewall.update_group(update).await.map_err(|e| {
-                    // iptables may be busy or briefly failing: try again.
-                    HandlerError::Retryable(RemoteError::new("FirewallError", e.to_string()))
-                })?;
-                Ok(null())
-            }
-            methods::SET_HOST_ENABLED => {
-                let request: SetHostEnabled = decode_args(method, args)?;
-                let report = self
-                    .manager
-                    .set_host_enabled(ctx, &request)
-                    .await
-                    .map_err(|e| HandlerError::permanent("HostStateError", e.to_string()))?;
-                encode_result(&report)
-            }
-            other => Err(HandlerError::UnknownMethod(other.to_owned())),
-        }
+        request: SetHostEnabled,
+    ) -> Handled<HostReport> {
+        self.manager
+            .set_host_enabled(ctx, &request)
+            .await
+            .map_err(|e| HandlerError::Permanent(RemoteError::from_error("HostStateError", &e)))
     }
 }

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use stratus_rpc::clients::network::methods;
-use stratus_rpc::handler::{decode_args, encode_result, null};
-use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
-use stratus_rpc::{Handler, HandlerError, RequestContext};
+use stratus_rpc::clients::NetworkApi;
+use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::{Handled, RequestContext, Serves};
 
 use crate::manager::NetworkManager;
 
@@ -24,25 +22,21 @@ impl NetworkService {
     }
 }
 
+impl Serves for NetworkService {
+    type Api = dyn NetworkApi;
+}
+
 #[async_trait]
-impl Handler for NetworkService {
-    async fn handle(
+impl NetworkApi for NetworkService {
+    async fn allocate_fixed_ip(
         &self,
         _ctx: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
-        match method {
-            methods::ALLOCATE_FIXED_IP => {
-                let request: AllocateFixedIp = decode_args(method, args)?;
-                encode_result(&self.manager.allocate_fixed_ip(&request).await?)
-            }
-            methods::RELEASE_FIXED_IP => {
-                let request: ReleaseFixedIp = decode_args(method, args)?;
-                self.manager.release_fixed_ip(&request).await?;
-                Ok(null())
-            }
-            other => Err(HandlerError::UnknownMethod(other.to_owned())),
-        }
+        request: AllocateFixedIp,
+    ) -> Handled<FixedIp> {
+        Ok(self.manager.allocate_fixed_ip(&request).await?)
+    }
+
+    async fn release_fixed_ip(&self, _ctx: &RequestContext, request: ReleaseFixedIp) -> Handled {
+        Ok(self.manager.release_fixed_ip(&request).await?)
     }
 }

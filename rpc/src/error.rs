@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::target::Target;
+
 /// An error raised by the remote side of a call, carried back to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -22,6 +24,24 @@ impl RemoteError {
             message: message.into(),
         }
     }
+
+    /// A remote error of a kind whose message is `error` with its causes:
+    /// the caller sees no more of it than this text.
+    pub fn from_error(kind: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
+        Self::new(kind, chain(error))
+    }
+}
+
+/// An error and each of its causes, joined by `: `.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// Kinds of [`RemoteError`] the RPC layer itself raises.
@@ -47,7 +67,7 @@ pub enum HandlerError {
     #[error("unknown method {0:?}")]
     UnknownMethod(String),
     /// The arguments do not fit the method.
-    #[error("invalid arguments for {method}: {source}")]
+    #[error("invalid arguments for {method}")]
     InvalidArguments {
         /// The method whose arguments failed to decode.
         method: String,
@@ -84,24 +104,26 @@ impl HandlerError {
     }
 }
 
-/// What a caller of `cast`, `call` or `fanout_cast` can get back.
+/// What a caller of `cast`, `call` or `fanout_cast` can get back. Errors
+/// of one message carry its [`Target`] (a topic, and a host when one was
+/// named) and method, so a caller can say which service failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// No reply came within the call's timeout.
     #[error("call {method} to {target} timed out after {timeout:?}")]
     Timeout {
-        /// Routing key the call went to.
-        target: String,
+        /// Where the call went.
+        target: Target,
         /// Method called.
         method: String,
         /// How long the caller waited.
         timeout: Duration,
     },
     /// The callee raised an error.
-    #[error("call {method} to {target} failed remotely: {source}")]
+    #[error("call {method} to {target} failed remotely")]
     Remote {
-        /// Routing key the call went to.
-        target: String,
+        /// Where the call went.
+        target: Target,
         /// Method called.
         method: String,
         /// The callee's error.
@@ -112,8 +134,8 @@ pub enum RpcError {
     /// came; the request may or may not have run.
     #[error("connection lost while {method} to {target} waited for its reply")]
     ConnectionLost {
-        /// Routing key the call went to.
-        target: String,
+        /// Where the call went.
+        target: Target,
         /// Method called.
         method: String,
     },
@@ -122,8 +144,8 @@ pub enum RpcError {
         "not connected to the message broker after waiting {waited:?} to send {method} to {target}"
     )]
     Disconnected {
-        /// Routing key of the message.
-        target: String,
+        /// Where the message was going.
+        target: Target,
         /// Method of the message.
         method: String,
         /// How long the sender waited for a connection.
@@ -132,14 +154,16 @@ pub enum RpcError {
     /// The broker refused the message (publisher confirm nack).
     #[error("broker refused {method} to {target}")]
     Nacked {
-        /// Routing key of the message.
-        target: String,
+        /// Where the message was going.
+        target: Target,
         /// Method of the message.
         method: String,
     },
     /// Arguments could not be encoded.
-    #[error("encoding arguments of {method}: {source}")]
+    #[error("encoding arguments of {method} to {target}")]
     Encode {
+        /// Where the message was going.
+        target: Target,
         /// Method being sent.
         method: String,
         /// The encoder's complaint.
@@ -147,8 +171,10 @@ pub enum RpcError {
         source: serde_json::Error,
     },
     /// A reply could not be decoded into the expected type.
-    #[error("decoding the reply to {method}: {source}")]
+    #[error("decoding the reply to {method} from {target}")]
     Decode {
+        /// Where the call went.
+        target: Target,
         /// Method whose reply failed to decode.
         method: String,
         /// The decoder's complaint.
@@ -156,7 +182,7 @@ pub enum RpcError {
         source: serde_json::Error,
     },
     /// Setting up a consumer or talking to the broker failed.
-    #[error("AMQP {action}: {source}")]
+    #[error("AMQP {action}")]
     Amqp {
         /// What was being done.
         action: String,
@@ -165,7 +191,7 @@ pub enum RpcError {
         source: lapin::Error,
     },
     /// The first connection to the broker failed.
-    #[error("connecting to the message broker at {url}: {source}")]
+    #[error("connecting to the message broker at {url}")]
     Connect {
         /// The broker URL, password hidden.
         url: String,
@@ -184,6 +210,20 @@ impl RpcError {
         match self {
             Self::Remote { source, .. } => Some(source),
             _ => None,
+        }
+    }
+
+    /// Where the failed message was going, when the error is about one message.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Self::Timeout { target, .. }
+            | Self::Remote { target, .. }
+            | Self::ConnectionLost { target, .. }
+            | Self::Disconnected { target, .. }
+            | Self::Nacked { target, .. }
+            | Self::Encode { target, .. }
+            | Self::Decode { target, .. } => Some(target),
+            Self::Amqp { .. } | Self::Connect { .. } | Self::Closed => None,
         }
     }
 

@@ -1,5 +1,7 @@
-//! The server side of RPC: a service implements [`Handler`] in its
-//! `service.rs`, mapping method names to its manager's calls.
+//! The server side of RPC: a [`Handler`] runs a service's methods. A service
+//! whose API is declared in [`crate::clients`] implements that API's trait in
+//! its `service.rs` and says so with [`Serves`]; the declaration's
+//! [`Dispatch`] then makes it a handler.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -8,6 +10,9 @@ use serde_json::value::RawValue;
 
 use crate::context::RequestContext;
 use crate::error::{HandlerError, RemoteError, kinds};
+
+/// What a served method returns: its reply, or why it failed.
+pub type Handled<T = ()> = Result<T, HandlerError>;
 
 /// Runs the methods of one service.
 #[async_trait]
@@ -20,6 +25,37 @@ pub trait Handler: Send + Sync + 'static {
         method: &str,
         args: &RawValue,
     ) -> Result<Box<RawValue>, HandlerError>;
+}
+
+/// Turns a method name and its encoded arguments into a call of the API trait
+/// that `S` implements; generated for `dyn <Api>` by each service declaration.
+#[async_trait]
+pub trait Dispatch<S: ?Sized> {
+    /// Decodes the arguments, runs the method on `service`, encodes its reply.
+    async fn dispatch(
+        service: &S,
+        ctx: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError>;
+}
+
+/// A service that implements a declared API: `type Api = dyn ComputeApi;`.
+pub trait Serves: Send + Sync + 'static {
+    /// The API's trait object type, whose dispatch runs this service.
+    type Api: ?Sized + Dispatch<Self>;
+}
+
+#[async_trait]
+impl<S: Serves> Handler for S {
+    async fn handle(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: &RawValue,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        S::Api::dispatch(self, ctx, method, args).await
+    }
 }
 
 /// Decodes a method's arguments into its type.

@@ -5,10 +5,12 @@
 //! runs them together. Both share one message format and one consumer loop
 //! (`server`), so they behave alike.
 
-/// Typed clients, one per service, so no caller builds method names by hand.
+/// Each service's API declared once: typed clients, server traits, method names.
 pub mod clients;
 pub mod config;
 pub mod context;
+/// `declare_service!`: each service's API declared once.
+pub(crate) mod declare;
 pub mod envelope;
 pub mod error;
 pub mod handler;
@@ -25,6 +27,6 @@ pub use clients::RpcClient;
 pub use config::RpcConfig;
 pub use context::RequestContext;
 pub use error::{HandlerError, RemoteError, RpcError};
-pub use handler::Handler;
+pub use handler::{Handled, Handler, Serves};
 pub use target::Target;
 pub use transport::{ServerHandle, Transport};

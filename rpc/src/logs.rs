@@ -7,15 +7,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::mpsc;
 
 use crate::config::RpcConfig;
+use crate::transport::amqp::topology::{bind, consume, declare_private_queue};
 use crate::wire::ids::HostName;
 
 /// The exchange log lines travel on.
@@ -83,38 +81,10 @@ pub async fn tail(
     host: Option<&HostName>,
 ) -> lapin::Result<impl futures::Stream<Item = String>> {
     let (connection, channel) = open(config, "stratus-tail").await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let queue = declare_private_queue(&channel).await?;
     let key = host.map_or("#", HostName::as_str);
-    channel
-        .queue_bind(
-            queue.name().as_str().into(),
-            exchange(config).as_str().into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            queue.name().as_str().into(),
-            "stratus-tail".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    bind(&channel, &queue, &exchange(config), key).await?;
+    let consumer = consume(&channel, &queue, "stratus-tail", true).await?;
     Ok(consumer.filter_map(move |delivery| {
         // The connection lives as long as the stream.
         let _keep = &connection;

@@ -93,15 +93,29 @@ impl Default for SchedulerConfig {
 }
 
 /// A setting that cannot work.
-#[derive(Debug, thiserror::Error)]
-#[error("[scheduler] {0}")]
-pub struct ConfigError(String);
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// No attempt at all would be made.
+    #[error("[scheduler] max_attempts must be at least 1")]
+    NoAttempts,
+    /// An allocation ratio that is zero, negative or not a number.
+    #[error("[scheduler] {name} must be a positive number, not {ratio}")]
+    Ratio {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        ratio: f64,
+    },
+    /// Every host would count as down.
+    #[error("[scheduler] service_down_time_secs must be at least 1")]
+    NoDownTime,
+}
 
 impl SchedulerConfig {
     /// Refuses settings that would make every request fail.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 {
-            return Err(ConfigError("max_attempts must be at least 1".into()));
+            return Err(ConfigError::NoAttempts);
         }
         for (name, ratio) in [
             ("ram_allocation_ratio", self.ram_allocation_ratio),
@@ -109,15 +123,11 @@ impl SchedulerConfig {
             ("disk_allocation_ratio", self.disk_allocation_ratio),
         ] {
             if !(ratio.is_finite() && ratio > 0.0) {
-                return Err(ConfigError(format!(
-                    "{name} must be a positive number, not {ratio}"
-                )));
+                return Err(ConfigError::Ratio { name, ratio });
             }
         }
         if self.service_down_time_secs == 0 {
-            return Err(ConfigError(
-                "service_down_time_secs must be at least 1".into(),
-            ));
+            return Err(ConfigError::NoDownTime);
         }
         Ok(())
     }

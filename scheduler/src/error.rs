@@ -1,6 +1,6 @@
 //! Why an instance could not be placed; the text becomes its state reason.
 
-use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::wire::ids::{HostName, InstanceId};
 
 /// What a filter did to the candidate hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +30,14 @@ pub enum NoValidHost {
     Filtered(Vec<FilterStep>),
     /// The instance was tried on `max_attempts` hosts already.
     #[error(
-        "No valid host was found. Exceeded max scheduling attempts {attempts} for instance {instance}; last failure: {last}"
+        "No valid host was found. Exceeded max scheduling attempts {attempts} for instance {}; last failure: {last}",
+        .instance.ec2_id()
     )]
     Attempts {
         /// How many hosts were tried.
         attempts: usize,
-        /// The instance's EC2 id.
-        instance: String,
+        /// The instance.
+        instance: InstanceId,
         /// Why the last host could not build it.
         last: String,
     },

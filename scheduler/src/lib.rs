@@ -7,6 +7,7 @@ pub mod drivers;
 pub mod error;
 pub mod filters;
 pub mod host_state;
+pub mod manager;
 pub mod placed;
 pub mod placer;
 pub mod request;

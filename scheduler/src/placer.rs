@@ -10,7 +10,7 @@ use stratus_rpc::wire::scheduler::{HostReport, HostStatus, Limits};
 use crate::config::SchedulerConfig;
 use crate::drivers::Driver;
 use crate::error::NoValidHost;
-use crate::filters::{self, Filter, RetryFilter};
+use crate::filters::{self, Filter, RETRY};
 use crate::host_state::{HostState, HostStates};
 use crate::request::RequestSpec;
 
@@ -78,7 +78,7 @@ impl Placer {
         if tried.len() >= max {
             return Err(NoValidHost::Attempts {
                 attempts: tried.len(),
-                instance: spec.instance.instance_id.ec2_id(),
+                instance: spec.instance.instance_id,
                 last: spec
                     .instance
                     .placement
@@ -100,7 +100,7 @@ impl Placer {
                 let Some(&host) = up.iter().find(|h| &h.host == forced) else {
                     return Err(NoValidHost::ForcedHostDown(forced.clone()));
                 };
-                let retry: [Box<dyn Filter>; 1] = [Box::new(RetryFilter)];
+                let retry: [Box<dyn Filter>; 1] = [Box::new(RETRY)];
                 filters::run(&retry, vec![host], spec).map_err(NoValidHost::Filtered)?;
                 forced.clone()
             }

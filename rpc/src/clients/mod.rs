@@ -1,5 +1,7 @@
-//! [`RpcClient`] encodes envelopes and decodes replies; the per-service
-//! clients in this folder give each method a typed function.
+//! [`RpcClient`] encodes envelopes and decodes replies. Each file in this
+//! folder declares one service's API once (`declare_service!`): its topic, its
+//! method names, a typed client (`ComputeClient`, …) and the trait its server
+//! implements (`ComputeApi`, …).
 
 pub mod compute;
 pub mod conductor;
@@ -16,26 +18,18 @@ use crate::context::RequestContext;
 use crate::envelope::{Reply, encode_request};
 use crate::error::{RemoteError, RpcError, kinds};
 use crate::target::Target;
-use crate::transport::Transport;
+use crate::transport::{Outgoing, Transport};
 
-pub use compute::ComputeClient;
-pub use conductor::ConductorClient;
-pub use network::NetworkClient;
-pub use scheduler::SchedulerClient;
+pub use compute::{ComputeApi, ComputeClient};
+pub use conductor::{ConductorApi, ConductorClient};
+pub use network::{NetworkApi, NetworkClient};
+pub use scheduler::{SchedulerApi, SchedulerClient};
 
 /// Sends requests over a transport with a default call timeout.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RpcClient {
     transport: Arc<dyn Transport>,
     call_timeout: Duration,
-}
-
-impl std::fmt::Debug for RpcClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcClient")
-            .field("call_timeout", &self.call_timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RpcClient {
@@ -65,8 +59,13 @@ impl RpcClient {
         method: &str,
         args: &A,
     ) -> Result<(), RpcError> {
-        let payload = encode(method, ctx, args)?;
-        self.transport.cast(target, method, payload).await
+        let payload = encode(target, method, ctx, args)?;
+        let message = Outgoing {
+            target,
+            method,
+            payload,
+        };
+        self.transport.cast(message).await
     }
 
     /// One-way message to every server of `topic`.
@@ -77,8 +76,14 @@ impl RpcClient {
         method: &str,
         args: &A,
     ) -> Result<(), RpcError> {
-        let payload = encode(method, ctx, args)?;
-        self.transport.fanout_cast(topic, method, payload).await
+        let target = Target::topic(topic);
+        let payload = encode(&target, method, ctx, args)?;
+        let message = Outgoing {
+            target: &target,
+            method,
+            payload,
+        };
+        self.transport.fanout_cast(message).await
     }
 
     /// Whether some server of `topic` answers within `timeout`.
@@ -88,16 +93,9 @@ impl RpcClient {
         topic: &str,
         timeout: Duration,
     ) -> Result<(), RpcError> {
-        let _: () = self
-            .call_with_timeout(
-                ctx,
-                &Target::topic(topic),
-                crate::server::PING,
-                &(),
-                timeout,
-            )
-            .await?;
-        Ok(())
+        let target = Target::topic(topic);
+        self.call_with_timeout(ctx, &target, crate::server::PING, &(), timeout)
+            .await
     }
 
     /// Request with the default timeout.
@@ -121,9 +119,14 @@ impl RpcClient {
         args: &A,
         timeout: Duration,
     ) -> Result<R, RpcError> {
-        let payload = encode(method, ctx, args)?;
+        let payload = encode(target, method, ctx, args)?;
         let started = std::time::Instant::now();
-        let answered = self.transport.call(target, method, payload, timeout).await;
+        let message = Outgoing {
+            target,
+            method,
+            payload,
+        };
+        let answered = self.transport.call(message, timeout).await;
         crate::metrics::metrics()
             .rpc_calls
             .get_or_create(&crate::metrics::labels(&[
@@ -131,40 +134,48 @@ impl RpcClient {
                 ("outcome", if answered.is_ok() { "ok" } else { "error" }),
             ]))
             .observe(started.elapsed().as_secs_f64());
-        let bytes = answered?;
-        let decode_error = |source| RpcError::Decode {
-            method: method.to_owned(),
-            source,
-        };
-        let reply: Reply = serde_json::from_slice(&bytes).map_err(decode_error)?;
-        if let Some(err) = reply.err {
-            return Err(RpcError::Remote {
-                target: target.routing_key(),
-                method: method.to_owned(),
-                source: err,
-            });
-        }
-        if reply.v != crate::envelope::ENVELOPE_VERSION {
-            return Err(RpcError::Remote {
-                target: target.routing_key(),
-                method: method.to_owned(),
-                source: RemoteError::new(
-                    kinds::UNSUPPORTED_VERSION,
-                    format!("reply envelope version {}", reply.v),
-                ),
-            });
-        }
-        let ok = reply.ok.as_deref().map_or("null", |raw| raw.get());
-        serde_json::from_str(ok).map_err(decode_error)
+        decode_reply(target, method, &answered?)
     }
 }
 
+/// The result in a reply, or the error the callee raised.
+fn decode_reply<R: DeserializeOwned>(
+    target: &Target,
+    method: &str,
+    bytes: &[u8],
+) -> Result<R, RpcError> {
+    let decode_error = |source| RpcError::Decode {
+        target: target.clone(),
+        method: method.to_owned(),
+        source,
+    };
+    let remote_error = |source| RpcError::Remote {
+        target: target.clone(),
+        method: method.to_owned(),
+        source,
+    };
+    let reply: Reply = serde_json::from_slice(bytes).map_err(decode_error)?;
+    if let Some(err) = reply.err {
+        return Err(remote_error(err));
+    }
+    if reply.v != crate::envelope::ENVELOPE_VERSION {
+        return Err(remote_error(RemoteError::new(
+            kinds::UNSUPPORTED_VERSION,
+            format!("reply envelope version {}", reply.v),
+        )));
+    }
+    let ok = reply.ok.as_deref().map_or("null", |raw| raw.get());
+    serde_json::from_str(ok).map_err(decode_error)
+}
+
 fn encode<A: Serialize + ?Sized>(
+    target: &Target,
     method: &str,
     ctx: &RequestContext,
     args: &A,
 ) -> Result<Vec<u8>, RpcError> {
     encode_request(method, ctx, args).map_err(|source| RpcError::Encode {
+        target: target.clone(),
         method: method.to_owned(),
         source,
     })

@@ -18,9 +18,10 @@ use crate::error::RpcError;
 use crate::handler::Handler;
 use crate::server::{Disposition, process};
 use crate::target::Target;
-use crate::transport::{ServerHandle, Transport};
+use crate::transport::{Outgoing, ServerHandle, Transport};
 use crate::wire::ids::HostName;
 
+#[derive(Debug)]
 struct Message {
     data: Vec<u8>,
     reply: Option<oneshot::Sender<Vec<u8>>>,
@@ -33,7 +34,7 @@ type Queue = (Sender<Message>, Receiver<Message>);
 /// A fanout subscriber: its id (to unsubscribe) and its private queue.
 type Subscriber = (u64, Sender<Message>);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Bus {
     /// Work queues by routing key; created on first use by either side, as a
     /// durable queue would be, so a cast before its server starts waits for it.
@@ -54,19 +55,11 @@ impl Bus {
 }
 
 /// An in-process transport. Clones share one bus, as connections share a broker.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryTransport {
     bus: Arc<Bus>,
     prefetch: usize,
     retry_delay: Duration,
-}
-
-impl std::fmt::Debug for MemoryTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTransport")
-            .field("prefetch", &self.prefetch)
-            .finish_non_exhaustive()
-    }
 }
 
 impl MemoryTransport {
@@ -130,55 +123,46 @@ impl MemoryTransport {
     }
 }
 
+impl MemoryTransport {
+    /// Puts a message on the work queue of `target`.
+    async fn enqueue(&self, target: &Target, message: Message) -> Result<(), RpcError> {
+        let (tx, _) = self.bus.queue(&target.routing_key());
+        tx.send(message).await.map_err(|_| RpcError::Closed)
+    }
+}
+
 #[async_trait]
 impl Transport for MemoryTransport {
-    async fn cast(&self, target: &Target, _method: &str, payload: Vec<u8>) -> Result<(), RpcError> {
-        let (tx, _) = self.bus.queue(&target.routing_key());
-        tx.send(Message {
-            data: payload,
+    async fn cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
+        let queued = Message {
+            data: message.payload,
             reply: None,
             expires: None,
-        })
-        .await
-        .map_err(|_| RpcError::Closed)
+        };
+        self.enqueue(message.target, queued).await
     }
 
-    async fn call(
-        &self,
-        target: &Target,
-        method: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError> {
+    async fn call(&self, message: Outgoing<'_>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        let (tx, _) = self.bus.queue(&target.routing_key());
-        tx.send(Message {
-            data: payload,
+        let queued = Message {
+            data: message.payload,
             reply: Some(reply_tx),
             expires: Some(deadline),
-        })
-        .await
-        .map_err(|_| RpcError::Closed)?;
-        let timed_out = || RpcError::Timeout {
-            target: target.routing_key(),
-            method: method.to_owned(),
-            timeout,
         };
+        self.enqueue(message.target, queued).await?;
         match tokio::time::timeout_at(deadline, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            // The message was dropped unanswered (expired or the bus closed).
-            Ok(Err(_)) => Err(timed_out()),
-            Err(_) => Err(timed_out()),
+            // Dropped unanswered (expired or the bus closed), or no reply in time.
+            Ok(Err(_)) | Err(_) => Err(RpcError::Timeout {
+                target: message.target.clone(),
+                method: message.method.to_owned(),
+                timeout,
+            }),
         }
     }
 
-    async fn fanout_cast(
-        &self,
-        topic: &str,
-        _method: &str,
-        payload: Vec<u8>,
-    ) -> Result<(), RpcError> {
+    async fn fanout_cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
         let subscribers: Vec<Sender<Message>> = {
             let fanouts = self
                 .bus
@@ -186,14 +170,14 @@ impl Transport for MemoryTransport {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             fanouts
-                .get(topic)
+                .get(&message.target.topic)
                 .map(|subs| subs.iter().map(|(_, tx)| tx.clone()).collect())
                 .unwrap_or_default()
         };
         for tx in subscribers {
             let _ = tx
                 .send(Message {
-                    data: payload.clone(),
+                    data: message.payload.clone(),
                     reply: None,
                     expires: None,
                 })

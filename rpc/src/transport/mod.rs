@@ -15,30 +15,28 @@ use crate::handler::Handler;
 use crate::target::Target;
 use crate::wire::ids::HostName;
 
-/// Moves encoded messages between services. Payloads are envelopes already
-/// encoded by [`crate::RpcClient`]; the method name comes along for errors and
-/// logs.
+/// One encoded message on its way.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Where it goes: for a fanout, the topic whose servers all get it.
+    pub target: &'a Target,
+    /// Its method, for errors and logs.
+    pub method: &'a str,
+    /// The envelope, already encoded by [`crate::RpcClient`].
+    pub payload: Vec<u8>,
+}
+
+/// Moves encoded messages between services.
 #[async_trait]
-pub trait Transport: Send + Sync + 'static {
-    /// One-way message to whoever serves `target`; Ok once the bus holds it.
-    async fn cast(&self, target: &Target, method: &str, payload: Vec<u8>) -> Result<(), RpcError>;
+pub trait Transport: std::fmt::Debug + Send + Sync + 'static {
+    /// One-way message to whoever serves its target; Ok once the bus holds it.
+    async fn cast(&self, message: Outgoing<'_>) -> Result<(), RpcError>;
 
     /// Request and wait for exactly one reply, or time out.
-    async fn call(
-        &self,
-        target: &Target,
-        method: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError>;
+    async fn call(&self, message: Outgoing<'_>, timeout: Duration) -> Result<Vec<u8>, RpcError>;
 
-    /// One-way message to every server of `topic`.
-    async fn fanout_cast(
-        &self,
-        topic: &str,
-        method: &str,
-        payload: Vec<u8>,
-    ) -> Result<(), RpcError>;
+    /// One-way message to every server of its target's topic.
+    async fn fanout_cast(&self, message: Outgoing<'_>) -> Result<(), RpcError>;
 
     /// Serves `<topic>`, `<topic>.<host>` when a host is given, and the
     /// topic's fanout, until the returned handle is stopped or dropped.

@@ -2,6 +2,7 @@
 //! RabbitMQ (`STRATUS_TEST_AMQP_URL`, default the local broker that
 //! `deploy/dev-setup` starts).
 
+mod declared;
 mod harness;
 mod reconnect;
 mod recorder;
@@ -30,6 +31,7 @@ macro_rules! suite_for {
                 handlers_run_concurrently_up_to_prefetch,
                 stopped_server_takes_no_more_messages,
                 typed_clients_reach_their_services,
+                declared_service_dispatches_by_method_name,
             );
         }
     };

@@ -9,6 +9,7 @@ use serde_json::json;
 use stratus_rpc::clients::{ComputeClient, ConductorClient, NetworkClient, SchedulerClient};
 use stratus_rpc::envelope::{ENVELOPE_VERSION, Reply};
 use stratus_rpc::error::kinds;
+use stratus_rpc::transport::Outgoing;
 use stratus_rpc::wire::compute::{InstanceRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
@@ -16,6 +17,7 @@ use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{RequestContext, RpcError, Target};
 
+pub use crate::declared::declared_service_dispatches_by_method_name;
 use crate::harness::{Harness, PREFETCH};
 use crate::recorder::{Recorder, Sleep, eventually};
 
@@ -28,6 +30,15 @@ fn host(name: &str) -> HostName {
 
 fn ctx() -> RequestContext {
     RequestContext::system()
+}
+
+/// A raw message, sent past the client's encoding.
+fn outgoing<'a>(target: &'a Target, method: &'a str, payload: Vec<u8>) -> Outgoing<'a> {
+    Outgoing {
+        target,
+        method,
+        payload,
+    }
 }
 
 pub async fn cast_reaches_the_server(h: &impl Harness) {
@@ -93,8 +104,8 @@ pub async fn call_times_out_cleanly_when_no_server(h: &impl Harness) {
             timeout: t,
         }) => {
             assert_eq!(
-                (target.as_str(), method.as_str(), t),
-                ("nobody", "echo", timeout)
+                (target, method.as_str(), t),
+                (Target::topic("nobody"), "echo", timeout)
             );
         }
         other => panic!("expected a timeout, got {other:?}"),
@@ -199,14 +210,12 @@ pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness
     let transport = h.transport().await;
     let target = Target::topic("svc");
     transport
-        .cast(&target, "garbage", b"\x00not json".to_vec())
+        .cast(outgoing(&target, "garbage", b"\x00not json".to_vec()))
         .await
         .expect("cast");
     let reply = transport
         .call(
-            &target,
-            "garbage",
-            b"{\"method\": 3}".to_vec(),
+            outgoing(&target, "garbage", b"{\"method\": 3}".to_vec()),
             Duration::from_secs(5),
         )
         .await
@@ -244,9 +253,11 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
     });
     let reply = transport
         .call(
-            &Target::topic("svc"),
-            "echo",
-            future.to_string().into_bytes(),
+            outgoing(
+                &Target::topic("svc"),
+                "echo",
+                future.to_string().into_bytes(),
+            ),
             Duration::from_secs(5),
         )
         .await

@@ -2,12 +2,12 @@
 //! It ignores the requested zone; `zone` and `filter` honour it.
 
 use super::{Driver, Random};
-use crate::filters::{ComputeFilter, RetryFilter};
+use crate::filters::{COMPUTE, RETRY};
 
 /// Any enabled host not yet tried, at random.
 pub fn driver() -> Driver {
     Driver {
-        filters: vec![Box::new(RetryFilter), Box::new(ComputeFilter)],
+        filters: vec![Box::new(RETRY), Box::new(COMPUTE)],
         chooser: Box::new(Random),
     }
 }

@@ -4,11 +4,11 @@ use stratus_rpc::wire::scheduler::HostReport;
 
 use super::{Choose, Driver, min_by_key};
 use crate::config::{SchedulerConfig, Weigher};
-use crate::filters::{self, Filter, RetryFilter};
+use crate::filters::{self, Filter, RETRY};
 
 /// The retry filter, `config.filters` in order, then `config.weigher`.
 pub fn driver(config: &SchedulerConfig) -> Driver {
-    let mut list: Vec<Box<dyn Filter>> = vec![Box::new(RetryFilter)];
+    let mut list: Vec<Box<dyn Filter>> = vec![Box::new(RETRY)];
     list.extend(config.filters.iter().map(|&k| filters::build(k, config)));
     Driver {
         filters: list,

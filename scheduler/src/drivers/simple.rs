@@ -5,15 +5,15 @@ use stratus_rpc::wire::scheduler::HostReport;
 
 use super::{Choose, Driver, min_by_key};
 use crate::config::{FilterKind, SchedulerConfig};
-use crate::filters::{self, AvailabilityZoneFilter, ComputeFilter, RetryFilter};
+use crate::filters::{self, AVAILABILITY_ZONE, COMPUTE, RETRY};
 
 /// Enabled hosts of the zone with room for the flavor, least loaded first.
 pub fn driver(config: &SchedulerConfig) -> Driver {
     Driver {
         filters: vec![
-            Box::new(RetryFilter),
-            Box::new(ComputeFilter),
-            Box::new(AvailabilityZoneFilter),
+            Box::new(RETRY),
+            Box::new(COMPUTE),
+            Box::new(AVAILABILITY_ZONE),
             filters::build(FilterKind::RamFilter, config),
             filters::build(FilterKind::CoreFilter, config),
         ],

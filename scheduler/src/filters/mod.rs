@@ -1,16 +1,12 @@
 //! Host filters: each one keeps the hosts that can take an instance.
 
-mod compute;
 mod image;
+mod predicate;
 mod resources;
-mod retry;
-mod zone;
 
-pub use compute::ComputeFilter;
 pub use image::ImagePropertiesFilter;
-pub use resources::{CoreFilter, DiskFilter, RamFilter};
-pub use retry::RetryFilter;
-pub use zone::AvailabilityZoneFilter;
+pub use predicate::{AVAILABILITY_ZONE, COMPUTE, Predicate, RETRY};
+pub use resources::{Resource, ResourceFilter};
 
 use stratus_rpc::wire::scheduler::HostReport;
 
@@ -29,19 +25,17 @@ pub trait Filter: Send + Sync + std::fmt::Debug {
 /// The filter `kind`, with the ratios it needs from `config`.
 pub fn build(kind: FilterKind, config: &SchedulerConfig) -> Box<dyn Filter> {
     match kind {
-        FilterKind::AvailabilityZoneFilter => Box::new(AvailabilityZoneFilter),
-        FilterKind::RamFilter => Box::new(RamFilter {
-            ratio: config.ram_allocation_ratio,
-        }),
-        FilterKind::CoreFilter => Box::new(CoreFilter {
-            ratio: config.cpu_allocation_ratio,
-        }),
-        FilterKind::DiskFilter => Box::new(DiskFilter {
-            ratio: config.disk_allocation_ratio,
-        }),
-        FilterKind::ComputeFilter => Box::new(ComputeFilter),
+        FilterKind::AvailabilityZoneFilter => Box::new(AVAILABILITY_ZONE),
+        FilterKind::RamFilter => resource(Resource::Ram, config.ram_allocation_ratio),
+        FilterKind::CoreFilter => resource(Resource::Cores, config.cpu_allocation_ratio),
+        FilterKind::DiskFilter => resource(Resource::Disk, config.disk_allocation_ratio),
+        FilterKind::ComputeFilter => Box::new(COMPUTE),
         FilterKind::ImagePropertiesFilter => Box::new(ImagePropertiesFilter),
     }
+}
+
+fn resource(resource: Resource, ratio: f64) -> Box<dyn Filter> {
+    Box::new(ResourceFilter { resource, ratio })
 }
 
 /// Runs `filters` in order over `hosts`, noting how many each let through.

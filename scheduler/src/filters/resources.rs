@@ -13,69 +13,48 @@ fn fits(total: u64, used: u64, wanted: u64, ratio: f64) -> bool {
     used as f64 + wanted as f64 <= limit
 }
 
-/// Hosts with the flavor's RAM free.
+/// What a flavor asks of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// Memory, in MiB.
+    Ram,
+    /// Virtual CPUs.
+    Cores,
+    /// Root disk, in GiB.
+    Disk,
+}
+
+/// Hosts with the flavor's share of one resource free.
 #[derive(Debug)]
-pub struct RamFilter {
-    /// `ram_allocation_ratio`.
+pub struct ResourceFilter {
+    /// The resource checked.
+    pub resource: Resource,
+    /// Its allocation ratio (`ram_allocation_ratio`, `cpu_allocation_ratio`,
+    /// `disk_allocation_ratio`).
     pub ratio: f64,
 }
 
-impl Filter for RamFilter {
+impl Filter for ResourceFilter {
     fn name(&self) -> &'static str {
-        "RamFilter"
+        match self.resource {
+            Resource::Ram => "RamFilter",
+            Resource::Cores => "CoreFilter",
+            Resource::Disk => "DiskFilter",
+        }
     }
 
     fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
-        fits(
-            host.memory_mb,
-            host.memory_mb_used,
-            spec.instance.flavor.memory_mb,
-            self.ratio,
-        )
-    }
-}
-
-/// Hosts with the flavor's vCPUs free.
-#[derive(Debug)]
-pub struct CoreFilter {
-    /// `cpu_allocation_ratio`.
-    pub ratio: f64,
-}
-
-impl Filter for CoreFilter {
-    fn name(&self) -> &'static str {
-        "CoreFilter"
-    }
-
-    fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
-        fits(
-            host.vcpus.into(),
-            host.vcpus_used.into(),
-            spec.instance.flavor.vcpus.into(),
-            self.ratio,
-        )
-    }
-}
-
-/// Hosts with the flavor's root disk free.
-#[derive(Debug)]
-pub struct DiskFilter {
-    /// `disk_allocation_ratio`.
-    pub ratio: f64,
-}
-
-impl Filter for DiskFilter {
-    fn name(&self) -> &'static str {
-        "DiskFilter"
-    }
-
-    fn passes(&self, host: &HostReport, spec: &RequestSpec<'_>) -> bool {
-        fits(
-            host.disk_gb,
-            host.disk_gb_used,
-            spec.instance.flavor.root_gb,
-            self.ratio,
-        )
+        let flavor = &spec.instance.flavor;
+        let (total, used, wanted) = match self.resource {
+            Resource::Ram => (host.memory_mb, host.memory_mb_used, flavor.memory_mb),
+            Resource::Cores => (
+                host.vcpus.into(),
+                host.vcpus_used.into(),
+                flavor.vcpus.into(),
+            ),
+            Resource::Disk => (host.disk_gb, host.disk_gb_used, flavor.root_gb),
+        };
+        fits(total, used, wanted, self.ratio)
     }
 }
 
@@ -90,10 +69,14 @@ mod tests {
         host.memory_mb_used = 2048;
         let inst = instance(1, 1024, 1);
         let spec = RequestSpec::new(&inst, false).expect("spec");
-        assert!(!RamFilter { ratio: 1.0 }.passes(&host, &spec));
-        assert!(RamFilter { ratio: 1.5 }.passes(&host, &spec));
+        let ram = |ratio| ResourceFilter {
+            resource: Resource::Ram,
+            ratio,
+        };
+        assert!(!ram(1.0).passes(&host, &spec));
+        assert!(ram(1.5).passes(&host, &spec));
         host.memory_mb_used = 2049;
-        assert!(!RamFilter { ratio: 1.5 }.passes(&host, &spec));
+        assert!(!ram(1.5).passes(&host, &spec));
     }
 
     #[test]
@@ -106,10 +89,16 @@ mod tests {
         let two = instance(2, 256, 2);
         let spec_one = RequestSpec::new(&one, false).expect("spec");
         let spec_two = RequestSpec::new(&two, false).expect("spec");
-        let cores = CoreFilter { ratio: 16.0 };
+        let cores = ResourceFilter {
+            resource: Resource::Cores,
+            ratio: 16.0,
+        };
         assert!(cores.passes(&host, &spec_one));
         assert!(!cores.passes(&host, &spec_two));
-        let disk = DiskFilter { ratio: 1.0 };
+        let disk = ResourceFilter {
+            resource: Resource::Disk,
+            ratio: 1.0,
+        };
         assert!(disk.passes(&host, &spec_one));
         assert!(!disk.passes(&host, &spec_two));
     }

@@ -7,18 +7,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
 };
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, ExchangeKind};
+use lapin::{BasicProperties, Channel};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use super::session::{Session, declare_work_queue};
-use super::{Inner, fanout_exchange};
+use super::Inner;
+use super::session::Session;
+use super::topology::{
+    self, bind, declare_fanout_exchange, declare_private_queue, declare_work_queue, fanout_exchange,
+};
 use crate::handler::Handler;
 use crate::server::{Disposition, process};
 use crate::wire::ids::HostName;
@@ -41,7 +41,7 @@ pub(crate) async fn start(
     let exchange = inner.config.exchange.as_str();
     let mut keys = vec![reg.topic.clone()];
     if let Some(host) = &reg.host {
-        keys.push(format!("{}.{}", reg.topic, host));
+        keys.push(crate::Target::host(reg.topic.clone(), host.clone()).routing_key());
     }
     for key in keys {
         let channel = qos_channel(session, inner.config.prefetch).await?;
@@ -52,36 +52,9 @@ pub(crate) async fn start(
 
     let channel = qos_channel(session, inner.config.prefetch).await?;
     let fanout = fanout_exchange(exchange, &reg.topic);
-    channel
-        .exchange_declare(
-            fanout.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions::exclusive().auto_delete(),
-            FieldTable::default(),
-        )
-        .await?
-        .name()
-        .to_string();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            fanout.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    declare_fanout_exchange(&channel, &fanout).await?;
+    let queue = declare_private_queue(&channel).await?;
+    bind(&channel, &queue, &fanout, "").await?;
     consume(inner, session, reg, channel, queue).await
 }
 
@@ -100,14 +73,7 @@ async fn consume(
     channel: Channel,
     queue: String,
 ) -> lapin::Result<()> {
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consumer = topology::consume(&channel, &queue, "", false).await?;
     let (session, reg) = (session.clone(), reg.clone());
     let retry_delay = Duration::from_millis(inner.config.retry_delay_ms);
     let tracker = reg.tracker.clone();

@@ -16,6 +16,7 @@ mod consumer;
 mod publish;
 mod session;
 mod supervisor;
+pub(crate) mod topology;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,8 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::RpcConfig;
 use crate::error::RpcError;
 use crate::handler::Handler;
-use crate::target::Target;
-use crate::transport::{ServerHandle, Transport};
+use crate::transport::{Outgoing, ServerHandle, Transport};
 use crate::wire::ids::HostName;
 
 use consumer::ServerReg;
@@ -128,38 +128,18 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Names on the broker for one exchange.
-pub(crate) fn queue_name(exchange: &str, routing_key: &str) -> String {
-    format!("{exchange}.{routing_key}")
-}
-
-pub(crate) fn fanout_exchange(exchange: &str, topic: &str) -> String {
-    format!("{exchange}.{topic}.fanout")
-}
-
 #[async_trait]
 impl Transport for AmqpTransport {
-    async fn cast(&self, target: &Target, method: &str, payload: Vec<u8>) -> Result<(), RpcError> {
-        publish::cast(&self.inner, target, method, payload).await
+    async fn cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
+        publish::cast(&self.inner, message).await
     }
 
-    async fn call(
-        &self,
-        target: &Target,
-        method: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, RpcError> {
-        publish::call(&self.inner, target, method, payload, timeout).await
+    async fn call(&self, message: Outgoing<'_>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
+        publish::call(&self.inner, message, timeout).await
     }
 
-    async fn fanout_cast(
-        &self,
-        topic: &str,
-        method: &str,
-        payload: Vec<u8>,
-    ) -> Result<(), RpcError> {
-        publish::fanout(&self.inner, topic, method, payload).await
+    async fn fanout_cast(&self, message: Outgoing<'_>) -> Result<(), RpcError> {
+        publish::fanout(&self.inner, message).await
     }
 
     async fn serve(

@@ -6,16 +6,17 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Confirmation, ExchangeKind, PublisherConfirm};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Confirmation, PublisherConfirm};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::session::Session;
-use super::{Inner, Pending, fanout_exchange};
+use super::topology::{declare_fanout_exchange, fanout_exchange};
+use super::{Inner, Pending};
 use crate::error::RpcError;
 use crate::target::Target;
+use crate::transport::Outgoing;
 
 /// AMQP delivery mode of messages that survive a broker restart.
 const PERSISTENT: u8 = 2;
@@ -24,7 +25,7 @@ const PERSISTENT: u8 = 2;
 async fn live_session(
     inner: &Inner,
     deadline: Instant,
-    target: &str,
+    target: &Target,
     method: &str,
 ) -> Result<Arc<Session>, RpcError> {
     let mut watch = inner.session.subscribe();
@@ -44,7 +45,7 @@ async fn live_session(
         let until = wake.min(deadline);
         if Instant::now() >= deadline {
             return Err(RpcError::Disconnected {
-                target: target.to_owned(),
+                target: target.clone(),
                 method: method.to_owned(),
                 waited: started.elapsed(),
             });
@@ -106,12 +107,12 @@ async fn publish(
 fn confirmed(
     session: &Session,
     result: lapin::Result<Confirmation>,
-    target: &str,
+    target: &Target,
     method: &str,
 ) -> Option<Result<(), RpcError>> {
     match result {
         Ok(c) if c.is_nack() => Some(Err(RpcError::Nacked {
-            target: target.to_owned(),
+            target: target.clone(),
             method: method.to_owned(),
         })),
         Ok(_) => Some(Ok(())),
@@ -122,94 +123,186 @@ fn confirmed(
     }
 }
 
-pub(crate) async fn cast(
-    inner: &Inner,
-    target: &Target,
-    method: &str,
-    payload: Vec<u8>,
-) -> Result<(), RpcError> {
-    let key = target.routing_key();
-    let deadline = Instant::now() + Duration::from_millis(inner.config.publish_timeout_ms);
+/// Where a confirmed message goes; declared before it is sent (a work queue
+/// once per session), so the broker never drops it for want of a queue or
+/// exchange.
+enum Destination<'a> {
+    /// The durable work queue of a routing key on the topic exchange: the
+    /// message waits there for a server, across broker restarts.
+    Queue { exchange: &'a str, key: &'a str },
+    /// A topic's fanout exchange: only servers bound now get the message.
+    Fanout { exchange: &'a str },
+}
+
+impl Destination<'_> {
+    async fn declare(&self, session: &Session) -> lapin::Result<()> {
+        match self {
+            Self::Queue { exchange, key } => session.ensure_queue(exchange, key).await,
+            Self::Fanout { exchange } => declare_fanout_exchange(&session.publish, exchange).await,
+        }
+    }
+
+    /// The exchange and routing key to publish with.
+    fn address(&self) -> (&str, &str) {
+        match self {
+            Self::Queue { exchange, key } => (exchange, key),
+            Self::Fanout { exchange } => (exchange, ""),
+        }
+    }
+
+    fn properties(&self) -> BasicProperties {
+        let properties = BasicProperties::default().with_content_type("application/json".into());
+        match self {
+            Self::Queue { .. } => properties.with_delivery_mode(PERSISTENT),
+            Self::Fanout { .. } => properties,
+        }
+    }
+}
+
+pub(crate) async fn cast(inner: &Inner, message: Outgoing<'_>) -> Result<(), RpcError> {
+    let key = message.target.routing_key();
     let exchange = inner.config.exchange.as_str();
+    let to = Destination::Queue {
+        exchange,
+        key: &key,
+    };
+    publish_confirmed(inner, &message, to).await
+}
+
+pub(crate) async fn fanout(inner: &Inner, message: Outgoing<'_>) -> Result<(), RpcError> {
+    let exchange = fanout_exchange(&inner.config.exchange, &message.target.topic);
+    let to = Destination::Fanout {
+        exchange: &exchange,
+    };
+    publish_confirmed(inner, &message, to).await
+}
+
+/// Publishes until the broker confirms or refuses the message, sending it
+/// again on the next connection when one is lost, up to the publish timeout.
+async fn publish_confirmed(
+    inner: &Inner,
+    message: &Outgoing<'_>,
+    to: Destination<'_>,
+) -> Result<(), RpcError> {
+    let Outgoing {
+        target,
+        method,
+        payload,
+    } = message;
+    let deadline = Instant::now() + Duration::from_millis(inner.config.publish_timeout_ms);
+    let (exchange, key) = to.address();
     loop {
-        let session = live_session(inner, deadline, &key, method).await?;
-        if bounded(&session, deadline, session.ensure_queue(exchange, &key))
+        let session = live_session(inner, deadline, target, method).await?;
+        if bounded(&session, deadline, to.declare(&session))
             .await
             .is_none()
         {
             continue;
         }
-        let properties = BasicProperties::default()
-            .with_delivery_mode(PERSISTENT)
-            .with_content_type("application/json".into());
-        let Some(confirm) = publish(&session, exchange, &key, &payload, properties).await else {
+        let Some(confirm) = publish(&session, exchange, key, payload, to.properties()).await else {
             continue;
         };
         let Ok(result) = tokio::time::timeout_at(deadline, confirm).await else {
             session.mark_dead(&"no publisher confirm in time");
             continue;
         };
-        if let Some(outcome) = confirmed(&session, result, &key, method) {
+        if let Some(outcome) = confirmed(&session, result, target, method) {
             return outcome;
         }
     }
 }
 
-pub(crate) async fn fanout(
-    inner: &Inner,
-    topic: &str,
-    method: &str,
-    payload: Vec<u8>,
-) -> Result<(), RpcError> {
-    let exchange = fanout_exchange(&inner.config.exchange, topic);
-    let deadline = Instant::now() + Duration::from_millis(inner.config.publish_timeout_ms);
-    loop {
-        let session = live_session(inner, deadline, &exchange, method).await?;
-        let declare = session.publish.exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                // Fanout exchanges live while servers are bound to them.
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        );
-        if bounded(&session, deadline, declare).await.is_none() {
-            continue;
-        }
-        let properties = BasicProperties::default().with_content_type("application/json".into());
-        let Some(confirm) = publish(&session, &exchange, "", &payload, properties).await else {
-            continue;
+/// A caller's place in the pending table, left when it stops waiting.
+struct Waiter<'a> {
+    inner: &'a Inner,
+    correlation: String,
+    reply: oneshot::Receiver<Vec<u8>>,
+}
+
+impl<'a> Waiter<'a> {
+    /// Registers a new correlation id on `session`'s reply queue.
+    fn register(inner: &'a Inner, session: &Session) -> Self {
+        let correlation = uuid::Uuid::new_v4().simple().to_string();
+        let (reply_tx, reply) = oneshot::channel();
+        let pending = Pending {
+            session: session.id,
+            reply: reply_tx,
         };
-        let Ok(result) = tokio::time::timeout_at(deadline, confirm).await else {
-            session.mark_dead(&"no publisher confirm in time");
-            continue;
-        };
-        if let Some(outcome) = confirmed(&session, result, &exchange, method) {
-            return outcome;
+        inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(correlation.clone(), pending);
+        Self {
+            inner,
+            correlation,
+            reply,
         }
     }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        // Gone already when the reply came or the session failed its callers.
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.correlation);
+    }
+}
+
+/// Sends a call's request on the unconfirmed channel; false when it was not
+/// sent (the session is then marked dead).
+async fn send_request(
+    session: &Session,
+    exchange: &str,
+    key: &str,
+    payload: &[u8],
+    correlation: &str,
+    deadline: Instant,
+) -> bool {
+    // The broker drops the request once the caller has stopped waiting,
+    // so a server that comes back later does not run stale calls.
+    let ttl_ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1);
+    let properties = BasicProperties::default()
+        .with_reply_to(session.reply_queue.as_str().into())
+        .with_correlation_id(correlation.into())
+        .with_expiration(ttl_ms.to_string().into())
+        .with_content_type("application/json".into());
+    let send = session.unconfirmed.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        payload,
+        properties,
+    );
+    bounded(session, deadline, send).await.is_some()
 }
 
 pub(crate) async fn call(
     inner: &Inner,
-    target: &Target,
-    method: &str,
-    payload: Vec<u8>,
+    message: Outgoing<'_>,
     timeout: Duration,
 ) -> Result<Vec<u8>, RpcError> {
+    let Outgoing {
+        target,
+        method,
+        payload,
+    } = message;
     let key = target.routing_key();
     let deadline = Instant::now() + timeout;
     let exchange = inner.config.exchange.as_str();
     let timed_out = || RpcError::Timeout {
-        target: key.clone(),
+        target: target.clone(),
         method: method.to_owned(),
         timeout,
     };
     loop {
-        let session = match live_session(inner, deadline, &key, method).await {
+        let session = match live_session(inner, deadline, target, method).await {
             Err(RpcError::Disconnected { .. }) => return Err(timed_out()),
             other => other?,
         };
@@ -219,61 +312,27 @@ pub(crate) async fn call(
         {
             continue;
         }
-        let correlation = uuid::Uuid::new_v4().simple().to_string();
-        let (reply_tx, reply_rx) = oneshot::channel();
-        inner
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                correlation.clone(),
-                Pending {
-                    session: session.id,
-                    reply: reply_tx,
-                },
-            );
-        let forget = || {
-            inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&correlation);
-        };
-        // The broker drops the request once the caller has stopped waiting,
-        // so a server that comes back later does not run stale calls.
-        let ttl_ms = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1);
-        let properties = BasicProperties::default()
-            .with_reply_to(session.reply_queue.as_str().into())
-            .with_correlation_id(correlation.as_str().into())
-            .with_expiration(ttl_ms.to_string().into())
-            .with_content_type("application/json".into());
-        let send = session.unconfirmed.basic_publish(
-            exchange.into(),
-            key.as_str().into(),
-            BasicPublishOptions::default(),
+        let mut waiter = Waiter::register(inner, &session);
+        if !send_request(
+            &session,
+            exchange,
+            &key,
             &payload,
-            properties,
-        );
-        if bounded(&session, deadline, send).await.is_none() {
+            &waiter.correlation,
+            deadline,
+        )
+        .await
+        {
             // Not sent: try again on the next connection, within the deadline.
-            forget();
             continue;
         }
-        tokio::select! {
-            reply = reply_rx => {
-                return reply.map_err(|_| RpcError::ConnectionLost {
-                    // The session died and failed its callers.
-                    target: key.clone(),
-                    method: method.to_owned(),
-                });
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                forget();
-                return Err(timed_out());
-            }
-        }
+        return tokio::select! {
+            reply = &mut waiter.reply => reply.map_err(|_| RpcError::ConnectionLost {
+                // The session died and failed its callers.
+                target: target.clone(),
+                method: method.to_owned(),
+            }),
+            _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
+        };
     }
 }

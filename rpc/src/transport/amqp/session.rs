@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, Event, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Inner, consumer, queue_name};
+use super::topology::{consume, declare_private_queue, declare_work_queue, queue_name};
+use super::{Inner, consumer};
 
 /// A connection and what was set up on it.
 pub(crate) struct Session {
@@ -83,38 +81,6 @@ impl Session {
     }
 }
 
-/// Declares the durable queue `<exchange>.<routing_key>` and binds it.
-pub(crate) async fn declare_work_queue(
-    channel: &Channel,
-    exchange: &str,
-    routing_key: &str,
-    expiry_ms: Option<u64>,
-) -> lapin::Result<String> {
-    let name = queue_name(exchange, routing_key);
-    let mut arguments = FieldTable::default();
-    if let Some(ms) = expiry_ms {
-        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
-    }
-    channel
-        .queue_declare(
-            name.as_str().into(),
-            QueueDeclareOptions::durable(),
-            arguments,
-        )
-        .await?;
-    channel
-        .queue_bind(
-            name.as_str().into(),
-            exchange.into(),
-            routing_key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(name)
-}
-
 /// How long connecting and setting up a session may take.
 pub(crate) const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -134,121 +100,23 @@ pub(crate) async fn open(inner: &Arc<Inner>, reconnect: bool) -> lapin::Result<A
     let properties =
         ConnectionProperties::default().with_connection_name(inner.connection_name.clone().into());
     let connection = Connection::connect(&inner.config.url, properties).await?;
-    let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
-    let dead = CancellationToken::new();
-
-    let publish = connection.create_channel().await?;
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    publish
-        .exchange_declare(
-            inner.config.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                auto_delete: inner.config.queue_expiry_ms.is_some(),
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-
+    let publish = publish_channel(inner, &connection).await?;
     let unconfirmed = connection.create_channel().await?;
-    let reply_queue = unconfirmed
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions::exclusive().auto_delete(),
-            FieldTable::default(),
-        )
-        .await?
-        .name()
-        .to_string();
-    let mut reply_consumer = unconfirmed
-        .basic_consume(
-            reply_queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-
+    let reply_queue = declare_private_queue(&unconfirmed).await?;
+    let replies = consume(&unconfirmed, &reply_queue, "", true).await?;
     let session = Arc::new(Session {
-        id,
+        id: inner.next_session.fetch_add(1, Ordering::Relaxed),
         connection,
         publish,
         unconfirmed,
         reply_queue,
         queue_expiry_ms: inner.config.queue_expiry_ms,
         declared: Mutex::new(HashSet::new()),
-        dead,
+        dead: CancellationToken::new(),
         closing: AtomicBool::new(false),
     });
-
-    // Route replies to their waiting callers.
-    let (router, session_for_router) = (inner.clone(), session.clone());
-    tokio::spawn(async move {
-        let session = session_for_router;
-        loop {
-            let delivery = tokio::select! {
-                _ = session.dead.cancelled() => break,
-                d = reply_consumer.next() => d,
-            };
-            match delivery {
-                Some(Ok(delivery)) => {
-                    let Some(correlation) = delivery.properties.correlation_id().clone() else {
-                        warn!("dropping a reply without correlation_id");
-                        continue;
-                    };
-                    let waiter = router
-                        .pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(correlation.as_str());
-                    match waiter {
-                        Some(pending) => {
-                            let _ = pending.reply.send(delivery.data);
-                        }
-                        None => debug!(correlation_id = %correlation, "dropping a late reply"),
-                    }
-                }
-                Some(Err(e)) => {
-                    session.mark_dead(&e);
-                    break;
-                }
-                None => {
-                    session.mark_dead(&"reply consumer ended");
-                    break;
-                }
-            }
-        }
-    });
-
-    // Connection-level errors (broker closed it, socket lost, missed heartbeats).
-    let mut events = session.connection.events_listener();
-    let session_for_events = session.clone();
-    tokio::spawn(async move {
-        loop {
-            let event = tokio::select! {
-                _ = session_for_events.dead.cancelled() => break,
-                e = events.next() => e,
-            };
-            match event {
-                Some(Event::Error(e)) => {
-                    session_for_events.mark_dead(&e);
-                    break;
-                }
-                Some(Event::ConnectionBlocked(reason)) => {
-                    warn!(%reason, "broker blocked publishing on this connection");
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
-    });
+    tokio::spawn(route_replies(inner.clone(), session.clone(), replies));
+    tokio::spawn(watch_connection(session.clone()));
 
     for reg in servers.iter().filter(|r| !r.cancel.is_cancelled()) {
         if let Err(e) = consumer::start(inner, &session, reg).await {
@@ -262,4 +130,87 @@ pub(crate) async fn open(inner: &Arc<Inner>, reconnect: bool) -> lapin::Result<A
     }
     inner.session.send_replace(Some(session.clone()));
     Ok(session)
+}
+
+/// The channel of casts and fanouts, in confirm mode, with the topic
+/// exchange declared.
+async fn publish_channel(inner: &Inner, connection: &Connection) -> lapin::Result<Channel> {
+    let publish = connection.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        auto_delete: inner.config.queue_expiry_ms.is_some(),
+        ..Default::default()
+    };
+    publish
+        .exchange_declare(
+            inner.config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(publish)
+}
+
+/// Hands each reply on the session's reply queue to its waiting caller.
+async fn route_replies(inner: Arc<Inner>, session: Arc<Session>, mut replies: Consumer) {
+    loop {
+        let delivery = tokio::select! {
+            _ = session.dead.cancelled() => break,
+            d = replies.next() => d,
+        };
+        match delivery {
+            Some(Ok(delivery)) => {
+                let Some(correlation) = delivery.properties.correlation_id().clone() else {
+                    warn!("dropping a reply without correlation_id");
+                    continue;
+                };
+                let waiter = inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(correlation.as_str());
+                match waiter {
+                    Some(pending) => {
+                        let _ = pending.reply.send(delivery.data);
+                    }
+                    None => debug!(correlation_id = %correlation, "dropping a late reply"),
+                }
+            }
+            Some(Err(e)) => {
+                session.mark_dead(&e);
+                break;
+            }
+            None => {
+                session.mark_dead(&"reply consumer ended");
+                break;
+            }
+        }
+    }
+}
+
+/// Marks the session dead on connection-level errors (broker closed it,
+/// socket lost, missed heartbeats).
+async fn watch_connection(session: Arc<Session>) {
+    let mut events = session.connection.events_listener();
+    loop {
+        let event = tokio::select! {
+            _ = session.dead.cancelled() => break,
+            e = events.next() => e,
+        };
+        match event {
+            Some(Event::Error(e)) => {
+                session.mark_dead(&e);
+                break;
+            }
+            Some(Event::ConnectionBlocked(reason)) => {
+                warn!(%reason, "broker blocked publishing on this connection");
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
 }

@@ -230,7 +230,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("STRATUS_RPC__PREFETCH", "many");
             let err = load(Path::new("absent.toml"), false).expect_err("not a number");
-            let err = crate::error_chain::error_chain(&err);
+            let err = stratus_rpc::error::error_chain(&err);
             assert!(err.to_lowercase().contains("prefetch"), "{err}");
             Ok(())
         });

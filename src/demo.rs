@@ -10,7 +10,7 @@ use base64::Engine;
 
 use crate::config::Config;
 use crate::ec2_client::{Client, Ec2ClientError, first_text};
-use crate::error_chain::Cause;
+use crate::error::Cause;
 
 /// The name the demo image is registered under.
 const IMAGE_NAME: &str = "stratus-tiny";
@@ -35,7 +35,7 @@ pub async fn run(config: &Config) {
         Err(e) => {
             println!(
                 "stratus: the demo guest did not come up: {}",
-                crate::error_chain::error_chain(&e)
+                stratus_rpc::error::error_chain(&e)
             );
             println!("stratus: the services keep serving; see the log for details.");
         }

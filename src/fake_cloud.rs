@@ -23,7 +23,7 @@ use stratus_rpc::{Handler, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
 
-use crate::error_chain::Cause;
+use crate::error::Cause;
 
 /// What to start.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ pub mod config;
 pub mod demo;
 /// A small signed EC2 client for the benches and the demo.
 pub mod ec2_client;
-/// An error and its causes on one line.
-pub mod error_chain;
+/// The boxed cause the root crate's errors keep.
+pub mod error;
 /// A whole cloud in one process on fake hypervisors, for benches and tests.
 pub mod fake_cloud;
 /// Logging setup, and the compute worker's log lines for `stratus tail`.

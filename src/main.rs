@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use stratus::cli::{Cli, Command, ConfigCommand, CredentialsCommand, ImageCommand, ServiceCommand};
 use stratus::config;
-use stratus::error_chain::error_chain;
 use stratus::services::{self, Service};
+use stratus_rpc::error::error_chain;
 
 /// Exit code for a configuration error (sysexits' EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use stratus_host::error_chain;
 use stratus_host::locks::KeyedLocks;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::compute::ImageRef;
 use tracing::info;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
-use stratus_host::error_chain;
+use stratus_rpc::error::error_chain;
 use tracing::{info, warn};
 
 use crate::ipam::store::NetworkRow;

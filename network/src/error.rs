@@ -5,7 +5,8 @@ use stratus_rpc::HandlerError;
 use crate::dhcp::DhcpError;
 use crate::ipam::layout::LayoutError;
 use crate::ipam::store::StoreError;
-use stratus_host::{CommandError, error_chain};
+use stratus_host::CommandError;
+use stratus_rpc::error::error_chain;
 
 /// Kinds of remote error the network controller raises.
 pub mod kinds {

@@ -28,17 +28,23 @@ impl RemoteError {
     /// A remote error of a kind whose message is `error` with its causes:
     /// the caller sees no more of it than this text.
     pub fn from_error(kind: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
-        Self::new(kind, chain(error))
+        Self::new(kind, error_chain(error))
     }
 }
 
-/// An error and each of its causes, joined by `: `.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and each of its causes, joined by `: `, for readers who get
+/// text rather than the error (a state reason, a log line, an RPC error's
+/// message); a cause whose text an outer error already printed is not
+/// repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text.push_str(": ");
+            text.push_str(&next_text);
+        }
         cause = next.source();
     }
     text
@@ -233,5 +239,25 @@ impl RpcError {
             action: action.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = || std::io::Error::other("disk full");
+        assert_eq!(error_chain(&Outer(io())), "outer: disk full");
+        assert_eq!(error_chain(&Repeats(io())), "repeats: disk full");
     }
 }

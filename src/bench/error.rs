@@ -1,7 +1,7 @@
 //! The one error of every bench: which bench, the step that failed, and
 //! the cause when there is one.
 
-pub use crate::error_chain::Cause;
+pub use crate::error::Cause;
 
 /// A step of a benchmark failed.
 #[derive(Debug, thiserror::Error)]

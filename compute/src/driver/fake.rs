@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use stratus_host::error_chain;
+use stratus_rpc::error::error_chain;
 
 use super::{DriverError, VirtDriver};
 use crate::state::{PowerEvent, PowerState};

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stratus_host::error_chain;
 use stratus_host::{CommandError, HostCommands};
+use stratus_rpc::error::error_chain;
 
 use crate::host::proc::{is_mounted, pid_runs};
 

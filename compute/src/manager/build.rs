@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use stratus_host::{CommandError, error_chain};
+use stratus_host::CommandError;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InvalidId;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use stratus_host::CommandError;
-use stratus_host::error_chain;
 use stratus_host::firewall::render::{InstanceFilter, port_device};
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState};
 use stratus_rpc::wire::ids::MacAddress;

@@ -3,8 +3,8 @@
 //! keeps everything else in place: deleting the disk and freeing the
 //! address of a guest that still runs would hand both to someone else.
 
-use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::ReleaseFixedIp;
 use tracing::warn;

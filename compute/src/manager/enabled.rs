@@ -6,8 +6,8 @@
 use std::sync::PoisonError;
 
 use serde::{Deserialize, Serialize};
-use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::compute::SetHostEnabled;
 use stratus_rpc::wire::scheduler::HostReport;
 use tracing::{info, warn};

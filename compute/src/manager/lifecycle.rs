@@ -2,8 +2,8 @@
 
 use std::io::SeekFrom;
 
-use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};

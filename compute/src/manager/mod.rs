@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stratus_host::bridge::Bridges;
-use stratus_host::error_chain;
 use stratus_host::firewall::Firewall;
 use stratus_host::locks::KeyedLocks;
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::{ConductorClient, NetworkClient, SchedulerClient};
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::compute::{Flavor, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::{HostName, InstanceId};

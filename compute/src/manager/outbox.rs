@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::conductor::{InstanceUpdate, next_sequence};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::ReleaseFixedIp;

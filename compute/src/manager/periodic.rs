@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_host::error_chain;
 use stratus_rpc::RequestContext;
+use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::HostReport;

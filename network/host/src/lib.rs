@@ -14,9 +14,7 @@ pub mod locks;
 pub mod netns;
 pub mod nft;
 pub mod real;
-pub mod report;
 
 pub use command::{CommandError, HostCommands, Output, check_ifname};
 pub use fake::FakeHost;
 pub use real::RealHost;
-pub use report::error_chain;

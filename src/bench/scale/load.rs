@@ -115,7 +115,7 @@ async fn send(client: &Client, load: &Load, shared: &Shared) -> (Vec<Duration>, 
                 let body = tokio::time::timeout(load.timeout, client.call(&form))
                     .await
                     .map_err(|_| format!("no answer within {:?}", load.timeout))?
-                    .map_err(|e| crate::error_chain::error_chain(&e))?;
+                    .map_err(|e| stratus_rpc::error::error_chain(&e))?;
                 let took = sent.elapsed();
                 let ids = texts(&body, "instanceId");
                 if ids.len() != count {

@@ -13,11 +13,11 @@ use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::error_chain;
 use crate::iptables::Iptables;
 use crate::nft::Nft;
 use crate::{CommandError, check_ifname};
 use render::{Existing, FirewallState, GroupFilter, InstanceFilter, render};
+use stratus_rpc::error::error_chain;
 
 /// This host's firewall: the filter table's chains and the bridge table's
 /// anti-spoofing, from one state.

@@ -10,6 +10,7 @@ use stratus_api::config::Quotas;
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
 use stratus_rpc::bench::Figures;
+use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 
 use crate::ec2_client::Client;
@@ -88,7 +89,7 @@ fn instance_row(project: &str, reservation: &str, index: i64, now: &str) -> Inst
             (index / 256) % 256,
             index % 256
         )),
-        state: "running".into(),
+        state: InstanceState::Running,
         launched_at: now.into(),
         updated_at: now.into(),
         ..InstanceRow::default()
@@ -204,8 +205,14 @@ pub async fn run(options: Options) -> Result<(), BenchError> {
             .instances("bench", None)
             .await
             .map_err(|e| fail("listing")(&e))?;
-        let pending = usage.iter().filter(|i| i.state == "pending").count();
-        let failed = usage.iter().filter(|i| i.state == "error").count();
+        let pending = usage
+            .iter()
+            .filter(|i| i.state == InstanceState::Pending)
+            .count();
+        let failed = usage
+            .iter()
+            .filter(|i| i.state == InstanceState::Error)
+            .count();
         if failed > 0 {
             return Err(BenchError(format!("{failed} instances went to error")));
         }

@@ -1,6 +1,10 @@
 //! EC2 errors: a code, a message and an HTTP status, rendered as EC2 does.
 
+use stratus_rpc::RpcError;
+
 use super::xml::Xml;
+use crate::app::instances::InstanceError;
+use crate::app::quota::QuotaError;
 
 /// An error an EC2 client understands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,5 +135,146 @@ impl From<crate::app::security_groups::GroupError> for Ec2Error {
                 )
             }
         }
+    }
+}
+
+/// The one conversion of an RPC failure into what a client sees: what could
+/// not be asked (`subject`, in the client's words), never the queue, topic,
+/// routing key or host behind it, which go to the log.
+pub fn rpc_failure(subject: &str, e: &RpcError) -> Ec2Error {
+    tracing::warn!(error = %e, subject, "an RPC failed");
+    match e {
+        RpcError::Remote { source, .. } if source.kind == "IncorrectInstanceState" => {
+            Ec2Error::client(
+                "IncorrectInstanceState",
+                format!("{subject} refused: the instance is not in a state for this request."),
+            )
+        }
+        RpcError::Remote { source, .. } => {
+            Ec2Error::internal(format!("{subject} could not do it ({}).", source.kind))
+        }
+        RpcError::Encode { .. } | RpcError::Decode { .. } => {
+            Ec2Error::internal(format!("An internal error has occurred asking {subject}."))
+        }
+        _ => Ec2Error::unavailable(format!("Could not reach {subject}; try again.")),
+    }
+}
+
+impl From<InstanceError> for Ec2Error {
+    fn from(e: InstanceError) -> Self {
+        match e {
+            InstanceError::IncorrectState { instance, verb, .. } => Self::client(
+                "IncorrectInstanceState",
+                format!("The instance '{instance}' is not in a state from which it can be {verb}."),
+            ),
+            InstanceError::HostUnreachable { instance, source } => {
+                rpc_failure(&format!("the host of {instance}"), &source)
+            }
+            e @ InstanceError::NotScheduled { .. } => {
+                tracing::warn!(error = %e, "launch not scheduled");
+                Self::unavailable(
+                    "The instances could not be scheduled now; they are in error. Try again.",
+                )
+            }
+            InstanceError::Quota(e) => e.into(),
+            InstanceError::Group(e) => e.into(),
+            InstanceError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<QuotaError> for Ec2Error {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Vcpus { limit, used } => Self::client(
+                "VcpuLimitExceeded",
+                format!(
+                    "You have requested more vCPU capacity than your current vCPU limit of {limit} allows ({used} in use)."
+                ),
+            ),
+            QuotaError::Memory { limit, used } => Self::client(
+                "InstanceLimitExceeded",
+                format!(
+                    "You have requested more memory than your current limit of {limit} MiB allows ({used} MiB in use)."
+                ),
+            ),
+            QuotaError::Instances { asked, limit, used } => Self::client(
+                "InstanceLimitExceeded",
+                format!(
+                    "You have requested more instances ({asked}) than your current instance limit of {limit} allows for the specified instance type ({used} in use)."
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use stratus_rpc::{RemoteError, RpcError};
+
+    use super::*;
+
+    /// Every way a call to a compute host can fail, naming its routing key
+    /// and host as the bus does.
+    fn failures() -> Vec<RpcError> {
+        let target = || "compute.node7".to_owned();
+        let method = || "stop_instance".to_owned();
+        vec![
+            RpcError::Timeout {
+                target: target(),
+                method: method(),
+                timeout: Duration::from_secs(5),
+            },
+            RpcError::Remote {
+                target: target(),
+                method: method(),
+                source: RemoteError::new("DriverError", "virsh on node7 (compute.node7) failed"),
+            },
+            RpcError::Remote {
+                target: target(),
+                method: method(),
+                source: RemoteError::new("IncorrectInstanceState", "node7 says no"),
+            },
+            RpcError::ConnectionLost {
+                target: target(),
+                method: method(),
+            },
+            RpcError::Nacked {
+                target: target(),
+                method: method(),
+            },
+            RpcError::Closed,
+        ]
+    }
+
+    #[test]
+    fn rpc_failures_reach_clients_without_internal_names() {
+        for failure in failures() {
+            let shown = Ec2Error::from(InstanceError::HostUnreachable {
+                instance: "i-00000001".into(),
+                source: Box::new(failure),
+            });
+            let document = shown.to_xml("req-1");
+            assert!(document.contains("i-00000001"), "{document}");
+            for internal in ["compute.", "node7", "stop_instance"] {
+                assert!(!document.contains(internal), "{internal} in {document}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unscheduled_launch_names_no_queue() {
+        let shown = Ec2Error::from(InstanceError::NotScheduled {
+            reservation: "r-1".into(),
+            source: Box::new(RpcError::Timeout {
+                target: "scheduler".into(),
+                method: "run_instance".into(),
+                timeout: Duration::from_secs(1),
+            }),
+        });
+        assert_eq!(shown.status, 503);
+        assert!(!shown.message.contains("run_instance"), "{shown}");
     }
 }

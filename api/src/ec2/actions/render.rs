@@ -1,63 +1,54 @@
 //! How instances and reservations look in responses (RunInstances and
 //! DescribeInstances share it).
 
+use stratus_rpc::wire::conductor::InstanceState;
+
 use crate::db::instances::InstanceRow;
 
 use super::super::xml::Xml;
 
-/// EC2's state code and name for a stored state. A failed build shows as
-/// terminated with its reason, as AWS shows a launch that failed.
-pub fn state(stored: &str) -> (u16, &'static str) {
-    match stored {
-        "pending" => (0, "pending"),
-        "running" => (16, "running"),
-        "shutting-down" => (32, "shutting-down"),
-        "stopping" => (64, "stopping"),
-        "stopped" => (80, "stopped"),
-        _ => (48, "terminated"),
-    }
-}
-
 /// `<instanceState>` (or another element of the same shape).
-pub fn instance_state(x: &mut Xml, element: &str, stored: &str) {
-    let (code, name) = state(stored);
+pub fn instance_state(x: &mut Xml, element: &str, state: InstanceState) {
     x.open(element)
-        .value("code", code)
-        .text("name", name)
+        .value("code", state.code())
+        .text("name", state.ec2_name())
         .close(element);
 }
 
 /// Why an instance is where it is: (`stateReason` code, message), when
 /// there is one to tell.
 pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
-    match i.state.as_str() {
-        "error" => Some((
+    const USER_SHUTDOWN: &str = "Client.UserInitiatedShutdown";
+    match i.state {
+        InstanceState::Error => Some((
             "Server.InternalError",
             format!(
                 "Server.InternalError: {}",
                 i.state_reason.as_deref().unwrap_or("the launch failed")
             ),
         )),
-        "terminated" | "shutting-down" => Some((
-            "Client.UserInitiatedShutdown",
-            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
+        InstanceState::Terminated
+        | InstanceState::ShuttingDown
+        | InstanceState::Stopped
+        | InstanceState::Stopping => Some((
+            USER_SHUTDOWN,
+            format!("{USER_SHUTDOWN}: User initiated shutdown"),
         )),
-        "stopped" | "stopping" => Some((
-            "Client.UserInitiatedShutdown",
-            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
-        )),
-        "pending" => i
+        InstanceState::Pending => i
             .state_reason
             .as_ref()
             .map(|r| ("pending", format!("pending: {r}"))),
-        _ => None,
+        InstanceState::Running => None,
     }
 }
 
 /// `stateTransitionReason`: who moved it and when, in EC2's words.
 fn transition_reason(i: &InstanceRow) -> String {
-    match i.state.as_str() {
-        "stopped" | "stopping" | "terminated" | "shutting-down" => {
+    match i.state {
+        InstanceState::Stopped
+        | InstanceState::Stopping
+        | InstanceState::Terminated
+        | InstanceState::ShuttingDown => {
             let when = i
                 .updated_at
                 .get(..19)
@@ -65,15 +56,15 @@ fn transition_reason(i: &InstanceRow) -> String {
                 .replace('T', " ");
             format!("User initiated ({when} GMT)")
         }
-        "error" => i.state_reason.clone().unwrap_or_default(),
-        _ => String::new(),
+        InstanceState::Error => i.state_reason.clone().unwrap_or_default(),
+        InstanceState::Pending | InstanceState::Running => String::new(),
     }
 }
 
 /// One `instancesSet` item.
 pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], default_zone: &str) {
     x.text("instanceId", &i.ec2_id).text("imageId", &i.image_id);
-    instance_state(x, "instanceState", &i.state);
+    instance_state(x, "instanceState", i.state);
     let ip = i.fixed_ip.as_deref().unwrap_or("");
     x.text("privateDnsName", ip)
         .text("dnsName", "")

@@ -37,7 +37,7 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     /// A listening socket.
-    #[error("listening on {address}: {source}")]
+    #[error("listening on {address}")]
     Listen {
         /// The address.
         address: String,

@@ -14,7 +14,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("api database ({action}): {source}")]
+#[error("api database: {action}")]
 pub struct DbError {
     action: &'static str,
     #[source]

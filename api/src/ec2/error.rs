@@ -1,6 +1,7 @@
 //! EC2 errors: a code, a message and an HTTP status, rendered as EC2 does.
 
 use stratus_rpc::RpcError;
+use stratus_rpc::wire::conductor::InstanceEvent;
 
 use super::xml::Xml;
 use crate::app::instances::InstanceError;
@@ -163,10 +164,21 @@ pub fn rpc_failure(subject: &str, e: &RpcError) -> Ec2Error {
 impl From<InstanceError> for Ec2Error {
     fn from(e: InstanceError) -> Self {
         match e {
-            InstanceError::IncorrectState { instance, verb, .. } => Self::client(
-                "IncorrectInstanceState",
-                format!("The instance '{instance}' is not in a state from which it can be {verb}."),
-            ),
+            InstanceError::IncorrectState { instance, source } => {
+                let asked = match source.event {
+                    InstanceEvent::Stop => "stop",
+                    InstanceEvent::Start => "start",
+                    InstanceEvent::Reboot => "reboot",
+                    InstanceEvent::Terminate { .. } => "terminate",
+                    InstanceEvent::Reported(_) | InstanceEvent::BuildFailed => "change",
+                };
+                Self::client(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{instance}' is not in a state from which it can be asked to {asked}."
+                    ),
+                )
+            }
             InstanceError::HostUnreachable { instance, source } => {
                 rpc_failure(&format!("the host of {instance}"), &source)
             }

@@ -219,16 +219,16 @@ mod tests {
     fn lists_and_structures_come_back_in_numeric_order() {
         let p = Params::parse(
             b"Action=DescribeInstances&InstanceId.10=i-c&InstanceId.2=i-b&InstanceId.1=i-a\
-              &Filter.2.Name=tag%3AName&Filter.2.Value.1=web&Filter.1.Name=instance-state-name\
-              &Filter.1.Value.2=stopped&Filter.1.Value.1=running&InstanceIdX=no",
+              &Filter.2.Name=tag%3AName&Filter.2.Value.1=web&Filter.1.Name=instance-type\
+              &Filter.1.Value.2=m1.small&Filter.1.Value.1=m1.large&InstanceIdX=no",
         );
         assert_eq!(p.list("InstanceId").expect("list"), ["i-a", "i-b", "i-c"]);
         let filters = p.structs("Filter").expect("filters");
         assert_eq!(filters.len(), 2);
-        assert_eq!(filters[0].get("Name"), Some("instance-state-name"));
+        assert_eq!(filters[0].get("Name"), Some("instance-type"));
         assert_eq!(
             filters[0].list("Value").expect("values"),
-            ["running", "stopped"]
+            ["m1.large", "m1.small"]
         );
         assert_eq!(filters[1].get("Name"), Some("tag:Name"));
     }

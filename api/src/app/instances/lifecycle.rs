@@ -35,10 +35,7 @@ pub async fn terminate(
         let event = InstanceEvent::Terminate {
             placed: host.is_some(),
         };
-        let next = i
-            .state
-            .transition(event)
-            .map_err(|_| incorrect(i, event, "terminated"))?;
+        let next = i.state.transition(event).map_err(|_| incorrect(i, event))?;
         // Shutting down again tells the host again, as a retry should.
         if next != i.state || next == InstanceState::ShuttingDown {
             let task = (next == InstanceState::ShuttingDown).then_some("deleting");
@@ -96,23 +93,19 @@ async fn power(
     instances: &[InstanceRow],
     event: InstanceEvent,
 ) -> Result<Vec<StateChanged>, InstanceError> {
-    let (verb, task) = match event {
-        InstanceEvent::Stop => ("stopped", Some("powering-off")),
-        InstanceEvent::Start => ("started", Some("powering-on")),
-        _ => ("rebooted", None),
+    let task = match event {
+        InstanceEvent::Stop => Some("powering-off"),
+        InstanceEvent::Start => Some("powering-on"),
+        _ => None,
     };
     let next = instances
         .iter()
-        .map(|i| {
-            i.state
-                .transition(event)
-                .map_err(|_| incorrect(i, event, verb))
-        })
+        .map(|i| i.state.transition(event).map_err(|_| incorrect(i, event)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut changes = Vec::with_capacity(instances.len());
     for (i, next) in instances.iter().zip(next) {
         if next != i.state || event == InstanceEvent::Reboot {
-            let (host, instance) = placed(i).ok_or_else(|| incorrect(i, event, verb))?;
+            let (host, instance) = placed(i).ok_or_else(|| incorrect(i, event))?;
             if next != i.state {
                 record(&cloud.db, i, next, task, None).await?;
             }

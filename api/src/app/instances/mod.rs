@@ -27,12 +27,10 @@ use crate::db::{Db, DbError};
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
     /// The instance's state does not allow what was asked.
-    #[error("instance {instance} cannot be {verb} now")]
+    #[error("instance {instance} cannot take this request now")]
     IncorrectState {
         /// Its EC2 id.
         instance: String,
-        /// What was asked, as a past participle (`stopped`).
-        verb: &'static str,
         /// The refused move.
         #[source]
         source: InvalidTransition,
@@ -96,10 +94,9 @@ fn placed(i: &InstanceRow) -> Option<(HostName, InstanceRef)> {
 }
 
 /// `IncorrectState` for `i` refusing `event`.
-fn incorrect(i: &InstanceRow, event: InstanceEvent, verb: &'static str) -> InstanceError {
+fn incorrect(i: &InstanceRow, event: InstanceEvent) -> InstanceError {
     InstanceError::IncorrectState {
         instance: i.ec2_id.clone(),
-        verb,
         source: InvalidTransition {
             state: i.state,
             event,

@@ -37,7 +37,7 @@ pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
         InstanceState::Pending => i
             .state_reason
             .as_ref()
-            .map(|r| ("pending", format!("pending: {r}"))),
+            .map(|r| (i.state.ec2_name(), format!("{}: {r}", i.state))),
         InstanceState::Running => None,
     }
 }

@@ -79,17 +79,11 @@ impl Db {
 
     /// Images the project may see: its own and public ones.
     pub async fn images(&self, project_id: &str) -> Result<Vec<ImageRow>, DbError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE project_id = $1 OR is_public = 1 ORDER BY image_id"
         )))
-        .bind(project_id.to_owned())
-        .fetch_all(self.read())
-        .await
-        .map_err(err("list images"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(err("read image"))
+        .bind(project_id.to_owned());
+        self.all(query, row, "list images").await
     }
 
     /// One image the project may see.
@@ -98,15 +92,12 @@ impl Db {
         project_id: &str,
         image_id: &str,
     ) -> Result<Option<ImageRow>, DbError> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE image_id = $1 AND (project_id = $2 OR is_public = 1)"
         )))
         .bind(image_id.to_owned())
-        .bind(project_id.to_owned())
-        .fetch_optional(self.read())
-        .await
-        .map_err(err("find image"))?;
-        r.as_ref().map(row).transpose().map_err(err("read image"))
+        .bind(project_id.to_owned());
+        self.first(query, row, "find image").await
     }
 
     /// Any image with this name and type, whoever owns it (for `stratus image import`).
@@ -115,25 +106,19 @@ impl Db {
         name: &str,
         image_type: &str,
     ) -> Result<Option<ImageRow>, DbError> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE name = $1 AND image_type = $2 ORDER BY created_at DESC LIMIT 1"
         )))
         .bind(name.to_owned())
-        .bind(image_type.to_owned())
-        .fetch_optional(self.read())
-        .await
-        .map_err(err("find image"))?;
-        r.as_ref().map(row).transpose().map_err(err("read image"))
+        .bind(image_type.to_owned());
+        self.first(query, row, "find image by name").await
     }
 
     /// Deregisters an image the project owns; whether it did.
     pub async fn delete_image(&self, project_id: &str, image_id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM images WHERE image_id = $1 AND project_id = $2")
+        let query = sqlx::query("DELETE FROM images WHERE image_id = $1 AND project_id = $2")
             .bind(image_id.to_owned())
-            .bind(project_id.to_owned())
-            .execute(self.pool())
-            .await
-            .map_err(err("deregister image"))?;
-        Ok(done.rows_affected() > 0)
+            .bind(project_id.to_owned());
+        self.changed(query, "deregister image").await
     }
 }

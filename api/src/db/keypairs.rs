@@ -59,17 +59,11 @@ impl Db {
 
     /// The project's key pairs, by name.
     pub async fn key_pairs(&self, project_id: &str) -> Result<Vec<KeyPairRow>, DbError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM key_pairs WHERE project_id = $1 ORDER BY name"
         )))
-        .bind(project_id.to_owned())
-        .fetch_all(self.read())
-        .await
-        .map_err(err("list key pairs"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(err("read key pair"))
+        .bind(project_id.to_owned());
+        self.all(query, row, "list key pairs").await
     }
 
     /// One key pair of the project, by name.
@@ -91,14 +85,11 @@ impl Db {
         project_id: &str,
         name_or_id: &str,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM key_pairs WHERE project_id = $1 AND (name = $2 OR key_pair_id = $2)",
         )
         .bind(project_id.to_owned())
-        .bind(name_or_id.to_owned())
-        .execute(self.pool())
-        .await
-        .map_err(err("delete key pair"))?;
-        Ok(done.rows_affected() > 0)
+        .bind(name_or_id.to_owned());
+        self.changed(query, "delete key pair").await
     }
 }

@@ -10,7 +10,7 @@ pub mod keypairs;
 pub mod tags;
 
 use sqlx::AnyPool;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,49 @@ impl Db {
     /// The readers' pool, for queries that change nothing.
     pub(crate) fn read(&self) -> &AnyPool {
         &self.reader
+    }
+}
+
+/// A query with its values bound, for the helpers below.
+pub(crate) type Bound = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Db {
+    /// Every row `query` finds (on the readers), as `row` reads it.
+    pub(crate) async fn all<T>(
+        &self,
+        query: Bound,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+        action: &'static str,
+    ) -> Result<Vec<T>, DbError> {
+        let rows = query.fetch_all(self.read()).await.map_err(err(action))?;
+        rows.iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(err(action))
+    }
+
+    /// The first row `query` finds (on the readers), as `row` reads it.
+    pub(crate) async fn first<T>(
+        &self,
+        query: Bound,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+        action: &'static str,
+    ) -> Result<Option<T>, DbError> {
+        let found = query
+            .fetch_optional(self.read())
+            .await
+            .map_err(err(action))?;
+        found.as_ref().map(row).transpose().map_err(err(action))
+    }
+
+    /// Runs a write; whether it changed any row.
+    pub(crate) async fn changed(
+        &self,
+        query: Bound,
+        action: &'static str,
+    ) -> Result<bool, DbError> {
+        let done = query.execute(self.pool()).await.map_err(err(action))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -22,9 +22,37 @@ pub struct StateChanged {
     pub previous: InstanceState,
 }
 
+/// What a user asks of instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Terminate them.
+    Terminate,
+    /// Stop the running ones.
+    Stop,
+    /// Start the stopped ones.
+    Start,
+    /// Reboot them (all must be running).
+    Reboot,
+}
+
+/// Does what the user asks of each instance; how each one's state moved.
+pub async fn ask(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    instances: &[InstanceRow],
+    ask: Ask,
+) -> Result<Vec<StateChanged>, InstanceError> {
+    match ask {
+        Ask::Terminate => terminate(cloud, ctx, instances).await,
+        Ask::Stop => power(cloud, ctx, instances, InstanceEvent::Stop).await,
+        Ask::Start => power(cloud, ctx, instances, InstanceEvent::Start).await,
+        Ask::Reboot => power(cloud, ctx, instances, InstanceEvent::Reboot).await,
+    }
+}
+
 /// Terminates each instance: shutting-down until its host reports it gone;
 /// one no host holds yet is terminated at once.
-pub async fn terminate(
+async fn terminate(
     cloud: &Cloud,
     ctx: &RequestContext,
     instances: &[InstanceRow],
@@ -55,34 +83,6 @@ pub async fn terminate(
         });
     }
     Ok(changes)
-}
-
-/// Stops each running instance; a stopped one stays stopped.
-pub async fn stop(
-    cloud: &Cloud,
-    ctx: &RequestContext,
-    instances: &[InstanceRow],
-) -> Result<Vec<StateChanged>, InstanceError> {
-    power(cloud, ctx, instances, InstanceEvent::Stop).await
-}
-
-/// Starts each stopped instance; a running one stays running.
-pub async fn start(
-    cloud: &Cloud,
-    ctx: &RequestContext,
-    instances: &[InstanceRow],
-) -> Result<Vec<StateChanged>, InstanceError> {
-    power(cloud, ctx, instances, InstanceEvent::Start).await
-}
-
-/// Asks each running instance's guest to reboot.
-pub async fn reboot(
-    cloud: &Cloud,
-    ctx: &RequestContext,
-    instances: &[InstanceRow],
-) -> Result<(), InstanceError> {
-    power(cloud, ctx, instances, InstanceEvent::Reboot).await?;
-    Ok(())
 }
 
 /// Stop, start or reboot: refused for all unless every instance may take

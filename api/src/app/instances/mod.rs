@@ -7,7 +7,7 @@ mod lifecycle;
 mod reports;
 mod run;
 
-pub use lifecycle::{StateChanged, console_output, reboot, start, stop, terminate};
+pub use lifecycle::{Ask, StateChanged, ask, console_output};
 pub use reports::record_report;
 pub use run::{Launch, Launched, run};
 

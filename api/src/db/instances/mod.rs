@@ -116,7 +116,7 @@ const COLUMNS: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch
     fixed_ip, state, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at";
 
 /// States that hold no resources, as an SQL list.
-fn gone() -> String {
+pub(crate) fn gone() -> String {
     let names: Vec<String> = InstanceState::ALL
         .into_iter()
         .filter(|s| s.is_gone())

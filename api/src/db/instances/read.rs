@@ -182,29 +182,19 @@ impl Db {
         &self,
         before: &str,
     ) -> Result<Vec<(String, Option<String>)>, DbError> {
-        let rows =
+        let query =
             sqlx::query("SELECT uuid, host FROM instances WHERE state = $1 AND updated_at < $2")
                 .bind(InstanceState::Pending.to_string())
-                .bind(before.to_owned())
-                .fetch_all(self.read())
-                .await
-                .map_err(err("find stuck builds"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("uuid")?, r.try_get("host")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err("read stuck builds"))
+                .bind(before.to_owned());
+        let row = |r: &AnyRow| Ok((r.try_get("uuid")?, r.try_get("host")?));
+        self.all(query, row, "find stuck builds").await
     }
 
     /// Instances by stored state, all projects (the metrics).
     pub async fn count_by_state(&self) -> Result<Vec<(InstanceState, i64)>, DbError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM instances GROUP BY state")
-            .fetch_all(self.read())
-            .await
-            .map_err(err("count instances"))?;
-        rows.iter()
-            .map(|r| Ok((state(r.try_get("state")?)?, r.try_get("n")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err("read counts"))
+        let query = sqlx::query("SELECT state, COUNT(*) AS n FROM instances GROUP BY state");
+        let row = |r: &AnyRow| Ok((state(r.try_get("state")?)?, r.try_get("n")?));
+        self.all(query, row, "count instances").await
     }
 
     /// What the project's live instances hold, for quotas.

@@ -1,5 +1,6 @@
 //! Storing a new reservation, and finding the one a client token made.
 
+use super::super::tags::TagRow;
 use super::super::{Db, DbError, err, placeholders};
 use super::{COLUMNS, NewReservation};
 
@@ -61,16 +62,16 @@ impl Db {
                     .map_err(err("store instance group"))?;
             }
             for (key, value) in &r.tags {
-                sqlx::query(
-                    "INSERT INTO tags (resource_id, project_id, resource_type, tag_key, tag_value) VALUES ($1, $2, 'instance', $3, $4)",
-                )
-                .bind(i.ec2_id.clone())
-                .bind(r.project_id.clone())
-                .bind(key.clone())
-                .bind(value.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("store instance tag"))?;
+                let tag = TagRow {
+                    resource_id: i.ec2_id.clone(),
+                    resource_type: "instance".to_owned(),
+                    key: key.clone(),
+                    value: value.clone(),
+                };
+                super::super::tags::insert(&r.project_id, &tag)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("store instance tag"))?;
             }
         }
         tx.commit().await.map_err(err("commit reservation"))

@@ -10,21 +10,18 @@ impl Db {
     /// An instance's stored state and fixed IP, by UUID (the conductor's
     /// one read per report).
     pub async fn instance_state(&self, uuid: &str) -> Result<Option<StoredState>, DbError> {
-        let r = sqlx::query("SELECT state, fixed_ip, host, attempt FROM instances WHERE uuid = $1")
-            .bind(uuid.to_owned())
-            .fetch_optional(self.read())
-            .await
-            .map_err(err("find instance state"))?;
-        r.map(|r| {
+        let query =
+            sqlx::query("SELECT state, fixed_ip, host, attempt FROM instances WHERE uuid = $1")
+                .bind(uuid.to_owned());
+        let row = |r: &sqlx::any::AnyRow| {
             Ok(StoredState {
                 state: state(r.try_get("state")?)?,
                 fixed_ip: r.try_get("fixed_ip")?,
                 host: r.try_get("host")?,
                 attempt: r.try_get("attempt")?,
             })
-        })
-        .transpose()
-        .map_err(err("read instance state"))
+        };
+        self.first(query, row, "find instance state").await
     }
 
     /// Records that `host` builds the instance's placement `attempt`.

@@ -7,7 +7,7 @@ use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
 use super::permissions;
-use crate::app::security_groups::{self as app, Change, RuleChange};
+use crate::app::security_groups::{self as app, Change, GroupRef, RuleChange};
 use crate::db::groups::{Direction, GroupRow, InUse};
 
 pub use crate::app::security_groups::DEFAULT_GROUP;
@@ -38,21 +38,13 @@ pub async fn resolve(
     names: &[String],
 ) -> Result<Vec<GroupRow>, Ec2Error> {
     let groups = project_groups(cx).await?;
-    let mut chosen: Vec<GroupRow> = Vec::new();
-    for id in ids {
-        let g = groups
-            .iter()
-            .find(|g| &g.group_id == id)
-            .ok_or_else(|| not_found(id))?;
-        chosen.push(g.clone());
-    }
-    for name in names {
-        let g = groups
-            .iter()
-            .find(|g| &g.name == name)
-            .ok_or_else(|| not_found(name))?;
-        chosen.push(g.clone());
-    }
+    let wanted = ids
+        .iter()
+        .map(|id| GroupRef::Id(id.clone()))
+        .chain(names.iter().map(|name| GroupRef::Name(name.clone())));
+    let mut chosen: Vec<GroupRow> = wanted
+        .map(|w| app::find(&groups, &w).cloned())
+        .collect::<Result<_, _>>()?;
     if chosen.is_empty()
         && let Some(default) = groups.iter().find(|g| g.name == DEFAULT_GROUP)
     {

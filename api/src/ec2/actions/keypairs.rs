@@ -86,17 +86,7 @@ pub async fn create_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
             "Only the pem key format is supported.",
         ));
     }
-    if cx
-        .cloud
-        .db
-        .key_pair(&cx.caller.project_id, &name)
-        .await?
-        .is_some()
-    {
-        return Err(duplicate(&name));
-    }
-    check_quota(cx).await?;
-    cx.dry_run()?;
+    may_add(cx, &name).await?;
     let comment = name.clone();
     // RSA generation is CPU work of tens of milliseconds: off the runtime.
     let made = tokio::task::spawn_blocking(move || keys::create(kind, &comment))
@@ -112,6 +102,22 @@ pub async fn create_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     Ok(cx.finish(x))
 }
 
+/// Whether a key pair `name` may be added: none of that name, room under
+/// the quota, and no dry run.
+async fn may_add(cx: &Ctx<'_>, name: &str) -> Result<(), Ec2Error> {
+    if cx
+        .cloud
+        .db
+        .key_pair(&cx.caller.project_id, name)
+        .await?
+        .is_some()
+    {
+        return Err(duplicate(name));
+    }
+    check_quota(cx).await?;
+    cx.dry_run()
+}
+
 /// ImportKeyPair.
 pub async fn import_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let name = key_name(cx)?;
@@ -123,17 +129,7 @@ pub async fn import_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let imported = keys::import(&bytes, &name)
         .or_else(|e| keys::import(material.as_bytes(), &name).map_err(|_| e))
         .map_err(|e| Ec2Error::client(e.code(), e.to_string()))?;
-    if cx
-        .cloud
-        .db
-        .key_pair(&cx.caller.project_id, &name)
-        .await?
-        .is_some()
-    {
-        return Err(duplicate(&name));
-    }
-    check_quota(cx).await?;
-    cx.dry_run()?;
+    may_add(cx, &name).await?;
     let id = store(
         cx,
         &name,

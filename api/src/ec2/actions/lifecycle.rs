@@ -7,7 +7,7 @@ use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::instances::find;
 use super::render;
-use crate::app::instances::{self, StateChanged};
+use crate::app::instances::{self, Ask, StateChanged};
 use crate::db::instances::InstanceRow;
 
 /// The instances a request names (`InstanceId.N`, at least one).
@@ -36,32 +36,32 @@ fn state_changes(cx: &Ctx<'_>, changes: &[StateChanged]) -> String {
     cx.finish(x)
 }
 
+/// A `…Response` after asking the instances named for `ask`.
+async fn ask(cx: &Ctx<'_>, ask: Ask) -> Result<String, Ec2Error> {
+    let rows = named(cx).await?;
+    let changes = instances::ask(cx.cloud, &cx.rpc_context(), &rows, ask).await?;
+    Ok(state_changes(cx, &changes))
+}
+
 /// TerminateInstances: shutting-down until the host reports it gone; an
 /// instance no host holds yet is terminated at once.
 pub async fn terminate_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let rows = named(cx).await?;
-    let changes = instances::terminate(cx.cloud, &cx.rpc_context(), &rows).await?;
-    Ok(state_changes(cx, &changes))
+    ask(cx, Ask::Terminate).await
 }
 
 /// StopInstances: running → stopping; a stopped one stays stopped.
 pub async fn stop_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let rows = named(cx).await?;
-    let changes = instances::stop(cx.cloud, &cx.rpc_context(), &rows).await?;
-    Ok(state_changes(cx, &changes))
+    ask(cx, Ask::Stop).await
 }
 
 /// StartInstances: stopped → pending; a running one stays running.
 pub async fn start_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let rows = named(cx).await?;
-    let changes = instances::start(cx.cloud, &cx.rpc_context(), &rows).await?;
-    Ok(state_changes(cx, &changes))
+    ask(cx, Ask::Start).await
 }
 
 /// RebootInstances: asks each running instance's guest to reboot.
 pub async fn reboot_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let rows = named(cx).await?;
-    instances::reboot(cx.cloud, &cx.rpc_context(), &rows).await?;
+    ask(cx, Ask::Reboot).await?;
     Ok(cx.ok())
 }
 

@@ -128,18 +128,15 @@ impl Db {
             .map_err(err(action))
     }
 
-    /// The first row `query` finds (on the readers), as `row` reads it.
+    /// The first row `query` finds (on the readers), as `row` reads it:
+    /// for queries by a unique key or with `LIMIT 1`.
     pub(crate) async fn first<T>(
         &self,
         query: Bound,
         row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
         action: &'static str,
     ) -> Result<Option<T>, DbError> {
-        let found = query
-            .fetch_optional(self.read())
-            .await
-            .map_err(err(action))?;
-        found.as_ref().map(row).transpose().map_err(err(action))
+        Ok(self.all(query, row, action).await?.into_iter().next())
     }
 
     /// Runs a write; whether it changed any row.

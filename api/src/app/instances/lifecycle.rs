@@ -2,9 +2,10 @@
 //! console. The API records the transition and casts to the instance's
 //! host, whose report finishes it.
 
-use stratus_rpc::RequestContext;
-use stratus_rpc::wire::compute::RebootInstance;
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
 use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{RequestContext, RpcError};
 use tracing::warn;
 
 use super::{InstanceError, incorrect, placed, record, unreachable};
@@ -35,44 +36,55 @@ pub enum Ask {
     Reboot,
 }
 
-/// Does what the user asks of each instance; how each one's state moved.
+impl Ask {
+    /// The event asking this of an instance a host holds (`placed`) or not.
+    fn event(self, placed: bool) -> InstanceEvent {
+        match self {
+            Self::Terminate => InstanceEvent::Terminate { placed },
+            Self::Stop => InstanceEvent::Stop,
+            Self::Start => InstanceEvent::Start,
+            Self::Reboot => InstanceEvent::Reboot,
+        }
+    }
+}
+
+/// Does what the user asks of each instance, refused for all unless every
+/// one may take it. Each that moves is recorded, and its host told to
+/// finish the move; one terminated before any host had it ends at once.
 pub async fn ask(
     cloud: &Cloud,
     ctx: &RequestContext,
     instances: &[InstanceRow],
     ask: Ask,
 ) -> Result<Vec<StateChanged>, InstanceError> {
-    match ask {
-        Ask::Terminate => terminate(cloud, ctx, instances).await,
-        Ask::Stop => power(cloud, ctx, instances, InstanceEvent::Stop).await,
-        Ask::Start => power(cloud, ctx, instances, InstanceEvent::Start).await,
-        Ask::Reboot => power(cloud, ctx, instances, InstanceEvent::Reboot).await,
-    }
-}
-
-/// Terminates each instance: shutting-down until its host reports it gone;
-/// one no host holds yet is terminated at once.
-async fn terminate(
-    cloud: &Cloud,
-    ctx: &RequestContext,
-    instances: &[InstanceRow],
-) -> Result<Vec<StateChanged>, InstanceError> {
+    let next = instances
+        .iter()
+        .map(|i| {
+            let event = ask.event(placed(i).is_some());
+            i.state.transition(event).map_err(|_| incorrect(i, event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut changes = Vec::with_capacity(instances.len());
-    for i in instances {
-        let host = placed(i);
-        let event = InstanceEvent::Terminate {
-            placed: host.is_some(),
-        };
-        let next = i.state.transition(event).map_err(|_| incorrect(i, event))?;
+    for (i, next) in instances.iter().zip(next) {
         // Shutting down again tells the host again, as a retry should.
-        if next != i.state || next == InstanceState::ShuttingDown {
-            let task = (next == InstanceState::ShuttingDown).then_some("deleting");
+        let moved = next != i.state || next == InstanceState::ShuttingDown;
+        let host = if (moved && next != InstanceState::Terminated) || ask == Ask::Reboot {
+            let event = ask.event(false);
+            Some(placed(i).ok_or_else(|| incorrect(i, event))?)
+        } else {
+            None
+        };
+        if moved {
+            let task = match next {
+                InstanceState::ShuttingDown => Some("deleting"),
+                InstanceState::Stopping => Some("powering-off"),
+                InstanceState::Pending => Some("powering-on"),
+                _ => None,
+            };
             record(&cloud.db, i, next, task, None).await?;
         }
-        if let (InstanceState::ShuttingDown, Some((host, instance))) = (next, host) {
-            cloud
-                .compute
-                .terminate_instance(ctx, &host, instance)
+        if let Some((host, instance)) = host {
+            tell_host(cloud, ctx, &host, instance, ask)
                 .await
                 .map_err(unreachable(i))?;
         }
@@ -85,51 +97,27 @@ async fn terminate(
     Ok(changes)
 }
 
-/// Stop, start or reboot: refused for all unless every instance may take
-/// `event`; each that moves (or reboots) is recorded and its host told.
-async fn power(
+/// Tells the instance's host to do what the user asked.
+async fn tell_host(
     cloud: &Cloud,
     ctx: &RequestContext,
-    instances: &[InstanceRow],
-    event: InstanceEvent,
-) -> Result<Vec<StateChanged>, InstanceError> {
-    let task = match event {
-        InstanceEvent::Stop => Some("powering-off"),
-        InstanceEvent::Start => Some("powering-on"),
-        _ => None,
-    };
-    let next = instances
-        .iter()
-        .map(|i| i.state.transition(event).map_err(|_| incorrect(i, event)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut changes = Vec::with_capacity(instances.len());
-    for (i, next) in instances.iter().zip(next) {
-        if next != i.state || event == InstanceEvent::Reboot {
-            let (host, instance) = placed(i).ok_or_else(|| incorrect(i, event))?;
-            if next != i.state {
-                record(&cloud.db, i, next, task, None).await?;
-            }
-            let compute = &cloud.compute;
-            match event {
-                InstanceEvent::Stop => compute.stop_instance(ctx, &host, instance).await,
-                InstanceEvent::Start => compute.start_instance(ctx, &host, instance).await,
-                _ => {
-                    let request = RebootInstance {
-                        instance_id: instance.instance_id,
-                        hard: false,
-                    };
-                    compute.reboot_instance(ctx, &host, request).await
-                }
-            }
-            .map_err(unreachable(i))?;
+    host: &HostName,
+    instance: InstanceRef,
+    ask: Ask,
+) -> Result<(), RpcError> {
+    let compute = &cloud.compute;
+    match ask {
+        Ask::Terminate => compute.terminate_instance(ctx, host, instance).await,
+        Ask::Stop => compute.stop_instance(ctx, host, instance).await,
+        Ask::Start => compute.start_instance(ctx, host, instance).await,
+        Ask::Reboot => {
+            let request = RebootInstance {
+                instance_id: instance.instance_id,
+                hard: false,
+            };
+            compute.reboot_instance(ctx, host, request).await
         }
-        changes.push(StateChanged {
-            instance: i.ec2_id.clone(),
-            current: next,
-            previous: i.state,
-        });
     }
-    Ok(changes)
 }
 
 /// The tail of the instance's serial console; empty when no host holds it.

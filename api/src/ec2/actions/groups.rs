@@ -2,10 +2,10 @@
 //! and egress. The rules' parsing and rendering live in `permissions.rs`,
 //! what a change does in `app::security_groups`.
 
-use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
+use super::super::{Ctx, all_found};
 use super::permissions;
 use crate::app::security_groups::{self as app, Change, GroupRef, RuleChange};
 use crate::db::groups::{Direction, GroupRow, InUse};
@@ -180,19 +180,12 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
         &["group-name", "group-id", "description", "owner-id"],
     )?;
     let mut groups = project_groups(cx).await?;
-    for id in &ids {
-        if !groups.iter().any(|g| &g.group_id == id) {
-            return Err(Ec2Error::client(
-                "InvalidGroup.NotFound",
-                format!("The security group '{}' does not exist", shown(id)),
-            ));
-        }
-    }
-    for name in &names {
-        if !groups.iter().any(|g| &g.name == name) {
-            return Err(not_found(name));
-        }
-    }
+    all_found(
+        &ids,
+        |id| groups.iter().any(|g| &g.group_id == id),
+        not_found,
+    )?;
+    all_found(&names, |n| groups.iter().any(|g| &g.name == n), not_found)?;
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
     // Rules name groups the filters may leave out: their names come from all.
     let all = groups.clone();

@@ -6,7 +6,7 @@ use base64::Engine;
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
-use super::super::{Ctx, ids};
+use super::super::{Ctx, all_found, ids};
 use crate::db::keypairs::KeyPairRow;
 use crate::keys::{self, KeyType};
 
@@ -155,22 +155,18 @@ pub async fn describe_key_pairs(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         &["key-name", "fingerprint", "key-pair-id", "key-type"],
     )?;
     let mut pairs = cx.cloud.db.key_pairs(&cx.caller.project_id).await?;
-    for name in &names {
-        if !pairs.iter().any(|k| &k.name == name) {
-            return Err(Ec2Error::client(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair '{}' does not exist", shown(name)),
-            ));
-        }
-    }
-    for id in &key_ids {
-        if !pairs.iter().any(|k| &k.key_pair_id == id) {
-            return Err(Ec2Error::client(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair '{}' does not exist", shown(id)),
-            ));
-        }
-    }
+    let missing = |what: &str| {
+        Ec2Error::client(
+            "InvalidKeyPair.NotFound",
+            format!("The key pair '{}' does not exist", shown(what)),
+        )
+    };
+    all_found(&names, |n| pairs.iter().any(|k| &k.name == n), missing)?;
+    all_found(
+        &key_ids,
+        |id| pairs.iter().any(|k| &k.key_pair_id == id),
+        missing,
+    )?;
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
     let tags_of = |id: &str| super::tags::of(&tags, id);
     pairs.retain(|k| {

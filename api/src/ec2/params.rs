@@ -267,22 +267,15 @@ mod tests {
     #[test]
     fn typed_reads_fail_with_ec2_errors() {
         let p = Params::parse(b"MinCount=x&DryRun=yes&Empty=");
-        assert_eq!(
-            p.int("MinCount").expect_err("not a number").code,
-            "InvalidParameterValue"
-        );
-        assert_eq!(
-            p.flag("DryRun").expect_err("not a bool").code,
-            "InvalidParameterValue"
-        );
-        assert_eq!(
-            p.required("Empty").expect_err("empty").code,
-            "MissingParameter"
-        );
-        assert_eq!(
-            p.required("ImageId").expect_err("absent").code,
-            "MissingParameter"
-        );
+        let codes = [
+            p.int("MinCount").err(),
+            p.flag("DryRun").err(),
+            p.required("Empty").err(),
+            p.required("ImageId").err(),
+        ]
+        .map(|e| e.map(|e| e.code));
+        let (invalid, missing) = (Some("InvalidParameterValue"), Some("MissingParameter"));
+        assert_eq!(codes, [invalid, invalid, missing, missing]);
         assert_eq!(p.int("MaxCount").expect("absent"), None);
     }
 }

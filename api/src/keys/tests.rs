@@ -89,15 +89,20 @@ fn key_types_read_and_write_ec2_values() {
     );
 }
 
-#[test]
-fn created_rsa_is_pkcs1_pem_with_ec2s_sha1_fingerprint() {
-    let key = create(KeyType::Rsa, "web key").expect("create");
-    assert!(
-        key.private_key
-            .starts_with("-----BEGIN RSA PRIVATE KEY-----\n")
-    );
+/// A key `create` made, checked to be PEM of `kind`, with its private key
+/// in a file of a folder that lives as long as the folder returned.
+fn created(key_type: KeyType, name: &str, kind: &str) -> (NewKey, tempfile::TempDir, PathBuf) {
+    let key = create(key_type, name).expect("create");
+    let header = format!("-----BEGIN {kind}-----\n");
+    assert!(key.private_key.starts_with(&header), "{header}");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = private_file(dir.path(), &key.private_key);
+    (key, dir, path)
+}
+
+#[test]
+fn created_rsa_is_pkcs1_pem_with_ec2s_sha1_fingerprint() {
+    let (key, _dir, path) = created(KeyType::Rsa, "web key", "RSA PRIVATE KEY");
     let p = path.display();
     sh(&format!("openssl rsa -in {p} -check -noout"));
     let bits = sh(&format!("openssl rsa -in {p} -text -noout | head -1"));
@@ -118,13 +123,7 @@ fn created_rsa_is_pkcs1_pem_with_ec2s_sha1_fingerprint() {
 
 #[test]
 fn created_ed25519_is_openssh_pem_with_padded_sha256_fingerprint() {
-    let key = create(KeyType::Ed25519, "laptop").expect("create");
-    assert!(
-        key.private_key
-            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = private_file(dir.path(), &key.private_key);
+    let (key, _dir, path) = created(KeyType::Ed25519, "laptop", "OPENSSH PRIVATE KEY");
     let p = path.display();
     assert_eq!(sh(&format!("ssh-keygen -y -f {p}")), key.public_openssh);
     assert_eq!(key.public_openssh.split_whitespace().nth(2), Some("laptop"));

@@ -45,13 +45,11 @@ impl Db {
         )
         .bind(access_key.to_owned());
         let row = |r: &sqlx::any::AnyRow| {
-            Ok(Credential {
-                access_key: r.try_get("access_key")?,
-                secret_key: r.try_get("secret_key")?,
-                project_id: r.try_get("project_id")?,
-                user_id: r.try_get("user_id")?,
+            Ok(from_row!(
+                r,
+                Credential { access_key, secret_key, project_id, user_id },
                 is_admin: r.try_get::<i64, _>("is_admin")? != 0,
-            })
+            ))
         };
         self.first(query, row, "find credentials").await
     }

@@ -137,14 +137,12 @@ impl Db {
         )
         .bind(project_id.to_owned());
         let row = |r: &sqlx::any::AnyRow| {
-            Ok(GroupRow {
-                group_id: r.try_get("group_id")?,
-                project_id: r.try_get("project_id")?,
-                name: r.try_get("name")?,
-                description: r.try_get("description")?,
+            Ok(from_row!(
+                r,
+                GroupRow { group_id, project_id, name, description },
                 rules: vec![],
                 egress: vec![],
-            })
+            ))
         };
         let mut groups = self.all(query, row, "list security groups").await?;
         let rules = sqlx::query(

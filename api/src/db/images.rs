@@ -37,43 +37,42 @@ pub struct ImageRow {
 const COLUMNS: &str = "image_id, project_id, name, description, location, image_type, kernel_id, ramdisk_id, architecture, is_public, state, created_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<ImageRow, sqlx::Error> {
-    Ok(ImageRow {
-        image_id: r.try_get("image_id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        location: r.try_get("location")?,
-        image_type: r.try_get("image_type")?,
-        kernel_id: r.try_get("kernel_id")?,
-        ramdisk_id: r.try_get("ramdisk_id")?,
-        architecture: r.try_get("architecture")?,
+    Ok(from_row!(
+        r,
+        ImageRow {
+            image_id, project_id, name, description, location, image_type, kernel_id,
+            ramdisk_id, architecture, state, created_at,
+        },
         is_public: r.try_get::<i64, _>("is_public")? != 0,
-        state: r.try_get("state")?,
-        created_at: r.try_get("created_at")?,
-    })
+    ))
 }
 
 impl Db {
     /// Registers an image.
     pub async fn insert_image(&self, i: &ImageRow) -> Result<(), DbError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        )))
-        .bind(i.image_id.clone())
-        .bind(i.project_id.clone())
-        .bind(i.name.clone())
-        .bind(i.description.clone())
-        .bind(i.location.clone())
-        .bind(i.image_type.clone())
-        .bind(i.kernel_id.clone())
-        .bind(i.ramdisk_id.clone())
-        .bind(i.architecture.clone())
-        .bind(i64::from(i.is_public))
-        .bind(i.state.clone())
-        .bind(i.created_at.clone())
-        .execute(self.pool())
-        .await
-        .map_err(err("register image"))?;
+        )));
+        let insert = bind_fields!(
+            insert,
+            i,
+            [
+                image_id,
+                project_id,
+                name,
+                description,
+                location,
+                image_type,
+                kernel_id,
+                ramdisk_id,
+                architecture
+            ]
+        )
+        .bind(i64::from(i.is_public));
+        bind_fields!(insert, i, [state, created_at])
+            .execute(self.pool())
+            .await
+            .map_err(err("register image"))?;
         Ok(())
     }
 

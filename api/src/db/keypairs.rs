@@ -27,30 +27,39 @@ const COLUMNS: &str =
     "key_pair_id, project_id, name, key_type, fingerprint, public_key, created_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<KeyPairRow, sqlx::Error> {
-    Ok(KeyPairRow {
-        key_pair_id: r.try_get("key_pair_id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        key_type: r.try_get("key_type")?,
-        fingerprint: r.try_get("fingerprint")?,
-        public_key: r.try_get("public_key")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(from_row!(
+        r,
+        KeyPairRow {
+            key_pair_id,
+            project_id,
+            name,
+            key_type,
+            fingerprint,
+            public_key,
+            created_at
+        }
+    ))
 }
 
 impl Db {
     /// Stores a key pair; a name taken in the project is a unique violation.
     pub async fn insert_key_pair(&self, k: &KeyPairRow) -> Result<(), DbError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO key_pairs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )))
-        .bind(k.key_pair_id.clone())
-        .bind(k.project_id.clone())
-        .bind(k.name.clone())
-        .bind(k.key_type.clone())
-        .bind(k.fingerprint.clone())
-        .bind(k.public_key.clone())
-        .bind(k.created_at.clone())
+        )));
+        bind_fields!(
+            insert,
+            k,
+            [
+                key_pair_id,
+                project_id,
+                name,
+                key_type,
+                fingerprint,
+                public_key,
+                created_at
+            ]
+        )
         .execute(self.pool())
         .await
         .map_err(err("store key pair"))?;

@@ -2,6 +2,24 @@
 //! PostgreSQL with the same schema and queries. Each file holds one kind of
 //! resource.
 
+/// A struct read from a row: each listed field from the column of its name,
+/// the others as given.
+macro_rules! from_row {
+    ($r:expr, $ty:ident { $($field:ident),* $(,)? } $(, $name:ident: $value:expr)* $(,)?) => {
+        $ty {
+            $($field: $r.try_get(stringify!($field))?,)*
+            $($name: $value,)*
+        }
+    };
+}
+
+/// `$query` with the listed fields of `$v` bound in order.
+macro_rules! bind_fields {
+    ($query:expr, $v:expr, [$($field:ident),* $(,)?]) => {
+        $query $(.bind($v.$field.to_owned()))*
+    };
+}
+
 pub mod credentials;
 pub mod groups;
 pub mod images;

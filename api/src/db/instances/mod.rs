@@ -159,36 +159,17 @@ fn state(name: String) -> Result<InstanceState, sqlx::Error> {
 }
 
 fn row(r: &sqlx::any::AnyRow) -> Result<InstanceRow, sqlx::Error> {
-    Ok(InstanceRow {
-        uuid: r.try_get("uuid")?,
-        ec2_id: r.try_get("ec2_id")?,
-        project_id: r.try_get("project_id")?,
-        user_id: r.try_get("user_id")?,
-        reservation_id: r.try_get("reservation_id")?,
-        launch_index: r.try_get("launch_index")?,
-        image_id: r.try_get("image_id")?,
-        kernel_id: r.try_get("kernel_id")?,
-        ramdisk_id: r.try_get("ramdisk_id")?,
-        instance_type: r.try_get("instance_type")?,
-        vcpus: r.try_get("vcpus")?,
-        memory_mb: r.try_get("memory_mb")?,
-        root_gb: r.try_get("root_gb")?,
-        key_name: r.try_get("key_name")?,
-        key_data: r.try_get("key_data")?,
-        user_data: r.try_get("user_data")?,
-        requested_zone: r.try_get("requested_zone")?,
-        availability_zone: r.try_get("availability_zone")?,
-        host: r.try_get("host")?,
-        fixed_ip: r.try_get("fixed_ip")?,
+    Ok(from_row!(
+        r,
+        InstanceRow {
+            uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id,
+            kernel_id, ramdisk_id, instance_type, vcpus, memory_mb, root_gb, key_name,
+            key_data, user_data, requested_zone, availability_zone, host, fixed_ip,
+            task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at,
+        },
         state: state(r.try_get("state")?)?,
-        task_state: r.try_get("task_state")?,
-        state_reason: r.try_get("state_reason")?,
-        state_sequence: r.try_get("state_sequence")?,
-        launched_at: r.try_get("launched_at")?,
-        updated_at: r.try_get("updated_at")?,
-        terminated_at: r.try_get("terminated_at")?,
         groups: vec![],
-    })
+    ))
 }
 
 /// Puts each (uuid, group id, name) row on its instance, sorted by group id.

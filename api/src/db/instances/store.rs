@@ -19,40 +19,53 @@ impl Db {
         .await
         .map_err(err("store reservation"))?;
         for i in &r.instances {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO instances ({COLUMNS}) VALUES ({})",
                 placeholders(1, 27)
-            )))
-            .bind(i.uuid.clone())
-            .bind(i.ec2_id.clone())
-            .bind(i.project_id.clone())
-            .bind(i.user_id.clone())
-            .bind(i.reservation_id.clone())
-            .bind(i.launch_index)
-            .bind(i.image_id.clone())
-            .bind(i.kernel_id.clone())
-            .bind(i.ramdisk_id.clone())
-            .bind(i.instance_type.clone())
-            .bind(i.vcpus)
-            .bind(i.memory_mb)
-            .bind(i.root_gb)
-            .bind(i.key_name.clone())
-            .bind(i.key_data.clone())
-            .bind(i.user_data.clone())
-            .bind(i.requested_zone.clone())
-            .bind(i.availability_zone.clone())
-            .bind(i.host.clone())
-            .bind(i.fixed_ip.clone())
-            .bind(i.state.to_string())
-            .bind(i.task_state.clone())
-            .bind(i.state_reason.clone())
-            .bind(i.state_sequence)
-            .bind(i.launched_at.clone())
-            .bind(i.updated_at.clone())
-            .bind(i.terminated_at.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("store instance"))?;
+            )));
+            let insert = bind_fields!(
+                insert,
+                i,
+                [
+                    uuid,
+                    ec2_id,
+                    project_id,
+                    user_id,
+                    reservation_id,
+                    launch_index,
+                    image_id,
+                    kernel_id,
+                    ramdisk_id,
+                    instance_type,
+                    vcpus,
+                    memory_mb,
+                    root_gb,
+                    key_name,
+                    key_data,
+                    user_data,
+                    requested_zone,
+                    availability_zone,
+                    host,
+                    fixed_ip
+                ]
+            )
+            .bind(i.state.to_string());
+            let insert = bind_fields!(
+                insert,
+                i,
+                [
+                    task_state,
+                    state_reason,
+                    state_sequence,
+                    launched_at,
+                    updated_at,
+                    terminated_at
+                ]
+            );
+            insert
+                .execute(&mut *tx)
+                .await
+                .map_err(err("store instance"))?;
             for (group_id, _) in &i.groups {
                 sqlx::query("INSERT INTO instance_groups (uuid, group_id) VALUES ($1, $2)")
                     .bind(i.uuid.clone())

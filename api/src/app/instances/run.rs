@@ -4,6 +4,7 @@
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::{Flavor, ImageProperties, ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
+use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::{Placement, ScheduleRunInstances};
 use tracing::{info, warn};
@@ -157,6 +158,44 @@ fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> V
         .collect()
 }
 
+/// What the scheduler is sent for each of the reservation's instances.
+fn requests(
+    launch: &Launch,
+    reservation_id: &str,
+    rows: &[InstanceRow],
+    security_groups: &[SecurityGroupUpdate],
+) -> Vec<RunInstance> {
+    let image = ImageRef {
+        id: launch.image.image_id.clone(),
+        disk: launch.image.location.clone().into(),
+        kernel: launch.kernel.as_ref().map(|k| k.location.clone().into()),
+        ramdisk: launch.ramdisk.as_ref().map(|r| r.location.clone().into()),
+        properties: ImageProperties {
+            architecture: Some(launch.image.architecture.clone()),
+            hypervisor_type: None,
+        },
+    };
+    rows.iter()
+        .filter_map(|row| {
+            Some(RunInstance {
+                instance_id: row.uuid.parse().ok()?,
+                project_id: row.project_id.parse().ok()?,
+                flavor: launch.flavor.clone(),
+                image: image.clone(),
+                security_groups: security_groups.to_vec(),
+                key_data: row.key_data.clone(),
+                key_name: row.key_name.clone(),
+                user_data: row.user_data.clone(),
+                reservation_id: Some(reservation_id.to_owned()),
+                placement: Placement {
+                    availability_zone: launch.zone.clone(),
+                    ..Placement::default()
+                },
+            })
+        })
+        .collect()
+}
+
 /// Casts the instances to the scheduler; when it cannot be reached they go
 /// to error, with a reason that names no internal queue.
 async fn schedule(
@@ -170,36 +209,7 @@ async fn schedule(
     for g in &launch.groups {
         security_groups.push(group_update(&cloud.db, g).await?);
     }
-    let image = ImageRef {
-        id: launch.image.image_id.clone(),
-        disk: launch.image.location.clone().into(),
-        kernel: launch.kernel.as_ref().map(|k| k.location.clone().into()),
-        ramdisk: launch.ramdisk.as_ref().map(|r| r.location.clone().into()),
-        properties: ImageProperties {
-            architecture: Some(launch.image.architecture.clone()),
-            hypervisor_type: None,
-        },
-    };
-    let instances: Vec<RunInstance> = rows
-        .iter()
-        .filter_map(|row| {
-            Some(RunInstance {
-                instance_id: row.uuid.parse().ok()?,
-                project_id: row.project_id.parse().ok()?,
-                flavor: launch.flavor.clone(),
-                image: image.clone(),
-                security_groups: security_groups.clone(),
-                key_data: row.key_data.clone(),
-                key_name: row.key_name.clone(),
-                user_data: row.user_data.clone(),
-                reservation_id: Some(reservation_id.to_owned()),
-                placement: Placement {
-                    availability_zone: launch.zone.clone(),
-                    ..Placement::default()
-                },
-            })
-        })
-        .collect();
+    let instances = requests(launch, reservation_id, rows, &security_groups);
     let cast = cloud
         .scheduler
         .run_instance(ctx, &ScheduleRunInstances { instances })

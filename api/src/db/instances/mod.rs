@@ -111,9 +111,10 @@ pub struct Usage {
     pub memory_mb: u64,
 }
 
+/// The stored columns; `state` last, as the insert binds it apart.
 const COLUMNS: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id, kernel_id, ramdisk_id, \
     instance_type, vcpus, memory_mb, root_gb, key_name, key_data, user_data, requested_zone, availability_zone, host, \
-    fixed_ip, state, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at";
+    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, state";
 
 /// States that hold no resources, as an SQL list.
 pub(crate) fn gone() -> String {

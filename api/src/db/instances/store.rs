@@ -1,8 +1,49 @@
 //! Storing a new reservation, and finding the one a client token made.
 
 use super::super::tags::TagRow;
-use super::super::{Db, DbError, err, placeholders};
-use super::{COLUMNS, NewReservation};
+use super::super::{Bound, Db, DbError, err, placeholders};
+use super::{COLUMNS, InstanceRow, NewReservation};
+
+/// The statement that stores instance `i` (its groups and tags apart).
+fn insert_instance(i: &InstanceRow) -> Bound {
+    let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO instances ({COLUMNS}) VALUES ({})",
+        placeholders(1, 27)
+    )));
+    bind_fields!(
+        insert,
+        i,
+        [
+            uuid,
+            ec2_id,
+            project_id,
+            user_id,
+            reservation_id,
+            launch_index,
+            image_id,
+            kernel_id,
+            ramdisk_id,
+            instance_type,
+            vcpus,
+            memory_mb,
+            root_gb,
+            key_name,
+            key_data,
+            user_data,
+            requested_zone,
+            availability_zone,
+            host,
+            fixed_ip,
+            task_state,
+            state_reason,
+            state_sequence,
+            launched_at,
+            updated_at,
+            terminated_at
+        ]
+    )
+    .bind(i.state.to_string())
+}
 
 impl Db {
     /// Stores a reservation, its instances, their groups and tags at once.
@@ -19,50 +60,7 @@ impl Db {
         .await
         .map_err(err("store reservation"))?;
         for i in &r.instances {
-            let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-                placeholders(1, 27)
-            )));
-            let insert = bind_fields!(
-                insert,
-                i,
-                [
-                    uuid,
-                    ec2_id,
-                    project_id,
-                    user_id,
-                    reservation_id,
-                    launch_index,
-                    image_id,
-                    kernel_id,
-                    ramdisk_id,
-                    instance_type,
-                    vcpus,
-                    memory_mb,
-                    root_gb,
-                    key_name,
-                    key_data,
-                    user_data,
-                    requested_zone,
-                    availability_zone,
-                    host,
-                    fixed_ip
-                ]
-            )
-            .bind(i.state.to_string());
-            let insert = bind_fields!(
-                insert,
-                i,
-                [
-                    task_state,
-                    state_reason,
-                    state_sequence,
-                    launched_at,
-                    updated_at,
-                    terminated_at
-                ]
-            );
-            insert
+            insert_instance(i)
                 .execute(&mut *tx)
                 .await
                 .map_err(err("store instance"))?;

@@ -12,9 +12,6 @@ use super::super::{Ctx, ids};
 use super::render;
 use crate::db::instances::InstanceRow;
 
-/// An instance with its tags, as responses show it.
-type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
-
 /// Filters DescribeInstances knows.
 const FILTERS: &[&str] = &[
     "instance-id",
@@ -228,21 +225,8 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     };
     let listed: Vec<String> = rows.iter().map(|i| i.ec2_id.clone()).collect();
     let tags = instance_tags(cx, Some(&listed)).await?;
-    // Reservations in the order their first instance comes.
-    let mut order: Vec<&str> = Vec::new();
-    let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();
-    for i in &rows {
-        let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
-            order.push(&i.reservation_id);
-            Vec::new()
-        });
-        entry.push((i, tags.get(&i.ec2_id).cloned().unwrap_or_default()));
-    }
     let mut x = cx.response();
-    x.list("reservationSet", order, |x, r| {
-        let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
-        render::reservation(x, r, &cx.caller.project_id, instances, &zone);
-    });
+    render::reservations(&mut x, &rows, &tags, &cx.caller.project_id, &zone);
     x.opt("nextToken", next.as_deref());
     Ok(cx.finish(x))
 }

@@ -1,6 +1,8 @@
 //! How instances and reservations look in responses (RunInstances and
 //! DescribeInstances share it).
 
+use std::collections::HashMap;
+
 use stratus_rpc::wire::conductor::InstanceState;
 
 use crate::db::instances::InstanceRow;
@@ -146,5 +148,30 @@ pub fn reservation(
     });
     x.list("instancesSet", instances, |x, (i, tags)| {
         instance(x, i, tags, default_zone);
+    });
+}
+
+/// `reservationSet`: `rows` grouped by reservation, in the order each
+/// reservation's first instance comes, with their tags by instance id.
+pub fn reservations(
+    x: &mut Xml,
+    rows: &[InstanceRow],
+    tags: &HashMap<String, Vec<(String, String)>>,
+    owner: &str,
+    default_zone: &str,
+) {
+    type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();
+    for i in rows {
+        let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
+            order.push(&i.reservation_id);
+            Vec::new()
+        });
+        entry.push((i, tags.get(&i.ec2_id).cloned().unwrap_or_default()));
+    }
+    x.list("reservationSet", order, |x, r| {
+        let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
+        reservation(x, r, owner, instances, default_zone);
     });
 }

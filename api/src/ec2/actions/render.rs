@@ -17,6 +17,26 @@ pub fn instance_state(x: &mut Xml, element: &str, state: InstanceState) {
         .close(element);
 }
 
+/// The stored reason as a client may read it: hosts and the scheduler write
+/// reasons for operators, naming hosts and routing keys (`compute.<host>`),
+/// which stay inside the cloud.
+fn client_reason(i: &InstanceRow) -> Option<String> {
+    let reason = i.state_reason.as_deref()?;
+    let words: Vec<&str> = reason
+        .split(' ')
+        .map(|word| {
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '.' && c != '-');
+            let host = i.host.as_deref().is_some_and(|h| bare == h);
+            if host || bare.starts_with("compute.") {
+                "a compute host"
+            } else {
+                word
+            }
+        })
+        .collect();
+    Some(words.join(" "))
+}
+
 /// Why an instance is where it is: (`stateReason` code, message), when
 /// there is one to tell.
 pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
@@ -26,7 +46,7 @@ pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
             "Server.InternalError",
             format!(
                 "Server.InternalError: {}",
-                i.state_reason.as_deref().unwrap_or("the launch failed")
+                client_reason(i).as_deref().unwrap_or("the launch failed")
             ),
         )),
         InstanceState::Terminated
@@ -36,10 +56,9 @@ pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
             USER_SHUTDOWN,
             format!("{USER_SHUTDOWN}: User initiated shutdown"),
         )),
-        InstanceState::Pending => i
-            .state_reason
-            .as_ref()
-            .map(|r| (i.state.ec2_name(), format!("{}: {r}", i.state))),
+        InstanceState::Pending => {
+            client_reason(i).map(|r| (i.state.ec2_name(), format!("{}: {r}", i.state)))
+        }
         InstanceState::Running => None,
     }
 }
@@ -58,7 +77,7 @@ fn transition_reason(i: &InstanceRow) -> String {
                 .replace('T', " ");
             format!("User initiated ({when} GMT)")
         }
-        InstanceState::Error => i.state_reason.clone().unwrap_or_default(),
+        InstanceState::Error => client_reason(i).unwrap_or_default(),
         InstanceState::Pending | InstanceState::Running => String::new(),
     }
 }
@@ -174,4 +193,28 @@ pub fn reservations(
         let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
         reservation(x, r, owner, instances, default_zone);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_shown_to_clients_name_no_host_or_routing_key() {
+        let i = InstanceRow {
+            state: InstanceState::Error,
+            host: Some("node7".into()),
+            state_reason: Some(
+                "node7: spawn failed; handing it back failed: call run_instance to compute.node7 timed out"
+                    .into(),
+            ),
+            ..InstanceRow::default()
+        };
+        let (_, message) = state_reason(&i).expect("a reason");
+        for shown in [message, transition_reason(&i)] {
+            assert!(!shown.contains("compute."), "{shown}");
+            assert!(!shown.contains("node7"), "{shown}");
+            assert!(shown.contains("spawn failed"), "{shown}");
+        }
+    }
 }

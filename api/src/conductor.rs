@@ -85,10 +85,12 @@ impl Conductor {
             match group_update(&self.db, &group).await {
                 Ok(update) => {
                     if let Err(e) = self.compute.refresh_security_group(ctx, &update).await {
-                        warn!(group = %group.group_id, error = %e, "could not fan out a membership change");
+                        warn!(group = %group.group_id, error = %crate::chain::Chain(&e), "could not fan out a membership change");
                     }
                 }
-                Err(e) => warn!(group = %group.group_id, error = %e, "group update"),
+                Err(e) => {
+                    warn!(group = %group.group_id, error = %crate::chain::Chain(&e), "group update")
+                }
             }
         }
         Ok(())

@@ -150,7 +150,9 @@ async fn count_instances(db: Db) {
                         .set(n);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "counting instances for the metrics"),
+            Err(e) => {
+                tracing::warn!(error = %crate::chain::Chain(&e), "counting instances for the metrics")
+            }
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }

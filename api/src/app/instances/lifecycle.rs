@@ -8,7 +8,7 @@ use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::warn;
 
-use super::{InstanceError, incorrect, placed, record, unreachable};
+use super::{InstanceError, host_unreachable, incorrect, placed, record};
 use crate::db::instances::InstanceRow;
 use crate::ec2::Cloud;
 
@@ -86,7 +86,7 @@ pub async fn ask(
         if let Some((host, instance)) = host {
             tell_host(cloud, ctx, &host, instance, ask)
                 .await
-                .map_err(unreachable(i))?;
+                .map_err(host_unreachable(i))?;
         }
         changes.push(StateChanged {
             instance: i.ec2_id.clone(),
@@ -133,7 +133,7 @@ pub async fn console_output(
             .await
             .map_err(|e| {
                 warn!(instance_id = %i.ec2_id, error = %crate::chain::Chain(&e), "console output failed");
-                unreachable(i)(e)
+                host_unreachable(i)(e)
             }),
         _ => Ok(String::new()),
     }

@@ -105,7 +105,7 @@ fn incorrect(i: &InstanceRow, event: InstanceEvent) -> InstanceError {
 }
 
 /// `HostUnreachable` for `i`.
-fn unreachable(i: &InstanceRow) -> impl FnOnce(RpcError) -> InstanceError + '_ {
+fn host_unreachable(i: &InstanceRow) -> impl FnOnce(RpcError) -> InstanceError + '_ {
     |source| InstanceError::HostUnreachable {
         instance: i.ec2_id.clone(),
         source: Box::new(source),

@@ -313,7 +313,7 @@ pub async fn console(
         use std::io::Write;
         let _ = std::io::stdout().flush();
         shown = text;
-        if !follow || matches!(row.state.as_str(), "terminated" | "error") {
+        if !follow || row.state.is_gone() {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -19,13 +19,20 @@ pub enum AdminError {
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// A file to import.
-    #[error("{path}: {why}")]
-    File {
+    /// A file to import cannot be read.
+    #[error("{path} cannot be read")]
+    Unreadable {
         /// The file.
         path: String,
-        /// What is wrong.
-        why: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file to import is not a plain file.
+    #[error("{path}: not a file")]
+    NotAFile {
+        /// The file.
+        path: String,
     },
     /// A name or id given.
     #[error("{0}")]
@@ -158,14 +165,15 @@ async fn register(
     kernel_id: Option<String>,
     ramdisk_id: Option<String>,
 ) -> Result<String, AdminError> {
-    let real = file.canonicalize().map_err(|e| AdminError::File {
-        path: file.display().to_string(),
-        why: e.to_string(),
-    })?;
-    if !real.is_file() {
-        return Err(AdminError::File {
+    let real = file
+        .canonicalize()
+        .map_err(|source| AdminError::Unreadable {
             path: file.display().to_string(),
-            why: "not a file".into(),
+            source,
+        })?;
+    if !real.is_file() {
+        return Err(AdminError::NotAFile {
+            path: file.display().to_string(),
         });
     }
     let image_id = ids::new_id(prefix);

@@ -5,7 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
-pub mod build_timeout;
+pub mod chain;
 pub mod conductor;
 pub mod config;
 pub mod db;

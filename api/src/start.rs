@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use stratus_rpc::RpcClient;
 use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::wire::conductor::InstanceState;
 use tracing::info;
 
 use crate::conductor::Conductor;
@@ -36,7 +37,7 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     /// A listening socket.
-    #[error("listening on {address}: {source}")]
+    #[error("listening on {address}")]
     Listen {
         /// The address.
         address: String,
@@ -117,7 +118,7 @@ pub async fn start(
     info!(address = %metadata_address, "metadata service listening");
 
     tokio::spawn(count_instances(db.clone()));
-    tokio::spawn(crate::build_timeout::run(
+    tokio::spawn(crate::app::instances::build_timeout::run(
         db.clone(),
         std::time::Duration::from_secs(config.build_timeout_secs),
     ));
@@ -135,30 +136,23 @@ pub async fn start(
 
 /// Keeps the instances-by-state gauge current (every five seconds).
 async fn count_instances(db: Db) {
-    let states = [
-        "pending",
-        "running",
-        "shutting-down",
-        "terminated",
-        "stopping",
-        "stopped",
-        "error",
-    ];
     loop {
         match db.count_by_state().await {
             Ok(counts) => {
                 let gauges = &stratus_rpc::metrics::metrics().instances;
-                for state in states {
+                for state in InstanceState::ALL {
                     let n = counts
                         .iter()
-                        .find(|(s, _)| s == state)
+                        .find(|(s, _)| *s == state)
                         .map_or(0, |(_, n)| *n);
                     gauges
-                        .get_or_create(&stratus_rpc::metrics::labels(&[("state", state)]))
+                        .get_or_create(&stratus_rpc::metrics::labels(&[("state", state.name())]))
                         .set(n);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "counting instances for the metrics"),
+            Err(e) => {
+                tracing::warn!(error = %crate::chain::Chain(&e), "counting instances for the metrics")
+            }
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }

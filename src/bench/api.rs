@@ -10,6 +10,7 @@ use futures::StreamExt;
 use stratus_api::config::Quotas;
 use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
+use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 
 use crate::ec2_client::Client;
@@ -87,7 +88,7 @@ fn instance_row(project: &str, reservation: &str, index: i64, now: &str) -> Inst
             (index / 256) % 256,
             index % 256
         )),
-        state: "running".into(),
+        state: InstanceState::Running,
         launched_at: now.into(),
         updated_at: now.into(),
         ..InstanceRow::default()
@@ -237,8 +238,14 @@ async fn all_running(cloud: &FakeCloud) -> Result<(), BenchError> {
             .instances("bench", None)
             .await
             .map_err(fail("listing"))?;
-        let pending = usage.iter().filter(|i| i.state == "pending").count();
-        let failed = usage.iter().filter(|i| i.state == "error").count();
+        let pending = usage
+            .iter()
+            .filter(|i| i.state == InstanceState::Pending)
+            .count();
+        let failed = usage
+            .iter()
+            .filter(|i| i.state == InstanceState::Error)
+            .count();
         if failed > 0 {
             return Err(BenchError::new(
                 "api",

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use stratus::ec2_client::texts;
 use stratus_api::db::instances::InstanceRow;
 use stratus_rpc::config::RpcConfig;
+use stratus_rpc::wire::conductor::InstanceState;
 use stratus_tests::broker::PrivateBroker;
 
 use crate::cloud::Cloud;
@@ -31,8 +32,9 @@ const BEFORE_OUTAGE: usize = 40;
 /// shows, and nothing else holding one.
 async fn broken_invariant(cloud: &Cloud, rows: &[InstanceRow]) -> Option<String> {
     for r in rows {
-        let final_state = r.state == "running"
-            || (r.state == "error" && r.state_reason.as_deref().is_some_and(|s| !s.is_empty()));
+        let final_state = r.state == InstanceState::Running
+            || (r.state == InstanceState::Error
+                && r.state_reason.as_deref().is_some_and(|s| !s.is_empty()));
         if !final_state {
             return Some(format!(
                 "{} is {} ({:?}, host {:?}): {:?}",
@@ -40,7 +42,10 @@ async fn broken_invariant(cloud: &Cloud, rows: &[InstanceRow]) -> Option<String>
             ));
         }
     }
-    let running: Vec<&InstanceRow> = rows.iter().filter(|r| r.state == "running").collect();
+    let running: Vec<&InstanceRow> = rows
+        .iter()
+        .filter(|r| r.state == InstanceState::Running)
+        .collect();
     let domains = cloud.domains().await;
     for r in &running {
         let name = stratus_compute::instance_dir::domain_name(&r.uuid.parse().ok()?);
@@ -77,16 +82,10 @@ async fn broken_invariant(cloud: &Cloud, rows: &[InstanceRow]) -> Option<String>
             ));
         }
     }
-    let leaked: Vec<(&str, &str, Option<&str>)> = rows
+    let leaked: Vec<(&str, InstanceState, Option<&str>)> = rows
         .iter()
-        .filter(|r| r.state != "running" && held.contains_key(&r.ec2_id))
-        .map(|r| {
-            (
-                r.ec2_id.as_str(),
-                r.state.as_str(),
-                r.state_reason.as_deref(),
-            )
-        })
+        .filter(|r| r.state != InstanceState::Running && held.contains_key(&r.ec2_id))
+        .map(|r| (r.ec2_id.as_str(), r.state, r.state_reason.as_deref()))
         .collect();
     if held.len() != running.len() {
         return Some(format!(
@@ -176,7 +175,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
         .instances()
         .await
         .iter()
-        .filter(|r| r.state == "pending")
+        .filter(|r| r.state == InstanceState::Pending)
         .count();
     let down = Instant::now();
     tokio::task::block_in_place(|| broker.stop());
@@ -212,7 +211,10 @@ async fn restart_under_load(outage: Outage) -> Seen {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let running: Vec<&InstanceRow> = rows.iter().filter(|r| r.state == "running").collect();
+    let running: Vec<&InstanceRow> = rows
+        .iter()
+        .filter(|r| r.state == InstanceState::Running)
+        .collect();
 
     // The services reconnected by themselves: a new instance runs.
     let out = cloud
@@ -230,7 +232,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
             .await
             .expect("read")
             .expect("the new instance");
-        if row.state == "running" {
+        if row.state == InstanceState::Running {
             break;
         }
         assert!(
@@ -243,7 +245,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
     }
     let errors: Vec<String> = rows
         .iter()
-        .filter(|r| r.state == "error")
+        .filter(|r| r.state == InstanceState::Error)
         .map(|r| r.state_reason.clone().unwrap_or_default())
         .collect();
     eprintln!(

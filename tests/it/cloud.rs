@@ -12,6 +12,7 @@ use stratus_api::config::Quotas;
 use stratus_api::db::instances::InstanceRow;
 use stratus_compute::driver::VirtDriver;
 use stratus_rpc::config::RpcConfig;
+use stratus_rpc::wire::conductor::InstanceState;
 
 /// A service's connection to the test's broker, under way.
 type Connecting = std::pin::Pin<
@@ -126,7 +127,7 @@ impl Cloud {
         let deadline = Instant::now() + limit;
         loop {
             let rows = self.instances().await;
-            if rows.iter().all(|r| r.state != "pending") || Instant::now() > deadline {
+            if rows.iter().all(|r| r.state != InstanceState::Pending) || Instant::now() > deadline {
                 return rows;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use stratus::fake_cloud::{FakeCloud, Options};
 use stratus_api::config::Quotas;
+use stratus_rpc::wire::conductor::InstanceState;
 
 /// The Python the dev setup prepares, with boto3 and the AWS CLI.
 pub const VENV: &str = "/var/lib/stratus-dev/venv";
@@ -197,8 +198,8 @@ async fn a_rule_naming_a_group_reaches_hosts_that_run_none_of_its_members() {
             .await
             .expect("read")
             .expect("row");
-        if let Some(address) = row.fixed_ip.filter(|_| row.state == "running")
-            && web_row.state == "running"
+        if let Some(address) = row.fixed_ip.filter(|_| row.state == InstanceState::Running)
+            && web_row.state == InstanceState::Running
         {
             break address;
         }

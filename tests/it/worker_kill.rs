@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use stratus::ec2_client::texts;
 use stratus_compute::host::libvirtd::PrivateLibvirtd;
 use stratus_rpc::config::RpcConfig;
+use stratus_rpc::wire::conductor::InstanceState;
 use stratus_tests::stratus_bin;
 
 use crate::cloud::Cloud;
@@ -162,7 +163,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
             .await
             .expect("read")
             .expect("row");
-        if row.state == "running" {
+        if row.state == InstanceState::Running {
             break row;
         }
         assert!(
@@ -221,7 +222,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
             let rows = cloud.instances().await;
             let settled = rows
                 .iter()
-                .all(|r| r.state == "running" || r.state == "error");
+                .all(|r| r.state == InstanceState::Running || r.state == InstanceState::Error);
             if settled {
                 break rows;
             }
@@ -253,12 +254,16 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
     );
     for r in &rows {
         assert!(
-            r.state == "running" || r.state_reason.as_deref().is_some_and(|s| !s.is_empty()),
+            r.state == InstanceState::Running
+                || r.state_reason.as_deref().is_some_and(|s| !s.is_empty()),
             "{} in error without a reason",
             r.ec2_id
         );
     }
-    let running: Vec<_> = rows.iter().filter(|r| r.state == "running").collect();
+    let running: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == InstanceState::Running)
+        .collect();
     assert!(
         running.iter().any(|r| r.ec2_id == first),
         "{first} is not running"

@@ -2,4 +2,6 @@
 //! (EC2 actions, the conductor) and the database. Entry points parse, call
 //! one function here, and render.
 
+pub mod instances;
+pub mod quota;
 pub mod security_groups;

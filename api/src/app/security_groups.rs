@@ -75,7 +75,7 @@ pub enum GroupError {
     #[error("The security group '{0}' does not exist")]
     NotFound(String),
     /// A requested rule does not make sense.
-    #[error("invalid rule for security group {group}: {source}")]
+    #[error("invalid rule for security group {group}")]
     InvalidRule {
         /// The group.
         group: String,
@@ -93,7 +93,7 @@ pub enum GroupError {
     #[error("the request would have succeeded (dry run)")]
     DryRun,
     /// A stored group id does not parse.
-    #[error("stored security group id {group}: {source}")]
+    #[error("stored security group id {group} does not parse")]
     StoredId {
         /// The id as stored.
         group: String,
@@ -102,7 +102,7 @@ pub enum GroupError {
         source: InvalidId,
     },
     /// The change was saved but the fanout to the compute hosts failed.
-    #[error("security group {group}: the compute hosts could not be told: {source}")]
+    #[error("security group {group}: the compute hosts could not be told")]
     NotDelivered {
         /// The group.
         group: String,

@@ -111,7 +111,7 @@ pub fn verify(
     window: Duration,
 ) -> Result<(), AuthError> {
     match scheme(req)? {
-        Scheme::V4 => sigv4::verify(req, secret, now, window),
+        Scheme::V4 => sigv4::verify_for_service(req, secret, now, window, sigv4::SERVICE),
         Scheme::V2 => sigv2::verify(req, secret, now, window),
     }
 }

@@ -17,7 +17,7 @@ use crate::auth::{AuthError, SignedRequest};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The only service this API answers for.
-const SERVICE: &str = "ec2";
+pub(super) const SERVICE: &str = "ec2";
 /// AWS refuses presigned URLs valid for longer than seven days.
 const MAX_EXPIRES: u64 = 7 * 24 * 3600;
 
@@ -60,17 +60,9 @@ pub fn claim(req: &SignedRequest) -> Result<String, AuthError> {
     Ok(parse(req)?.access_key)
 }
 
-/// Verifies a SigV4 request scoped to service "ec2" (any region).
-pub fn verify(
-    req: &SignedRequest,
-    secret: &str,
-    now: SystemTime,
-    window: Duration,
-) -> Result<(), AuthError> {
-    verify_for_service(req, secret, now, window, SERVICE)
-}
-
-fn verify_for_service(
+/// Verifies a SigV4 request scoped to `service` (`SERVICE` for the EC2
+/// endpoint; any region).
+pub(super) fn verify_for_service(
     req: &SignedRequest,
     secret: &str,
     now: SystemTime,

@@ -40,24 +40,18 @@ impl Db {
 
     /// The key with this id, if any.
     pub async fn credential(&self, access_key: &str) -> Result<Option<Credential>, DbError> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT access_key, secret_key, project_id, user_id, is_admin FROM credentials WHERE access_key = $1",
         )
-        .bind(access_key.to_owned())
-        .fetch_optional(self.read())
-        .await
-        .map_err(err("find credentials"))?;
-        row.map(|r| {
-            Ok(Credential {
-                access_key: r.try_get("access_key")?,
-                secret_key: r.try_get("secret_key")?,
-                project_id: r.try_get("project_id")?,
-                user_id: r.try_get("user_id")?,
+        .bind(access_key.to_owned());
+        let row = |r: &sqlx::any::AnyRow| {
+            Ok(from_row!(
+                r,
+                Credential { access_key, secret_key, project_id, user_id },
                 is_admin: r.try_get::<i64, _>("is_admin")? != 0,
-            })
-        })
-        .transpose()
-        .map_err(err("read credentials"))
+            ))
+        };
+        self.first(query, row, "find credentials").await
     }
 
     /// Any key of this project and user (the embedded mode reuses one).

@@ -12,6 +12,25 @@ const SAME_RULE: &str = "group_id = $1 AND protocol = $2 \
     AND COALESCE(cidr, '') = $5 AND COALESCE(source_group_id, '') = $6 \
     AND direction = $7";
 
+/// `{verb} security_group_rules` where the rule equals `rule`, bound.
+fn same_rule(
+    verb: &str,
+    group_id: &str,
+    direction: Direction,
+    rule: &RuleRow,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{verb} security_group_rules WHERE {SAME_RULE}"
+    )))
+    .bind(group_id.to_owned())
+    .bind(rule.protocol.clone())
+    .bind(rule.from_port.unwrap_or(-99))
+    .bind(rule.to_port.unwrap_or(-99))
+    .bind(rule.cidr.clone().unwrap_or_default())
+    .bind(rule.source_group_id.clone().unwrap_or_default())
+    .bind(direction.as_str())
+}
+
 /// Which traffic a rule admits: coming in, or going out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -113,27 +132,19 @@ impl Db {
 
     /// The project's groups with their rules, by name.
     pub async fn groups(&self, project_id: &str) -> Result<Vec<GroupRow>, DbError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT group_id, project_id, name, description FROM security_groups WHERE project_id = $1 ORDER BY name",
         )
-        .bind(project_id.to_owned())
-        .fetch_all(self.read())
-        .await
-        .map_err(err("list security groups"))?;
-        let mut groups: Vec<GroupRow> = rows
-            .iter()
-            .map(|r| {
-                Ok(GroupRow {
-                    group_id: r.try_get("group_id")?,
-                    project_id: r.try_get("project_id")?,
-                    name: r.try_get("name")?,
-                    description: r.try_get("description")?,
-                    rules: vec![],
-                    egress: vec![],
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err("read security group"))?;
+        .bind(project_id.to_owned());
+        let row = |r: &sqlx::any::AnyRow| {
+            Ok(from_row!(
+                r,
+                GroupRow { group_id, project_id, name, description },
+                rules: vec![],
+                egress: vec![],
+            ))
+        };
+        let mut groups = self.all(query, row, "list security groups").await?;
         let rules = sqlx::query(
             "SELECT r.group_id, r.direction, r.protocol, r.from_port, r.to_port, r.cidr, r.source_group_id \
              FROM security_group_rules r JOIN security_groups g ON g.group_id = r.group_id \
@@ -189,19 +200,10 @@ impl Db {
     ) -> Result<u64, DbError> {
         let mut removed = 0;
         for rule in rules {
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM security_group_rules WHERE {SAME_RULE}"
-            )))
-            .bind(group_id.to_owned())
-            .bind(rule.protocol.clone())
-            .bind(rule.from_port.unwrap_or(-99))
-            .bind(rule.to_port.unwrap_or(-99))
-            .bind(rule.cidr.clone().unwrap_or_default())
-            .bind(rule.source_group_id.clone().unwrap_or_default())
-            .bind(direction.as_str())
-            .execute(self.pool())
-            .await
-            .map_err(err("remove rule"))?;
+            let done = same_rule("DELETE FROM", group_id, direction, rule)
+                .execute(self.pool())
+                .await
+                .map_err(err("remove rule"))?;
             removed += done.rows_affected();
         }
         Ok(removed)
@@ -209,10 +211,11 @@ impl Db {
 
     /// What keeps a group from being deleted, if anything.
     pub async fn group_in_use(&self, group_id: &str) -> Result<Option<InUse>, DbError> {
-        let instances: Vec<String> = sqlx::query_scalar(
+        let instances: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT i.ec2_id FROM instance_groups ig JOIN instances i ON i.uuid = ig.uuid \
-             WHERE ig.group_id = $1 AND i.state NOT IN ('terminated', 'error') ORDER BY i.ec2_id",
-        )
+             WHERE ig.group_id = $1 AND i.state NOT IN {} ORDER BY i.ec2_id",
+            super::instances::gone()
+        )))
         .bind(group_id.to_owned())
         .fetch_all(self.read())
         .await
@@ -262,11 +265,12 @@ impl Db {
 
     /// Fixed IPs of the group's instances that have one and are not gone.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<String>, DbError> {
-        sqlx::query_scalar(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT i.fixed_ip FROM instance_groups ig JOIN instances i ON i.uuid = ig.uuid \
-             WHERE ig.group_id = $1 AND i.fixed_ip IS NOT NULL AND i.state NOT IN ('terminated', 'error') \
+             WHERE ig.group_id = $1 AND i.fixed_ip IS NOT NULL AND i.state NOT IN {} \
              ORDER BY i.fixed_ip",
-        )
+            super::instances::gone()
+        )))
         .bind(group_id.to_owned())
         .fetch_all(self.read())
         .await
@@ -323,19 +327,10 @@ async fn insert_rules(
     let now = super::now();
     for (n, rule) in rules.iter().enumerate() {
         // NULLs never collide in a UNIQUE index, so look first.
-        let exists: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT rule_id FROM security_group_rules WHERE {SAME_RULE}"
-        )))
-        .bind(group_id.to_owned())
-        .bind(rule.protocol.clone())
-        .bind(rule.from_port.unwrap_or(-99))
-        .bind(rule.to_port.unwrap_or(-99))
-        .bind(rule.cidr.clone().unwrap_or_default())
-        .bind(rule.source_group_id.clone().unwrap_or_default())
-        .bind(direction.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(err("find rule"))?;
+        let exists = same_rule("SELECT rule_id FROM", group_id, direction, rule)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err("find rule"))?;
         if exists.is_some() {
             return Ok(false);
         }

@@ -37,59 +37,52 @@ pub struct ImageRow {
 const COLUMNS: &str = "image_id, project_id, name, description, location, image_type, kernel_id, ramdisk_id, architecture, is_public, state, created_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<ImageRow, sqlx::Error> {
-    Ok(ImageRow {
-        image_id: r.try_get("image_id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        location: r.try_get("location")?,
-        image_type: r.try_get("image_type")?,
-        kernel_id: r.try_get("kernel_id")?,
-        ramdisk_id: r.try_get("ramdisk_id")?,
-        architecture: r.try_get("architecture")?,
+    Ok(from_row!(
+        r,
+        ImageRow {
+            image_id, project_id, name, description, location, image_type, kernel_id,
+            ramdisk_id, architecture, state, created_at,
+        },
         is_public: r.try_get::<i64, _>("is_public")? != 0,
-        state: r.try_get("state")?,
-        created_at: r.try_get("created_at")?,
-    })
+    ))
 }
 
 impl Db {
     /// Registers an image.
     pub async fn insert_image(&self, i: &ImageRow) -> Result<(), DbError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        )))
-        .bind(i.image_id.clone())
-        .bind(i.project_id.clone())
-        .bind(i.name.clone())
-        .bind(i.description.clone())
-        .bind(i.location.clone())
-        .bind(i.image_type.clone())
-        .bind(i.kernel_id.clone())
-        .bind(i.ramdisk_id.clone())
-        .bind(i.architecture.clone())
-        .bind(i64::from(i.is_public))
-        .bind(i.state.clone())
-        .bind(i.created_at.clone())
-        .execute(self.pool())
-        .await
-        .map_err(err("register image"))?;
+        )));
+        let insert = bind_fields!(
+            insert,
+            i,
+            [
+                image_id,
+                project_id,
+                name,
+                description,
+                location,
+                image_type,
+                kernel_id,
+                ramdisk_id,
+                architecture
+            ]
+        )
+        .bind(i64::from(i.is_public));
+        bind_fields!(insert, i, [state, created_at])
+            .execute(self.pool())
+            .await
+            .map_err(err("register image"))?;
         Ok(())
     }
 
     /// Images the project may see: its own and public ones.
     pub async fn images(&self, project_id: &str) -> Result<Vec<ImageRow>, DbError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE project_id = $1 OR is_public = 1 ORDER BY image_id"
         )))
-        .bind(project_id.to_owned())
-        .fetch_all(self.read())
-        .await
-        .map_err(err("list images"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(err("read image"))
+        .bind(project_id.to_owned());
+        self.all(query, row, "list images").await
     }
 
     /// One image the project may see.
@@ -98,15 +91,12 @@ impl Db {
         project_id: &str,
         image_id: &str,
     ) -> Result<Option<ImageRow>, DbError> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE image_id = $1 AND (project_id = $2 OR is_public = 1)"
         )))
         .bind(image_id.to_owned())
-        .bind(project_id.to_owned())
-        .fetch_optional(self.read())
-        .await
-        .map_err(err("find image"))?;
-        r.as_ref().map(row).transpose().map_err(err("read image"))
+        .bind(project_id.to_owned());
+        self.first(query, row, "find image").await
     }
 
     /// Any image with this name and type, whoever owns it (for `stratus image import`).
@@ -115,25 +105,19 @@ impl Db {
         name: &str,
         image_type: &str,
     ) -> Result<Option<ImageRow>, DbError> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE name = $1 AND image_type = $2 ORDER BY created_at DESC LIMIT 1"
         )))
         .bind(name.to_owned())
-        .bind(image_type.to_owned())
-        .fetch_optional(self.read())
-        .await
-        .map_err(err("find image"))?;
-        r.as_ref().map(row).transpose().map_err(err("read image"))
+        .bind(image_type.to_owned());
+        self.first(query, row, "find image by name").await
     }
 
     /// Deregisters an image the project owns; whether it did.
     pub async fn delete_image(&self, project_id: &str, image_id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM images WHERE image_id = $1 AND project_id = $2")
+        let query = sqlx::query("DELETE FROM images WHERE image_id = $1 AND project_id = $2")
             .bind(image_id.to_owned())
-            .bind(project_id.to_owned())
-            .execute(self.pool())
-            .await
-            .map_err(err("deregister image"))?;
-        Ok(done.rows_affected() > 0)
+            .bind(project_id.to_owned());
+        self.changed(query, "deregister image").await
     }
 }

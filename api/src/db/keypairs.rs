@@ -27,30 +27,39 @@ const COLUMNS: &str =
     "key_pair_id, project_id, name, key_type, fingerprint, public_key, created_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<KeyPairRow, sqlx::Error> {
-    Ok(KeyPairRow {
-        key_pair_id: r.try_get("key_pair_id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        key_type: r.try_get("key_type")?,
-        fingerprint: r.try_get("fingerprint")?,
-        public_key: r.try_get("public_key")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(from_row!(
+        r,
+        KeyPairRow {
+            key_pair_id,
+            project_id,
+            name,
+            key_type,
+            fingerprint,
+            public_key,
+            created_at
+        }
+    ))
 }
 
 impl Db {
     /// Stores a key pair; a name taken in the project is a unique violation.
     pub async fn insert_key_pair(&self, k: &KeyPairRow) -> Result<(), DbError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO key_pairs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )))
-        .bind(k.key_pair_id.clone())
-        .bind(k.project_id.clone())
-        .bind(k.name.clone())
-        .bind(k.key_type.clone())
-        .bind(k.fingerprint.clone())
-        .bind(k.public_key.clone())
-        .bind(k.created_at.clone())
+        )));
+        bind_fields!(
+            insert,
+            k,
+            [
+                key_pair_id,
+                project_id,
+                name,
+                key_type,
+                fingerprint,
+                public_key,
+                created_at
+            ]
+        )
         .execute(self.pool())
         .await
         .map_err(err("store key pair"))?;
@@ -59,17 +68,11 @@ impl Db {
 
     /// The project's key pairs, by name.
     pub async fn key_pairs(&self, project_id: &str) -> Result<Vec<KeyPairRow>, DbError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM key_pairs WHERE project_id = $1 ORDER BY name"
         )))
-        .bind(project_id.to_owned())
-        .fetch_all(self.read())
-        .await
-        .map_err(err("list key pairs"))?;
-        rows.iter()
-            .map(row)
-            .collect::<Result<_, _>>()
-            .map_err(err("read key pair"))
+        .bind(project_id.to_owned());
+        self.all(query, row, "list key pairs").await
     }
 
     /// One key pair of the project, by name.
@@ -91,14 +94,11 @@ impl Db {
         project_id: &str,
         name_or_id: &str,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM key_pairs WHERE project_id = $1 AND (name = $2 OR key_pair_id = $2)",
         )
         .bind(project_id.to_owned())
-        .bind(name_or_id.to_owned())
-        .execute(self.pool())
-        .await
-        .map_err(err("delete key pair"))?;
-        Ok(done.rows_affected() > 0)
+        .bind(name_or_id.to_owned());
+        self.changed(query, "delete key pair").await
     }
 }

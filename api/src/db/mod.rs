@@ -2,6 +2,24 @@
 //! PostgreSQL with the same schema and queries. Each file holds one kind of
 //! resource.
 
+/// A struct read from a row: each listed field from the column of its name,
+/// the others as given.
+macro_rules! from_row {
+    ($r:expr, $ty:ident { $($field:ident),* $(,)? } $(, $name:ident: $value:expr)* $(,)?) => {
+        $ty {
+            $($field: $r.try_get(stringify!($field))?,)*
+            $($name: $value,)*
+        }
+    };
+}
+
+/// `$query` with the listed fields of `$v` bound in order.
+macro_rules! bind_fields {
+    ($query:expr, $v:expr, [$($field:ident),* $(,)?]) => {
+        $query $(.bind($v.$field.to_owned()))*
+    };
+}
+
 pub mod credentials;
 pub mod groups;
 pub mod images;
@@ -10,11 +28,11 @@ pub mod keypairs;
 pub mod tags;
 
 use sqlx::AnyPool;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("api database ({action}): {source}")]
+#[error("api database: {action}")]
 pub struct DbError {
     action: &'static str,
     #[source]
@@ -107,6 +125,46 @@ impl Db {
     /// The readers' pool, for queries that change nothing.
     pub(crate) fn read(&self) -> &AnyPool {
         &self.reader
+    }
+}
+
+/// A query with its values bound, for the helpers below.
+pub(crate) type Bound = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Db {
+    /// Every row `query` finds (on the readers), as `row` reads it.
+    pub(crate) async fn all<T>(
+        &self,
+        query: Bound,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+        action: &'static str,
+    ) -> Result<Vec<T>, DbError> {
+        let rows = query.fetch_all(self.read()).await.map_err(err(action))?;
+        rows.iter()
+            .map(row)
+            .collect::<Result<_, _>>()
+            .map_err(err(action))
+    }
+
+    /// The first row `query` finds (on the readers), as `row` reads it:
+    /// for queries by a unique key or with `LIMIT 1`.
+    pub(crate) async fn first<T>(
+        &self,
+        query: Bound,
+        row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+        action: &'static str,
+    ) -> Result<Option<T>, DbError> {
+        Ok(self.all(query, row, action).await?.into_iter().next())
+    }
+
+    /// Runs a write; whether it changed any row.
+    pub(crate) async fn changed(
+        &self,
+        query: Bound,
+        action: &'static str,
+    ) -> Result<bool, DbError> {
+        let done = query.execute(self.pool()).await.map_err(err(action))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

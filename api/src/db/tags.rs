@@ -17,6 +17,21 @@ pub struct TagRow {
     pub value: String,
 }
 
+/// The statement that stores `tag` of `project_id`.
+pub(super) fn insert(
+    project_id: &str,
+    tag: &TagRow,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO tags (resource_id, project_id, resource_type, tag_key, tag_value) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tag.resource_id.clone())
+    .bind(project_id.to_owned())
+    .bind(tag.resource_type.clone())
+    .bind(tag.key.clone())
+    .bind(tag.value.clone())
+}
+
 impl Db {
     /// Sets tags (replacing values of keys already there).
     pub async fn put_tags(&self, project_id: &str, tags: &[TagRow]) -> Result<(), DbError> {
@@ -28,17 +43,10 @@ impl Db {
                 .execute(&mut *tx)
                 .await
                 .map_err(err("replace tag"))?;
-            sqlx::query(
-                "INSERT INTO tags (resource_id, project_id, resource_type, tag_key, tag_value) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(t.resource_id.clone())
-            .bind(project_id.to_owned())
-            .bind(t.resource_type.clone())
-            .bind(t.key.clone())
-            .bind(t.value.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("store tag"))?;
+            insert(project_id, t)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("store tag"))?;
         }
         tx.commit().await.map_err(err("commit tags"))
     }

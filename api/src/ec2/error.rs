@@ -1,6 +1,11 @@
 //! EC2 errors: a code, a message and an HTTP status, rendered as EC2 does.
 
+use stratus_rpc::RpcError;
+use stratus_rpc::wire::conductor::InstanceEvent;
+
 use super::xml::Xml;
+use crate::app::instances::InstanceError;
+use crate::app::quota::QuotaError;
 
 /// An error an EC2 client understands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +98,7 @@ impl Ec2Error {
 
 impl From<crate::db::DbError> for Ec2Error {
     fn from(e: crate::db::DbError) -> Self {
-        tracing::error!(error = %e, "database failure");
+        tracing::error!(error = %crate::chain::Chain(&e), "database failure");
         Self::internal("An internal error has occurred (database).")
     }
 }
@@ -121,15 +126,168 @@ impl From<crate::app::security_groups::GroupError> for Ec2Error {
             G::DryRun => Self::dry_run(),
             G::Db(e) => e.into(),
             e @ G::StoredId { .. } => {
-                tracing::error!(error = %e, "stored security group");
+                tracing::error!(error = %crate::chain::Chain(&e), "stored security group");
                 Self::internal("An internal error has occurred (stored security group).")
             }
             e @ G::NotDelivered { .. } => {
-                tracing::warn!(error = %e, "could not tell the compute hosts about a group change");
+                tracing::warn!(error = %crate::chain::Chain(&e), "could not tell the compute hosts about a group change");
                 Self::unavailable(
                     "The rule was saved but the compute hosts could not be told; retry the request.",
                 )
             }
         }
+    }
+}
+
+/// The one conversion of an RPC failure into what a client sees: what could
+/// not be asked (`subject`, in the client's words), never the queue, topic,
+/// routing key or host behind it, which go to the log.
+pub fn rpc_failure(subject: &str, e: &RpcError) -> Ec2Error {
+    tracing::warn!(error = %crate::chain::Chain(e), subject, "an RPC failed");
+    match e {
+        RpcError::Remote { source, .. } if source.kind == "IncorrectInstanceState" => {
+            Ec2Error::client(
+                "IncorrectInstanceState",
+                format!("{subject} refused: the instance is not in a state for this request."),
+            )
+        }
+        RpcError::Remote { source, .. } => {
+            Ec2Error::internal(format!("{subject} could not do it ({}).", source.kind))
+        }
+        RpcError::Encode { .. } | RpcError::Decode { .. } => {
+            Ec2Error::internal(format!("An internal error has occurred asking {subject}."))
+        }
+        _ => Ec2Error::unavailable(format!("Could not reach {subject}; try again.")),
+    }
+}
+
+impl From<InstanceError> for Ec2Error {
+    fn from(e: InstanceError) -> Self {
+        match e {
+            InstanceError::IncorrectState { instance, source } => {
+                let asked = match source.event {
+                    InstanceEvent::Stop => "stop",
+                    InstanceEvent::Start => "start",
+                    InstanceEvent::Reboot => "reboot",
+                    InstanceEvent::Terminate { .. } => "terminate",
+                    InstanceEvent::Reported(_) | InstanceEvent::BuildFailed => "change",
+                };
+                Self::client(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{instance}' is not in a state from which it can be asked to {asked}."
+                    ),
+                )
+            }
+            InstanceError::HostUnreachable { instance, source } => {
+                rpc_failure(&format!("the host of {instance}"), &source)
+            }
+            e @ InstanceError::NotScheduled { .. } => {
+                tracing::warn!(error = %crate::chain::Chain(&e), "launch not scheduled");
+                Self::unavailable(
+                    "The instances could not be scheduled now; they are in error. Try again.",
+                )
+            }
+            InstanceError::Quota(e) => e.into(),
+            InstanceError::Group(e) => e.into(),
+            InstanceError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<QuotaError> for Ec2Error {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Vcpus { limit, used } => Self::client(
+                "VcpuLimitExceeded",
+                format!(
+                    "You have requested more vCPU capacity than your current vCPU limit of {limit} allows ({used} in use)."
+                ),
+            ),
+            QuotaError::Memory { limit, used } => Self::client(
+                "InstanceLimitExceeded",
+                format!(
+                    "You have requested more memory than your current limit of {limit} MiB allows ({used} MiB in use)."
+                ),
+            ),
+            QuotaError::Instances { asked, limit, used } => Self::client(
+                "InstanceLimitExceeded",
+                format!(
+                    "You have requested more instances ({asked}) than your current instance limit of {limit} allows for the specified instance type ({used} in use)."
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use stratus_rpc::{RemoteError, RpcError};
+
+    use super::*;
+
+    /// Every way a call to a compute host can fail, naming its routing key
+    /// and host as the bus does.
+    fn failures() -> Vec<RpcError> {
+        let target =
+            || stratus_rpc::Target::host("compute", "node7".parse().expect("a valid host name"));
+        let method = || "stop_instance".to_owned();
+        vec![
+            RpcError::Timeout {
+                target: target(),
+                method: method(),
+                timeout: Duration::from_secs(5),
+            },
+            RpcError::Remote {
+                target: target(),
+                method: method(),
+                source: RemoteError::new("DriverError", "virsh on node7 (compute.node7) failed"),
+            },
+            RpcError::Remote {
+                target: target(),
+                method: method(),
+                source: RemoteError::new("IncorrectInstanceState", "node7 says no"),
+            },
+            RpcError::ConnectionLost {
+                target: target(),
+                method: method(),
+            },
+            RpcError::Nacked {
+                target: target(),
+                method: method(),
+            },
+            RpcError::Closed,
+        ]
+    }
+
+    #[test]
+    fn rpc_failures_reach_clients_without_internal_names() {
+        for failure in failures() {
+            let shown = Ec2Error::from(InstanceError::HostUnreachable {
+                instance: "i-00000001".into(),
+                source: Box::new(failure),
+            });
+            let document = shown.to_xml("req-1");
+            assert!(document.contains("i-00000001"), "{document}");
+            for internal in ["compute.", "node7", "stop_instance"] {
+                assert!(!document.contains(internal), "{internal} in {document}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unscheduled_launch_names_no_queue() {
+        let shown = Ec2Error::from(InstanceError::NotScheduled {
+            reservation: "r-1".into(),
+            source: Box::new(RpcError::Timeout {
+                target: stratus_rpc::Target::topic("scheduler"),
+                method: "run_instance".into(),
+                timeout: Duration::from_secs(1),
+            }),
+        });
+        assert_eq!(shown.status, 503);
+        assert!(!shown.message.contains("run_instance"), "{shown}");
     }
 }

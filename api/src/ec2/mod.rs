@@ -136,6 +136,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Every one of `wanted` is `found`, else `missing` of the first one that
+/// is not (Describe… with ids or names the project does not have).
+pub fn all_found(
+    wanted: &[String],
+    found: impl Fn(&String) -> bool,
+    missing: impl Fn(&str) -> Ec2Error,
+) -> Result<(), Ec2Error> {
+    match wanted.iter().find(|w| !found(w)) {
+        Some(w) => Err(missing(w)),
+        None => Ok(()),
+    }
+}
+
 /// The actions `dispatch` knows.
 pub const ACTIONS: &[&str] = &[
     "RunInstances",

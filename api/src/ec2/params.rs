@@ -219,16 +219,16 @@ mod tests {
     fn lists_and_structures_come_back_in_numeric_order() {
         let p = Params::parse(
             b"Action=DescribeInstances&InstanceId.10=i-c&InstanceId.2=i-b&InstanceId.1=i-a\
-              &Filter.2.Name=tag%3AName&Filter.2.Value.1=web&Filter.1.Name=instance-state-name\
-              &Filter.1.Value.2=stopped&Filter.1.Value.1=running&InstanceIdX=no",
+              &Filter.2.Name=tag%3AName&Filter.2.Value.1=web&Filter.1.Name=instance-type\
+              &Filter.1.Value.2=m1.small&Filter.1.Value.1=m1.large&InstanceIdX=no",
         );
         assert_eq!(p.list("InstanceId").expect("list"), ["i-a", "i-b", "i-c"]);
         let filters = p.structs("Filter").expect("filters");
         assert_eq!(filters.len(), 2);
-        assert_eq!(filters[0].get("Name"), Some("instance-state-name"));
+        assert_eq!(filters[0].get("Name"), Some("instance-type"));
         assert_eq!(
             filters[0].list("Value").expect("values"),
-            ["running", "stopped"]
+            ["m1.large", "m1.small"]
         );
         assert_eq!(filters[1].get("Name"), Some("tag:Name"));
     }
@@ -267,22 +267,15 @@ mod tests {
     #[test]
     fn typed_reads_fail_with_ec2_errors() {
         let p = Params::parse(b"MinCount=x&DryRun=yes&Empty=");
-        assert_eq!(
-            p.int("MinCount").expect_err("not a number").code,
-            "InvalidParameterValue"
-        );
-        assert_eq!(
-            p.flag("DryRun").expect_err("not a bool").code,
-            "InvalidParameterValue"
-        );
-        assert_eq!(
-            p.required("Empty").expect_err("empty").code,
-            "MissingParameter"
-        );
-        assert_eq!(
-            p.required("ImageId").expect_err("absent").code,
-            "MissingParameter"
-        );
+        let codes = [
+            p.int("MinCount").err(),
+            p.flag("DryRun").err(),
+            p.required("Empty").err(),
+            p.required("ImageId").err(),
+        ]
+        .map(|e| e.map(|e| e.code));
+        let (invalid, missing) = (Some("InvalidParameterValue"), Some("MissingParameter"));
+        assert_eq!(codes, [invalid, invalid, missing, missing]);
         assert_eq!(p.int("MaxCount").expect("absent"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -109,94 +109,88 @@ fn too_slow(patience: Duration) -> Ec2Error {
     }
 }
 
-async fn handle(
-    State(endpoint): State<Arc<Endpoint>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let cloud = &endpoint.cloud;
-    let request_id = new_request_id();
-    let started = Instant::now();
+/// The request's body within the size limit and the read timeout; a query
+/// over the limit is refused first (GET carries parameters there).
+async fn read_body(cloud: &Cloud, query: &str, body: Body) -> Result<Bytes, Ec2Error> {
     let limit = cloud.config.max_request_bytes;
-    let query = uri.query().unwrap_or("");
-    // The query is held to the body's limit too: GET carries parameters there.
     if query.len() > limit {
-        let e = too_large(limit);
-        return xml_response(e.status, e.to_xml(&request_id), &request_id);
+        return Err(too_large(limit));
     }
     let patience = Duration::from_secs(cloud.config.read_timeout_secs.max(1));
-    let body = match tokio::time::timeout(patience, to_bytes(body, limit)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            let e = too_large(limit);
-            return xml_response(e.status, e.to_xml(&request_id), &request_id);
-        }
-        Err(_) => {
-            let e = too_slow(patience);
-            return xml_response(e.status, e.to_xml(&request_id), &request_id);
-        }
+    match tokio::time::timeout(patience, to_bytes(body, limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large(limit)),
+        Err(_) => Err(too_slow(patience)),
+    }
+}
+
+/// One HTTP request as the signature checks see it.
+struct Request<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+/// Authenticates the request, then runs its action.
+async fn answer(
+    endpoint: &Endpoint,
+    request: &Request<'_>,
+    parsed: Result<Params, Ec2Error>,
+    action: &str,
+    request_id: &str,
+) -> Result<String, Ec2Error> {
+    let method = request.method;
+    if method != Method::GET && method != Method::POST {
+        return Err(Ec2Error::client(
+            "UnsupportedOperation",
+            format!("HTTP {method} is not supported; use GET or POST."),
+        ));
+    }
+    let header_pairs: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let signed = SignedRequest {
+        method: method.as_str(),
+        path: request.uri.path(),
+        query: request.uri.query().unwrap_or(""),
+        headers: &header_pairs,
+        body: request.body,
     };
-    let form = (method == Method::POST).then_some(&body[..]);
-    // Before the verifiers, which split the same text into pairs of their own.
-    if let Err(e) = check_count(query.as_bytes(), form) {
-        return xml_response(e.status, e.to_xml(&request_id), &request_id);
+    let caller = authenticate(endpoint, &signed).await?;
+    tracing::Span::current().record("project", caller.project_id.as_str());
+    let params = parsed?;
+    if action.is_empty() {
+        return Err(Ec2Error::missing("Action"));
     }
-    // Refused only once the caller is known, so a stranger learns nothing.
-    let parsed = Params::from_request(query.as_bytes(), form);
-    let action = parsed
-        .as_ref()
-        .ok()
-        .and_then(|p| p.get("Action"))
-        .unwrap_or("")
-        .to_owned();
-    let span = info_span!("ec2", %request_id, action = %action, project = tracing::field::Empty);
-    let result = async {
-        if method != Method::GET && method != Method::POST {
-            return Err(Ec2Error::client(
-                "UnsupportedOperation",
-                format!("HTTP {method} is not supported; use GET or POST."),
-            ));
-        }
-        let header_pairs: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let signed = SignedRequest {
-            method: method.as_str(),
-            path: uri.path(),
-            query,
-            headers: &header_pairs,
-            body: &body,
-        };
-        let caller = authenticate(&endpoint, &signed).await?;
-        tracing::Span::current().record("project", caller.project_id.as_str());
-        let params = parsed?;
-        if action.is_empty() {
-            return Err(Ec2Error::missing("Action"));
-        }
-        let cx = Ctx {
-            cloud,
-            caller: &caller,
-            params: &params,
-            action: &action,
-            request_id: &request_id,
-        };
-        dispatch(&cx).await
-    }
-    .instrument(span.clone())
-    .await;
-    let _entered = span.enter();
+    let cx = Ctx {
+        cloud: &endpoint.cloud,
+        caller: &caller,
+        params: &params,
+        action,
+        request_id,
+    };
+    dispatch(&cx).await
+}
+
+/// Counts, logs and renders the outcome of one request.
+fn respond(
+    result: Result<String, Ec2Error>,
+    action: &str,
+    request_id: &str,
+    started: Instant,
+) -> Response {
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     // Only actions stratus has become labels: anyone can send any Action.
-    let known = if super::ACTIONS.contains(&action.as_str()) {
-        action.as_str()
+    let known = if super::ACTIONS.contains(&action) {
+        action
     } else {
         "other"
     };
@@ -214,7 +208,7 @@ async fn handle(
     match result {
         Ok(xml) => {
             info!(status = 200, elapsed_ms, "request");
-            xml_response(200, xml, &request_id)
+            xml_response(200, xml, request_id)
         }
         Err(e) => {
             if e.status >= 500 {
@@ -222,7 +216,49 @@ async fn handle(
             } else {
                 info!(status = e.status, code = e.code, message = %e.message, elapsed_ms, "request refused");
             }
-            xml_response(e.status, e.to_xml(&request_id), &request_id)
+            xml_response(e.status, e.to_xml(request_id), request_id)
         }
     }
+}
+
+async fn handle(
+    State(endpoint): State<Arc<Endpoint>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = new_request_id();
+    let started = Instant::now();
+    let query = uri.query().unwrap_or("");
+    let refuse = |e: Ec2Error| xml_response(e.status, e.to_xml(&request_id), &request_id);
+    let body = match read_body(&endpoint.cloud, query, body).await {
+        Ok(body) => body,
+        Err(e) => return refuse(e),
+    };
+    let form = (method == Method::POST).then_some(&body[..]);
+    // Before the verifiers, which split the same text into pairs of their own.
+    if let Err(e) = check_count(query.as_bytes(), form) {
+        return refuse(e);
+    }
+    // Refused only once the caller is known, so a stranger learns nothing.
+    let parsed = Params::from_request(query.as_bytes(), form);
+    let action = parsed
+        .as_ref()
+        .ok()
+        .and_then(|p| p.get("Action"))
+        .unwrap_or("")
+        .to_owned();
+    let span = info_span!("ec2", %request_id, action = %action, project = tracing::field::Empty);
+    let request = Request {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    let result = answer(&endpoint, &request, parsed, &action, &request_id)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    respond(result, &action, &request_id, started)
 }

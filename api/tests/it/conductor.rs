@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_api::conductor::Conductor;
 use stratus_api::db::Db;
-use stratus_api::db::instances::{InstanceRow, NewReservation};
+use stratus_api::db::instances::{InstanceRow, NewReservation, StateChange};
 use stratus_api::metadata::db_source::DbSource;
 use stratus_api::service::ConductorService;
 use stratus_rpc::clients::ComputeClient;
@@ -68,7 +68,7 @@ pub async fn instance(db: &Db, id: InstanceId) {
         memory_mb: 512,
         root_gb: 1,
         user_data: Some("aGVsbG8=".into()),
-        state: "pending".into(),
+        state: InstanceState::Pending,
         launched_at: stratus_api::db::now(),
         updated_at: stratus_api::db::now(),
         ..InstanceRow::default()
@@ -210,8 +210,8 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .expect("db")
         .expect("row");
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        (row.state, row.host.as_deref()),
+        (InstanceState::Running, Some("node1"))
     );
 
     send(
@@ -235,9 +235,12 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // "running" report does not revive it; the host is told to terminate.
     let late = InstanceId::new();
     instance(&db, late).await;
-    db.update_state(&late.to_string(), "terminated", None, None, None, 5)
-        .await
-        .expect("terminate");
+    db.update_state(
+        &late.to_string(),
+        &StateChange::to(InstanceState::Terminated, 5),
+    )
+    .await
+    .expect("terminate");
     send(
         &service,
         "instance_update",
@@ -249,7 +252,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .await
         .expect("db")
         .expect("row");
-    assert_eq!(row.state, "terminated");
+    assert_eq!(row.state, InstanceState::Terminated);
     host.wait_for_a_call().await;
     assert_eq!(*host.calls.lock().expect("lock"), ["terminate_instance"]);
 
@@ -281,8 +284,8 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .expect("db")
         .expect("row");
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        (row.state, row.host.as_deref()),
+        (InstanceState::Running, Some("node1"))
     );
     second.wait_for_a_call().await;
     // Removed, not terminated: terminate would free the address node1's
@@ -306,8 +309,8 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .expect("db")
         .expect("row");
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        (row.state, row.host.as_deref()),
+        (InstanceState::Running, Some("node1"))
     );
 
     // A reschedule is a later placement: the new host takes over, even if
@@ -338,8 +341,8 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         .expect("db")
         .expect("row");
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node2"))
+        (row.state, row.host.as_deref()),
+        (InstanceState::Running, Some("node2"))
     );
     assert_eq!(
         second.calls.lock().expect("lock").len(),
@@ -379,7 +382,7 @@ async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
     )
     .await;
 
-    let failed = stratus_api::build_timeout::sweep(&db, Duration::from_secs(1))
+    let failed = stratus_api::app::instances::build_timeout::sweep(&db, Duration::from_secs(1))
         .await
         .expect("sweep");
     assert_eq!(failed, 2);
@@ -393,18 +396,18 @@ async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
         }
     };
     let row = state(unplaced).await;
-    assert_eq!(row.state, "error");
+    assert_eq!(row.state, InstanceState::Error);
     assert_eq!(
         row.state_reason.as_deref(),
         Some("the build did not start within 1 s: no compute host took it")
     );
     let row = state(building).await;
-    assert_eq!(row.state, "error");
+    assert_eq!(row.state, InstanceState::Error);
     assert_eq!(
         row.state_reason.as_deref(),
-        Some("the build did not finish within 1 s: host node1 stopped reporting on it")
+        Some("the build did not finish within 1 s: its compute host stopped reporting on it")
     );
-    assert_eq!(state(fresh).await.state, "pending");
+    assert_eq!(state(fresh).await.state, InstanceState::Pending);
 
     // The host comes back and reports the build done: that wins.
     send(
@@ -417,10 +420,10 @@ async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
         ),
     )
     .await;
-    assert_eq!(state(building).await.state, "running");
+    assert_eq!(state(building).await.state, InstanceState::Running);
     // Nothing is swept twice.
     assert_eq!(
-        stratus_api::build_timeout::sweep(&db, Duration::from_secs(1))
+        stratus_api::app::instances::build_timeout::sweep(&db, Duration::from_secs(1))
             .await
             .expect("sweep"),
         0

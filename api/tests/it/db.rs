@@ -7,9 +7,10 @@ use stratus_api::db::Db;
 use stratus_api::db::credentials::Credential;
 use stratus_api::db::groups::{Direction, GroupRow, InUse, RuleRow};
 use stratus_api::db::images::ImageRow;
-use stratus_api::db::instances::{InstanceRow, NewReservation};
+use stratus_api::db::instances::{InstanceRow, NewReservation, StateChange};
 use stratus_api::db::keypairs::KeyPairRow;
 use stratus_api::db::tags::TagRow;
+use stratus_rpc::wire::conductor::InstanceState;
 
 /// A database of the test's own: a SQLite file, or a fresh PostgreSQL
 /// database (the one `deploy/dev-setup` starts) dropped at the end.
@@ -92,7 +93,7 @@ fn instance(n: u8, reservation: &str, project: &str) -> InstanceRow {
         vcpus: 2,
         memory_mb: 2048,
         root_gb: 20,
-        state: "pending".into(),
+        state: InstanceState::Pending,
         launched_at: stratus_api::db::now(),
         updated_at: stratus_api::db::now(),
         groups: vec![("sg-00000000000000001".into(), "web".into())],
@@ -268,14 +269,27 @@ async fn the_tables_behave_alike(db: Db) {
     // Reports: newest sequence wins; placement feeds the metadata lookup.
     let uuid = &rows[0].uuid;
     assert!(
-        db.update_state(uuid, "running", None, None, Some("h1"), 20)
-            .await
-            .expect("update")
+        db.update_state(
+            uuid,
+            &StateChange {
+                host: Some("h1"),
+                ..StateChange::to(InstanceState::Running, 20)
+            }
+        )
+        .await
+        .expect("update")
     );
     assert!(
-        !db.update_state(uuid, "pending", Some("spawning"), None, Some("h1"), 10)
-            .await
-            .expect("old update")
+        !db.update_state(
+            uuid,
+            &StateChange {
+                task_state: Some("spawning"),
+                host: Some("h1"),
+                ..StateChange::to(InstanceState::Pending, 10)
+            }
+        )
+        .await
+        .expect("old update")
     );
     db.set_placement(uuid, "10.0.0.5", "nova")
         .await
@@ -286,8 +300,8 @@ async fn the_tables_behave_alike(db: Db) {
         .expect("lookup")
         .expect("found");
     assert_eq!(
-        (found.state.as_str(), found.host.as_deref()),
-        ("running", Some("h1"))
+        (found.state, found.host.as_deref()),
+        (InstanceState::Running, Some("h1"))
     );
     assert_eq!(
         db.group_members(&web.group_id).await.expect("members"),
@@ -298,7 +312,7 @@ async fn the_tables_behave_alike(db: Db) {
         Some(InUse::Instances(_))
     ));
     assert!(
-        db.update_state(uuid, "terminated", None, None, None, 30)
+        db.update_state(uuid, &StateChange::to(InstanceState::Terminated, 30))
             .await
             .expect("terminate")
     );

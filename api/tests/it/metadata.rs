@@ -329,9 +329,15 @@ async fn a_token_dies_with_its_instance_when_the_tables_give_the_address_to_anot
 
     // The first is terminated; the address goes to the second.
     assert!(
-        db.update_state(&first.to_string(), "terminated", None, None, None, 9)
-            .await
-            .expect("terminate")
+        db.update_state(
+            &first.to_string(),
+            &stratus_api::db::instances::StateChange::to(
+                stratus_rpc::wire::conductor::InstanceState::Terminated,
+                9,
+            ),
+        )
+        .await
+        .expect("terminate")
     );
     assert_eq!(get_with(address, server, PATHS[0], &token).await.0, 404);
     crate::conductor::instance(&db, second).await;

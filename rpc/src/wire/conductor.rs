@@ -3,43 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{HostName, InstanceId};
-
-/// An instance's lifecycle state, with EC2's codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceState {
-    /// Accepted, not yet running (code 0).
-    Pending,
-    /// Running (16).
-    Running,
-    /// Being terminated (32).
-    ShuttingDown,
-    /// Gone (48).
-    Terminated,
-    /// Being stopped (64).
-    Stopping,
-    /// Stopped (80).
-    Stopped,
-    /// The build failed; the reason says why. EC2 has no such state: the
-    /// API shows it as terminated (48) with the reason, as AWS shows a
-    /// launch that failed.
-    Error,
-}
-
-impl InstanceState {
-    /// The EC2 state code.
-    pub fn code(self) -> u16 {
-        match self {
-            Self::Pending => 0,
-            Self::Running => 16,
-            Self::ShuttingDown => 32,
-            Self::Terminated => 48,
-            Self::Stopping => 64,
-            Self::Stopped => 80,
-            Self::Error => 48,
-        }
-    }
-}
+pub use super::instance_state::{InstanceEvent, InstanceState, InvalidTransition, UnknownState};
 
 /// A state change of one instance, cast to `conductor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,5 +5,6 @@ pub mod compute;
 pub mod conductor;
 pub mod firewall;
 pub mod ids;
+pub mod instance_state;
 pub mod network;
 pub mod scheduler;

@@ -19,6 +19,19 @@ struct Raw {
     body: Vec<u8>,
 }
 
+impl Raw {
+    /// The request as the verifiers take it.
+    fn request(&self) -> SignedRequest<'_> {
+        SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
 fn raw(text: &str) -> Raw {
     let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
     let mut lines = head.lines();
@@ -54,13 +67,7 @@ fn signed(text: &str, signed_headers: &str, signature: &str) -> Raw {
 }
 
 fn check(r: &Raw) -> Result<(), AuthError> {
-    let req = SignedRequest {
-        method: &r.method,
-        path: &r.path,
-        query: &r.query,
-        headers: &r.headers,
-        body: &r.body,
-    };
+    let req = r.request();
     let now = UNIX_EPOCH + Duration::from_secs(SUITE_TIME);
     verify_for_service(&req, SECRET, now, Duration::from_secs(300), "service")
 }
@@ -232,13 +239,7 @@ fn suite_canonical_request_matches_creq() {
     let r = raw(
         "GET /?Param2=value2&Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
     );
-    let req = SignedRequest {
-        method: &r.method,
-        path: &r.path,
-        query: &r.query,
-        headers: &r.headers,
-        body: &r.body,
-    };
+    let req = r.request();
     assert_eq!(
         canonical::requests(&req, HD, false),
         Ok(vec![
@@ -267,16 +268,10 @@ fn dot_segments_follow_botocore() {
 #[test]
 fn wrong_service_and_scope_date_are_refused() {
     let r = signed(SUITE[0].1, HD, SUITE[0].3);
-    let req = SignedRequest {
-        method: &r.method,
-        path: &r.path,
-        query: &r.query,
-        headers: &r.headers,
-        body: &r.body,
-    };
+    let req = r.request();
     let now = UNIX_EPOCH + Duration::from_secs(SUITE_TIME);
     assert!(matches!(
-        verify(&req, SECRET, now, Duration::from_secs(300)),
+        verify_for_service(&req, SECRET, now, Duration::from_secs(300), SERVICE),
         Err(AuthError::Incomplete(m)) if m.contains("'ec2'")
     ));
 
@@ -288,13 +283,7 @@ fn wrong_service_and_scope_date_are_refused() {
 #[test]
 fn stale_request_is_expired() {
     let r = signed(SUITE[0].1, HD, SUITE[0].3);
-    let req = SignedRequest {
-        method: &r.method,
-        path: &r.path,
-        query: &r.query,
-        headers: &r.headers,
-        body: &r.body,
-    };
+    let req = r.request();
     let now = UNIX_EPOCH + Duration::from_secs(SUITE_TIME + 301);
     assert!(matches!(
         verify_for_service(&req, SECRET, now, Duration::from_secs(300), "service"),

@@ -2,12 +2,12 @@
 //! and egress. The rules' parsing and rendering live in `permissions.rs`,
 //! what a change does in `app::security_groups`.
 
-use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
+use super::super::{Ctx, all_found};
 use super::permissions;
-use crate::app::security_groups::{self as app, Change, RuleChange};
+use crate::app::security_groups::{self as app, Change, GroupRef, RuleChange};
 use crate::db::groups::{Direction, GroupRow, InUse};
 
 pub use crate::app::security_groups::DEFAULT_GROUP;
@@ -38,21 +38,13 @@ pub async fn resolve(
     names: &[String],
 ) -> Result<Vec<GroupRow>, Ec2Error> {
     let groups = project_groups(cx).await?;
-    let mut chosen: Vec<GroupRow> = Vec::new();
-    for id in ids {
-        let g = groups
-            .iter()
-            .find(|g| &g.group_id == id)
-            .ok_or_else(|| not_found(id))?;
-        chosen.push(g.clone());
-    }
-    for name in names {
-        let g = groups
-            .iter()
-            .find(|g| &g.name == name)
-            .ok_or_else(|| not_found(name))?;
-        chosen.push(g.clone());
-    }
+    let wanted = ids
+        .iter()
+        .map(|id| GroupRef::Id(id.clone()))
+        .chain(names.iter().map(|name| GroupRef::Name(name.clone())));
+    let mut chosen: Vec<GroupRow> = wanted
+        .map(|w| app::find(&groups, &w).cloned())
+        .collect::<Result<_, _>>()?;
     if chosen.is_empty()
         && let Some(default) = groups.iter().find(|g| g.name == DEFAULT_GROUP)
     {
@@ -188,19 +180,12 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
         &["group-name", "group-id", "description", "owner-id"],
     )?;
     let mut groups = project_groups(cx).await?;
-    for id in &ids {
-        if !groups.iter().any(|g| &g.group_id == id) {
-            return Err(Ec2Error::client(
-                "InvalidGroup.NotFound",
-                format!("The security group '{}' does not exist", shown(id)),
-            ));
-        }
-    }
-    for name in &names {
-        if !groups.iter().any(|g| &g.name == name) {
-            return Err(not_found(name));
-        }
-    }
+    all_found(
+        &ids,
+        |id| groups.iter().any(|g| &g.group_id == id),
+        not_found,
+    )?;
+    all_found(&names, |n| groups.iter().any(|g| &g.name == n), not_found)?;
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
     // Rules name groups the filters may leave out: their names come from all.
     let all = groups.clone();

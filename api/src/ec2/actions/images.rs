@@ -49,39 +49,72 @@ pub async fn usable(cx: &Ctx<'_>, id: &str, kind: &str) -> Result<ImageRow, Ec2E
     }
 }
 
+/// Why an image location cannot be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    /// Relative, or climbing with `..`.
+    #[error("the image location {0} must be an absolute path without '..'")]
+    NotAbsolute(String),
+    /// The path does not resolve.
+    #[error("the image location {location} cannot be read")]
+    Unreadable {
+        /// The location, as shown.
+        location: String,
+        /// Why it does not resolve.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder or a device.
+    #[error("the image location {0} is not a file")]
+    NotAFile(String),
+    /// Not under `[api] image_roots`.
+    #[error("the image location {location} is outside the image folders ({roots})")]
+    Outside {
+        /// The location, as shown.
+        location: String,
+        /// The allowed folders.
+        roots: String,
+    },
+}
+
+impl From<LocationError> for Ec2Error {
+    fn from(e: LocationError) -> Self {
+        match &e {
+            // The caller's own path: why it does not resolve is theirs to know.
+            LocationError::Unreadable { source, .. } => {
+                Ec2Error::invalid(format!("{e}: {}", source.kind()))
+            }
+            _ => Ec2Error::invalid(e.to_string()),
+        }
+    }
+}
+
 /// The file a location names, if it is an absolute path (or `file://` URL)
 /// inside one of the allowed roots, after resolving links and `..`.
-pub fn resolve_location(location: &str, roots: &[PathBuf]) -> Result<PathBuf, String> {
+pub fn resolve_location(location: &str, roots: &[PathBuf]) -> Result<PathBuf, LocationError> {
     let path = location.strip_prefix("file://").unwrap_or(location);
     let path = Path::new(path);
     if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!(
-            "the image location {} must be an absolute path without '..'",
-            shown(location)
-        ));
+        return Err(LocationError::NotAbsolute(shown(location)));
     }
     let real = path
         .canonicalize()
-        .map_err(|e| format!("the image location {} cannot be read: {e}", shown(location)))?;
+        .map_err(|source| LocationError::Unreadable {
+            location: shown(location),
+            source,
+        })?;
     if !real.is_file() {
-        return Err(format!(
-            "the image location {} is not a file",
-            shown(location)
-        ));
+        return Err(LocationError::NotAFile(shown(location)));
     }
     if !roots
         .iter()
         .any(|root| root.canonicalize().is_ok_and(|r| real.starts_with(r)))
     {
-        return Err(format!(
-            "the image location {} is outside the image folders ({})",
-            shown(location),
-            roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(LocationError::Outside {
+            location: shown(location),
+            roots: roots.join(", "),
+        });
     }
     Ok(real)
 }
@@ -101,8 +134,7 @@ pub async fn register_image(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         )));
     }
     let location = cx.params.required("ImageLocation")?;
-    let file =
-        resolve_location(location, &cx.cloud.config.image_roots).map_err(Ec2Error::invalid)?;
+    let file = resolve_location(location, &cx.cloud.config.image_roots)?;
     let architecture = cx.params.get("Architecture").unwrap_or("x86_64");
     if !["x86_64", "i386", "arm64"].contains(&architecture) {
         return Err(Ec2Error::invalid(format!(

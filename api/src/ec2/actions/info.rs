@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
+use super::super::xml::Xml;
+use super::super::{Ctx, all_found};
+use crate::config::InstanceType;
 
 /// How long the scheduler's answer about zones is reused.
 const ZONES_TTL: Duration = Duration::from_secs(10);
@@ -111,21 +113,59 @@ pub async fn describe_regions(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     Ok(cx.finish(x))
 }
 
+/// One `instanceTypeSet` item.
+fn instance_type(x: &mut Xml, t: &InstanceType) {
+    x.text("instanceType", &t.name)
+        .value("currentGeneration", true)
+        .value("freeTierEligible", false);
+    x.list("supportedUsageClasses", ["on-demand"], |x, c| {
+        x.out_text(c);
+    });
+    x.list("supportedRootDeviceTypes", ["instance-store"], |x, c| {
+        x.out_text(c);
+    });
+    x.list("supportedVirtualizationTypes", ["hvm"], |x, c| {
+        x.out_text(c);
+    });
+    x.value("bareMetal", false);
+    x.open("processorInfo");
+    x.list("supportedArchitectures", ["x86_64"], |x, c| {
+        x.out_text(c);
+    });
+    x.close("processorInfo");
+    x.open("vCpuInfo")
+        .value("defaultVCpus", t.vcpus)
+        .value("defaultCores", t.vcpus)
+        .value("defaultThreadsPerCore", 1)
+        .close("vCpuInfo");
+    x.open("memoryInfo")
+        .value("sizeInMiB", t.memory_mb)
+        .close("memoryInfo");
+    x.value("instanceStorageSupported", t.root_gb > 0);
+    if t.root_gb > 0 {
+        x.open("instanceStorageInfo")
+            .value("totalSizeInGB", t.root_gb)
+            .close("instanceStorageInfo");
+    }
+}
+
 /// DescribeInstanceTypes: the configured flavors.
 pub async fn describe_instance_types(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let names = cx.params.list("InstanceType")?;
     let config = &cx.cloud.config;
-    for name in &names {
-        if config.instance_type(name).is_none() {
-            return Err(Ec2Error::client(
+    all_found(
+        &names,
+        |name| config.instance_type(name).is_some(),
+        |name| {
+            Ec2Error::client(
                 "InvalidInstanceType",
                 format!(
                     "The following supplied instance types do not exist: [{}]",
                     shown(name)
                 ),
-            ));
-        }
-    }
+            )
+        },
+    )?;
     let wanted = filters::parse(
         cx.params,
         &[
@@ -148,40 +188,7 @@ pub async fn describe_instance_types(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         })
         .collect();
     let mut x = cx.response();
-    x.list("instanceTypeSet", types, |x, t| {
-        x.text("instanceType", &t.name)
-            .value("currentGeneration", true)
-            .value("freeTierEligible", false);
-        x.list("supportedUsageClasses", ["on-demand"], |x, c| {
-            x.out_text(c);
-        });
-        x.list("supportedRootDeviceTypes", ["instance-store"], |x, c| {
-            x.out_text(c);
-        });
-        x.list("supportedVirtualizationTypes", ["hvm"], |x, c| {
-            x.out_text(c);
-        });
-        x.value("bareMetal", false);
-        x.open("processorInfo");
-        x.list("supportedArchitectures", ["x86_64"], |x, c| {
-            x.out_text(c);
-        });
-        x.close("processorInfo");
-        x.open("vCpuInfo")
-            .value("defaultVCpus", t.vcpus)
-            .value("defaultCores", t.vcpus)
-            .value("defaultThreadsPerCore", 1)
-            .close("vCpuInfo");
-        x.open("memoryInfo")
-            .value("sizeInMiB", t.memory_mb)
-            .close("memoryInfo");
-        x.value("instanceStorageSupported", t.root_gb > 0);
-        if t.root_gb > 0 {
-            x.open("instanceStorageInfo")
-                .value("totalSizeInGB", t.root_gb)
-                .close("instanceStorageInfo");
-        }
-    });
+    x.list("instanceTypeSet", types, instance_type);
     Ok(cx.finish(x))
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use stratus_rpc::wire::conductor::InstanceState;
 
 use super::super::error::Ec2Error;
 use super::super::filters::{self, Filter};
@@ -10,9 +11,6 @@ use super::super::params::shown;
 use super::super::{Ctx, ids};
 use super::render;
 use crate::db::instances::InstanceRow;
-
-/// An instance with its tags, as responses show it.
-type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
 
 /// Filters DescribeInstances knows.
 const FILTERS: &[&str] = &[
@@ -78,11 +76,10 @@ pub async fn find(cx: &Ctx<'_>, ids: &[String]) -> Result<Vec<InstanceRow>, Ec2E
 fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
     let one = |v: &str| vec![v.to_owned()];
     let opt = |v: &Option<String>| v.iter().cloned().collect();
-    let (code, state) = render::state(&i.state);
     match name {
         "instance-id" => one(&i.ec2_id),
-        "instance-state-name" => one(state),
-        "instance-state-code" => vec![code.to_string()],
+        "instance-state-name" => one(i.state.ec2_name()),
+        "instance-state-code" => vec![i.state.code().to_string()],
         "instance-type" => one(&i.instance_type),
         "key-name" => opt(&i.key_name),
         "image-id" => one(&i.image_id),
@@ -228,21 +225,8 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     };
     let listed: Vec<String> = rows.iter().map(|i| i.ec2_id.clone()).collect();
     let tags = instance_tags(cx, Some(&listed)).await?;
-    // Reservations in the order their first instance comes.
-    let mut order: Vec<&str> = Vec::new();
-    let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();
-    for i in &rows {
-        let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
-            order.push(&i.reservation_id);
-            Vec::new()
-        });
-        entry.push((i, tags.get(&i.ec2_id).cloned().unwrap_or_default()));
-    }
     let mut x = cx.response();
-    x.list("reservationSet", order, |x, r| {
-        let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
-        render::reservation(x, r, &cx.caller.project_id, instances, &zone);
-    });
+    render::reservations(&mut x, &rows, &tags, &cx.caller.project_id, &zone);
     x.opt("nextToken", next.as_deref());
     Ok(cx.finish(x))
 }
@@ -277,7 +261,7 @@ pub async fn describe_instance_status(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
     let rows: Vec<InstanceRow> = find(cx, &ids)
         .await?
         .into_iter()
-        .filter(|i| all || i.state == "running")
+        .filter(|i| all || i.state == InstanceState::Running)
         .filter(|i| filters::matches(&wanted, &[], |n| values(i, n, &zone)))
         .collect();
     let (rows, next) = page(cx, rows, |i| &i.ec2_id)?;
@@ -287,10 +271,10 @@ pub async fn describe_instance_status(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
             "availabilityZone",
             i.availability_zone.as_deref().unwrap_or(&zone),
         );
-        render::instance_state(x, "instanceState", &i.state);
-        let status = match i.state.as_str() {
-            "running" => "ok",
-            "pending" => "initializing",
+        render::instance_state(x, "instanceState", i.state);
+        let status = match i.state {
+            InstanceState::Running => "ok",
+            InstanceState::Pending => "initializing",
             _ => "not-applicable",
         };
         for element in ["systemStatus", "instanceStatus"] {

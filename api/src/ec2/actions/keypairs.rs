@@ -6,7 +6,7 @@ use base64::Engine;
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
-use super::super::{Ctx, ids};
+use super::super::{Ctx, all_found, ids};
 use crate::db::keypairs::KeyPairRow;
 use crate::keys::{self, KeyType};
 
@@ -86,17 +86,7 @@ pub async fn create_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
             "Only the pem key format is supported.",
         ));
     }
-    if cx
-        .cloud
-        .db
-        .key_pair(&cx.caller.project_id, &name)
-        .await?
-        .is_some()
-    {
-        return Err(duplicate(&name));
-    }
-    check_quota(cx).await?;
-    cx.dry_run()?;
+    may_add(cx, &name).await?;
     let comment = name.clone();
     // RSA generation is CPU work of tens of milliseconds: off the runtime.
     let made = tokio::task::spawn_blocking(move || keys::create(kind, &comment))
@@ -112,6 +102,22 @@ pub async fn create_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     Ok(cx.finish(x))
 }
 
+/// Whether a key pair `name` may be added: none of that name, room under
+/// the quota, and no dry run.
+async fn may_add(cx: &Ctx<'_>, name: &str) -> Result<(), Ec2Error> {
+    if cx
+        .cloud
+        .db
+        .key_pair(&cx.caller.project_id, name)
+        .await?
+        .is_some()
+    {
+        return Err(duplicate(name));
+    }
+    check_quota(cx).await?;
+    cx.dry_run()
+}
+
 /// ImportKeyPair.
 pub async fn import_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let name = key_name(cx)?;
@@ -123,17 +129,7 @@ pub async fn import_key_pair(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let imported = keys::import(&bytes, &name)
         .or_else(|e| keys::import(material.as_bytes(), &name).map_err(|_| e))
         .map_err(|e| Ec2Error::client(e.code(), e.to_string()))?;
-    if cx
-        .cloud
-        .db
-        .key_pair(&cx.caller.project_id, &name)
-        .await?
-        .is_some()
-    {
-        return Err(duplicate(&name));
-    }
-    check_quota(cx).await?;
-    cx.dry_run()?;
+    may_add(cx, &name).await?;
     let id = store(
         cx,
         &name,
@@ -159,22 +155,18 @@ pub async fn describe_key_pairs(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         &["key-name", "fingerprint", "key-pair-id", "key-type"],
     )?;
     let mut pairs = cx.cloud.db.key_pairs(&cx.caller.project_id).await?;
-    for name in &names {
-        if !pairs.iter().any(|k| &k.name == name) {
-            return Err(Ec2Error::client(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair '{}' does not exist", shown(name)),
-            ));
-        }
-    }
-    for id in &key_ids {
-        if !pairs.iter().any(|k| &k.key_pair_id == id) {
-            return Err(Ec2Error::client(
-                "InvalidKeyPair.NotFound",
-                format!("The key pair '{}' does not exist", shown(id)),
-            ));
-        }
-    }
+    let missing = |what: &str| {
+        Ec2Error::client(
+            "InvalidKeyPair.NotFound",
+            format!("The key pair '{}' does not exist", shown(what)),
+        )
+    };
+    all_found(&names, |n| pairs.iter().any(|k| &k.name == n), missing)?;
+    all_found(
+        &key_ids,
+        |id| pairs.iter().any(|k| &k.key_pair_id == id),
+        missing,
+    )?;
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
     let tags_of = |id: &str| super::tags::of(&tags, id);
     pairs.retain(|k| {

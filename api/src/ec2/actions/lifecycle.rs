@@ -1,16 +1,13 @@
-//! Terminate, reboot, stop, start and console output: the API records the
-//! transition and casts to the instance's host, whose report finishes it.
+//! Terminate, reboot, stop, start and console output: each names its
+//! instances, asks the application layer, and renders the answer.
 
 use base64::Engine;
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
-use stratus_rpc::wire::conductor::next_sequence;
-use stratus_rpc::wire::ids::{HostName, InstanceId};
-use tracing::warn;
 
 use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::instances::find;
 use super::render;
+use crate::app::instances::{self, Ask, StateChanged};
 use crate::db::instances::InstanceRow;
 
 /// The instances a request names (`InstanceId.N`, at least one).
@@ -28,173 +25,43 @@ async fn named(cx: &Ctx<'_>) -> Result<Vec<InstanceRow>, Ec2Error> {
         .collect())
 }
 
-fn refs(i: &InstanceRow) -> Option<(HostName, InstanceRef)> {
-    let host: HostName = i.host.as_deref()?.parse().ok()?;
-    let instance_id: InstanceId = i.uuid.parse().ok()?;
-    Some((host, InstanceRef { instance_id }))
-}
-
-fn sequence() -> i64 {
-    i64::try_from(next_sequence()).unwrap_or(i64::MAX)
-}
-
-/// Records `state` for `i` as of now.
-async fn set_state(
-    cx: &Ctx<'_>,
-    i: &InstanceRow,
-    state: &str,
-    task: Option<&str>,
-) -> Result<(), Ec2Error> {
-    cx.cloud
-        .db
-        .update_state(&i.uuid, state, task, None, None, sequence())
-        .await?;
-    Ok(())
-}
-
 /// A `…Response` listing each instance's current and previous state.
-fn state_changes(cx: &Ctx<'_>, changes: &[(String, String, String)]) -> String {
+fn state_changes(cx: &Ctx<'_>, changes: &[StateChanged]) -> String {
     let mut x = cx.response();
-    x.list("instancesSet", changes, |x, (id, current, previous)| {
-        x.text("instanceId", id);
-        render::instance_state(x, "currentState", current);
-        render::instance_state(x, "previousState", previous);
+    x.list("instancesSet", changes, |x, change| {
+        x.text("instanceId", &change.instance);
+        render::instance_state(x, "currentState", change.current);
+        render::instance_state(x, "previousState", change.previous);
     });
     cx.finish(x)
+}
+
+/// A `…Response` after asking the instances named for `ask`.
+async fn ask(cx: &Ctx<'_>, ask: Ask) -> Result<String, Ec2Error> {
+    let rows = named(cx).await?;
+    let changes = instances::ask(cx.cloud, &cx.rpc_context(), &rows, ask).await?;
+    Ok(state_changes(cx, &changes))
 }
 
 /// TerminateInstances: shutting-down until the host reports it gone; an
 /// instance no host holds yet is terminated at once.
 pub async fn terminate_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let ctx = cx.rpc_context();
-    let mut changes = Vec::new();
-    for i in named(cx).await? {
-        let current = match (i.state.as_str(), refs(&i)) {
-            ("terminated" | "error", _) => {
-                if i.state == "error" {
-                    set_state(cx, &i, "terminated", None).await?;
-                }
-                "terminated"
-            }
-            (_, None) => {
-                set_state(cx, &i, "terminated", None).await?;
-                "terminated"
-            }
-            (_, Some((host, instance))) => {
-                set_state(cx, &i, "shutting-down", Some("deleting")).await?;
-                if let Err(e) = cx
-                    .cloud
-                    .compute
-                    .terminate_instance(&ctx, &host, instance)
-                    .await
-                {
-                    warn!(instance_id = %i.ec2_id, error = %e, "terminate cast failed");
-                    return Err(Ec2Error::unavailable(format!(
-                        "Could not reach the host of {}; try again.",
-                        i.ec2_id
-                    )));
-                }
-                "shutting-down"
-            }
-        };
-        changes.push((i.ec2_id.clone(), current.to_owned(), i.state.clone()));
-    }
-    Ok(state_changes(cx, &changes))
-}
-
-fn incorrect(i: &InstanceRow, what: &str) -> Ec2Error {
-    Ec2Error::client(
-        "IncorrectInstanceState",
-        format!(
-            "The instance '{}' is not in a state from which it can be {what}.",
-            i.ec2_id
-        ),
-    )
+    ask(cx, Ask::Terminate).await
 }
 
 /// StopInstances: running → stopping; a stopped one stays stopped.
 pub async fn stop_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let ctx = cx.rpc_context();
-    let rows = named(cx).await?;
-    for i in &rows {
-        if !matches!(i.state.as_str(), "running" | "stopping" | "stopped") {
-            return Err(incorrect(i, "stopped"));
-        }
-    }
-    let mut changes = Vec::new();
-    for i in rows {
-        let current = if i.state == "running" {
-            let (host, instance) = refs(&i).ok_or_else(|| incorrect(&i, "stopped"))?;
-            set_state(cx, &i, "stopping", Some("powering-off")).await?;
-            cx.cloud
-                .compute
-                .stop_instance(&ctx, &host, instance)
-                .await
-                .map_err(|e| {
-                    Ec2Error::unavailable(format!("Could not reach the host of {}: {e}", i.ec2_id))
-                })?;
-            "stopping".to_owned()
-        } else {
-            i.state.clone()
-        };
-        changes.push((i.ec2_id.clone(), current, i.state.clone()));
-    }
-    Ok(state_changes(cx, &changes))
+    ask(cx, Ask::Stop).await
 }
 
 /// StartInstances: stopped → pending; a running one stays running.
 pub async fn start_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let ctx = cx.rpc_context();
-    let rows = named(cx).await?;
-    for i in &rows {
-        if !matches!(i.state.as_str(), "stopped" | "pending" | "running") {
-            return Err(incorrect(i, "started"));
-        }
-    }
-    let mut changes = Vec::new();
-    for i in rows {
-        let current = if i.state == "stopped" {
-            let (host, instance) = refs(&i).ok_or_else(|| incorrect(&i, "started"))?;
-            set_state(cx, &i, "pending", Some("powering-on")).await?;
-            cx.cloud
-                .compute
-                .start_instance(&ctx, &host, instance)
-                .await
-                .map_err(|e| {
-                    Ec2Error::unavailable(format!("Could not reach the host of {}: {e}", i.ec2_id))
-                })?;
-            "pending".to_owned()
-        } else {
-            i.state.clone()
-        };
-        changes.push((i.ec2_id.clone(), current, i.state.clone()));
-    }
-    Ok(state_changes(cx, &changes))
+    ask(cx, Ask::Start).await
 }
 
 /// RebootInstances: asks each running instance's guest to reboot.
 pub async fn reboot_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let ctx = cx.rpc_context();
-    let rows = named(cx).await?;
-    for i in &rows {
-        if i.state != "running" {
-            return Err(incorrect(i, "rebooted"));
-        }
-    }
-    for i in rows {
-        let (host, instance) = refs(&i).ok_or_else(|| incorrect(&i, "rebooted"))?;
-        let request = RebootInstance {
-            instance_id: instance.instance_id,
-            hard: false,
-        };
-        cx.cloud
-            .compute
-            .reboot_instance(&ctx, &host, request)
-            .await
-            .map_err(|e| {
-                Ec2Error::unavailable(format!("Could not reach the host of {}: {e}", i.ec2_id))
-            })?;
-    }
+    ask(cx, Ask::Reboot).await?;
     Ok(cx.ok())
 }
 
@@ -206,21 +73,7 @@ pub async fn get_console_output(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let Some(i) = rows.first() else {
         return Err(Ec2Error::internal("instance vanished"));
     };
-    let output = match refs(i) {
-        Some((host, instance)) if !matches!(i.state.as_str(), "terminated" | "error") => cx
-            .cloud
-            .compute
-            .get_console_output(&cx.rpc_context(), &host, instance)
-            .await
-            .map_err(|e| {
-                warn!(instance_id = %i.ec2_id, error = %e, "console output failed");
-                Ec2Error::unavailable(format!(
-                    "The console of {} cannot be read now: {e}",
-                    i.ec2_id
-                ))
-            })?,
-        _ => String::new(),
-    };
+    let output = instances::console_output(cx.cloud, &cx.rpc_context(), i).await?;
     let mut x = cx.response();
     x.text("instanceId", &i.ec2_id)
         .text("timestamp", &crate::db::now())

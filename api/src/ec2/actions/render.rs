@@ -1,63 +1,75 @@
 //! How instances and reservations look in responses (RunInstances and
 //! DescribeInstances share it).
 
+use std::collections::HashMap;
+
+use stratus_rpc::wire::conductor::InstanceState;
+
 use crate::db::instances::InstanceRow;
 
 use super::super::xml::Xml;
 
-/// EC2's state code and name for a stored state. A failed build shows as
-/// terminated with its reason, as AWS shows a launch that failed.
-pub fn state(stored: &str) -> (u16, &'static str) {
-    match stored {
-        "pending" => (0, "pending"),
-        "running" => (16, "running"),
-        "shutting-down" => (32, "shutting-down"),
-        "stopping" => (64, "stopping"),
-        "stopped" => (80, "stopped"),
-        _ => (48, "terminated"),
-    }
+/// `<instanceState>` (or another element of the same shape).
+pub fn instance_state(x: &mut Xml, element: &str, state: InstanceState) {
+    x.open(element)
+        .value("code", state.code())
+        .text("name", state.ec2_name())
+        .close(element);
 }
 
-/// `<instanceState>` (or another element of the same shape).
-pub fn instance_state(x: &mut Xml, element: &str, stored: &str) {
-    let (code, name) = state(stored);
-    x.open(element)
-        .value("code", code)
-        .text("name", name)
-        .close(element);
+/// The stored reason as a client may read it: hosts and the scheduler write
+/// reasons for operators, naming hosts and routing keys (`compute.<host>`),
+/// which stay inside the cloud.
+fn client_reason(i: &InstanceRow) -> Option<String> {
+    let reason = i.state_reason.as_deref()?;
+    let words: Vec<&str> = reason
+        .split(' ')
+        .map(|word| {
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '.' && c != '-');
+            let host = i.host.as_deref().is_some_and(|h| bare == h);
+            if host || bare.starts_with("compute.") {
+                "a compute host"
+            } else {
+                word
+            }
+        })
+        .collect();
+    Some(words.join(" "))
 }
 
 /// Why an instance is where it is: (`stateReason` code, message), when
 /// there is one to tell.
 pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
-    match i.state.as_str() {
-        "error" => Some((
+    const USER_SHUTDOWN: &str = "Client.UserInitiatedShutdown";
+    match i.state {
+        InstanceState::Error => Some((
             "Server.InternalError",
             format!(
                 "Server.InternalError: {}",
-                i.state_reason.as_deref().unwrap_or("the launch failed")
+                client_reason(i).as_deref().unwrap_or("the launch failed")
             ),
         )),
-        "terminated" | "shutting-down" => Some((
-            "Client.UserInitiatedShutdown",
-            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
+        InstanceState::Terminated
+        | InstanceState::ShuttingDown
+        | InstanceState::Stopped
+        | InstanceState::Stopping => Some((
+            USER_SHUTDOWN,
+            format!("{USER_SHUTDOWN}: User initiated shutdown"),
         )),
-        "stopped" | "stopping" => Some((
-            "Client.UserInitiatedShutdown",
-            "Client.UserInitiatedShutdown: User initiated shutdown".to_owned(),
-        )),
-        "pending" => i
-            .state_reason
-            .as_ref()
-            .map(|r| ("pending", format!("pending: {r}"))),
-        _ => None,
+        InstanceState::Pending => {
+            client_reason(i).map(|r| (i.state.ec2_name(), format!("{}: {r}", i.state)))
+        }
+        InstanceState::Running => None,
     }
 }
 
 /// `stateTransitionReason`: who moved it and when, in EC2's words.
 fn transition_reason(i: &InstanceRow) -> String {
-    match i.state.as_str() {
-        "stopped" | "stopping" | "terminated" | "shutting-down" => {
+    match i.state {
+        InstanceState::Stopped
+        | InstanceState::Stopping
+        | InstanceState::Terminated
+        | InstanceState::ShuttingDown => {
             let when = i
                 .updated_at
                 .get(..19)
@@ -65,15 +77,15 @@ fn transition_reason(i: &InstanceRow) -> String {
                 .replace('T', " ");
             format!("User initiated ({when} GMT)")
         }
-        "error" => i.state_reason.clone().unwrap_or_default(),
-        _ => String::new(),
+        InstanceState::Error => client_reason(i).unwrap_or_default(),
+        InstanceState::Pending | InstanceState::Running => String::new(),
     }
 }
 
 /// One `instancesSet` item.
 pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], default_zone: &str) {
     x.text("instanceId", &i.ec2_id).text("imageId", &i.image_id);
-    instance_state(x, "instanceState", &i.state);
+    instance_state(x, "instanceState", i.state);
     let ip = i.fixed_ip.as_deref().unwrap_or("");
     x.text("privateDnsName", ip)
         .text("dnsName", "")
@@ -156,4 +168,53 @@ pub fn reservation(
     x.list("instancesSet", instances, |x, (i, tags)| {
         instance(x, i, tags, default_zone);
     });
+}
+
+/// `reservationSet`: `rows` grouped by reservation, in the order each
+/// reservation's first instance comes, with their tags by instance id.
+pub fn reservations(
+    x: &mut Xml,
+    rows: &[InstanceRow],
+    tags: &HashMap<String, Vec<(String, String)>>,
+    owner: &str,
+    default_zone: &str,
+) {
+    type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_reservation: HashMap<&str, Vec<Tagged<'_>>> = HashMap::new();
+    for i in rows {
+        let entry = by_reservation.entry(&i.reservation_id).or_insert_with(|| {
+            order.push(&i.reservation_id);
+            Vec::new()
+        });
+        entry.push((i, tags.get(&i.ec2_id).cloned().unwrap_or_default()));
+    }
+    x.list("reservationSet", order, |x, r| {
+        let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
+        reservation(x, r, owner, instances, default_zone);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_shown_to_clients_name_no_host_or_routing_key() {
+        let i = InstanceRow {
+            state: InstanceState::Error,
+            host: Some("node7".into()),
+            state_reason: Some(
+                "node7: spawn failed; handing it back failed: call run_instance to compute.node7 timed out"
+                    .into(),
+            ),
+            ..InstanceRow::default()
+        };
+        let (_, message) = state_reason(&i).expect("a reason");
+        for shown in [message, transition_reason(&i)] {
+            assert!(!shown.contains("compute."), "{shown}");
+            assert!(!shown.contains("node7"), "{shown}");
+            assert!(shown.contains("spawn failed"), "{shown}");
+        }
+    }
 }

@@ -1,18 +1,18 @@
-//! RunInstances: check every input, reserve quota, store the reservation,
-//! and cast the instances to the scheduler.
+//! RunInstances: check every input, launch through the application layer,
+//! render the reservation.
 
 use base64::Engine;
-use stratus_rpc::wire::compute::{Flavor, ImageProperties, ImageRef, RunInstance};
-use stratus_rpc::wire::conductor::next_sequence;
-use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::scheduler::{Placement, ScheduleRunInstances};
-use tracing::{info, warn};
+use stratus_rpc::wire::compute::Flavor;
 
+use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::super::params::shown;
-use super::super::{Ctx, ids};
 use super::{groups, images, render, tags};
-use crate::db::instances::{InstanceRow, NewReservation};
+use crate::app;
+use crate::app::instances::Launch;
+use crate::db::images::ImageRow;
+use crate::db::instances::InstanceRow;
+use crate::db::keypairs::KeyPairRow;
 
 /// The counts asked for: at least `min`, at most `max`.
 fn counts(cx: &Ctx<'_>) -> Result<(u64, u64), Ec2Error> {
@@ -83,54 +83,26 @@ fn zone(cx: &Ctx<'_>, known: &[String]) -> Result<Option<String>, Ec2Error> {
     Ok(Some(z.to_owned()))
 }
 
-/// How many of `max` fit the project's quotas; an error when not `min`.
-async fn fit_quota(cx: &Ctx<'_>, min: u64, max: u64, flavor: &Flavor) -> Result<u64, Ec2Error> {
-    let usage = cx.cloud.db.usage(&cx.caller.project_id).await?;
-    let q = &cx.cloud.config.quotas;
-    let room = |limit: u64, used: u64, each: u64| {
-        limit
-            .saturating_sub(used)
-            .checked_div(each)
-            .unwrap_or(u64::MAX)
-    };
-    let by_count = room(q.instances, usage.instances, 1);
-    let by_vcpus = room(q.vcpus, usage.vcpus, u64::from(flavor.vcpus));
-    let by_ram = room(q.memory_mb, usage.memory_mb, flavor.memory_mb);
-    let fits = max.min(by_count).min(by_vcpus).min(by_ram);
-    if fits >= min {
-        return Ok(fits);
+/// The kernel or ramdisk: named, else the image's own, checked usable.
+async fn boot_image(
+    cx: &Ctx<'_>,
+    param: &str,
+    default: Option<&String>,
+    kind: &str,
+) -> Result<Option<ImageRow>, Ec2Error> {
+    match cx
+        .params
+        .get(param)
+        .filter(|k| !k.is_empty())
+        .or(default.map(String::as_str))
+    {
+        Some(id) => Ok(Some(images::usable(cx, id, kind).await?)),
+        None => Ok(None),
     }
-    Err(if by_vcpus < min {
-        Ec2Error::client(
-            "VcpuLimitExceeded",
-            format!(
-                "You have requested more vCPU capacity than your current vCPU limit of {} allows ({} in use).",
-                q.vcpus, usage.vcpus
-            ),
-        )
-    } else if by_ram < min {
-        Ec2Error::client(
-            "InstanceLimitExceeded",
-            format!(
-                "You have requested more memory than your current limit of {} MiB allows ({} MiB in use).",
-                q.memory_mb, usage.memory_mb
-            ),
-        )
-    } else {
-        Ec2Error::client(
-            "InstanceLimitExceeded",
-            format!(
-                "You have requested more instances ({min}) than your current instance limit of {} allows for the specified instance type ({} in use).",
-                q.instances, usage.instances
-            ),
-        )
-    })
 }
 
-/// RunInstances.
-pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let image_id = cx.params.required("ImageId")?.to_owned();
-    let (min, max) = counts(cx)?;
+/// The instance type asked for (or the default) as a flavor.
+fn flavor(cx: &Ctx<'_>) -> Result<Flavor, Ec2Error> {
     let config = &cx.cloud.config;
     let type_name = cx
         .params
@@ -143,49 +115,49 @@ pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
             shown(type_name)
         ))
     })?;
-    let flavor = Flavor {
+    Ok(Flavor {
         name: itype.name.clone(),
         vcpus: itype.vcpus,
         memory_mb: itype.memory_mb,
         root_gb: itype.root_gb,
+    })
+}
+
+/// The key pair named, if any.
+async fn key(cx: &Ctx<'_>) -> Result<Option<KeyPairRow>, Ec2Error> {
+    let Some(name) = cx.params.get("KeyName").filter(|k| !k.is_empty()) else {
+        return Ok(None);
     };
+    let found = cx.cloud.db.key_pair(&cx.caller.project_id, name).await?;
+    found.map(Some).ok_or_else(|| {
+        Ec2Error::client(
+            "InvalidKeyPair.NotFound",
+            format!("The key pair '{}' does not exist", shown(name)),
+        )
+    })
+}
+
+/// The client's idempotency token, checked.
+fn client_token(cx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
+    let token = cx.params.get("ClientToken").filter(|t| !t.is_empty());
+    if token.is_some_and(|t| t.len() > 64 || !t.chars().all(|c| c.is_ascii_graphic())) {
+        return Err(Ec2Error::invalid(
+            "ClientToken must be up to 64 printable ASCII characters.",
+        ));
+    }
+    Ok(token.map(str::to_owned))
+}
+
+/// The launch a RunInstances request asks for, every input checked.
+async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
+    let image_id = cx.params.required("ImageId")?.to_owned();
+    let (min, max) = counts(cx)?;
+    let flavor = flavor(cx)?;
     let image = images::usable(cx, &image_id, "machine").await?;
-    let kernel_id = cx
-        .params
-        .get("KernelId")
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .or_else(|| image.kernel_id.clone());
-    let ramdisk_id = cx
-        .params
-        .get("RamdiskId")
-        .filter(|r| !r.is_empty())
-        .map(str::to_owned)
-        .or_else(|| image.ramdisk_id.clone());
-    let kernel = match &kernel_id {
-        Some(id) => Some(images::usable(cx, id, "kernel").await?),
-        None => None,
-    };
-    let ramdisk = match &ramdisk_id {
-        Some(id) => Some(images::usable(cx, id, "ramdisk").await?),
-        None => None,
-    };
-    let key = match cx.params.get("KeyName").filter(|k| !k.is_empty()) {
-        Some(name) => Some(
-            cx.cloud
-                .db
-                .key_pair(&cx.caller.project_id, name)
-                .await?
-                .ok_or_else(|| {
-                    Ec2Error::client(
-                        "InvalidKeyPair.NotFound",
-                        format!("The key pair '{}' does not exist", shown(name)),
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    let chosen_groups = groups::resolve(
+    let kernel = boot_image(cx, "KernelId", image.kernel_id.as_ref(), "kernel").await?;
+    let ramdisk = boot_image(cx, "RamdiskId", image.ramdisk_id.as_ref(), "ramdisk").await?;
+    let key = key(cx).await?;
+    let groups = groups::resolve(
         cx,
         &cx.params.list("SecurityGroupId")?,
         &cx.params.list("SecurityGroup")?,
@@ -194,170 +166,37 @@ pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let user_data = user_data(cx)?;
     let known_zones = super::info::zones(cx).await;
     let zone = zone(cx, &known_zones)?;
-    let instance_tags = tags::specified(cx, "instance")?;
-    let token = cx
-        .params
-        .get("ClientToken")
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned);
-    if token
-        .as_ref()
-        .is_some_and(|t| t.len() > 64 || !t.chars().all(|c| c.is_ascii_graphic()))
-    {
-        return Err(Ec2Error::invalid(
-            "ClientToken must be up to 64 printable ASCII characters.",
-        ));
-    }
-    cx.dry_run()?;
-
-    // Quota check and insert under the project's lock: two requests cannot
-    // both take the last slot.
-    let lock = cx.cloud.project_lock(&cx.caller.project_id);
-    let held = lock.lock().await;
-    if let Some(token) = &token
-        && let Some(reservation_id) = cx
-            .cloud
-            .db
-            .reservation_by_token(&cx.caller.project_id, token)
-            .await?
-    {
-        drop(held);
-        info!(%reservation_id, "client token seen before; answering with its reservation");
-        return respond(cx, &reservation_id, None).await;
-    }
-    let count = fit_quota(cx, min, max, &flavor).await?;
-    let reservation_id = ids::new_id("r");
-    let now = crate::db::now();
-    let group_pairs: Vec<(String, String)> = chosen_groups
-        .iter()
-        .map(|g| (g.group_id.clone(), g.name.clone()))
-        .collect();
-    let rows: Vec<InstanceRow> = (0..count)
-        .map(|index| {
-            let id = InstanceId::new();
-            InstanceRow {
-                uuid: id.to_string(),
-                ec2_id: id.ec2_id(),
-                project_id: cx.caller.project_id.clone(),
-                user_id: cx.caller.user_id.clone(),
-                reservation_id: reservation_id.clone(),
-                launch_index: i64::try_from(index).unwrap_or(i64::MAX),
-                image_id: image.image_id.clone(),
-                kernel_id: kernel_id.clone(),
-                ramdisk_id: ramdisk_id.clone(),
-                instance_type: flavor.name.clone(),
-                vcpus: i64::from(flavor.vcpus),
-                memory_mb: i64::try_from(flavor.memory_mb).unwrap_or(i64::MAX),
-                root_gb: i64::try_from(flavor.root_gb).unwrap_or(i64::MAX),
-                key_name: key.as_ref().map(|k| k.name.clone()),
-                key_data: key.as_ref().map(|k| k.public_key.clone()),
-                user_data: user_data.clone(),
-                requested_zone: zone.clone(),
-                state: "pending".into(),
-                task_state: Some("scheduling".into()),
-                state_sequence: i64::try_from(next_sequence()).unwrap_or(0),
-                launched_at: now.clone(),
-                updated_at: now.clone(),
-                groups: group_pairs.clone(),
-                ..InstanceRow::default()
-            }
-        })
-        .collect();
-    cx.cloud
-        .db
-        .insert_reservation(&NewReservation {
-            reservation_id: reservation_id.clone(),
-            project_id: cx.caller.project_id.clone(),
-            client_token: token,
-            instances: rows.clone(),
-            tags: instance_tags,
-        })
-        .await?;
-    drop(held);
-
-    let mut security_groups = Vec::with_capacity(chosen_groups.len());
-    for g in &chosen_groups {
-        security_groups.push(crate::app::security_groups::group_update(&cx.cloud.db, g).await?);
-    }
-    let image_ref = ImageRef {
-        id: image.image_id.clone(),
-        disk: image.location.clone().into(),
-        kernel: kernel.map(|k| k.location.into()),
-        ramdisk: ramdisk.map(|r| r.location.into()),
-        properties: ImageProperties {
-            architecture: Some(image.architecture.clone()),
-            hypervisor_type: None,
-        },
-    };
-    let instances: Vec<RunInstance> = rows
-        .iter()
-        .filter_map(|row| {
-            Some(RunInstance {
-                instance_id: row.uuid.parse().ok()?,
-                project_id: cx.caller.project_id.parse().ok()?,
-                flavor: flavor.clone(),
-                image: image_ref.clone(),
-                security_groups: security_groups.clone(),
-                key_data: row.key_data.clone(),
-                key_name: row.key_name.clone(),
-                user_data: row.user_data.clone(),
-                reservation_id: Some(reservation_id.clone()),
-                placement: Placement {
-                    availability_zone: zone.clone(),
-                    ..Placement::default()
-                },
-            })
-        })
-        .collect();
-    let cast = cx
-        .cloud
-        .scheduler
-        .run_instance(&cx.rpc_context(), &ScheduleRunInstances { instances })
-        .await;
-    if let Err(e) = cast {
-        warn!(%reservation_id, error = %e, "the scheduler could not be reached");
-        let reason = format!("the scheduler could not be reached: {e}");
-        for row in &rows {
-            cx.cloud
-                .db
-                .update_state(
-                    &row.uuid,
-                    "error",
-                    None,
-                    Some(&reason),
-                    None,
-                    i64::try_from(next_sequence()).unwrap_or(i64::MAX),
-                )
-                .await?;
-        }
-        return Err(Ec2Error::unavailable(
-            "The instances could not be scheduled now; they are in error. Try again.",
-        ));
-    }
-    info!(%reservation_id, instances = rows.len(), "instances sent to the scheduler");
-    respond(cx, &reservation_id, Some(rows)).await
+    let tags = tags::specified(cx, "instance")?;
+    let client_token = client_token(cx)?;
+    Ok(Launch {
+        image,
+        kernel,
+        ramdisk,
+        flavor,
+        min,
+        max,
+        key,
+        groups,
+        user_data,
+        zone,
+        tags,
+        client_token,
+    })
 }
 
-/// The RunInstances response for a reservation.
-async fn respond(
-    cx: &Ctx<'_>,
-    reservation_id: &str,
-    rows: Option<Vec<InstanceRow>>,
-) -> Result<String, Ec2Error> {
-    let rows = match rows {
-        Some(rows) => rows,
-        None => cx
-            .cloud
-            .db
-            .instances(&cx.caller.project_id, None)
-            .await?
-            .into_iter()
-            .filter(|i| i.reservation_id == reservation_id)
-            .collect(),
-    };
-    let ids: Vec<String> = rows.iter().map(|r| r.ec2_id.clone()).collect();
+/// RunInstances.
+pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    let launch = launch(cx).await?;
+    cx.dry_run()?;
+    let launched = app::instances::run(cx.cloud, cx.caller, &cx.rpc_context(), launch).await?;
+    let ids: Vec<String> = launched
+        .instances
+        .iter()
+        .map(|r| r.ec2_id.clone())
+        .collect();
     let tags = cx.cloud.db.tags(&cx.caller.project_id, Some(&ids)).await?;
-    let with_tags: Vec<(&InstanceRow, Vec<(String, String)>)> = rows
+    let with_tags: Vec<(&InstanceRow, Vec<(String, String)>)> = launched
+        .instances
         .iter()
         .map(|r| (r, tags::of(&tags, &r.ec2_id)))
         .collect();
@@ -365,7 +204,7 @@ async fn respond(
     let mut x = cx.response();
     render::reservation(
         &mut x,
-        reservation_id,
+        &launched.reservation_id,
         &cx.caller.project_id,
         &with_tags,
         &zone,

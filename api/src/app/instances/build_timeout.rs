@@ -6,10 +6,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use stratus_rpc::wire::conductor::next_sequence;
+use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
 use tracing::{info, warn};
 
-use crate::db::Db;
+use crate::db::instances::StateChange;
+use crate::db::{Db, DbError};
 
 /// Puts stuck builds in error every `timeout / 10` (at least each second).
 pub async fn run(db: Db, timeout: Duration) {
@@ -20,14 +21,15 @@ pub async fn run(db: Db, timeout: Duration) {
     loop {
         tokio::time::sleep(every).await;
         if let Err(e) = sweep(&db, timeout).await {
-            warn!(error = %e, "looking for stuck builds");
+            warn!(error = %crate::chain::Chain(&e), "looking for stuck builds");
         }
     }
 }
 
 /// One pass: every instance pending without news for `timeout` goes to
-/// error; how many did.
-pub async fn sweep(db: &Db, timeout: Duration) -> Result<usize, crate::db::DbError> {
+/// error; how many did. The reason a client reads names no host: which one
+/// stopped reporting goes to the log.
+pub async fn sweep(db: &Db, timeout: Duration) -> Result<usize, DbError> {
     let before = humantime::format_rfc3339_millis(
         SystemTime::now()
             .checked_sub(timeout)
@@ -37,8 +39,8 @@ pub async fn sweep(db: &Db, timeout: Duration) -> Result<usize, crate::db::DbErr
     let mut failed = 0;
     for (uuid, host) in db.pending_since(&before).await? {
         let reason = match &host {
-            Some(host) => format!(
-                "the build did not finish within {} s: host {host} stopped reporting on it",
+            Some(_) => format!(
+                "the build did not finish within {} s: its compute host stopped reporting on it",
                 timeout.as_secs()
             ),
             None => format!(
@@ -46,12 +48,17 @@ pub async fn sweep(db: &Db, timeout: Duration) -> Result<usize, crate::db::DbErr
                 timeout.as_secs()
             ),
         };
-        let sequence = i64::try_from(next_sequence()).unwrap_or(i64::MAX);
-        if db
-            .update_state(&uuid, "error", None, Some(&reason), None, sequence)
-            .await?
-        {
-            info!(instance_id = %uuid, %reason, "build timed out");
+        // Only a pending build times out; the update applies only if no
+        // newer report came meanwhile.
+        let state = InstanceState::Pending
+            .transition(InstanceEvent::BuildFailed)
+            .unwrap_or(InstanceState::Error);
+        let change = StateChange {
+            reason: Some(&reason),
+            ..StateChange::to(state, super::sequence())
+        };
+        if db.update_state(&uuid, &change).await? {
+            info!(instance_id = %uuid, host = host.as_deref().unwrap_or(""), %reason, "build timed out");
             failed += 1;
         }
     }

@@ -1,0 +1,140 @@
+//! What users ask of instances: terminate, stop, start, reboot and read the
+//! console. The API records the transition and casts to the instance's
+//! host, whose report finishes it.
+
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
+use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{RequestContext, RpcError};
+use tracing::warn;
+
+use super::{InstanceError, host_unreachable, incorrect, placed, record};
+use crate::db::instances::InstanceRow;
+use crate::ec2::Cloud;
+
+/// One instance's move, as a response lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChanged {
+    /// Its EC2 id.
+    pub instance: String,
+    /// Its state now.
+    pub current: InstanceState,
+    /// Its state before.
+    pub previous: InstanceState,
+}
+
+/// What a user asks of instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Terminate them.
+    Terminate,
+    /// Stop the running ones.
+    Stop,
+    /// Start the stopped ones.
+    Start,
+    /// Reboot them (all must be running).
+    Reboot,
+}
+
+impl Ask {
+    /// The event asking this of an instance a host holds (`placed`) or not.
+    fn event(self, placed: bool) -> InstanceEvent {
+        match self {
+            Self::Terminate => InstanceEvent::Terminate { placed },
+            Self::Stop => InstanceEvent::Stop,
+            Self::Start => InstanceEvent::Start,
+            Self::Reboot => InstanceEvent::Reboot,
+        }
+    }
+}
+
+/// Does what the user asks of each instance, refused for all unless every
+/// one may take it. Each that moves is recorded, and its host told to
+/// finish the move; one terminated before any host had it ends at once.
+pub async fn ask(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    instances: &[InstanceRow],
+    ask: Ask,
+) -> Result<Vec<StateChanged>, InstanceError> {
+    let next = instances
+        .iter()
+        .map(|i| {
+            let event = ask.event(placed(i).is_some());
+            i.state.transition(event).map_err(|_| incorrect(i, event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut changes = Vec::with_capacity(instances.len());
+    for (i, next) in instances.iter().zip(next) {
+        // Shutting down again tells the host again, as a retry should.
+        let moved = next != i.state || next == InstanceState::ShuttingDown;
+        let host = if (moved && next != InstanceState::Terminated) || ask == Ask::Reboot {
+            let event = ask.event(false);
+            Some(placed(i).ok_or_else(|| incorrect(i, event))?)
+        } else {
+            None
+        };
+        if moved {
+            let task = match next {
+                InstanceState::ShuttingDown => Some("deleting"),
+                InstanceState::Stopping => Some("powering-off"),
+                InstanceState::Pending => Some("powering-on"),
+                _ => None,
+            };
+            record(&cloud.db, i, next, task, None).await?;
+        }
+        if let Some((host, instance)) = host {
+            tell_host(cloud, ctx, &host, instance, ask)
+                .await
+                .map_err(host_unreachable(i))?;
+        }
+        changes.push(StateChanged {
+            instance: i.ec2_id.clone(),
+            current: next,
+            previous: i.state,
+        });
+    }
+    Ok(changes)
+}
+
+/// Tells the instance's host to do what the user asked.
+async fn tell_host(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    host: &HostName,
+    instance: InstanceRef,
+    ask: Ask,
+) -> Result<(), RpcError> {
+    let compute = &cloud.compute;
+    match ask {
+        Ask::Terminate => compute.terminate_instance(ctx, host, instance).await,
+        Ask::Stop => compute.stop_instance(ctx, host, instance).await,
+        Ask::Start => compute.start_instance(ctx, host, instance).await,
+        Ask::Reboot => {
+            let request = RebootInstance {
+                instance_id: instance.instance_id,
+                hard: false,
+            };
+            compute.reboot_instance(ctx, host, request).await
+        }
+    }
+}
+
+/// The tail of the instance's serial console; empty when no host holds it.
+pub async fn console_output(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    i: &InstanceRow,
+) -> Result<String, InstanceError> {
+    match placed(i) {
+        Some((host, instance)) if !i.state.is_gone() => cloud
+            .compute
+            .get_console_output(ctx, &host, instance)
+            .await
+            .map_err(|e| {
+                warn!(instance_id = %i.ec2_id, error = %crate::chain::Chain(&e), "console output failed");
+                host_unreachable(i)(e)
+            }),
+        _ => Ok(String::new()),
+    }
+}

@@ -1,0 +1,240 @@
+//! Launching instances: quota under the project's lock, the reservation
+//! stored, and the instances cast to the scheduler.
+
+use stratus_rpc::RequestContext;
+use stratus_rpc::wire::compute::{Flavor, ImageProperties, ImageRef, RunInstance};
+use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
+use stratus_rpc::wire::firewall::SecurityGroupUpdate;
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::scheduler::{Placement, ScheduleRunInstances};
+use tracing::{info, warn};
+
+use super::{InstanceError, record, sequence};
+use crate::app::quota;
+use crate::app::security_groups::group_update;
+use crate::db::groups::GroupRow;
+use crate::db::images::ImageRow;
+use crate::db::instances::{InstanceRow, NewReservation};
+use crate::db::keypairs::KeyPairRow;
+use crate::ec2::{Caller, Cloud, ids};
+
+/// A launch, checked: what RunInstances asks for.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The machine image.
+    pub image: ImageRow,
+    /// Its kernel, if it boots one.
+    pub kernel: Option<ImageRow>,
+    /// Its ramdisk, if it boots one.
+    pub ramdisk: Option<ImageRow>,
+    /// The instance type.
+    pub flavor: Flavor,
+    /// At least this many instances…
+    pub min: u64,
+    /// …and at most this many, as the quotas allow.
+    pub max: u64,
+    /// The key pair put in the guests.
+    pub key: Option<KeyPairRow>,
+    /// The security groups.
+    pub groups: Vec<GroupRow>,
+    /// Base64 user data.
+    pub user_data: Option<String>,
+    /// The zone (or `zone:host`) asked for.
+    pub zone: Option<String>,
+    /// Tags on every instance.
+    pub tags: Vec<(String, String)>,
+    /// The client's idempotency token.
+    pub client_token: Option<String>,
+}
+
+/// A reservation launched (or launched before with the same token).
+#[derive(Debug, Clone)]
+pub struct Launched {
+    /// `r-…`.
+    pub reservation_id: String,
+    /// Its instances.
+    pub instances: Vec<InstanceRow>,
+}
+
+/// Launches as many instances as the quotas allow (at least `min`) and sends
+/// them to the scheduler; a token seen before answers with its reservation.
+pub async fn run(
+    cloud: &Cloud,
+    caller: &Caller,
+    ctx: &RequestContext,
+    launch: Launch,
+) -> Result<Launched, InstanceError> {
+    let project = &caller.project_id;
+    // Quota check and insert under the project's lock: two requests cannot
+    // both take the last slot.
+    let lock = cloud.project_lock(project);
+    let held = lock.lock().await;
+    if let Some(token) = &launch.client_token
+        && let Some(reservation_id) = cloud.db.reservation_by_token(project, token).await?
+    {
+        drop(held);
+        info!(%reservation_id, "client token seen before; answering with its reservation");
+        let instances = cloud
+            .db
+            .instances(project, None)
+            .await?
+            .into_iter()
+            .filter(|i| i.reservation_id == reservation_id)
+            .collect();
+        return Ok(Launched {
+            reservation_id,
+            instances,
+        });
+    }
+    let usage = cloud.db.usage(project).await?;
+    let count = quota::fit(
+        &cloud.config.quotas,
+        usage,
+        &launch.flavor,
+        launch.min,
+        launch.max,
+    )
+    .map_err(InstanceError::Quota)?;
+    let reservation_id = ids::new_id("r");
+    let rows = rows(caller, &reservation_id, &launch, count);
+    cloud
+        .db
+        .insert_reservation(&NewReservation {
+            reservation_id: reservation_id.clone(),
+            project_id: project.clone(),
+            client_token: launch.client_token.clone(),
+            instances: rows.clone(),
+            tags: launch.tags.clone(),
+        })
+        .await?;
+    drop(held);
+    schedule(cloud, ctx, &launch, &reservation_id, &rows).await?;
+    info!(%reservation_id, instances = rows.len(), "instances sent to the scheduler");
+    Ok(Launched {
+        reservation_id,
+        instances: rows,
+    })
+}
+
+/// The reservation's `count` new instances, pending.
+fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> Vec<InstanceRow> {
+    let now = crate::db::now();
+    let flavor = &launch.flavor;
+    let groups: Vec<(String, String)> = launch
+        .groups
+        .iter()
+        .map(|g| (g.group_id.clone(), g.name.clone()))
+        .collect();
+    (0..count)
+        .map(|index| {
+            let id = InstanceId::new();
+            InstanceRow {
+                uuid: id.to_string(),
+                ec2_id: id.ec2_id(),
+                project_id: caller.project_id.clone(),
+                user_id: caller.user_id.clone(),
+                reservation_id: reservation_id.to_owned(),
+                launch_index: i64::try_from(index).unwrap_or(i64::MAX),
+                image_id: launch.image.image_id.clone(),
+                kernel_id: launch.kernel.as_ref().map(|k| k.image_id.clone()),
+                ramdisk_id: launch.ramdisk.as_ref().map(|r| r.image_id.clone()),
+                instance_type: flavor.name.clone(),
+                vcpus: i64::from(flavor.vcpus),
+                memory_mb: i64::try_from(flavor.memory_mb).unwrap_or(i64::MAX),
+                root_gb: i64::try_from(flavor.root_gb).unwrap_or(i64::MAX),
+                key_name: launch.key.as_ref().map(|k| k.name.clone()),
+                key_data: launch.key.as_ref().map(|k| k.public_key.clone()),
+                user_data: launch.user_data.clone(),
+                requested_zone: launch.zone.clone(),
+                state: InstanceState::Pending,
+                task_state: Some("scheduling".into()),
+                state_sequence: sequence(),
+                launched_at: now.clone(),
+                updated_at: now.clone(),
+                groups: groups.clone(),
+                ..InstanceRow::default()
+            }
+        })
+        .collect()
+}
+
+/// What the scheduler is sent for each of the reservation's instances.
+fn requests(
+    launch: &Launch,
+    reservation_id: &str,
+    rows: &[InstanceRow],
+    security_groups: &[SecurityGroupUpdate],
+) -> Vec<RunInstance> {
+    let image = ImageRef {
+        id: launch.image.image_id.clone(),
+        disk: launch.image.location.clone().into(),
+        kernel: launch.kernel.as_ref().map(|k| k.location.clone().into()),
+        ramdisk: launch.ramdisk.as_ref().map(|r| r.location.clone().into()),
+        properties: ImageProperties {
+            architecture: Some(launch.image.architecture.clone()),
+            hypervisor_type: None,
+        },
+    };
+    rows.iter()
+        .filter_map(|row| {
+            Some(RunInstance {
+                instance_id: row.uuid.parse().ok()?,
+                project_id: row.project_id.parse().ok()?,
+                flavor: launch.flavor.clone(),
+                image: image.clone(),
+                security_groups: security_groups.to_vec(),
+                key_data: row.key_data.clone(),
+                key_name: row.key_name.clone(),
+                user_data: row.user_data.clone(),
+                reservation_id: Some(reservation_id.to_owned()),
+                placement: Placement {
+                    availability_zone: launch.zone.clone(),
+                    ..Placement::default()
+                },
+            })
+        })
+        .collect()
+}
+
+/// Casts the instances to the scheduler; when it cannot be reached they go
+/// to error, with a reason that names no internal queue.
+async fn schedule(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    launch: &Launch,
+    reservation_id: &str,
+    rows: &[InstanceRow],
+) -> Result<(), InstanceError> {
+    let mut security_groups = Vec::with_capacity(launch.groups.len());
+    for g in &launch.groups {
+        security_groups.push(group_update(&cloud.db, g).await?);
+    }
+    let instances = requests(launch, reservation_id, rows, &security_groups);
+    let cast = cloud
+        .scheduler
+        .run_instance(ctx, &ScheduleRunInstances { instances })
+        .await;
+    let Err(source) = cast else {
+        return Ok(());
+    };
+    warn!(%reservation_id, error = %crate::chain::Chain(&source), "the scheduler could not be reached");
+    let failed = InstanceState::Pending
+        .transition(InstanceEvent::BuildFailed)
+        .unwrap_or(InstanceState::Error);
+    for row in rows {
+        record(
+            &cloud.db,
+            row,
+            failed,
+            None,
+            Some(
+                "the instance could not be scheduled: the scheduling service could not be reached",
+            ),
+        )
+        .await?;
+    }
+    Err(InstanceError::NotScheduled {
+        reservation: reservation_id.to_owned(),
+        source: Box::new(source),
+    })
+}

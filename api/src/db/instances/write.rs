@@ -1,0 +1,87 @@
+//! Recording what happens to instances: state changes, placements and the
+//! host building each placement.
+
+use sqlx::Row;
+
+use super::super::{Db, DbError, err};
+use super::{StateChange, StoredState, state};
+
+impl Db {
+    /// An instance's stored state and fixed IP, by UUID (the conductor's
+    /// one read per report).
+    pub async fn instance_state(&self, uuid: &str) -> Result<Option<StoredState>, DbError> {
+        let query =
+            sqlx::query("SELECT state, fixed_ip, host, attempt FROM instances WHERE uuid = $1")
+                .bind(uuid.to_owned());
+        let row = |r: &sqlx::any::AnyRow| {
+            Ok(StoredState {
+                state: state(r.try_get("state")?)?,
+                fixed_ip: r.try_get("fixed_ip")?,
+                host: r.try_get("host")?,
+                attempt: r.try_get("attempt")?,
+            })
+        };
+        self.first(query, row, "find instance state").await
+    }
+
+    /// Records that `host` builds the instance's placement `attempt`.
+    pub async fn set_attempt(&self, uuid: &str, host: &str, attempt: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET host = $1, attempt = $2 WHERE uuid = $3 AND attempt < $2",
+        )
+        .bind(host.to_owned())
+        .bind(attempt)
+        .bind(uuid.to_owned())
+        .execute(self.pool())
+        .await
+        .map_err(err("record attempt"))?;
+        Ok(())
+    }
+
+    /// Records a state change if it is newer than the one stored; whether it was.
+    pub async fn update_state(
+        &self,
+        uuid: &str,
+        change: &StateChange<'_>,
+    ) -> Result<bool, DbError> {
+        let now = super::super::now();
+        let terminated = change.state.is_gone().then(|| now.clone());
+        let done = sqlx::query(
+            "UPDATE instances SET state = $1, task_state = $2, state_reason = $3, host = COALESCE($4, host), \
+             state_sequence = $5, updated_at = $6, terminated_at = COALESCE(terminated_at, $7) \
+             WHERE uuid = $8 AND state_sequence < $5",
+        )
+        .bind(change.state.to_string())
+        .bind(change.task_state.map(str::to_owned))
+        .bind(change.reason.map(str::to_owned))
+        .bind(change.host.map(str::to_owned))
+        .bind(change.sequence)
+        .bind(now)
+        .bind(terminated)
+        .bind(uuid.to_owned())
+        .execute(self.pool())
+        .await
+        .map_err(err("update instance state"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records where an instance runs and its address.
+    pub async fn set_placement(
+        &self,
+        uuid: &str,
+        fixed_ip: &str,
+        availability_zone: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE instances SET fixed_ip = $1, availability_zone = $2, updated_at = $3 WHERE uuid = $4",
+        )
+        .bind(fixed_ip.to_owned())
+        .bind(availability_zone.to_owned())
+        .bind(super::super::now())
+        .bind(uuid.to_owned())
+        .execute(self.pool())
+        .await
+        .map_err(err("record instance placement"))?;
+        Ok(())
+    }
+}

@@ -192,9 +192,8 @@ impl ComputeManager {
         if placement.hosts_tried.last() != Some(&self.parts.host) {
             placement.hosts_tried.push(self.parts.host.clone());
         }
-        placement
-            .failures
-            .push(format!("{}: {reason}", self.parts.host));
+        // The host is in hosts_tried; the reason alone reaches the client.
+        placement.failures.push(reason.clone());
         placement.limits = None;
         self.report(
             ctx,

@@ -25,7 +25,8 @@ pub struct Placement {
     /// The hosts tried so far, in order; the last one is building it now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts_tried: Vec<HostName>,
-    /// Why each host that handed it back could not build it.
+    /// Why each host that handed it back could not build it, in
+    /// `hosts_tried`'s order: the reason alone, as a client may read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
     /// What the chosen host may hand out in all (its capacity times the

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use stratus_rpc::wire::conductor::InstanceState;
 
 use crate::config::Config;
 use crate::ec2_client::{Client, Ec2ClientError, first_text};
@@ -296,10 +297,11 @@ async fn wait_running(ec2: &Client, id: &str, deadline: Instant) -> Result<Strin
     loop {
         let described = action(ec2, "DescribeInstances", &[("InstanceId.1", id)]).await?;
         let state = first_text(&described, "name").unwrap_or_default();
-        if state == "running" {
+        let parsed = state.parse::<InstanceState>().ok();
+        if parsed == Some(InstanceState::Running) {
             return Ok(first_text(&described, "privateIpAddress").unwrap_or_default());
         }
-        if state == "terminated" {
+        if parsed == Some(InstanceState::Terminated) {
             let reason = first_text(&described, "message").unwrap_or_default();
             return Err(DemoError::Failed(format!("{id} failed: {reason}")));
         }

@@ -1,0 +1,39 @@
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+/// Runs `command`, which must start and succeed; its stdout. The panic
+/// names the command and carries its stderr, and `hint` (what provides the
+/// program, or why it may fail) when the program cannot start.
+pub fn run(command: &mut Command, hint: &str) -> Vec<u8> {
+    let out = output(command, hint);
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `command`, which must start; its output, success or not.
+pub fn output(command: &mut Command, hint: &str) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?} does not start ({hint}): {e}"))
+}
+
+/// Runs `program args`, which must succeed; its stdout as text.
+pub fn sh<S: AsRef<OsStr>>(program: &str, args: &[S]) -> String {
+    let out = run(Command::new(program).args(args), "is it installed?");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `program args`; whether it succeeded, and its stdout and stderr together.
+pub fn try_sh<S: AsRef<OsStr>>(program: &str, args: &[S]) -> (bool, String) {
+    let out = output(Command::new(program).args(args), "is it installed?");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

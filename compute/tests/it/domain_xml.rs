@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use stratus_compute::xml::{Boot, DomainSpec, DomainType, Nic, render};
+use stratus_test_support::golden;
 
 fn spec(boot: Boot) -> DomainSpec {
     let dir = PathBuf::from("/var/lib/stratus/instances/instance-0123456789abcdef0");
@@ -35,25 +36,10 @@ fn kernel_boot() -> Boot {
     }
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
 
 #[test]
 fn kernel_and_ramdisk_image() {
-    golden("kernel_ramdisk.xml", &render(&spec(kernel_boot())));
+    golden!("kernel_ramdisk.xml", &render(&spec(kernel_boot())));
 }
 
 #[test]
@@ -62,7 +48,7 @@ fn whole_disk_image_with_config_drive() {
     spec.config_drive = Some(PathBuf::from("/var/lib/stratus/instances/x/disk.config"));
     spec.domain_type = DomainType::Kvm;
     spec.vcpus = 2;
-    golden("disk_config_drive.xml", &render(&spec));
+    golden!("disk_config_drive.xml", &render(&spec));
 }
 
 #[test]

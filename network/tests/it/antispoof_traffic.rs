@@ -11,7 +11,7 @@ use stratus_rpc::wire::firewall::{IngressRule, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
 use crate::firewall_traffic::firewall_in;
-use crate::support::{Netns, sh};
+use stratus_test_support::{Netns, sh};
 
 const VICTIM: &str = "10.0.0.3";
 const ATTACKER: &str = "10.0.0.4";
@@ -26,8 +26,8 @@ fn plug(router: &Netns, port: &str, guest: &Netns) {
     sh(
         "ip",
         &[
-            "link", "add", port, "netns", &router.0, "type", "veth", "peer", "name", "eth0",
-            "netns", &guest.0,
+            "link", "add", port, "netns", router.name(), "type", "veth", "peer", "name", "eth0",
+            "netns", guest.name(),
         ],
     );
     router.run("ip", &["link", "set", port, "master", "br100", "up"]);
@@ -76,7 +76,7 @@ fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> 
          \x20\x20break\n"
     );
     let child = Command::new("ip")
-        .args(["netns", "exec", &listener.0, "python3", "-c", &script])
+        .args(["netns", "exec", listener.name(), "python3", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

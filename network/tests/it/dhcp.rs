@@ -8,7 +8,7 @@ use stratus_network::linux::RealHost;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
 
-use crate::support::{Netns, sh};
+use stratus_test_support::{Netns, sh};
 
 const MAC: &str = "02:16:3e:12:34:56";
 
@@ -49,7 +49,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
         network_size: 64,
         ..NetworkConfig::default()
     };
-    let host = Arc::new(RealHost::in_netns(&router.0));
+    let host = Arc::new(RealHost::in_netns(router.name()));
     let manager = NetworkManager::start(&config, state.path(), host)
         .await
         .expect("start");
@@ -73,10 +73,10 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
     sh(
         "ip",
         &[
-            "link", "add", &tmp, "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
+            "link", "add", &tmp, "type", "veth", "peer", "name", "eth0", "netns", guest.name(),
         ],
     );
-    sh("ip", &["link", "set", &tmp, "netns", &router.0]);
+    sh("ip", &["link", "set", &tmp, "netns", router.name()]);
     router.run("ip", &["link", "set", &tmp, "master", "br100", "up"]);
     guest.run("ip", &["link", "set", "eth0", "address", MAC, "up"]);
 

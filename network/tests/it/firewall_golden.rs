@@ -2,7 +2,6 @@
 //! `STRATUS_UPDATE_GOLDEN=1 cargo test` rewrites the files; review the diff.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use stratus_network::firewall::antispoof;
 use stratus_network::firewall::render::{
@@ -11,22 +10,8 @@ use stratus_network::firewall::render::{
 };
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
+use stratus_test_support::golden;
 
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
 
 fn id(n: u8) -> InstanceId {
     InstanceId(uuid::Uuid::from_bytes([n; 16]))
@@ -113,7 +98,7 @@ fn web_and_db() -> FirewallState {
 
 #[test]
 fn two_instances_in_fresh_table() {
-    golden(
+    golden!(
         "two_instances_fresh.rules",
         &render(&web_and_db(), &Existing::default()),
     );
@@ -130,7 +115,7 @@ fn stale_chains_are_flushed_and_deleted_and_the_jump_is_not_duplicated() {
         !existing.chains.contains("other-program"),
         "another program's chain is not ours"
     );
-    golden(
+    golden!(
         "two_instances_over_stale.rules",
         &render(&web_and_db(), &existing),
     );
@@ -141,7 +126,7 @@ fn last_instance_gone_removes_everything_stratus_made() {
     let existing = Existing::parse(
         &render(&web_and_db(), &Existing::default()).replace("-I FORWARD 1", "-A FORWARD"),
     );
-    golden(
+    golden!(
         "empty_over_two.rules",
         &render(&FirewallState::default(), &existing),
     );
@@ -159,7 +144,7 @@ fn chain_and_port_names_fit_the_kernel_limits() {
 
 #[test]
 fn two_ports_in_the_bridge_table() {
-    golden("two_ports.nft", &antispoof::render(&web_and_db().instances));
+    golden!("two_ports.nft", &antispoof::render(&web_and_db().instances));
 }
 
 #[test]

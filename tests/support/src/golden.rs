@@ -22,7 +22,7 @@ pub fn assert_golden(dir: impl AsRef<Path>, name: &str, actual: &str) {
 /// `tests/golden`; see [`assert_golden`].
 #[macro_export]
 macro_rules! golden {
-    ($name:expr, $actual:expr) => {
+    ($name:expr, $actual:expr $(,)?) => {
         $crate::golden::assert_golden(
             ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"),
             $name,

@@ -4,6 +4,7 @@
 
 use super::Endpoint;
 use super::egress::{ALL_OUT, create, egress, sections};
+use stratus_test_support::golden;
 
 /// `body` with its request id and group ids (numbered by first appearance)
 /// made stable.
@@ -27,22 +28,6 @@ fn stable(body: &str) -> String {
     out.replace("><", ">\n<")
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("folder")).expect("golden folder");
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
 
 #[tokio::test]
 async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
@@ -91,5 +76,5 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
         )
         .await
         .ok();
-    golden("describe-security-groups.xml", &stable(&described.body));
+    golden!("describe-security-groups.xml", &stable(&described.body));
 }

@@ -18,9 +18,10 @@ use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
+use stratus_test_support::{Netns, command, fixtures};
 
 use crate::harness::{Harness, image, request};
-use crate::libvirt::{Netns, build_image, console_shows, open_up};
+use crate::libvirt::{build_image, console_shows, open_up};
 
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -51,9 +52,9 @@ fn assert_no_stop_or_error(h: &Harness, id: InstanceId, from: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects() {
-    let ns = Netns::new();
+    let ns = Netns::new("lv");
     let daemon_dir = tempfile::tempdir().expect("tempdir");
-    let daemon = PrivateLibvirtd::start(&ns.0, daemon_dir.path()).expect("private libvirtd");
+    let daemon = PrivateLibvirtd::start(ns.name(), daemon_dir.path()).expect("private libvirtd");
     let driver = Arc::new(
         LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
             .await
@@ -61,7 +62,7 @@ async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects()
     );
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, driver.clone(), Arc::new(RealHost::in_netns(&ns.0))).await;
+    let h = Harness::start_with(state, driver.clone(), Arc::new(RealHost::in_netns(ns.name()))).await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
     let m = &h.worker.manager;
@@ -184,16 +185,12 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(at: &Path, size: &str) -> Self {
         std::fs::create_dir_all(at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
-            .arg("stratus-test-full")
-            .arg(at)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
+        command::run(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+                .arg("stratus-test-full")
+                .arg(at),
+            "mounting a tmpfs needs root",
         );
         Self(at.to_owned())
     }
@@ -249,13 +246,7 @@ fn raw_image(dir: &Path, id: &str, mib: usize) -> ImageRef {
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     std::fs::write(&disk, bytes).expect("image");
-    ImageRef {
-        id: id.into(),
-        disk,
-        kernel: None,
-        ramdisk: None,
-        properties: Default::default(),
-    }
+    fixtures::image(id, disk)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {

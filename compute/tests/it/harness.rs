@@ -2,7 +2,6 @@
 //! (SQLite, no DHCP) and a recording conductor, all on one in-process bus.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +17,11 @@ use stratus_network::linux::FakeHost;
 use stratus_network::service::NetworkService;
 use stratus_rpc::handler::{decode_args, null};
 use stratus_rpc::transport::memory::MemoryTransport;
-use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
+use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
+use stratus_test_support::{fixtures, images};
 
 /// Records every instance update.
 #[derive(Default)]
@@ -163,46 +163,19 @@ pub struct Harness {
 /// A 64 MiB qcow2 base image, with a kernel and ramdisk beside it.
 pub fn image(dir: &std::path::Path) -> ImageRef {
     let disk = dir.join("base.qcow2");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("64M")
-        .output()
-        .expect("qemu-img runs (deploy/dev-setup installs qemu-utils)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    images::qcow2(&disk, "64M");
     std::fs::write(dir.join("vmlinuz"), b"not really a kernel").expect("kernel");
     std::fs::write(dir.join("initrd"), b"not really an initrd").expect("ramdisk");
     ImageRef {
-        id: "ami-0000000000000001".into(),
-        disk,
         kernel: Some(dir.join("vmlinuz")),
         ramdisk: Some(dir.join("initrd")),
-        properties: Default::default(),
+        ..fixtures::image("ami-0000000000000001", disk)
     }
 }
 
+/// A new instance of `image` in project `p1`, flavor m1.tiny with 256 MiB.
 pub fn request(image: &ImageRef) -> RunInstance {
-    RunInstance {
-        instance_id: InstanceId::new(),
-        project_id: "p1".parse().expect("project"),
-        flavor: Flavor {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 256,
-            root_gb: 1,
-        },
-        image: image.clone(),
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
-    }
+    fixtures::run_instance(image.clone(), fixtures::tiny(256))
 }
 
 impl Harness {

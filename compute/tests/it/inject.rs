@@ -6,19 +6,9 @@ use std::process::Command;
 
 use stratus_compute::inject::expose::ExposeMethod;
 use stratus_compute::inject::{InjectError, inject_files, inject_key};
+use stratus_test_support::fixtures::SSH_KEY as KEY;
+use stratus_test_support::{images, sh};
 
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
@@ -49,20 +39,7 @@ fn overlay(dir: &Path, raw: &Path) -> PathBuf {
         ],
     );
     let top = dir.join("disk.qcow2");
-    sh(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "qcow2",
-            "-b",
-            s(&base),
-            s(&top),
-        ],
-    );
+    images::qcow2_overlay(&base, &top);
     top
 }
 

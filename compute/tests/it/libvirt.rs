@@ -17,39 +17,10 @@ use stratus_network::linux::RealHost;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_test_support::Netns;
+use stratus_test_support::fixtures::SSH_KEY as KEY;
 
 use crate::harness::{Harness, request};
-
-pub(crate) const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
-
-pub(crate) struct Netns(pub(crate) String);
-
-impl Netns {
-    pub(crate) fn new() -> Self {
-        let name = format!("st-lv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip");
-        assert!(ok.success(), "creating a network namespace needs root");
-        Self(name)
-    }
-
-    fn iptables_save(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "iptables-save", "-t", "filter"])
-            .output()
-            .expect("iptables-save");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Builds the test image into `dir` with the builder under deploy/images.
 pub(crate) fn build_image(dir: &Path) -> ImageRef {
@@ -117,15 +88,15 @@ fn boot_lines(console: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
-    let ns = Netns::new();
+    let ns = Netns::new("lv");
     let daemon_dir = tempfile::tempdir().expect("tempdir");
-    let daemon = PrivateLibvirtd::start(&ns.0, daemon_dir.path()).expect("private libvirtd");
+    let daemon = PrivateLibvirtd::start(ns.name(), daemon_dir.path()).expect("private libvirtd");
     let driver = LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
         .await
         .expect("connect");
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, Arc::new(driver), Arc::new(RealHost::in_netns(&ns.0))).await;
+    let h = Harness::start_with(state, Arc::new(driver), Arc::new(RealHost::in_netns(ns.name()))).await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
 

@@ -30,14 +30,9 @@ fn client(h: &Harness) -> ComputeClient {
     ))
 }
 
+/// Polls `cond` for up to 4 s: casts arrive after the call that made them returns.
 async fn eventually(cond: impl Fn() -> bool) -> bool {
-    for _ in 0..200 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
+    stratus_test_support::eventually(Duration::from_secs(4), cond).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,3 +67,8 @@ pub fn host_report(host: &str, zone: &str, vcpus: u32, memory_mb: u64) -> HostRe
         disabled_reason: None,
     }
 }
+
+/// An SSH public key to inject (its private half is nowhere: tests only
+/// look for it in the guest).
+pub const SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";

@@ -16,7 +16,7 @@ pub mod eventually;
 pub mod fixtures;
 /// Rendered text held against files under `tests/golden`.
 pub mod golden;
-/// Disk images: empty qcow2 files.
+/// Disk images: empty qcow2 files and overlays.
 pub mod images;
 /// Unique names for what parallel tests create.
 pub mod names;

@@ -1,8 +1,6 @@
 //! The api tables on SQLite and on PostgreSQL: the same queries must mean
 //! the same thing on both.
 
-use std::process::Command;
-
 use stratus_api::db::Db;
 use stratus_api::db::credentials::Credential;
 use stratus_api::db::groups::{Direction, GroupRow, InUse, RuleRow};
@@ -10,72 +8,13 @@ use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation};
 use stratus_api::db::keypairs::KeyPairRow;
 use stratus_api::db::tags::TagRow;
+use stratus_test_support::TestDb;
 
-/// A database of the test's own: a SQLite file, or a fresh PostgreSQL
-/// database (the one `deploy/dev-setup` starts) dropped at the end.
-pub enum TestDb {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin: String, name: String },
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .output()
-        .expect("psql runs (deploy/dev-setup installs PostgreSQL)");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        Self::Sqlite(tempfile::tempdir().expect("tempdir"))
-    }
-
-    pub fn postgres() -> Self {
-        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("stratus_api_test_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        Self::Postgres { admin, name }
-    }
-
-    /// The database's URL, for `Db::connect` or a raw pool.
-    pub fn url(&self) -> String {
-        match self {
-            Self::Sqlite(dir) => format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("api.sqlite").display()
-            ),
-            Self::Postgres { admin, name } => {
-                format!(
-                    "{}/{name}",
-                    admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
-                )
-            }
-        }
-    }
-
-    /// The api's tables in it.
-    pub async fn open(&self) -> Db {
-        Db::connect(&self.url())
-            .await
-            .expect("connect the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Self::Postgres { admin, name } = self {
-            psql(
-                admin,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            );
-        }
-    }
+/// The api's tables in a test database.
+pub async fn open(test: &TestDb) -> Db {
+    Db::connect(&test.url())
+        .await
+        .expect("connect the test database")
 }
 
 fn instance(n: u8, reservation: &str, project: &str) -> InstanceRow {
@@ -398,11 +337,11 @@ async fn the_tables_behave_alike(db: Db) {
 #[tokio::test]
 async fn tables_on_sqlite() {
     let db = TestDb::sqlite();
-    the_tables_behave_alike(db.open().await).await;
+    the_tables_behave_alike(open(&db).await).await;
 }
 
 #[tokio::test]
 async fn tables_on_postgres() {
     let db = TestDb::postgres();
-    the_tables_behave_alike(db.open().await).await;
+    the_tables_behave_alike(open(&db).await).await;
 }

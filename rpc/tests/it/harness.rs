@@ -7,15 +7,10 @@ use std::time::Duration;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::{RpcClient, RpcConfig, Transport};
+use stratus_test_support::broker::amqp_url;
 
 /// Prefetch used by the suite, so the concurrency test knows the bound.
 pub const PREFETCH: u16 = 4;
-
-/// The broker the AMQP tests use.
-pub fn amqp_url() -> String {
-    std::env::var("STRATUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
 
 /// The configuration the suite runs with.
 pub fn test_config(exchange: &str) -> RpcConfig {

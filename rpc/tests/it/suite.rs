@@ -15,9 +15,10 @@ use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{RequestContext, RpcError, Target};
+use stratus_test_support::{eventually, fixtures};
 
 use crate::harness::{Harness, PREFETCH};
-use crate::recorder::{Recorder, Sleep, eventually};
+use crate::recorder::{Recorder, Sleep};
 
 const SETTLE: Duration = Duration::from_millis(300);
 const WITHIN: Duration = Duration::from_secs(10);
@@ -459,26 +460,10 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     let compute = ComputeClient::new(rpc.clone());
     let run = RunInstance {
         instance_id,
-        project_id: "p1".parse().expect("project"),
-        flavor: stratus_rpc::wire::compute::Flavor {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 512,
-            root_gb: 1,
-        },
-        image: stratus_rpc::wire::compute::ImageRef {
-            id: "ami-00000001".into(),
-            disk: "/images/tiny.qcow2".into(),
-            kernel: None,
-            ramdisk: None,
-            properties: Default::default(),
-        },
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
+        ..fixtures::run_instance(
+            fixtures::image("ami-00000001", "/images/tiny.qcow2"),
+            fixtures::tiny(512),
+        )
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)
@@ -511,19 +496,8 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
 
     let scheduler = SchedulerClient::new(rpc.clone());
     let report = HostReport {
-        host: host("node1"),
-        availability_zone: "nova".into(),
-        vcpus: 2,
-        vcpus_used: 0,
-        memory_mb: 1024,
-        memory_mb_used: 0,
         disk_gb: 10,
-        disk_gb_used: 0,
-        running_instances: 0,
-        hypervisor_type: "fake".into(),
-        architecture: "x86_64".into(),
-        enabled: true,
-        disabled_reason: None,
+        ..fixtures::host_report("node1", "nova", 2, 1024)
     };
     scheduler
         .update_host(&ctx, &report)

@@ -22,7 +22,7 @@ impl Filter for AvailabilityZoneFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, report};
+    use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
     #[test]
     fn only_hosts_of_the_requested_zone_pass() {

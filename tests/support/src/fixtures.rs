@@ -72,3 +72,12 @@ pub fn host_report(host: &str, zone: &str, vcpus: u32, memory_mb: u64) -> HostRe
 /// look for it in the guest).
 pub const SSH_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
+
+/// A request for an instance of a flavor with these resources, its image a
+/// disk that is not there (for placement, which never opens it).
+pub fn sized_instance(vcpus: u32, memory_mb: u64, root_gb: u64) -> RunInstance {
+    run_instance(
+        image("ami-0000000000000001", "/nonexistent"),
+        flavor("test", vcpus, memory_mb, root_gb),
+    )
+}

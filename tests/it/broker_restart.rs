@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use stratus::ec2_client::texts;
 use stratus_api::db::instances::InstanceRow;
 use stratus_rpc::config::RpcConfig;
-use stratus_tests::broker::PrivateBroker;
+use stratus_test_support::broker::PrivateBroker;
 
 use crate::cloud::Cloud;
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::config::RpcConfig;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
-use stratus_tests::stratus_bin;
+use stratus_test_support::broker::{self, amqp_url};
+use stratus_test_support::workspace::stratus_bin;
 
 /// Kills the child if the test fails before stopping it.
 struct Running(Child);
@@ -45,11 +45,6 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn amqp_url() -> String {
-    std::env::var("STRATUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 #[test]
@@ -164,12 +159,7 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
         .expect("start stratus compute");
     let mut child = Running(child);
 
-    let config = RpcConfig {
-        url: amqp_url(),
-        exchange,
-        queue_expiry_ms: Some(60_000),
-        ..RpcConfig::default()
-    };
+    let config = broker::rpc_config(exchange, Duration::from_secs(60));
     let transport = Arc::new(
         AmqpTransport::connect(&config, "cli-test")
             .await

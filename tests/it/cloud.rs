@@ -68,7 +68,7 @@ impl Cloud {
                 .await
                 .expect("credentials");
         let disk = cloud.images.join("disk.qcow2");
-        stratus_tests::qcow2(&disk, "64M");
+        stratus_test_support::images::qcow2(&disk, "64M");
         let client = Client::new(
             &cloud.endpoint,
             &cloud.api.cloud.config.region,

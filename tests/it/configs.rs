@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stratus_tests::workspace_root;
+use stratus_test_support::workspace::root as workspace_root;
 
 fn toml_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read deploy/") {
@@ -57,7 +57,7 @@ fn the_example_sets_every_field_stratus_reads() {
 
 #[test]
 fn the_distributed_guide_ships_what_it_names() {
-    let root = stratus_tests::workspace_root();
+    let root = stratus_test_support::workspace::root();
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
     let section = readme
         .split("## Running it distributed")
@@ -128,7 +128,7 @@ fn the_distributed_guide_ships_what_it_names() {
             "{exec}"
         );
         let service = words[3];
-        let help = std::process::Command::new(stratus_tests::stratus_bin())
+        let help = std::process::Command::new(stratus_test_support::workspace::stratus_bin())
             .args([service, "--help"])
             .output()
             .expect("stratus runs");

@@ -35,7 +35,7 @@ pub fn image_file(cloud: &FakeCloud) -> PathBuf {
 }
 
 fn api_tests() -> PathBuf {
-    stratus_tests::workspace_root().join("api/tests/ec2")
+    stratus_test_support::workspace::root().join("api/tests/ec2")
 }
 
 /// Runs a Python file from the venv; panics with its output if it fails.
@@ -66,7 +66,7 @@ async fn the_aws_cli_and_boto3_live_a_whole_life_and_every_response_fits_botocor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_life_with_the_api_tables_on_postgresql() {
-    let db = stratus_tests::PostgresDb::create();
+    let db = stratus_test_support::TestDb::postgres();
     a_whole_life(Some(db.url())).await;
 }
 

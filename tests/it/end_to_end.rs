@@ -15,8 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, texts};
+use stratus_test_support::{sh, short_id};
 
-use crate::guest_cloud::{GuestCloud, sh};
+use crate::guest_cloud::GuestCloud;
 
 fn instance_folders(state: &Path) -> Vec<String> {
     std::fs::read_dir(state.join("instances"))
@@ -46,7 +47,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
 
     let work = cluster.state("work");
     std::fs::create_dir_all(&work).expect("work");
-    let script = stratus_tests::workspace_root().join("api/tests/ec2/e2e.py");
+    let script = stratus_test_support::workspace::root().join("api/tests/ec2/e2e.py");
     let out = tokio::process::Command::new("/var/lib/stratus-dev/venv/bin/python")
         .arg(&script)
         .env("STRATUS_ENDPOINT", &endpoint)
@@ -123,7 +124,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     }
 
     // A second host joins; the chance scheduler uses both.
-    let b_netns = format!("st-e2b-{}", crate::guest_cloud::short());
+    let b_netns = format!("st-e2b-{}", short_id());
     let b_libvirt = cluster.state("compute-b/libvirt");
     cluster.own(&b_netns, Some(b_libvirt));
     cluster.spawn(

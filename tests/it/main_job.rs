@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stratus_tests::stratus_bin;
+use stratus_test_support::free_port;
+use stratus_test_support::workspace::stratus_bin;
 
 /// What the all-in-one leaves running on purpose (its libvirtd and guests,
 /// its namespace), removed when the test ends however it ends.
@@ -32,20 +33,13 @@ impl Drop for Leftovers {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
     let state = tempfile::tempdir().expect("tempdir");
     let netns = format!("st-aio-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let child = Command::new(stratus_bin())
         .arg("all-in-one")
-        .current_dir(stratus_tests::workspace_root())
+        .current_dir(stratus_test_support::workspace::root())
         .env("STRATUS_NODE__STATE_DIR", state.path())
         .env("STRATUS_NODE__NETNS", &netns)
         .env("STRATUS_NODE__HOST", "aio")

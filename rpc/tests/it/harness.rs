@@ -7,7 +7,7 @@ use std::time::Duration;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::{RpcClient, RpcConfig, Transport};
-use stratus_test_support::broker::amqp_url;
+use stratus_test_support::broker;
 
 /// Prefetch used by the suite, so the concurrency test knows the bound.
 pub const PREFETCH: u16 = 4;
@@ -15,8 +15,6 @@ pub const PREFETCH: u16 = 4;
 /// The configuration the suite runs with.
 pub fn test_config(exchange: &str) -> RpcConfig {
     RpcConfig {
-        url: amqp_url(),
-        exchange: exchange.to_owned(),
         prefetch: PREFETCH,
         call_timeout_ms: 5_000,
         publish_timeout_ms: 20_000,
@@ -24,8 +22,7 @@ pub fn test_config(exchange: &str) -> RpcConfig {
         reconnect_max_ms: 1_000,
         retry_delay_ms: 50,
         // Queues of this test vanish a minute after it ends.
-        queue_expiry_ms: Some(60_000),
-        ..RpcConfig::default()
+        ..broker::rpc_config(exchange.to_owned(), Duration::from_secs(60))
     }
 }
 

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use stratus_rpc::RpcConfig;
+
 use crate::command::{output, run};
 
 /// What provides RabbitMQ's tools, for panics when they are missing.
@@ -16,6 +18,18 @@ const INSTALLED_BY: &str = "deploy/dev-setup installs rabbitmq-server";
 pub fn amqp_url() -> String {
     std::env::var("STRATUS_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Talking to the shared broker on an exchange of the test's own (so
+/// queues of the test's own), whose queues vanish `queue_expiry` after the
+/// test stops using them.
+pub fn rpc_config(exchange: String, queue_expiry: Duration) -> RpcConfig {
+    RpcConfig {
+        url: amqp_url(),
+        exchange,
+        queue_expiry_ms: Some(u64::try_from(queue_expiry.as_millis()).unwrap_or(u64::MAX)),
+        ..RpcConfig::default()
+    }
 }
 
 /// Runs `rabbitmqctl -q args` against the shared broker; panics on failure.

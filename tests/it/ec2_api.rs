@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use stratus::fake_cloud::{FakeCloud, Options};
 use stratus_api::config::Quotas;
+use stratus_test_support::command;
 
 /// The Python the dev setup prepares, with boto3 and the AWS CLI.
 pub const VENV: &str = "/var/lib/stratus-dev/venv";
@@ -21,15 +22,9 @@ pub fn image_file(cloud: &FakeCloud) -> PathBuf {
     std::fs::File::create(&path)
         .and_then(|f| f.set_len(64 << 20))
         .expect("image file");
-    let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&path)
-        .output()
-        .expect("mkfs.ext4 (deploy/dev-setup installs e2fsprogs)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    command::run(
+        Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&path),
+        "deploy/dev-setup installs e2fsprogs",
     );
     path
 }

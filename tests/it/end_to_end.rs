@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, texts};
-use stratus_test_support::{sh, short_id};
+use stratus_test_support::{command, sh, short_id};
 
 use crate::guest_cloud::GuestCloud;
 
@@ -241,16 +241,8 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     // Operators: every service up, both hosts with their instances; a
     // guest's console followed from the control host.
     let listed = {
-        let out = cluster
-            .stratus(&["service", "list"])
-            .output()
-            .expect("stratus service list");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = command::run(&mut cluster.stratus(&["service", "list"]), "stratus");
+        String::from_utf8_lossy(&out).into_owned()
     };
     for service in ["api", "scheduler", "network"] {
         assert!(

@@ -120,15 +120,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
     site.libvirtd = Some(libvirtd);
 
     let image_dir = cloud.dir.path().join("image");
-    let out = Command::new(stratus_test_support::workspace::root().join("deploy/images/build-test-image"))
-        .arg(&image_dir)
-        .output()
-        .expect("build-test-image");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stratus_test_support::images::build_test_image(&image_dir);
     let imported = stratus_api::admin::import_image(
         &cloud.api.cloud.db,
         "test",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use stratus_compute::xml::{Boot, DomainSpec, DomainType, Nic, render};
-use stratus_test_support::golden;
+use stratus_test_support::{command, golden};
 
 fn spec(boot: Boot) -> DomainSpec {
     let dir = PathBuf::from("/var/lib/stratus/instances/instance-0123456789abcdef0");
@@ -79,39 +79,32 @@ fn libvirt_accepts_the_rendered_xml() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("domain.xml");
         std::fs::write(&file, render(&spec)).expect("write xml");
-        let schema = Command::new("virt-xml-validate")
-            .arg(&file)
-            .arg("domain")
-            .output()
-            .expect("virt-xml-validate runs (libvirt-clients)");
-        assert!(
-            schema.status.success(),
-            "the {kind} XML breaks libvirt's schema: {}",
-            String::from_utf8_lossy(&schema.stderr)
+        command::run_or(
+            Command::new("virt-xml-validate").arg(&file).arg("domain"),
+            "libvirt-clients",
+            &format!("the {kind} XML breaks libvirt's schema"),
         );
-        let define = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "define"])
-            .arg(&file)
-            .output()
-            .expect("virsh runs (deploy/dev-setup installs libvirt)");
-        assert!(
-            define.status.success(),
-            "libvirt refused the {kind} XML: {}",
-            String::from_utf8_lossy(&define.stderr)
+        command::run_or(
+            virsh(&["define"]).arg(&file),
+            "deploy/dev-setup installs libvirt",
+            &format!("libvirt refused the {kind} XML"),
         );
-        let dumped = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "dumpxml", &spec.name])
-            .output()
-            .expect("virsh dumpxml");
+        let dumped = command::output(&mut virsh(&["dumpxml", &spec.name]), "virsh dumpxml");
         let dumped = String::from_utf8_lossy(&dumped.stdout);
         assert!(
             dumped.contains("02:16:3e:aa:bb:cc") && dumped.contains("console.log"),
             "{dumped}"
         );
-        let undefine = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "undefine", &spec.name])
+        let undefine = virsh(&["undefine", &spec.name])
             .status()
             .expect("virsh undefine");
         assert!(undefine.success());
     }
+}
+
+/// `virsh -q -c qemu:///system args`.
+fn virsh(args: &[&str]) -> Command {
+    let mut command = Command::new("virsh");
+    command.args(["-q", "-c", "qemu:///system"]).args(args);
+    command
 }

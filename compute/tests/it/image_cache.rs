@@ -110,15 +110,11 @@ async fn overlays_copied_from_one_template_are_whole_and_apart() {
         assert!(backing.starts_with('/'), "{backing} is relative");
     }
     // A write into one guest's disk is not seen by the other's.
-    let wrote = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", "write -P 0x55 0 64k"])
-        .arg(&a)
-        .output()
-        .expect("qemu-io");
-    assert!(
-        wrote.status.success(),
-        "{}",
-        String::from_utf8_lossy(&wrote.stderr)
+    command::run(
+        Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", "write -P 0x55 0 64k"])
+            .arg(&a),
+        "qemu-utils",
     );
     // qemu-io exits non-zero when the bytes read are not the pattern.
     let holds = |disk: &std::path::Path, pattern: &str| {

@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +23,7 @@ use crate::harness::{Harness, request};
 
 /// Builds the test image into `dir` with the builder under deploy/images.
 pub(crate) fn build_image(dir: &Path) -> ImageRef {
-    let builder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/images/build-test-image");
-    let out = Command::new(&builder)
-        .arg(dir)
-        .output()
-        .expect("run build-test-image");
-    assert!(
-        out.status.success(),
-        "build-test-image: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stratus_test_support::images::build_test_image(dir);
     ImageRef {
         id: "ami-7e57000000000001".into(),
         disk: dir.join("disk.qcow2"),

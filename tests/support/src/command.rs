@@ -5,10 +5,17 @@ use std::process::{Command, Output};
 /// names the command and carries its stderr, and `hint` (what provides the
 /// program, or why it may fail) when the program cannot start.
 pub fn run(command: &mut Command, hint: &str) -> Vec<u8> {
+    let failure = format!("{command:?}");
+    run_or(command, hint, &failure)
+}
+
+/// [`run`], its panic on failure saying `failure` (what it means) before
+/// the command's stderr.
+pub fn run_or(command: &mut Command, hint: &str, failure: &str) -> Vec<u8> {
     let out = output(command, hint);
     assert!(
         out.status.success(),
-        "{command:?}: {}",
+        "{failure}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::command::run;
+use crate::command::{run, run_or};
 
 /// An empty qcow2 disk of `size` (`64M`, …) at `path`.
 pub fn qcow2(path: &Path, size: &str) {
@@ -22,5 +22,15 @@ pub fn qcow2_overlay(base: &Path, top: &Path) {
             .arg(base)
             .arg(top),
         "deploy/dev-setup installs qemu-utils",
+    );
+}
+
+/// Builds the tiny guest image into `dir` with deploy/images/build-test-image
+/// (a kernel, a ramdisk and disk.qcow2).
+pub fn build_test_image(dir: &Path) {
+    run_or(
+        Command::new(crate::workspace::root().join("deploy/images/build-test-image")).arg(dir),
+        "deploy/images/build-test-image",
+        "build-test-image",
     );
 }

@@ -16,7 +16,7 @@ pub mod eventually;
 pub mod fixtures;
 /// Rendered text held against files under `tests/golden`.
 pub mod golden;
-/// Disk images: empty qcow2 files and overlays.
+/// Disk images: empty qcow2 files, overlays and the tiny guest image.
 pub mod images;
 /// Unique names for what parallel tests create.
 pub mod names;

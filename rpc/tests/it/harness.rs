@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::transport::memory::MemoryTransport;
-use stratus_rpc::{RpcClient, RpcConfig, Transport};
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{Handler, RpcClient, RpcConfig, ServerHandle, Transport};
 use stratus_test_support::broker;
 
 /// Prefetch used by the suite, so the concurrency test knows the bound.
@@ -35,6 +36,20 @@ pub trait Harness {
     async fn transport(&self) -> Arc<dyn Transport>;
     /// Closes every connection this test opened.
     async fn finish(self);
+
+    /// Serves `topic` (and `host`'s queue of it) with `handler` on a new connection.
+    async fn serve(
+        &self,
+        topic: &str,
+        host: Option<&HostName>,
+        handler: Arc<dyn Handler>,
+    ) -> ServerHandle {
+        self.transport()
+            .await
+            .serve(topic, host, handler)
+            .await
+            .expect("serve")
+    }
 
     /// A client on a new connection.
     async fn client(&self) -> RpcClient {

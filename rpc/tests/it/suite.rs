@@ -14,7 +14,7 @@ use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
-use stratus_rpc::{RequestContext, RpcError, Target};
+use stratus_rpc::{RequestContext, RpcClient, RpcError, ServerHandle, Target, Transport};
 use stratus_test_support::{eventually, fixtures};
 
 use crate::harness::{Harness, PREFETCH};
@@ -27,19 +27,30 @@ fn host(name: &str) -> HostName {
     name.parse().expect("valid host name")
 }
 
+/// Recorder `a` serving topic `svc`, its server, and a client.
+async fn served(h: &impl Harness) -> (Arc<Recorder>, ServerHandle, RpcClient) {
+    let server = Recorder::new("a");
+    let serving = h.serve("svc", None, server.clone()).await;
+    (server, serving, h.client().await)
+}
+
+/// Calls `method` on topic `svc` with a raw `body`; the kind of the error
+/// in the reply (a reply must come, not a timeout).
+async fn raw_call_error(transport: &dyn Transport, method: &str, body: Vec<u8>) -> Option<String> {
+    let reply = transport
+        .call(&Target::topic("svc"), method, body, Duration::from_secs(5))
+        .await
+        .expect("a reply, not a timeout");
+    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
+    reply.err.map(|e| e.kind)
+}
+
 fn ctx() -> RequestContext {
     RequestContext::system()
 }
 
 pub async fn cast_reaches_the_server(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     client
         .cast(&ctx(), &Target::topic("svc"), "echo", &json!({"x": 1}))
         .await
@@ -54,23 +65,13 @@ pub async fn cast_before_the_server_starts_waits_for_it(h: &impl Harness) {
         .await
         .expect("cast");
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("late", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("late", None, server.clone()).await;
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
 }
 
 pub async fn call_returns_the_typed_result(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server)
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server).await;
     let client = h.client().await;
     let got: Vec<u32> = client
         .call(&ctx(), &Target::topic("svc"), "echo", &vec![1u32, 2, 3])
@@ -110,12 +111,7 @@ pub async fn call_times_out_cleanly_when_no_server(h: &impl Harness) {
 
 pub async fn remote_error_comes_back_typed(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server)
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server).await;
     let client = h.client().await;
     let err = client
         .call::<_, ()>(&ctx(), &Target::topic("svc"), "fail", &())
@@ -127,14 +123,7 @@ pub async fn remote_error_comes_back_typed(h: &impl Harness) {
 }
 
 pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let target = Target::topic("svc");
     let slow = Sleep {
         ms: 400,
@@ -158,14 +147,7 @@ pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
 }
 
 pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let target = Target::topic("svc");
     let err = client
         .call::<_, ()>(&ctx(), &target, "no_such_method", &())
@@ -191,30 +173,15 @@ pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
 
 pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let transport = h.transport().await;
     let target = Target::topic("svc");
     transport
         .cast(&target, "garbage", b"\x00not json".to_vec())
         .await
         .expect("cast");
-    let reply = transport
-        .call(
-            &target,
-            "garbage",
-            b"{\"method\": 3}".to_vec(),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("a reply, not a timeout");
-    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
     assert_eq!(
-        reply.err.map(|e| e.kind),
+        raw_call_error(&*transport, "garbage", b"{\"method\": 3}".to_vec()).await,
         Some(kinds::MALFORMED_MESSAGE.to_owned())
     );
     // The queue is not stuck behind them.
@@ -230,12 +197,7 @@ pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness
 
 pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let transport = h.transport().await;
     let future = json!({
         "v": ENVELOPE_VERSION + 1,
@@ -243,18 +205,8 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
         "ctx": {"request_id": "req-1"},
         "args": 1,
     });
-    let reply = transport
-        .call(
-            &Target::topic("svc"),
-            "echo",
-            future.to_string().into_bytes(),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("reply");
-    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
     assert_eq!(
-        reply.err.map(|e| e.kind),
+        raw_call_error(&*transport, "echo", future.to_string().into_bytes()).await,
         Some(kinds::UNSUPPORTED_VERSION.to_owned())
     );
     assert_eq!(server.total(), 0);
@@ -263,12 +215,7 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
 pub async fn retryable_failure_is_redelivered(h: &impl Harness) {
     let server = Recorder::new("a");
     server.flaky_failures.store(2, Ordering::SeqCst);
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let client = h.client().await;
     client
         .cast(&ctx(), &Target::topic("svc"), "flaky", &())
@@ -284,14 +231,7 @@ pub async fn retryable_failure_is_redelivered(h: &impl Harness) {
 }
 
 pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     client
         .cast(&ctx(), &Target::topic("svc"), "fail", &())
         .await
@@ -303,18 +243,8 @@ pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
 
 pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("a")), a.clone())
-        .await
-        .expect("serve");
-    let _sb = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("b")), b.clone())
-        .await
-        .expect("serve");
+    let _sa = h.serve("svc", Some(&host("a")), a.clone()).await;
+    let _sb = h.serve("svc", Some(&host("b")), b.clone()).await;
     let client = h.client().await;
     for _ in 0..5 {
         let who: String = client
@@ -328,18 +258,8 @@ pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
 
 pub async fn topic_queue_gives_each_message_to_one_server(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("a")), a.clone())
-        .await
-        .expect("serve");
-    let _sb = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("b")), b.clone())
-        .await
-        .expect("serve");
+    let _sa = h.serve("svc", Some(&host("a")), a.clone()).await;
+    let _sb = h.serve("svc", Some(&host("b")), b.clone()).await;
     let client = h.client().await;
     for i in 0..40 {
         client
@@ -358,11 +278,7 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
     for (i, s) in servers.iter().enumerate() {
         let name = host(&format!("h{i}"));
         serving.push(
-            h.transport()
-                .await
-                .serve("svc", Some(&name), s.clone())
-                .await
-                .expect("serve"),
+            h.serve("svc", Some(&name), s.clone()).await,
         );
     }
     let client = h.client().await;
@@ -380,14 +296,7 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
 }
 
 pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let total = usize::from(PREFETCH) * 3;
     for _ in 0..total {
         client
@@ -410,12 +319,7 @@ pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
 
 pub async fn stopped_server_takes_no_more_messages(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let serving_a = h
-        .transport()
-        .await
-        .serve("svc", None, a.clone())
-        .await
-        .expect("serve");
+    let serving_a = h.serve("svc", None, a.clone()).await;
     let client = h.client().await;
     client
         .cast(&ctx(), &Target::topic("svc"), "echo", &1)
@@ -423,12 +327,7 @@ pub async fn stopped_server_takes_no_more_messages(h: &impl Harness) {
         .expect("cast");
     assert!(eventually(WITHIN, || a.total() == 1).await);
     serving_a.stop().await;
-    let _serving_b = h
-        .transport()
-        .await
-        .serve("svc", None, b.clone())
-        .await
-        .expect("serve");
+    let _serving_b = h.serve("svc", None, b.clone()).await;
     for i in 0..5 {
         client
             .cast(&ctx(), &Target::topic("svc"), "echo", &i)
@@ -447,11 +346,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         .collect();
     let mut serving = Vec::new();
     for s in &services {
-        let transport = h.transport().await;
-        let server = transport
-            .serve(&s.name, Some(&host("node1")), s.clone())
-            .await;
-        serving.push(server.expect("serve"));
+        serving.push(h.serve(&s.name, Some(&host("node1")), s.clone()).await);
     }
     let rpc = h.client().await;
     let instance_id = InstanceId::new();

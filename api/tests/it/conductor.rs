@@ -18,7 +18,7 @@ use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, Transport};
+use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 
 use crate::metadata::{get, serve_source};
 
@@ -116,6 +116,38 @@ fn report(
     }
 }
 
+/// Sends one `instance_update` report.
+async fn report_update(
+    service: &ConductorService,
+    host: &str,
+    id: InstanceId,
+    state: InstanceState,
+    sequence: u64,
+    attempt: u32,
+) {
+    send(
+        service,
+        "instance_update",
+        &report(host, id, state, sequence, attempt),
+    )
+    .await;
+}
+
+/// The instance's row, which must be there.
+async fn row_of(db: &Db, id: InstanceId) -> InstanceRow {
+    db.instance_by_uuid(&id.to_string())
+        .await
+        .expect("db")
+        .expect("row")
+}
+
+/// Serves compute host `name`'s queue on `bus` with `host`.
+async fn serve_host(bus: &MemoryTransport, name: &str, host: Arc<Host>) -> ServerHandle {
+    bus.serve("compute", Some(&name.parse().expect("host")), host)
+        .await
+        .expect("serve")
+}
+
 async fn send<T: serde::Serialize>(service: &ConductorService, method: &str, value: &T) {
     let args = serde_json::value::to_raw_value(value).expect("encode");
     service
@@ -130,23 +162,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     let db = sqlite_in(dir.path()).await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let host = Arc::new(Host::default());
-    let _serving = bus
-        .serve(
-            "compute",
-            Some(&"node1".parse().expect("host")),
-            host.clone(),
-        )
-        .await
-        .expect("serve");
+    let _serving = serve_host(&bus, "node1", host.clone()).await;
     let second = Arc::new(Host::default());
-    let _serving_second = bus
-        .serve(
-            "compute",
-            Some(&"node2".parse().expect("host")),
-            second.clone(),
-        )
-        .await
-        .expect("serve");
+    let _serving_second = serve_host(&bus, "node2", second.clone()).await;
     let compute = ComputeClient::new(RpcClient::new(
         Arc::new(bus.clone()),
         Duration::from_secs(5),
@@ -204,11 +222,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         &update(id, InstanceState::Pending, 10),
     )
     .await;
-    let row = db
-        .instance_by_uuid(&id.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, id).await;
     assert_eq!(
         (row.state.as_str(), row.host.as_deref()),
         ("running", Some("node1"))
@@ -224,11 +238,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         get(from, server, "/latest/meta-data/instance-id").await.0,
         404
     );
-    let row = db
-        .instance_by_uuid(&id.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, id).await;
     assert!(row.terminated_at.is_some());
 
     // Terminated by its user while a host was building it: the host's
@@ -244,11 +254,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         &update(late, InstanceState::Running, 50),
     )
     .await;
-    let row = db
-        .instance_by_uuid(&late.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, late).await;
     assert_eq!(row.state, "terminated");
     host.wait_for_a_call().await;
     assert_eq!(*host.calls.lock().expect("lock"), ["terminate_instance"]);
@@ -257,29 +263,10 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // second host: that host is told to stop, the first keeps it.
     let twice = InstanceId::new();
     instance(&db, twice).await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", twice, InstanceState::Pending, 100, 1),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node2", twice, InstanceState::Pending, 101, 1),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", twice, InstanceState::Running, 102, 1),
-    )
-    .await;
-    let row = db
-        .instance_by_uuid(&twice.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    report_update(&service, "node1", twice, InstanceState::Pending, 100, 1).await;
+    report_update(&service, "node2", twice, InstanceState::Pending, 101, 1).await;
+    report_update(&service, "node1", twice, InstanceState::Running, 102, 1).await;
+    let row = row_of(&db, twice).await;
     assert_eq!(
         (row.state.as_str(), row.host.as_deref()),
         ("running", Some("node1"))
@@ -293,18 +280,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         (InstanceState::ShuttingDown, 103),
         (InstanceState::Terminated, 104),
     ] {
-        send(
-            &service,
-            "instance_update",
-            &report("node2", twice, state, sequence, 1),
-        )
-        .await;
+        report_update(&service, "node2", twice, state, sequence, 1).await;
     }
-    let row = db
-        .instance_by_uuid(&twice.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, twice).await;
     assert_eq!(
         (row.state.as_str(), row.host.as_deref()),
         ("running", Some("node1"))
@@ -314,29 +292,10 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // its report arrives before the old host's hand-back.
     let moved = InstanceId::new();
     instance(&db, moved).await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", moved, InstanceState::Pending, 200, 1),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node2", moved, InstanceState::Running, 202, 2),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", moved, InstanceState::Pending, 201, 1),
-    )
-    .await;
-    let row = db
-        .instance_by_uuid(&moved.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    report_update(&service, "node1", moved, InstanceState::Pending, 200, 1).await;
+    report_update(&service, "node2", moved, InstanceState::Running, 202, 2).await;
+    report_update(&service, "node1", moved, InstanceState::Pending, 201, 1).await;
+    let row = row_of(&db, moved).await;
     assert_eq!(
         (row.state.as_str(), row.host.as_deref()),
         ("running", Some("node2"))

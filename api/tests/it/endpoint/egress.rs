@@ -50,6 +50,17 @@ pub async fn create(endpoint: &Endpoint, keys: &Keys, name: &str) -> String {
         .remove(0)
 }
 
+/// A new endpoint, project alpha's keys and its new groups of these names.
+pub async fn with_groups<const N: usize>(names: [&str; N]) -> (Endpoint, Keys, [String; N]) {
+    let endpoint = Endpoint::start().await;
+    let alpha = endpoint.alpha.clone();
+    let mut ids = [const { String::new() }; N];
+    for (id, name) in ids.iter_mut().zip(names) {
+        *id = create(&endpoint, &alpha, name).await;
+    }
+    (endpoint, alpha, ids)
+}
+
 /// Authorize or Revoke egress (`action`) on `group` with `extra` parameters.
 pub async fn egress(
     endpoint: &Endpoint,
@@ -96,9 +107,7 @@ fn spec(
 
 #[tokio::test]
 async fn new_groups_and_the_default_group_let_everything_out() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
+    let (endpoint, alpha, [web]) = with_groups(["web"]).await;
     let described = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
     assert_eq!(described.texts("groupName"), ["default", "web"]);
     assert_eq!(
@@ -114,10 +123,7 @@ async fn new_groups_and_the_default_group_let_everything_out() {
 
 #[tokio::test]
 async fn egress_rules_are_authorized_described_and_revoked() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;
 
     let authorized = egress(
         &endpoint,
@@ -234,9 +240,7 @@ async fn egress_rules_are_authorized_described_and_revoked() {
 
 #[tokio::test]
 async fn egress_requests_are_refused_with_ec2s_errors_and_change_nothing() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
+    let (endpoint, alpha, [web]) = with_groups(["web"]).await;
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         // No GroupId; a name is not enough for egress.
         (ALL_OUT.to_vec(), "MissingParameter"),
@@ -360,10 +364,7 @@ async fn another_projects_group_is_not_found_for_egress_as_target_or_destination
 
 #[tokio::test]
 async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_members() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;
     // An instance in db with an address, as a compute host reports it.
     let ami = endpoint.register_image("disk").await;
     let ran = endpoint

@@ -2,9 +2,9 @@
 //! `STRATUS_UPDATE_GOLDEN=1 cargo test -p stratus-api golden` rewrites them;
 //! review the diff.
 
-use super::Endpoint;
-use super::egress::{ALL_OUT, create, egress, sections};
 use stratus_test_support::golden;
+
+use super::egress::{ALL_OUT, egress, sections, with_groups};
 
 /// `body` with its request id and group ids (numbered by first appearance)
 /// made stable.
@@ -31,10 +31,7 @@ fn stable(body: &str) -> String {
 
 #[tokio::test]
 async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;
     endpoint
         .call(
             "AuthorizeSecurityGroupIngress",

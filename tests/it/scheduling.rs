@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_compute::config::{ComputeConfig, DriverKind};
 use stratus_compute::driver::VirtDriver;
@@ -26,10 +25,11 @@ use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
-use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
+use stratus_rpc::{HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
 use stratus_test_support::{broker, fixtures, images};
+use stratus_test_support::stand_in::{self, StandIn};
 
 const DOWN_AFTER_SECS: u64 = 3;
 
@@ -40,14 +40,8 @@ struct Conductor {
     hosts: Mutex<HashMap<InstanceId, Vec<HostName>>>,
 }
 
-#[async_trait]
-impl Handler for Conductor {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Conductor {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         if method != "instance_update" {
             return Ok(null());
         }
@@ -166,7 +160,7 @@ impl Cloud {
                 .await
                 .expect("serve network"),
             control
-                .serve("conductor", None, conductor.clone())
+                .serve("conductor", None, stand_in::handler(&conductor))
                 .await
                 .expect("serve conductor"),
             control

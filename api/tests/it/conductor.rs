@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_api::conductor::Conductor;
 use stratus_api::db::Db;
@@ -19,6 +18,7 @@ use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
+use stratus_test_support::stand_in::{self, StandIn};
 
 use crate::metadata::{get, serve_source};
 
@@ -28,14 +28,8 @@ struct Host {
     calls: Mutex<Vec<String>>,
 }
 
-#[async_trait]
-impl Handler for Host {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        _: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Host {
+    fn answer(&self, method: &str, _: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         self.calls.lock().expect("lock").push(method.to_owned());
         Ok(null())
     }
@@ -143,7 +137,11 @@ async fn row_of(db: &Db, id: InstanceId) -> InstanceRow {
 
 /// Serves compute host `name`'s queue on `bus` with `host`.
 async fn serve_host(bus: &MemoryTransport, name: &str, host: Arc<Host>) -> ServerHandle {
-    bus.serve("compute", Some(&name.parse().expect("host")), host)
+    bus.serve(
+        "compute",
+        Some(&name.parse().expect("host")),
+        stand_in::handler(&host),
+    )
         .await
         .expect("serve")
 }

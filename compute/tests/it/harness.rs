@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_compute::config::ComputeConfig;
 use stratus_compute::driver::VirtDriver;
@@ -20,8 +19,9 @@ use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
+use stratus_rpc::{HandlerError, ServerHandle, Transport};
 use stratus_test_support::{fixtures, images};
+use stratus_test_support::stand_in::{self, StandIn};
 
 /// Records every instance update.
 #[derive(Default)]
@@ -30,14 +30,8 @@ pub struct Conductor {
     pub metadata: Mutex<Vec<stratus_rpc::wire::conductor::GuestMetadata>>,
 }
 
-#[async_trait]
-impl Handler for Conductor {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Conductor {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         if method == "instance_metadata" {
             self.metadata
                 .lock()
@@ -118,14 +112,8 @@ pub struct Scheduler {
     pub handed_back: Mutex<Vec<RunInstance>>,
 }
 
-#[async_trait]
-impl Handler for Scheduler {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Scheduler {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         match method {
             "update_host" => self
                 .reports
@@ -258,12 +246,12 @@ impl Harness {
             .expect("serve"),
         );
         serving.push(
-            bus.serve("scheduler", None, scheduler.clone())
+            bus.serve("scheduler", None, stand_in::handler(&scheduler))
                 .await
                 .expect("serve"),
         );
         serving.push(
-            bus.serve("conductor", None, conductor.clone())
+            bus.serve("conductor", None, stand_in::handler(&conductor))
                 .await
                 .expect("serve"),
         );

@@ -11,6 +11,7 @@ use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
 use stratus_test_support::broker::{self, amqp_url};
+use stratus_test_support::command;
 use stratus_test_support::workspace::stratus_bin;
 
 /// Kills the child if the test fails before stopping it.
@@ -30,6 +31,13 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+/// Sends `signal`; the child must exit within 10 s, successfully.
+fn stop_cleanly(child: &mut Child, name: &str) {
+    signal(child, name);
+    let status = wait_exit(child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
 }
 
 /// Waits for the child to exit, at most `within`.
@@ -184,9 +192,7 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
     );
     transport.close().await;
 
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(10));
-    assert!(status.success(), "exit status {status}");
+    stop_cleanly(&mut child.0, "TERM");
 }
 
 #[test]
@@ -240,23 +246,16 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
         credentials.contains("[stratus]\naws_access_key_id = AKIA"),
         "{credentials}"
     );
-    let out = Command::new("/var/lib/stratus-dev/venv/bin/aws")
-        .args(["--profile", "stratus", "ec2", "describe-availability-zones"])
-        .env("HOME", dir.path())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("the AWS CLI (deploy/dev-setup installs it in the venv)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        Command::new("/var/lib/stratus-dev/venv/bin/aws")
+            .args(["--profile", "stratus", "ec2", "describe-availability-zones"])
+            .env("HOME", dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+        "the AWS CLI (deploy/dev-setup installs it in the venv)",
     );
     assert!(stdout.contains("\"ZoneName\": \"nova\""), "{stdout}");
-    signal(&child.0, "INT");
-    let status = wait_exit(&mut child.0, Duration::from_secs(10));
-    assert!(status.success(), "exit status {status}");
+    stop_cleanly(&mut child.0, "INT");
 }
 
 #[test]

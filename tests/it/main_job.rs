@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stratus_test_support::free_port;
+use stratus_test_support::{command, free_port};
 use stratus_test_support::workspace::stratus_bin;
 
 /// What the all-in-one leaves running on purpose (its libvirtd and guests,
@@ -103,18 +103,11 @@ fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
     );
 
     // The printed command, as a user would paste it, runs in the guest.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
+    let text = command::stdout_of(
+        Command::new("sh").arg("-c").arg(format!(
             "{ssh} -o BatchMode=yes -o ConnectTimeout=20 'cat /etc/stratus-image; wget -q -O - http://169.254.169.254/latest/meta-data/instance-id'"
-        ))
-        .output()
-        .expect("ssh runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{ssh}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        )),
+        "ssh",
     );
     assert!(text.contains("stratus tiny image"), "{text}");
     assert!(

@@ -28,7 +28,7 @@ use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
-use stratus_test_support::{broker, fixtures, images};
+use stratus_test_support::{broker, command, fixtures, images};
 use stratus_test_support::stand_in::{self, StandIn};
 
 const DOWN_AFTER_SECS: u64 = 3;
@@ -344,19 +344,14 @@ async fn the_scheduler_spreads_retries_and_drops_silent_hosts_over_rabbitmq() {
     assert_eq!(cloud.conductor.hosts.lock().expect("lock")[&id].len(), 3);
 
     // An operator disables host-b through the CLI: it gets nothing more.
-    let out = std::process::Command::new(stratus_test_support::workspace::stratus_bin())
-        .args(["service", "disable", "host-b", "--reason", "disk swap"])
-        .env("STRATUS_RPC__EXCHANGE", &cloud.rpc.exchange)
-        .env("STRATUS_RPC__URL", &cloud.rpc.url)
-        .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
-        .env("STRATUS_LOG__FILTER", "warn")
-        .output()
-        .expect("stratus runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        std::process::Command::new(stratus_test_support::workspace::stratus_bin())
+            .args(["service", "disable", "host-b", "--reason", "disk swap"])
+            .env("STRATUS_RPC__EXCHANGE", &cloud.rpc.exchange)
+            .env("STRATUS_RPC__URL", &cloud.rpc.url)
+            .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
+            .env("STRATUS_LOG__FILTER", "warn"),
+        "stratus",
     );
     assert!(stdout.contains("host-b: disabled (disk swap)"), "{stdout}");
     // The switch reaches the scheduler on its fanout queue, which it reads

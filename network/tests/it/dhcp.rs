@@ -6,9 +6,9 @@ use stratus_network::NetworkManager;
 use stratus_network::config::{ManagerKind, NetworkConfig};
 use stratus_network::linux::RealHost;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::ReleaseFixedIp;
 
-use stratus_test_support::{Netns, sh};
+use stratus_test_support::{Netns, fixtures, sh};
 
 const MAC: &str = "02:16:3e:12:34:56";
 
@@ -55,12 +55,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
         .expect("start");
     let instance_id = InstanceId::new();
     let fixed = manager
-        .allocate_fixed_ip(&AllocateFixedIp {
-            instance_id,
-            project_id: "p1".parse().expect("project"),
-            mac: MAC.parse().expect("mac"),
-            deadline_ms: None,
-        })
+        .allocate_fixed_ip(&fixtures::allocate_fixed_ip(instance_id, "p1", MAC))
         .await
         .expect("allocate");
     assert_eq!(
@@ -109,12 +104,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(stratus_network::dhcp::running_pid(&dir).await.is_none());
     let again = manager
-        .allocate_fixed_ip(&AllocateFixedIp {
-            instance_id,
-            project_id: "p1".parse().expect("project"),
-            mac: MAC.parse().expect("mac"),
-            deadline_ms: None,
-        })
+        .allocate_fixed_ip(&fixtures::allocate_fixed_ip(instance_id, "p1", MAC))
         .await
         .expect("allocate again");
     assert!(

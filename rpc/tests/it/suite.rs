@@ -12,7 +12,6 @@ use stratus_rpc::error::kinds;
 use stratus_rpc::wire::compute::{InstanceRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
-use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{RequestContext, RpcClient, RpcError, ServerHandle, Target, Transport};
 use stratus_test_support::{eventually, fixtures};
@@ -381,12 +380,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     );
 
     let network = NetworkClient::new(rpc.clone());
-    let allocate = AllocateFixedIp {
-        instance_id,
-        project_id: "p1".parse().expect("project"),
-        mac: "02:16:3e:00:00:01".parse().expect("mac"),
-        deadline_ms: None,
-    };
+    let allocate = fixtures::allocate_fixed_ip(instance_id, "p1", "02:16:3e:00:00:01");
     assert!(network.allocate_fixed_ip(&ctx, &allocate).await.is_err());
 
     let scheduler = SchedulerClient::new(rpc.clone());

@@ -28,6 +28,19 @@ pub fn output(command: &mut Command, hint: &str) -> Output {
         .unwrap_or_else(|e| panic!("{command:?} does not start ({hint}): {e}"))
 }
 
+/// Runs `command`, which must succeed; its stdout as text. The panic on
+/// failure carries what it printed to both.
+pub fn stdout_of(command: &mut Command, hint: &str) -> String {
+    let out = output(command, hint);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{command:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs `program args`, which must succeed; its stdout as text.
 pub fn sh<S: AsRef<OsStr>>(program: &str, args: &[S]) -> String {
     let out = run(Command::new(program).args(args), "is it installed?");

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
 
 /// A flavor with these resources.
@@ -80,4 +81,14 @@ pub fn sized_instance(vcpus: u32, memory_mb: u64, root_gb: u64) -> RunInstance {
         image("ami-0000000000000001", "/nonexistent"),
         flavor("test", vcpus, memory_mb, root_gb),
     )
+}
+
+/// A request for an address for `instance_id` of `project` with `mac`, no deadline.
+pub fn allocate_fixed_ip(instance_id: InstanceId, project: &str, mac: &str) -> AllocateFixedIp {
+    AllocateFixedIp {
+        instance_id,
+        project_id: project.parse().expect("project"),
+        mac: mac.parse().expect("mac"),
+        deadline_ms: None,
+    }
 }

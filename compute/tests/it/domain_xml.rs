@@ -36,7 +36,6 @@ fn kernel_boot() -> Boot {
     }
 }
 
-
 #[test]
 fn kernel_and_ramdisk_image() {
     golden!("kernel_ramdisk.xml", &render(&spec(kernel_boot())));

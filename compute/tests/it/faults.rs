@@ -21,7 +21,7 @@ use stratus_rpc::wire::ids::InstanceId;
 use stratus_test_support::{Netns, command, fixtures};
 
 use crate::harness::{Harness, image, request};
-use crate::libvirt::{build_image, console_shows, open_up};
+use crate::libvirt::{build_image, console_shows, open_up, terminate_leaves_no_domain};
 
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -62,7 +62,12 @@ async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects()
     );
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, driver.clone(), Arc::new(RealHost::in_netns(ns.name()))).await;
+    let h = Harness::start_with(
+        state,
+        driver.clone(),
+        Arc::new(RealHost::in_netns(ns.name())),
+    )
+    .await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
     let m = &h.worker.manager;
@@ -157,15 +162,7 @@ async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects()
         "console output"
     );
     assert_no_stop_or_error(&h, id, reported);
-    m.terminate_instance(&ctx, id).await;
-    h.conductor
-        .wait_for(id, InstanceState::Terminated)
-        .await
-        .expect("terminated reported");
-    let left = daemon
-        .virsh(&["list", "--all", "--name"])
-        .expect("virsh list");
-    assert!(left.trim().is_empty(), "domains left: {left}");
+    terminate_leaves_no_domain(&h, &daemon, id).await;
     for _ in 0..100 {
         if !process_alive(pid) {
             break;

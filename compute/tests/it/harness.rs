@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use stratus_compute::config::ComputeConfig;
 use stratus_compute::driver::VirtDriver;
 use stratus_compute::driver::fake::FakeDriver;
+use stratus_compute::manager::BuildTimings;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;
@@ -19,9 +20,9 @@ use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{HandlerError, ServerHandle, Transport};
-use stratus_test_support::{fixtures, images};
+use stratus_rpc::{HandlerError, RequestContext, ServerHandle, Transport};
 use stratus_test_support::stand_in::{self, StandIn};
+use stratus_test_support::{fixtures, images};
 
 /// Records every instance update.
 #[derive(Default)]
@@ -306,6 +307,14 @@ impl Harness {
             network,
             _serving: serving,
         }
+    }
+
+    /// Runs `request` on the worker's manager, as the system.
+    pub async fn run(&self, request: &RunInstance) -> Option<BuildTimings> {
+        self.worker
+            .manager
+            .run_instance(&RequestContext::system(), request)
+            .await
     }
 
     /// The worker's host name.

@@ -9,7 +9,6 @@ use stratus_compute::inject::{InjectError, inject_files, inject_key};
 use stratus_test_support::fixtures::SSH_KEY as KEY;
 use stratus_test_support::{images, sh};
 
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }

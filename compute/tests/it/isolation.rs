@@ -16,7 +16,10 @@ use stratus_test_support::Netns;
 fn set_bridge_nf(ns: &Netns, value: u8) {
     ns.run(
         "sysctl",
-        &["-qw", &format!("net.bridge.bridge-nf-call-iptables={value}")],
+        &[
+            "-qw",
+            &format!("net.bridge.bridge-nf-call-iptables={value}"),
+        ],
     );
 }
 

@@ -38,6 +38,26 @@ pub(crate) fn open_up(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// Terminates `id`: the conductor hears it, and `daemon` keeps no domain.
+pub(crate) async fn terminate_leaves_no_domain(
+    h: &Harness,
+    daemon: &PrivateLibvirtd,
+    id: stratus_rpc::wire::ids::InstanceId,
+) {
+    h.worker
+        .manager
+        .terminate_instance(&RequestContext::system(), id)
+        .await;
+    h.conductor
+        .wait_for(id, InstanceState::Terminated)
+        .await
+        .expect("terminated reported");
+    let left = daemon
+        .virsh(&["list", "--all", "--name"])
+        .expect("virsh list");
+    assert!(left.trim().is_empty(), "domains left: {left}");
+}
+
 pub(crate) async fn console_shows(
     h: &Harness,
     id: &stratus_rpc::wire::ids::InstanceId,
@@ -86,7 +106,12 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         .expect("connect");
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, Arc::new(driver), Arc::new(RealHost::in_netns(ns.name()))).await;
+    let h = Harness::start_with(
+        state,
+        Arc::new(driver),
+        Arc::new(RealHost::in_netns(ns.name())),
+    )
+    .await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
 
@@ -167,15 +192,7 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         boot_lines(&console)
     );
 
-    h.worker.manager.terminate_instance(&ctx, id).await;
-    h.conductor
-        .wait_for(id, InstanceState::Terminated)
-        .await
-        .expect("terminated reported");
-    let left = daemon
-        .virsh(&["list", "--all", "--name"])
-        .expect("virsh list");
-    assert!(left.trim().is_empty(), "domains left: {left}");
+    terminate_leaves_no_domain(&h, &daemon, id).await;
     assert!(!h.instance_dir(&id).exists(), "files left");
     assert!(
         !ns.iptables_save().contains("stratus"),

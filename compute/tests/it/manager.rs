@@ -41,12 +41,7 @@ async fn run_instance_builds_a_running_guest_and_reports_each_step() {
     let image = image(h.images.path());
     let req = request(&image);
     let id = req.instance_id;
-    let timings = h
-        .worker
-        .manager
-        .run_instance(&ctx(), &req)
-        .await
-        .expect("built");
+    let timings = h.run(&req).await.expect("built");
     assert!(timings.total >= timings.libvirt);
     h.conductor
         .wait_for(id, InstanceState::Running)
@@ -143,7 +138,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
     let mut req = request(&image(h.images.path()));
     req.image.disk = h.images.path().join("missing.qcow2");
     let id = req.instance_id;
-    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    assert!(h.run(&req).await.is_none());
     let last = h
         .conductor
         .wait_for(id, InstanceState::Error)
@@ -160,7 +155,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
     // and the instance handed back to the scheduler for another host.
     let req = request(&image(h.images.path()));
     h.fake().fail_spawn(&domain_name(&req.instance_id));
-    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    assert!(h.run(&req).await.is_none());
     let scheduling = || {
         h.conductor
             .last(req.instance_id)
@@ -217,29 +212,15 @@ async fn a_build_over_the_schedulers_limits_is_refused_and_handed_back() {
     let mut first = request(&img);
     first.placement.limits = Some(limits);
     first.placement.hosts_tried = vec![h.host()];
-    h.worker
-        .manager
-        .run_instance(&ctx(), &first)
-        .await
-        .expect("first fits");
+    h.run(&first).await.expect("first fits");
 
     // 256 + 256 MiB fit in 512; a third does not.
     let mut second = request(&img);
     second.placement.limits = Some(limits);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &second)
-        .await
-        .expect("second fits");
+    h.run(&second).await.expect("second fits");
     let mut third = request(&img);
     third.placement.limits = Some(limits);
-    assert!(
-        h.worker
-            .manager
-            .run_instance(&ctx(), &third)
-            .await
-            .is_none()
-    );
+    assert!(h.run(&third).await.is_none());
     let back = handed_back(&h, third.instance_id).await;
     assert!(
         back.placement.failures[0].contains("512 of 512 in use"),
@@ -494,11 +475,7 @@ async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
     let req = request(&image(h.images.path()));
     let id = req.instance_id;
     let name = domain_name(&id);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &req)
-        .await
-        .expect("built");
+    h.run(&req).await.expect("built");
     h.conductor
         .wait_for(id, InstanceState::Running)
         .await
@@ -572,11 +549,7 @@ async fn half_built(h: &Harness, image: &ImageRef) -> RunInstance {
 async fn a_restarted_worker_applies_its_running_guests_filters_again() {
     let h = Harness::start().await;
     let running = request(&image(h.images.path()));
-    h.worker
-        .manager
-        .run_instance(&ctx(), &running)
-        .await
-        .expect("built");
+    h.run(&running).await.expect("built");
     let Harness {
         state, fake_driver, ..
     } = h;
@@ -604,11 +577,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
     let h = Harness::start().await;
     let image = image(h.images.path());
     let running = request(&image);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &running)
-        .await
-        .expect("built");
+    h.run(&running).await.expect("built");
     let half = half_built(&h, &image).await;
     let half_dir = h.worker.manager.dir(&half.instance_id);
     // And an image fetch cut short beside the whole base image.
@@ -698,11 +667,7 @@ async fn a_half_built_instance_whose_request_comes_back_is_built_and_never_shown
     let fake = fake_driver.expect("fake");
     let h = Harness::start_in_with_grace(state, fake, 600).await;
     // The broker's redelivery of the request that was never acked.
-    h.worker
-        .manager
-        .run_instance(&ctx(), &half)
-        .await
-        .expect("built again");
+    h.run(&half).await.expect("built again");
     h.conductor
         .wait_for(half.instance_id, InstanceState::Running)
         .await

@@ -317,6 +317,13 @@ impl Harness {
             .await
     }
 
+    /// A new instance of a fresh image, built on the worker (which must succeed).
+    pub async fn built(&self) -> RunInstance {
+        let request = request(&image(self.images.path()));
+        self.run(&request).await.expect("built");
+        request
+    }
+
     /// The worker's host name.
     pub fn host(&self) -> stratus_rpc::wire::ids::HostName {
         "node1".parse().expect("host")

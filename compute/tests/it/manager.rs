@@ -14,6 +14,7 @@ use stratus_rpc::wire::compute::{
     ImageRef, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
 };
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::Limits;
 use stratus_rpc::{RequestContext, RpcClient};
 
@@ -28,6 +29,11 @@ fn client(h: &Harness) -> ComputeClient {
         Arc::new(h.bus.clone()),
         Duration::from_secs(5),
     ))
+}
+
+/// Whether the last report for `id` says `state` within 4 s.
+async fn reaches(h: &Harness, id: InstanceId, state: InstanceState) -> bool {
+    eventually(|| h.conductor.last(id).map(|u| u.state) == Some(state)).await
 }
 
 /// Polls `cond` for up to 4 s: casts arrive after the call that made them returns.
@@ -325,17 +331,12 @@ async fn terminate_leaves_nothing_and_can_be_repeated() {
         .run_instance(&ctx(), &host, &req)
         .await
         .expect("cast");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
-    );
+    assert!(reaches(&h, id, InstanceState::Running).await);
     compute
         .terminate_instance(&ctx(), &host, InstanceRef { instance_id: id })
         .await
         .expect("cast");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
-            .await
-    );
+    assert!(reaches(&h, id, InstanceState::Terminated).await);
     assert_nothing_left(&h, &req).await;
     h.worker.manager.terminate_instance(&ctx(), id).await;
     assert!(
@@ -349,10 +350,9 @@ async fn terminate_leaves_nothing_and_can_be_repeated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address() {
     let h = Harness::start().await;
-    let req = request(&image(h.images.path()));
+    let req = h.built().await;
     let id = req.instance_id;
     let m = h.worker.manager.clone();
-    m.run_instance(&ctx(), &req).await.expect("built");
     h.fake().fail_destroy(&domain_name(&id));
     m.terminate_instance(&ctx(), id).await;
     let failed = |u: &stratus_rpc::wire::conductor::InstanceUpdate| {
@@ -377,23 +377,17 @@ async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address
     assert!(h.fake().spec(&domain_name(&id)).is_some());
     // Once the hypervisor answers, terminate again finishes the job.
     m.terminate_instance(&ctx(), id).await;
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
-            .await
-    );
+    assert!(reaches(&h, id, InstanceState::Terminated).await);
     assert_nothing_left(&h, &req).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_duplicate_copy_keeps_the_address_the_other_copy_uses() {
     let h = Harness::start().await;
-    let req = request(&image(h.images.path()));
+    let req = h.built().await;
     let id = req.instance_id;
     let m = h.worker.manager.clone();
-    m.run_instance(&ctx(), &req).await.expect("built");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
-    );
+    assert!(reaches(&h, id, InstanceState::Running).await);
     let reports = h.conductor.states(id).len();
     m.remove_copy(&ctx(), id).await;
     assert_eq!(

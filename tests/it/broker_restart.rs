@@ -222,14 +222,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
     let id = texts(&out, "instanceId").into_iter().next().expect("an id");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let row = cloud
-            .api
-            .cloud
-            .db
-            .instance_by_ec2_id(&id)
-            .await
-            .expect("read")
-            .expect("the new instance");
+        let row = cloud.row(&id).await;
         if row.state == "running" {
             break;
         }

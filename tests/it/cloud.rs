@@ -112,6 +112,17 @@ impl Cloud {
             .expect("the imported image")
     }
 
+    /// The row of the instance with this EC2 id, which must be there.
+    pub async fn row(&self, ec2_id: &str) -> InstanceRow {
+        self.api
+            .cloud
+            .db
+            .instance_by_ec2_id(ec2_id)
+            .await
+            .expect("read")
+            .expect("the instance's row")
+    }
+
     pub async fn instances(&self) -> Vec<InstanceRow> {
         self.api
             .cloud

@@ -34,7 +34,7 @@ fn api_tests() -> PathBuf {
 }
 
 /// Runs a Python file from the venv; panics with its output if it fails.
-pub async fn python(script: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+pub async fn python(script: &Path, args: &[&str], env: &[(&str, String)]) -> String {
     let mut command = tokio::process::Command::new(format!("{VENV}/bin/python"));
     command.arg(script).args(args);
     for (k, v) in env {
@@ -52,6 +52,21 @@ pub async fn python(script: &Path, args: &[&str], env: &[(&str, &str)]) -> Strin
     );
     assert!(out.status.success(), "{} failed:\n{text}", script.display());
     text
+}
+
+/// What a script acting for two projects reads: the endpoint, the keys of
+/// project alpha and of project beta, and an image file to register.
+async fn two_projects(cloud: &FakeCloud) -> Vec<(&'static str, String)> {
+    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
+    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
+    vec![
+        ("STRATUS_ENDPOINT", cloud.endpoint.clone()),
+        ("ALPHA_KEY", alpha_key),
+        ("ALPHA_SECRET", alpha_secret),
+        ("BETA_KEY", beta_key),
+        ("BETA_SECRET", beta_secret),
+        ("IMAGE_PATH", image_file(cloud).display().to_string()),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,25 +91,11 @@ async fn a_whole_life(database_url: Option<String>) {
     })
     .await
     .expect("cloud");
-    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
-    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
-    let image = image_file(&cloud);
     let responses = cloud.dir.path().join("responses");
     std::fs::create_dir_all(&responses).expect("responses");
-    let out = python(
-        &api_tests().join("life.py"),
-        &[],
-        &[
-            ("STRATUS_ENDPOINT", &cloud.endpoint),
-            ("ALPHA_KEY", &alpha_key),
-            ("ALPHA_SECRET", &alpha_secret),
-            ("BETA_KEY", &beta_key),
-            ("BETA_SECRET", &beta_secret),
-            ("IMAGE_PATH", &image.display().to_string()),
-            ("RESPONSES_DIR", &responses.display().to_string()),
-        ],
-    )
-    .await;
+    let mut env = two_projects(&cloud).await;
+    env.push(("RESPONSES_DIR", responses.display().to_string()));
+    let out = python(&api_tests().join("life.py"), &[], &env).await;
     assert!(out.contains("life ok"), "{out}");
     let saved = std::fs::read_dir(&responses).expect("responses").count();
     assert!(saved > 60, "only {saved} responses saved");
@@ -115,22 +116,8 @@ async fn the_response_checker_passes_its_own_tests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_action_lets_one_project_see_or_touch_anothers_resources() {
     let cloud = FakeCloud::start(Options::default()).await.expect("cloud");
-    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
-    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
-    let image = image_file(&cloud);
-    let out = python(
-        &api_tests().join("isolation.py"),
-        &[],
-        &[
-            ("STRATUS_ENDPOINT", &cloud.endpoint),
-            ("ALPHA_KEY", &alpha_key),
-            ("ALPHA_SECRET", &alpha_secret),
-            ("BETA_KEY", &beta_key),
-            ("BETA_SECRET", &beta_secret),
-            ("IMAGE_PATH", &image.display().to_string()),
-        ],
-    )
-    .await;
+    let env = two_projects(&cloud).await;
+    let out = python(&api_tests().join("isolation.py"), &[], &env).await;
     assert!(out.contains("isolation ok"), "{out}");
 }
 

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stratus_test_support::{command, free_port};
 use stratus_test_support::workspace::stratus_bin;
+use stratus_test_support::{command, free_port};
 
 /// What the all-in-one leaves running on purpose (its libvirtd and guests,
 /// its namespace), removed when the test ends however it ends.

@@ -28,8 +28,8 @@ use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
-use stratus_test_support::{broker, command, fixtures, images};
 use stratus_test_support::stand_in::{self, StandIn};
+use stratus_test_support::{broker, command, fixtures, images};
 
 const DOWN_AFTER_SECS: u64 = 3;
 

@@ -142,14 +142,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
     let first = first.first().expect("an instance").clone();
     let deadline = Instant::now() + Duration::from_secs(90);
     let first_row = loop {
-        let row = cloud
-            .api
-            .cloud
-            .db
-            .instance_by_ec2_id(&first)
-            .await
-            .expect("read")
-            .expect("row");
+        let row = cloud.row(&first).await;
         if row.state == "running" {
             break row;
         }

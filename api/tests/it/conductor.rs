@@ -142,8 +142,8 @@ async fn serve_host(bus: &MemoryTransport, name: &str, host: Arc<Host>) -> Serve
         Some(&name.parse().expect("host")),
         stand_in::handler(&host),
     )
-        .await
-        .expect("serve")
+    .await
+    .expect("serve")
 }
 
 async fn send<T: serde::Serialize>(service: &ConductorService, method: &str, value: &T) {

@@ -28,7 +28,6 @@ fn stable(body: &str) -> String {
     out.replace("><", ">\n<")
 }
 
-
 #[tokio::test]
 async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
     let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;

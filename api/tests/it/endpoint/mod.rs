@@ -381,6 +381,18 @@ impl Endpoint {
         .remove(0)
     }
 
+    /// RunInstances of one m1.tiny of `ami` as alpha, with `extra` parameters.
+    pub async fn run_one(&self, ami: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut params = vec![
+            ("ImageId", ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "m1.tiny"),
+        ];
+        params.extend_from_slice(extra);
+        self.call("RunInstances", &params).await
+    }
+
     pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Answer {
         let keys = self.alpha.clone();
         self.call_as(&keys, action, params).await

@@ -146,6 +146,12 @@ async fn serve_host(bus: &MemoryTransport, name: &str, host: Arc<Host>) -> Serve
     .expect("serve")
 }
 
+/// The instance's state and host, as its row holds them.
+async fn state_and_host(db: &Db, id: InstanceId) -> (String, Option<String>) {
+    let row = row_of(db, id).await;
+    (row.state, row.host)
+}
+
 async fn send<T: serde::Serialize>(service: &ConductorService, method: &str, value: &T) {
     let args = serde_json::value::to_raw_value(value).expect("encode");
     service
@@ -220,10 +226,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         &update(id, InstanceState::Pending, 10),
     )
     .await;
-    let row = row_of(&db, id).await;
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        state_and_host(&db, id).await,
+        ("running".to_owned(), Some("node1".to_owned()))
     );
 
     send(
@@ -264,10 +269,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     report_update(&service, "node1", twice, InstanceState::Pending, 100, 1).await;
     report_update(&service, "node2", twice, InstanceState::Pending, 101, 1).await;
     report_update(&service, "node1", twice, InstanceState::Running, 102, 1).await;
-    let row = row_of(&db, twice).await;
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        state_and_host(&db, twice).await,
+        ("running".to_owned(), Some("node1".to_owned()))
     );
     second.wait_for_a_call().await;
     // Removed, not terminated: terminate would free the address node1's
@@ -280,10 +284,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     ] {
         report_update(&service, "node2", twice, state, sequence, 1).await;
     }
-    let row = row_of(&db, twice).await;
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node1"))
+        state_and_host(&db, twice).await,
+        ("running".to_owned(), Some("node1".to_owned()))
     );
 
     // A reschedule is a later placement: the new host takes over, even if
@@ -293,10 +296,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     report_update(&service, "node1", moved, InstanceState::Pending, 200, 1).await;
     report_update(&service, "node2", moved, InstanceState::Running, 202, 2).await;
     report_update(&service, "node1", moved, InstanceState::Pending, 201, 1).await;
-    let row = row_of(&db, moved).await;
     assert_eq!(
-        (row.state.as_str(), row.host.as_deref()),
-        ("running", Some("node2"))
+        state_and_host(&db, moved).await,
+        ("running".to_owned(), Some("node2".to_owned()))
     );
     assert_eq!(
         second.calls.lock().expect("lock").len(),

@@ -26,8 +26,18 @@ fn plug(router: &Netns, port: &str, guest: &Netns) {
     sh(
         "ip",
         &[
-            "link", "add", port, "netns", router.name(), "type", "veth", "peer", "name", "eth0",
-            "netns", guest.name(),
+            "link",
+            "add",
+            port,
+            "netns",
+            router.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            guest.name(),
         ],
     );
     router.run("ip", &["link", "set", port, "master", "br100", "up"]);

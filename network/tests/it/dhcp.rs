@@ -68,7 +68,16 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
     sh(
         "ip",
         &[
-            "link", "add", &tmp, "type", "veth", "peer", "name", "eth0", "netns", guest.name(),
+            "link",
+            "add",
+            &tmp,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            guest.name(),
         ],
     );
     sh("ip", &["link", "set", &tmp, "netns", router.name()]);

@@ -12,7 +12,6 @@ use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 use stratus_test_support::golden;
 
-
 fn id(n: u8) -> InstanceId {
     InstanceId(uuid::Uuid::from_bytes([n; 16]))
 }
@@ -71,29 +70,29 @@ fn web_and_db() -> FirewallState {
             members: vec!["10.0.0.4".parse().expect("ip")],
         },
     );
-    let dhcp = "10.0.0.2".parse().expect("ip");
     let mut instances = BTreeMap::new();
-    instances.insert(
-        id(1),
-        InstanceFilter {
-            address: "10.0.0.3".parse().expect("ip"),
-            mac: "02:16:3e:01:01:01".parse().expect("mac"),
-            device: port_device(&id(1)),
-            dhcp_server: dhcp,
-            groups: vec![web],
-        },
-    );
+    instances.insert(id(1), port(1, "10.0.0.3", "02:16:3e:01:01:01", vec![web]));
     instances.insert(
         id(2),
-        InstanceFilter {
-            address: "10.0.0.4".parse().expect("ip"),
-            mac: "02:16:3e:02:02:02".parse().expect("mac"),
-            device: port_device(&id(2)),
-            dhcp_server: dhcp,
-            groups: vec![db, group("0000000000000cccc")],
-        },
+        port(
+            2,
+            "10.0.0.4",
+            "02:16:3e:02:02:02",
+            vec![db, group("0000000000000cccc")],
+        ),
     );
     FirewallState { instances, groups }
+}
+
+/// Instance `n`'s port: its address and MAC, in `groups`, DHCP from 10.0.0.2.
+fn port(n: u8, address: &str, mac: &str, groups: Vec<SecurityGroupId>) -> InstanceFilter {
+    InstanceFilter {
+        address: address.parse().expect("ip"),
+        mac: mac.parse().expect("mac"),
+        device: port_device(&id(n)),
+        dhcp_server: "10.0.0.2".parse().expect("ip"),
+        groups,
+    }
 }
 
 #[test]

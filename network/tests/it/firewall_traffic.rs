@@ -29,7 +29,16 @@ fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
     sh(
         "ip",
         &[
-            "link", "add", &tmp, "type", "veth", "peer", "name", b_name, "netns", b.name(),
+            "link",
+            "add",
+            &tmp,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_name,
+            "netns",
+            b.name(),
         ],
     );
     sh("ip", &["link", "set", &tmp, "netns", a.name()]);

@@ -276,9 +276,7 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
     let mut serving = Vec::new();
     for (i, s) in servers.iter().enumerate() {
         let name = host(&format!("h{i}"));
-        serving.push(
-            h.serve("svc", Some(&name), s.clone()).await,
-        );
+        serving.push(h.serve("svc", Some(&name), s.clone()).await);
     }
     let client = h.client().await;
     client

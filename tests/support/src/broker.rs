@@ -34,7 +34,10 @@ pub fn rpc_config(exchange: String, queue_expiry: Duration) -> RpcConfig {
 
 /// Runs `rabbitmqctl -q args` against the shared broker; panics on failure.
 pub fn rabbitmqctl(args: &[&str]) {
-    run(Command::new("rabbitmqctl").arg("-q").args(args), INSTALLED_BY);
+    run(
+        Command::new("rabbitmqctl").arg("-q").args(args),
+        INSTALLED_BY,
+    );
 }
 
 /// A vhost of the test's own on the shared broker (so closing "all

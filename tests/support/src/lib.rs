@@ -34,6 +34,6 @@ pub mod workspace;
 pub use command::sh;
 pub use db::TestDb;
 pub use eventually::{eventually, eventually_blocking, wait_until};
-pub use netns::Netns;
 pub use names::short_id;
+pub use netns::Netns;
 pub use ports::free_port;

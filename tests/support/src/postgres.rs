@@ -35,7 +35,9 @@ impl Server {
     /// The server every overlapping test of this process shares.
     pub(crate) fn shared() -> Arc<Self> {
         static SHARED: Mutex<Weak<Server>> = Mutex::new(Weak::new());
-        let mut shared = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(server) = shared.upgrade() {
             return server;
         }
@@ -95,7 +97,16 @@ impl Server {
         let data = dir.path().join("data");
         run(
             as_server_user(&pg_bin("initdb"))
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(&data),
             "deploy/dev-setup installs PostgreSQL",
         );

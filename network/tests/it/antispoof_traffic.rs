@@ -11,7 +11,7 @@ use stratus_rpc::wire::firewall::{IngressRule, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
 use crate::firewall_traffic::firewall_in;
-use stratus_test_support::{Netns, sh};
+use stratus_test_support::Netns;
 
 const VICTIM: &str = "10.0.0.3";
 const ATTACKER: &str = "10.0.0.4";
@@ -23,23 +23,7 @@ struct Lan {
 }
 
 fn plug(router: &Netns, port: &str, guest: &Netns) {
-    sh(
-        "ip",
-        &[
-            "link",
-            "add",
-            port,
-            "netns",
-            router.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            guest.name(),
-        ],
-    );
+    router.veth(port, guest, "eth0");
     router.run("ip", &["link", "set", port, "master", "br100", "up"]);
     guest.run("ip", &["link", "set", "eth0", "up"]);
 }

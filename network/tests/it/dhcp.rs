@@ -65,22 +65,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
 
     // The guest's NIC, with the instance's MAC, on the controller's bridge.
     let tmp = format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sh(
-        "ip",
-        &[
-            "link",
-            "add",
-            &tmp,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            guest.name(),
-        ],
-    );
-    sh("ip", &["link", "set", &tmp, "netns", router.name()]);
+    router.veth(&tmp, &guest, "eth0");
     router.run("ip", &["link", "set", &tmp, "master", "br100", "up"]);
     guest.run("ip", &["link", "set", "eth0", "address", MAC, "up"]);
 

@@ -14,7 +14,7 @@ use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
 use stratus_test_support::netns::Served;
-use stratus_test_support::{Netns, eventually_blocking, sh};
+use stratus_test_support::{Netns, eventually_blocking};
 
 struct Topology {
     // Dropped first: stopped before its namespace goes.
@@ -25,24 +25,7 @@ struct Topology {
 }
 
 fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
-    let tmp = format!("v{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sh(
-        "ip",
-        &[
-            "link",
-            "add",
-            &tmp,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b_name,
-            "netns",
-            b.name(),
-        ],
-    );
-    sh("ip", &["link", "set", &tmp, "netns", a.name()]);
-    a.run("ip", &["link", "set", &tmp, "name", a_name]);
+    a.veth(a_name, b, b_name);
     a.run("ip", &["link", "set", a_name, "up"]);
     b.run("ip", &["link", "set", b_name, "up"]);
 }

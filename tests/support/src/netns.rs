@@ -38,6 +38,18 @@ impl Netns {
         argv
     }
 
+    /// A veth pair, both ends down: `name` in this namespace, `peer_name`
+    /// in `peer`.
+    pub fn veth(&self, name: &str, peer: &Netns, peer_name: &str) {
+        sh(
+            "ip",
+            &[
+                "link", "add", name, "netns", &self.0, "type", "veth", "peer", "name", peer_name,
+                "netns", &peer.0,
+            ],
+        );
+    }
+
     /// The namespace's filter table, as `iptables-save` prints it.
     pub fn iptables_save(&self) -> String {
         self.run("iptables-save", &["-t", "filter"])

@@ -261,16 +261,19 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
 #[test]
 fn operators_create_credentials_and_import_images_on_the_control_host() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| {
-        Command::new(stratus_bin())
+    let stratus = |args: &[&str]| {
+        let mut command = Command::new(stratus_bin());
+        command
             .args(args)
             .env("STRATUS_NODE__STATE_DIR", dir.path())
             .env("STRATUS_LOG__FILTER", "warn")
-            .env("HOME", dir.path())
-            .output()
-            .expect("run")
+            .env("HOME", dir.path());
+        command
     };
-    let out = run(&[
+    let run = |args: &[&str]| stratus(args).output().expect("run");
+    // Must succeed; its stdout.
+    let ok = |args: &[&str]| command::stdout_of(&mut stratus(args), "stratus");
+    let stdout = ok(&[
         "credentials",
         "create",
         "--project",
@@ -280,12 +283,6 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         "--profile",
         "acme",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("aws_access_key_id = AKIA"), "{stdout}");
     assert!(stdout.contains("aws_secret_access_key = "), "{stdout}");
     let config = std::fs::read_to_string(dir.path().join(".aws/config")).expect("config");
@@ -309,7 +306,7 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         std::fs::write(dir.path().join(name), b"bytes").expect("file");
     }
     let path = |name: &str| dir.path().join(name).display().to_string();
-    let out = run(&[
+    let stdout = ok(&[
         "image",
         "import",
         &path("disk.qcow2"),
@@ -320,12 +317,6 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         "--name",
         "tiny",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
@@ -344,17 +335,12 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
 
 #[test]
 fn bench_scale_runs_every_service_as_a_process_and_prints_its_figures() {
-    let out = Command::new(stratus_bin())
-        .args(["bench", "scale", "--workers", "4", "--instances", "20"])
-        .args(["--workers-per-process", "2", "--timeout-secs", "30"])
-        .env("STRATUS_RPC__URL", amqp_url())
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        Command::new(stratus_bin())
+            .args(["bench", "scale", "--workers", "4", "--instances", "20"])
+            .args(["--workers-per-process", "2", "--timeout-secs", "30"])
+            .env("STRATUS_RPC__URL", amqp_url()),
+        "stratus",
     );
     for line in [
         "scale: 4 compute workers (fake driver) over RabbitMQ, 20 RunInstances",

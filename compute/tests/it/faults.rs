@@ -341,23 +341,13 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
     // The host still builds what fits.
     let small = image(h.images.path());
     let fits = request(&small);
-    m.run_instance(&ctx, &fits)
-        .await
-        .expect("a small image fits");
-    h.conductor
-        .wait_for(fits.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&fits, "a small image fits").await;
 
     // Space freed: the big image is fetched whole, then served from the
     // cache when its source is gone.
     disk.grow("64m");
     let again = request(&big);
-    m.run_instance(&ctx, &again).await.expect("room now");
-    h.conductor
-        .wait_for(again.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&again, "room now").await;
     assert_eq!(
         std::fs::metadata(base.join("ami-b16"))
             .expect("cached")
@@ -366,13 +356,7 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
     );
     std::fs::remove_file(&big.disk).expect("rm source");
     let cached = request(&big);
-    m.run_instance(&ctx, &cached)
-        .await
-        .expect("served from the cache");
-    h.conductor
-        .wait_for(cached.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&cached, "served from the cache").await;
     // The images, and one empty overlay of each, copied for each instance.
     let (templates, images): (Vec<String>, Vec<String>) = names_in(&base)
         .into_iter()

@@ -317,6 +317,16 @@ impl Harness {
             .await
     }
 
+    /// Runs `request`, which must build (`why` says why it should), and
+    /// waits until the conductor hears it running.
+    pub async fn run_until_running(&self, request: &RunInstance, why: &str) {
+        self.run(request).await.expect(why);
+        self.conductor
+            .wait_for(request.instance_id, InstanceState::Running)
+            .await
+            .expect("running");
+    }
+
     /// A new instance of a fresh image, built on the worker (which must succeed).
     pub async fn built(&self) -> RunInstance {
         let request = request(&image(self.images.path()));

@@ -42,6 +42,17 @@ fn overlay(dir: &Path, raw: &Path) -> PathBuf {
     top
 }
 
+/// Injects the key into an overlay over `raw`, which must fail (`why` says
+/// why); the work folder it used, and the error.
+async fn refused_key(dir: &Path, raw: &Path, why: &str) -> (PathBuf, InjectError) {
+    let disk = overlay(dir, raw);
+    let work = dir.join("work");
+    let err = inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
+        .await
+        .expect_err(why);
+    (work, err)
+}
+
 fn tree(dir: &Path) -> PathBuf {
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("etc")).expect("tree");
@@ -182,11 +193,7 @@ async fn a_forced_failure_leaves_no_process_mount_or_device() {
     // A disk with no file system: exposing works, mounting fails.
     let raw = dir.path().join("blank.raw");
     sh("truncate", &["-s", "16M", s(&raw)]);
-    let disk = overlay(dir.path(), &raw);
-    let work = dir.path().join("work");
-    let err = inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
-        .await
-        .expect_err("nothing to mount");
+    let (work, err) = refused_key(dir.path(), &raw, "nothing to mount").await;
     assert!(err.to_string().contains("mount"), "{err}");
     nothing_left(&work);
 }
@@ -218,11 +225,7 @@ async fn a_symlink_planted_in_the_image_is_not_followed() {
     std::fs::create_dir(tree.join("root")).expect("root");
     std::os::unix::fs::symlink(&victim, tree.join("root/.ssh")).expect("symlink");
     let raw = ext4(dir.path(), "fs.raw", 32, &tree);
-    let disk = overlay(dir.path(), &raw);
-    let work = dir.path().join("work");
-    let err = inject_key(&disk, &work, KEY, ExposeMethod::Userspace)
-        .await
-        .expect_err("refused");
+    let (work, err) = refused_key(dir.path(), &raw, "refused").await;
     assert!(err.to_string().contains("symlink"), "{err}");
     assert!(
         !victim.join("authorized_keys").exists(),

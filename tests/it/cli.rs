@@ -89,17 +89,22 @@ fn a_missing_config_file_is_a_config_error_with_its_path() {
     assert!(stderr.contains("/nonexistent/stratus.toml"), "{stderr}");
 }
 
+/// `stratus --config path config show`, run to its end.
+fn config_show(path: &std::path::Path) -> std::process::Output {
+    Command::new(stratus_bin())
+        .arg("--config")
+        .arg(path)
+        .args(["config", "show"])
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn an_unknown_key_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("stratus.toml");
     std::fs::write(&path, "[rpc]\nexchnage = \"typo\"\n").expect("write");
-    let out = Command::new(stratus_bin())
-        .arg("--config")
-        .arg(&path)
-        .args(["config", "show"])
-        .output()
-        .expect("run");
+    let out = config_show(&path);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exchnage"));
 }
@@ -124,12 +129,7 @@ fn scheduler_settings_that_cannot_work_are_refused() {
         ("[scheduler]\ndriver = \"best\"\n", "best"),
     ] {
         std::fs::write(&path, text).expect("write");
-        let out = Command::new(stratus_bin())
-            .arg("--config")
-            .arg(&path)
-            .args(["config", "show"])
-            .output()
-            .expect("run");
+        let out = config_show(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{text}: {stderr}");
         assert!(stderr.contains(says), "{text}: {stderr}");

@@ -92,20 +92,9 @@ fn the_distributed_guide_ships_what_it_names() {
             "{name}: not the guest account"
         );
         if name == "control.toml" {
-            assert!(
-                config
-                    .api
-                    .database_url
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with("postgres://"))
-            );
-            assert!(
-                config
-                    .network
-                    .database_url
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with("postgres://"))
-            );
+            for url in [&config.api.database_url, &config.network.database_url] {
+                assert!(url.as_deref().is_some_and(|u| u.starts_with("postgres://")));
+            }
         }
     }
     // Each unit runs a real subcommand with the documented config path.

@@ -159,18 +159,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         .spawn()
         .expect("stratus tail");
     let tail_out = tail.stdout.take().expect("stdout");
-    let (tail_tx, tail_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(tail_out)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tail_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let tail_rx = command::lines(tail_out);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut launched = Vec::new();
     for _ in 0..10 {
@@ -267,18 +256,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         .spawn()
         .expect("stratus console --follow");
     let console_out = follow.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(console_out)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = command::lines(console_out);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut followed = Vec::new();
     while !followed

@@ -3,9 +3,7 @@
 //! prints an ssh command — which must work while it keeps serving — and
 //! stops on Ctrl-C.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use stratus_test_support::workspace::stratus_bin;
@@ -59,14 +57,7 @@ fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
         .as_mut()
         .and_then(|c| c.stdout.take())
         .expect("stdout");
-    let (lines, got) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let got = command::lines(stdout);
     let deadline = Instant::now() + Duration::from_secs(420);
     let mut seen = Vec::new();
     let ssh = loop {

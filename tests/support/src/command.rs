@@ -1,5 +1,7 @@
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output};
+use std::sync::mpsc;
 
 /// Runs `command`, which must start and succeed; its stdout. The panic
 /// names the command and carries its stderr, and `hint` (what provides the
@@ -56,4 +58,18 @@ pub fn try_sh<S: AsRef<OsStr>>(program: &str, args: &[S]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Reads `output` (a child's stdout, say) line by line on a thread of its
+/// own: each line arrives on the receiver, which ends with the output.
+pub fn lines(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }

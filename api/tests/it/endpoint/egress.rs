@@ -75,7 +75,7 @@ pub async fn egress(
 }
 
 /// AuthorizeSecurityGroupEgress on `group` as alpha.
-async fn authorize(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
+pub async fn authorize(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
     let alpha = endpoint.alpha.clone();
     egress(
         endpoint,
@@ -88,7 +88,7 @@ async fn authorize(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> 
 }
 
 /// RevokeSecurityGroupEgress on `group` as alpha.
-async fn revoke(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
+pub async fn revoke(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
     let alpha = endpoint.alpha.clone();
     egress(endpoint, &alpha, "RevokeSecurityGroupEgress", group, extra).await
 }

@@ -4,7 +4,7 @@
 
 use stratus_test_support::golden;
 
-use super::egress::{ALL_OUT, egress, sections, with_groups};
+use super::egress::{ALL_OUT, authorize, revoke, sections, with_groups};
 
 /// `body` with its request id and group ids (numbered by first appearance)
 /// made stable.
@@ -30,7 +30,7 @@ fn stable(body: &str) -> String {
 
 #[tokio::test]
 async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
-    let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;
+    let (endpoint, _, [web, db]) = with_groups(["web", "db"]).await;
     endpoint
         .call(
             "AuthorizeSecurityGroupIngress",
@@ -48,10 +48,8 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
         )
         .await
         .ok();
-    egress(
+    authorize(
         &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
         &web,
         &[
             ("IpPermissions.1.IpProtocol", "udp"),
@@ -62,9 +60,7 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
     )
     .await
     .ok();
-    egress(&endpoint, &alpha, "RevokeSecurityGroupEgress", &db, ALL_OUT)
-        .await
-        .ok();
+    revoke(&endpoint, &db, ALL_OUT).await.ok();
     let described = endpoint
         .call(
             "DescribeSecurityGroups",

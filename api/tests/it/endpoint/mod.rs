@@ -381,6 +381,12 @@ impl Endpoint {
         .remove(0)
     }
 
+    /// The id of alpha's first group (its default one, on a fresh endpoint).
+    pub async fn default_group(&self) -> String {
+        let groups = self.call("DescribeSecurityGroups", &[]).await.ok();
+        groups.texts("groupId").remove(0)
+    }
+
     /// RunInstances of one m1.tiny of `ami` as alpha, with `extra` parameters.
     pub async fn run_one(&self, ami: &str, extra: &[(&str, &str)]) -> Answer {
         let mut params = vec![

@@ -320,20 +320,15 @@ async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_
     for update in groups(vec![], vec![IngressRule::allow_all()]) {
         firewall.update_group(update).await.expect("group");
     }
-    firewall
-        .add_instance(
-            InstanceId::new(),
-            filter(&lan.victim, VICTIM, "vport", &web),
-        )
-        .await
-        .expect("victim");
-    firewall
-        .add_instance(
-            InstanceId::new(),
-            filter(&lan.attacker, ATTACKER, "aport", &client),
-        )
-        .await
-        .expect("attacker");
+    for (guest, address, port, group) in [
+        (&lan.victim, VICTIM, "vport", &web),
+        (&lan.attacker, ATTACKER, "aport", &client),
+    ] {
+        firewall
+            .add_instance(InstanceId::new(), filter(guest, address, port, group))
+            .await
+            .expect(port);
+    }
     assert!(!attacker_connects(&lan), "in through a group with no rules");
 
     // The web group admits the client group: allowed on both sides.

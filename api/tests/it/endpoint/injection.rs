@@ -432,31 +432,24 @@ async fn nul_bytes_and_huge_values_are_refused_everywhere_with_short_answers() {
 async fn errors_quote_hostile_input_escaped() {
     let endpoint = Endpoint::start().await;
     let value = "<nope attr=\"1\">]]>&amp;'";
-    let answer = endpoint
-        .call("DescribeKeyPairs", &[("KeyName.1", value)])
-        .await
-        .refused(400, "InvalidKeyPair.NotFound");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
-    let answer = endpoint
-        .call(value, &[])
-        .await
-        .refused(400, "InvalidAction");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
-    let answer = endpoint
-        .call("DescribeSecurityGroups", &[("GroupName.1", value)])
-        .await
-        .refused(400, "InvalidGroup.NotFound");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
+    for (action, params, code) in [
+        (
+            "DescribeKeyPairs",
+            vec![("KeyName.1", value)],
+            "InvalidKeyPair.NotFound",
+        ),
+        (value, vec![], "InvalidAction"),
+        (
+            "DescribeSecurityGroups",
+            vec![("GroupName.1", value)],
+            "InvalidGroup.NotFound",
+        ),
+    ] {
+        let answer = endpoint.call(action, &params).await.refused(400, code);
+        assert!(
+            answer.texts("Message")[0].contains(value),
+            "{}",
+            answer.body
+        );
+    }
 }

@@ -331,10 +331,7 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
         names_in(&base)
     );
     assert!(!h.instance_dir(&id).exists(), "instance folder left");
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(id).await, None);
     assert!(!h.has_address(&id).await, "address left");
     assert!(disk.used() < 64 << 10, "{} bytes still used", disk.used());
 

@@ -9,7 +9,9 @@ use serde_json::value::RawValue;
 use stratus_compute::config::ComputeConfig;
 use stratus_compute::driver::VirtDriver;
 use stratus_compute::driver::fake::FakeDriver;
+use stratus_compute::instance_dir::domain_name;
 use stratus_compute::manager::BuildTimings;
+use stratus_compute::state::PowerState;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_network::NetworkManager;
 use stratus_network::config::NetworkConfig;
@@ -332,6 +334,11 @@ impl Harness {
         let request = request(&image(self.images.path()));
         self.run(&request).await.expect("built");
         request
+    }
+
+    /// The fake driver's state of instance `id`'s domain.
+    pub async fn fake_state(&self, id: InstanceId) -> Option<PowerState> {
+        self.fake().state(&domain_name(&id)).await.expect("state")
     }
 
     /// The worker's host name.

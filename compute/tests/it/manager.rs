@@ -235,13 +235,7 @@ async fn a_build_over_the_schedulers_limits_is_refused_and_handed_back() {
     );
     assert!(!h.instance_dir(&third.instance_id).exists());
     assert!(!h.has_address(&third.instance_id).await);
-    assert_eq!(
-        h.fake()
-            .state(&domain_name(&third.instance_id))
-            .await
-            .expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(third.instance_id).await, None);
     let report = h.worker.manager.host_report().await;
     assert_eq!((report.running_instances, report.memory_mb_used), (2, 512));
     // Nothing was built for it: no address was ever asked for.
@@ -305,11 +299,7 @@ async fn a_disabled_host_says_so_in_its_reports_and_stays_disabled_after_a_resta
 
 async fn assert_nothing_left(h: &Harness, req: &stratus_rpc::wire::compute::RunInstance) {
     let id = req.instance_id;
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None,
-        "domain left"
-    );
+    assert_eq!(h.fake_state(id).await, None, "domain left");
     assert!(!h.instance_dir(&id).exists(), "instance folder left");
     assert!(!h.has_address(&id).await, "fixed IP left allocated");
     assert_eq!(h.worker.manager.host_report().await.running_instances, 0);
@@ -390,10 +380,7 @@ async fn removing_a_duplicate_copy_keeps_the_address_the_other_copy_uses() {
     assert!(reaches(&h, id, InstanceState::Running).await);
     let reports = h.conductor.states(id).len();
     m.remove_copy(&ctx(), id).await;
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(id).await, None);
     assert!(!h.instance_dir(&id).exists(), "the copy's files stayed");
     assert!(h.has_address(&id).await, "the shared address was released");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -598,10 +585,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
             .is_some()
     );
     assert_eq!(
-        h.fake()
-            .state(&domain_name(&running.instance_id))
-            .await
-            .expect("state"),
+        h.fake_state(running.instance_id).await,
         Some(PowerState::Running)
     );
     assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
@@ -725,12 +709,6 @@ async fn an_unreachable_network_controller_fails_the_build_within_the_call_timeo
     let reason = last.reason.unwrap_or_default();
     assert!(reason.starts_with("network: "), "{reason}");
     // No guest was started without an address.
-    assert_eq!(
-        h.fake()
-            .state(&domain_name(&req.instance_id))
-            .await
-            .expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(req.instance_id).await, None);
     assert!(!h.instance_dir(&req.instance_id).exists());
 }

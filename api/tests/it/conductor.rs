@@ -127,6 +127,17 @@ async fn report_update(
     .await;
 }
 
+/// Sends `(host, state, sequence, attempt)` reports for `id`, in order.
+async fn report_all(
+    service: &ConductorService,
+    id: InstanceId,
+    reports: &[(&str, InstanceState, u64, u32)],
+) {
+    for &(host, state, sequence, attempt) in reports {
+        report_update(service, host, id, state, sequence, attempt).await;
+    }
+}
+
 /// The instance's row, which must be there.
 async fn row_of(db: &Db, id: InstanceId) -> InstanceRow {
     db.instance_by_uuid(&id.to_string())
@@ -266,9 +277,16 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // second host: that host is told to stop, the first keeps it.
     let twice = InstanceId::new();
     instance(&db, twice).await;
-    report_update(&service, "node1", twice, InstanceState::Pending, 100, 1).await;
-    report_update(&service, "node2", twice, InstanceState::Pending, 101, 1).await;
-    report_update(&service, "node1", twice, InstanceState::Running, 102, 1).await;
+    report_all(
+        &service,
+        twice,
+        &[
+            ("node1", InstanceState::Pending, 100, 1),
+            ("node2", InstanceState::Pending, 101, 1),
+            ("node1", InstanceState::Running, 102, 1),
+        ],
+    )
+    .await;
     assert_eq!(
         state_and_host(&db, twice).await,
         ("running".to_owned(), Some("node1".to_owned()))
@@ -293,9 +311,16 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // its report arrives before the old host's hand-back.
     let moved = InstanceId::new();
     instance(&db, moved).await;
-    report_update(&service, "node1", moved, InstanceState::Pending, 200, 1).await;
-    report_update(&service, "node2", moved, InstanceState::Running, 202, 2).await;
-    report_update(&service, "node1", moved, InstanceState::Pending, 201, 1).await;
+    report_all(
+        &service,
+        moved,
+        &[
+            ("node1", InstanceState::Pending, 200, 1),
+            ("node2", InstanceState::Running, 202, 2),
+            ("node1", InstanceState::Pending, 201, 1),
+        ],
+    )
+    .await;
     assert_eq!(
         state_and_host(&db, moved).await,
         ("running".to_owned(), Some("node2".to_owned()))

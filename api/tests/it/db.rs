@@ -261,10 +261,13 @@ async fn the_tables_behave_alike(db: Db) {
     )
     .await
     .expect("replace");
-    let mine = db
-        .tags("p1", Some(&[rows[0].ec2_id.clone()]))
-        .await
-        .expect("tags");
+    let first = rows[0].ec2_id.clone();
+    let tags_of_first = || async {
+        db.tags("p1", Some(std::slice::from_ref(&first)))
+            .await
+            .expect("tags")
+    };
+    let mine = tags_of_first().await;
     assert_eq!(
         mine.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
         ["prod"]
@@ -272,22 +275,11 @@ async fn the_tables_behave_alike(db: Db) {
     db.delete_tag("p1", &rows[0].ec2_id, "env", Some("test"))
         .await
         .expect("no match");
-    assert_eq!(
-        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
-            .await
-            .expect("tags")
-            .len(),
-        1
-    );
+    assert_eq!(tags_of_first().await.len(), 1);
     db.delete_tag("p1", &rows[0].ec2_id, "env", None)
         .await
         .expect("any value");
-    assert!(
-        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
-            .await
-            .expect("tags")
-            .is_empty()
-    );
+    assert!(tags_of_first().await.is_empty());
 
     // Images: own and public visible, others' private not.
     let image = |id: &str, project: &str, public: bool| ImageRow {

@@ -88,7 +88,7 @@ impl HostStates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::report;
+    use stratus_test_support::fixtures::host_report as report;
 
     #[test]
     fn a_host_is_down_once_its_reports_stop_for_service_down_time() {

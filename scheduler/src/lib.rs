@@ -12,5 +12,3 @@ pub mod placed;
 pub mod placer;
 pub mod request;
 pub mod service;
-#[cfg(test)]
-mod testing;

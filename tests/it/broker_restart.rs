@@ -16,7 +16,7 @@ use stratus::ec2_client::texts;
 use stratus_api::db::instances::InstanceRow;
 use stratus_rpc::config::RpcConfig;
 use stratus_rpc::wire::conductor::InstanceState;
-use stratus_tests::broker::PrivateBroker;
+use stratus_test_support::broker::PrivateBroker;
 
 use crate::cloud::Cloud;
 
@@ -224,14 +224,7 @@ async fn restart_under_load(outage: Outage) -> Seen {
     let id = texts(&out, "instanceId").into_iter().next().expect("an id");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let row = cloud
-            .api
-            .cloud
-            .db
-            .instance_by_ec2_id(&id)
-            .await
-            .expect("read")
-            .expect("the new instance");
+        let row = cloud.row(&id).await;
         if row.state == InstanceState::Running {
             break;
         }

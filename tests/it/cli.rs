@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::config::RpcConfig;
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::wire::compute::InstanceRef;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{RequestContext, RpcClient, Transport};
-use stratus_tests::stratus_bin;
+use stratus_test_support::broker::{self, amqp_url};
+use stratus_test_support::command;
+use stratus_test_support::workspace::stratus_bin;
 
 /// Kills the child if the test fails before stopping it.
 struct Running(Child);
@@ -32,6 +33,13 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// Sends `signal`; the child must exit within 10 s, successfully.
+fn stop_cleanly(child: &mut Child, name: &str) {
+    signal(child, name);
+    let status = wait_exit(child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Waits for the child to exit, at most `within`.
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + within;
@@ -45,11 +53,6 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn amqp_url() -> String {
-    std::env::var("STRATUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 #[test]
@@ -86,17 +89,22 @@ fn a_missing_config_file_is_a_config_error_with_its_path() {
     assert!(stderr.contains("/nonexistent/stratus.toml"), "{stderr}");
 }
 
+/// `stratus --config path config show`, run to its end.
+fn config_show(path: &std::path::Path) -> std::process::Output {
+    Command::new(stratus_bin())
+        .arg("--config")
+        .arg(path)
+        .args(["config", "show"])
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn an_unknown_key_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("stratus.toml");
     std::fs::write(&path, "[rpc]\nexchnage = \"typo\"\n").expect("write");
-    let out = Command::new(stratus_bin())
-        .arg("--config")
-        .arg(&path)
-        .args(["config", "show"])
-        .output()
-        .expect("run");
+    let out = config_show(&path);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exchnage"));
 }
@@ -121,12 +129,7 @@ fn scheduler_settings_that_cannot_work_are_refused() {
         ("[scheduler]\ndriver = \"best\"\n", "best"),
     ] {
         std::fs::write(&path, text).expect("write");
-        let out = Command::new(stratus_bin())
-            .arg("--config")
-            .arg(&path)
-            .args(["config", "show"])
-            .output()
-            .expect("run");
+        let out = config_show(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{text}: {stderr}");
         assert!(stderr.contains(says), "{text}: {stderr}");
@@ -164,12 +167,7 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
         .expect("start stratus compute");
     let mut child = Running(child);
 
-    let config = RpcConfig {
-        url: amqp_url(),
-        exchange,
-        queue_expiry_ms: Some(60_000),
-        ..RpcConfig::default()
-    };
+    let config = broker::rpc_config(exchange, Duration::from_secs(60));
     let transport = Arc::new(
         AmqpTransport::connect(&config, "cli-test")
             .await
@@ -194,9 +192,7 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
     );
     transport.close().await;
 
-    signal(&child.0, "TERM");
-    let status = wait_exit(&mut child.0, Duration::from_secs(10));
-    assert!(status.success(), "exit status {status}");
+    stop_cleanly(&mut child.0, "TERM");
 }
 
 #[test]
@@ -250,38 +246,34 @@ fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
         credentials.contains("[stratus]\naws_access_key_id = AKIA"),
         "{credentials}"
     );
-    let out = Command::new("/var/lib/stratus-dev/venv/bin/aws")
-        .args(["--profile", "stratus", "ec2", "describe-availability-zones"])
-        .env("HOME", dir.path())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("the AWS CLI (deploy/dev-setup installs it in the venv)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        Command::new("/var/lib/stratus-dev/venv/bin/aws")
+            .args(["--profile", "stratus", "ec2", "describe-availability-zones"])
+            .env("HOME", dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+        "the AWS CLI (deploy/dev-setup installs it in the venv)",
     );
     assert!(stdout.contains("\"ZoneName\": \"nova\""), "{stdout}");
-    signal(&child.0, "INT");
-    let status = wait_exit(&mut child.0, Duration::from_secs(10));
-    assert!(status.success(), "exit status {status}");
+    stop_cleanly(&mut child.0, "INT");
 }
 
 #[test]
 fn operators_create_credentials_and_import_images_on_the_control_host() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| {
-        Command::new(stratus_bin())
+    let stratus = |args: &[&str]| {
+        let mut command = Command::new(stratus_bin());
+        command
             .args(args)
             .env("STRATUS_NODE__STATE_DIR", dir.path())
             .env("STRATUS_LOG__FILTER", "warn")
-            .env("HOME", dir.path())
-            .output()
-            .expect("run")
+            .env("HOME", dir.path());
+        command
     };
-    let out = run(&[
+    let run = |args: &[&str]| stratus(args).output().expect("run");
+    // Must succeed; its stdout.
+    let ok = |args: &[&str]| command::stdout_of(&mut stratus(args), "stratus");
+    let stdout = ok(&[
         "credentials",
         "create",
         "--project",
@@ -291,12 +283,6 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         "--profile",
         "acme",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("aws_access_key_id = AKIA"), "{stdout}");
     assert!(stdout.contains("aws_secret_access_key = "), "{stdout}");
     let config = std::fs::read_to_string(dir.path().join(".aws/config")).expect("config");
@@ -320,7 +306,7 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         std::fs::write(dir.path().join(name), b"bytes").expect("file");
     }
     let path = |name: &str| dir.path().join(name).display().to_string();
-    let out = run(&[
+    let stdout = ok(&[
         "image",
         "import",
         &path("disk.qcow2"),
@@ -331,12 +317,6 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
         "--name",
         "tiny",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
@@ -355,17 +335,12 @@ fn operators_create_credentials_and_import_images_on_the_control_host() {
 
 #[test]
 fn bench_scale_runs_every_service_as_a_process_and_prints_its_figures() {
-    let out = Command::new(stratus_bin())
-        .args(["bench", "scale", "--workers", "4", "--instances", "20"])
-        .args(["--workers-per-process", "2", "--timeout-secs", "30"])
-        .env("STRATUS_RPC__URL", amqp_url())
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        Command::new(stratus_bin())
+            .args(["bench", "scale", "--workers", "4", "--instances", "20"])
+            .args(["--workers-per-process", "2", "--timeout-secs", "30"])
+            .env("STRATUS_RPC__URL", amqp_url()),
+        "stratus",
     );
     for line in [
         "scale: 4 compute workers (fake driver) over RabbitMQ, 20 RunInstances",

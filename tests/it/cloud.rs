@@ -69,7 +69,7 @@ impl Cloud {
                 .await
                 .expect("credentials");
         let disk = cloud.images.join("disk.qcow2");
-        stratus_tests::qcow2(&disk, "64M");
+        stratus_test_support::images::qcow2(&disk, "64M");
         let client = Client::new(
             &cloud.endpoint,
             &cloud.api.cloud.config.region,
@@ -111,6 +111,17 @@ impl Cloud {
             .into_iter()
             .next()
             .expect("the imported image")
+    }
+
+    /// The row of the instance with this EC2 id, which must be there.
+    pub async fn row(&self, ec2_id: &str) -> InstanceRow {
+        self.api
+            .cloud
+            .db
+            .instance_by_ec2_id(ec2_id)
+            .await
+            .expect("read")
+            .expect("the instance's row")
     }
 
     pub async fn instances(&self) -> Vec<InstanceRow> {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stratus_tests::workspace_root;
+use stratus_test_support::workspace::root as workspace_root;
 
 fn toml_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read deploy/") {
@@ -57,7 +57,7 @@ fn the_example_sets_every_field_stratus_reads() {
 
 #[test]
 fn the_distributed_guide_ships_what_it_names() {
-    let root = stratus_tests::workspace_root();
+    let root = stratus_test_support::workspace::root();
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
     let section = readme
         .split("## Running it distributed")
@@ -92,20 +92,9 @@ fn the_distributed_guide_ships_what_it_names() {
             "{name}: not the guest account"
         );
         if name == "control.toml" {
-            assert!(
-                config
-                    .api
-                    .database_url
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with("postgres://"))
-            );
-            assert!(
-                config
-                    .network
-                    .database_url
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with("postgres://"))
-            );
+            for url in [&config.api.database_url, &config.network.database_url] {
+                assert!(url.as_deref().is_some_and(|u| u.starts_with("postgres://")));
+            }
         }
     }
     // Each unit runs a real subcommand with the documented config path.
@@ -128,7 +117,7 @@ fn the_distributed_guide_ships_what_it_names() {
             "{exec}"
         );
         let service = words[3];
-        let help = std::process::Command::new(stratus_tests::stratus_bin())
+        let help = std::process::Command::new(stratus_test_support::workspace::stratus_bin())
             .args([service, "--help"])
             .output()
             .expect("stratus runs");

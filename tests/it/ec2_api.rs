@@ -11,6 +11,7 @@ use std::time::Duration;
 use stratus::fake_cloud::{FakeCloud, Options};
 use stratus_api::config::Quotas;
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_test_support::command;
 
 /// The Python the dev setup prepares, with boto3 and the AWS CLI.
 pub const VENV: &str = "/var/lib/stratus-dev/venv";
@@ -22,25 +23,19 @@ pub fn image_file(cloud: &FakeCloud) -> PathBuf {
     std::fs::File::create(&path)
         .and_then(|f| f.set_len(64 << 20))
         .expect("image file");
-    let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&path)
-        .output()
-        .expect("mkfs.ext4 (deploy/dev-setup installs e2fsprogs)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    command::run(
+        Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&path),
+        "deploy/dev-setup installs e2fsprogs",
     );
     path
 }
 
 fn api_tests() -> PathBuf {
-    stratus_tests::workspace_root().join("api/tests/ec2")
+    stratus_test_support::workspace::root().join("api/tests/ec2")
 }
 
 /// Runs a Python file from the venv; panics with its output if it fails.
-pub async fn python(script: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+pub async fn python(script: &Path, args: &[&str], env: &[(&str, String)]) -> String {
     let mut command = tokio::process::Command::new(format!("{VENV}/bin/python"));
     command.arg(script).args(args);
     for (k, v) in env {
@@ -60,6 +55,21 @@ pub async fn python(script: &Path, args: &[&str], env: &[(&str, &str)]) -> Strin
     text
 }
 
+/// What a script acting for two projects reads: the endpoint, the keys of
+/// project alpha and of project beta, and an image file to register.
+async fn two_projects(cloud: &FakeCloud) -> Vec<(&'static str, String)> {
+    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
+    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
+    vec![
+        ("STRATUS_ENDPOINT", cloud.endpoint.clone()),
+        ("ALPHA_KEY", alpha_key),
+        ("ALPHA_SECRET", alpha_secret),
+        ("BETA_KEY", beta_key),
+        ("BETA_SECRET", beta_secret),
+        ("IMAGE_PATH", image_file(cloud).display().to_string()),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_aws_cli_and_boto3_live_a_whole_life_and_every_response_fits_botocore() {
     a_whole_life(None).await;
@@ -67,7 +77,7 @@ async fn the_aws_cli_and_boto3_live_a_whole_life_and_every_response_fits_botocor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_life_with_the_api_tables_on_postgresql() {
-    let db = stratus_tests::PostgresDb::create();
+    let db = stratus_test_support::TestDb::postgres();
     a_whole_life(Some(db.url())).await;
 }
 
@@ -82,25 +92,11 @@ async fn a_whole_life(database_url: Option<String>) {
     })
     .await
     .expect("cloud");
-    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
-    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
-    let image = image_file(&cloud);
     let responses = cloud.dir.path().join("responses");
     std::fs::create_dir_all(&responses).expect("responses");
-    let out = python(
-        &api_tests().join("life.py"),
-        &[],
-        &[
-            ("STRATUS_ENDPOINT", &cloud.endpoint),
-            ("ALPHA_KEY", &alpha_key),
-            ("ALPHA_SECRET", &alpha_secret),
-            ("BETA_KEY", &beta_key),
-            ("BETA_SECRET", &beta_secret),
-            ("IMAGE_PATH", &image.display().to_string()),
-            ("RESPONSES_DIR", &responses.display().to_string()),
-        ],
-    )
-    .await;
+    let mut env = two_projects(&cloud).await;
+    env.push(("RESPONSES_DIR", responses.display().to_string()));
+    let out = python(&api_tests().join("life.py"), &[], &env).await;
     assert!(out.contains("life ok"), "{out}");
     let saved = std::fs::read_dir(&responses).expect("responses").count();
     assert!(saved > 60, "only {saved} responses saved");
@@ -121,22 +117,8 @@ async fn the_response_checker_passes_its_own_tests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_action_lets_one_project_see_or_touch_anothers_resources() {
     let cloud = FakeCloud::start(Options::default()).await.expect("cloud");
-    let (alpha_key, alpha_secret) = cloud.credentials("alpha", "alice").await.expect("keys");
-    let (beta_key, beta_secret) = cloud.credentials("beta", "bob").await.expect("keys");
-    let image = image_file(&cloud);
-    let out = python(
-        &api_tests().join("isolation.py"),
-        &[],
-        &[
-            ("STRATUS_ENDPOINT", &cloud.endpoint),
-            ("ALPHA_KEY", &alpha_key),
-            ("ALPHA_SECRET", &alpha_secret),
-            ("BETA_KEY", &beta_key),
-            ("BETA_SECRET", &beta_secret),
-            ("IMAGE_PATH", &image.display().to_string()),
-        ],
-    )
-    .await;
+    let env = two_projects(&cloud).await;
+    let out = python(&api_tests().join("isolation.py"), &[], &env).await;
     assert!(out.contains("isolation ok"), "{out}");
 }
 

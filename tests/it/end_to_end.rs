@@ -15,8 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, texts};
+use stratus_test_support::{command, sh, short_id};
 
-use crate::guest_cloud::{GuestCloud, sh};
+use crate::guest_cloud::GuestCloud;
 
 fn instance_folders(state: &Path) -> Vec<String> {
     std::fs::read_dir(state.join("instances"))
@@ -46,7 +47,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
 
     let work = cluster.state("work");
     std::fs::create_dir_all(&work).expect("work");
-    let script = stratus_tests::workspace_root().join("api/tests/ec2/e2e.py");
+    let script = stratus_test_support::workspace::root().join("api/tests/ec2/e2e.py");
     let out = tokio::process::Command::new("/var/lib/stratus-dev/venv/bin/python")
         .arg(&script)
         .env("STRATUS_ENDPOINT", &endpoint)
@@ -123,7 +124,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     }
 
     // A second host joins; the chance scheduler uses both.
-    let b_netns = format!("st-e2b-{}", crate::guest_cloud::short());
+    let b_netns = format!("st-e2b-{}", short_id());
     let b_libvirt = cluster.state("compute-b/libvirt");
     cluster.own(&b_netns, Some(b_libvirt));
     cluster.spawn(
@@ -158,18 +159,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         .spawn()
         .expect("stratus tail");
     let tail_out = tail.stdout.take().expect("stdout");
-    let (tail_tx, tail_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(tail_out)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tail_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let tail_rx = command::lines(tail_out);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut launched = Vec::new();
     for _ in 0..10 {
@@ -240,16 +230,8 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
     // Operators: every service up, both hosts with their instances; a
     // guest's console followed from the control host.
     let listed = {
-        let out = cluster
-            .stratus(&["service", "list"])
-            .output()
-            .expect("stratus service list");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = command::run(&mut cluster.stratus(&["service", "list"]), "stratus");
+        String::from_utf8_lossy(&out).into_owned()
     };
     for service in ["api", "scheduler", "network"] {
         assert!(
@@ -274,18 +256,7 @@ async fn a_user_boots_reaches_and_terminates_a_guest_across_separate_services() 
         .spawn()
         .expect("stratus console --follow");
     let console_out = follow.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(console_out)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = command::lines(console_out);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut followed = Vec::new();
     while !followed

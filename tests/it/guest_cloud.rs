@@ -11,29 +11,13 @@ use std::time::{Duration, Instant};
 
 use stratus::ec2_client::Client;
 use stratus_compute::host::libvirtd::PrivateLibvirtd;
-use stratus_tests::stratus_bin;
+use stratus_test_support::broker;
+use stratus_test_support::ports::free_ports;
+use stratus_test_support::workspace::stratus_bin;
+use stratus_test_support::{sh, short_id as short};
 
 /// The client namespace's address on its link to the router.
 pub const CLIENT_ADDRESS: &str = "10.250.0.2";
-
-/// Six hex digits, to keep the names of parallel tests apart.
-pub fn short() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
-}
-
-/// Runs `program args`, which must succeed; its stdout.
-pub fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .expect("command runs");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A project's EC2 keys.
 pub struct Credentials {
@@ -152,7 +136,7 @@ impl GuestCloud {
     fn import_image(&self) -> String {
         let image_dir = self.state("image");
         sh(
-            &stratus_tests::workspace_root()
+            &stratus_test_support::workspace::root()
                 .join("deploy/images/build-tiny-image")
                 .display()
                 .to_string(),
@@ -207,20 +191,11 @@ impl GuestCloud {
 
     /// api, scheduler, network and compute-a, each a process over RabbitMQ.
     async fn start_services(&mut self) {
-        // Three distinct free ports: held together while chosen, so the
-        // kernel cannot hand the same one out twice.
-        let held: Vec<std::net::TcpListener> = (0..3)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().expect("port").port())
-            .collect();
-        drop(held);
-        let port = ports[0];
-        (self.api_metrics, self.compute_metrics) = (ports[1], ports[2]);
+        let [port, api_metrics, compute_metrics] = free_ports::<3>();
+        (self.api_metrics, self.compute_metrics) = (api_metrics, compute_metrics);
         let tag = self.router.rsplit('-').next().unwrap_or("x").to_owned();
         self.env = vec![
+            ("STRATUS_RPC__URL".into(), broker::amqp_url()),
             ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
             ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
             ("STRATUS_LOG__FILTER".into(), "info,lapin=off".into()),

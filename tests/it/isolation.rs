@@ -31,7 +31,7 @@ struct Sniffer {
 
 impl Sniffer {
     fn start(router: &str, log: std::path::PathBuf) -> Self {
-        let script = stratus_tests::workspace_root().join("tests/isolation/sniff.py");
+        let script = stratus_test_support::workspace::root().join("tests/isolation/sniff.py");
         let child = Command::new("ip")
             .args(["netns", "exec", router, PYTHON])
             .arg(&script)
@@ -84,7 +84,7 @@ async fn hostile_guests_cannot_spoof_poison_or_reach_another_tenant() {
     let work = cloud.state("work");
     std::fs::create_dir_all(&work).expect("work");
     let secret = format!("VSECRET-{}", uuid::Uuid::new_v4().simple());
-    let script = stratus_tests::workspace_root().join("tests/isolation/hostile.py");
+    let script = stratus_test_support::workspace::root().join("tests/isolation/hostile.py");
     let mut command = tokio::process::Command::new(PYTHON);
     command
         .arg(&script)

@@ -3,12 +3,11 @@
 //! prints an ssh command — which must work while it keeps serving — and
 //! stops on Ctrl-C.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stratus_tests::stratus_bin;
+use stratus_test_support::workspace::stratus_bin;
+use stratus_test_support::{command, free_port};
 
 /// What the all-in-one leaves running on purpose (its libvirtd and guests,
 /// its namespace), removed when the test ends however it ends.
@@ -32,20 +31,13 @@ impl Drop for Leftovers {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
     let state = tempfile::tempdir().expect("tempdir");
     let netns = format!("st-aio-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let child = Command::new(stratus_bin())
         .arg("all-in-one")
-        .current_dir(stratus_tests::workspace_root())
+        .current_dir(stratus_test_support::workspace::root())
         .env("STRATUS_NODE__STATE_DIR", state.path())
         .env("STRATUS_NODE__NETNS", &netns)
         .env("STRATUS_NODE__HOST", "aio")
@@ -65,14 +57,7 @@ fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
         .as_mut()
         .and_then(|c| c.stdout.take())
         .expect("stdout");
-    let (lines, got) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let got = command::lines(stdout);
     let deadline = Instant::now() + Duration::from_secs(420);
     let mut seen = Vec::new();
     let ssh = loop {
@@ -109,18 +94,11 @@ fn all_in_one_boots_a_guest_and_prints_an_ssh_command_that_works() {
     );
 
     // The printed command, as a user would paste it, runs in the guest.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
+    let text = command::stdout_of(
+        Command::new("sh").arg("-c").arg(format!(
             "{ssh} -o BatchMode=yes -o ConnectTimeout=20 'cat /etc/stratus-image; wget -q -O - http://169.254.169.254/latest/meta-data/instance-id'"
-        ))
-        .output()
-        .expect("ssh runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{ssh}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        )),
+        "ssh",
     );
     assert!(text.contains("stratus tiny image"), "{text}");
     assert!(

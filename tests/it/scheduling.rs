@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_compute::config::{ComputeConfig, DriverKind};
 use stratus_compute::driver::VirtDriver;
@@ -22,13 +21,15 @@ use stratus_network::config::NetworkConfig;
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::config::RpcConfig;
 use stratus_rpc::handler::{decode_args, null};
-use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
+use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
-use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
+use stratus_rpc::{HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
 use stratus_scheduler::config::SchedulerConfig;
 use stratus_scheduler::service::SchedulerService;
+use stratus_test_support::stand_in::{self, StandIn};
+use stratus_test_support::{broker, command, fixtures, images};
 
 const DOWN_AFTER_SECS: u64 = 3;
 
@@ -39,14 +40,8 @@ struct Conductor {
     hosts: Mutex<HashMap<InstanceId, Vec<HostName>>>,
 }
 
-#[async_trait]
-impl Handler for Conductor {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Conductor {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         if method != "instance_update" {
             return Ok(null());
         }
@@ -119,24 +114,17 @@ struct Cloud {
 
 fn base_image(dir: &Path) -> ImageRef {
     let disk = dir.join("base.qcow2");
-    stratus_tests::qcow2(&disk, "64M");
-    ImageRef {
-        id: "ami-00000000000000a1".into(),
-        disk,
-        kernel: None,
-        ramdisk: None,
-        properties: Default::default(),
-    }
+    images::qcow2(&disk, "64M");
+    fixtures::image("ami-00000000000000a1", disk)
 }
 
 impl Cloud {
     async fn start(hosts: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rpc = RpcConfig {
-            exchange: format!("stratus-sched-{}", uuid::Uuid::new_v4().simple()),
-            queue_expiry_ms: Some(60_000),
-            ..RpcConfig::default()
-        };
+        let rpc = broker::rpc_config(
+            format!("stratus-sched-{}", uuid::Uuid::new_v4().simple()),
+            Duration::from_secs(60),
+        );
         let control = stratus_rpc::transport::connect(&rpc, "test-control")
             .await
             .expect("RabbitMQ on 127.0.0.1 (deploy/dev-setup starts it)");
@@ -172,7 +160,7 @@ impl Cloud {
                 .await
                 .expect("serve network"),
             control
-                .serve("conductor", None, conductor.clone())
+                .serve("conductor", None, stand_in::handler(&conductor))
                 .await
                 .expect("serve conductor"),
             control
@@ -263,21 +251,8 @@ impl Cloud {
 
     fn instance(&self) -> RunInstance {
         RunInstance {
-            instance_id: InstanceId::new(),
-            project_id: "p1".parse().expect("project"),
-            flavor: Flavor {
-                name: "m1.tiny".into(),
-                vcpus: 1,
-                memory_mb: 512,
-                root_gb: 1,
-            },
-            image: self.image.clone(),
-            security_groups: vec![],
-            key_data: None,
-            key_name: None,
-            user_data: None,
             reservation_id: Some("r-0000000000000001".into()),
-            placement: Default::default(),
+            ..fixtures::run_instance(self.image.clone(), fixtures::tiny(512))
         }
     }
 
@@ -369,19 +344,14 @@ async fn the_scheduler_spreads_retries_and_drops_silent_hosts_over_rabbitmq() {
     assert_eq!(cloud.conductor.hosts.lock().expect("lock")[&id].len(), 3);
 
     // An operator disables host-b through the CLI: it gets nothing more.
-    let out = std::process::Command::new(stratus_tests::stratus_bin())
-        .args(["service", "disable", "host-b", "--reason", "disk swap"])
-        .env("STRATUS_RPC__EXCHANGE", &cloud.rpc.exchange)
-        .env("STRATUS_RPC__URL", &cloud.rpc.url)
-        .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
-        .env("STRATUS_LOG__FILTER", "warn")
-        .output()
-        .expect("stratus runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = command::stdout_of(
+        std::process::Command::new(stratus_test_support::workspace::stratus_bin())
+            .args(["service", "disable", "host-b", "--reason", "disk swap"])
+            .env("STRATUS_RPC__EXCHANGE", &cloud.rpc.exchange)
+            .env("STRATUS_RPC__URL", &cloud.rpc.url)
+            .env("STRATUS_RPC__QUEUE_EXPIRY_MS", "60000")
+            .env("STRATUS_LOG__FILTER", "warn"),
+        "stratus",
     );
     assert!(stdout.contains("host-b: disabled (disk swap)"), "{stdout}");
     // The switch reaches the scheduler on its fanout queue, which it reads
@@ -438,7 +408,7 @@ async fn the_scheduler_spreads_retries_and_drops_silent_hosts_over_rabbitmq() {
     assert_eq!(after[0] + after[2], before[0] + before[2] + 12);
 
     // The CLI's errors are clear: an unknown host times out with its name.
-    let out = std::process::Command::new(stratus_tests::stratus_bin())
+    let out = std::process::Command::new(stratus_test_support::workspace::stratus_bin())
         .args(["service", "enable", "bad host"])
         .env("STRATUS_RPC__EXCHANGE", &cloud.rpc.exchange)
         .output()

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use stratus::ec2_client::texts;
 use stratus_compute::host::libvirtd::PrivateLibvirtd;
-use stratus_rpc::config::RpcConfig;
 use stratus_rpc::wire::conductor::InstanceState;
-use stratus_tests::stratus_bin;
+use stratus_test_support::broker;
+use stratus_test_support::workspace::stratus_bin;
 
 use crate::cloud::Cloud;
 
@@ -102,11 +102,7 @@ async fn run_instances(cloud: &Cloud, image: &str, count: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest() {
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
-    let rpc = RpcConfig {
-        exchange: format!("stratus-kill-{tag}"),
-        queue_expiry_ms: Some(120_000),
-        ..RpcConfig::default()
-    };
+    let rpc = broker::rpc_config(format!("stratus-kill-{tag}"), Duration::from_secs(120));
     let cloud = Cloud::start(&rpc, 0, 600).await;
     // QEMU runs as its own user: it must reach the instance folders.
     std::fs::set_permissions(cloud.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -125,15 +121,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
     site.libvirtd = Some(libvirtd);
 
     let image_dir = cloud.dir.path().join("image");
-    let out = Command::new(stratus_tests::workspace_root().join("deploy/images/build-test-image"))
-        .arg(&image_dir)
-        .output()
-        .expect("build-test-image");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stratus_test_support::images::build_test_image(&image_dir);
     let imported = stratus_api::admin::import_image(
         &cloud.api.cloud.db,
         "test",
@@ -155,14 +143,7 @@ async fn a_worker_killed_mid_build_keeps_its_running_guest_and_finishes_the_rest
     let first = first.first().expect("an instance").clone();
     let deadline = Instant::now() + Duration::from_secs(90);
     let first_row = loop {
-        let row = cloud
-            .api
-            .cloud
-            .db
-            .instance_by_ec2_id(&first)
-            .await
-            .expect("read")
-            .expect("row");
+        let row = cloud.row(&first).await;
         if row.state == InstanceState::Running {
             break row;
         }

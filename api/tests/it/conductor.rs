@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_api::conductor::Conductor;
 use stratus_api::db::Db;
@@ -18,7 +17,8 @@ use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::conductor::{GuestMetadata, InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, Transport};
+use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
+use stratus_test_support::stand_in::{self, StandIn};
 
 use crate::metadata::{get, serve_source};
 
@@ -28,14 +28,8 @@ struct Host {
     calls: Mutex<Vec<String>>,
 }
 
-#[async_trait]
-impl Handler for Host {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        _: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Host {
+    fn answer(&self, method: &str, _: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         self.calls.lock().expect("lock").push(method.to_owned());
         Ok(null())
     }
@@ -116,6 +110,59 @@ fn report(
     }
 }
 
+/// Sends one `instance_update` report.
+async fn report_update(
+    service: &ConductorService,
+    host: &str,
+    id: InstanceId,
+    state: InstanceState,
+    sequence: u64,
+    attempt: u32,
+) {
+    send(
+        service,
+        "instance_update",
+        &report(host, id, state, sequence, attempt),
+    )
+    .await;
+}
+
+/// Sends `(host, state, sequence, attempt)` reports for `id`, in order.
+async fn report_all(
+    service: &ConductorService,
+    id: InstanceId,
+    reports: &[(&str, InstanceState, u64, u32)],
+) {
+    for &(host, state, sequence, attempt) in reports {
+        report_update(service, host, id, state, sequence, attempt).await;
+    }
+}
+
+/// The instance's row, which must be there.
+async fn row_of(db: &Db, id: InstanceId) -> InstanceRow {
+    db.instance_by_uuid(&id.to_string())
+        .await
+        .expect("db")
+        .expect("row")
+}
+
+/// Serves compute host `name`'s queue on `bus` with `host`.
+async fn serve_host(bus: &MemoryTransport, name: &str, host: Arc<Host>) -> ServerHandle {
+    bus.serve(
+        "compute",
+        Some(&name.parse().expect("host")),
+        stand_in::handler(&host),
+    )
+    .await
+    .expect("serve")
+}
+
+/// The instance's state and host, as its row holds them.
+async fn state_and_host(db: &Db, id: InstanceId) -> (InstanceState, Option<String>) {
+    let row = row_of(db, id).await;
+    (row.state, row.host)
+}
+
 async fn send<T: serde::Serialize>(service: &ConductorService, method: &str, value: &T) {
     let args = serde_json::value::to_raw_value(value).expect("encode");
     service
@@ -130,23 +177,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     let db = sqlite_in(dir.path()).await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let host = Arc::new(Host::default());
-    let _serving = bus
-        .serve(
-            "compute",
-            Some(&"node1".parse().expect("host")),
-            host.clone(),
-        )
-        .await
-        .expect("serve");
+    let _serving = serve_host(&bus, "node1", host.clone()).await;
     let second = Arc::new(Host::default());
-    let _serving_second = bus
-        .serve(
-            "compute",
-            Some(&"node2".parse().expect("host")),
-            second.clone(),
-        )
-        .await
-        .expect("serve");
+    let _serving_second = serve_host(&bus, "node2", second.clone()).await;
     let compute = ComputeClient::new(RpcClient::new(
         Arc::new(bus.clone()),
         Duration::from_secs(5),
@@ -204,14 +237,9 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         &update(id, InstanceState::Pending, 10),
     )
     .await;
-    let row = db
-        .instance_by_uuid(&id.to_string())
-        .await
-        .expect("db")
-        .expect("row");
     assert_eq!(
-        (row.state, row.host.as_deref()),
-        (InstanceState::Running, Some("node1"))
+        state_and_host(&db, id).await,
+        (InstanceState::Running, Some("node1".to_owned()))
     );
 
     send(
@@ -224,11 +252,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         get(from, server, "/latest/meta-data/instance-id").await.0,
         404
     );
-    let row = db
-        .instance_by_uuid(&id.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, id).await;
     assert!(row.terminated_at.is_some());
 
     // Terminated by its user while a host was building it: the host's
@@ -247,11 +271,7 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         &update(late, InstanceState::Running, 50),
     )
     .await;
-    let row = db
-        .instance_by_uuid(&late.to_string())
-        .await
-        .expect("db")
-        .expect("row");
+    let row = row_of(&db, late).await;
     assert_eq!(row.state, InstanceState::Terminated);
     host.wait_for_a_call().await;
     assert_eq!(*host.calls.lock().expect("lock"), ["terminate_instance"]);
@@ -260,32 +280,19 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
     // second host: that host is told to stop, the first keeps it.
     let twice = InstanceId::new();
     instance(&db, twice).await;
-    send(
+    report_all(
         &service,
-        "instance_update",
-        &report("node1", twice, InstanceState::Pending, 100, 1),
+        twice,
+        &[
+            ("node1", InstanceState::Pending, 100, 1),
+            ("node2", InstanceState::Pending, 101, 1),
+            ("node1", InstanceState::Running, 102, 1),
+        ],
     )
     .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node2", twice, InstanceState::Pending, 101, 1),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", twice, InstanceState::Running, 102, 1),
-    )
-    .await;
-    let row = db
-        .instance_by_uuid(&twice.to_string())
-        .await
-        .expect("db")
-        .expect("row");
     assert_eq!(
-        (row.state, row.host.as_deref()),
-        (InstanceState::Running, Some("node1"))
+        state_and_host(&db, twice).await,
+        (InstanceState::Running, Some("node1".to_owned()))
     );
     second.wait_for_a_call().await;
     // Removed, not terminated: terminate would free the address node1's
@@ -296,53 +303,30 @@ async fn reports_update_the_tables_newest_first_and_feed_the_metadata_service() 
         (InstanceState::ShuttingDown, 103),
         (InstanceState::Terminated, 104),
     ] {
-        send(
-            &service,
-            "instance_update",
-            &report("node2", twice, state, sequence, 1),
-        )
-        .await;
+        report_update(&service, "node2", twice, state, sequence, 1).await;
     }
-    let row = db
-        .instance_by_uuid(&twice.to_string())
-        .await
-        .expect("db")
-        .expect("row");
     assert_eq!(
-        (row.state, row.host.as_deref()),
-        (InstanceState::Running, Some("node1"))
+        state_and_host(&db, twice).await,
+        (InstanceState::Running, Some("node1".to_owned()))
     );
 
     // A reschedule is a later placement: the new host takes over, even if
     // its report arrives before the old host's hand-back.
     let moved = InstanceId::new();
     instance(&db, moved).await;
-    send(
+    report_all(
         &service,
-        "instance_update",
-        &report("node1", moved, InstanceState::Pending, 200, 1),
+        moved,
+        &[
+            ("node1", InstanceState::Pending, 200, 1),
+            ("node2", InstanceState::Running, 202, 2),
+            ("node1", InstanceState::Pending, 201, 1),
+        ],
     )
     .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node2", moved, InstanceState::Running, 202, 2),
-    )
-    .await;
-    send(
-        &service,
-        "instance_update",
-        &report("node1", moved, InstanceState::Pending, 201, 1),
-    )
-    .await;
-    let row = db
-        .instance_by_uuid(&moved.to_string())
-        .await
-        .expect("db")
-        .expect("row");
     assert_eq!(
-        (row.state, row.host.as_deref()),
-        (InstanceState::Running, Some("node2"))
+        state_and_host(&db, moved).await,
+        (InstanceState::Running, Some("node2".to_owned()))
     );
     assert_eq!(
         second.calls.lock().expect("lock").len(),

@@ -1,8 +1,6 @@
 //! The api tables on SQLite and on PostgreSQL: the same queries must mean
 //! the same thing on both.
 
-use std::process::Command;
-
 use stratus_api::db::Db;
 use stratus_api::db::credentials::Credential;
 use stratus_api::db::groups::{Direction, GroupRow, InUse, RuleRow};
@@ -11,72 +9,13 @@ use stratus_api::db::instances::{InstanceRow, NewReservation, StateChange};
 use stratus_api::db::keypairs::KeyPairRow;
 use stratus_api::db::tags::TagRow;
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_test_support::TestDb;
 
-/// A database of the test's own: a SQLite file, or a fresh PostgreSQL
-/// database (the one `deploy/dev-setup` starts) dropped at the end.
-pub enum TestDb {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin: String, name: String },
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .output()
-        .expect("psql runs (deploy/dev-setup installs PostgreSQL)");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        Self::Sqlite(tempfile::tempdir().expect("tempdir"))
-    }
-
-    pub fn postgres() -> Self {
-        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://stratus:stratus@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("stratus_api_test_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        Self::Postgres { admin, name }
-    }
-
-    /// The database's URL, for `Db::connect` or a raw pool.
-    pub fn url(&self) -> String {
-        match self {
-            Self::Sqlite(dir) => format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("api.sqlite").display()
-            ),
-            Self::Postgres { admin, name } => {
-                format!(
-                    "{}/{name}",
-                    admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
-                )
-            }
-        }
-    }
-
-    /// The api's tables in it.
-    pub async fn open(&self) -> Db {
-        Db::connect(&self.url())
-            .await
-            .expect("connect the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Self::Postgres { admin, name } = self {
-            psql(
-                admin,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            );
-        }
-    }
+/// The api's tables in a test database.
+pub async fn open(test: &TestDb) -> Db {
+    Db::connect(&test.url())
+        .await
+        .expect("connect the test database")
 }
 
 fn instance(n: u8, reservation: &str, project: &str) -> InstanceRow {
@@ -336,10 +275,13 @@ async fn the_tables_behave_alike(db: Db) {
     )
     .await
     .expect("replace");
-    let mine = db
-        .tags("p1", Some(&[rows[0].ec2_id.clone()]))
-        .await
-        .expect("tags");
+    let first = rows[0].ec2_id.clone();
+    let tags_of_first = || async {
+        db.tags("p1", Some(std::slice::from_ref(&first)))
+            .await
+            .expect("tags")
+    };
+    let mine = tags_of_first().await;
     assert_eq!(
         mine.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
         ["prod"]
@@ -347,22 +289,11 @@ async fn the_tables_behave_alike(db: Db) {
     db.delete_tag("p1", &rows[0].ec2_id, "env", Some("test"))
         .await
         .expect("no match");
-    assert_eq!(
-        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
-            .await
-            .expect("tags")
-            .len(),
-        1
-    );
+    assert_eq!(tags_of_first().await.len(), 1);
     db.delete_tag("p1", &rows[0].ec2_id, "env", None)
         .await
         .expect("any value");
-    assert!(
-        db.tags("p1", Some(&[rows[0].ec2_id.clone()]))
-            .await
-            .expect("tags")
-            .is_empty()
-    );
+    assert!(tags_of_first().await.is_empty());
 
     // Images: own and public visible, others' private not.
     let image = |id: &str, project: &str, public: bool| ImageRow {
@@ -412,11 +343,11 @@ async fn the_tables_behave_alike(db: Db) {
 #[tokio::test]
 async fn tables_on_sqlite() {
     let db = TestDb::sqlite();
-    the_tables_behave_alike(db.open().await).await;
+    the_tables_behave_alike(open(&db).await).await;
 }
 
 #[tokio::test]
 async fn tables_on_postgres() {
     let db = TestDb::postgres();
-    the_tables_behave_alike(db.open().await).await;
+    the_tables_behave_alike(open(&db).await).await;
 }

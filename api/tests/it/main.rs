@@ -10,4 +10,5 @@ mod fuzz;
 mod hostile;
 mod metadata;
 mod migrations;
+mod sigv2;
 mod xml_doc;

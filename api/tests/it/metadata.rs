@@ -147,19 +147,10 @@ async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
         401
     );
     // A token needs a valid TTL.
-    let bad = client(one)
-        .put(url("/latest/api/token"))
-        .header(TTL_HEADER, "0")
-        .send()
-        .await
-        .expect("put");
+    let bad = put_token_with_ttl(one, server, "0").await;
     assert_eq!(bad.status().as_u16(), 400);
-    let token = client(one)
-        .put(url("/latest/api/token"))
-        .header(TTL_HEADER, "60")
-        .send()
+    let token = put_token_with_ttl(one, server, "60")
         .await
-        .expect("put")
         .text()
         .await
         .expect("token");
@@ -183,13 +174,18 @@ async fn imdsv2_tokens_are_issued_bound_to_the_caller_and_checked() {
 
 /// `PUT /latest/api/token` from `from` with a TTL of 60 s: status and body.
 async fn put_token(from: Ipv4Addr, server: SocketAddr) -> (u16, String) {
-    let r = client(from)
+    let r = put_token_with_ttl(from, server, "60").await;
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+/// `PUT /latest/api/token` from `from` asking for `ttl` seconds.
+async fn put_token_with_ttl(from: Ipv4Addr, server: SocketAddr, ttl: &str) -> reqwest::Response {
+    client(from)
         .put(format!("http://{server}/latest/api/token"))
-        .header(TTL_HEADER, "60")
+        .header(TTL_HEADER, ttl)
         .send()
         .await
-        .expect("put");
-    (r.status().as_u16(), r.text().await.expect("text"))
+        .expect("put")
 }
 
 /// `GET path` from `from` carrying `token`: status and body.
@@ -286,12 +282,7 @@ async fn an_address_no_instance_holds_gets_404_even_for_a_token() {
         let (status, body) = put_token(stranger, server).await;
         assert_eq!((status, body.as_str()), (404, "Not Found"));
         // Not even with a TTL that would be refused: strangers learn nothing.
-        let bad = client(stranger)
-            .put(format!("http://{server}/latest/api/token"))
-            .header(TTL_HEADER, "0")
-            .send()
-            .await
-            .expect("put");
+        let bad = put_token_with_ttl(stranger, server, "0").await;
         assert_eq!(bad.status().as_u16(), 404);
         // A token of an instance, presented from an address nobody holds.
         let (_, token) = put_token(one, server).await;

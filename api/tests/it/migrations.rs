@@ -3,8 +3,9 @@
 
 use stratus_api::db::Db;
 use stratus_api::db::groups::{Direction, RuleRow};
+use stratus_test_support::TestDb;
 
-use crate::db::TestDb;
+use crate::db::open;
 
 /// The tables as the first migration left them, with two groups of project
 /// p1 (`web` with one ingress rule) and no egress anywhere.
@@ -49,7 +50,7 @@ fn ssh() -> RuleRow {
 
 async fn existing_groups_get_the_default_egress_rule_once(test: TestDb) {
     tables_before_egress(&test.url()).await;
-    let db: Db = test.open().await;
+    let db: Db = open(&test).await;
     let groups = db.groups("p1").await.expect("groups");
     assert_eq!(groups.len(), 2);
     for g in &groups {
@@ -80,7 +81,7 @@ async fn existing_groups_get_the_default_egress_rule_once(test: TestDb) {
         1
     );
     drop(db);
-    let db = test.open().await;
+    let db = open(&test).await;
     let groups = db.groups("p1").await.expect("groups");
     assert_eq!(groups[0].egress, [RuleRow::allow_all()]);
     assert_eq!(

@@ -6,30 +6,23 @@ use std::process::Command;
 
 use base64::Engine;
 use stratus_compute::host::local;
+use stratus_test_support::{command, fixtures};
 
 use crate::fake_network::fixed_ip;
 use crate::harness::{image, request};
 
 fn isoinfo(iso: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("isoinfo")
-        .arg("-i")
-        .arg(iso)
-        .args(args)
-        .output()
-        .expect("isoinfo (genisoimage)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    command::run(
+        Command::new("isoinfo").arg("-i").arg(iso).args(args),
+        "genisoimage",
+    )
 }
 
 #[tokio::test]
 async fn the_config_drive_holds_metadata_keys_and_user_data_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut req = request(&image(dir.path()));
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
+    let key = fixtures::SSH_KEY;
     req.key_data = Some(key.into());
     req.key_name = Some("mykey".into());
     req.reservation_id = Some("r-0123456789abcdef0".into());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use stratus_compute::xml::{Boot, DomainSpec, DomainType, Nic, render};
+use stratus_test_support::{command, golden};
 
 fn spec(boot: Boot) -> DomainSpec {
     let dir = PathBuf::from("/var/lib/stratus/instances/instance-0123456789abcdef0");
@@ -35,25 +36,9 @@ fn kernel_boot() -> Boot {
     }
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
-
 #[test]
 fn kernel_and_ramdisk_image() {
-    golden("kernel_ramdisk.xml", &render(&spec(kernel_boot())));
+    golden!("kernel_ramdisk.xml", &render(&spec(kernel_boot())));
 }
 
 #[test]
@@ -62,7 +47,7 @@ fn whole_disk_image_with_config_drive() {
     spec.config_drive = Some(PathBuf::from("/var/lib/stratus/instances/x/disk.config"));
     spec.domain_type = DomainType::Kvm;
     spec.vcpus = 2;
-    golden("disk_config_drive.xml", &render(&spec));
+    golden!("disk_config_drive.xml", &render(&spec));
 }
 
 #[test]
@@ -93,39 +78,32 @@ fn libvirt_accepts_the_rendered_xml() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("domain.xml");
         std::fs::write(&file, render(&spec)).expect("write xml");
-        let schema = Command::new("virt-xml-validate")
-            .arg(&file)
-            .arg("domain")
-            .output()
-            .expect("virt-xml-validate runs (libvirt-clients)");
-        assert!(
-            schema.status.success(),
-            "the {kind} XML breaks libvirt's schema: {}",
-            String::from_utf8_lossy(&schema.stderr)
+        command::run_or(
+            Command::new("virt-xml-validate").arg(&file).arg("domain"),
+            "libvirt-clients",
+            &format!("the {kind} XML breaks libvirt's schema"),
         );
-        let define = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "define"])
-            .arg(&file)
-            .output()
-            .expect("virsh runs (deploy/dev-setup installs libvirt)");
-        assert!(
-            define.status.success(),
-            "libvirt refused the {kind} XML: {}",
-            String::from_utf8_lossy(&define.stderr)
+        command::run_or(
+            virsh(&["define"]).arg(&file),
+            "deploy/dev-setup installs libvirt",
+            &format!("libvirt refused the {kind} XML"),
         );
-        let dumped = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "dumpxml", &spec.name])
-            .output()
-            .expect("virsh dumpxml");
+        let dumped = command::output(&mut virsh(&["dumpxml", &spec.name]), "virsh dumpxml");
         let dumped = String::from_utf8_lossy(&dumped.stdout);
         assert!(
             dumped.contains("02:16:3e:aa:bb:cc") && dumped.contains("console.log"),
             "{dumped}"
         );
-        let undefine = Command::new("virsh")
-            .args(["-q", "-c", "qemu:///system", "undefine", &spec.name])
+        let undefine = virsh(&["undefine", &spec.name])
             .status()
             .expect("virsh undefine");
         assert!(undefine.success());
     }
+}
+
+/// `virsh -q -c qemu:///system args`.
+fn virsh(args: &[&str]) -> Command {
+    let mut command = Command::new("virsh");
+    command.args(["-q", "-c", "qemu:///system"]).args(args);
+    command
 }

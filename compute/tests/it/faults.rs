@@ -18,9 +18,10 @@ use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
+use stratus_test_support::{Netns, command, fixtures};
 
 use crate::harness::{Harness, image, request};
-use crate::libvirt::{Netns, build_image, console_shows, open_up};
+use crate::libvirt::{build_image, console_shows, open_up, terminate_leaves_no_domain};
 
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -51,9 +52,9 @@ fn assert_no_stop_or_error(h: &Harness, id: InstanceId, from: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects() {
-    let ns = Netns::new();
+    let ns = Netns::new("lv");
     let daemon_dir = tempfile::tempdir().expect("tempdir");
-    let daemon = PrivateLibvirtd::start(&ns.0, daemon_dir.path()).expect("private libvirtd");
+    let daemon = PrivateLibvirtd::start(ns.name(), daemon_dir.path()).expect("private libvirtd");
     let driver = Arc::new(
         LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
             .await
@@ -61,7 +62,12 @@ async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects()
     );
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, driver.clone(), Arc::new(RealHost::in_netns(&ns.0))).await;
+    let h = Harness::start_with(
+        state,
+        driver.clone(),
+        Arc::new(RealHost::in_netns(ns.name())),
+    )
+    .await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
     let m = &h.worker.manager;
@@ -156,15 +162,7 @@ async fn a_libvirtd_restart_or_crash_keeps_the_guest_and_the_driver_reconnects()
         "console output"
     );
     assert_no_stop_or_error(&h, id, reported);
-    m.terminate_instance(&ctx, id).await;
-    h.conductor
-        .wait_for(id, InstanceState::Terminated)
-        .await
-        .expect("terminated reported");
-    let left = daemon
-        .virsh(&["list", "--all", "--name"])
-        .expect("virsh list");
-    assert!(left.trim().is_empty(), "domains left: {left}");
+    terminate_leaves_no_domain(&h, &daemon, id).await;
     for _ in 0..100 {
         if !process_alive(pid) {
             break;
@@ -184,16 +182,12 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(at: &Path, size: &str) -> Self {
         std::fs::create_dir_all(at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
-            .arg("stratus-test-full")
-            .arg(at)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
+        command::run(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+                .arg("stratus-test-full")
+                .arg(at),
+            "mounting a tmpfs needs root",
         );
         Self(at.to_owned())
     }
@@ -249,13 +243,7 @@ fn raw_image(dir: &Path, id: &str, mib: usize) -> ImageRef {
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     std::fs::write(&disk, bytes).expect("image");
-    ImageRef {
-        id: id.into(),
-        disk,
-        kernel: None,
-        ramdisk: None,
-        properties: Default::default(),
-    }
+    fixtures::image(id, disk)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -343,33 +331,20 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
         names_in(&base)
     );
     assert!(!h.instance_dir(&id).exists(), "instance folder left");
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(id).await, None);
     assert!(!h.has_address(&id).await, "address left");
     assert!(disk.used() < 64 << 10, "{} bytes still used", disk.used());
 
     // The host still builds what fits.
     let small = image(h.images.path());
     let fits = request(&small);
-    m.run_instance(&ctx, &fits)
-        .await
-        .expect("a small image fits");
-    h.conductor
-        .wait_for(fits.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&fits, "a small image fits").await;
 
     // Space freed: the big image is fetched whole, then served from the
     // cache when its source is gone.
     disk.grow("64m");
     let again = request(&big);
-    m.run_instance(&ctx, &again).await.expect("room now");
-    h.conductor
-        .wait_for(again.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&again, "room now").await;
     assert_eq!(
         std::fs::metadata(base.join("ami-b16"))
             .expect("cached")
@@ -378,13 +353,7 @@ async fn a_full_disk_during_image_fetch_fails_cleanly_and_keeps_the_cache_consis
     );
     std::fs::remove_file(&big.disk).expect("rm source");
     let cached = request(&big);
-    m.run_instance(&ctx, &cached)
-        .await
-        .expect("served from the cache");
-    h.conductor
-        .wait_for(cached.instance_id, InstanceState::Running)
-        .await
-        .expect("running");
+    h.run_until_running(&cached, "served from the cache").await;
     // The images, and one empty overlay of each, copied for each instance.
     let (templates, images): (Vec<String>, Vec<String>) = names_in(&base)
         .into_iter()

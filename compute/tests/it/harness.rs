@@ -2,23 +2,26 @@
 //! controller and a recording conductor, all on one in-process bus.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_compute::config::ComputeConfig;
 use stratus_compute::driver::VirtDriver;
 use stratus_compute::driver::fake::FakeDriver;
+use stratus_compute::instance_dir::domain_name;
+use stratus_compute::manager::BuildTimings;
+use stratus_compute::state::PowerState;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_host::FakeHost;
 use stratus_rpc::handler::{decode_args, null};
 use stratus_rpc::transport::memory::MemoryTransport;
-use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
+use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::{Handler, HandlerError, RequestContext, ServerHandle, Transport};
+use stratus_rpc::{HandlerError, RequestContext, ServerHandle, Transport};
+use stratus_test_support::stand_in::{self, StandIn};
+use stratus_test_support::{fixtures, images};
 
 use crate::fake_network::FakeNetwork;
 
@@ -29,14 +32,8 @@ pub struct Conductor {
     pub metadata: Mutex<Vec<stratus_rpc::wire::conductor::GuestMetadata>>,
 }
 
-#[async_trait]
-impl Handler for Conductor {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Conductor {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         if method == "instance_metadata" {
             self.metadata
                 .lock()
@@ -117,14 +114,8 @@ pub struct Scheduler {
     pub handed_back: Mutex<Vec<RunInstance>>,
 }
 
-#[async_trait]
-impl Handler for Scheduler {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Scheduler {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         match method {
             "update_host" => self
                 .reports
@@ -162,46 +153,19 @@ pub struct Harness {
 /// A 64 MiB qcow2 base image, with a kernel and ramdisk beside it.
 pub fn image(dir: &std::path::Path) -> ImageRef {
     let disk = dir.join("base.qcow2");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("64M")
-        .output()
-        .expect("qemu-img runs (deploy/dev-setup installs qemu-utils)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    images::qcow2(&disk, "64M");
     std::fs::write(dir.join("vmlinuz"), b"not really a kernel").expect("kernel");
     std::fs::write(dir.join("initrd"), b"not really an initrd").expect("ramdisk");
     ImageRef {
-        id: "ami-0000000000000001".into(),
-        disk,
         kernel: Some(dir.join("vmlinuz")),
         ramdisk: Some(dir.join("initrd")),
-        properties: Default::default(),
+        ..fixtures::image("ami-0000000000000001", disk)
     }
 }
 
+/// A new instance of `image` in project `p1`, flavor m1.tiny with 256 MiB.
 pub fn request(image: &ImageRef) -> RunInstance {
-    RunInstance {
-        instance_id: InstanceId::new(),
-        project_id: "p1".parse().expect("project"),
-        flavor: Flavor {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 256,
-            root_gb: 1,
-        },
-        image: image.clone(),
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
-    }
+    fixtures::run_instance(image.clone(), fixtures::tiny(256))
 }
 
 impl Harness {
@@ -268,12 +232,12 @@ impl Harness {
                 .expect("serve"),
         );
         serving.push(
-            bus.serve("scheduler", None, scheduler.clone())
+            bus.serve("scheduler", None, stand_in::handler(&scheduler))
                 .await
                 .expect("serve"),
         );
         serving.push(
-            bus.serve("conductor", None, conductor.clone())
+            bus.serve("conductor", None, stand_in::handler(&conductor))
                 .await
                 .expect("serve"),
         );
@@ -327,6 +291,36 @@ impl Harness {
             network,
             _serving: serving,
         }
+    }
+
+    /// Runs `request` on the worker's manager, as the system.
+    pub async fn run(&self, request: &RunInstance) -> Option<BuildTimings> {
+        self.worker
+            .manager
+            .run_instance(&RequestContext::system(), request)
+            .await
+    }
+
+    /// Runs `request`, which must build (`why` says why it should), and
+    /// waits until the conductor hears it running.
+    pub async fn run_until_running(&self, request: &RunInstance, why: &str) {
+        self.run(request).await.expect(why);
+        self.conductor
+            .wait_for(request.instance_id, InstanceState::Running)
+            .await
+            .expect("running");
+    }
+
+    /// A new instance of a fresh image, built on the worker (which must succeed).
+    pub async fn built(&self) -> RunInstance {
+        let request = request(&image(self.images.path()));
+        self.run(&request).await.expect("built");
+        request
+    }
+
+    /// The fake driver's state of instance `id`'s domain.
+    pub async fn fake_state(&self, id: InstanceId) -> Option<PowerState> {
+        self.fake().state(&domain_name(&id)).await.expect("state")
     }
 
     /// The worker's host name.

@@ -6,54 +6,23 @@ use std::sync::Arc;
 use stratus_compute::host::qemu_img::RealQemuImg;
 use stratus_compute::image_cache::{ImageCache, ImageError};
 use stratus_rpc::wire::compute::ImageRef;
+use stratus_test_support::{command, fixtures, images};
 
 /// Runs `qemu-img` with `args`; what it printed. Panics if it failed.
 fn qemu_img<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    command::run(Command::new("qemu-img").args(args), "qemu-utils")
 }
 
 fn image(id: &str, disk: &std::path::Path) -> ImageRef {
-    ImageRef {
-        id: id.into(),
-        disk: disk.to_owned(),
-        kernel: None,
-        ramdisk: None,
-        properties: Default::default(),
-    }
+    fixtures::image(id, disk)
 }
 
 #[tokio::test]
 async fn images_with_a_backing_file_or_odd_format_or_bad_id_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |name: &str| dir.path().join(name);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        p("base.qcow2").to_str().expect("utf8"),
-        "16M",
-    ]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-F",
-        "qcow2",
-        "-b",
-        p("base.qcow2").to_str().expect("utf8"),
-        p("child.qcow2").to_str().expect("utf8"),
-    ]);
+    images::qcow2(&p("base.qcow2"), "16M");
+    images::qcow2_overlay(&p("base.qcow2"), &p("child.qcow2"));
     qemu_img(&[
         "create",
         "-q",
@@ -141,15 +110,11 @@ async fn overlays_copied_from_one_template_are_whole_and_apart() {
         assert!(backing.starts_with('/'), "{backing} is relative");
     }
     // A write into one guest's disk is not seen by the other's.
-    let wrote = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", "write -P 0x55 0 64k"])
-        .arg(&a)
-        .output()
-        .expect("qemu-io");
-    assert!(
-        wrote.status.success(),
-        "{}",
-        String::from_utf8_lossy(&wrote.stderr)
+    command::run(
+        Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", "write -P 0x55 0 64k"])
+            .arg(&a),
+        "qemu-utils",
     );
     // qemu-io exits non-zero when the bytes read are not the pattern.
     let holds = |disk: &std::path::Path, pattern: &str| {

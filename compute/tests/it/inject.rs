@@ -7,19 +7,8 @@ use std::process::Command;
 use stratus_compute::host::local;
 use stratus_compute::inject::expose::ExposeMethod;
 use stratus_compute::inject::{InjectError, inject_files, inject_key};
-
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use stratus_test_support::fixtures::SSH_KEY as KEY;
+use stratus_test_support::{images, sh};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
@@ -50,21 +39,19 @@ fn overlay(dir: &Path, raw: &Path) -> PathBuf {
         ],
     );
     let top = dir.join("disk.qcow2");
-    sh(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "qcow2",
-            "-b",
-            s(&base),
-            s(&top),
-        ],
-    );
+    images::qcow2_overlay(&base, &top);
     top
+}
+
+/// Injects the key into an overlay over `raw`, which must fail (`why` says
+/// why); the work folder it used, and the error.
+async fn refused_key(dir: &Path, raw: &Path, why: &str) -> (PathBuf, InjectError) {
+    let disk = overlay(dir, raw);
+    let work = dir.join("work");
+    let err = inject_key(&local(), &disk, &work, KEY, ExposeMethod::Userspace)
+        .await
+        .expect_err(why);
+    (work, err)
 }
 
 fn tree(dir: &Path) -> PathBuf {
@@ -208,11 +195,7 @@ async fn a_forced_failure_leaves_no_process_mount_or_device() {
     // A disk with no file system: exposing works, mounting fails.
     let raw = dir.path().join("blank.raw");
     sh("truncate", &["-s", "16M", s(&raw)]);
-    let disk = overlay(dir.path(), &raw);
-    let work = dir.path().join("work");
-    let err = inject_key(&local(), &disk, &work, KEY, ExposeMethod::Userspace)
-        .await
-        .expect_err("nothing to mount");
+    let (work, err) = refused_key(dir.path(), &raw, "nothing to mount").await;
     assert!(err.to_string().contains("mount"), "{err}");
     nothing_left(&work);
 }
@@ -245,11 +228,7 @@ async fn a_symlink_planted_in_the_image_is_not_followed() {
     std::fs::create_dir(tree.join("root")).expect("root");
     std::os::unix::fs::symlink(&victim, tree.join("root/.ssh")).expect("symlink");
     let raw = ext4(dir.path(), "fs.raw", 32, &tree);
-    let disk = overlay(dir.path(), &raw);
-    let work = dir.path().join("work");
-    let err = inject_key(&local(), &disk, &work, KEY, ExposeMethod::Userspace)
-        .await
-        .expect_err("refused");
+    let (work, err) = refused_key(dir.path(), &raw, "refused").await;
     assert!(err.to_string().contains("symlink"), "{err}");
     assert!(
         !victim.join("authorized_keys").exists(),

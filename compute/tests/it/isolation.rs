@@ -2,7 +2,6 @@
 //! enforced, saying what is missing; with the operator's explicit insecure
 //! switch it goes on (here, to the hypervisor, which this test does not have).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,15 +11,16 @@ use stratus_host::RealHost;
 use stratus_host::isolation;
 use stratus_rpc::transport::memory::MemoryTransport;
 
-use crate::libvirt::Netns;
+use stratus_test_support::Netns;
 
 fn set_bridge_nf(ns: &Netns, value: u8) {
-    let ok = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "sysctl", "-qw"])
-        .arg(format!("net.bridge.bridge-nf-call-iptables={value}"))
-        .status()
-        .expect("sysctl");
-    assert!(ok.success(), "setting bridge-nf-call-iptables in {}", ns.0);
+    ns.run(
+        "sysctl",
+        &[
+            "-qw",
+            &format!("net.bridge.bridge-nf-call-iptables={value}"),
+        ],
+    );
 }
 
 async fn start_in(ns: &Netns, config: &ComputeConfig) -> Result<(), WorkerError> {
@@ -32,7 +32,7 @@ async fn start_in(ns: &Netns, config: &ComputeConfig) -> Result<(), WorkerError>
         vlan_interface: "eth0".into(),
         transport: Arc::new(MemoryTransport::new(8, Duration::from_millis(100))),
         call_timeout: Duration::from_secs(1),
-        host_commands: Some(Arc::new(RealHost::in_netns(&ns.0))),
+        host_commands: Some(Arc::new(RealHost::in_netns(ns.name()))),
         driver: None,
         metadata: None,
     })
@@ -42,7 +42,7 @@ async fn start_in(ns: &Netns, config: &ComputeConfig) -> Result<(), WorkerError>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_to_start_where_bridge_netfilter_is_off() {
-    let ns = Netns::new();
+    let ns = Netns::new("lv");
     let config = ComputeConfig {
         // Nothing listens here: a worker that got past the check fails on it.
         libvirt_uri: "qemu:///system?socket=/nonexistent/libvirt-sock".into(),
@@ -50,11 +50,11 @@ async fn a_worker_refuses_to_start_where_bridge_netfilter_is_off() {
     };
 
     set_bridge_nf(&ns, 1);
-    let gaps = isolation::check(&RealHost::in_netns(&ns.0)).await;
+    let gaps = isolation::check(&RealHost::in_netns(ns.name())).await;
     assert!(gaps.is_empty(), "a complete host reported gaps: {gaps}");
 
     set_bridge_nf(&ns, 0);
-    let gaps = isolation::check(&RealHost::in_netns(&ns.0)).await;
+    let gaps = isolation::check(&RealHost::in_netns(ns.name())).await;
     assert_eq!(gaps.missing.len(), 1, "{gaps}");
     match start_in(&ns, &config).await {
         Err(WorkerError::Unisolated(gaps)) => {

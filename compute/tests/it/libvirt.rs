@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,52 +16,14 @@ use stratus_host::RealHost;
 use stratus_rpc::RequestContext;
 use stratus_rpc::wire::compute::ImageRef;
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_test_support::Netns;
+use stratus_test_support::fixtures::SSH_KEY as KEY;
 
 use crate::harness::{Harness, request};
 
-pub(crate) const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe/aujvKiZYchfWfAw/nYLlpeMoYnIIPaEQUG84tEtE test@stratus";
-
-pub(crate) struct Netns(pub(crate) String);
-
-impl Netns {
-    pub(crate) fn new() -> Self {
-        let name = format!("st-lv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip");
-        assert!(ok.success(), "creating a network namespace needs root");
-        Self(name)
-    }
-
-    fn iptables_save(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "iptables-save", "-t", "filter"])
-            .output()
-            .expect("iptables-save");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Builds the test image into `dir` with the builder under deploy/images.
 pub(crate) fn build_image(dir: &Path) -> ImageRef {
-    let builder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/images/build-test-image");
-    let out = Command::new(&builder)
-        .arg(dir)
-        .output()
-        .expect("run build-test-image");
-    assert!(
-        out.status.success(),
-        "build-test-image: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stratus_test_support::images::build_test_image(dir);
     ImageRef {
         id: "ami-7e57000000000001".into(),
         disk: dir.join("disk.qcow2"),
@@ -75,6 +36,26 @@ pub(crate) fn build_image(dir: &Path) -> ImageRef {
 /// qemu runs as its own user: it must be able to reach the state folder.
 pub(crate) fn open_up(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Terminates `id`: the conductor hears it, and `daemon` keeps no domain.
+pub(crate) async fn terminate_leaves_no_domain(
+    h: &Harness,
+    daemon: &PrivateLibvirtd,
+    id: stratus_rpc::wire::ids::InstanceId,
+) {
+    h.worker
+        .manager
+        .terminate_instance(&RequestContext::system(), id)
+        .await;
+    h.conductor
+        .wait_for(id, InstanceState::Terminated)
+        .await
+        .expect("terminated reported");
+    let left = daemon
+        .virsh(&["list", "--all", "--name"])
+        .expect("virsh list");
+    assert!(left.trim().is_empty(), "domains left: {left}");
 }
 
 pub(crate) async fn console_shows(
@@ -117,15 +98,20 @@ fn boot_lines(console: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
-    let ns = Netns::new();
+    let ns = Netns::new("lv");
     let daemon_dir = tempfile::tempdir().expect("tempdir");
-    let daemon = PrivateLibvirtd::start(&ns.0, daemon_dir.path()).expect("private libvirtd");
+    let daemon = PrivateLibvirtd::start(ns.name(), daemon_dir.path()).expect("private libvirtd");
     let driver = LibvirtDriver::connect(daemon.uri(), DomainType::Qemu)
         .await
         .expect("connect");
     let state = tempfile::tempdir().expect("tempdir");
     open_up(state.path());
-    let h = Harness::start_with(state, Arc::new(driver), Arc::new(RealHost::in_netns(&ns.0))).await;
+    let h = Harness::start_with(
+        state,
+        Arc::new(driver),
+        Arc::new(RealHost::in_netns(ns.name())),
+    )
+    .await;
     let image = build_image(h.images.path());
     let ctx = RequestContext::system();
 
@@ -206,15 +192,7 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         boot_lines(&console)
     );
 
-    h.worker.manager.terminate_instance(&ctx, id).await;
-    h.conductor
-        .wait_for(id, InstanceState::Terminated)
-        .await
-        .expect("terminated reported");
-    let left = daemon
-        .virsh(&["list", "--all", "--name"])
-        .expect("virsh list");
-    assert!(left.trim().is_empty(), "domains left: {left}");
+    terminate_leaves_no_domain(&h, &daemon, id).await;
     assert!(!h.instance_dir(&id).exists(), "files left");
     assert!(
         !ns.iptables_save().contains("stratus"),

@@ -14,6 +14,7 @@ use stratus_rpc::wire::compute::{
     ImageRef, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
 };
 use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::Limits;
 use stratus_rpc::{RequestContext, RpcClient};
 
@@ -30,14 +31,14 @@ fn client(h: &Harness) -> ComputeClient {
     ))
 }
 
+/// Whether the last report for `id` says `state` within 4 s.
+async fn reaches(h: &Harness, id: InstanceId, state: InstanceState) -> bool {
+    eventually(|| h.conductor.last(id).map(|u| u.state) == Some(state)).await
+}
+
+/// Polls `cond` for up to 4 s: casts arrive after the call that made them returns.
 async fn eventually(cond: impl Fn() -> bool) -> bool {
-    for _ in 0..200 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
+    stratus_test_support::eventually(Duration::from_secs(4), cond).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,12 +47,7 @@ async fn run_instance_builds_a_running_guest_and_reports_each_step() {
     let image = image(h.images.path());
     let req = request(&image);
     let id = req.instance_id;
-    let timings = h
-        .worker
-        .manager
-        .run_instance(&ctx(), &req)
-        .await
-        .expect("built");
+    let timings = h.run(&req).await.expect("built");
     assert!(timings.total >= timings.libvirt);
     h.conductor
         .wait_for(id, InstanceState::Running)
@@ -148,7 +144,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
     let mut req = request(&image(h.images.path()));
     req.image.disk = h.images.path().join("missing.qcow2");
     let id = req.instance_id;
-    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    assert!(h.run(&req).await.is_none());
     let last = h
         .conductor
         .wait_for(id, InstanceState::Error)
@@ -165,7 +161,7 @@ async fn a_failure_mid_build_ends_in_error_with_a_reason_and_leaves_nothing() {
     // and the instance handed back to the scheduler for another host.
     let req = request(&image(h.images.path()));
     h.fake().fail_spawn(&domain_name(&req.instance_id));
-    assert!(h.worker.manager.run_instance(&ctx(), &req).await.is_none());
+    assert!(h.run(&req).await.is_none());
     let scheduling = || {
         h.conductor
             .last(req.instance_id)
@@ -222,29 +218,15 @@ async fn a_build_over_the_schedulers_limits_is_refused_and_handed_back() {
     let mut first = request(&img);
     first.placement.limits = Some(limits);
     first.placement.hosts_tried = vec![h.host()];
-    h.worker
-        .manager
-        .run_instance(&ctx(), &first)
-        .await
-        .expect("first fits");
+    h.run(&first).await.expect("first fits");
 
     // 256 + 256 MiB fit in 512; a third does not.
     let mut second = request(&img);
     second.placement.limits = Some(limits);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &second)
-        .await
-        .expect("second fits");
+    h.run(&second).await.expect("second fits");
     let mut third = request(&img);
     third.placement.limits = Some(limits);
-    assert!(
-        h.worker
-            .manager
-            .run_instance(&ctx(), &third)
-            .await
-            .is_none()
-    );
+    assert!(h.run(&third).await.is_none());
     let back = handed_back(&h, third.instance_id).await;
     assert!(
         back.placement.failures[0].contains("512 of 512 in use"),
@@ -253,13 +235,7 @@ async fn a_build_over_the_schedulers_limits_is_refused_and_handed_back() {
     );
     assert!(!h.instance_dir(&third.instance_id).exists());
     assert!(!h.has_address(&third.instance_id).await);
-    assert_eq!(
-        h.fake()
-            .state(&domain_name(&third.instance_id))
-            .await
-            .expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(third.instance_id).await, None);
     let report = h.worker.manager.host_report().await;
     assert_eq!((report.running_instances, report.memory_mb_used), (2, 512));
     // Nothing was built for it: no address was ever asked for.
@@ -323,11 +299,7 @@ async fn a_disabled_host_says_so_in_its_reports_and_stays_disabled_after_a_resta
 
 async fn assert_nothing_left(h: &Harness, req: &stratus_rpc::wire::compute::RunInstance) {
     let id = req.instance_id;
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None,
-        "domain left"
-    );
+    assert_eq!(h.fake_state(id).await, None, "domain left");
     assert!(!h.instance_dir(&id).exists(), "instance folder left");
     assert!(!h.has_address(&id).await, "fixed IP left allocated");
     assert_eq!(h.worker.manager.host_report().await.running_instances, 0);
@@ -349,17 +321,12 @@ async fn terminate_leaves_nothing_and_can_be_repeated() {
         .run_instance(&ctx(), &host, &req)
         .await
         .expect("cast");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
-    );
+    assert!(reaches(&h, id, InstanceState::Running).await);
     compute
         .terminate_instance(&ctx(), &host, InstanceRef { instance_id: id })
         .await
         .expect("cast");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
-            .await
-    );
+    assert!(reaches(&h, id, InstanceState::Terminated).await);
     assert_nothing_left(&h, &req).await;
     h.worker.manager.terminate_instance(&ctx(), id).await;
     assert!(
@@ -373,10 +340,9 @@ async fn terminate_leaves_nothing_and_can_be_repeated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address() {
     let h = Harness::start().await;
-    let req = request(&image(h.images.path()));
+    let req = h.built().await;
     let id = req.instance_id;
     let m = h.worker.manager.clone();
-    m.run_instance(&ctx(), &req).await.expect("built");
     h.fake().fail_destroy(&domain_name(&id));
     m.terminate_instance(&ctx(), id).await;
     let failed = |u: &stratus_rpc::wire::conductor::InstanceUpdate| {
@@ -401,29 +367,20 @@ async fn terminate_with_the_hypervisor_away_keeps_the_guest_its_disk_and_address
     assert!(h.fake().spec(&domain_name(&id)).is_some());
     // Once the hypervisor answers, terminate again finishes the job.
     m.terminate_instance(&ctx(), id).await;
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Terminated))
-            .await
-    );
+    assert!(reaches(&h, id, InstanceState::Terminated).await);
     assert_nothing_left(&h, &req).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_duplicate_copy_keeps_the_address_the_other_copy_uses() {
     let h = Harness::start().await;
-    let req = request(&image(h.images.path()));
+    let req = h.built().await;
     let id = req.instance_id;
     let m = h.worker.manager.clone();
-    m.run_instance(&ctx(), &req).await.expect("built");
-    assert!(
-        eventually(|| h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running)).await
-    );
+    assert!(reaches(&h, id, InstanceState::Running).await);
     let reports = h.conductor.states(id).len();
     m.remove_copy(&ctx(), id).await;
-    assert_eq!(
-        h.fake().state(&domain_name(&id)).await.expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(id).await, None);
     assert!(!h.instance_dir(&id).exists(), "the copy's files stayed");
     assert!(h.has_address(&id).await, "the shared address was released");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -499,11 +456,7 @@ async fn power_sync_follows_the_hypervisor_and_never_acts_on_unknown_states() {
     let req = request(&image(h.images.path()));
     let id = req.instance_id;
     let name = domain_name(&id);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &req)
-        .await
-        .expect("built");
+    h.run(&req).await.expect("built");
     h.conductor
         .wait_for(id, InstanceState::Running)
         .await
@@ -577,11 +530,7 @@ async fn half_built(h: &Harness, image: &ImageRef) -> RunInstance {
 async fn a_restarted_worker_applies_its_running_guests_filters_again() {
     let h = Harness::start().await;
     let running = request(&image(h.images.path()));
-    h.worker
-        .manager
-        .run_instance(&ctx(), &running)
-        .await
-        .expect("built");
+    h.run(&running).await.expect("built");
     let Harness {
         state, fake_driver, ..
     } = h;
@@ -609,11 +558,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
     let h = Harness::start().await;
     let image = image(h.images.path());
     let running = request(&image);
-    h.worker
-        .manager
-        .run_instance(&ctx(), &running)
-        .await
-        .expect("built");
+    h.run(&running).await.expect("built");
     let half = half_built(&h, &image).await;
     let half_dir = h.worker.manager.dir(&half.instance_id);
     // And an image fetch cut short beside the whole base image.
@@ -640,10 +585,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
             .is_some()
     );
     assert_eq!(
-        h.fake()
-            .state(&domain_name(&running.instance_id))
-            .await
-            .expect("state"),
+        h.fake_state(running.instance_id).await,
         Some(PowerState::Running)
     );
     assert_eq!(h.worker.manager.host_report().await.running_instances, 1);
@@ -703,11 +645,7 @@ async fn a_half_built_instance_whose_request_comes_back_is_built_and_never_shown
     let fake = fake_driver.expect("fake");
     let h = Harness::start_in_with_grace(state, fake, 600).await;
     // The broker's redelivery of the request that was never acked.
-    h.worker
-        .manager
-        .run_instance(&ctx(), &half)
-        .await
-        .expect("built again");
+    h.run(&half).await.expect("built again");
     h.conductor
         .wait_for(half.instance_id, InstanceState::Running)
         .await
@@ -771,12 +709,6 @@ async fn an_unreachable_network_controller_fails_the_build_within_the_call_timeo
     let reason = last.reason.unwrap_or_default();
     assert!(reason.starts_with("network: "), "{reason}");
     // No guest was started without an address.
-    assert_eq!(
-        h.fake()
-            .state(&domain_name(&req.instance_id))
-            .await
-            .expect("state"),
-        None
-    );
+    assert_eq!(h.fake_state(req.instance_id).await, None);
     assert!(!h.instance_dir(&req.instance_id).exists());
 }

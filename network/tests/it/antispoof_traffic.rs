@@ -11,7 +11,7 @@ use stratus_rpc::wire::firewall::{IngressRule, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
 use crate::firewall_traffic::firewall_in;
-use crate::support::{Netns, sh};
+use stratus_test_support::Netns;
 
 const VICTIM: &str = "10.0.0.3";
 const ATTACKER: &str = "10.0.0.4";
@@ -23,13 +23,7 @@ struct Lan {
 }
 
 fn plug(router: &Netns, port: &str, guest: &Netns) {
-    sh(
-        "ip",
-        &[
-            "link", "add", port, "netns", &router.0, "type", "veth", "peer", "name", "eth0",
-            "netns", &guest.0,
-        ],
-    );
+    router.veth(port, guest, "eth0");
     router.run("ip", &["link", "set", port, "master", "br100", "up"]);
     guest.run("ip", &["link", "set", "eth0", "up"]);
 }
@@ -76,7 +70,7 @@ fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> 
          \x20\x20break\n"
     );
     let child = Command::new("ip")
-        .args(["netns", "exec", &listener.0, "python3", "-c", &script])
+        .args(["netns", "exec", listener.name(), "python3", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -326,20 +320,15 @@ async fn traffic_between_two_guests_needs_the_receivers_ingress_and_the_senders_
     for update in groups(vec![], vec![IngressRule::allow_all()]) {
         firewall.update_group(update).await.expect("group");
     }
-    firewall
-        .add_instance(
-            InstanceId::new(),
-            filter(&lan.victim, VICTIM, "vport", &web),
-        )
-        .await
-        .expect("victim");
-    firewall
-        .add_instance(
-            InstanceId::new(),
-            filter(&lan.attacker, ATTACKER, "aport", &client),
-        )
-        .await
-        .expect("attacker");
+    for (guest, address, port, group) in [
+        (&lan.victim, VICTIM, "vport", &web),
+        (&lan.attacker, ATTACKER, "aport", &client),
+    ] {
+        firewall
+            .add_instance(InstanceId::new(), filter(guest, address, port, group))
+            .await
+            .expect(port);
+    }
     assert!(!attacker_connects(&lan), "in through a group with no rules");
 
     // The web group admits the client group: allowed on both sides.

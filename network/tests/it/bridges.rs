@@ -5,7 +5,7 @@ use std::sync::Arc;
 use stratus_host::RealHost;
 use stratus_host::bridge::Bridges;
 
-use crate::support::Netns;
+use stratus_test_support::Netns;
 
 /// Whether this kernel can make 802.1Q interfaces (the CI machines' cannot:
 /// CONFIG_VLAN_8021Q is unset and no modules can be loaded).
@@ -23,7 +23,7 @@ fn kernel_has_vlan() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridges_appear_once_under_concurrent_and_repeated_calls() {
     let ns = Netns::new("br");
-    let bridges = Arc::new(Bridges::new(Arc::new(RealHost::in_netns(&ns.0))));
+    let bridges = Arc::new(Bridges::new(Arc::new(RealHost::in_netns(ns.name()))));
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let bridges = bridges.clone();
@@ -51,7 +51,7 @@ async fn vlan_bridge_appears_where_the_kernel_has_vlans_and_fails_clearly_where_
             "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
         ],
     );
-    let bridges = Arc::new(Bridges::new(Arc::new(RealHost::in_netns(&ns.0))));
+    let bridges = Arc::new(Bridges::new(Arc::new(RealHost::in_netns(ns.name()))));
     let result = bridges.ensure_vlan_bridge(100, "eth0", "br100").await;
     if kernel_has_vlan() {
         result.expect("ensure_vlan_bridge");

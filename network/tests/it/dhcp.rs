@@ -6,9 +6,9 @@ use stratus_host::RealHost;
 use stratus_network::NetworkManager;
 use stratus_network::config::{ManagerKind, NetworkConfig};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::ReleaseFixedIp;
 
-use crate::support::{Netns, sh};
+use stratus_test_support::{Netns, fixtures, sh};
 
 const MAC: &str = "02:16:3e:12:34:56";
 
@@ -49,18 +49,13 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
         network_size: 64,
         ..NetworkConfig::default()
     };
-    let host = Arc::new(RealHost::in_netns(&router.0));
+    let host = Arc::new(RealHost::in_netns(router.name()));
     let manager = NetworkManager::start(&config, state.path(), host)
         .await
         .expect("start");
     let instance_id = InstanceId::new();
     let fixed = manager
-        .allocate_fixed_ip(&AllocateFixedIp {
-            instance_id,
-            project_id: "p1".parse().expect("project"),
-            mac: MAC.parse().expect("mac"),
-            deadline_ms: None,
-        })
+        .allocate_fixed_ip(&fixtures::allocate_fixed_ip(instance_id, "p1", MAC))
         .await
         .expect("allocate");
     assert_eq!(
@@ -70,13 +65,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
 
     // The guest's NIC, with the instance's MAC, on the controller's bridge.
     let tmp = format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sh(
-        "ip",
-        &[
-            "link", "add", &tmp, "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
-        ],
-    );
-    sh("ip", &["link", "set", &tmp, "netns", &router.0]);
+    router.veth(&tmp, &guest, "eth0");
     router.run("ip", &["link", "set", &tmp, "master", "br100", "up"]);
     guest.run("ip", &["link", "set", "eth0", "address", MAC, "up"]);
 
@@ -109,12 +98,7 @@ async fn dnsmasq_gives_the_allocated_address_to_the_right_mac_only() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(stratus_network::dhcp::running_pid(&dir).await.is_none());
     let again = manager
-        .allocate_fixed_ip(&AllocateFixedIp {
-            instance_id,
-            project_id: "p1".parse().expect("project"),
-            mac: MAC.parse().expect("mac"),
-            deadline_ms: None,
-        })
+        .allocate_fixed_ip(&fixtures::allocate_fixed_ip(instance_id, "p1", MAC))
         .await
         .expect("allocate again");
     assert!(

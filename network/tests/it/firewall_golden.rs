@@ -2,7 +2,6 @@
 //! `STRATUS_UPDATE_GOLDEN=1 cargo test` rewrites the files; review the diff.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use stratus_host::firewall::antispoof;
 use stratus_host::firewall::render::{
@@ -11,22 +10,7 @@ use stratus_host::firewall::render::{
 };
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
-
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
+use stratus_test_support::golden;
 
 fn id(n: u8) -> InstanceId {
     InstanceId(uuid::Uuid::from_bytes([n; 16]))
@@ -86,34 +70,34 @@ fn web_and_db() -> FirewallState {
             members: vec!["10.0.0.4".parse().expect("ip")],
         },
     );
-    let dhcp = "10.0.0.2".parse().expect("ip");
     let mut instances = BTreeMap::new();
-    instances.insert(
-        id(1),
-        InstanceFilter {
-            address: "10.0.0.3".parse().expect("ip"),
-            mac: "02:16:3e:01:01:01".parse().expect("mac"),
-            device: port_device(&id(1)),
-            dhcp_server: dhcp,
-            groups: vec![web],
-        },
-    );
+    instances.insert(id(1), port(1, "10.0.0.3", "02:16:3e:01:01:01", vec![web]));
     instances.insert(
         id(2),
-        InstanceFilter {
-            address: "10.0.0.4".parse().expect("ip"),
-            mac: "02:16:3e:02:02:02".parse().expect("mac"),
-            device: port_device(&id(2)),
-            dhcp_server: dhcp,
-            groups: vec![db, group("0000000000000cccc")],
-        },
+        port(
+            2,
+            "10.0.0.4",
+            "02:16:3e:02:02:02",
+            vec![db, group("0000000000000cccc")],
+        ),
     );
     FirewallState { instances, groups }
 }
 
+/// Instance `n`'s port: its address and MAC, in `groups`, DHCP from 10.0.0.2.
+fn port(n: u8, address: &str, mac: &str, groups: Vec<SecurityGroupId>) -> InstanceFilter {
+    InstanceFilter {
+        address: address.parse().expect("ip"),
+        mac: mac.parse().expect("mac"),
+        device: port_device(&id(n)),
+        dhcp_server: "10.0.0.2".parse().expect("ip"),
+        groups,
+    }
+}
+
 #[test]
 fn two_instances_in_fresh_table() {
-    golden(
+    golden!(
         "two_instances_fresh.rules",
         &render(&web_and_db(), &Existing::default()),
     );
@@ -130,7 +114,7 @@ fn stale_chains_are_flushed_and_deleted_and_the_jump_is_not_duplicated() {
         !existing.chains.contains("other-program"),
         "another program's chain is not ours"
     );
-    golden(
+    golden!(
         "two_instances_over_stale.rules",
         &render(&web_and_db(), &existing),
     );
@@ -141,7 +125,7 @@ fn last_instance_gone_removes_everything_stratus_made() {
     let existing = Existing::parse(
         &render(&web_and_db(), &Existing::default()).replace("-I FORWARD 1", "-A FORWARD"),
     );
-    golden(
+    golden!(
         "empty_over_two.rules",
         &render(&FirewallState::default(), &existing),
     );
@@ -159,7 +143,7 @@ fn chain_and_port_names_fit_the_kernel_limits() {
 
 #[test]
 fn two_ports_in_the_bridge_table() {
-    golden("two_ports.nft", &antispoof::render(&web_and_db().instances));
+    golden!("two_ports.nft", &antispoof::render(&web_and_db().instances));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! whose TCP connects cross the router's FORWARD chain.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stratus_host::firewall::Firewall;
 use stratus_host::firewall::render::InstanceFilter;
@@ -12,7 +13,8 @@ use stratus_host::{HostCommands, RealHost};
 use stratus_rpc::wire::firewall::{IngressRule, RuleSpec, SecurityGroupUpdate};
 use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 
-use crate::support::{Netns, Served};
+use stratus_test_support::netns::Served;
+use stratus_test_support::{Netns, eventually_blocking};
 
 struct Topology {
     // Dropped first: stopped before its namespace goes.
@@ -23,15 +25,7 @@ struct Topology {
 }
 
 fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
-    let tmp = format!("v{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    crate::support::sh(
-        "ip",
-        &[
-            "link", "add", &tmp, "type", "veth", "peer", "name", b_name, "netns", &b.0,
-        ],
-    );
-    crate::support::sh("ip", &["link", "set", &tmp, "netns", &a.0]);
-    a.run("ip", &["link", "set", &tmp, "name", a_name]);
+    a.veth(a_name, b, b_name);
     a.run("ip", &["link", "set", a_name, "up"]);
     b.run("ip", &["link", "set", b_name, "up"]);
 }
@@ -74,14 +68,9 @@ fn connects(t: &Topology) -> bool {
         .0
 }
 
+/// Polls `cond` for up to 5 s (a connect attempt itself may take 2 s).
 fn wait_for(cond: impl Fn() -> bool) -> bool {
-    for _ in 0..50 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
+    eventually_blocking(Duration::from_secs(5), cond)
 }
 
 fn save(ns: &Netns) -> String {
@@ -105,7 +94,7 @@ fn guest_filter(t: &Topology) -> InstanceFilter {
 
 /// A firewall applying in `ns`, with its lock files in `locks`.
 pub(crate) fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
-    let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(&ns.0));
+    let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(ns.name()));
     Firewall::new(
         Iptables::new(host.clone(), locks.to_owned()),
         Some(Nft::new(host)),
@@ -171,7 +160,7 @@ async fn traffic_is_dropped_until_an_ingress_rule_allows_it() {
         after.contains("-A FORWARD -s 192.0.2.1/32 -j DROP"),
         "touched another program's rule:\n{after}"
     );
-    drop(t.guest.0.clone());
+    let _ = t.guest.name();
 }
 
 /// Whether a TCP connect from the guest to a listener on the client's
@@ -284,7 +273,7 @@ async fn guests_reach_the_metadata_service_through_the_dnat() {
     );
     let locks = tempfile::tempdir().expect("tempdir");
     let iptables = Iptables::new(
-        Arc::new(RealHost::in_netns(&t.router.0)),
+        Arc::new(RealHost::in_netns(t.router.name())),
         locks.path().to_owned(),
     );
     let target = "10.0.0.1".parse().expect("ip");

@@ -7,7 +7,9 @@ use stratus_network::config::{ManagerKind, NetworkConfig};
 use stratus_network::ipam::Ipam;
 use stratus_network::ipam::layout::Layout;
 
-use crate::support::TestDb;
+use stratus_test_support::TestDb;
+
+use crate::support::store;
 
 fn layout(size: u32, range: &str) -> Layout {
     Layout::new(&NetworkConfig {
@@ -65,7 +67,7 @@ ipam_suite!(sqlite, TestDb::sqlite());
 ipam_suite!(postgres, TestDb::postgres());
 
 async fn allocation_is_idempotent_per_instance_on(db: &TestDb) {
-    let ipam = Ipam::new(db.store().await, layout(256, "10.0.0.0/16"));
+    let ipam = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
     let id = instance();
     let first = ipam
         .allocate(&id, "p1", "02:00:00:00:00:01", "i-1")
@@ -96,7 +98,7 @@ async fn allocation_is_idempotent_per_instance_on(db: &TestDb) {
 }
 
 async fn projects_get_separate_networks_on(db: &TestDb) {
-    let ipam = Ipam::new(db.store().await, layout(256, "10.0.0.0/16"));
+    let ipam = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
     let a = ipam
         .allocate(&instance(), "alpha", "02:00:00:00:00:01", "a")
         .await
@@ -116,7 +118,7 @@ async fn projects_get_separate_networks_on(db: &TestDb) {
 
 async fn exhaustion_is_an_error_and_release_frees_on(db: &TestDb) {
     // /29 networks: 8 addresses, 4 for instances; one network only.
-    let ipam = Ipam::new(db.store().await, layout(8, "10.9.0.0/29"));
+    let ipam = Ipam::new(store(db).await, layout(8, "10.9.0.0/29"));
     let mut held = Vec::new();
     for i in 0..4 {
         let id = instance();
@@ -159,8 +161,8 @@ async fn exhaustion_is_an_error_and_release_frees_on(db: &TestDb) {
 
 async fn concurrent_allocations_never_share_an_address_on(db: &TestDb) {
     // Two controllers (two pools) on one database, 200 instances at once.
-    let first = Ipam::new(db.store().await, layout(256, "10.0.0.0/16"));
-    let second = Ipam::new(db.store().await, layout(256, "10.0.0.0/16"));
+    let first = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
+    let second = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         let ipam = if i % 2 == 0 {
@@ -188,7 +190,7 @@ async fn concurrent_allocations_never_share_an_address_on(db: &TestDb) {
 }
 
 async fn concurrent_requests_for_one_instance_get_one_address_on(db: &TestDb) {
-    let ipam = Ipam::new(db.store().await, layout(256, "10.0.0.0/16"));
+    let ipam = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
     let id = instance();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {

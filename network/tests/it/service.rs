@@ -12,8 +12,9 @@ use stratus_network::service::NetworkService;
 use stratus_rpc::clients::NetworkClient;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::ReleaseFixedIp;
 use stratus_rpc::{RequestContext, RpcClient, Target, Transport};
+use stratus_test_support::fixtures;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
@@ -39,12 +40,7 @@ async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
     let rpc = RpcClient::new(Arc::new(bus.clone()), Duration::from_secs(5));
     let client = NetworkClient::new(rpc.clone());
     let ctx = RequestContext::system();
-    let request = |id| AllocateFixedIp {
-        instance_id: id,
-        project_id: "p".parse().expect("project"),
-        mac: "02:16:3e:00:00:01".parse().expect("mac"),
-        deadline_ms: None,
-    };
+    let request = |id| fixtures::allocate_fixed_ip(id, "p", "02:16:3e:00:00:01");
 
     let first = InstanceId::new();
     let fixed = client

@@ -6,22 +6,16 @@ use std::time::Duration;
 
 use stratus_rpc::transport::amqp::AmqpTransport;
 use stratus_rpc::transport::memory::MemoryTransport;
-use stratus_rpc::{RpcClient, RpcConfig, Transport};
+use stratus_rpc::wire::ids::HostName;
+use stratus_rpc::{Handler, RpcClient, RpcConfig, ServerHandle, Transport};
+use stratus_test_support::broker;
 
 /// Prefetch used by the suite, so the concurrency test knows the bound.
 pub const PREFETCH: u16 = 4;
 
-/// The broker the AMQP tests use.
-pub fn amqp_url() -> String {
-    std::env::var("STRATUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
 /// The configuration the suite runs with.
 pub fn test_config(exchange: &str) -> RpcConfig {
     RpcConfig {
-        url: amqp_url(),
-        exchange: exchange.to_owned(),
         prefetch: PREFETCH,
         call_timeout_ms: 5_000,
         publish_timeout_ms: 20_000,
@@ -29,8 +23,7 @@ pub fn test_config(exchange: &str) -> RpcConfig {
         reconnect_max_ms: 1_000,
         retry_delay_ms: 50,
         // Queues of this test vanish a minute after it ends.
-        queue_expiry_ms: Some(60_000),
-        ..RpcConfig::default()
+        ..broker::rpc_config(exchange.to_owned(), Duration::from_secs(60))
     }
 }
 
@@ -43,6 +36,20 @@ pub trait Harness {
     async fn transport(&self) -> Arc<dyn Transport>;
     /// Closes every connection this test opened.
     async fn finish(self);
+
+    /// Serves `topic` (and `host`'s queue of it) with `handler` on a new connection.
+    async fn serve(
+        &self,
+        topic: &str,
+        host: Option<&HostName>,
+        handler: Arc<dyn Handler>,
+    ) -> ServerHandle {
+        self.transport()
+            .await
+            .serve(topic, host, handler)
+            .await
+            .expect("serve")
+    }
 
     /// A client on a new connection.
     async fn client(&self) -> RpcClient {

@@ -3,55 +3,18 @@
 use std::time::Duration;
 
 use stratus_rpc::{RequestContext, Target, Transport};
+use stratus_test_support::broker::{Vhost, rabbitmqctl};
+use stratus_test_support::eventually;
 
-use crate::harness::{AmqpHarness, Harness, amqp_url, test_config};
-use crate::recorder::{Recorder, eventually};
-
-/// A vhost of this test's own, so closing "all connections" closes only ours.
-struct Vhost(String);
-
-impl Vhost {
-    fn create() -> Self {
-        let name = format!("stratus-test-{}", uuid::Uuid::new_v4().simple());
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Self(name)
-    }
-
-    fn url(&self) -> String {
-        let base = amqp_url();
-        let root = base
-            .rsplit_once('/')
-            .map_or(base.as_str(), |(root, _)| root);
-        format!("{root}/{}", self.0)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        rabbitmqctl(&["delete_vhost", &self.0]);
-    }
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs (deploy/dev-setup installs RabbitMQ)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::harness::{AmqpHarness, Harness, test_config};
+use crate::recorder::Recorder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cast_survives_the_broker_closing_the_connection() {
     let vhost = Vhost::create();
     let mut config = test_config("stratus");
     config.url = vhost.url();
-    let h = AmqpHarness::with_config(config, vhost.0.clone());
+    let h = AmqpHarness::with_config(config, vhost.name().to_owned());
 
     let server = Recorder::new("a");
     let server_transport = h.amqp().await;
@@ -71,7 +34,7 @@ async fn cast_survives_the_broker_closing_the_connection() {
     rabbitmqctl(&[
         "close_all_connections",
         "-p",
-        &vhost.0,
+        vhost.name(),
         "test closes the connection",
     ]);
     // Sent while both sides are cut off or reconnecting: it must not vanish.

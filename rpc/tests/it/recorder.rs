@@ -110,15 +110,3 @@ impl Handler for Recorder {
         }
     }
 }
-
-/// Polls `cond` until it holds or `within` passes; returns whether it held.
-pub async fn eventually(within: Duration, cond: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cond()
-}

@@ -13,19 +13,40 @@ use stratus_rpc::transport::Outgoing;
 use stratus_rpc::wire::compute::{InstanceRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
-use stratus_rpc::wire::network::AllocateFixedIp;
 use stratus_rpc::wire::scheduler::HostReport;
-use stratus_rpc::{RequestContext, RpcError, Target};
+use stratus_rpc::{RequestContext, RpcClient, RpcError, ServerHandle, Target, Transport};
+use stratus_test_support::{eventually, fixtures};
 
 pub use crate::declared::declared_service_dispatches_by_method_name;
 use crate::harness::{Harness, PREFETCH};
-use crate::recorder::{Recorder, Sleep, eventually};
+use crate::recorder::{Recorder, Sleep};
 
 const SETTLE: Duration = Duration::from_millis(300);
 const WITHIN: Duration = Duration::from_secs(10);
 
 fn host(name: &str) -> HostName {
     name.parse().expect("valid host name")
+}
+
+/// Recorder `a` serving topic `svc`, its server, and a client.
+async fn served(h: &impl Harness) -> (Arc<Recorder>, ServerHandle, RpcClient) {
+    let server = Recorder::new("a");
+    let serving = h.serve("svc", None, server.clone()).await;
+    (server, serving, h.client().await)
+}
+
+/// Calls `method` on topic `svc` with a raw `body`; the kind of the error
+/// in the reply (a reply must come, not a timeout).
+async fn raw_call_error(transport: &dyn Transport, method: &str, body: Vec<u8>) -> Option<String> {
+    let reply = transport
+        .call(
+            outgoing(&Target::topic("svc"), method, body),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("a reply, not a timeout");
+    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
+    reply.err.map(|e| e.kind)
 }
 
 fn ctx() -> RequestContext {
@@ -42,14 +63,7 @@ fn outgoing<'a>(target: &'a Target, method: &'a str, payload: Vec<u8>) -> Outgoi
 }
 
 pub async fn cast_reaches_the_server(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     client
         .cast(&ctx(), &Target::topic("svc"), "echo", &json!({"x": 1}))
         .await
@@ -64,23 +78,13 @@ pub async fn cast_before_the_server_starts_waits_for_it(h: &impl Harness) {
         .await
         .expect("cast");
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("late", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("late", None, server.clone()).await;
     assert!(eventually(WITHIN, || server.count("echo") == 1).await);
 }
 
 pub async fn call_returns_the_typed_result(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server)
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server).await;
     let client = h.client().await;
     let got: Vec<u32> = client
         .call(&ctx(), &Target::topic("svc"), "echo", &vec![1u32, 2, 3])
@@ -120,12 +124,7 @@ pub async fn call_times_out_cleanly_when_no_server(h: &impl Harness) {
 
 pub async fn remote_error_comes_back_typed(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server)
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server).await;
     let client = h.client().await;
     let err = client
         .call::<_, ()>(&ctx(), &Target::topic("svc"), "fail", &())
@@ -137,14 +136,7 @@ pub async fn remote_error_comes_back_typed(h: &impl Harness) {
 }
 
 pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let target = Target::topic("svc");
     let slow = Sleep {
         ms: 400,
@@ -168,14 +160,7 @@ pub async fn late_reply_is_not_delivered_to_a_later_call(h: &impl Harness) {
 }
 
 pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let target = Target::topic("svc");
     let err = client
         .call::<_, ()>(&ctx(), &target, "no_such_method", &())
@@ -201,28 +186,15 @@ pub async fn unknown_method_is_rejected_without_redelivery(h: &impl Harness) {
 
 pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let transport = h.transport().await;
     let target = Target::topic("svc");
     transport
         .cast(outgoing(&target, "garbage", b"\x00not json".to_vec()))
         .await
         .expect("cast");
-    let reply = transport
-        .call(
-            outgoing(&target, "garbage", b"{\"method\": 3}".to_vec()),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("a reply, not a timeout");
-    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
     assert_eq!(
-        reply.err.map(|e| e.kind),
+        raw_call_error(&*transport, "garbage", b"{\"method\": 3}".to_vec()).await,
         Some(kinds::MALFORMED_MESSAGE.to_owned())
     );
     // The queue is not stuck behind them.
@@ -238,12 +210,7 @@ pub async fn undecodable_message_is_rejected_without_redelivery(h: &impl Harness
 
 pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
     let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let transport = h.transport().await;
     let future = json!({
         "v": ENVELOPE_VERSION + 1,
@@ -251,20 +218,8 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
         "ctx": {"request_id": "req-1"},
         "args": 1,
     });
-    let reply = transport
-        .call(
-            outgoing(
-                &Target::topic("svc"),
-                "echo",
-                future.to_string().into_bytes(),
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("reply");
-    let reply: Reply = serde_json::from_slice(&reply).expect("reply envelope");
     assert_eq!(
-        reply.err.map(|e| e.kind),
+        raw_call_error(&*transport, "echo", future.to_string().into_bytes()).await,
         Some(kinds::UNSUPPORTED_VERSION.to_owned())
     );
     assert_eq!(server.total(), 0);
@@ -273,12 +228,7 @@ pub async fn unsupported_envelope_version_is_refused(h: &impl Harness) {
 pub async fn retryable_failure_is_redelivered(h: &impl Harness) {
     let server = Recorder::new("a");
     server.flaky_failures.store(2, Ordering::SeqCst);
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
+    let _serving = h.serve("svc", None, server.clone()).await;
     let client = h.client().await;
     client
         .cast(&ctx(), &Target::topic("svc"), "flaky", &())
@@ -294,14 +244,7 @@ pub async fn retryable_failure_is_redelivered(h: &impl Harness) {
 }
 
 pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     client
         .cast(&ctx(), &Target::topic("svc"), "fail", &())
         .await
@@ -313,18 +256,8 @@ pub async fn permanent_failure_is_acked_once(h: &impl Harness) {
 
 pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("a")), a.clone())
-        .await
-        .expect("serve");
-    let _sb = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("b")), b.clone())
-        .await
-        .expect("serve");
+    let _sa = h.serve("svc", Some(&host("a")), a.clone()).await;
+    let _sb = h.serve("svc", Some(&host("b")), b.clone()).await;
     let client = h.client().await;
     for _ in 0..5 {
         let who: String = client
@@ -338,18 +271,8 @@ pub async fn host_queue_reaches_only_that_host(h: &impl Harness) {
 
 pub async fn topic_queue_gives_each_message_to_one_server(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let _sa = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("a")), a.clone())
-        .await
-        .expect("serve");
-    let _sb = h
-        .transport()
-        .await
-        .serve("svc", Some(&host("b")), b.clone())
-        .await
-        .expect("serve");
+    let _sa = h.serve("svc", Some(&host("a")), a.clone()).await;
+    let _sb = h.serve("svc", Some(&host("b")), b.clone()).await;
     let client = h.client().await;
     for i in 0..40 {
         client
@@ -367,13 +290,7 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
     let mut serving = Vec::new();
     for (i, s) in servers.iter().enumerate() {
         let name = host(&format!("h{i}"));
-        serving.push(
-            h.transport()
-                .await
-                .serve("svc", Some(&name), s.clone())
-                .await
-                .expect("serve"),
-        );
+        serving.push(h.serve("svc", Some(&name), s.clone()).await);
     }
     let client = h.client().await;
     client
@@ -390,14 +307,7 @@ pub async fn fanout_reaches_every_server(h: &impl Harness) {
 }
 
 pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
-    let server = Recorder::new("a");
-    let _serving = h
-        .transport()
-        .await
-        .serve("svc", None, server.clone())
-        .await
-        .expect("serve");
-    let client = h.client().await;
+    let (server, _serving, client) = served(h).await;
     let total = usize::from(PREFETCH) * 3;
     for _ in 0..total {
         client
@@ -420,12 +330,7 @@ pub async fn handlers_run_concurrently_up_to_prefetch(h: &impl Harness) {
 
 pub async fn stopped_server_takes_no_more_messages(h: &impl Harness) {
     let (a, b) = (Recorder::new("a"), Recorder::new("b"));
-    let serving_a = h
-        .transport()
-        .await
-        .serve("svc", None, a.clone())
-        .await
-        .expect("serve");
+    let serving_a = h.serve("svc", None, a.clone()).await;
     let client = h.client().await;
     client
         .cast(&ctx(), &Target::topic("svc"), "echo", &1)
@@ -433,12 +338,7 @@ pub async fn stopped_server_takes_no_more_messages(h: &impl Harness) {
         .expect("cast");
     assert!(eventually(WITHIN, || a.total() == 1).await);
     serving_a.stop().await;
-    let _serving_b = h
-        .transport()
-        .await
-        .serve("svc", None, b.clone())
-        .await
-        .expect("serve");
+    let _serving_b = h.serve("svc", None, b.clone()).await;
     for i in 0..5 {
         client
             .cast(&ctx(), &Target::topic("svc"), "echo", &i)
@@ -457,11 +357,7 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
         .collect();
     let mut serving = Vec::new();
     for s in &services {
-        let transport = h.transport().await;
-        let server = transport
-            .serve(&s.name, Some(&host("node1")), s.clone())
-            .await;
-        serving.push(server.expect("serve"));
+        serving.push(h.serve(&s.name, Some(&host("node1")), s.clone()).await);
     }
     let rpc = h.client().await;
     let instance_id = InstanceId::new();
@@ -470,26 +366,10 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     let compute = ComputeClient::new(rpc.clone());
     let run = RunInstance {
         instance_id,
-        project_id: "p1".parse().expect("project"),
-        flavor: stratus_rpc::wire::compute::Flavor {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 512,
-            root_gb: 1,
-        },
-        image: stratus_rpc::wire::compute::ImageRef {
-            id: "ami-00000001".into(),
-            disk: "/images/tiny.qcow2".into(),
-            kernel: None,
-            ramdisk: None,
-            properties: Default::default(),
-        },
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
+        ..fixtures::run_instance(
+            fixtures::image("ami-00000001", "/images/tiny.qcow2"),
+            fixtures::tiny(512),
+        )
     };
     compute
         .run_instance(&ctx, &host("node1"), &run)
@@ -512,29 +392,13 @@ pub async fn typed_clients_reach_their_services(h: &impl Harness) {
     );
 
     let network = NetworkClient::new(rpc.clone());
-    let allocate = AllocateFixedIp {
-        instance_id,
-        project_id: "p1".parse().expect("project"),
-        mac: "02:16:3e:00:00:01".parse().expect("mac"),
-        deadline_ms: None,
-    };
+    let allocate = fixtures::allocate_fixed_ip(instance_id, "p1", "02:16:3e:00:00:01");
     assert!(network.allocate_fixed_ip(&ctx, &allocate).await.is_err());
 
     let scheduler = SchedulerClient::new(rpc.clone());
     let report = HostReport {
-        host: host("node1"),
-        availability_zone: "nova".into(),
-        vcpus: 2,
-        vcpus_used: 0,
-        memory_mb: 1024,
-        memory_mb_used: 0,
         disk_gb: 10,
-        disk_gb_used: 0,
-        running_instances: 0,
-        hypervisor_type: "fake".into(),
-        architecture: "x86_64".into(),
-        enabled: true,
-        disabled_reason: None,
+        ..fixtures::host_report("node1", "nova", 2, 1024)
     };
     scheduler
         .update_host(&ctx, &report)

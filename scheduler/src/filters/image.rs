@@ -36,7 +36,7 @@ impl Filter for ImagePropertiesFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, report};
+    use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
     #[test]
     fn architecture_and_hypervisor_must_match_when_the_image_sets_them() {

@@ -64,7 +64,7 @@ pub fn run<'h>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, report};
+    use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
     #[test]
     fn the_steps_say_which_filter_removed_the_last_host() {

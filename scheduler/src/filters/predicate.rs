@@ -45,7 +45,7 @@ pub const AVAILABILITY_ZONE: Predicate = Predicate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, report};
+    use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
     #[test]
     fn only_hosts_of_the_requested_zone_pass() {

@@ -61,7 +61,7 @@ impl Filter for ResourceFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, report};
+    use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
     #[test]
     fn ram_over_commit_is_refused_past_the_ratio() {

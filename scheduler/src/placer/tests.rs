@@ -7,7 +7,7 @@ use stratus_rpc::wire::compute::RunInstance;
 
 use super::*;
 use crate::config::{DriverKind, FilterKind, Weigher};
-use crate::testing::{instance, report};
+use stratus_test_support::fixtures::{host_report as report, sized_instance as instance};
 
 fn placer(driver: DriverKind, hosts: &[HostReport]) -> (Placer, Instant) {
     let config = SchedulerConfig {

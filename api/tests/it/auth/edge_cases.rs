@@ -3,10 +3,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use stratus_api::auth::{AuthError, Claim, SignatureVersion, SignedRequest, claim, verify};
 
 /// 2026-11-22T12:34:56Z.
@@ -58,29 +54,9 @@ fn incomplete(r: Result<(), AuthError>, needle: &str) {
     }
 }
 
-/// SigV2 signing written out independently of the crate, for the V2 edge cases.
+/// The SigV2 form body of `params`, signed with the test secret.
 fn v2_body(method: &str, host: &str, path: &str, params: &[(&str, &str)]) -> Vec<u8> {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let mut sorted: Vec<_> = params.to_vec();
-    sorted.sort();
-    let query: Vec<String> = sorted
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    let query = query.join("&");
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("test input");
-    mac.update(format!("{method}\n{host}\n{path}\n{query}").as_bytes());
-    let sig = STANDARD.encode(mac.finalize().into_bytes());
-    format!("{query}&Signature={}", enc(&sig)).into_bytes()
+    crate::sigv2::signed_form(SECRET, method, host, path, params)
 }
 
 fn v2(params: &[(&str, &str)]) -> Result<(), AuthError> {

@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_api::auth::{AuthError, Claim, SignatureVersion, SignedRequest, claim, verify};
 
+use crate::fuzz::targets::Raw;
+
 const WINDOW: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
@@ -13,22 +15,12 @@ struct Vector {
     version: SignatureVersion,
     expect: String,
     now: SystemTime,
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    raw: Raw,
 }
 
 impl Vector {
     fn request(&self) -> SignedRequest<'_> {
-        SignedRequest {
-            method: &self.method,
-            path: &self.path,
-            query: &self.query,
-            headers: &self.headers,
-            body: &self.body,
-        }
+        self.raw.request()
     }
 }
 
@@ -51,16 +43,18 @@ fn load() -> (String, String, Vec<Vector>) {
             },
             expect: v.at("expect").str().to_string(),
             now: UNIX_EPOCH + Duration::from_secs(v.at("now").str().parse().expect("test input")),
-            method: v.at("method").str().to_string(),
-            path: v.at("path").str().to_string(),
-            query: v.at("query").str().to_string(),
-            headers: v
-                .at("headers")
-                .arr()
-                .iter()
-                .map(|h| (h.arr()[0].str().to_string(), h.arr()[1].str().to_string()))
-                .collect(),
-            body: hex::decode(v.at("body_hex").str()).expect("test input"),
+            raw: Raw {
+                method: v.at("method").str().to_string(),
+                path: v.at("path").str().to_string(),
+                query: v.at("query").str().to_string(),
+                headers: v
+                    .at("headers")
+                    .arr()
+                    .iter()
+                    .map(|h| (h.arr()[0].str().to_string(), h.arr()[1].str().to_string()))
+                    .collect(),
+                body: hex::decode(v.at("body_hex").str()).expect("test input"),
+            },
         })
         .collect();
     (
@@ -103,12 +97,13 @@ fn every_botocore_vector_claims_and_verifies() {
 /// Changes one byte of the action name wherever the request carries it.
 fn tamper_action(v: &mut Vector) -> bool {
     const FROM: &[u8] = b"DescribeInstances";
-    if let Some(i) = v.body.windows(FROM.len()).position(|w| w == FROM) {
-        v.body[i + FROM.len() - 1] = b'z';
+    if let Some(i) = v.raw.body.windows(FROM.len()).position(|w| w == FROM) {
+        v.raw.body[i + FROM.len() - 1] = b'z';
         return true;
     }
-    if v.query.contains("DescribeInstances") {
-        v.query = v
+    if v.raw.query.contains("DescribeInstances") {
+        v.raw.query = v
+            .raw
             .query
             .replacen("DescribeInstances", "DescribeInstancez", 1);
         return true;
@@ -129,7 +124,7 @@ fn tampered_botocore_vectors_fail_with_mismatch() {
         }
 
         let mut host = v.clone();
-        for (name, value) in host.headers.iter_mut() {
+        for (name, value) in host.raw.headers.iter_mut() {
             if name.eq_ignore_ascii_case("host") {
                 value.push_str(".evil");
             }

@@ -50,6 +50,17 @@ pub async fn create(endpoint: &Endpoint, keys: &Keys, name: &str) -> String {
         .remove(0)
 }
 
+/// A new endpoint, project alpha's keys and its new groups of these names.
+pub async fn with_groups<const N: usize>(names: [&str; N]) -> (Endpoint, Keys, [String; N]) {
+    let endpoint = Endpoint::start().await;
+    let alpha = endpoint.alpha.clone();
+    let mut ids = [const { String::new() }; N];
+    for (id, name) in ids.iter_mut().zip(names) {
+        *id = create(&endpoint, &alpha, name).await;
+    }
+    (endpoint, alpha, ids)
+}
+
 /// Authorize or Revoke egress (`action`) on `group` with `extra` parameters.
 pub async fn egress(
     endpoint: &Endpoint,
@@ -61,6 +72,25 @@ pub async fn egress(
     let mut params = vec![("GroupId", group)];
     params.extend_from_slice(extra);
     endpoint.call_as(keys, action, &params).await
+}
+
+/// AuthorizeSecurityGroupEgress on `group` as alpha.
+pub async fn authorize(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
+    let alpha = endpoint.alpha.clone();
+    egress(
+        endpoint,
+        &alpha,
+        "AuthorizeSecurityGroupEgress",
+        group,
+        extra,
+    )
+    .await
+}
+
+/// RevokeSecurityGroupEgress on `group` as alpha.
+pub async fn revoke(endpoint: &Endpoint, group: &str, extra: &[(&str, &str)]) -> Answer {
+    let alpha = endpoint.alpha.clone();
+    egress(endpoint, &alpha, "RevokeSecurityGroupEgress", group, extra).await
 }
 
 const HTTPS_OUT: &[(&str, &str)] = &[
@@ -96,9 +126,7 @@ fn spec(
 
 #[tokio::test]
 async fn new_groups_and_the_default_group_let_everything_out() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
+    let (endpoint, alpha, [web]) = with_groups(["web"]).await;
     let described = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
     assert_eq!(described.texts("groupName"), ["default", "web"]);
     assert_eq!(
@@ -114,20 +142,9 @@ async fn new_groups_and_the_default_group_let_everything_out() {
 
 #[tokio::test]
 async fn egress_rules_are_authorized_described_and_revoked() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, alpha, [web, db]) = with_groups(["web", "db"]).await;
 
-    let authorized = egress(
-        &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
-        &web,
-        HTTPS_OUT,
-    )
-    .await
-    .ok();
+    let authorized = authorize(&endpoint, &web, HTTPS_OUT).await.ok();
     assert_eq!(authorized.texts("return"), ["true"]);
     let to_db = [
         ("IpPermissions.1.IpProtocol", "tcp"),
@@ -135,15 +152,7 @@ async fn egress_rules_are_authorized_described_and_revoked() {
         ("IpPermissions.1.ToPort", "5432"),
         ("IpPermissions.1.UserIdGroupPairs.1.GroupId", db.as_str()),
     ];
-    egress(
-        &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
-        &web,
-        &to_db,
-    )
-    .await
-    .ok();
+    authorize(&endpoint, &web, &to_db).await.ok();
     let shown = egress_of(&endpoint, &alpha, &web).await;
     assert!(shown.starts_with(ALLOW_ALL), "{shown}");
     assert!(
@@ -168,33 +177,13 @@ async fn egress_rules_are_authorized_described_and_revoked() {
     assert_eq!(sections(&described.body, "ipPermissions"), [""]);
 
     // The same rule twice, or one never given, as EC2 answers.
-    egress(
-        &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
-        &web,
-        HTTPS_OUT,
-    )
-    .await
-    .refused(400, "InvalidPermission.Duplicate");
-    egress(
-        &endpoint,
-        &alpha,
-        "RevokeSecurityGroupEgress",
-        &web,
-        HTTPS_OUT,
-    )
-    .await
-    .ok();
-    egress(
-        &endpoint,
-        &alpha,
-        "RevokeSecurityGroupEgress",
-        &web,
-        HTTPS_OUT,
-    )
-    .await
-    .refused(400, "InvalidPermission.NotFound");
+    authorize(&endpoint, &web, HTTPS_OUT)
+        .await
+        .refused(400, "InvalidPermission.Duplicate");
+    revoke(&endpoint, &web, HTTPS_OUT).await.ok();
+    revoke(&endpoint, &web, HTTPS_OUT)
+        .await
+        .refused(400, "InvalidPermission.NotFound");
     // An egress rule is not an ingress rule.
     endpoint
         .call(
@@ -205,38 +194,18 @@ async fn egress_rules_are_authorized_described_and_revoked() {
         .refused(400, "InvalidPermission.NotFound");
 
     // Without the default rule nothing else but what was authorized remains.
-    let revoked = egress(
-        &endpoint,
-        &alpha,
-        "RevokeSecurityGroupEgress",
-        &web,
-        ALL_OUT,
-    )
-    .await
-    .ok();
+    let revoked = revoke(&endpoint, &web, ALL_OUT).await.ok();
     assert_eq!(revoked.texts("return"), ["true"]);
-    egress(&endpoint, &alpha, "RevokeSecurityGroupEgress", &web, &to_db)
-        .await
-        .ok();
+    revoke(&endpoint, &web, &to_db).await.ok();
     assert_eq!(egress_of(&endpoint, &alpha, &web).await, "");
     // And it can be given back.
-    egress(
-        &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
-        &web,
-        ALL_OUT,
-    )
-    .await
-    .ok();
+    authorize(&endpoint, &web, ALL_OUT).await.ok();
     assert_eq!(egress_of(&endpoint, &alpha, &web).await, ALLOW_ALL);
 }
 
 #[tokio::test]
 async fn egress_requests_are_refused_with_ec2s_errors_and_change_nothing() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
+    let (endpoint, alpha, [web]) = with_groups(["web"]).await;
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         // No GroupId; a name is not enough for egress.
         (ALL_OUT.to_vec(), "MissingParameter"),
@@ -314,15 +283,9 @@ async fn egress_requests_are_refused_with_ec2s_errors_and_change_nothing() {
         }
     }
     // A dry run checks and changes nothing.
-    egress(
-        &endpoint,
-        &alpha,
-        "RevokeSecurityGroupEgress",
-        &web,
-        &[ALL_OUT, &[("DryRun", "true")]].concat(),
-    )
-    .await
-    .refused(412, "DryRunOperation");
+    revoke(&endpoint, &web, &[ALL_OUT, &[("DryRun", "true")]].concat())
+        .await
+        .refused(412, "DryRunOperation");
     assert_eq!(egress_of(&endpoint, &alpha, &web).await, ALLOW_ALL);
 }
 
@@ -360,23 +323,11 @@ async fn another_projects_group_is_not_found_for_egress_as_target_or_destination
 
 #[tokio::test]
 async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_members() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, _, [web, db]) = with_groups(["web", "db"]).await;
     // An instance in db with an address, as a compute host reports it.
     let ami = endpoint.register_image("disk").await;
     let ran = endpoint
-        .call(
-            "RunInstances",
-            &[
-                ("ImageId", &ami),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-                ("InstanceType", "m1.tiny"),
-                ("SecurityGroupId.1", &db),
-            ],
-        )
+        .run_one(&ami, &[("SecurityGroupId.1", &db)])
         .await
         .ok();
     let instance = ran.texts("instanceId").remove(0);
@@ -394,15 +345,7 @@ async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_member
         .await
         .expect("placement");
 
-    egress(
-        &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
-        &web,
-        HTTPS_OUT,
-    )
-    .await
-    .ok();
+    authorize(&endpoint, &web, HTTPS_OUT).await.ok();
     let update = endpoint
         .compute
         .update_for(&web, |u| u.egress.len() == 2)
@@ -417,10 +360,8 @@ async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_member
     assert!(update.rules.is_empty(), "{update:?}");
 
     // db as a destination: the hosts learn its members.
-    egress(
+    authorize(
         &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
         &web,
         &[
             ("IpPermissions.1.IpProtocol", "tcp"),
@@ -459,9 +400,7 @@ async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_member
             ("IpPermissions.1.UserIdGroupPairs.1.GroupId", db.as_str()),
         ],
     ] {
-        egress(&endpoint, &alpha, "RevokeSecurityGroupEgress", &web, &rule)
-            .await
-            .ok();
+        revoke(&endpoint, &web, &rule).await.ok();
     }
     let update = endpoint
         .compute
@@ -471,16 +410,7 @@ async fn compute_hosts_are_sent_the_egress_rules_and_a_destination_groups_member
 
     // RunInstances sends the stored egress rules too.
     endpoint
-        .call(
-            "RunInstances",
-            &[
-                ("ImageId", &ami),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-                ("InstanceType", "m1.tiny"),
-                ("SecurityGroupId.1", &web),
-            ],
-        )
+        .run_one(&ami, &[("SecurityGroupId.1", &web)])
         .await
         .ok();
     let runs = endpoint.scheduler.runs(2).await;

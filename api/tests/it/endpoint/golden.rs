@@ -2,8 +2,9 @@
 //! `STRATUS_UPDATE_GOLDEN=1 cargo test -p stratus-api golden` rewrites them;
 //! review the diff.
 
-use super::Endpoint;
-use super::egress::{ALL_OUT, create, egress, sections};
+use stratus_test_support::golden;
+
+use super::egress::{ALL_OUT, authorize, revoke, sections, with_groups};
 
 /// `body` with its request id and group ids (numbered by first appearance)
 /// made stable.
@@ -27,29 +28,9 @@ fn stable(body: &str) -> String {
     out.replace("><", ">\n<")
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STRATUS_UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("folder")).expect("golden folder");
-        std::fs::write(&path, actual).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} missing: run with STRATUS_UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
-
 #[tokio::test]
 async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    let db = create(&endpoint, &alpha, "db").await;
+    let (endpoint, _, [web, db]) = with_groups(["web", "db"]).await;
     endpoint
         .call(
             "AuthorizeSecurityGroupIngress",
@@ -67,10 +48,8 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
         )
         .await
         .ok();
-    egress(
+    authorize(
         &endpoint,
-        &alpha,
-        "AuthorizeSecurityGroupEgress",
         &web,
         &[
             ("IpPermissions.1.IpProtocol", "udp"),
@@ -81,9 +60,7 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
     )
     .await
     .ok();
-    egress(&endpoint, &alpha, "RevokeSecurityGroupEgress", &db, ALL_OUT)
-        .await
-        .ok();
+    revoke(&endpoint, &db, ALL_OUT).await.ok();
     let described = endpoint
         .call(
             "DescribeSecurityGroups",
@@ -91,5 +68,5 @@ async fn describe_security_groups_renders_both_rule_lists_as_its_golden_file() {
         )
         .await
         .ok();
-    golden("describe-security-groups.xml", &stable(&described.body));
+    golden!("describe-security-groups.xml", &stable(&described.body));
 }

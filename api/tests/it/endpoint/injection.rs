@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::Endpoint;
+use super::{Answer, Endpoint};
 
 /// The hostile values; the shell payloads name markers under `marks`.
 fn hostile(marks: &Path) -> Vec<String> {
@@ -113,37 +113,42 @@ async fn key_names_come_back_exactly_or_are_refused() {
     nothing_escaped(&endpoint);
 }
 
+/// Creates group `name` described by `description`, which must be accepted
+/// if `accepted` holds and refused if not; if accepted, what
+/// DescribeSecurityGroups answers for `name`.
+async fn group_round_trip(
+    endpoint: &Endpoint,
+    name: &str,
+    description: &str,
+    accepted: bool,
+) -> Option<Answer> {
+    let made = endpoint
+        .call(
+            "CreateSecurityGroup",
+            &[("GroupName", name), ("GroupDescription", description)],
+        )
+        .await;
+    made.accepted_if(accepted)?;
+    Some(
+        endpoint
+            .call("DescribeSecurityGroups", &[("GroupName.1", name)])
+            .await
+            .ok(),
+    )
+}
+
 #[tokio::test]
 async fn group_names_and_descriptions_come_back_exactly_or_are_refused() {
     let endpoint = Endpoint::start_with(|c| c.quotas.security_groups = 100, None).await;
     for (n, value) in hostile(endpoint.root.path()).into_iter().enumerate() {
         // A name and a description apart, so each refusal is its own.
+        let accepted = no_controls(&value);
         let description = format!("for {n}");
-        let made = endpoint
-            .call(
-                "CreateSecurityGroup",
-                &[("GroupName", &value), ("GroupDescription", &description)],
-            )
-            .await;
-        if made.accepted_if(no_controls(&value)).is_some() {
-            let found = endpoint
-                .call("DescribeSecurityGroups", &[("GroupName.1", &value)])
-                .await
-                .ok();
+        if let Some(found) = group_round_trip(&endpoint, &value, &description, accepted).await {
             assert_eq!(found.texts("groupName"), [value.as_str()], "{}", found.body);
         }
         let named = format!("described-{n}");
-        let made = endpoint
-            .call(
-                "CreateSecurityGroup",
-                &[("GroupName", &named), ("GroupDescription", &value)],
-            )
-            .await;
-        if made.accepted_if(no_controls(&value)).is_some() {
-            let found = endpoint
-                .call("DescribeSecurityGroups", &[("GroupName.1", &named)])
-                .await
-                .ok();
+        if let Some(found) = group_round_trip(&endpoint, &named, &value, accepted).await {
             assert_eq!(found.texts("groupDescription"), [value.as_str()]);
         }
     }
@@ -153,8 +158,7 @@ async fn group_names_and_descriptions_come_back_exactly_or_are_refused() {
 #[tokio::test]
 async fn tags_come_back_exactly_or_are_refused() {
     let endpoint = Endpoint::start().await;
-    let groups = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
-    let group = groups.texts("groupId").remove(0);
+    let group = endpoint.default_group().await;
     let tag_ok = |v: &str| !v.chars().any(|c| c.is_control() && c != '\t');
     for value in hostile(endpoint.root.path()) {
         let made = endpoint
@@ -220,13 +224,9 @@ async fn instance_names_key_names_and_user_data_reach_the_scheduler_unchanged() 
     let mut launched = Vec::new();
     for name in &names {
         let ran = endpoint
-            .call(
-                "RunInstances",
+            .run_one(
+                &ami,
                 &[
-                    ("ImageId", &ami),
-                    ("MinCount", "1"),
-                    ("MaxCount", "1"),
-                    ("InstanceType", "m1.tiny"),
                     ("KeyName", &key),
                     ("UserData", &encoded),
                     ("TagSpecification.1.ResourceType", "instance"),
@@ -271,16 +271,7 @@ async fn instance_names_key_names_and_user_data_reach_the_scheduler_unchanged() 
     let too_much = STANDARD.encode(vec![b'x'; endpoint.cloud.config.max_user_data_bytes + 1]);
     for bad in ["ab\0cd", "$(touch x)", too_much.as_str()] {
         endpoint
-            .call(
-                "RunInstances",
-                &[
-                    ("ImageId", &ami),
-                    ("MinCount", "1"),
-                    ("MaxCount", "1"),
-                    ("InstanceType", "m1.tiny"),
-                    ("UserData", bad),
-                ],
-            )
+            .run_one(&ami, &[("UserData", bad)])
             .await
             .refused(400, "InvalidParameterValue");
     }
@@ -350,8 +341,7 @@ async fn image_locations_never_leave_the_image_folders() {
 #[tokio::test]
 async fn nul_bytes_and_huge_values_are_refused_everywhere_with_short_answers() {
     let endpoint = Endpoint::start().await;
-    let groups = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
-    let group = groups.texts("groupId").remove(0);
+    let group = endpoint.default_group().await;
     let huge = "A".repeat(100_000);
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("CreateKeyPair", vec![("KeyName", "a\0b".into())]),
@@ -442,31 +432,24 @@ async fn nul_bytes_and_huge_values_are_refused_everywhere_with_short_answers() {
 async fn errors_quote_hostile_input_escaped() {
     let endpoint = Endpoint::start().await;
     let value = "<nope attr=\"1\">]]>&amp;'";
-    let answer = endpoint
-        .call("DescribeKeyPairs", &[("KeyName.1", value)])
-        .await
-        .refused(400, "InvalidKeyPair.NotFound");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
-    let answer = endpoint
-        .call(value, &[])
-        .await
-        .refused(400, "InvalidAction");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
-    let answer = endpoint
-        .call("DescribeSecurityGroups", &[("GroupName.1", value)])
-        .await
-        .refused(400, "InvalidGroup.NotFound");
-    assert!(
-        answer.texts("Message")[0].contains(value),
-        "{}",
-        answer.body
-    );
+    for (action, params, code) in [
+        (
+            "DescribeKeyPairs",
+            vec![("KeyName.1", value)],
+            "InvalidKeyPair.NotFound",
+        ),
+        (value, vec![], "InvalidAction"),
+        (
+            "DescribeSecurityGroups",
+            vec![("GroupName.1", value)],
+            "InvalidGroup.NotFound",
+        ),
+    ] {
+        let answer = endpoint.call(action, &params).await.refused(400, code);
+        assert!(
+            answer.texts("Message")[0].contains(value),
+            "{}",
+            answer.body
+        );
+    }
 }

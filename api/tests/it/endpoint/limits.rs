@@ -119,27 +119,32 @@ async fn until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> St
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A connection to the endpoint that has sent `part` of a request (`{host}`
+/// replaced by the endpoint's address) and nothing more.
+async fn send_part(endpoint: &Endpoint, part: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(&endpoint.host)
+        .await
+        .expect("connect");
+    let part = part.replace("{host}", &endpoint.host);
+    stream.write_all(part.as_bytes()).await.expect("write");
+    stream
+}
+
 #[tokio::test]
 async fn a_client_too_slow_with_its_head_or_body_is_cut_off_and_others_are_served() {
     let endpoint = Endpoint::start_with(|c| c.read_timeout_secs = 1, None).await;
     // Half a head, then nothing.
-    let mut slow_head = tokio::net::TcpStream::connect(&endpoint.host)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-",
-        endpoint.host
-    );
-    slow_head.write_all(head.as_bytes()).await.expect("write");
+    let mut slow_head = send_part(
+        &endpoint,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-",
+    )
+    .await;
     // A whole head promising 100 bytes of body, then 10 of them.
-    let mut slow_body = tokio::net::TcpStream::connect(&endpoint.host)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nAction=Des",
-        endpoint.host
-    );
-    slow_body.write_all(head.as_bytes()).await.expect("write");
+    let mut slow_body = send_part(
+        &endpoint,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nAction=Des",
+    )
+    .await;
     // Meanwhile everyone else is answered.
     endpoint.call("DescribeKeyPairs", &[]).await.ok();
 

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use serde_json::value::RawValue;
 use stratus_api::auth::SignedRequest;
 use stratus_api::auth::replay::ReplayGuard;
@@ -23,7 +22,8 @@ use stratus_api::ec2::server::{router, router_with};
 use stratus_rpc::handler::null;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
-use stratus_rpc::{Handler, HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
+use stratus_rpc::{HandlerError, RpcClient, ServerHandle, Transport};
+use stratus_test_support::stand_in::{self, StandIn};
 
 use crate::xml_doc;
 
@@ -49,14 +49,8 @@ impl Scheduler {
     }
 }
 
-#[async_trait]
-impl Handler for Scheduler {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Scheduler {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         match method {
             "list_hosts" => Ok(RawValue::from_string("[]".into()).expect("JSON")),
             "run_instance" => {
@@ -106,14 +100,8 @@ impl Compute {
     }
 }
 
-#[async_trait]
-impl Handler for Compute {
-    async fn handle(
-        &self,
-        _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
+impl StandIn for Compute {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
         if method == "refresh_security_group" {
             let update = serde_json::from_str(args.get()).expect("the api sends an update");
             self.updates.lock().expect("lock").push(update);
@@ -245,12 +233,12 @@ impl Endpoint {
         let bus = MemoryTransport::new(64, Duration::from_millis(100));
         let scheduler = Arc::new(Scheduler::default());
         let serving = bus
-            .serve("scheduler", None, scheduler.clone())
+            .serve("scheduler", None, stand_in::handler(&scheduler))
             .await
             .expect("serve the scheduler topic");
         let compute = Arc::new(Compute::default());
         let compute_serving = bus
-            .serve("compute", None, compute.clone())
+            .serve("compute", None, stand_in::handler(&compute))
             .await
             .expect("serve the compute topic");
         let rpc = RpcClient::new(Arc::new(bus), Duration::from_secs(5));
@@ -391,6 +379,24 @@ impl Endpoint {
         .ok()
         .texts("imageId")
         .remove(0)
+    }
+
+    /// The id of alpha's first group (its default one, on a fresh endpoint).
+    pub async fn default_group(&self) -> String {
+        let groups = self.call("DescribeSecurityGroups", &[]).await.ok();
+        groups.texts("groupId").remove(0)
+    }
+
+    /// RunInstances of one m1.tiny of `ami` as alpha, with `extra` parameters.
+    pub async fn run_one(&self, ami: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut params = vec![
+            ("ImageId", ami),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("InstanceType", "m1.tiny"),
+        ];
+        params.extend_from_slice(extra);
+        self.call("RunInstances", &params).await
     }
 
     pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Answer {

@@ -5,11 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sha2::Sha256;
 use stratus_api::auth::replay::{ReplayGuard, TWIN_GRACE};
 use stratus_api::auth::{SignedRequest, verify};
 
@@ -40,7 +36,7 @@ async fn strict() -> Endpoint {
 /// A SigV2 form POST, as boto 2 and euca2ools sign it.
 fn v2(endpoint: &Endpoint, keys: &Keys, action: &str) -> Wire {
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let mut params = [
+    let params = [
         ("AWSAccessKeyId", keys.access.as_str()),
         ("Action", action),
         ("SignatureMethod", "HmacSHA256"),
@@ -48,15 +44,6 @@ fn v2(endpoint: &Endpoint, keys: &Keys, action: &str) -> Wire {
         ("Timestamp", timestamp.as_str()),
         ("Version", "2016-11-15"),
     ];
-    params.sort();
-    let query: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    let query = query.join("&");
-    let mut mac = Hmac::<Sha256>::new_from_slice(keys.secret.as_bytes()).expect("any key length");
-    mac.update(format!("POST\n{}\n/\n{query}", endpoint.host).as_bytes());
-    let signature = STANDARD.encode(mac.finalize().into_bytes());
     Wire {
         method: "POST",
         query: String::new(),
@@ -64,7 +51,7 @@ fn v2(endpoint: &Endpoint, keys: &Keys, action: &str) -> Wire {
             "content-type".into(),
             "application/x-www-form-urlencoded; charset=utf-8".into(),
         )],
-        body: format!("{query}&Signature={}", enc(&signature)).into_bytes(),
+        body: crate::sigv2::signed_form(&keys.secret, "POST", &endpoint.host, "/", &params),
     }
 }
 

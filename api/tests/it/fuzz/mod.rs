@@ -10,4 +10,4 @@
 
 mod corpus;
 mod mutate;
-mod targets;
+pub(crate) mod targets;

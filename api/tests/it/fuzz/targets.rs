@@ -85,6 +85,7 @@ fn vector_keys() -> &'static (String, String) {
 
 /// A raw HTTP/1.1 request split the way a server hands it over; anything
 /// missing is empty.
+#[derive(Clone)]
 pub struct Raw {
     pub method: String,
     pub path: String,

@@ -85,11 +85,11 @@ impl Conductor {
             match group_update(&self.db, &group).await {
                 Ok(update) => {
                     if let Err(e) = self.compute.refresh_security_group(ctx, &update).await {
-                        warn!(group = %group.group_id, error = %crate::chain::Chain(&e), "could not fan out a membership change");
+                        warn!(group = %group.group_id, error = %stratus_rpc::error::error_chain(&e), "could not fan out a membership change");
                     }
                 }
                 Err(e) => {
-                    warn!(group = %group.group_id, error = %crate::chain::Chain(&e), "group update")
+                    warn!(group = %group.group_id, error = %stratus_rpc::error::error_chain(&e), "group update")
                 }
             }
         }

@@ -5,7 +5,6 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
-pub mod chain;
 pub mod conductor;
 pub mod config;
 pub mod db;

@@ -151,7 +151,7 @@ async fn count_instances(db: Db) {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %crate::chain::Chain(&e), "counting instances for the metrics")
+                tracing::warn!(error = %stratus_rpc::error::error_chain(&e), "counting instances for the metrics")
             }
         }
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;

@@ -98,7 +98,7 @@ impl Ec2Error {
 
 impl From<crate::db::DbError> for Ec2Error {
     fn from(e: crate::db::DbError) -> Self {
-        tracing::error!(error = %crate::chain::Chain(&e), "database failure");
+        tracing::error!(error = %stratus_rpc::error::error_chain(&e), "database failure");
         Self::internal("An internal error has occurred (database).")
     }
 }
@@ -126,11 +126,11 @@ impl From<crate::app::security_groups::GroupError> for Ec2Error {
             G::DryRun => Self::dry_run(),
             G::Db(e) => e.into(),
             e @ G::StoredId { .. } => {
-                tracing::error!(error = %crate::chain::Chain(&e), "stored security group");
+                tracing::error!(error = %stratus_rpc::error::error_chain(&e), "stored security group");
                 Self::internal("An internal error has occurred (stored security group).")
             }
             e @ G::NotDelivered { .. } => {
-                tracing::warn!(error = %crate::chain::Chain(&e), "could not tell the compute hosts about a group change");
+                tracing::warn!(error = %stratus_rpc::error::error_chain(&e), "could not tell the compute hosts about a group change");
                 Self::unavailable(
                     "The rule was saved but the compute hosts could not be told; retry the request.",
                 )
@@ -143,7 +143,7 @@ impl From<crate::app::security_groups::GroupError> for Ec2Error {
 /// not be asked (`subject`, in the client's words), never the queue, topic,
 /// routing key or host behind it, which go to the log.
 pub fn rpc_failure(subject: &str, e: &RpcError) -> Ec2Error {
-    tracing::warn!(error = %crate::chain::Chain(e), subject, "an RPC failed");
+    tracing::warn!(error = %stratus_rpc::error::error_chain(e), subject, "an RPC failed");
     match e {
         RpcError::Remote { source, .. } if source.kind == "IncorrectInstanceState" => {
             Ec2Error::client(
@@ -183,7 +183,7 @@ impl From<InstanceError> for Ec2Error {
                 rpc_failure(&format!("the host of {instance}"), &source)
             }
             e @ InstanceError::NotScheduled { .. } => {
-                tracing::warn!(error = %crate::chain::Chain(&e), "launch not scheduled");
+                tracing::warn!(error = %stratus_rpc::error::error_chain(&e), "launch not scheduled");
                 Self::unavailable(
                     "The instances could not be scheduled now; they are in error. Try again.",
                 )

@@ -28,7 +28,7 @@ impl MetadataSource for DbSource {
         let row = match self.db.instance_by_fixed_ip(&address.to_string()).await {
             Ok(row) => row?,
             Err(e) => {
-                warn!(%address, error = %crate::chain::Chain(&e), "metadata lookup failed");
+                warn!(%address, error = %stratus_rpc::error::error_chain(&e), "metadata lookup failed");
                 return None;
             }
         };

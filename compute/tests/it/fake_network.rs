@@ -8,12 +8,10 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use stratus_rpc::clients::network::methods;
-use stratus_rpc::handler::{decode_args, encode_result, null};
+use stratus_rpc::clients::NetworkApi;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
-use stratus_rpc::{Handler, HandlerError, RequestContext};
+use stratus_rpc::{Handled, HandlerError, RequestContext, Serves};
 
 /// The gateway (.1) and DHCP server (.2) are reserved, as are the network
 /// and broadcast addresses.
@@ -43,10 +41,7 @@ pub struct FakeNetwork {
 
 impl FakeNetwork {
     /// The instance's address (the same one on every call).
-    pub async fn allocate_fixed_ip(
-        &self,
-        request: &AllocateFixedIp,
-    ) -> Result<FixedIp, HandlerError> {
+    pub fn allocate(&self, request: &AllocateFixedIp) -> Handled<FixedIp> {
         let mut held = self.held.lock().expect("lock");
         let address = match held.get(&request.instance_id) {
             Some(address) => *address,
@@ -70,24 +65,22 @@ impl FakeNetwork {
     }
 }
 
+impl Serves for FakeNetwork {
+    type Api = dyn NetworkApi;
+}
+
 #[async_trait]
-impl Handler for FakeNetwork {
-    async fn handle(
+impl NetworkApi for FakeNetwork {
+    async fn allocate_fixed_ip(
         &self,
         _: &RequestContext,
-        method: &str,
-        args: &RawValue,
-    ) -> Result<Box<RawValue>, HandlerError> {
-        match method {
-            methods::ALLOCATE_FIXED_IP => {
-                encode_result(&self.allocate_fixed_ip(&decode_args(method, args)?).await?)
-            }
-            methods::RELEASE_FIXED_IP => {
-                let ReleaseFixedIp { instance_id } = decode_args(method, args)?;
-                self.held.lock().expect("lock").remove(&instance_id);
-                Ok(null())
-            }
-            other => Err(HandlerError::UnknownMethod(other.to_owned())),
-        }
+        request: AllocateFixedIp,
+    ) -> Handled<FixedIp> {
+        self.allocate(&request)
+    }
+
+    async fn release_fixed_ip(&self, _: &RequestContext, request: ReleaseFixedIp) -> Handled {
+        self.held.lock().expect("lock").remove(&request.instance_id);
+        Ok(())
     }
 }

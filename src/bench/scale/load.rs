@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use quick_xml::events::Event;
+use stratus_rpc::wire::conductor::InstanceState;
 
 use super::ScaleError;
 use crate::bench::error::Cause;
@@ -183,13 +184,13 @@ async fn poll(
                 let Some(&sent) = outstanding.get(&item.id) else {
                     continue;
                 };
-                match item.state.as_str() {
-                    "running" => {
+                match item.state.parse::<InstanceState>() {
+                    Ok(InstanceState::Running) => {
                         outstanding.remove(&item.id);
                         to_running.push(seen - sent);
                         last_running = seen;
                     }
-                    "pending" if seen - sent > load.timeout => {
+                    Ok(InstanceState::Pending) if seen - sent > load.timeout => {
                         return Err(ScaleError::Stuck {
                             pending: outstanding.len(),
                             waited: load.timeout,
@@ -197,11 +198,11 @@ async fn poll(
                             reason: item.reason,
                         });
                     }
-                    "pending" => {}
-                    other => {
+                    Ok(InstanceState::Pending) => {}
+                    _ => {
                         outstanding.remove(&item.id);
                         let reason = if item.reason.is_empty() {
-                            other.to_owned()
+                            item.state
                         } else {
                             item.reason
                         };

@@ -21,7 +21,7 @@ pub async fn run(db: Db, timeout: Duration) {
     loop {
         tokio::time::sleep(every).await;
         if let Err(e) = sweep(&db, timeout).await {
-            warn!(error = %crate::chain::Chain(&e), "looking for stuck builds");
+            warn!(error = %stratus_rpc::error::error_chain(&e), "looking for stuck builds");
         }
     }
 }

@@ -132,7 +132,7 @@ pub async fn console_output(
             .get_console_output(ctx, &host, instance)
             .await
             .map_err(|e| {
-                warn!(instance_id = %i.ec2_id, error = %crate::chain::Chain(&e), "console output failed");
+                warn!(instance_id = %i.ec2_id, error = %stratus_rpc::error::error_chain(&e), "console output failed");
                 host_unreachable(i)(e)
             }),
         _ => Ok(String::new()),

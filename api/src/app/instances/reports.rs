@@ -49,7 +49,7 @@ pub async fn record_report(
                 instance_id: update.instance_id,
             };
             if let Err(e) = compute.terminate_instance(ctx, host, instance).await {
-                warn!(error = %crate::chain::Chain(&e), "could not tell the host to terminate");
+                warn!(error = %stratus_rpc::error::error_chain(&e), "could not tell the host to terminate");
             }
         }
         return Ok(false);
@@ -100,7 +100,7 @@ async fn from_second_host(
     // Not terminate: that would release the address both copies share,
     // from under the guest that stays.
     if let Err(e) = compute.remove_copy(ctx, second, instance).await {
-        warn!(error = %crate::chain::Chain(&e), "could not tell the second host to remove its copy");
+        warn!(error = %stratus_rpc::error::error_chain(&e), "could not tell the second host to remove its copy");
     }
     true
 }

@@ -217,7 +217,7 @@ async fn schedule(
     let Err(source) = cast else {
         return Ok(());
     };
-    warn!(%reservation_id, error = %crate::chain::Chain(&source), "the scheduler could not be reached");
+    warn!(%reservation_id, error = %stratus_rpc::error::error_chain(&source), "the scheduler could not be reached");
     let failed = InstanceState::Pending
         .transition(InstanceEvent::BuildFailed)
         .unwrap_or(InstanceState::Error);

@@ -158,7 +158,7 @@ impl ComputeManager {
         };
         let disk_gb = match config.disk_gb {
             Some(gb) => gb,
-            None => host_disk_gb(&self.parts.instances_dir).await,
+            None => host_disk_gb(&self.parts.instances_dir),
         };
         HostReport {
             host: self.parts.host.clone(),
@@ -224,20 +224,37 @@ async fn host_memory_mb() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-async fn host_disk_gb(dir: &std::path::Path) -> u64 {
+/// The size of the file system holding `dir`, in GiB (0 when unreadable).
+fn host_disk_gb(dir: &std::path::Path) -> u64 {
     // The folder may not exist before the first build: ask about the
     // nearest one that does (the same file system).
     let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(dir);
-    let out = tokio::process::Command::new("df")
-        .arg("-Pk")
-        .arg(existing)
-        .output()
-        .await;
-    let Ok(out) = out else { return 0 };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb / (1024 * 1024))
+    nix::sys::statvfs::statvfs(existing).map_or(0, |fs| {
+        fs.blocks().saturating_mul(fs.fragment_size()) / (1 << 30)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_disk_gb;
+
+    #[test]
+    fn the_disk_size_is_what_df_reports() {
+        let out = std::process::Command::new("df")
+            .args(["-Pk", "/"])
+            .output()
+            .expect("df runs");
+        let df_gb = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("df's size column")
+            / (1024 * 1024);
+        assert!(df_gb > 0);
+        assert_eq!(
+            host_disk_gb(std::path::Path::new("/no/such/dir/under/root")),
+            df_gb
+        );
+    }
 }

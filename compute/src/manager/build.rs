@@ -215,7 +215,10 @@ impl ComputeManager {
             )
             .await;
         if let Err(e) = handed_back {
-            let reason = format!("{reason}; handing it back to the scheduler failed: {e}");
+            // The RPC error names queues and hosts: the log keeps it, the
+            // reason (which clients read) says what it meant.
+            warn!(instance_id = %id, error = %error_chain(&e), "could not hand the build back");
+            let reason = format!("{reason}; it could not be handed back for another host");
             self.report(ctx, id, InstanceState::Error, None, Some(reason))
                 .await;
         }

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use stratus_host::CommandError;
+
 /// The private daemon could not be started.
 #[derive(Debug, thiserror::Error)]
 #[error("private libvirtd in {netns}: {why}")]
@@ -161,16 +166,11 @@ impl PrivateLibvirtd {
             .map_err(|e| self.fail_io(&pidfile.display().to_string(), e))?;
         let pid = pid.trim().to_owned();
         let signal = match how {
-            Stop::Term => "TERM",
-            Stop::Kill => "KILL",
+            Stop::Term => Signal::SIGTERM,
+            Stop::Kill => Signal::SIGKILL,
         };
-        let sent = Command::new("kill")
-            .args(["-s", signal, &pid])
-            .status()
-            .map_err(|e| self.fail_io("could not run kill", e))?;
-        if !sent.success() {
-            return Err(self.fail(format!("kill -s {signal} {pid}: {sent}")));
-        }
+        send(&pid, signal)
+            .map_err(|e| self.fail_io(&format!("{signal} to libvirtd (pid {pid})"), e.into()))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if !process_lives(&pid) {
@@ -184,7 +184,7 @@ impl PrivateLibvirtd {
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(self.fail(format!(
-            "libvirtd (pid {pid}) still runs 20 s after SIG{signal}"
+            "libvirtd (pid {pid}) still runs 20 s after {signal}"
         )))
     }
 
@@ -243,25 +243,41 @@ impl PrivateLibvirtd {
         &self.uri
     }
 
-    /// Runs `virsh -c <uri> args`; its stdout, or stderr as the error.
-    pub fn virsh(&self, args: &[&str]) -> Result<String, String> {
+    /// Runs `virsh -c <uri> args`; its stdout.
+    pub fn virsh(&self, args: &[&str]) -> Result<String, CommandError> {
+        let line = format!("virsh -c {} {}", self.uri, args.join(" "));
         let out = Command::new("virsh")
             .args(["-q", "-c", &self.uri])
             .args(args)
             .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            .map_err(|e| CommandError::io(&line, "could not start", e))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(CommandError::failed(
+                line,
+                format!("{}: {}", out.status, stderr.trim()),
+            ));
         }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn kill(&self, pidfile: &str) {
         if let Ok(pid) = std::fs::read_to_string(self.dir.join(pidfile)) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+            let _ = send(&pid, Signal::SIGTERM);
         }
     }
+}
+
+/// Sends `signal` to the process whose pid `pid` holds (as a pid file does).
+fn send(pid: &str, signal: Signal) -> Result<(), Errno> {
+    // 0 and negative numbers name process groups, never one daemon.
+    let pid: i32 = pid
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or(Errno::ESRCH)?;
+    nix::sys::signal::kill(Pid::from_raw(pid), signal)
 }
 
 /// Whether process `pid` runs (a zombie waiting for its parent does not).
@@ -295,9 +311,7 @@ impl Drop for PrivateLibvirtd {
                     && let Ok(pid) = std::fs::read_to_string(&path)
                     && crate::host::proc::pid_runs(&pid, "qemu")
                 {
-                    let _ = Command::new("kill")
-                        .args(["-s", "KILL", pid.trim()])
-                        .status();
+                    let _ = send(&pid, Signal::SIGKILL);
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -33,13 +34,32 @@ pub fn fixed_ip(address: Ipv4Addr) -> FixedIp {
     }
 }
 
-/// Fixed IPs by instance, from 10.0.0.0/24.
-#[derive(Debug, Default)]
+/// Fixed IPs by instance, from 10.0.0.0/24, kept in a file as the real
+/// controller keeps them in its database: a worker restarted over the same
+/// state folder meets the addresses its first life left.
+#[derive(Debug)]
 pub struct FakeNetwork {
+    file: PathBuf,
     held: Mutex<HashMap<InstanceId, Ipv4Addr>>,
 }
 
 impl FakeNetwork {
+    /// The addresses recorded in `file`, if it exists yet.
+    pub fn at(file: PathBuf) -> Self {
+        let held = std::fs::read(&file)
+            .map(|bytes| serde_json::from_slice(&bytes).expect("the fake network's file"))
+            .unwrap_or_default();
+        Self {
+            file,
+            held: Mutex::new(held),
+        }
+    }
+
+    fn save(&self, held: &HashMap<InstanceId, Ipv4Addr>) {
+        let json = serde_json::to_vec(held).expect("addresses as JSON");
+        std::fs::write(&self.file, json).expect("the fake network's file");
+    }
+
     /// The instance's address (the same one on every call).
     pub fn allocate(&self, request: &AllocateFixedIp) -> Handled<FixedIp> {
         let mut held = self.held.lock().expect("lock");
@@ -53,6 +73,7 @@ impl FakeNetwork {
                         HandlerError::permanent("NoMoreFixedIps", "10.0.0.0/24 is full")
                     })?;
                 held.insert(request.instance_id, free);
+                self.save(&held);
                 free
             }
         };
@@ -80,7 +101,9 @@ impl NetworkApi for FakeNetwork {
     }
 
     async fn release_fixed_ip(&self, _: &RequestContext, request: ReleaseFixedIp) -> Handled {
-        self.held.lock().expect("lock").remove(&request.instance_id);
+        let mut held = self.held.lock().expect("lock");
+        held.remove(&request.instance_id);
+        self.save(&held);
         Ok(())
     }
 }

@@ -222,7 +222,7 @@ impl Harness {
         let images = tempfile::tempdir().expect("tempdir");
         let bus = MemoryTransport::new(16, Duration::from_millis(50));
         let transport: Arc<dyn Transport> = Arc::new(bus.clone());
-        let network = Arc::new(FakeNetwork::default());
+        let network = Arc::new(FakeNetwork::at(state.path().join("network.json")));
         let conductor = Arc::new(Conductor::default());
         let scheduler = Arc::new(Scheduler::default());
         let mut serving = Vec::new();

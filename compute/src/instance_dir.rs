@@ -40,6 +40,13 @@ impl InstanceDir {
         }
     }
 
+    /// The folder at `root`, as recovery finds it.
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
     /// The folder itself.
     pub fn root(&self) -> &Path {
         &self.root

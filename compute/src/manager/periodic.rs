@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::ComputeManager;
-use crate::instance_dir::{InstanceDir, domain_name};
+use crate::instance_dir::{InstanceDir, InstanceRecord, domain_name};
 use crate::state::PowerState;
 
 impl ComputeManager {
@@ -63,7 +63,10 @@ impl ComputeManager {
             return None;
         };
         let id = record.instance_id;
-        if !record.built {
+        let name = domain_name(&id);
+        if !record.built && self.started_before_the_restart(root, &record, &name).await {
+            info!(instance_id = %id, "adopting a guest whose build a restart cut short after it started");
+        } else if !record.built {
             info!(instance_id = %id, "cleaning up a build interrupted by a restart");
             self.parts.prepare.release_leftovers(root).await;
             if let super::clean_up::CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
@@ -78,7 +81,7 @@ impl ComputeManager {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id, record.flavor.clone());
-        match self.parts.driver.state(&domain_name(&id)).await {
+        match self.parts.driver.state(&name).await {
             Ok(Some(PowerState::Running)) => {
                 self.report(ctx, id, InstanceState::Running, None, None)
                     .await;
@@ -98,6 +101,34 @@ impl ComputeManager {
             }
         }
         Some(id)
+    }
+
+    /// Whether an unfinished build had already started its guest: the
+    /// domain starts last, after the address, disk and filters, so a running
+    /// one is finished here (its record marked built) rather than destroyed.
+    async fn started_before_the_restart(
+        &self,
+        root: &std::path::Path,
+        record: &InstanceRecord,
+        name: &str,
+    ) -> bool {
+        if !matches!(
+            self.parts.driver.state(name).await,
+            Ok(Some(PowerState::Running))
+        ) {
+            return false;
+        }
+        let built = InstanceRecord {
+            built: true,
+            ..record.clone()
+        };
+        match InstanceDir::at(root).write_record(&built).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(instance_id = %record.instance_id, error = %e, "could not record the adopted build");
+                false
+            }
+        }
     }
 
     /// Compares the hypervisor's view with what was last reported and

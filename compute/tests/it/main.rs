@@ -10,4 +10,5 @@ mod inject;
 mod isolation;
 mod libvirt;
 mod manager;
+mod recovery;
 mod security_groups;

@@ -196,6 +196,15 @@ impl Harness {
         h
     }
 
+    /// The worker restarted over the same state folder and fake driver, as
+    /// after a crash (interrupted builds wait 1 s for their request).
+    pub async fn restart(self) -> Self {
+        let Harness {
+            state, fake_driver, ..
+        } = self;
+        Self::start_in(state, fake_driver.expect("a fake driver to restart over")).await
+    }
+
     /// The fake driver (panics when the worker runs on a real one).
     pub fn fake(&self) -> &FakeDriver {
         self.fake_driver

@@ -278,10 +278,7 @@ async fn a_disabled_host_says_so_in_its_reports_and_stays_disabled_after_a_resta
     };
     assert!(eventually(heard).await, "no report said disabled");
 
-    let Harness {
-        state, fake_driver, ..
-    } = h;
-    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
+    let h = h.restart().await;
     let report = h.worker.manager.host_report().await;
     assert!(!report.enabled, "the switch survives a restart");
     assert_eq!(report.disabled_reason.as_deref(), Some("disk swap"));
@@ -576,10 +573,7 @@ async fn restart_keeps_running_guests_and_cleans_half_built_ones() {
 
     // The worker restarts over the same state folder and hypervisor; no
     // request comes back for the half-built one (grace: 1 s).
-    let Harness {
-        state, fake_driver, ..
-    } = h;
-    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
+    let h = h.restart().await;
     assert!(
         h.conductor
             .wait_for(running.instance_id, InstanceState::Running)

@@ -23,10 +23,7 @@ async fn a_guest_started_before_the_worker_died_is_adopted_not_destroyed() {
 
     // The worker restarts over the same state folder and hypervisor, and no
     // request comes back (grace: 1 s).
-    let Harness {
-        state, fake_driver, ..
-    } = h;
-    let h = Harness::start_in(state, fake_driver.expect("fake")).await;
+    let h = h.restart().await;
     assert!(
         h.conductor
             .wait_for(req.instance_id, InstanceState::Running)

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::Command;
 
 use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
-use stratus_rpc::wire::ids::InstanceId;
 
 use super::BenchError;
 
@@ -37,20 +36,10 @@ pub fn request(
     flavor: Flavor,
     image: ImageRef,
 ) -> Result<RunInstance, BenchError> {
-    Ok(RunInstance {
-        instance_id: InstanceId::new(),
-        project_id: "bench"
-            .parse()
-            .map_err(BenchError::step(bench, "project"))?,
-        flavor,
-        image,
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
-    })
+    let project = "bench"
+        .parse()
+        .map_err(BenchError::step(bench, "project"))?;
+    Ok(RunInstance::new(project, flavor, image))
 }
 
 /// Runs the image `builder`, which writes `disk.qcow2` (and `kernel`,

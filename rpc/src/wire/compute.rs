@@ -81,6 +81,25 @@ pub struct RunInstance {
     pub placement: Placement,
 }
 
+impl RunInstance {
+    /// A new instance (a fresh id) of `image` and `flavor` in `project_id`,
+    /// with no groups, key, user data, reservation or placement yet.
+    pub fn new(project_id: ProjectId, flavor: Flavor, image: ImageRef) -> Self {
+        Self {
+            instance_id: InstanceId::new(),
+            project_id,
+            flavor,
+            image,
+            security_groups: vec![],
+            key_data: None,
+            key_name: None,
+            user_data: None,
+            reservation_id: None,
+            placement: Placement::default(),
+        }
+    }
+}
+
 /// Stop or resume giving a host new instances.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetHostEnabled {

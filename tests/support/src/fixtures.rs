@@ -36,18 +36,7 @@ pub fn image(id: &str, disk: impl AsRef<Path>) -> ImageRef {
 /// A request to run a new instance of `image` and `flavor` in project
 /// `p1`: no key, user data, reservation or placement.
 pub fn run_instance(image: ImageRef, flavor: Flavor) -> RunInstance {
-    RunInstance {
-        instance_id: InstanceId::new(),
-        project_id: "p1".parse().expect("project"),
-        flavor,
-        image,
-        security_groups: vec![],
-        key_data: None,
-        key_name: None,
-        user_data: None,
-        reservation_id: None,
-        placement: Default::default(),
-    }
+    RunInstance::new("p1".parse().expect("project"), flavor, image)
 }
 
 /// An idle, enabled host of the fake hypervisor with 100 GB of disk.

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use stratus_rpc::clients::ConductorApi;
-use stratus_rpc::wire::conductor::{GuestMetadata, InstanceUpdate};
+use stratus_rpc::wire::conductor::{
+    BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
+};
 use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::conductor::Conductor;
@@ -39,5 +41,18 @@ impl ConductorApi for ConductorService {
     async fn instance_metadata(&self, ctx: &RequestContext, metadata: GuestMetadata) -> Handled {
         let recorded = self.conductor.instance_metadata(ctx, &metadata).await;
         recorded.map_err(retry)
+    }
+
+    async fn claim_build(&self, _ctx: &RequestContext, _claim: BuildClaim) -> Handled<ClaimAnswer> {
+        // Placeholder until the conductor records claims (issue 18).
+        Ok(ClaimAnswer::Granted)
+    }
+
+    async fn instance_states(
+        &self,
+        _ctx: &RequestContext,
+        _query: InstanceStatesQuery,
+    ) -> Handled<Vec<KnownInstance>> {
+        Ok(Vec::new())
     }
 }

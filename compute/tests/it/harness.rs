@@ -14,7 +14,7 @@ use stratus_compute::manager::BuildTimings;
 use stratus_compute::state::PowerState;
 use stratus_compute::worker::{Worker, WorkerSetup, start};
 use stratus_host::FakeHost;
-use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::handler::{decode_args, encode_result, null};
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::compute::{ImageRef, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
@@ -34,6 +34,12 @@ pub struct Conductor {
 
 impl StandIn for Conductor {
     fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
+        if method == "claim_build" {
+            return encode_result(&stratus_rpc::wire::conductor::ClaimAnswer::Granted);
+        }
+        if method == "instance_states" {
+            return encode_result(&Vec::<stratus_rpc::wire::conductor::KnownInstance>::new());
+        }
         if method == "instance_metadata" {
             self.metadata
                 .lock()

@@ -2,7 +2,9 @@
 //! which owns the database).
 
 use crate::declare::declare_service;
-use crate::wire::conductor::{GuestMetadata, InstanceUpdate};
+use crate::wire::conductor::{
+    BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
+};
 
 declare_service! {
     /// The topic the conductor serves.
@@ -16,5 +18,11 @@ declare_service! {
         INSTANCE_UPDATE: cast instance_update(update: InstanceUpdate);
         /// Records what the metadata service tells an instance.
         INSTANCE_METADATA: cast instance_metadata(metadata: GuestMetadata);
+        /// Grants or refuses one placement of an instance to a host, before
+        /// the host builds anything.
+        CLAIM_BUILD: call claim_build(claim: BuildClaim) -> ClaimAnswer;
+        /// What the database says of instances a host or the network
+        /// controller holds something of, for their reconciles.
+        INSTANCE_STATES: call instance_states(query: InstanceStatesQuery) -> Vec<KnownInstance>;
     }
 }

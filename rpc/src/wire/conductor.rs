@@ -81,3 +81,60 @@ pub struct GuestMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
 }
+
+/// A compute host asking to build one placement of an instance, before it
+/// touches anything: the conductor grants each placement to one host, so a
+/// request delivered twice (a redelivery, a re-cast after a restart) is
+/// built once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildClaim {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The host asking.
+    pub host: HostName,
+    /// Which placement (as [`InstanceUpdate::attempt`]).
+    pub attempt: u32,
+    /// Ordered with the host's reports, as [`InstanceUpdate::sequence`].
+    pub sequence: u64,
+}
+
+/// The conductor's answer to a [`BuildClaim`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum ClaimAnswer {
+    /// Build it: the instance is pending and this host holds its placement.
+    Granted,
+    /// Do not build it; remove anything of it here.
+    Refused {
+        /// Why (for the log).
+        reason: String,
+        /// Whether the instance's fixed IP may be released: true when the
+        /// instance is gone, false when another host holds it (the address
+        /// is per instance, so that host's guest has it).
+        release_address: bool,
+    },
+}
+
+/// The instances a host asks about, to reconcile what it holds with what
+/// the database says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatesQuery {
+    /// The instances.
+    pub ids: Vec<InstanceId>,
+}
+
+/// What the database says of one instance asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownInstance {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its state; none when the database has no such instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<InstanceState>,
+    /// The host holding it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostName>,
+    /// Its placement number (as [`InstanceUpdate::attempt`]).
+    #[serde(default)]
+    pub attempt: u32,
+}

@@ -62,9 +62,9 @@ pub struct ComputeConfig {
     pub injection: crate::inject::expose::ExposeMethod,
     /// Attach a config drive (ISO 9660, label `config-2`) to every instance.
     pub config_drive: bool,
-    /// Seconds after start-up a build the restart interrupted waits for its
-    /// request to come back before it is reported in error.
-    pub interrupted_build_grace_secs: u64,
+    /// Seconds between reconciles with the conductor: instances it says are
+    /// gone (or held by another host) are removed from this host.
+    pub reconcile_interval_secs: u64,
     /// Start guests even where tenant isolation cannot be enforced (no
     /// br_netfilter, no nft, …). Never on a host shared by customers: every
     /// start and every launch logs what is missing.
@@ -88,7 +88,7 @@ impl Default for ComputeConfig {
             console_max_bytes: 64 * 1024,
             injection: crate::inject::expose::ExposeMethod::Auto,
             config_drive: true,
-            interrupted_build_grace_secs: 60,
+            reconcile_interval_secs: 20,
             insecure_allow_unisolated: false,
         }
     }

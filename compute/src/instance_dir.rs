@@ -1,10 +1,11 @@
 //! One instance's folder on its host: disk, kernel, ramdisk, console log and
-//! a record of what it is, which start-up recovery reads back.
+//! the journal of its build (`instance.json`, the step it reached, and
+//! `request.json`, what it was asked), which start-up recovery reads back.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stratus_rpc::wire::compute::Flavor;
+use stratus_rpc::wire::compute::{Flavor, RunInstance};
 use stratus_rpc::wire::ids::{InstanceId, ProjectId};
 
 /// `instance-<hex of the EC2 id>`, the libvirt domain and folder name.
@@ -13,8 +14,45 @@ pub fn domain_name(id: &InstanceId) -> String {
     format!("instance-{}", &ec2[2..])
 }
 
-/// What the worker needs to know of an instance after a restart.
+/// How far a build got: each step is written before it acts, so a restart
+/// knows what may exist of it (an address from `Network` on, a disk from
+/// `Image`, filters from `Firewall`, a domain from `Spawning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildStep {
+    /// The request is saved; nothing else exists yet.
+    Recorded,
+    /// The conductor granted the build to this host.
+    Claimed,
+    /// Asking for the fixed IP and setting up the bridge.
+    Network,
+    /// Fetching the image and making the overlay.
+    Image,
+    /// Preparing the disk (key injection, config drive).
+    Disk,
+    /// Applying the firewall.
+    Firewall,
+    /// Defining and starting the domain.
+    Spawning,
+    /// The guest runs: the build is over.
+    Built,
+    /// The build failed; its error report is in the outbox and what is left
+    /// of it is being cleaned up.
+    Failed,
+}
+
+impl BuildStep {
+    /// Whether a build at this step is still under way (neither finished
+    /// nor failed).
+    pub fn under_way(self) -> bool {
+        self < Self::Built
+    }
+}
+
+/// What the worker needs to know of an instance after a restart: the
+/// journal of its build, beside the request it was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredRecord")]
 pub struct InstanceRecord {
     /// The instance.
     pub instance_id: InstanceId,
@@ -22,8 +60,48 @@ pub struct InstanceRecord {
     pub project_id: ProjectId,
     /// Its resources.
     pub flavor: Flavor,
-    /// Whether the build finished (false: half-built, to be cleaned).
-    pub built: bool,
+    /// How far its build got.
+    pub step: BuildStep,
+    /// When the conductor granted the build (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<u64>,
+}
+
+impl InstanceRecord {
+    /// Whether the build finished.
+    pub fn built(&self) -> bool {
+        self.step == BuildStep::Built
+    }
+}
+
+/// A record as stored, in this layout or the older one (`built: bool`).
+#[derive(Deserialize)]
+struct StoredRecord {
+    instance_id: InstanceId,
+    project_id: ProjectId,
+    flavor: Flavor,
+    #[serde(default)]
+    step: Option<BuildStep>,
+    #[serde(default)]
+    built: Option<bool>,
+    #[serde(default)]
+    claimed_at: Option<u64>,
+}
+
+impl From<StoredRecord> for InstanceRecord {
+    fn from(stored: StoredRecord) -> Self {
+        let step = stored.step.unwrap_or(match stored.built {
+            Some(true) => BuildStep::Built,
+            _ => BuildStep::Recorded,
+        });
+        Self {
+            instance_id: stored.instance_id,
+            project_id: stored.project_id,
+            flavor: stored.flavor,
+            step,
+            claimed_at: stored.claimed_at,
+        }
+    }
 }
 
 /// Paths of one instance's files.
@@ -77,17 +155,70 @@ impl InstanceDir {
         self.root.join("instance.json")
     }
 
-    /// Writes the record (through a temp file, so it is whole or absent).
+    /// The request the instance was built from.
+    pub fn request(&self) -> PathBuf {
+        self.root.join("request.json")
+    }
+
+    /// Writes the record, whole or not at all, and flushed to disk.
     pub async fn write_record(&self, record: &InstanceRecord) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-        let tmp = self.root.join("instance.json.tmp");
-        tokio::fs::write(&tmp, json).await?;
-        tokio::fs::rename(&tmp, self.record()).await
+        crate::durable::write_atomically_async(&self.record(), json).await
+    }
+
+    /// Writes the request beside the record, whole or not at all.
+    pub async fn write_request(&self, request: &RunInstance) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(request).map_err(std::io::Error::other)?;
+        crate::durable::write_atomically_async(&self.request(), json).await
     }
 
     /// Reads the record of the folder at `root`.
     pub async fn read_record(root: &Path) -> Option<InstanceRecord> {
         let bytes = tokio::fs::read(root.join("instance.json")).await.ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Reads the request saved in the folder at `root` (none in folders of
+    /// the older layout).
+    pub async fn read_request(root: &Path) -> Option<RunInstance> {
+        let bytes = tokio::fs::read(root.join("request.json")).await.ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Removes everything in the folder but the record and the request, so
+    /// a build starts over from them.
+    pub async fn clear_all_but_the_journal(&self) -> std::io::Result<()> {
+        let mut entries = tokio::fs::read_dir(&self.root).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name();
+            if name == "instance.json" || name == "request.json" {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type().await?.is_dir() {
+                tokio::fs::remove_dir_all(&path).await?;
+            } else {
+                tokio::fs::remove_file(&path).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BuildStep, InstanceRecord};
+
+    #[test]
+    fn records_of_the_older_layout_still_read() {
+        let id = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+        let flavor = r#"{"name":"m1.tiny","vcpus":1,"memory_mb":256,"root_gb":1}"#;
+        for (built, step) in [("true", BuildStep::Built), ("false", BuildStep::Recorded)] {
+            let json = format!(
+                r#"{{"instance_id":"{id}","project_id":"p1","flavor":{flavor},"built":{built}}}"#
+            );
+            let record: InstanceRecord = serde_json::from_str(&json).expect("old record");
+            assert_eq!(record.step, step);
+        }
     }
 }

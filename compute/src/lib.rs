@@ -5,6 +5,7 @@
 pub mod config;
 pub mod config_drive;
 pub mod driver;
+pub mod durable;
 pub mod host;
 pub mod image_cache;
 pub mod inject;

@@ -135,6 +135,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         ),
         instances_dir,
         host_state_file: setup.state_dir.join("compute-host.json"),
+        outbox_file: setup.state_dir.join("compute-outbox.json"),
         driver,
         firewall: firewall.clone(),
         bridges: Arc::new(Bridges::new(commands)),
@@ -151,6 +152,8 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         config: config.clone(),
         unisolated,
     });
+    // Before anything is served: a request for an interrupted build must
+    // meet it resumed (under its lock), not half-built.
     manager.recover(&RequestContext::system()).await;
     let periodic = CancellationToken::new();
     tokio::spawn(manager.clone().run_periodic(periodic.clone()));

@@ -19,6 +19,8 @@ pub struct FakeDriver {
     fail_spawn_of: Mutex<Option<String>>,
     /// A destroy of a domain with this name fails, as with the hypervisor away.
     fail_destroy_of: Mutex<Option<String>>,
+    /// How many times each domain was spawned.
+    spawns: Mutex<BTreeMap<String, usize>>,
 }
 
 impl FakeDriver {
@@ -41,6 +43,16 @@ impl FakeDriver {
             .fail_destroy_of
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name.to_owned());
+    }
+
+    /// How many times a domain of this name was spawned (successfully).
+    pub fn spawn_count(&self, name: &str) -> usize {
+        self.spawns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The spec a domain was spawned with.
@@ -117,6 +129,12 @@ impl VirtDriver for FakeDriver {
             })?;
         domains.insert(spec.name.clone(), (spec.clone(), running));
         drop(domains);
+        *self
+            .spawns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(spec.name.clone())
+            .or_default() += 1;
         // A console a real guest would fill, so console output has something
         // to show in the embedded mode and tests.
         if let Some(dir) = spec.console_log.parent()
@@ -147,6 +165,10 @@ impl VirtDriver for FakeDriver {
             .iter()
             .map(|(name, (_, state))| (name.clone(), *state))
             .collect())
+    }
+
+    async fn uuid(&self, name: &str) -> Result<Option<uuid::Uuid>, DriverError> {
+        Ok(self.spec(name).map(|spec| spec.uuid))
     }
 
     async fn power_on(&self, name: &str) -> Result<(), DriverError> {

@@ -303,6 +303,14 @@ impl VirtDriver for LibvirtDriver {
         .await
     }
 
+    async fn uuid(&self, name: &str) -> Result<Option<uuid::Uuid>, DriverError> {
+        if self.state(name).await?.is_none() {
+            return Ok(None);
+        }
+        let text = self.with_domain("uuid", name, |d| d.uuid_string()).await?;
+        Ok(uuid::Uuid::parse_str(&text).ok())
+    }
+
     async fn power_on(&self, name: &str) -> Result<(), DriverError> {
         self.with_domain("start", name, |d| d.create()).await
     }

@@ -64,6 +64,10 @@ pub trait VirtDriver: Send + Sync + std::fmt::Debug {
     /// Every domain this driver knows, with its state.
     async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError>;
 
+    /// The UUID a domain was defined with (an instance's is its id), or
+    /// `None` if it does not exist.
+    async fn uuid(&self, name: &str) -> Result<Option<uuid::Uuid>, DriverError>;
+
     /// Starts a stopped domain.
     async fn power_on(&self, name: &str) -> Result<(), DriverError>;
 

@@ -13,10 +13,11 @@ use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, instrument, warn};
 
 use super::clean_up::CleanUp;
+use super::journal::{Claim, attempt_of};
 use super::{ComputeManager, PrepareError};
 use crate::driver::DriverError;
 use crate::image_cache::ImageError;
-use crate::instance_dir::domain_name;
+use crate::instance_dir::{BuildStep, InstanceDir, InstanceRecord, domain_name};
 use crate::state::PowerState;
 
 /// Why a build failed; its chain ([`error_chain`]) is the instance's state
@@ -112,22 +113,24 @@ impl ComputeManager {
         ctx: &RequestContext,
         request: &RunInstance,
     ) -> Option<BuildTimings> {
+        let _held = self.locks.lock(request.instance_id).await;
+        self.run_locked(ctx, request).await
+    }
+
+    /// [`Self::run_instance`] with the instance's lock held: a new request,
+    /// a redelivered one, or a build a restart interrupted, resumed.
+    pub(super) async fn run_locked(
+        &self,
+        ctx: &RequestContext,
+        request: &RunInstance,
+    ) -> Option<BuildTimings> {
         let id = request.instance_id;
-        let _held = self.locks.lock(id).await;
-        if self.interrupted.claimed(id) {
-            info!("building again what a restart interrupted");
-        }
-        // A request cast straight to this host (no scheduler) is attempt 1.
-        let attempt = u32::try_from(request.placement.hosts_tried.len().max(1)).unwrap_or(u32::MAX);
         self.attempts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, attempt);
-        let name = domain_name(&id);
-        if let Ok(Some(PowerState::Running)) = self.parts.driver.state(&name).await {
-            info!("already running");
-            self.report(ctx, id, InstanceState::Running, None, None)
-                .await;
+            .insert(id, attempt_of(request));
+        let dir = self.dir(&id);
+        if self.already_here(ctx, request, &dir).await {
             return None;
         }
         if let Err(reason) = self.claim(request) {
@@ -135,9 +138,37 @@ impl ComputeManager {
             self.reschedule(ctx, request, reason).await;
             return None;
         }
-        self.report(ctx, id, InstanceState::Pending, Some("networking"), None)
-            .await;
-        match self.build(ctx, request).await {
+        let mut record = match self.journal(request, &dir).await {
+            Ok(record) => record,
+            Err(e) => {
+                self.build_failed(ctx, request, &e).await;
+                return None;
+            }
+        };
+        match self.claim_build(ctx, request).await {
+            Claim::Granted => {}
+            Claim::Refused {
+                reason,
+                release_address,
+            } => {
+                self.claim_refused(ctx, request, &reason, release_address)
+                    .await;
+                return None;
+            }
+            Claim::Unanswered => {
+                self.forget(id);
+                self.awaiting_claim
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id);
+                return None;
+            }
+        }
+        let built = match self.step(&dir, &mut record, BuildStep::Claimed).await {
+            Ok(()) => self.build(ctx, request, &dir, &mut record).await,
+            Err(e) => Err(e),
+        };
+        match built {
             Ok(timings) => {
                 record_step_metrics(&timings);
                 info!(total_ms = timings.total.as_millis() as u64, "running");
@@ -152,20 +183,74 @@ impl ComputeManager {
         }
     }
 
+    /// Whether the instance is here already (a request delivered again):
+    /// a running or stopped guest is reported as it is and its record
+    /// marked built; what an interrupted build left is cleared for the
+    /// build to start over (its address kept).
+    async fn already_here(
+        &self,
+        ctx: &RequestContext,
+        request: &RunInstance,
+        dir: &InstanceDir,
+    ) -> bool {
+        let id = request.instance_id;
+        let record = InstanceDir::read_record(dir.root()).await;
+        let state = self.parts.driver.state(&domain_name(&id)).await;
+        let finished = record.as_ref().is_some_and(InstanceRecord::built);
+        let failed = record.as_ref().is_some_and(|r| r.step == BuildStep::Failed);
+        let reported = match state {
+            Ok(Some(PowerState::Running)) if !failed => InstanceState::Running,
+            Ok(Some(PowerState::Shutoff | PowerState::Crashed)) if finished => {
+                InstanceState::Stopped
+            }
+            _ => {
+                if record.is_some_and(|r| !r.built()) && !self.clear_partial(id).await {
+                    warn!("what an earlier build left cannot be removed; building anyway");
+                }
+                return false;
+            }
+        };
+        info!(?reported, "already here");
+        if let Some(record) = record.filter(|r| !r.built()) {
+            let built = InstanceRecord {
+                step: BuildStep::Built,
+                ..record
+            };
+            if let Err(e) = dir.write_record(&built).await {
+                warn!(error = %error_chain(&e), "could not record the finished build");
+            }
+        }
+        self.flavors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, request.flavor.clone());
+        self.report(ctx, id, reported, None, None).await;
+        true
+    }
+
     /// Reports a failed build and cleans up after it: handed to another
     /// host when one may succeed, else the instance ends in error at once.
+    /// The error report is in the outbox file before the clean-up starts,
+    /// so a crash during it cannot swallow the news.
     async fn build_failed(&self, ctx: &RequestContext, request: &RunInstance, e: &BuildError) {
         let id = request.instance_id;
         let reason = error_chain(e);
         warn!(%reason, "build failed; cleaning up");
+        let dir = self.dir(&id);
         if !e.another_host_may_succeed() {
             // The user hears why at once; cleaning up may itself wait on
             // what failed (an unreachable network controller).
-            self.report(ctx, id, InstanceState::Error, None, Some(reason))
+            self.report_durably(ctx, id, InstanceState::Error, reason)
                 .await;
+            self.mark_failed(&dir).await;
             self.clean_up(ctx, id).await;
             return;
         }
+        // Should the worker die before the instance is handed back, it ends
+        // in error with the reason rather than pending with nothing behind it.
+        let fallback = self.update(id, InstanceState::Error, None, Some(reason.clone()));
+        self.outbox.until_confirmed(fallback);
+        self.mark_failed(&dir).await;
         // Clean before handing back: the next host must not meet this one's
         // leftovers (its address above all). An address still held would
         // be released from under the next host's guest later, so then it
@@ -178,8 +263,18 @@ impl ComputeManager {
             }
         };
         let reason = format!("{reason}; not tried on another host: {why_not}");
-        self.report(ctx, id, InstanceState::Error, None, Some(reason))
+        self.report_durably(ctx, id, InstanceState::Error, reason)
             .await;
+    }
+
+    /// Records that the build failed, so a restart cleans it up instead of
+    /// building it again (its report is in the outbox already).
+    async fn mark_failed(&self, dir: &InstanceDir) {
+        if let Some(mut record) = InstanceDir::read_record(dir.root()).await
+            && let Err(e) = self.step(dir, &mut record, BuildStep::Failed).await
+        {
+            warn!(error = %error_chain(&e), "could not record the failed build");
+        }
     }
 
     /// Hands an instance this host could not build back to the scheduler,

@@ -1,4 +1,4 @@
-//! The steps of a build, each timed: the record, the fixed IP and bridge,
+//! The steps of a build, each journaled and timed: the fixed IP and bridge,
 //! the image, the disk, the domain, the firewall, the guest started.
 
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use super::ComputeManager;
 use super::build::{BuildError, BuildTimings};
 use crate::driver::DriverError;
 use crate::image_cache::CachedImage;
-use crate::instance_dir::{InstanceDir, InstanceRecord, domain_name};
+use crate::instance_dir::{BuildStep, InstanceDir, InstanceRecord, domain_name};
 use crate::state::PowerState;
 use crate::xml::{Boot, DomainSpec, Nic};
 
@@ -44,16 +44,18 @@ fn address(value: &str) -> Result<std::net::Ipv4Addr, BuildError> {
 }
 
 impl ComputeManager {
-    /// Builds the instance, step by step, timing each.
+    /// Builds the instance, step by step, timing each; each step is in
+    /// the journal (`record`) before it acts.
     pub(super) async fn build(
         &self,
         ctx: &RequestContext,
         request: &RunInstance,
+        dir: &InstanceDir,
+        record: &mut InstanceRecord,
     ) -> Result<BuildTimings, BuildError> {
         let started = Instant::now();
         let mut timings = BuildTimings::default();
         let id = request.instance_id;
-        let dir = self.dir(&id);
         if let Some(missing) = &self.parts.unisolated {
             error!(missing = %missing, "launching a guest WITHOUT tenant isolation (insecure_allow_unisolated)");
         }
@@ -62,70 +64,47 @@ impl ComputeManager {
             value: mac.clone(),
             source,
         })?;
-        let record = self.write_first_record(request, &dir).await?;
-
+        self.step(dir, record, BuildStep::Network).await?;
         let step = Instant::now();
         let fixed = self.network_step(ctx, request, &mac_address).await?;
         timings.network = step.elapsed();
 
         self.report(ctx, id, InstanceState::Pending, Some("spawning"), None)
             .await;
+        self.step(dir, record, BuildStep::Image).await?;
         let step = Instant::now();
-        let base = self.image_step(request, &dir).await?;
+        let base = self.image_step(request, dir).await?;
         timings.image = step.elapsed();
 
+        self.step(dir, record, BuildStep::Disk).await?;
         let step = Instant::now();
         let config_drive = self
             .parts
             .prepare
-            .prepare_disk(request, &dir, &fixed)
+            .prepare_disk(request, dir, &fixed)
             .await
             .map_err(BuildError::PrepareDisk)?;
         timings.prepare = step.elapsed();
         self.publish_metadata(ctx, request, &fixed).await;
 
         let step = Instant::now();
-        let spec = self.domain_spec(request, &dir, &base, &fixed, mac, config_drive);
+        let spec = self.domain_spec(request, dir, &base, &fixed, mac, config_drive);
         timings.xml = step.elapsed();
 
+        self.step(dir, record, BuildStep::Firewall).await?;
         let step = Instant::now();
         self.firewall_step(request, &fixed, mac_address).await?;
         timings.firewall = step.elapsed();
 
+        self.step(dir, record, BuildStep::Spawning).await?;
         let step = Instant::now();
         self.parts.driver.spawn(&spec).await?;
         self.wait_for(&spec.name, PowerState::Running).await?;
         timings.libvirt = step.elapsed();
 
-        dir.write_record(&InstanceRecord {
-            built: true,
-            ..record
-        })
-        .await
-        .map_err(BuildError::Files)?;
+        self.step(dir, record, BuildStep::Built).await?;
         timings.total = started.elapsed();
         Ok(timings)
-    }
-
-    /// The record comes first, so a worker killed from here on finds the
-    /// build on restart and cleans it up, the address included.
-    async fn write_first_record(
-        &self,
-        request: &RunInstance,
-        dir: &InstanceDir,
-    ) -> Result<InstanceRecord, BuildError> {
-        self.outbox.building(request.instance_id);
-        tokio::fs::create_dir_all(dir.root())
-            .await
-            .map_err(BuildError::Files)?;
-        let record = InstanceRecord {
-            instance_id: request.instance_id,
-            project_id: request.project_id.clone(),
-            flavor: request.flavor.clone(),
-            built: false,
-        };
-        dir.write_record(&record).await.map_err(BuildError::Files)?;
-        Ok(record)
     }
 
     /// The fixed IP, and the bridge (and VLAN) it lives on.

@@ -21,7 +21,10 @@ impl ComputeManager {
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn terminate_instance(&self, ctx: &RequestContext, id: InstanceId) {
         let _held = self.locks.lock(id).await;
-        self.interrupted.claimed(id);
+        self.awaiting_claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
         let before = self
             .last_states
             .lock()

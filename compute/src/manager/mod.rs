@@ -1,17 +1,21 @@
 //! The compute manager: what a worker does to the instances of its host.
 //! `build.rs` runs `run_instance`; `lifecycle.rs` the rest of an instance's
-//! life; `periodic.rs` power sync, start-up recovery and capacity reports;
-//! `interrupted.rs` the builds a restart cut short.
+//! life; `periodic.rs` power sync and capacity reports; `recovery.rs` what
+//! a restart finds (every interrupted build resumed, adopted or cleaned up
+//! at once); `journal.rs` the build's steps on disk and its claim;
+//! `reconcile.rs` what this host holds against what the conductor says.
 
 mod build;
 mod build_steps;
 mod claims;
 mod clean_up;
 mod enabled;
-mod interrupted;
+mod journal;
 mod lifecycle;
 mod outbox;
 mod periodic;
+mod reconcile;
+mod recovery;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -70,6 +74,8 @@ pub struct Parts {
     pub instances_dir: PathBuf,
     /// Where whether this host takes new instances is kept across restarts.
     pub host_state_file: PathBuf,
+    /// Where reports and releases not yet sent are kept across restarts.
+    pub outbox_file: PathBuf,
     /// The hypervisor.
     pub driver: Arc<dyn VirtDriver>,
     /// Base images.
@@ -111,13 +117,15 @@ pub struct ComputeManager {
     attempts: Mutex<HashMap<InstanceId, u32>>,
     /// Reports and releases to send again once the broker is back.
     outbox: outbox::Outbox,
-    /// Builds a restart interrupted, until their request comes back.
-    interrupted: interrupted::Interrupted,
+    /// Journaled builds whose claim could not be asked (the conductor was
+    /// away): the periodic reconcile resumes them.
+    awaiting_claim: Mutex<std::collections::HashSet<InstanceId>>,
 }
 
 impl ComputeManager {
     /// A manager over `parts`.
     pub fn new(parts: Parts) -> Arc<Self> {
+        let outbox = outbox::Outbox::load(parts.outbox_file.clone());
         Arc::new(Self {
             parts,
             locks: KeyedLocks::new(),
@@ -125,8 +133,8 @@ impl ComputeManager {
             last_states: Mutex::new(HashMap::new()),
             enabled: Mutex::new(enabled::HostEnabled::default()),
             attempts: Mutex::new(HashMap::new()),
-            outbox: outbox::Outbox::default(),
-            interrupted: interrupted::Interrupted::default(),
+            outbox,
+            awaiting_claim: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -171,7 +179,35 @@ impl ComputeManager {
         task_state: Option<&str>,
         reason: Option<String>,
     ) {
-        let update = InstanceUpdate {
+        let update = self.update(id, state, task_state, reason);
+        self.send(ctx, update).await;
+    }
+
+    /// Like [`Self::report`], but the report is in the outbox file before
+    /// it is sent, and stays there until the reconcile sees the conductor
+    /// know it, so a crash before or just after the cast cannot lose it
+    /// (failures).
+    async fn report_durably(
+        &self,
+        ctx: &RequestContext,
+        id: InstanceId,
+        state: InstanceState,
+        reason: String,
+    ) {
+        let update = self.update(id, state, None, Some(reason));
+        self.outbox.until_confirmed(update.clone());
+        self.send(ctx, update).await;
+    }
+
+    /// A report of `state`, stamped with this host's next sequence.
+    fn update(
+        &self,
+        id: InstanceId,
+        state: InstanceState,
+        task_state: Option<&str>,
+        reason: Option<String>,
+    ) -> InstanceUpdate {
+        InstanceUpdate {
             instance_id: id,
             host: Some(self.parts.host.clone()),
             state,
@@ -185,7 +221,12 @@ impl ComputeManager {
                 .get(&id)
                 .copied()
                 .unwrap_or(0),
-        };
+        }
+    }
+
+    /// Sends `update`; kept in the outbox when it cannot go.
+    async fn send(&self, ctx: &RequestContext, update: InstanceUpdate) {
+        let (id, state) = (update.instance_id, update.state);
         {
             let mut last = self
                 .last_states
@@ -197,6 +238,7 @@ impl ComputeManager {
                 last.insert(id, state);
             }
         }
+        let task_state = update.task_state.as_deref();
         tracing::info!(instance_id = %id, ?state, task_state, "state change");
         match self.parts.conductor.instance_update(ctx, &update).await {
             Ok(()) => self.outbox.reported(id, update.sequence),

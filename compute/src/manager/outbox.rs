@@ -1,9 +1,15 @@
 //! What could not be sent while the broker or a service was away: state
 //! reports and fixed-IP releases. The periodic loop sends them again, so a
 //! broker restart loses neither an instance's last state nor an address.
+//! It lives in a file beside the host state (`compute-outbox.json`), written
+//! whole on every change, so a worker crash loses neither either: a failed
+//! build's error report goes in before its clean-up starts.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::error::error_chain;
@@ -14,7 +20,8 @@ use tracing::{info, warn};
 
 use super::ComputeManager;
 
-/// Reports and releases waiting to be sent again.
+/// Reports and releases waiting to be sent again, kept in a file so a
+/// crash loses none of them.
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
     /// The newest unsent report per instance: the conductor keeps the
@@ -22,9 +29,61 @@ pub(super) struct Outbox {
     reports: Mutex<HashMap<InstanceId, InstanceUpdate>>,
     /// Instances whose fixed IP may still be held for them.
     releases: Mutex<HashSet<InstanceId>>,
+    /// Failure reports kept, sent or not, until the conductor is seen to
+    /// know them: a cast handed to the in-process bus dies with the process.
+    unconfirmed: Mutex<HashMap<InstanceId, InstanceUpdate>>,
+    /// Where it is kept (none: in memory only).
+    file: Option<PathBuf>,
+    /// Held while a copy is written, so an older copy never lands last.
+    writing: Mutex<()>,
+}
+
+/// The outbox as written to its file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    #[serde(default)]
+    reports: Vec<InstanceUpdate>,
+    #[serde(default)]
+    releases: Vec<InstanceId>,
+    #[serde(default)]
+    unconfirmed: Vec<InstanceUpdate>,
 }
 
 impl Outbox {
+    /// The outbox kept in `file`, with what an earlier run left in it.
+    pub(super) fn load(file: PathBuf) -> Self {
+        let stored: Stored = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                warn!(file = %file.display(), error = %e, "unreadable outbox; starting empty");
+                Stored::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(e) => {
+                warn!(file = %file.display(), error = %e, "unreadable outbox; starting empty");
+                Stored::default()
+            }
+        };
+        Self {
+            reports: Mutex::new(
+                stored
+                    .reports
+                    .into_iter()
+                    .map(|u| (u.instance_id, u))
+                    .collect(),
+            ),
+            releases: Mutex::new(stored.releases.into_iter().collect()),
+            unconfirmed: Mutex::new(
+                stored
+                    .unconfirmed
+                    .into_iter()
+                    .map(|u| (u.instance_id, u))
+                    .collect(),
+            ),
+            file: Some(file),
+            writing: Mutex::new(()),
+        }
+    }
+
     // A panic elsewhere while holding one of these leaves a map still worth
     // sending from, so a poisoned lock is used as it is.
     fn reports(&self) -> MutexGuard<'_, HashMap<InstanceId, InstanceUpdate>> {
@@ -35,35 +94,119 @@ impl Outbox {
         self.releases.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn unconfirmed(&self) -> MutexGuard<'_, HashMap<InstanceId, InstanceUpdate>> {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the outbox to its file (a small file: blocking is brief).
+    fn save(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reports: Vec<InstanceUpdate> = self.reports().values().cloned().collect();
+        reports.sort_by_key(|u| u.sequence);
+        let mut releases: Vec<InstanceId> = self.releases().iter().copied().collect();
+        releases.sort();
+        let mut unconfirmed: Vec<InstanceUpdate> = self.unconfirmed().values().cloned().collect();
+        unconfirmed.sort_by_key(|u| u.sequence);
+        let stored = Stored {
+            reports,
+            releases,
+            unconfirmed,
+        };
+        let written = serde_json::to_vec_pretty(&stored)
+            .map_err(std::io::Error::other)
+            .and_then(|json| crate::durable::write_atomically(file, &json));
+        if let Err(e) = written {
+            warn!(file = %file.display(), error = %e, "could not write the outbox");
+        }
+    }
+
     /// Keeps `update` unless a newer one for its instance is already waiting.
     pub(super) fn report_failed(&self, update: InstanceUpdate) {
-        let mut reports = self.reports();
-        let newer = reports
-            .get(&update.instance_id)
-            .is_some_and(|waiting| waiting.sequence > update.sequence);
-        if !newer {
-            reports.insert(update.instance_id, update);
+        let kept = {
+            let mut reports = self.reports();
+            let newer = reports
+                .get(&update.instance_id)
+                .is_some_and(|waiting| waiting.sequence > update.sequence);
+            if !newer {
+                reports.insert(update.instance_id, update);
+            }
+            !newer
+        };
+        if kept {
+            self.save();
         }
     }
 
     /// A report for `id` went through: any older one waiting is moot.
     pub(super) fn reported(&self, id: InstanceId, sequence: u64) {
-        let mut reports = self.reports();
-        if reports.get(&id).is_some_and(|w| w.sequence <= sequence) {
-            reports.remove(&id);
+        let removed = {
+            let mut reports = self.reports();
+            let moot = reports.get(&id).is_some_and(|w| w.sequence <= sequence);
+            if moot {
+                reports.remove(&id);
+            }
+            let mut unconfirmed = self.unconfirmed();
+            let superseded = unconfirmed.get(&id).is_some_and(|w| w.sequence < sequence);
+            if superseded {
+                unconfirmed.remove(&id);
+            }
+            moot || superseded
+        };
+        if removed {
+            self.save();
         }
+    }
+
+    /// Keeps the failure report `update` (in the file, before it is sent)
+    /// until the conductor is seen to know it.
+    pub(super) fn until_confirmed(&self, update: InstanceUpdate) {
+        self.unconfirmed().insert(update.instance_id, update);
+        self.save();
+    }
+
+    /// The instances whose failure reports wait to be confirmed.
+    pub(super) fn unconfirmed_ids(&self) -> Vec<InstanceId> {
+        self.unconfirmed().keys().copied().collect()
+    }
+
+    /// The failure report waiting for `id`'s confirmation, taken out.
+    pub(super) fn take_unconfirmed(&self, id: InstanceId) -> Option<InstanceUpdate> {
+        let taken = self.unconfirmed().remove(&id);
+        if taken.is_some() {
+            self.save();
+        }
+        taken
+    }
+
+    /// Whether a report for `id` waits to be sent.
+    pub(super) fn holds_report(&self, id: InstanceId) -> bool {
+        self.reports().contains_key(&id)
     }
 
     /// The release of `id`'s address failed; send it again later.
     pub(super) fn release_failed(&self, id: InstanceId) {
-        self.releases().insert(id);
+        if self.releases().insert(id) {
+            self.save();
+        }
+    }
+
+    /// `id`'s address is released, or is to be kept: nothing to send.
+    fn released(&self, id: InstanceId) {
+        if self.releases().remove(&id) {
+            self.save();
+        }
     }
 
     /// `id` is being built here again: the allocation it gets is the one
     /// still held (allocation is per instance), so releasing it later would
     /// take the address from under the new guest.
     pub(super) fn building(&self, id: InstanceId) {
-        self.releases().remove(&id);
+        self.released(id);
     }
 }
 
@@ -88,7 +231,7 @@ impl ComputeManager {
             {
                 Ok(()) => {
                     info!(instance_id = %id, "released the fixed IP held since an earlier failure");
-                    self.outbox.releases().remove(&id);
+                    self.outbox.released(id);
                 }
                 Err(e) => {
                     warn!(instance_id = %id, error = %error_chain(&e), "releasing the fixed IP failed again");

@@ -1,6 +1,7 @@
 //! A compute worker on the fake driver, with an in-memory network
 //! controller and a recording conductor, all on one in-process bus.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +18,9 @@ use stratus_host::FakeHost;
 use stratus_rpc::handler::{decode_args, encode_result, null};
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::compute::{ImageRef, RunInstance};
-use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
+use stratus_rpc::wire::conductor::{
+    BuildClaim, ClaimAnswer, InstanceState, InstanceStatesQuery, InstanceUpdate, KnownInstance,
+};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{HandlerError, RequestContext, ServerHandle, Transport};
 use stratus_test_support::stand_in::{self, StandIn};
@@ -25,31 +28,140 @@ use stratus_test_support::{fixtures, images};
 
 use crate::fake_network::FakeNetwork;
 
-/// Records every instance update.
+/// Records every instance update; answers claims (granted unless a test
+/// says otherwise) and instance states (from what it heard, as the api
+/// would, unless a test sets them).
 #[derive(Default)]
 pub struct Conductor {
     pub updates: Mutex<Vec<InstanceUpdate>>,
     pub metadata: Mutex<Vec<stratus_rpc::wire::conductor::GuestMetadata>>,
+    /// Every claim asked.
+    pub claims: Mutex<Vec<BuildClaim>>,
+    /// Answers to claims for particular instances (granted otherwise).
+    pub claim_answers: Mutex<HashMap<InstanceId, ClaimAnswer>>,
+    /// How many claims to fail (as with the conductor away) before answering.
+    pub failing_claims: Mutex<u32>,
+    /// What `instance_states` says of particular instances.
+    pub known: Mutex<HashMap<InstanceId, KnownInstance>>,
+    /// Casts are dropped unheard while set, as a crash loses them.
+    pub deaf: std::sync::atomic::AtomicBool,
 }
 
 impl StandIn for Conductor {
     fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
-        if method == "claim_build" {
-            return encode_result(&stratus_rpc::wire::conductor::ClaimAnswer::Granted);
+        match method {
+            "claim_build" => {
+                let claim: BuildClaim = decode_args(method, args)?;
+                {
+                    let mut failing = self.failing_claims.lock().expect("lock");
+                    if *failing > 0 {
+                        *failing -= 1;
+                        return Err(HandlerError::permanent(
+                            "Unavailable",
+                            "the conductor is away",
+                        ));
+                    }
+                }
+                let answer = self
+                    .claim_answers
+                    .lock()
+                    .expect("lock")
+                    .get(&claim.instance_id)
+                    .cloned()
+                    .unwrap_or(ClaimAnswer::Granted);
+                self.claims.lock().expect("lock").push(claim);
+                encode_result(&answer)
+            }
+            "instance_states" => {
+                let query: InstanceStatesQuery = decode_args(method, args)?;
+                let known: Vec<KnownInstance> = query
+                    .ids
+                    .iter()
+                    .filter_map(|id| self.known_of(*id))
+                    .collect();
+                encode_result(&known)
+            }
+            "instance_metadata" => {
+                self.metadata
+                    .lock()
+                    .expect("lock")
+                    .push(decode_args(method, args)?);
+                Ok(null())
+            }
+            _ => {
+                let update: InstanceUpdate = decode_args(method, args)?;
+                if !self.deaf.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.updates.lock().expect("lock").push(update);
+                }
+                Ok(null())
+            }
         }
-        if method == "instance_states" {
-            return encode_result(&Vec::<stratus_rpc::wire::conductor::KnownInstance>::new());
+    }
+}
+
+impl Conductor {
+    /// Refuses claims of `id`.
+    pub fn refuse(&self, id: InstanceId, release_address: bool) {
+        self.claim_answers.lock().expect("lock").insert(
+            id,
+            ClaimAnswer::Refused {
+                reason: "refused by the test".into(),
+                release_address,
+            },
+        );
+    }
+
+    /// Makes `instance_states` say `state` of `id`, held by `host` at `attempt`.
+    pub fn set_known(&self, id: InstanceId, state: InstanceState, host: &str, attempt: u32) {
+        self.known.lock().expect("lock").insert(
+            id,
+            KnownInstance {
+                instance_id: id,
+                state: Some(state),
+                host: Some(host.parse().expect("host")),
+                attempt,
+            },
+        );
+    }
+
+    /// The claims asked for `id`.
+    pub fn claims_of(&self, id: InstanceId) -> usize {
+        self.claims
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.instance_id == id)
+            .count()
+    }
+
+    /// What the stand-in knows of `id`: set by the test, or the last state
+    /// heard (pending once claimed), as the api keeps it.
+    fn known_of(&self, id: InstanceId) -> Option<KnownInstance> {
+        if let Some(set) = self.known.lock().expect("lock").get(&id) {
+            return Some(set.clone());
         }
-        if method == "instance_metadata" {
-            self.metadata
-                .lock()
-                .expect("lock")
-                .push(decode_args(method, args)?);
-            return Ok(null());
-        }
-        let update: InstanceUpdate = decode_args(method, args)?;
-        self.updates.lock().expect("lock").push(update);
-        Ok(null())
+        let claim = self
+            .claims
+            .lock()
+            .expect("lock")
+            .iter()
+            .rfind(|c| c.instance_id == id)
+            .cloned();
+        let last = self.last(id);
+        let state = match (&last, &claim) {
+            (Some(update), _) => update.state,
+            (None, Some(_)) => InstanceState::Pending,
+            (None, None) => return None,
+        };
+        Some(KnownInstance {
+            instance_id: id,
+            state: Some(state),
+            host: claim
+                .as_ref()
+                .map(|c| c.host.clone())
+                .or_else(|| last.as_ref().and_then(|u| u.host.clone())),
+            attempt: claim.map_or(0, |c| c.attempt),
+        })
     }
 }
 
@@ -185,30 +297,39 @@ impl Harness {
 
     /// A worker over an existing state folder and fake driver (restart tests).
     pub async fn start_in(state: tempfile::TempDir, fake: Arc<FakeDriver>) -> Self {
-        Self::start_in_with_grace(state, fake, 1).await
+        let conductor = Arc::new(Conductor::default());
+        Self::start_in_with(state, fake, conductor).await
     }
 
-    /// Like `start_in`, interrupted builds waiting `grace_secs` for their
-    /// request to come back.
-    pub async fn start_in_with_grace(
+    async fn start_in_with(
         state: tempfile::TempDir,
         fake: Arc<FakeDriver>,
-        grace_secs: u64,
+        conductor: Arc<Conductor>,
     ) -> Self {
         let mut h =
-            Self::start_with_grace(state, fake.clone(), Arc::new(FakeHost::new()), grace_secs)
-                .await;
+            Self::start_inner(state, fake.clone(), Arc::new(FakeHost::new()), conductor).await;
         h.fake_driver = Some(fake);
         h
     }
 
     /// The worker restarted over the same state folder and fake driver, as
-    /// after a crash (interrupted builds wait 1 s for their request).
+    /// after a crash; the conductor (the api) outlives it, and hears again.
     pub async fn restart(self) -> Self {
         let Harness {
-            state, fake_driver, ..
+            state,
+            images,
+            fake_driver,
+            conductor,
+            ..
         } = self;
-        Self::start_in(state, fake_driver.expect("a fake driver to restart over")).await
+        conductor
+            .deaf
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let fake = fake_driver.expect("a fake driver to restart over");
+        let mut h = Self::start_in_with(state, fake, conductor).await;
+        // Images outlive the worker: resumed builds fetch them again.
+        h.images = images;
+        h
     }
 
     /// The fake driver (panics when the worker runs on a real one).
@@ -225,20 +346,19 @@ impl Harness {
         driver: Arc<dyn VirtDriver>,
         commands: Arc<dyn stratus_host::HostCommands>,
     ) -> Self {
-        Self::start_with_grace(state, driver, commands, 1).await
+        Self::start_inner(state, driver, commands, Arc::new(Conductor::default())).await
     }
 
-    async fn start_with_grace(
+    async fn start_inner(
         state: tempfile::TempDir,
         driver: Arc<dyn VirtDriver>,
         commands: Arc<dyn stratus_host::HostCommands>,
-        grace_secs: u64,
+        conductor: Arc<Conductor>,
     ) -> Self {
         let images = tempfile::tempdir().expect("tempdir");
         let bus = MemoryTransport::new(16, Duration::from_millis(50));
         let transport: Arc<dyn Transport> = Arc::new(bus.clone());
         let network = Arc::new(FakeNetwork::at(state.path().join("network.json")));
-        let conductor = Arc::new(Conductor::default());
         let scheduler = Arc::new(Scheduler::default());
         let mut serving = Vec::new();
         serving.push(
@@ -269,7 +389,8 @@ impl Harness {
             vcpus: Some(4),
             memory_mb: Some(4096),
             disk_gb: Some(40),
-            interrupted_build_grace_secs: grace_secs,
+            // Tests reconcile when they mean to (and once at start).
+            reconcile_interval_secs: 3600,
             ..ComputeConfig::default()
         };
         let worker = start(WorkerSetup {
@@ -341,6 +462,14 @@ impl Harness {
     /// The worker's host name.
     pub fn host(&self) -> stratus_rpc::wire::ids::HostName {
         "node1".parse().expect("host")
+    }
+
+    /// Reconciles with the conductor now, as the periodic loop does.
+    pub async fn reconcile(&self) {
+        self.worker
+            .manager
+            .reconcile(&RequestContext::system())
+            .await;
     }
 
     /// Stops serving the network topic (the controller becomes unreachable).

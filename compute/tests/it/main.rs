@@ -10,5 +10,6 @@ mod inject;
 mod isolation;
 mod libvirt;
 mod manager;
+mod reconcile;
 mod recovery;
 mod security_groups;

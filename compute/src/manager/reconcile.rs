@@ -190,6 +190,10 @@ impl ComputeManager {
     /// the first cast died with the process. Otherwise it is known, or moot.
     async fn confirm(&self, ctx: &RequestContext, known: &KnownInstance) {
         let id = known.instance_id;
+        // Unknown is no answer; a report still to send is a newer word.
+        if known.state.is_none() || self.outbox.holds_report(id) {
+            return;
+        }
         // A build of it under way here has the newer word: ask next time.
         let Ok(_held) = tokio::time::timeout(Duration::ZERO, self.locks.lock(id)).await else {
             return;

@@ -152,8 +152,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         config: config.clone(),
         unisolated,
     });
-    // Before anything is served: a request for an interrupted build must
-    // meet it resumed (under its lock), not half-built.
+    // Before serving: a request must meet its build resumed, not half-done.
     manager.recover(&RequestContext::system()).await;
     let periodic = CancellationToken::new();
     tokio::spawn(manager.clone().run_periodic(periodic.clone()));

@@ -133,7 +133,15 @@ impl ComputeManager {
         if self.already_here(ctx, request, &dir).await {
             return None;
         }
-        if let Err(reason) = self.claim(request) {
+        // A resumed build was admitted before the restart: it is not
+        // measured again (refused, it would leave its journal and address).
+        let resumed = tokio::fs::try_exists(dir.record()).await.unwrap_or(false);
+        if resumed {
+            self.flavors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, request.flavor.clone());
+        } else if let Err(reason) = self.claim(request) {
             warn!(%reason, "refusing the build");
             self.reschedule(ctx, request, reason).await;
             return None;

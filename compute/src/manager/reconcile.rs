@@ -16,7 +16,7 @@ use stratus_rpc::wire::conductor::{
     InstanceState, InstanceStatesQuery, InstanceUpdate, KnownInstance, next_sequence,
 };
 use stratus_rpc::wire::ids::InstanceId;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::ComputeManager;
 use super::clean_up::CleanUp;
@@ -70,7 +70,8 @@ impl ComputeManager {
         for id in waiting {
             let manager = self.clone();
             let ctx = ctx.clone();
-            tokio::spawn(async move {
+            let span = tracing::info_span!("resume", instance_id = %id);
+            let resume = async move {
                 let _held = manager.locks.lock(id).await;
                 let root = manager.dir(&id).root().to_owned();
                 let still = InstanceDir::read_record(&root)
@@ -83,7 +84,8 @@ impl ComputeManager {
                     }
                     _ => {}
                 }
-            });
+            };
+            tokio::spawn(resume.instrument(span));
         }
     }
 

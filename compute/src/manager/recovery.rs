@@ -14,7 +14,7 @@ use stratus_rpc::wire::compute::RunInstance;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::OwnedMutexGuard;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::ComputeManager;
 use super::clean_up::CleanUp;
@@ -66,11 +66,13 @@ impl ComputeManager {
         for (request, held) in resumed {
             let manager = self.clone();
             let ctx = ctx.clone();
-            tokio::spawn(async move {
+            let span = tracing::info_span!("resume", instance_id = %request.instance_id);
+            let resume = async move {
                 let _held = held;
-                info!(instance_id = %request.instance_id, "resuming a build a restart interrupted");
+                info!("resuming a build a restart interrupted");
                 manager.run_locked(&ctx, &request).await;
-            });
+            };
+            tokio::spawn(resume.instrument(span));
         }
     }
 

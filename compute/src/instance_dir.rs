@@ -39,6 +39,11 @@ pub enum BuildStep {
     /// The build failed; its error report is in the outbox and what is left
     /// of it is being cleaned up.
     Failed,
+    /// The instance is being terminated: a restart finishes the terminate.
+    Terminating,
+    /// A copy of an instance another host runs is being removed: a restart
+    /// finishes the removal, keeping the address.
+    RemovingCopy,
 }
 
 impl BuildStep {

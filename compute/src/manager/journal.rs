@@ -164,6 +164,39 @@ impl ComputeManager {
     }
 }
 
+impl ComputeManager {
+    /// Records that the instance is leaving this host (`step`: terminating
+    /// or removing a copy) before anything of it goes; the record as it
+    /// was, to put back should the domain refuse to go.
+    pub(super) async fn mark_leaving(
+        &self,
+        id: stratus_rpc::wire::ids::InstanceId,
+        step: BuildStep,
+    ) -> Option<InstanceRecord> {
+        let dir = self.dir(&id);
+        let before = InstanceDir::read_record(dir.root()).await?;
+        let leaving = InstanceRecord {
+            step,
+            ..before.clone()
+        };
+        if let Err(e) = dir.write_record(&leaving).await {
+            warn!(instance_id = %id, error = %error_chain(&e), "could not record the removal");
+        }
+        Some(before)
+    }
+
+    /// Puts back the record `mark_leaving` replaced.
+    pub(super) async fn unmark_leaving(&self, before: Option<InstanceRecord>) {
+        let Some(before) = before else {
+            return;
+        };
+        let dir = self.dir(&before.instance_id);
+        if let Err(e) = dir.write_record(&before).await {
+            warn!(instance_id = %before.instance_id, error = %error_chain(&e), "could not restore the record");
+        }
+    }
+}
+
 /// Which placement of the instance `request` is: the hosts tried, this one
 /// included (a request cast straight to a host is attempt 1).
 pub(super) fn attempt_of(request: &RunInstance) -> u32 {

@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::ComputeManager;
 use super::clean_up::CleanUp;
 use crate::driver::DriverError;
-use crate::instance_dir::domain_name;
+use crate::instance_dir::{BuildStep, domain_name};
 use crate::state::PowerState;
 
 impl ComputeManager {
@@ -33,15 +33,24 @@ impl ComputeManager {
             .copied();
         self.report(ctx, id, InstanceState::ShuttingDown, None, None)
             .await;
+        let record = self.mark_leaving(id, BuildStep::Terminating).await;
         if let CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
             // The guest may still run: say so, and keep it terminable.
+            self.unmark_leaving(record).await;
             let reason = format!("terminate failed, try again: {}", error_chain(&e));
             let state = before.unwrap_or(InstanceState::Running);
             self.report(ctx, id, state, None, Some(reason)).await;
             return;
         }
-        self.report(ctx, id, InstanceState::Terminated, None, None)
-            .await;
+        self.report_terminated(ctx, id).await;
+    }
+
+    /// Reports the instance terminated; the report stays in the outbox
+    /// until the conductor is seen to know it.
+    pub(super) async fn report_terminated(&self, ctx: &RequestContext, id: InstanceId) {
+        let update = self.update(id, InstanceState::Terminated, None, None);
+        self.outbox.until_confirmed(update.clone());
+        self.send(ctx, update).await;
     }
 
     /// Removes a duplicate of an instance that another host runs (a request
@@ -51,7 +60,9 @@ impl ComputeManager {
     #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn remove_copy(&self, ctx: &RequestContext, id: InstanceId) {
         let _held = self.locks.lock(id).await;
+        let record = self.mark_leaving(id, BuildStep::RemovingCopy).await;
         if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, false).await {
+            self.unmark_leaving(record).await;
             tracing::warn!(error = %error_chain(&e), "could not remove the duplicate copy");
             return;
         }

@@ -187,9 +187,10 @@ impl ComputeManager {
             .remove(&id);
     }
 
-    /// A failure report waiting for confirmation is sent again while the
-    /// conductor still has the instance pending with this host (or none):
-    /// the first cast died with the process. Otherwise it is known, or moot.
+    /// A failure (or terminate) report waiting for confirmation is sent
+    /// again while the conductor still has the instance as before it (pending,
+    /// or shutting down) with this host or none: the first cast died with
+    /// the process. Otherwise it is known, or moot.
     async fn confirm(&self, ctx: &RequestContext, known: &KnownInstance) {
         let id = known.instance_id;
         // Unknown is no answer; a report still to send is a newer word.
@@ -211,7 +212,15 @@ impl ComputeManager {
             return;
         };
         let ours = known.host.as_ref().is_none_or(|h| *h == self.parts.host);
-        if known.state != Some(InstanceState::Pending) || !ours {
+        let unheard = matches!(
+            (known.state, held.state),
+            (Some(InstanceState::Pending), InstanceState::Error)
+                | (
+                    Some(InstanceState::ShuttingDown | InstanceState::Running),
+                    InstanceState::Terminated
+                )
+        );
+        if !unheard || !ours {
             return;
         }
         info!(instance_id = %id, "the conductor never heard this failure; reporting it again");

@@ -91,9 +91,16 @@ impl ComputeManager {
         };
         let id = record.instance_id;
         let name = domain_name(&id);
-        if record.step == BuildStep::Failed {
-            self.finish_failed(ctx, id).await;
-            return Found::Nothing;
+        match record.step {
+            BuildStep::Failed => {
+                self.finish_failed(ctx, id).await;
+                return Found::Nothing;
+            }
+            BuildStep::Terminating | BuildStep::RemovingCopy => {
+                self.finish_leaving(ctx, id, record.step).await;
+                return Found::Nothing;
+            }
+            _ => {}
         }
         if record.step.under_way() {
             if self.started_before_the_restart(root, &record, &name).await {
@@ -174,6 +181,24 @@ impl ComputeManager {
         }
         if let CleanUp::DomainRemains(e) = self.clean_up(ctx, id).await {
             warn!(instance_id = %id, error = %error_chain(&e), "leaving the failed build for the next start");
+        }
+    }
+
+    /// A terminate (or a copy's removal) the restart cut short, finished.
+    async fn finish_leaving(&self, ctx: &RequestContext, id: InstanceId, step: BuildStep) {
+        info!(instance_id = %id, ?step, "finishing a removal a restart interrupted");
+        let _held = self.locks.lock(id).await;
+        self.parts
+            .prepare
+            .release_leftovers(self.dir(&id).root())
+            .await;
+        let terminate = step == BuildStep::Terminating;
+        if let CleanUp::DomainRemains(e) = self.clean_up_with(ctx, id, terminate).await {
+            warn!(instance_id = %id, error = %error_chain(&e), "leaving the removal for the next start");
+            return;
+        }
+        if terminate {
+            self.report_terminated(ctx, id).await;
         }
     }
 

@@ -293,3 +293,47 @@ async fn restart_keeps_running_guests_and_cleans_builds_of_the_older_layout() {
     cached.sort();
     assert_eq!(left, cached, "the half fetch is gone, the cache kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminate_the_restart_cut_short_is_finished_and_reported() {
+    let h = Harness::start().await;
+    let req = request(&image(h.images.path()));
+    let id = req.instance_id;
+    h.run_until_running(&req, "built").await;
+    // Killed after the terminate was recorded, before the domain went.
+    let dir = h.worker.manager.dir(&id);
+    let mut record = InstanceDir::read_record(dir.root()).await.expect("record");
+    record.step = BuildStep::Terminating;
+    dir.write_record(&record).await.expect("record");
+
+    let h = h.restart().await;
+    h.conductor
+        .wait_for(id, InstanceState::Terminated)
+        .await
+        .expect("terminated reported");
+    assert_eq!(h.fake_state(id).await, None);
+    assert!(!h.instance_dir(&id).exists());
+    assert!(!h.has_address(&id).await, "the address stays held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_the_restart_cut_short_is_cleaned_up_not_rebuilt() {
+    let h = Harness::start().await;
+    let req = killed_at(&h, &image(h.images.path()), BuildStep::Firewall, false).await;
+    let id = req.instance_id;
+    let dir = h.worker.manager.dir(&id);
+    let mut record = InstanceDir::read_record(dir.root()).await.expect("record");
+    record.step = BuildStep::Failed;
+    dir.write_record(&record).await.expect("record");
+
+    let h = h.restart().await;
+    let error = h
+        .conductor
+        .wait_for(id, InstanceState::Error)
+        .await
+        .expect("error reported");
+    assert!(error.reason.is_some());
+    assert_eq!(h.fake().spawn_count(&domain_name(&id)), 0, "rebuilt");
+    assert!(!h.instance_dir(&id).exists());
+    assert!(!h.has_address(&id).await, "the address stays held");
+}

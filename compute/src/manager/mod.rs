@@ -165,6 +165,13 @@ impl ComputeManager {
             .remove(&id);
     }
 
+    /// The instance's lock if nothing holds it now.
+    async fn try_lock(&self, id: InstanceId) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::time::timeout(Duration::ZERO, self.locks.lock(id))
+            .await
+            .ok()
+    }
+
     fn spawn_timeout(&self) -> Duration {
         Duration::from_secs(self.parts.config.spawn_timeout_secs)
     }

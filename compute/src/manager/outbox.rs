@@ -217,8 +217,11 @@ impl ComputeManager {
         let releases: Vec<InstanceId> = self.outbox.releases().iter().copied().collect();
         for id in releases {
             // Under the instance's lock, so a new build of it cannot start
-            // between the check and the release.
-            let _held = self.locks.lock(id).await;
+            // between the check and the release; one under way (it may take
+            // minutes) is not waited for: the next round comes.
+            let Some(_held) = self.try_lock(id).await else {
+                continue;
+            };
             let still = self.outbox.releases().contains(&id);
             if !still {
                 continue;
@@ -243,7 +246,10 @@ impl ComputeManager {
         reports.sort_by_key(|u| u.sequence);
         for waiting in reports {
             let id = waiting.instance_id;
-            let _held = self.locks.lock(id).await;
+            // Busy: whatever holds it reports after it.
+            let Some(_held) = self.try_lock(id).await else {
+                continue;
+            };
             // Still the newest word on it (nothing reported it meanwhile)?
             let still = self
                 .outbox

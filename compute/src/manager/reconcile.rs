@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::error::error_chain;
@@ -138,7 +137,7 @@ impl ComputeManager {
             return;
         }
         // Busy: a build, a terminate or a flush is at it now.
-        let Ok(_held) = tokio::time::timeout(Duration::ZERO, self.locks.lock(id)).await else {
+        let Some(_held) = self.try_lock(id).await else {
             return;
         };
         let root = self.dir(&id).root().to_owned();
@@ -198,7 +197,7 @@ impl ComputeManager {
             return;
         }
         // A build of it under way here has the newer word: ask next time.
-        let Ok(_held) = tokio::time::timeout(Duration::ZERO, self.locks.lock(id)).await else {
+        let Some(_held) = self.try_lock(id).await else {
             return;
         };
         let root = self.dir(&id).root().to_owned();

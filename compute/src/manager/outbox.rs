@@ -169,6 +169,21 @@ impl Outbox {
         self.save();
     }
 
+    /// Drops reports waiting for a confirmation since before `oldest` (a
+    /// sequence: microseconds since the epoch): an api that forgot the
+    /// instance never confirms it, and the outbox must not grow forever.
+    pub(super) fn prune_unconfirmed(&self, oldest: u64) {
+        let pruned = {
+            let mut unconfirmed = self.unconfirmed();
+            let before = unconfirmed.len();
+            unconfirmed.retain(|_, u| u.sequence >= oldest);
+            unconfirmed.len() != before
+        };
+        if pruned {
+            self.save();
+        }
+    }
+
     /// The instances whose failure reports wait to be confirmed.
     pub(super) fn unconfirmed_ids(&self) -> Vec<InstanceId> {
         self.unconfirmed().keys().copied().collect()

@@ -25,6 +25,10 @@ use crate::instance_dir::{InstanceDir, InstanceRecord};
 /// Instances asked about per call.
 const BATCH: usize = 200;
 
+/// How long a report waits to be seen confirmed before it is dropped (an
+/// hour, in the microseconds sequences count).
+const UNCONFIRMED_KEPT_MICROS: u64 = 3600 * 1_000_000;
+
 /// How long after its claim a build counts as under way though its lock
 /// is free (a claim that waits to be asked again).
 const CLAIM_FRESH_SECS: u64 = 60;
@@ -34,6 +38,8 @@ impl ComputeManager {
     /// this host holds with the conductor's view.
     pub async fn reconcile(self: &Arc<Self>, ctx: &RequestContext) {
         self.resume_unclaimed(ctx);
+        let oldest = next_sequence().saturating_sub(UNCONFIRMED_KEPT_MICROS);
+        self.outbox.prune_unconfirmed(oldest);
         let mut held = self.held_here().await;
         held.extend(self.outbox.unconfirmed_ids());
         let held: Vec<InstanceId> = held.into_iter().collect();

@@ -20,9 +20,11 @@ use stratus_host::FakeHost;
 use stratus_network::config::NetworkConfig;
 use stratus_rpc::clients::SchedulerClient;
 use stratus_rpc::config::RpcConfig;
-use stratus_rpc::handler::{decode_args, null};
+use stratus_rpc::handler::{decode_args, encode_result, null};
 use stratus_rpc::wire::compute::{ImageRef, RunInstance};
-use stratus_rpc::wire::conductor::{InstanceState, InstanceUpdate};
+use stratus_rpc::wire::conductor::{
+    BuildClaim, ClaimAnswer, InstanceState, InstanceUpdate, KnownInstance,
+};
 use stratus_rpc::wire::ids::{HostName, InstanceId};
 use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use stratus_rpc::{HandlerError, RequestContext, RpcClient, ServerHandle, Transport};
@@ -33,15 +35,45 @@ use stratus_test_support::{broker, command, fixtures, images};
 
 const DOWN_AFTER_SECS: u64 = 3;
 
-/// Keeps the newest update per instance, and every host that reported it.
+/// Keeps the newest update per instance, and every host that reported it;
+/// grants each instance's build to the first host that claims it, as the
+/// api does.
 #[derive(Default)]
 struct Conductor {
     last: Mutex<HashMap<InstanceId, InstanceUpdate>>,
     hosts: Mutex<HashMap<InstanceId, Vec<HostName>>>,
+    claimed: Mutex<HashMap<InstanceId, (HostName, u32)>>,
 }
 
 impl StandIn for Conductor {
     fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
+        if method == "claim_build" {
+            let claim: BuildClaim = decode_args(method, args)?;
+            // Handed back for another host (the report, or a claim for a
+            // later placement that outran it): whoever claims next holds it.
+            let handed_back = self
+                .state(claim.instance_id)
+                .is_some_and(|u| u.task_state.as_deref() == Some("scheduling"));
+            let mut claimed = self.claimed.lock().expect("lock");
+            let holder = claimed
+                .entry(claim.instance_id)
+                .or_insert_with(|| (claim.host.clone(), claim.attempt));
+            if handed_back || claim.attempt > holder.1 {
+                *holder = (claim.host.clone(), claim.attempt);
+            }
+            let answer = if holder.0 == claim.host {
+                ClaimAnswer::Granted
+            } else {
+                ClaimAnswer::Refused {
+                    reason: format!("{} holds it", holder.0),
+                    release_address: false,
+                }
+            };
+            return encode_result(&answer);
+        }
+        if method == "instance_states" {
+            return encode_result(&Vec::<KnownInstance>::new());
+        }
         if method != "instance_update" {
             return Ok(null());
         }

@@ -176,6 +176,29 @@ impl PrivateBroker {
         );
     }
 
+    /// Kills the node as a crash would: its OS process and every process
+    /// under it get SIGKILL, nothing is flushed or closed. (`epmd` is not
+    /// its child, and other nodes share it: it stays.)
+    pub fn kill(&self) {
+        let Some(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return;
+        };
+        let mut doomed = crate::process::descendants(pid);
+        doomed.push(pid);
+        for pid in &doomed {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts the stopped node again over the same data.
     pub fn restart(&self) {
         self.boot();

@@ -86,7 +86,10 @@ impl Site for Distributed {
         }
     }
 
-    fn logs(&self) -> String {
-        self.cloud.logs()
+    fn log_files(&self) -> Vec<(String, std::path::PathBuf)> {
+        ["api", "scheduler", "network", "compute-a"]
+            .into_iter()
+            .map(|name| (name.to_owned(), self.cloud.state(&format!("{name}.log"))))
+            .collect()
     }
 }

@@ -3,10 +3,10 @@
 //! request retried on connection errors while the api is down (launches
 //! with a ClientToken, so a retry never launches twice).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stratus::ec2_client::{Client, Ec2ClientError, texts};
 use tokio::time::timeout;
@@ -38,6 +38,18 @@ pub struct LoadCounts {
     pub terminated_by_us: BTreeSet<String>,
     /// Instances seen running at some point.
     pub seen_running: BTreeSet<String>,
+    /// What the harness saw and did of each instance, in order: seconds
+    /// since the load began, and the event (a state seen, a terminate asked).
+    pub history: BTreeMap<String, Vec<(f64, String)>>,
+}
+
+impl LoadCounts {
+    fn note(&mut self, since: Instant, id: &str, event: String) {
+        let events = self.history.entry(id.to_owned()).or_default();
+        if events.last().is_none_or(|(_, last)| *last != event) {
+            events.push((since.elapsed().as_secs_f64(), event));
+        }
+    }
 }
 
 /// Drives the stream until `stop` is set.
@@ -59,6 +71,7 @@ impl Load {
     pub async fn run(mut self) -> LoadCounts {
         let mut counts = LoadCounts::default();
         let mut token = 0u64;
+        let since = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let instances = match timeout(REQUEST_TIMEOUT, describe_all(&self.client)).await {
                 Ok(Ok(instances)) => instances,
@@ -67,8 +80,11 @@ impl Load {
                     continue;
                 }
             };
-            for i in instances.iter().filter(|i| i.state == "running") {
-                counts.seen_running.insert(i.id.clone());
+            for i in &instances {
+                counts.note(since, &i.id, i.state.clone());
+                if i.state == "running" {
+                    counts.seen_running.insert(i.id.clone());
+                }
             }
             let live: Vec<&str> = instances
                 .iter()
@@ -83,6 +99,7 @@ impl Load {
                     .await;
             } else if !live.is_empty() {
                 let victim = live[self.rng.usize(0..live.len())].to_owned();
+                counts.note(since, &victim, "terminate asked".to_owned());
                 self.terminate(&victim, &mut counts).await;
             }
             self.pause(300, 2000).await;

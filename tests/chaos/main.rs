@@ -19,6 +19,7 @@ mod guest_cloud;
 mod describe;
 mod distributed;
 mod embedded;
+mod evidence;
 mod guest;
 mod invariants;
 mod load;

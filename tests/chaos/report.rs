@@ -28,8 +28,8 @@ pub struct Report {
     pub clean_after: Option<Duration>,
     /// Every invariant checked.
     pub checks: Vec<Check>,
-    /// The services' last log lines, when something failed.
-    pub logs: Option<String>,
+    /// What was seen of each instance a violation names, when one did.
+    pub evidence: Option<String>,
 }
 
 impl Report {
@@ -119,8 +119,11 @@ impl fmt::Display for Report {
                 writeln!(f, "         - {v}")?;
             }
         }
-        if let Some(logs) = &self.logs {
-            writeln!(f, "last log lines:\n{logs}")?;
+        if let Some(evidence) = &self.evidence {
+            writeln!(
+                f,
+                "the instances named above, as seen and logged:\n{evidence}"
+            )?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::describe::{Instance, describe_all};
+use crate::evidence::evidence;
 use crate::invariants::{self, Check};
 use crate::load::Load;
 use crate::report::Report;
@@ -71,6 +72,7 @@ pub async fn run(site: &mut dyn Site, settings: Settings) -> Report {
     checks.push(invariants::built_twice(&view));
     checks.push(invariants::lost(&settled.instances, &load));
     let failed = checks.iter().any(|c| !c.violations.is_empty());
+    let evidence = failed.then(|| evidence(&checks, &load.history, &site.log_files()));
     Report {
         mode: site.mode(),
         seed: settings.seed,
@@ -81,7 +83,7 @@ pub async fn run(site: &mut dyn Site, settings: Settings) -> Report {
         states_after: settled.states_after,
         clean_after: settled.clean_after,
         checks,
-        logs: failed.then(|| site.logs()),
+        evidence,
     }
 }
 

@@ -54,6 +54,6 @@ pub trait Site {
     fn kill(&mut self, victim: &str);
     /// Starts `victim` again (blocking until it is started, not until it serves).
     fn restart(&mut self, victim: &str);
-    /// The last lines of each process's log.
-    fn logs(&self) -> String;
+    /// Each process's log file, by process name.
+    fn log_files(&self) -> Vec<(String, PathBuf)>;
 }

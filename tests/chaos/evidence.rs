@@ -84,20 +84,19 @@ pub fn evidence(
     out
 }
 
-/// `i-<17 hex>` ids in `text`, also as `instance-<17 hex>`.
+/// The hex digits of the instances named in `text`: `i-<17 hex>`,
+/// `instance-<17 hex>` (a domain or folder), `stratus-inst-<15 hex>` (a chain).
 fn instance_ids(text: &str) -> Vec<String> {
     let mut ids = Vec::new();
-    for (at, _) in text
-        .match_indices("i-")
-        .chain(text.match_indices("instance-"))
-    {
-        let start = at + if text[at..].starts_with("i-") { 2 } else { 9 };
-        let hex: String = text[start..]
-            .chars()
-            .take_while(char::is_ascii_hexdigit)
-            .collect();
-        if hex.len() == 17 {
-            ids.push(format!("i-{hex}"));
+    for prefix in ["i-", "instance-", "stratus-inst-"] {
+        for (at, _) in text.match_indices(prefix) {
+            let hex: String = text[at + prefix.len()..]
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            if hex.len() == 17 || (prefix == "stratus-inst-" && hex.len() == 15) {
+                ids.push(hex);
+            }
         }
     }
     ids

@@ -25,13 +25,16 @@ pub struct Credentials {
     pub secret: String,
 }
 
+/// How a named process was started: its name, the service, extra settings.
+type Spec = (String, String, Vec<(String, String)>);
+
 /// Namespaces, daemons and processes of the test, removed however it ends.
 pub struct GuestCloud {
     dir: tempfile::TempDir,
     netns: Vec<String>,
     children: Vec<(String, Child)>,
     /// How each named process was started, for [`Self::respawn`].
-    specs: Vec<(String, String, Vec<(String, String)>)>,
+    specs: Vec<Spec>,
     libvirtd: Option<PrivateLibvirtd>,
     /// Daemons a worker started itself (shared mode): namespace and folder.
     worker_libvirtds: Vec<(String, PathBuf)>,

@@ -5,16 +5,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::invariants::Check;
+use crate::site::View;
 
-/// At most this many instances are traced, and lines per instance.
+/// At most this many instances are traced, log lines per instance, and
+/// console lines.
 const INSTANCES: usize = 12;
-const LINES: usize = 10;
+const LINES: usize = 14;
+const CONSOLE_LINES: usize = 4;
 
 /// The trace of every instance the violations of `checks` name.
 pub fn evidence(
     checks: &[Check],
     history: &BTreeMap<String, Vec<(f64, String)>>,
     files: &[(String, PathBuf)],
+    view: &View,
 ) -> String {
     let ids: BTreeSet<String> = checks
         .iter()
@@ -38,7 +42,10 @@ pub fn evidence(
         .iter()
         .map(|(name, path)| {
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            (name.clone(), text.lines().map(plain).collect())
+            (
+                name.clone(),
+                text.lines().map(|l| short(&plain(l))).collect(),
+            )
         })
         .collect();
     let mut out = String::new();
@@ -69,7 +76,7 @@ pub fn evidence(
                     .iter()
                     .filter(|l| l.contains(id.as_str()) || l.contains(&uuid_prefix))
                     .filter(|l| !l.contains("status=200"))
-                    .map(move |l| format!("    [{name}] {}", clip(l)))
+                    .map(move |l| format!("    [{name}] {}", clip(l, 300)))
             })
             .collect();
         let skip = lines.len().saturating_sub(LINES);
@@ -77,6 +84,7 @@ pub fn evidence(
             out.push_str(&line);
             out.push('\n');
         }
+        out.push_str(&console(view, id));
     }
     if ids.len() > INSTANCES {
         out.push_str(&format!("… and {} more instances\n", ids.len() - INSTANCES));
@@ -121,8 +129,44 @@ fn plain(line: &str) -> String {
     out
 }
 
-fn clip(line: &str) -> &str {
-    match line.char_indices().nth(400) {
+/// The last lines of the guest's console, where its boot (its DHCP lease,
+/// its SSH server) shows, while its folder is there.
+fn console(view: &View, id: &str) -> String {
+    let path = view
+        .compute_state
+        .join("instances")
+        .join(format!("instance-{}", &id[2..]))
+        .join("console.log");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(CONSOLE_LINES)..]
+        .iter()
+        .map(|l| format!("    [console] {}\n", clip(l, 200)))
+        .collect()
+}
+
+/// A log line without the spans before its target (`stratus_…`), which
+/// repeat the instance and request ids and push the message out of sight.
+fn short(line: &str) -> String {
+    let head = line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    match line.find(" stratus_") {
+        Some(at) => format!("{head}{}", &line[at..]),
+        None => line.to_owned(),
+    }
+}
+
+fn clip(line: &str, chars: usize) -> &str {
+    match line.char_indices().nth(chars) {
         Some((at, _)) => &line[..at],
         None => line,
     }

@@ -1,5 +1,6 @@
 //! The stream of work during the kills: RunInstances of 1–3 and
-//! TerminateInstances of random live instances, a few live at most, each
+//! TerminateInstances of random instances not terminated yet (whatever
+//! their state), a few of those at most, each
 //! request retried on connection errors while the api is down (launches
 //! with a ClientToken, so a retry never launches twice).
 
@@ -13,8 +14,8 @@ use tokio::time::timeout;
 
 use crate::describe::describe_all;
 
-/// At most this many instances pending or running at once: a 2-core TCG
-/// host boots a handful of guests at a time.
+/// At most this many instances not terminated at once: a 2-core TCG host
+/// boots a handful of guests at a time.
 const MAX_LIVE: usize = 5;
 
 /// A request not answered by then is sent again (an api whose broker is
@@ -30,8 +31,8 @@ pub struct LoadCounts {
     pub launched: usize,
     /// TerminateInstances answered.
     pub terminates: usize,
-    /// Requests the api refused (its error code, counted).
-    pub refused: Vec<String>,
+    /// Requests the api refused: action and error code, counted.
+    pub refused: BTreeMap<String, usize>,
     /// Requests sent again after a connection error or a timeout.
     pub retries: usize,
     /// Instances the harness asked to terminate.
@@ -44,6 +45,10 @@ pub struct LoadCounts {
 }
 
 impl LoadCounts {
+    fn refuse(&mut self, action: &str, code: &str) {
+        *self.refused.entry(format!("{action} {code}")).or_default() += 1;
+    }
+
     fn note(&mut self, since: Instant, id: &str, event: String) {
         let events = self.history.entry(id.to_owned()).or_default();
         if events.last().is_none_or(|(_, last)| *last != event) {
@@ -86,9 +91,11 @@ impl Load {
                     counts.seen_running.insert(i.id.clone());
                 }
             }
+            // Whatever is not terminated holds resources and counts
+            // against the quota: a stuck instance is one more to terminate.
             let live: Vec<&str> = instances
                 .iter()
-                .filter(|i| i.state == "pending" || i.state == "running")
+                .filter(|i| i.state != "terminated")
                 .map(|i| i.id.as_str())
                 .collect();
             let launch = live.len() < MAX_LIVE && (live.is_empty() || self.rng.u8(0..10) < 6);
@@ -122,7 +129,7 @@ impl Load {
                 counts.launches += 1;
                 counts.launched += texts(&answer, "instanceId").len();
             }
-            Some(Err(code)) => counts.refused.push(format!("RunInstances: {code}")),
+            Some(Err(code)) => counts.refuse("RunInstances", &code),
             None => {}
         }
     }
@@ -134,7 +141,7 @@ impl Load {
             .await
         {
             Some(Ok(_)) => counts.terminates += 1,
-            Some(Err(code)) => counts.refused.push(format!("TerminateInstances: {code}")),
+            Some(Err(code)) => counts.refuse("TerminateInstances", &code),
             None => {}
         }
     }

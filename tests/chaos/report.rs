@@ -90,11 +90,11 @@ impl fmt::Display for Report {
             load.launches,
             load.launched,
             load.terminates,
-            load.refused.len(),
+            load.refused.values().sum::<usize>(),
             load.retries
         )?;
         if !load.refused.is_empty() {
-            writeln!(f, "  refused: {}", load.refused.join("; "))?;
+            writeln!(f, "  refused: {}", tally(&load.refused))?;
         }
         writeln!(
             f,

@@ -72,7 +72,7 @@ pub async fn run(site: &mut dyn Site, settings: Settings) -> Report {
     checks.push(invariants::built_twice(&view));
     checks.push(invariants::lost(&settled.instances, &load));
     let failed = checks.iter().any(|c| !c.violations.is_empty());
-    let evidence = failed.then(|| evidence(&checks, &load.history, &site.log_files()));
+    let evidence = failed.then(|| evidence(&checks, &load.history, &site.log_files(), &view));
     Report {
         mode: site.mode(),
         seed: settings.seed,

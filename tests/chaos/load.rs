@@ -33,7 +33,8 @@ pub struct LoadCounts {
     pub terminates: usize,
     /// Requests the api refused: action and error code, counted.
     pub refused: BTreeMap<String, usize>,
-    /// Requests sent again after a connection error or a timeout.
+    /// Requests (DescribeInstances too) sent again after a connection
+    /// error or a timeout: the api was down or could not answer.
     pub retries: usize,
     /// Instances the harness asked to terminate.
     pub terminated_by_us: BTreeSet<String>,
@@ -81,6 +82,7 @@ impl Load {
             let instances = match timeout(REQUEST_TIMEOUT, describe_all(&self.client)).await {
                 Ok(Ok(instances)) => instances,
                 _ => {
+                    counts.retries += 1;
                     self.pause(200, 500).await;
                     continue;
                 }

@@ -180,12 +180,11 @@ impl PrivateBroker {
     /// under it get SIGKILL, nothing is flushed or closed. (`epmd` is not
     /// its child, and other nodes share it: it stays.)
     pub fn kill(&self) {
-        let Some(pid) = std::fs::read_to_string(self.dir.path().join("pid"))
+        let pid_file = self.dir.path().join("pid");
+        let pid = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok())
-        else {
-            return;
-        };
+            .unwrap_or_else(|| panic!("broker {}: no pid in {}", self.node, pid_file.display()));
         let mut doomed = crate::process::descendants(pid);
         doomed.push(pid);
         for pid in &doomed {
@@ -194,7 +193,12 @@ impl PrivateBroker {
                 .output();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        while crate::process::alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {}: pid {pid} survived SIGKILL",
+                self.node
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -52,3 +52,14 @@ pub fn command_lines() -> Vec<(u32, String)> {
         })
         .collect()
 }
+
+/// Whether `pid` runs (a zombie, dead but not yet reaped, does not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}

@@ -201,6 +201,12 @@ impl PrivateBroker {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "broker {}: port {} still answers after its node was killed",
+            self.node,
+            self.port
+        );
     }
 
     /// Starts the stopped node again over the same data.

@@ -69,7 +69,7 @@ pub fn evidence(
             &hex[12..16],
             &hex[16..]
         );
-        let mut lines: Vec<String> = logs
+        let lines: Vec<String> = logs
             .iter()
             .flat_map(|(name, lines)| {
                 lines
@@ -79,11 +79,8 @@ pub fn evidence(
                     .map(move |l| format!("    [{name}] {}", clip(l, 300)))
             })
             .collect();
-        let skip = lines.len().saturating_sub(LINES);
-        for line in lines.drain(..).skip(skip) {
-            out.push_str(&line);
-            out.push('\n');
-        }
+        out.push_str(&head_and_tail(&lines));
+        out.push_str(&guest_starts(view, id));
         out.push_str(&console(view, id));
     }
     if ids.len() > INSTANCES {
@@ -127,6 +124,33 @@ fn plain(line: &str) -> String {
         }
     }
     out
+}
+
+/// The first and the last of `lines` (how it began, how it ended) when
+/// there are more than [`LINES`].
+fn head_and_tail(lines: &[String]) -> String {
+    if lines.len() <= LINES {
+        return lines.iter().map(|l| format!("{l}\n")).collect();
+    }
+    let half = LINES / 2;
+    let (head, tail) = (&lines[..half], &lines[lines.len() - half..]);
+    let mut out: String = head.iter().map(|l| format!("{l}\n")).collect();
+    out.push_str(&format!("    … {} lines …\n", lines.len() - 2 * half));
+    out.extend(tail.iter().map(|l| format!("{l}\n")));
+    out
+}
+
+/// When libvirt started the guest: its QEMU log's "starting up" lines.
+fn guest_starts(view: &View, id: &str) -> String {
+    let log = view
+        .libvirt_dir
+        .join(format!("log/qemu/instance-{}.log", &id[2..]));
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("starting up"))
+        .map(|l| format!("    [qemu log] {}\n", clip(l, 40)))
+        .collect()
 }
 
 /// The last lines of the guest's console, where its boot (its DHCP lease,

@@ -20,24 +20,7 @@ pub fn evidence(
     files: &[(String, PathBuf)],
     view: &View,
 ) -> String {
-    let ids: BTreeSet<String> = checks
-        .iter()
-        .flat_map(|c| &c.violations)
-        .flat_map(|v| instance_ids(v))
-        .flat_map(|hex| {
-            // A firewall chain names only the first 15 digits.
-            let known: Vec<String> = history
-                .keys()
-                .filter(|id| id[2..].starts_with(&hex))
-                .cloned()
-                .collect();
-            if known.is_empty() && hex.len() == 17 {
-                vec![format!("i-{hex}")]
-            } else {
-                known
-            }
-        })
-        .collect();
+    let ids = named_instances(checks, history);
     let logs: Vec<(String, Vec<String>)> = files
         .iter()
         .map(|(name, path)| {
@@ -124,6 +107,31 @@ fn plain(line: &str) -> String {
         }
     }
     out
+}
+
+/// The instances the violations of `checks` name (a chain names only the
+/// first 15 digits: every instance seen whose id starts so).
+fn named_instances(
+    checks: &[Check],
+    history: &BTreeMap<String, Vec<(f64, String)>>,
+) -> BTreeSet<String> {
+    checks
+        .iter()
+        .flat_map(|c| &c.violations)
+        .flat_map(|v| instance_ids(v))
+        .flat_map(|hex| {
+            let known: Vec<String> = history
+                .keys()
+                .filter(|id| id[2..].starts_with(&hex))
+                .cloned()
+                .collect();
+            if known.is_empty() && hex.len() == 17 {
+                vec![format!("i-{hex}")]
+            } else {
+                known
+            }
+        })
+        .collect()
 }
 
 /// The first and the last of `lines` (how it began, how it ended) when

@@ -52,16 +52,22 @@ pub fn evidence(
             &hex[12..16],
             &hex[16..]
         );
-        let lines: Vec<String> = logs
+        let mut lines: Vec<(&str, String)> = logs
             .iter()
             .flat_map(|(name, lines)| {
                 lines
                     .iter()
                     .filter(|l| l.contains(id.as_str()) || l.contains(&uuid_prefix))
                     .filter(|l| !l.contains("status=200"))
-                    .map(move |l| format!("    [{name}] {}", clip(l, 300)))
+                    .map(move |l| {
+                        let at = l.split_whitespace().next().unwrap_or_default();
+                        (at, format!("    [{name}] {}", clip(l, 300)))
+                    })
             })
             .collect();
+        // One story across the services: by timestamp (RFC 3339 sorts as text).
+        lines.sort_by(|a, b| a.0.cmp(b.0));
+        let lines: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
         out.push_str(&head_and_tail(&lines));
         out.push_str(&guest_starts(view, id));
         out.push_str(&console(view, id));
@@ -157,7 +163,7 @@ fn guest_starts(view: &View, id: &str) -> String {
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("starting up"))
-        .map(|l| format!("    [qemu log] {}\n", clip(l, 40)))
+        .map(|l| format!("    [qemu log] {}\n", clip(l, 41)))
         .collect()
 }
 

@@ -25,11 +25,16 @@ pub struct Credentials {
     pub secret: String,
 }
 
+/// How a named process was started: its name, the service, extra settings.
+type Spec = (String, String, Vec<(String, String)>);
+
 /// Namespaces, daemons and processes of the test, removed however it ends.
 pub struct GuestCloud {
     dir: tempfile::TempDir,
     netns: Vec<String>,
     children: Vec<(String, Child)>,
+    /// How each named process was started, for [`Self::respawn`].
+    specs: Vec<Spec>,
     libvirtd: Option<PrivateLibvirtd>,
     /// Daemons a worker started itself (shared mode): namespace and folder.
     worker_libvirtds: Vec<(String, PathBuf)>,
@@ -67,9 +72,18 @@ impl Drop for GuestCloud {
 
 impl GuestCloud {
     /// Starts the cloud with one compute host (`compute-a`) and an account
-    /// for each of `projects` (user `alice`); waits until it serves.
-    /// Namespaces are named `st-<prefix>-<tag>`.
+    /// for each of `projects` (user `alice`) on the shared broker; waits
+    /// until it serves. Namespaces are named `st-<prefix>-<tag>`.
     pub async fn start(prefix: &str, projects: &[&str]) -> (Self, Vec<Credentials>) {
+        Self::start_on(prefix, projects, &broker::amqp_url()).await
+    }
+
+    /// [`Self::start`] with the services on the broker at `amqp_url`.
+    pub async fn start_on(
+        prefix: &str,
+        projects: &[&str],
+        amqp_url: &str,
+    ) -> (Self, Vec<Credentials>) {
         let tag = short();
         let router = format!("st-{prefix}-{tag}");
         let client = format!("st-cl-{tag}");
@@ -77,6 +91,7 @@ impl GuestCloud {
             dir: tempfile::tempdir().expect("tempdir"),
             netns: vec![router.clone(), client.clone()],
             children: vec![],
+            specs: vec![],
             libvirtd: None,
             worker_libvirtds: vec![],
             env: vec![],
@@ -102,7 +117,7 @@ impl GuestCloud {
             .iter()
             .map(|project| cloud.credentials(project, &api_state))
             .collect();
-        cloud.start_services().await;
+        cloud.start_services(amqp_url).await;
         (cloud, credentials)
     }
 
@@ -190,12 +205,12 @@ impl GuestCloud {
     }
 
     /// api, scheduler, network and compute-a, each a process over RabbitMQ.
-    async fn start_services(&mut self) {
+    async fn start_services(&mut self, amqp_url: &str) {
         let [port, api_metrics, compute_metrics] = free_ports::<3>();
         (self.api_metrics, self.compute_metrics) = (api_metrics, compute_metrics);
         let tag = self.router.rsplit('-').next().unwrap_or("x").to_owned();
         self.env = vec![
-            ("STRATUS_RPC__URL".into(), broker::amqp_url()),
+            ("STRATUS_RPC__URL".into(), amqp_url.to_owned()),
             ("STRATUS_RPC__EXCHANGE".into(), format!("stratus-e2e-{tag}")),
             ("STRATUS_RPC__QUEUE_EXPIRY_MS".into(), "120000".into()),
             ("STRATUS_LOG__FILTER".into(), "info,lapin=off".into()),
@@ -275,8 +290,48 @@ impl GuestCloud {
 
     /// Starts `stratus <service>` with the shared settings and `extra`.
     pub fn spawn(&mut self, name: &str, service: &str, extra: &[(&str, String)]) {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        self.specs
+            .push((name.to_owned(), service.to_owned(), extra.clone()));
+        self.start_process(name, service, &extra);
+    }
+
+    /// Kills the process `name` with SIGKILL (no handler, no clean-up, as
+    /// a crash) and reaps it; false when none of that name runs.
+    #[allow(dead_code)] // the chaos binary's, which shares this file
+    pub fn kill(&mut self, name: &str) -> bool {
+        let Some(at) = self.children.iter().position(|(n, _)| n == name) else {
+            return false;
+        };
+        let (_, mut child) = self.children.remove(at);
+        // Child::kill is SIGKILL on Unix.
+        let _ = child.kill();
+        let _ = child.wait();
+        true
+    }
+
+    /// Starts `name` again as [`Self::spawn`] first started it; its log
+    /// goes on in the same file.
+    #[allow(dead_code)] // the chaos binary's, which shares this file
+    pub fn respawn(&mut self, name: &str) {
+        let (_, service, extra) = self
+            .specs
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} was never spawned"));
+        self.start_process(name, &service, &extra);
+    }
+
+    fn start_process(&mut self, name: &str, service: &str, extra: &[(String, String)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log file");
         let mut command = self.stratus(&[service]);
         command.stdout(Stdio::null()).stderr(log);
         for (k, v) in extra {
@@ -331,7 +386,7 @@ impl GuestCloud {
     /// The last lines of every service's log.
     pub fn logs(&self) -> String {
         let mut all = String::new();
-        for (name, _) in &self.children {
+        for (name, _, _) in &self.specs {
             let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
                 .unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(15).collect();

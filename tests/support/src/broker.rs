@@ -176,6 +176,39 @@ impl PrivateBroker {
         );
     }
 
+    /// Kills the node as a crash would: its OS process and every process
+    /// under it get SIGKILL, nothing is flushed or closed. (`epmd` is not
+    /// its child, and other nodes share it: it stays.)
+    pub fn kill(&self) {
+        let pid_file = self.dir.path().join("pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("broker {}: no pid in {}", self.node, pid_file.display()));
+        let mut doomed = crate::process::descendants(pid);
+        doomed.push(pid);
+        for pid in &doomed {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::process::alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {}: pid {pid} survived SIGKILL",
+                self.node
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "broker {}: port {} still answers after its node was killed",
+            self.node,
+            self.port
+        );
+    }
+
     /// Starts the stopped node again over the same data.
     pub fn restart(&self) {
         self.boot();

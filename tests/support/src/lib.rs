@@ -26,6 +26,8 @@ pub mod netns;
 pub mod ports;
 /// A private PostgreSQL server, started on first use.
 mod postgres;
+/// Processes: what runs under a process, every command line.
+pub mod process;
 /// Stand-ins for services, answering from memory.
 pub mod stand_in;
 /// The workspace: its root and the `stratus` binary built fresh.

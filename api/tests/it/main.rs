@@ -3,6 +3,7 @@
 mod alloc;
 mod auth;
 mod bounds;
+mod claims;
 mod conductor;
 mod db;
 mod endpoint;

@@ -193,6 +193,7 @@ impl Starter<'_> {
         .map_err(fail("api"))?;
         self.serve(&t, "conductor", None, api.conductor.clone())
             .await?;
+        tokio::spawn(api.recovery.clone().run());
         Ok(api)
     }
 

@@ -198,8 +198,15 @@ async fn start(
         transport.clone(),
         std::time::Duration::from_millis(config.rpc.call_timeout_ms),
     );
+    // The api's recovery re-casts builds that hosts claim from the
+    // conductor: it runs once the conductor serves.
+    let mut recovery = None;
     let handler: Arc<dyn Handler> = match service {
-        Service::Api => start_api(config, rpc, embedded).await?,
+        Service::Api => {
+            let api = start_api(config, rpc, embedded).await?;
+            recovery = Some(api.recovery);
+            api.conductor
+        }
         Service::Scheduler => Arc::new(stratus_scheduler::service::SchedulerService::new(
             &config.scheduler,
             rpc,
@@ -219,20 +226,23 @@ async fn start(
         format!("{topic} and the {topic} fanout")
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
+    if let Some(recovery) = recovery {
+        tokio::spawn(recovery.run());
+    }
     Ok(vec![server])
 }
 
-/// The api service; its conductor handler.
+/// The api service, started.
 async fn start_api(
     config: &Config,
     rpc: stratus_rpc::RpcClient,
     embedded: bool,
-) -> Result<Arc<dyn Handler>, ServiceError> {
+) -> Result<stratus_api::start::Api, ServiceError> {
     let api = stratus_api::start::start(&config.api, &config.node.state_dir, rpc).await?;
     if embedded {
         crate::admin::embedded_profile(config, &api.cloud.db, api.ec2_address).await;
     }
-    Ok(api.conductor)
+    Ok(api)
 }
 
 /// This host's compute worker; its handler.

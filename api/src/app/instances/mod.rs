@@ -4,8 +4,10 @@
 
 pub mod build_timeout;
 mod claims;
+pub mod recovery;
 mod lifecycle;
 mod reports;
+pub mod request;
 mod run;
 
 pub use claims::{claim_build, instance_states};

@@ -82,21 +82,33 @@ async fn claims_grant_each_placement_once(db: Db) {
         assert!(refused(true)(&answer), "{gone}: {answer:?}");
     }
     // Unknown: the same.
-    assert!(refused(true)(&ask(&db, InstanceId::new(), "node-a", 1).await));
+    assert!(refused(true)(
+        &ask(&db, InstanceId::new(), "node-a", 1).await
+    ));
 
     // Handed back by node-a: node-b's later placement is granted, and the
     // stored attempt is the higher one.
     let id = InstanceId::new();
     instance(&db, id).await;
     assert_eq!(ask(&db, id, "node-a", 1).await, ClaimAnswer::Granted);
-    set(&db, id, InstanceState::Pending, Some("scheduling"), "node-a").await;
+    set(
+        &db,
+        id,
+        InstanceState::Pending,
+        Some("scheduling"),
+        "node-a",
+    )
+    .await;
     assert_eq!(ask(&db, id, "node-b", 2).await, ClaimAnswer::Granted);
     let stored = db
         .instance_state(&id.to_string())
         .await
         .expect("db")
         .expect("row");
-    assert_eq!((stored.host.as_deref(), stored.attempt), (Some("node-b"), 2));
+    assert_eq!(
+        (stored.host.as_deref(), stored.attempt),
+        (Some("node-b"), 2)
+    );
     // node-a's stale copy of the first placement is refused now.
     assert!(refused(false)(&ask(&db, id, "node-a", 1).await));
 }

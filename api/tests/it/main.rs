@@ -11,5 +11,6 @@ mod fuzz;
 mod hostile;
 mod metadata;
 mod migrations;
+mod recovery;
 mod sigv2;
 mod xml_doc;

@@ -4,8 +4,8 @@
 
 pub mod build_timeout;
 mod claims;
-pub mod recovery;
 mod lifecycle;
+pub mod recovery;
 mod reports;
 pub mod request;
 mod run;

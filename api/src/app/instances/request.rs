@@ -39,7 +39,11 @@ pub enum RebuildError {
 }
 
 /// Where an image and its kernel and ramdisk are, as compute hosts take it.
-pub fn image_ref(image: &ImageRow, kernel: Option<&ImageRow>, ramdisk: Option<&ImageRow>) -> ImageRef {
+pub fn image_ref(
+    image: &ImageRow,
+    kernel: Option<&ImageRow>,
+    ramdisk: Option<&ImageRow>,
+) -> ImageRef {
     ImageRef {
         id: image.image_id.clone(),
         disk: image.location.clone().into(),

@@ -25,6 +25,9 @@ use crate::db::DbError;
 use crate::db::instances::InstanceRow;
 use crate::ec2::Cloud;
 
+/// How long the first pass waits for the scheduler to know a live host.
+pub const HOST_WAIT: Duration = Duration::from_secs(60);
+
 /// What one pass re-cast or ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -61,6 +64,7 @@ impl Recovery {
     /// One pass over everything now, then one every `every` (0: only the
     /// first) over what had no news for that long.
     pub async fn run(self) {
+        self.wait_for_a_host().await;
         self.logged(None).await;
         if self.every.is_zero() {
             return;
@@ -69,6 +73,37 @@ impl Recovery {
             tokio::time::sleep(self.every.max(Duration::from_secs(1))).await;
             self.logged(Some(self.every)).await;
         }
+    }
+
+    /// With launches to re-cast, waits (up to [`HOST_WAIT`]) until the
+    /// scheduler knows a live host: one started with this process has heard
+    /// from none yet, and would end every launch for want of a host.
+    async fn wait_for_a_host(&self) {
+        let pending = InstanceState::Pending;
+        let unplaced = self
+            .cloud
+            .db
+            .uuids_in_state(pending, Some("scheduling"), None)
+            .await;
+        if unplaced.is_ok_and(|u| u.is_empty()) {
+            return;
+        }
+        let ctx = RequestContext::system();
+        let deadline = Instant::now() + HOST_WAIT;
+        while Instant::now() < deadline {
+            match self.cloud.scheduler.list_hosts(&ctx).await {
+                Ok(hosts) if hosts.iter().any(|h| h.up) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %stratus_rpc::error::error_chain(&e), "asking the scheduler for hosts")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        warn!(
+            waited_secs = HOST_WAIT.as_secs(),
+            "the scheduler knows no live host; re-casting launches anyway"
+        );
     }
 
     async fn logged(&self, quiet_for: Option<Duration>) {

@@ -173,7 +173,7 @@ async fn a_launch_whose_image_is_gone_ends_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminates_and_stops_no_host_finished_are_cast_again() {
+async fn terminates_stops_and_starts_no_host_finished_are_cast_again() {
     let endpoint = Endpoint::start().await;
     let host = Arc::new(Host::default());
     let _serving = endpoint
@@ -186,14 +186,15 @@ async fn terminates_and_stops_no_host_finished_are_cast_again() {
         .await
         .expect("serve");
     let db = &endpoint.cloud.db;
-    let ids: Vec<String> = (0..4)
+    let ids: Vec<String> = (0..5)
         .map(|_| InstanceId::new())
         .map(|id| id.to_string())
         .collect();
     for id in &ids {
         crate::conductor::instance(db, id.parse().expect("id")).await;
     }
-    let [terminating, unplaced, stopping, quiet] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    let [terminating, unplaced, stopping, quiet, starting] =
+        [&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]];
     set(
         &endpoint,
         terminating,
@@ -231,6 +232,15 @@ async fn terminates_and_stops_no_host_finished_are_cast_again() {
     )
     .await;
 
+    set(
+        &endpoint,
+        starting,
+        InstanceState::Pending,
+        Some("powering-on"),
+        Some("node-a"),
+        None,
+    )
+    .await;
     // Periodically only what had no news for a while: none yet.
     let recovery = Recovery::new(endpoint.cloud.clone(), Duration::from_secs(20));
     let done = recovery
@@ -243,7 +253,7 @@ async fn terminates_and_stops_no_host_finished_are_cast_again() {
     assert_eq!(
         done,
         Recovered {
-            to_hosts: 3,
+            to_hosts: 4,
             ended: 1,
             ..Recovered::default()
         }
@@ -255,13 +265,14 @@ async fn terminates_and_stops_no_host_finished_are_cast_again() {
     let mut asked = Vec::new();
     for _ in 0..250 {
         asked = host.asked.lock().expect("lock").clone();
-        if asked.len() >= 3 {
+        if asked.len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     asked.sort();
     let mut want = vec![
+        ("start_instance".to_owned(), starting.clone()),
         ("stop_instance".to_owned(), stopping.clone()),
         ("terminate_instance".to_owned(), terminating.clone()),
         ("terminate_instance".to_owned(), quiet.clone()),

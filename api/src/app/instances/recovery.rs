@@ -1,7 +1,7 @@
 //! What the api service picks up again when it starts serving, and then
 //! every `[api] recast_unplaced_secs`: launches no host took (never placed,
-//! or handed back) are re-cast to the scheduler, and terminates and stops
-//! whose host never finished them are re-cast to that host.
+//! or handed back) are re-cast to the scheduler, and terminates, stops and
+//! starts whose host never finished them are re-cast to that host.
 //!
 //! Re-casting is always safe: a host claims each build before it builds
 //! (the conductor grants one host), and terminate and stop are idempotent
@@ -24,6 +24,9 @@ use super::{placed, record};
 use crate::db::DbError;
 use crate::db::instances::InstanceRow;
 use crate::ec2::Cloud;
+
+/// The task of a stopped instance being started (pending again).
+const POWERING_ON: &str = "powering-on";
 
 /// How long the first pass waits for the scheduler to know a live host.
 pub const HOST_WAIT: Duration = Duration::from_secs(60);
@@ -135,8 +138,13 @@ impl Recovery {
         let mut done = Recovered::default();
         self.forget_old();
         self.launches(before.as_deref(), &mut done).await?;
-        for state in [InstanceState::ShuttingDown, InstanceState::Stopping] {
-            for row in self.quiet(state, None, before.as_deref()).await? {
+        let to_hosts = [
+            (InstanceState::ShuttingDown, None),
+            (InstanceState::Stopping, None),
+            (InstanceState::Pending, Some(POWERING_ON)),
+        ];
+        for (state, task) in to_hosts {
+            for row in self.quiet(state, task, before.as_deref()).await? {
                 self.to_host(&row, &mut done).await?;
             }
         }
@@ -233,7 +241,8 @@ impl Recovery {
         };
         let cast = match row.state {
             InstanceState::ShuttingDown => compute.terminate_instance(&ctx, &host, instance).await,
-            _ => compute.stop_instance(&ctx, &host, instance).await,
+            InstanceState::Stopping => compute.stop_instance(&ctx, &host, instance).await,
+            _ => compute.start_instance(&ctx, &host, instance).await,
         };
         match cast {
             Ok(()) => {

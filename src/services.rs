@@ -211,8 +211,8 @@ async fn start(
         transport.clone(),
         std::time::Duration::from_millis(config.rpc.call_timeout_ms),
     );
-    // The api's recovery re-casts builds that hosts claim from the
-    // conductor: it runs once the conductor serves.
+    // The api's recovery casts builds that hosts claim from the conductor,
+    // the network's reconcile asks it: both wait until it serves.
     let mut after: Option<AfterServing> = None;
     let handler: Arc<dyn Handler> = match service {
         Service::Api => {

@@ -169,6 +169,28 @@ async fn states_answer_what_the_table_holds(db: Db) {
             (pending, Some(InstanceState::Pending), None),
         ]
     );
+    // What recovery looks for, by state, task and age.
+    let pending_uuid = pending.to_string();
+    let find = |task: Option<&'static str>, before: Option<&'static str>| {
+        let db = db.clone();
+        async move {
+            db.uuids_in_state(InstanceState::Pending, task, before)
+                .await
+                .expect("find")
+        }
+    };
+    assert!(find(None, None).await.contains(&pending_uuid));
+    assert!(
+        find(None, Some("9999-01-01T00:00:00.000Z"))
+            .await
+            .contains(&pending_uuid)
+    );
+    assert!(
+        !find(None, Some("1970-01-01T00:00:00.000Z"))
+            .await
+            .contains(&pending_uuid)
+    );
+    assert!(!find(Some("scheduling"), None).await.contains(&pending_uuid));
     let many: Vec<InstanceId> = (0..1200).map(|_| InstanceId::new()).collect();
     let known = instance_states(&db, &InstanceStatesQuery { ids: many })
         .await

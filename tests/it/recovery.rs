@@ -10,10 +10,10 @@ use stratus_api::db::images::ImageRow;
 use stratus_api::db::instances::{InstanceRow, NewReservation, StateChange};
 use stratus_compute::instance_dir::domain_name;
 use stratus_network::reconcile::Reconciler;
-use stratus_rpc::RpcClient;
 use stratus_rpc::clients::ConductorClient;
-use stratus_rpc::wire::conductor::{InstanceState, next_sequence};
+use stratus_rpc::wire::conductor::{BuildClaim, ClaimAnswer, InstanceState, next_sequence};
 use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::{RequestContext, RpcClient};
 use stratus_test_support::fixtures;
 
 /// A pending launch of `image` in project p, as RunInstances stores it
@@ -151,10 +151,43 @@ async fn the_address_of_a_terminated_instance_is_released_by_the_reconcile() {
             .expect("allocate");
     }
     let transport = cloud.transports[0].clone();
-    let reconciler = Reconciler::new(
-        cloud.network.clone(),
-        ConductorClient::new(RpcClient::new(transport, Duration::from_secs(5))),
+    let conductor = ConductorClient::new(RpcClient::new(transport, Duration::from_secs(5)));
+    // Over the bus, as a host asks: the gone instance's build is refused
+    // and its address may go; the live one's host resumes it.
+    let ask = |id: &str, host: &str| BuildClaim {
+        instance_id: id.parse().expect("id"),
+        host: host.parse().expect("host"),
+        attempt: 1,
+        sequence: next_sequence(),
+    };
+    let ctx = RequestContext::system();
+    let answer = conductor
+        .claim_build(&ctx, ask(&gone.uuid, "node-000"))
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Ok(ClaimAnswer::Refused {
+                release_address: true,
+                ..
+            })
+        ),
+        "{answer:?}"
     );
+    let answer = conductor
+        .claim_build(&ctx, ask(&live.uuid, "node-000"))
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Ok(ClaimAnswer::Refused {
+                release_address: false,
+                ..
+            })
+        ),
+        "running with no host: {answer:?}"
+    );
+    let reconciler = Reconciler::new(cloud.network.clone(), conductor);
     let done = reconciler.pass().await.expect("pass");
     assert_eq!((done.held, done.released, done.unanswered), (3, 1, 0));
     let store = cloud.network.ipam().store();

@@ -82,14 +82,14 @@ fn refusal(stored: Option<&StoredState>, claimer: &str) -> Option<ClaimAnswer> {
         InstanceState::ShuttingDown => refused("the instance is shutting down".into(), false),
         // A resumed build of what this host holds finds it and reports it.
         _ if holder == Some(claimer) => Some(ClaimAnswer::Granted),
-        _ => refused(
-            format!(
-                "host {} holds the instance ({})",
-                holder.unwrap_or("(none)"),
-                stored.state
-            ),
-            false,
-        ),
+        _ => {
+            let state = stored.state;
+            let reason = match holder {
+                Some(holder) => format!("host {holder} holds the instance ({state})"),
+                None => format!("the instance is {state} and no host holds it"),
+            };
+            refused(reason, false)
+        }
     }
 }
 

@@ -280,3 +280,41 @@ async fn terminates_stops_and_starts_no_host_finished_are_cast_again() {
     want.sort();
     assert_eq!(asked, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_launch_handed_back_ends_it_at_once() {
+    let endpoint = Endpoint::start().await;
+    let host = Arc::new(Host::default());
+    let _serving = endpoint
+        .bus
+        .serve(
+            "compute",
+            Some(&"node-a".parse().expect("host")),
+            stand_in::handler(&host),
+        )
+        .await
+        .expect("serve");
+    let ami = endpoint.register_image("handed").await;
+    endpoint
+        .call("CreateKeyPair", &[("KeyName", "k"), ("KeyType", "ed25519")])
+        .await
+        .ok();
+    let (uuid, _) = launch(&endpoint, &ami, "k").await;
+    set(
+        &endpoint,
+        &uuid,
+        InstanceState::Pending,
+        Some("scheduling"),
+        Some("node-a"),
+        Some("no room"),
+    )
+    .await;
+    let ec2_id = row(&endpoint, &uuid).await.ec2_id;
+    endpoint
+        .call("TerminateInstances", &[("InstanceId.1", &ec2_id)])
+        .await
+        .ok();
+    assert_eq!(row(&endpoint, &uuid).await.state, InstanceState::Terminated);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(host.asked.lock().expect("lock").is_empty());
+}

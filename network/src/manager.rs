@@ -101,6 +101,20 @@ impl NetworkManager {
         Ok(())
     }
 
+    /// Rewrites every network's DHCP host entries from the allocations
+    /// (dnsmasq told only where they changed): a controller killed between
+    /// an allocation or release and its DHCP update left them behind.
+    pub async fn resync_dhcp(&self) -> Result<(), NetworkError> {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
+        for network in self.ipam.store().networks().await? {
+            let hosts = self.ipam.store().dhcp_hosts(network.slot).await?;
+            dhcp.update(&network, &hosts).await?;
+        }
+        Ok(())
+    }
+
     /// Stops the dnsmasq processes this controller started.
     pub async fn stop_dhcp(&self) {
         if let Some(dhcp) = &self.dhcp {

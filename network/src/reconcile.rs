@@ -3,7 +3,9 @@
 //! what the database says of every instance holding an address, and
 //! releases (address and DHCP entry, as any release) those of instances
 //! that are gone. An instance the database does not know, or an answer
-//! that did not come, releases nothing: only a positive "gone" does.
+//! that did not come, releases nothing: only a positive "gone" does. At
+//! start every network's DHCP entries are first rewritten from the
+//! allocations, in case a kill fell between an allocation and its entry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +47,12 @@ impl Reconciler {
         Self { manager, conductor }
     }
 
-    /// One pass now, then one every `every` (0: none at all).
+    /// The DHCP entries made right again, then one pass now and one every
+    /// `every` (0: none at all).
     pub async fn run(self, every: Duration) {
+        if let Err(e) = self.manager.resync_dhcp().await {
+            warn!(error = %stratus_rpc::error::error_chain(&e), "rewriting DHCP host entries");
+        }
         if every.is_zero() {
             return;
         }

@@ -217,3 +217,34 @@ async fn many_holders_are_asked_about_in_batches() {
     );
     assert_eq!(*conductor.asked.lock().expect("lock"), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhcp_entries_left_by_a_kill_mid_release_are_rewritten_at_start() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = NetworkConfig {
+        fixed_range: "10.8.0.0/24".into(),
+        network_size: 64,
+        ..NetworkConfig::default()
+    };
+    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
+        .await
+        .expect("start");
+    let (kept, released) = (InstanceId::new(), InstanceId::new());
+    for (id, mac) in [(kept, "02:16:3e:00:00:01"), (released, "02:16:3e:00:00:02")] {
+        manager
+            .allocate_fixed_ip(&fixtures::allocate_fixed_ip(id, "p", mac))
+            .await
+            .expect("allocate");
+    }
+    // Released in the database, killed before the DHCP update.
+    manager
+        .ipam()
+        .release(&released.to_string())
+        .await
+        .expect("release");
+    assert_eq!(hosts_file(state.path()).lines().count(), 2);
+    manager.resync_dhcp().await.expect("resync");
+    let hosts = hosts_file(state.path());
+    assert_eq!(hosts.lines().count(), 1, "{hosts}");
+    assert!(hosts.contains("02:16:3e:00:00:01"), "{hosts}");
+}

@@ -165,9 +165,11 @@ impl Recovery {
             if before.is_some() && self.recast_lately(&uuid) {
                 continue;
             }
-            // Changed since the list was read: the next pass sees it.
+            // Changed since the list was read (a report came): left alone.
             if let Some(row) = db.instance_by_uuid(&uuid).await?
                 && row.state == state
+                && (task.is_none() || row.task_state.as_deref() == task)
+                && before.is_none_or(|b| row.updated_at.as_str() < b)
             {
                 rows.push(row);
             }

@@ -155,6 +155,13 @@ impl Starter<'_> {
         let network = Arc::new(network);
         let service = stratus_network::service::NetworkService::new(network.clone());
         self.serve(&t, "network", None, Arc::new(service)).await?;
+        let reconciler = stratus_network::reconcile::Reconciler::new(
+            network.clone(),
+            stratus_rpc::clients::ConductorClient::new(RpcClient::new(t.clone(), self.call)),
+        );
+        // Its first pass may come before the api serves: it keeps the
+        // addresses it could not ask about.
+        tokio::spawn(reconciler.run(Duration::from_secs(config.reconcile_interval_secs)));
         Ok(network)
     }
 
@@ -193,6 +200,7 @@ impl Starter<'_> {
         .map_err(fail("api"))?;
         self.serve(&t, "conductor", None, api.conductor.clone())
             .await?;
+        tokio::spawn(api.recovery.clone().run());
         Ok(api)
     }
 

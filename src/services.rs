@@ -164,8 +164,17 @@ pub async fn start_services(
             stratus_rpc::transport::connect(&config.rpc, &name).await?
         };
     let mut servers = Vec::new();
+    let mut after_serving = Vec::new();
     for service in services {
-        servers.extend(start(config, *service, &host, &transport, services.len() > 1).await?);
+        let (server, after) =
+            start(config, *service, &host, &transport, services.len() > 1).await?;
+        servers.push(server);
+        after_serving.extend(after);
+    }
+    // Work that asks other services (the api's recovery, the network
+    // controller's reconcile) starts once every service here serves.
+    for work in after_serving {
+        tokio::spawn(work);
     }
     if let Some(listen) = &config.metrics.listen {
         serve_metrics(listen).await?;
@@ -186,26 +195,41 @@ pub fn embedded_config(config: &Config, netns: Option<&str>) -> Config {
     config
 }
 
-/// Starts `service` on `transport` and serves its topics.
+/// Work a service runs in the background once it serves.
+type AfterServing = futures::future::BoxFuture<'static, ()>;
+
+/// Starts `service` on `transport` and serves its topics; what it runs in
+/// the background once every service of this process serves.
 async fn start(
     config: &Config,
     service: Service,
     host: &HostName,
     transport: &Arc<dyn Transport>,
     embedded: bool,
-) -> Result<Vec<ServerHandle>, ServiceError> {
+) -> Result<(ServerHandle, Option<AfterServing>), ServiceError> {
     let rpc = stratus_rpc::RpcClient::new(
         transport.clone(),
         std::time::Duration::from_millis(config.rpc.call_timeout_ms),
     );
+    // The api's recovery casts builds that hosts claim from the conductor,
+    // the network's reconcile asks it: both wait until it serves.
+    let mut after: Option<AfterServing> = None;
     let handler: Arc<dyn Handler> = match service {
-        Service::Api => start_api(config, rpc, embedded).await?,
+        Service::Api => {
+            let api = start_api(config, rpc, embedded).await?;
+            after = Some(Box::pin(api.recovery.run()));
+            api.conductor
+        }
         Service::Scheduler => Arc::new(stratus_scheduler::service::SchedulerService::new(
             &config.scheduler,
             rpc,
         )),
         Service::Compute => start_compute(config, host, transport).await?,
-        Service::Network => start_network(config).await?,
+        Service::Network => {
+            let (handler, reconcile) = start_network(config, rpc).await?;
+            after = Some(reconcile);
+            handler
+        }
     };
     let (topic, methods) = service.topic();
     // Only a compute worker has a queue of its own host's.
@@ -219,20 +243,20 @@ async fn start(
         format!("{topic} and the {topic} fanout")
     };
     info!(service = service.name(), methods = %methods.join(", "), "serving {queues}");
-    Ok(vec![server])
+    Ok((server, after))
 }
 
-/// The api service; its conductor handler.
+/// The api service, started.
 async fn start_api(
     config: &Config,
     rpc: stratus_rpc::RpcClient,
     embedded: bool,
-) -> Result<Arc<dyn Handler>, ServiceError> {
+) -> Result<stratus_api::start::Api, ServiceError> {
     let api = stratus_api::start::start(&config.api, &config.node.state_dir, rpc).await?;
     if embedded {
         crate::admin::embedded_profile(config, &api.cloud.db, api.ec2_address).await;
     }
-    Ok(api.conductor)
+    Ok(api)
 }
 
 /// This host's compute worker; its handler.
@@ -302,8 +326,11 @@ async fn private_libvirtd(config: &Config, netns: &str) -> Result<Option<String>
     Ok(Some(daemon.uri().to_owned()))
 }
 
-/// The network controller; its handler.
-async fn start_network(config: &Config) -> Result<Arc<dyn Handler>, ServiceError> {
+/// The network controller; its handler and its reconcile of addresses.
+async fn start_network(
+    config: &Config,
+    rpc: stratus_rpc::RpcClient,
+) -> Result<(Arc<dyn Handler>, AfterServing), ServiceError> {
     let host_commands = match &config.node.netns {
         Some(netns) => stratus_host::netns::prepare(netns)
             .await
@@ -316,9 +343,16 @@ async fn start_network(config: &Config) -> Result<Arc<dyn Handler>, ServiceError
         Arc::new(host_commands),
     )
     .await?;
-    Ok(Arc::new(stratus_network::service::NetworkService::new(
-        Arc::new(manager),
-    )))
+    let manager = Arc::new(manager);
+    let reconciler = stratus_network::reconcile::Reconciler::new(
+        manager.clone(),
+        stratus_rpc::clients::ConductorClient::new(rpc),
+    );
+    let every = std::time::Duration::from_secs(config.network.reconcile_interval_secs);
+    Ok((
+        Arc::new(stratus_network::service::NetworkService::new(manager)),
+        Box::pin(reconciler.run(every)),
+    ))
 }
 
 /// Serves `GET /metrics` (OpenMetrics text) on `listen` until the process ends.

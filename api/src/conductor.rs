@@ -4,7 +4,9 @@
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::wire::conductor::{GuestMetadata, InstanceUpdate};
+use stratus_rpc::wire::conductor::{
+    BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
+};
 use tracing::{info, warn};
 
 use crate::app::instances::record_report;
@@ -71,6 +73,19 @@ impl Conductor {
             self.refresh_members(ctx, &stored.groups).await?;
         }
         Ok(())
+    }
+
+    /// Grants or refuses a host's claim to build an instance.
+    pub async fn claim_build(&self, claim: &BuildClaim) -> Result<ClaimAnswer, DbError> {
+        crate::app::instances::claim_build(&self.db, claim).await
+    }
+
+    /// What the database says of the instances asked about.
+    pub async fn instance_states(
+        &self,
+        query: &InstanceStatesQuery,
+    ) -> Result<Vec<KnownInstance>, DbError> {
+        crate::app::instances::instance_states(&self.db, query).await
     }
 
     /// Tells the hosts the members of `groups` changed, for the groups some

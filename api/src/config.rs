@@ -71,6 +71,12 @@ pub struct ApiConfig {
     /// build before it is put in error (a host that died and never came
     /// back, a report lost for good); 0 never gives up.
     pub build_timeout_secs: u64,
+    /// Seconds a pending launch no host took (never placed, or handed
+    /// back), or a terminate or stop its host never finished, may go
+    /// without news before the api casts it again (safe: each build is
+    /// granted to one host). When the api starts, all are cast again at
+    /// once. 0: only then.
+    pub recast_unplaced_secs: u64,
     /// The instance type when `RunInstances` names none.
     pub default_instance_type: String,
     /// The instance types offered.
@@ -110,6 +116,7 @@ impl Default for ApiConfig {
             max_request_bytes: 512 * 1024,
             max_user_data_bytes: 16 * 1024,
             build_timeout_secs: 600,
+            recast_unplaced_secs: 20,
             read_timeout_secs: 30,
             default_instance_type: "m1.small".to_owned(),
             instance_types: vec![

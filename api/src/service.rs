@@ -27,6 +27,11 @@ fn retry(e: crate::db::DbError) -> HandlerError {
     HandlerError::Retryable(RemoteError::from_error("DatabaseError", &e))
 }
 
+fn failed(e: crate::db::DbError) -> HandlerError {
+    // A caller waits for the answer: it hears at once and asks again later.
+    HandlerError::Permanent(RemoteError::from_error("DatabaseError", &e))
+}
+
 impl Serves for ConductorService {
     type Api = dyn ConductorApi;
 }
@@ -43,16 +48,17 @@ impl ConductorApi for ConductorService {
         recorded.map_err(retry)
     }
 
-    async fn claim_build(&self, _ctx: &RequestContext, _claim: BuildClaim) -> Handled<ClaimAnswer> {
-        // Placeholder until the conductor records claims (issue 18).
-        Ok(ClaimAnswer::Granted)
+    async fn claim_build(&self, _ctx: &RequestContext, claim: BuildClaim) -> Handled<ClaimAnswer> {
+        let answer = self.conductor.claim_build(&claim).await;
+        answer.map_err(failed)
     }
 
     async fn instance_states(
         &self,
         _ctx: &RequestContext,
-        _query: InstanceStatesQuery,
+        query: InstanceStatesQuery,
     ) -> Handled<Vec<KnownInstance>> {
-        Ok(Vec::new())
+        let known = self.conductor.instance_states(&query).await;
+        known.map_err(failed)
     }
 }

@@ -10,6 +10,7 @@ use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::conductor::InstanceState;
 use tracing::info;
 
+use crate::app::instances::recovery::Recovery;
 use crate::conductor::Conductor;
 use crate::config::ApiConfig;
 use crate::db::{Db, DbError};
@@ -28,6 +29,10 @@ pub struct Api {
     pub ec2_address: SocketAddr,
     /// Where the metadata service listens.
     pub metadata_address: SocketAddr,
+    /// What picks up unfinished launches, terminates and stops: the caller
+    /// runs it once the conductor serves (hosts claim the builds it
+    /// re-casts from the conductor).
+    pub recovery: Recovery,
 }
 
 /// The api service could not start.
@@ -126,9 +131,14 @@ pub async fn start(
         db,
         ComputeClient::new(rpc),
     )));
+    let recovery = Recovery::new(
+        cloud.clone(),
+        std::time::Duration::from_secs(config.recast_unplaced_secs),
+    );
     Ok(Api {
         cloud,
         conductor,
+        recovery,
         ec2_address,
         metadata_address,
     })

@@ -45,6 +45,11 @@ pub struct NetworkConfig {
     pub metadata_host: Option<std::net::Ipv4Addr>,
     /// The api service's metadata port.
     pub metadata_port: u16,
+    /// Every this many seconds (and at start) the controller asks the api
+    /// which instances holding addresses are gone (terminated or in error)
+    /// and releases their addresses and DHCP entries, so a release lost with
+    /// a crashed host or service comes back. 0: never.
+    pub reconcile_interval_secs: u64,
 }
 
 impl Default for NetworkConfig {
@@ -64,6 +69,7 @@ impl Default for NetworkConfig {
             dhcp_lease_secs: 120,
             metadata_host: None,
             metadata_port: 8775,
+            reconcile_interval_secs: 30,
         }
     }
 }

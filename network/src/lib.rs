@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod error;
 pub mod ipam;
 pub mod manager;
+pub mod reconcile;
 pub mod service;
 
 pub use error::NetworkError;

@@ -12,8 +12,9 @@ use crate::dhcp::Dhcp;
 use crate::error::NetworkError;
 use crate::ipam::Ipam;
 use crate::ipam::layout::Layout;
-use crate::ipam::store::{AllocationRow, Store};
+use crate::ipam::store::{AllocationRow, NetworkRow, Store};
 use stratus_host::HostCommands;
+use stratus_host::locks::KeyedLocks;
 
 /// Owns networks and fixed IP allocations.
 #[derive(Debug)]
@@ -21,6 +22,9 @@ pub struct NetworkManager {
     ipam: Ipam,
     dhcp: Option<Dhcp>,
     dns: Vec<String>,
+    /// One per network: its DHCP entries are read and written in one turn,
+    /// so an older read never overwrites a newer write.
+    dhcp_turns: KeyedLocks<i64>,
 }
 
 impl NetworkManager {
@@ -61,6 +65,7 @@ impl NetworkManager {
             ipam: Ipam::new(store, layout),
             dhcp,
             dns: config.dns.clone(),
+            dhcp_turns: KeyedLocks::new(),
         })
     }
 
@@ -101,6 +106,19 @@ impl NetworkManager {
         Ok(())
     }
 
+    /// Rewrites every network's DHCP host entries from the allocations
+    /// (dnsmasq told only where they changed): a controller killed between
+    /// an allocation or release and its DHCP update left them behind.
+    pub async fn resync_dhcp(&self) -> Result<(), NetworkError> {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
+        for network in self.ipam.store().networks().await? {
+            self.sync_network(dhcp, &network).await?;
+        }
+        Ok(())
+    }
+
     /// Stops the dnsmasq processes this controller started.
     pub async fn stop_dhcp(&self) {
         if let Some(dhcp) = &self.dhcp {
@@ -110,9 +128,16 @@ impl NetworkManager {
 
     async fn sync_dhcp(&self, row: &AllocationRow) -> Result<(), NetworkError> {
         if let Some(dhcp) = &self.dhcp {
-            let hosts = self.ipam.store().dhcp_hosts(row.network.slot).await?;
-            dhcp.update(&row.network, &hosts).await?;
+            self.sync_network(dhcp, &row.network).await?;
         }
+        Ok(())
+    }
+
+    /// Writes the network's DHCP entries as the allocations stand now.
+    async fn sync_network(&self, dhcp: &Dhcp, network: &NetworkRow) -> Result<(), NetworkError> {
+        let _turn = self.dhcp_turns.lock(network.slot).await;
+        let hosts = self.ipam.store().dhcp_hosts(network.slot).await?;
+        dhcp.update(network, &hosts).await?;
         Ok(())
     }
 

@@ -9,5 +9,6 @@ mod end_to_end;
 mod guest_cloud;
 mod isolation;
 mod main_job;
+mod recovery;
 mod scheduling;
 mod worker_kill;

@@ -3,6 +3,7 @@
 mod alloc;
 mod auth;
 mod bounds;
+mod claims;
 mod conductor;
 mod db;
 mod endpoint;
@@ -10,5 +11,6 @@ mod fuzz;
 mod hostile;
 mod metadata;
 mod migrations;
+mod recovery;
 mod sigv2;
 mod xml_doc;

@@ -291,6 +291,20 @@ impl Store {
         Ok(Some(held))
     }
 
+    /// The instances holding an address, by id.
+    pub async fn holders(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance_id FROM fixed_ips WHERE instance_id IS NOT NULL ORDER BY instance_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("list address holders"))?;
+        rows.iter()
+            .map(|r| r.try_get("instance_id"))
+            .collect::<Result<_, _>>()
+            .map_err(err("read address holder"))
+    }
+
     /// The DHCP host entries of a network: (mac, hostname, address).
     pub async fn dhcp_hosts(
         &self,

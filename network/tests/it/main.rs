@@ -8,5 +8,6 @@ mod dhcp;
 mod firewall_golden;
 mod firewall_traffic;
 mod ipam;
+mod reconcile;
 mod service;
 mod support;

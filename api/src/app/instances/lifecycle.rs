@@ -60,7 +60,7 @@ pub async fn ask(
     let next = instances
         .iter()
         .map(|i| {
-            let event = ask.event(placed(i).is_some());
+            let event = ask.event(held(i));
             i.state.transition(event).map_err(|_| incorrect(i, event))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -95,6 +95,16 @@ pub async fn ask(
         });
     }
     Ok(changes)
+}
+
+/// Whether a host holds `i`: a pending launch waiting for a host (never
+/// placed, or handed back) is held by none, even if one handed it back,
+/// so terminating it ends it at once; a host that claims it later is
+/// refused.
+fn held(i: &InstanceRow) -> bool {
+    let unplaced =
+        i.state == InstanceState::Pending && i.task_state.as_deref() == Some("scheduling");
+    placed(i).is_some() && !unplaced
 }
 
 /// Tells the instance's host to do what the user asked.

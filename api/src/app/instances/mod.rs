@@ -3,10 +3,14 @@
 //! change goes through [`InstanceState::transition`] and is written here.
 
 pub mod build_timeout;
+mod claims;
 mod lifecycle;
+pub mod recovery;
 mod reports;
+pub mod request;
 mod run;
 
+pub use claims::{claim_build, instance_states};
 pub use lifecycle::{Ask, StateChanged, ask, console_output};
 pub use reports::record_report;
 pub use run::{Launch, Launched, run};

@@ -2,16 +2,15 @@
 //! stored, and the instances cast to the scheduler.
 
 use stratus_rpc::RequestContext;
-use stratus_rpc::wire::compute::{Flavor, ImageProperties, ImageRef, RunInstance};
+use stratus_rpc::wire::compute::{Flavor, RunInstance};
 use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::scheduler::{Placement, ScheduleRunInstances};
+use stratus_rpc::wire::scheduler::ScheduleRunInstances;
 use tracing::{info, warn};
 
-use super::{InstanceError, record, sequence};
+use super::{InstanceError, record, request, sequence};
 use crate::app::quota;
-use crate::app::security_groups::group_update;
 use crate::db::groups::GroupRow;
 use crate::db::images::ImageRow;
 use crate::db::instances::{InstanceRow, NewReservation};
@@ -161,38 +160,16 @@ fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> V
 /// What the scheduler is sent for each of the reservation's instances.
 fn requests(
     launch: &Launch,
-    reservation_id: &str,
     rows: &[InstanceRow],
     security_groups: &[SecurityGroupUpdate],
 ) -> Vec<RunInstance> {
-    let image = ImageRef {
-        id: launch.image.image_id.clone(),
-        disk: launch.image.location.clone().into(),
-        kernel: launch.kernel.as_ref().map(|k| k.location.clone().into()),
-        ramdisk: launch.ramdisk.as_ref().map(|r| r.location.clone().into()),
-        properties: ImageProperties {
-            architecture: Some(launch.image.architecture.clone()),
-            hypervisor_type: None,
-        },
-    };
+    let image = request::image_ref(
+        &launch.image,
+        launch.kernel.as_ref(),
+        launch.ramdisk.as_ref(),
+    );
     rows.iter()
-        .filter_map(|row| {
-            Some(RunInstance {
-                instance_id: row.uuid.parse().ok()?,
-                project_id: row.project_id.parse().ok()?,
-                flavor: launch.flavor.clone(),
-                image: image.clone(),
-                security_groups: security_groups.to_vec(),
-                key_data: row.key_data.clone(),
-                key_name: row.key_name.clone(),
-                user_data: row.user_data.clone(),
-                reservation_id: Some(reservation_id.to_owned()),
-                placement: Placement {
-                    availability_zone: launch.zone.clone(),
-                    ..Placement::default()
-                },
-            })
-        })
+        .filter_map(|row| request::run_instance(row, &launch.flavor, &image, security_groups))
         .collect()
 }
 
@@ -205,11 +182,8 @@ async fn schedule(
     reservation_id: &str,
     rows: &[InstanceRow],
 ) -> Result<(), InstanceError> {
-    let mut security_groups = Vec::with_capacity(launch.groups.len());
-    for g in &launch.groups {
-        security_groups.push(group_update(&cloud.db, g).await?);
-    }
-    let instances = requests(launch, reservation_id, rows, &security_groups);
+    let security_groups = request::security_groups(&cloud.db, &launch.groups).await?;
+    let instances = requests(launch, rows, &security_groups);
     let cast = cloud
         .scheduler
         .run_instance(ctx, &ScheduleRunInstances { instances })

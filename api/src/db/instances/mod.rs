@@ -98,6 +98,8 @@ pub struct StoredState {
     pub host: Option<String>,
     /// Which placement that host is building (0: unknown).
     pub attempt: i64,
+    /// What is being done to it (`scheduling`: no host builds it now).
+    pub task_state: Option<String>,
 }
 
 /// What a project's live instances hold.
@@ -157,6 +159,17 @@ impl StateChange<'_> {
 /// A stored state name as the enum.
 fn state(name: String) -> Result<InstanceState, sqlx::Error> {
     name.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A [`StoredState`] from a row with its columns.
+fn stored_state(r: &sqlx::any::AnyRow) -> Result<StoredState, sqlx::Error> {
+    Ok(StoredState {
+        state: state(r.try_get("state")?)?,
+        fixed_ip: r.try_get("fixed_ip")?,
+        host: r.try_get("host")?,
+        attempt: r.try_get("attempt")?,
+        task_state: r.try_get("task_state")?,
+    })
 }
 
 fn row(r: &sqlx::any::AnyRow) -> Result<InstanceRow, sqlx::Error> {

@@ -6,7 +6,9 @@ use sqlx::any::AnyRow;
 use stratus_rpc::wire::conductor::InstanceState;
 
 use super::super::{Db, DbError, err, placeholders};
-use super::{COLUMNS, InstanceRow, Usage, attach_groups, gone, row, state};
+use super::{
+    COLUMNS, InstanceRow, StoredState, Usage, attach_groups, gone, row, state, stored_state,
+};
 
 /// How long terminated instances stay listed.
 const SHOWN_AFTER_TERMINATION: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -188,6 +190,52 @@ impl Db {
                 .bind(before.to_owned());
         let row = |r: &AnyRow| Ok((r.try_get("uuid")?, r.try_get("host")?));
         self.all(query, row, "find stuck builds").await
+    }
+
+    /// The stored state of each of `uuids` the database has: (uuid, state).
+    pub async fn stored_states(
+        &self,
+        uuids: &[String],
+    ) -> Result<Vec<(String, StoredState)>, DbError> {
+        let mut found = Vec::with_capacity(uuids.len());
+        // Well under every database's limit on bound values.
+        for chunk in uuids.chunks(500) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT uuid, state, fixed_ip, host, attempt, task_state FROM instances WHERE uuid IN ({})",
+                placeholders(1, chunk.len())
+            )));
+            for uuid in chunk {
+                query = query.bind(uuid.clone());
+            }
+            let row = |r: &AnyRow| Ok((r.try_get("uuid")?, stored_state(r)?));
+            found.extend(self.all(query, row, "find instance states").await?);
+        }
+        Ok(found)
+    }
+
+    /// UUIDs of instances in `state` (and `task_state`, when given) with no
+    /// news since `before` (an RFC 3339 time; none: any), all projects.
+    pub async fn uuids_in_state(
+        &self,
+        state: InstanceState,
+        task_state: Option<&str>,
+        before: Option<&str>,
+    ) -> Result<Vec<String>, DbError> {
+        let mut sql = "SELECT uuid FROM instances WHERE state = $1".to_owned();
+        let mut next = 2;
+        for (column, value, op) in [("task_state", task_state, "="), ("updated_at", before, "<")] {
+            if value.is_some() {
+                sql.push_str(&format!(" AND {column} {op} ${next}"));
+                next += 1;
+            }
+        }
+        sql.push_str(" ORDER BY launched_at");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state.to_string());
+        for value in [task_state, before].into_iter().flatten() {
+            query = query.bind(value.to_owned());
+        }
+        self.all(query, |r| r.try_get("uuid"), "find instances by state")
+            .await
     }
 
     /// Instances by stored state, all projects (the metrics).

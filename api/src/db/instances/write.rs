@@ -1,27 +1,50 @@
 //! Recording what happens to instances: state changes, placements and the
 //! host building each placement.
 
-use sqlx::Row;
-
 use super::super::{Db, DbError, err};
-use super::{StateChange, StoredState, state};
+use stratus_rpc::wire::conductor::InstanceState;
+
+use super::{StateChange, StoredState, stored_state};
 
 impl Db {
     /// An instance's stored state and fixed IP, by UUID (the conductor's
     /// one read per report).
     pub async fn instance_state(&self, uuid: &str) -> Result<Option<StoredState>, DbError> {
-        let query =
-            sqlx::query("SELECT state, fixed_ip, host, attempt FROM instances WHERE uuid = $1")
-                .bind(uuid.to_owned());
-        let row = |r: &sqlx::any::AnyRow| {
-            Ok(StoredState {
-                state: state(r.try_get("state")?)?,
-                fixed_ip: r.try_get("fixed_ip")?,
-                host: r.try_get("host")?,
-                attempt: r.try_get("attempt")?,
-            })
-        };
-        self.first(query, row, "find instance state").await
+        let query = sqlx::query(
+            "SELECT state, fixed_ip, host, attempt, task_state FROM instances WHERE uuid = $1",
+        )
+        .bind(uuid.to_owned());
+        self.first(query, stored_state, "find instance state").await
+    }
+
+    /// Gives the build of a pending instance to `host`, atomically: only
+    /// when no host holds it, its task is `scheduling` (handed back, or
+    /// never placed), or `host` already holds it (a resumed build). Records
+    /// the host, the higher attempt, task `networking` and the claim's
+    /// sequence (kept if a newer one is stored); whether it was given.
+    pub async fn claim_build(
+        &self,
+        uuid: &str,
+        host: &str,
+        attempt: i64,
+        sequence: i64,
+    ) -> Result<bool, DbError> {
+        let query = sqlx::query(
+            "UPDATE instances SET host = $1, \
+             attempt = CASE WHEN attempt > $2 THEN attempt ELSE $2 END, \
+             task_state = 'networking', \
+             state_sequence = CASE WHEN state_sequence > $3 THEN state_sequence ELSE $3 END, \
+             updated_at = $4 \
+             WHERE uuid = $5 AND state = $6 \
+             AND (host IS NULL OR host = $1 OR task_state = 'scheduling')",
+        )
+        .bind(host.to_owned())
+        .bind(attempt)
+        .bind(sequence)
+        .bind(super::super::now())
+        .bind(uuid.to_owned())
+        .bind(InstanceState::Pending.to_string());
+        self.changed(query, "claim build").await
     }
 
     /// Records that `host` builds the instance's placement `attempt`.

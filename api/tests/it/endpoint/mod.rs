@@ -187,6 +187,8 @@ pub struct Endpoint {
     pub cloud: Arc<Cloud>,
     pub scheduler: Arc<Scheduler>,
     pub compute: Arc<Compute>,
+    /// The bus the api talks on, for stand-ins of hosts of a test's own.
+    pub bus: MemoryTransport,
     /// Everything the test owns; the api's state folder is two levels
     /// below, so a path that climbs out of it still lands in here.
     pub root: tempfile::TempDir,
@@ -241,7 +243,7 @@ impl Endpoint {
             .serve("compute", None, stand_in::handler(&compute))
             .await
             .expect("serve the compute topic");
-        let rpc = RpcClient::new(Arc::new(bus), Duration::from_secs(5));
+        let rpc = RpcClient::new(Arc::new(bus.clone()), Duration::from_secs(5));
         let cloud = Arc::new(Cloud::new(db, config, rpc));
         let app = match replays {
             Some(guard) => router_with(cloud.clone(), guard),
@@ -260,6 +262,7 @@ impl Endpoint {
             cloud,
             scheduler,
             compute,
+            bus,
             root,
             state,
             images,

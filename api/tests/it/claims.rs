@@ -111,6 +111,14 @@ async fn claims_grant_each_placement_once(db: Db) {
     );
     // node-a's stale copy of the first placement is refused now.
     assert!(refused(false)(&ask(&db, id, "node-a", 1).await));
+
+    // A later placement claimed before the host handing it back said so
+    // (its `scheduling` report still on the way) is granted too.
+    let id = InstanceId::new();
+    instance(&db, id).await;
+    assert_eq!(ask(&db, id, "node-a", 1).await, ClaimAnswer::Granted);
+    assert_eq!(ask(&db, id, "node-b", 2).await, ClaimAnswer::Granted);
+    assert!(refused(false)(&ask(&db, id, "node-c", 2).await));
 }
 
 async fn concurrent_claims_grant_one(db: Db) {

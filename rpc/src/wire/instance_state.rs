@@ -135,8 +135,10 @@ impl InstanceState {
             (S::Stopped, E::Start) => Ok(S::Pending),
             (S::Pending | S::Running, E::Start) => Ok(self),
             (S::Running, E::Reboot) => Ok(S::Running),
-            // Terminated before its host had it: a live report does not revive it.
-            (S::Terminated, E::Reported(reported)) if reported.is_alive() => {
+            // Terminated before its host had it, or being terminated: a live
+            // report (stale, or from a build the terminate has not reached
+            // yet) does not revive it.
+            (S::Terminated | S::ShuttingDown, E::Reported(reported)) if reported.is_alive() => {
                 Err(InvalidTransition { state: self, event })
             }
             (_, E::Reported(reported)) => Ok(reported),
@@ -188,6 +190,14 @@ mod tests {
         assert_eq!(Stopped.transition(Start), Ok(Pending));
         assert_eq!(Running.transition(Start), Ok(Running));
         assert!(ShuttingDown.transition(Start).is_err());
+        assert!(
+            ShuttingDown.transition(Reported(Running)).is_err(),
+            "a stale live report does not undo a terminate"
+        );
+        assert_eq!(
+            ShuttingDown.transition(Reported(Terminated)),
+            Ok(Terminated)
+        );
         assert_eq!(Running.transition(Reboot), Ok(Running));
         assert!(Stopped.transition(Reboot).is_err());
     }

@@ -32,7 +32,7 @@ pub async fn claim_build(db: &Db, claim: &BuildClaim) -> Result<ClaimAnswer, DbE
             return Ok(ClaimAnswer::Granted);
         }
         let stored = db.instance_state(&uuid).await?;
-        if let Some(answer) = refusal(stored.as_ref(), host) {
+        if let Some(answer) = refusal(stored.as_ref(), host, claim.attempt) {
             if let ClaimAnswer::Refused {
                 reason,
                 release_address,
@@ -56,7 +56,7 @@ pub async fn claim_build(db: &Db, claim: &BuildClaim) -> Result<ClaimAnswer, DbE
 
 /// The answer for an instance the conditional grant did not take, as now
 /// stored; none when it could be granted now (try again).
-fn refusal(stored: Option<&StoredState>, claimer: &str) -> Option<ClaimAnswer> {
+fn refusal(stored: Option<&StoredState>, claimer: &str, attempt: u32) -> Option<ClaimAnswer> {
     let refused = |reason: String, release_address| {
         Some(ClaimAnswer::Refused {
             reason,
@@ -74,7 +74,10 @@ fn refusal(stored: Option<&StoredState>, claimer: &str) -> Option<ClaimAnswer> {
         InstanceState::Pending
             if holder.is_none()
                 || holder == Some(claimer)
-                || stored.task_state.as_deref() == Some("scheduling") =>
+                || stored.task_state.as_deref() == Some("scheduling")
+                // A later placement: its host may claim before the host
+                // that handed it back has said so.
+                || i64::from(attempt) > stored.attempt =>
         {
             None
         }

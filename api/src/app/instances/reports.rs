@@ -35,16 +35,16 @@ pub async fn record_report(
     {
         db.set_attempt(&uuid, h, attempt).await?;
     }
-    // Terminated before any host had it (the API ends those at once): a
-    // host that reports it alive afterwards is told to terminate it, and
-    // the report does not revive it. Reports while shutting down are
-    // ordinary: that host was already told.
+    // Terminated (before any host had it, the API ends those at once) or
+    // shutting down: a host that reports it alive is told to terminate it
+    // (again: a terminate is idempotent, and the first may have died with
+    // a restart), and the report does not revive it.
     let Ok(state) = stored
         .state
         .transition(InstanceEvent::Reported(update.state))
     else {
         if let Some(host) = &update.host {
-            info!(instance_id = %update.instance_id, %host, "terminated before its host had it; telling the host");
+            info!(instance_id = %update.instance_id, %host, "a live report of an instance being or already terminated; telling the host to terminate it");
             let instance = InstanceRef {
                 instance_id: update.instance_id,
             };

@@ -36,7 +36,7 @@ impl Db {
              state_sequence = CASE WHEN state_sequence > $3 THEN state_sequence ELSE $3 END, \
              updated_at = $4 \
              WHERE uuid = $5 AND state = $6 \
-             AND (host IS NULL OR host = $1 OR task_state = 'scheduling')",
+             AND (host IS NULL OR host = $1 OR task_state = 'scheduling' OR attempt < $2)",
         )
         .bind(host.to_owned())
         .bind(attempt)

@@ -3,7 +3,7 @@
 //! as errors with the reason.
 
 use std::error::Error;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stratus_rpc::clients::{ComputeClient, ConductorClient};
 use stratus_rpc::wire::compute::RunInstance;
@@ -14,8 +14,9 @@ use stratus_rpc::{RequestContext, RpcClient};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::SchedulerConfig;
+use crate::error::NoValidHost;
 use crate::placed::Placed;
-use crate::placer::Placer;
+use crate::placer::{Placed as Choice, Placer};
 use crate::request::RequestSpec;
 
 /// Places instances and hands them to their hosts.
@@ -25,6 +26,11 @@ pub struct SchedulerManager {
     placed: Placed,
     compute: ComputeClient,
     conductor: ConductorClient,
+    /// When this scheduler started: until it has run for the hosts' down
+    /// time it has not heard every live host yet.
+    started: Instant,
+    /// `service_down_time_secs`.
+    down_time: Duration,
 }
 
 /// Some placed instance could not be handed to its host; the request is
@@ -41,6 +47,8 @@ impl SchedulerManager {
             placed: Placed::default(),
             compute: ComputeClient::new(rpc.clone()),
             conductor: ConductorClient::new(rpc),
+            started: Instant::now(),
+            down_time: Duration::from_secs(config.service_down_time_secs),
         }
     }
 
@@ -120,8 +128,10 @@ impl SchedulerManager {
             instance.placement.limits = limits;
             return Some((host, instance));
         }
-        let decision = RequestSpec::new(&instance, ctx.is_admin)
-            .and_then(|spec| self.placer.place(&spec, Instant::now()));
+        drop(entered);
+        let decision = self.decide(&instance, ctx.is_admin).await;
+        let entered =
+            info_span!("schedule", instance_id = %id, request_id = %ctx.request_id).entered();
         match decision {
             Ok(choice) => {
                 debug!(host = %choice.host, attempt = attempt + 1, "placed");
@@ -136,6 +146,24 @@ impl SchedulerManager {
                 warn!(instance_id = %id, reason = %e, "no host for the instance");
                 self.fail(ctx, id, e.to_string()).await;
                 None
+            }
+        }
+    }
+
+    /// The placement of one instance. A scheduler that has not yet run for
+    /// the hosts' down time cannot tell "no host is up" from "no host has
+    /// reported to me yet" (it just restarted; hosts report every few
+    /// seconds), so it waits for a first host until then rather than fail
+    /// launches for its own restart.
+    async fn decide(&self, instance: &RunInstance, is_admin: bool) -> Result<Choice, NoValidHost> {
+        loop {
+            let decision = RequestSpec::new(instance, is_admin)
+                .and_then(|spec| self.placer.place(&spec, Instant::now()));
+            match decision {
+                Err(NoValidHost::NoneUp(_)) if self.started.elapsed() < self.down_time => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => return other,
             }
         }
     }

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::error::error_chain;
@@ -20,6 +21,11 @@ use super::ComputeManager;
 use super::clean_up::CleanUp;
 use crate::instance_dir::{BuildStep, InstanceDir, InstanceRecord, domain_name};
 use crate::state::PowerState;
+
+/// How long a domain whose start a restart interrupted may stay shut off
+/// before recovery starts it itself (the daemon finishing the start on its
+/// own takes well under this).
+const SPAWN_SETTLE: Duration = Duration::from_secs(10);
 
 /// What recovery made of one instance folder.
 enum Found {
@@ -211,10 +217,15 @@ impl ComputeManager {
         record: &InstanceRecord,
         name: &str,
     ) -> bool {
-        if !matches!(
-            self.parts.driver.state(name).await,
-            Ok(Some(PowerState::Running))
-        ) {
+        let started = if record.step == BuildStep::Spawning {
+            self.finish_spawning(name).await
+        } else {
+            matches!(
+                self.parts.driver.state(name).await,
+                Ok(Some(PowerState::Running))
+            )
+        };
+        if !started {
             return false;
         }
         let built = InstanceRecord {
@@ -228,5 +239,33 @@ impl ComputeManager {
                 false
             }
         }
+    }
+
+    /// A build killed while the hypervisor was starting its domain: the
+    /// daemon goes on with the start without the worker, so the domain may
+    /// still be on its way up (shut off, or paused while QEMU starts). Its
+    /// start is awaited, or, when it stays shut off (the kill came between
+    /// defining and starting it), made here: everything it needs is in place
+    /// from the earlier steps, and building it again would start a second
+    /// guest for the instance. Whether it runs.
+    async fn finish_spawning(&self, name: &str) -> bool {
+        let settle = Instant::now() + SPAWN_SETTLE;
+        loop {
+            match self.parts.driver.state(name).await {
+                Ok(Some(PowerState::Running)) => return true,
+                Ok(None) | Err(_) => return false,
+                Ok(Some(PowerState::Shutoff)) if Instant::now() >= settle => break,
+                Ok(Some(_)) if Instant::now() >= settle + self.spawn_timeout() => return false,
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        info!(
+            domain = name,
+            "starting a domain whose build a restart cut short between defining and starting it"
+        );
+        if let Err(e) = self.parts.driver.power_on(name).await {
+            warn!(domain = name, error = %error_chain(&e), "could not start the domain");
+        }
+        self.wait_for(name, PowerState::Running).await.is_ok()
     }
 }

@@ -79,22 +79,16 @@ pub enum WorkerError {
     Unisolated(Gaps),
 }
 
-/// Builds the worker, recovers what a previous run left, and starts its
-/// periodic tasks.
-pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
-    let config = setup.config;
-    // A fake-driver worker (benchmarks, demos) must leave the machine's
-    // network alone: a hundred of them on one host would otherwise all build
-    // the same bridge and rewrite the same iptables tables for guests that
-    // do not exist.
-    let commands: Arc<dyn HostCommands> = match (setup.host_commands, config.driver) {
-        (Some(commands), _) => commands,
-        (None, DriverKind::Fake) => Arc::new(FakeHost::new()),
-        (None, DriverKind::Libvirt) => Arc::new(RealHost::new()),
-    };
-    let real_guests = setup.driver.is_none() && config.driver == DriverKind::Libvirt;
+/// What tenant isolation lacks on this host (nothing is checked for fake
+/// guests), and that lack as said on every launch when the operator chose to
+/// start without it; an error when they did not.
+async fn isolation_gaps(
+    commands: &dyn HostCommands,
+    real_guests: bool,
+    config: &ComputeConfig,
+) -> Result<(Gaps, Option<String>), WorkerError> {
     let gaps = if real_guests {
-        isolation::check(commands.as_ref()).await
+        isolation::check(commands).await
     } else {
         Gaps {
             nft_usable: true,
@@ -109,6 +103,24 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
             Some(gaps.to_string())
         }
     };
+    Ok((gaps, unisolated))
+}
+
+/// Builds the worker, recovers what a previous run left, and starts its
+/// periodic tasks.
+pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
+    let config = setup.config;
+    // A fake-driver worker (benchmarks, demos) must leave the machine's
+    // network alone: a hundred of them on one host would otherwise all build
+    // the same bridge and rewrite the same iptables tables for guests that
+    // do not exist.
+    let commands: Arc<dyn HostCommands> = match (setup.host_commands, config.driver) {
+        (Some(commands), _) => commands,
+        (None, DriverKind::Fake) => Arc::new(FakeHost::new()),
+        (None, DriverKind::Libvirt) => Arc::new(RealHost::new()),
+    };
+    let real_guests = setup.driver.is_none() && config.driver == DriverKind::Libvirt;
+    let (gaps, unisolated) = isolation_gaps(commands.as_ref(), real_guests, config).await?;
     let driver: Arc<dyn VirtDriver> = match (setup.driver, config.driver) {
         (Some(driver), _) => driver,
         (None, DriverKind::Fake) => Arc::new(FakeDriver::new()),

@@ -183,3 +183,6 @@ impl SchedulerManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

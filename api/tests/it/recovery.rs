@@ -72,6 +72,21 @@ async fn launch(endpoint: &Endpoint, ami: &str, key: &str) -> (String, serde_jso
     (uuid, request)
 }
 
+/// A stand-in compute host `node-a` on the endpoint's bus.
+async fn serve_host(endpoint: &Endpoint) -> (Arc<Host>, stratus_rpc::ServerHandle) {
+    let host = Arc::new(Host::default());
+    let serving = endpoint
+        .bus
+        .serve(
+            "compute",
+            Some(&"node-a".parse().expect("host")),
+            stand_in::handler(&host),
+        )
+        .await
+        .expect("serve");
+    (host, serving)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launches_no_host_took_are_cast_again_as_first_sent() {
     let endpoint = Endpoint::start().await;
@@ -175,16 +190,7 @@ async fn a_launch_whose_image_is_gone_ends_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminates_stops_and_starts_no_host_finished_are_cast_again() {
     let endpoint = Endpoint::start().await;
-    let host = Arc::new(Host::default());
-    let _serving = endpoint
-        .bus
-        .serve(
-            "compute",
-            Some(&"node-a".parse().expect("host")),
-            stand_in::handler(&host),
-        )
-        .await
-        .expect("serve");
+    let (host, _serving) = serve_host(&endpoint).await;
     let db = &endpoint.cloud.db;
     let ids: Vec<String> = (0..5)
         .map(|_| InstanceId::new())
@@ -284,16 +290,7 @@ async fn terminates_stops_and_starts_no_host_finished_are_cast_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_a_launch_handed_back_ends_it_at_once() {
     let endpoint = Endpoint::start().await;
-    let host = Arc::new(Host::default());
-    let _serving = endpoint
-        .bus
-        .serve(
-            "compute",
-            Some(&"node-a".parse().expect("host")),
-            stand_in::handler(&host),
-        )
-        .await
-        .expect("serve");
+    let (host, _serving) = serve_host(&endpoint).await;
     let ami = endpoint.register_image("handed").await;
     endpoint
         .call("CreateKeyPair", &[("KeyName", "k"), ("KeyType", "ed25519")])

@@ -3,6 +3,7 @@
 //! is first shown to work with no filter (so the check can fail), then to
 //! fail once the firewall pins the ports, while the victim keeps working.
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -69,17 +70,23 @@ fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> 
          \x20except socket.timeout:\n\
          \x20\x20break\n"
     );
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", listener.name(), "python3", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("listener starts");
-    // The listener binds within a few ms; give it time before sending.
-    std::thread::sleep(Duration::from_millis(300));
+    // Send only once the listener is bound (it says so): on a busy machine
+    // starting python takes longer than any fixed wait.
+    let mut stdout = BufReader::new(child.stdout.take().expect("listener stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("listener output");
+    assert_eq!(first.trim(), "ready", "the listener did not start");
     send();
-    let out = child.wait_with_output().expect("listener ends");
-    String::from_utf8_lossy(&out.stdout).replace("ready\n", "")
+    let mut got = String::new();
+    stdout.read_to_string(&mut got).expect("listener output");
+    child.wait().expect("listener ends");
+    got
 }
 
 /// Sends one datagram from `from` (an address of `ns`) to `to:port`.

@@ -58,19 +58,23 @@ fn hosts_file(state: &std::path::Path) -> String {
     std::fs::read_to_string(state.join("networks/br100/0/hosts")).expect("hosts file")
 }
 
+/// A network controller on fake host commands, in a folder of its own.
+async fn start(config: NetworkConfig) -> (tempfile::TempDir, Arc<NetworkManager>) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
+        .await
+        .expect("start");
+    (state, Arc::new(manager))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_instances_lose_their_addresses_and_dhcp_entries_and_nothing_else_does() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let config = NetworkConfig {
+    let (state, manager) = start(NetworkConfig {
         fixed_range: "10.6.0.0/24".into(),
         network_size: 64,
         ..NetworkConfig::default()
-    };
-    let manager = Arc::new(
-        NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
-            .await
-            .expect("start"),
-    );
+    })
+    .await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let conductor = Arc::new(Conductor::default());
     let client = |timeout| ConductorClient::new(RpcClient::new(Arc::new(bus.clone()), timeout));
@@ -168,18 +172,13 @@ async fn gone_instances_lose_their_addresses_and_dhcp_entries_and_nothing_else_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_holders_are_asked_about_in_batches() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let config = NetworkConfig {
+    let (_state, manager) = start(NetworkConfig {
         fixed_range: "10.7.0.0/22".into(),
         network_size: 1024,
         dhcp: false,
         ..NetworkConfig::default()
-    };
-    let manager = Arc::new(
-        NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
-            .await
-            .expect("start"),
-    );
+    })
+    .await;
     let bus = MemoryTransport::new(8, Duration::from_millis(50));
     let conductor = Arc::new(Conductor::default());
     let _serving = bus

@@ -18,14 +18,18 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// (pid, parent pid) of every process.
-fn parents() -> Vec<(u32, u32)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    entries
+/// Every process's pid (none when /proc cannot be read).
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// (pid, parent pid) of every process.
+fn parents() -> Vec<(u32, u32)> {
+    pids()
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // The command name may hold spaces and parentheses: fields
@@ -39,12 +43,7 @@ fn parents() -> Vec<(u32, u32)> {
 
 /// Every process's pid and command line (arguments joined by spaces).
 pub fn command_lines() -> Vec<(u32, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    pids()
         .filter_map(|pid| {
             let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let line = String::from_utf8_lossy(&raw).replace('\0', " ");

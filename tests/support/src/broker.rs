@@ -180,33 +180,64 @@ impl PrivateBroker {
     /// under it get SIGKILL, nothing is flushed or closed. (`epmd` is not
     /// its child, and other nodes share it: it stays.)
     pub fn kill(&self) {
+        // The node is found by its pid file and by the node name in its
+        // processes' environment: the pid file alone may still name the
+        // node's previous run for a moment after a restart, and then the
+        // node would survive.
         let pid_file = self.dir.path().join("pid");
-        let pid = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok())
-            .unwrap_or_else(|| panic!("broker {}: no pid in {}", self.node, pid_file.display()));
-        let mut doomed = crate::process::descendants(pid);
-        doomed.push(pid);
+        // epmd may carry it too (the first node started it) but serves
+        // every node on the machine: it stays.
+        let epmd: Vec<u32> = crate::process::command_lines()
+            .into_iter()
+            .filter(|(_, line)| line.contains("epmd"))
+            .map(|(pid, _)| pid)
+            .collect();
+        let mut roots: Vec<u32> =
+            crate::process::with_environment(&format!("RABBITMQ_NODENAME={}", self.node))
+                .into_iter()
+                .filter(|pid| !epmd.contains(pid))
+                .collect();
+        roots.extend(
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok()),
+        );
+        assert!(
+            !roots.is_empty(),
+            "broker {}: no process and no pid in {}",
+            self.node,
+            pid_file.display()
+        );
+        let mut doomed = roots.clone();
+        for root in &roots {
+            doomed.extend(crate::process::descendants(*root));
+        }
         for pid in &doomed {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .output();
         }
+        // Dead, and its port closed: a kill that missed the node must not
+        // pass for one.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while crate::process::alive(pid) {
+        loop {
+            let survivors: Vec<u32> = doomed
+                .iter()
+                .copied()
+                .filter(|p| crate::process::alive(*p))
+                .collect();
+            let answers = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if survivors.is_empty() && !answers {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "broker {}: pid {pid} survived SIGKILL",
-                self.node
+                "broker {}: after SIGKILL, still alive: {survivors:?}, port {} answers: {answers}",
+                self.node,
+                self.port
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
-            "broker {}: port {} still answers after its node was killed",
-            self.node,
-            self.port
-        );
     }
 
     /// Starts the stopped node again over the same data.

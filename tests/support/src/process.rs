@@ -1,3 +1,5 @@
+//! Processes as /proc shows them: trees, command lines, liveness.
+
 use std::collections::HashMap;
 
 /// Every process below `pid` (children, their children, …), read from
@@ -25,6 +27,16 @@ fn pids() -> impl Iterator<Item = u32> {
         .flatten()
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// Every process whose environment holds `entry` (`NAME=value`).
+pub fn with_environment(entry: &str) -> Vec<u32> {
+    pids()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+        })
+        .collect()
 }
 
 /// (pid, parent pid) of every process.

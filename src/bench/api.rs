@@ -208,20 +208,12 @@ async fn register_image(cloud: &FakeCloud) -> Result<(), BenchError> {
         .api
         .cloud
         .db
-        .insert_image(&ImageRow {
-            image_id: IMAGE_ID.into(),
-            project_id: "bench".into(),
-            name: "bench".into(),
-            description: None,
-            location: disk.display().to_string(),
-            image_type: "machine".into(),
-            kernel_id: None,
-            ramdisk_id: None,
-            architecture: "x86_64".into(),
-            is_public: false,
-            state: "available".into(),
-            created_at: stratus_api::db::now(),
-        })
+        .insert_image(&ImageRow::machine(
+            IMAGE_ID,
+            "bench",
+            "bench",
+            &disk.display().to_string(),
+        ))
         .await
         .map_err(fail("image"))
 }

@@ -67,20 +67,12 @@ async fn register_image(cloud: &FakeCloud) -> String {
         .api
         .cloud
         .db
-        .insert_image(&ImageRow {
-            image_id: image_id.clone(),
-            project_id: "p".into(),
-            name: "recover".into(),
-            description: None,
-            location: disk.display().to_string(),
-            image_type: "machine".into(),
-            kernel_id: None,
-            ramdisk_id: None,
-            architecture: "x86_64".into(),
-            is_public: false,
-            state: "available".into(),
-            created_at: stratus_api::db::now(),
-        })
+        .insert_image(&ImageRow::machine(
+            &image_id,
+            "p",
+            "recover",
+            &disk.display().to_string(),
+        ))
         .await
         .expect("image");
     image_id

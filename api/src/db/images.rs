@@ -34,6 +34,27 @@ pub struct ImageRow {
     pub created_at: String,
 }
 
+impl ImageRow {
+    /// A private, available x86_64 machine image of `project_id` at
+    /// `location`, registered now, with no kernel or ramdisk.
+    pub fn machine(image_id: &str, project_id: &str, name: &str, location: &str) -> Self {
+        Self {
+            image_id: image_id.to_owned(),
+            project_id: project_id.to_owned(),
+            name: name.to_owned(),
+            description: None,
+            location: location.to_owned(),
+            image_type: "machine".into(),
+            kernel_id: None,
+            ramdisk_id: None,
+            architecture: "x86_64".into(),
+            is_public: false,
+            state: "available".into(),
+            created_at: super::now(),
+        }
+    }
+}
+
 const COLUMNS: &str = "image_id, project_id, name, description, location, image_type, kernel_id, ramdisk_id, architecture, is_public, state, created_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<ImageRow, sqlx::Error> {

@@ -297,18 +297,8 @@ async fn the_tables_behave_alike(db: Db) {
 
     // Images: own and public visible, others' private not.
     let image = |id: &str, project: &str, public: bool| ImageRow {
-        image_id: id.into(),
-        project_id: project.into(),
-        name: id.into(),
-        description: None,
-        location: "/var/lib/stratus/images/x".into(),
-        image_type: "machine".into(),
-        kernel_id: None,
-        ramdisk_id: None,
-        architecture: "x86_64".into(),
         is_public: public,
-        state: "available".into(),
-        created_at: stratus_api::db::now(),
+        ..ImageRow::machine(id, project, id, "/var/lib/stratus/images/x")
     };
     db.insert_image(&image("ami-00000000000000001", "p1", false))
         .await

@@ -158,18 +158,16 @@ pub async fn register_image(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     }
     cx.dry_run()?;
     let image = ImageRow {
-        image_id: ids::new_id("ami"),
-        project_id: cx.caller.project_id.clone(),
-        name: name.to_owned(),
         description,
-        location: file.display().to_string(),
-        image_type: "machine".into(),
         kernel_id,
         ramdisk_id,
         architecture: architecture.to_owned(),
-        is_public: false,
-        state: "available".into(),
-        created_at: crate::db::now(),
+        ..ImageRow::machine(
+            &ids::new_id("ami"),
+            &cx.caller.project_id,
+            name,
+            &file.display().to_string(),
+        )
     };
     cx.cloud.db.insert_image(&image).await?;
     let mut x = cx.response();

@@ -2,6 +2,8 @@
 //! `RUST_LOG`; and, for compute workers, the same events as JSON lines on a
 //! channel that `stratus_rpc::logs::ship` publishes for `stratus tail`.
 
+use std::io::IsTerminal;
+
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -76,7 +78,9 @@ pub fn init(config: &LogConfig, ship: bool) -> Result<Option<mpsc::Receiver<Stri
     // Reporting a failed log write on stderr panics once stderr is closed
     // (a log pipe that went away): drop the line instead.
     let stderr = match config.format {
+        // Colour codes only for a terminal: in a file or a pipe they are noise.
         LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .log_internal_errors(false)
             .boxed(),

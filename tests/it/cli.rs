@@ -438,3 +438,35 @@ fn a_bench_killed_with_sigkill_takes_its_services_with_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(stratus_bin())
+        .args(["all-in-one", "--host-network", "--no-demo"])
+        .env("STRATUS_NODE__HOST", "aio")
+        .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
+        .env("STRATUS_API__LISTEN", "127.0.0.1:0")
+        .env("STRATUS_COMPUTE__DRIVER", "fake")
+        .env("STRATUS_NODE__STATE_DIR", dir.path())
+        .env("STRATUS_LOG__FORMAT", "human")
+        .env("HOME", dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start all-in-one");
+    let mut child = Running(child);
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("log line");
+        let ready = line.contains("ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(lines.len() > 1, "no log lines: {lines:?}");
+    let coloured: Vec<&String> = lines.iter().filter(|l| l.contains('\x1b')).collect();
+    assert!(coloured.is_empty(), "ANSI codes in a pipe: {coloured:?}");
+    stop_cleanly(&mut child.0, "INT");
+}

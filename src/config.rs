@@ -151,6 +151,17 @@ pub enum ConfigError {
         #[source]
         source: stratus_rpc::wire::ids::InvalidId,
     },
+    /// `[network] public_range` is not an IPv4 CIDR.
+    #[error("configuration {path}: [network] public_range {value:?} is not an IPv4 CIDR such as 172.24.4.0/24")]
+    PublicRange {
+        /// The file read.
+        path: PathBuf,
+        /// The value found.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
 }
 
 /// Loads `path` (if `required` is false, a missing file means defaults) with
@@ -170,7 +181,14 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    let config: Config = figment.merge(env_overrides()).extract().map_err(invalid)?;
+    let mut config: Config = figment.merge(env_overrides()).extract().map_err(invalid)?;
+    config.api.public = public_addressing(&config.network).map_err(|(value, source)| {
+        ConfigError::PublicRange {
+            path: path.to_owned(),
+            value,
+            source,
+        }
+    })?;
     config
         .scheduler
         .validate()
@@ -179,6 +197,23 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
             source,
         })?;
     Ok(config)
+}
+
+/// The api's view of `[network]`'s public keys: none when `public_range`
+/// is empty; the value and why when it does not parse.
+pub fn public_addressing(
+    network: &stratus_network::config::NetworkConfig,
+) -> Result<Option<stratus_api::config::PublicAddressing>, (String, ipnet::AddrParseError)> {
+    let value = network.public_range.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let range: ipnet::Ipv4Net = value.parse().map_err(|e| (value.to_owned(), e))?;
+    Ok(Some(stratus_api::config::PublicAddressing {
+        range: range.trunc(),
+        on_launch: network.public_ip_on_launch,
+        dns_domain: network.public_dns_domain.clone(),
+    }))
 }
 
 /// Parses configuration text alone, without the environment (for tests and

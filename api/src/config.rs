@@ -30,6 +30,8 @@ pub struct Quotas {
     pub key_pairs: u64,
     /// Security groups.
     pub security_groups: u64,
+    /// Elastic IP addresses (AWS's default is 5).
+    pub addresses: u64,
 }
 
 impl Default for Quotas {
@@ -41,6 +43,7 @@ impl Default for Quotas {
             memory_mb: 50 * 1024,
             key_pairs: 100,
             security_groups: 10,
+            addresses: 5,
         }
     }
 }
@@ -94,6 +97,21 @@ pub struct ApiConfig {
     /// Bind the metadata service inside this network namespace (where the
     /// guests' bridges are); `stratus all-in-one` sets it to `[node] netns`.
     pub metadata_netns: Option<String>,
+    /// Public addressing, from the `[network]` section (the binary fills
+    /// it in); none: the cloud hands out no public addresses.
+    #[serde(skip)]
+    pub public: Option<PublicAddressing>,
+}
+
+/// Where public addresses come from and how they are named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicAddressing {
+    /// The range; its first host address is never handed out.
+    pub range: ipnet::Ipv4Net,
+    /// Whether instances get one at launch unless asked otherwise.
+    pub on_launch: bool,
+    /// Public DNS names are `ec2-<dashed address>.<this>`.
+    pub dns_domain: String,
 }
 
 fn flavor(name: &str, vcpus: u32, memory_mb: u64, root_gb: u64) -> InstanceType {
@@ -131,6 +149,7 @@ impl Default for ApiConfig {
             metadata_listen: "0.0.0.0:8775".to_owned(),
             metadata_require_token: false,
             metadata_netns: None,
+            public: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use stratus_rpc::clients::ConductorApi;
+use stratus_rpc::wire::addresses::{PublicAddresses, PublicAddressesQuery};
 use stratus_rpc::wire::conductor::{
     BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
 };
@@ -60,5 +61,14 @@ impl ConductorApi for ConductorService {
     ) -> Handled<Vec<KnownInstance>> {
         let known = self.conductor.instance_states(&query).await;
         known.map_err(failed)
+    }
+
+    async fn public_addresses(
+        &self,
+        _ctx: &RequestContext,
+        _query: PublicAddressesQuery,
+    ) -> Handled<PublicAddresses> {
+        // Placeholder until the api's address tables land (issue 19).
+        Ok(PublicAddresses::default())
     }
 }

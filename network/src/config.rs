@@ -50,6 +50,18 @@ pub struct NetworkConfig {
     /// and releases their addresses and DHCP entries, so a release lost with
     /// a crashed host or service comes back. 0: never.
     pub reconcile_interval_secs: u64,
+    /// The public range (CIDR) public and Elastic IPs come from; its first
+    /// host address is the outside's router and never handed out. Empty:
+    /// no public addresses.
+    pub public_range: String,
+    /// The network host's interface toward the public range: mapped public
+    /// addresses are bound there (made as a dummy interface if missing).
+    pub public_interface: String,
+    /// Give every instance a public address at launch unless its request
+    /// says otherwise (`NetworkInterface.N.AssociatePublicIpAddress`).
+    pub public_ip_on_launch: bool,
+    /// Public DNS names are `ec2-<dashed address>.<this>`.
+    pub public_dns_domain: String,
 }
 
 impl Default for NetworkConfig {
@@ -70,6 +82,12 @@ impl Default for NetworkConfig {
             metadata_host: None,
             metadata_port: 8775,
             reconcile_interval_secs: 30,
+            // OpenStack devstack's public range: private space unlikely to
+            // clash with a host's own networks.
+            public_range: "172.24.4.0/24".to_owned(),
+            public_interface: "stratus-pub".to_owned(),
+            public_ip_on_launch: true,
+            public_dns_domain: "compute.stratus".to_owned(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use tracing::{info, instrument};
 
@@ -94,6 +95,17 @@ impl NetworkManager {
         self.sync_dhcp(&row).await?;
         info!(address = %row.address, bridge = %row.network.bridge, "fixed IP allocated");
         Ok(self.fixed_ip(&row))
+    }
+
+    /// Records and applies changes to the public-address mappings.
+    #[instrument(skip_all, fields(set = request.set.len(), clear = request.clear.len()))]
+    pub async fn map_public_addresses(
+        &self,
+        request: &MapPublicAddresses,
+    ) -> Result<(), NetworkError> {
+        // Placeholder until the public network lands (issue 19).
+        let _ = request;
+        Ok(())
     }
 
     /// Frees the instance's fixed IP and its DHCP entry; nothing to free is fine.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
+use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use stratus_rpc::{Handled, RequestContext, Serves};
 
@@ -38,5 +39,13 @@ impl NetworkApi for NetworkService {
 
     async fn release_fixed_ip(&self, _ctx: &RequestContext, request: ReleaseFixedIp) -> Handled {
         Ok(self.manager.release_fixed_ip(&request).await?)
+    }
+
+    async fn map_public_addresses(
+        &self,
+        _ctx: &RequestContext,
+        request: MapPublicAddresses,
+    ) -> Handled {
+        Ok(self.manager.map_public_addresses(&request).await?)
     }
 }

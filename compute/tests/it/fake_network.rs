@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
 use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use stratus_rpc::{Handled, HandlerError, RequestContext, Serves};
 
@@ -104,6 +105,11 @@ impl NetworkApi for FakeNetwork {
         let mut held = self.held.lock().expect("lock");
         held.remove(&request.instance_id);
         self.save(&held);
+        Ok(())
+    }
+
+    async fn map_public_addresses(&self, _: &RequestContext, _: MapPublicAddresses) -> Handled {
+        // The worker never maps public addresses; the api does.
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! which owns the database).
 
 use crate::declare::declare_service;
+use crate::wire::addresses::{PublicAddresses, PublicAddressesQuery};
 use crate::wire::conductor::{
     BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
 };
@@ -24,5 +25,8 @@ declare_service! {
         /// What the database says of instances a host or the network
         /// controller holds something of, for their reconciles.
         INSTANCE_STATES: call instance_states(query: InstanceStatesQuery) -> Vec<KnownInstance>;
+        /// Every associated public address, for the network host's
+        /// reconcile.
+        PUBLIC_ADDRESSES: call public_addresses(query: PublicAddressesQuery) -> PublicAddresses;
     }
 }

@@ -1,6 +1,7 @@
 //! The network controller's methods (topic `network`).
 
 use crate::declare::declare_service;
+use crate::wire::addresses::MapPublicAddresses;
 use crate::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 
 declare_service! {
@@ -15,6 +16,9 @@ declare_service! {
         ALLOCATE_FIXED_IP: call allocate_fixed_ip(request: AllocateFixedIp) -> FixedIp;
         /// Returns an instance's fixed IP to the pool.
         RELEASE_FIXED_IP: call release_fixed_ip(request: ReleaseFixedIp);
+        /// Maps public addresses to instances (or to nothing) on the
+        /// network host, all in one atomic change.
+        MAP_PUBLIC_ADDRESSES: call map_public_addresses(request: MapPublicAddresses);
     }
 }
 

@@ -79,6 +79,9 @@ pub struct RunInstance {
     /// Where it is being placed, and where it was tried.
     #[serde(default)]
     pub placement: Placement,
+    /// The public address it launches with, if any (for its config drive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_address: Option<std::net::Ipv4Addr>,
 }
 
 impl RunInstance {
@@ -96,6 +99,7 @@ impl RunInstance {
             user_data: None,
             reservation_id: None,
             placement: Placement::default(),
+            public_address: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Types that cross service boundaries, shared by every service's client and
 //! server.
 
+pub mod addresses;
 pub mod compute;
 pub mod conductor;
 pub mod firewall;

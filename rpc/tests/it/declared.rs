@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use stratus_rpc::clients::network::{self, NetworkApi, NetworkClient};
 use stratus_rpc::error::kinds;
+use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use stratus_rpc::{Handled, HandlerError, RequestContext, RpcError, Serves, Target};
@@ -39,6 +40,10 @@ impl NetworkApi for OneAddress {
             "NoSuchInstance",
             format!("no address for {}", request.instance_id),
         ))
+    }
+
+    async fn map_public_addresses(&self, _: &RequestContext, _: MapPublicAddresses) -> Handled {
+        Err(HandlerError::permanent("NoPublicNetwork", "none here"))
     }
 }
 

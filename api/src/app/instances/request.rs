@@ -89,6 +89,8 @@ pub fn run_instance(
             availability_zone: row.requested_zone.clone(),
             ..Placement::default()
         },
+        // Placeholder until the api's address tables land (issue 19).
+        public_address: None,
     })
 }
 

@@ -152,7 +152,9 @@ pub enum ConfigError {
         source: stratus_rpc::wire::ids::InvalidId,
     },
     /// `[network] public_range` is not an IPv4 CIDR.
-    #[error("configuration {path}: [network] public_range {value:?} is not an IPv4 CIDR such as 172.24.4.0/24")]
+    #[error(
+        "configuration {path}: [network] public_range {value:?} is not an IPv4 CIDR such as 172.24.4.0/24"
+    )]
     PublicRange {
         /// The file read.
         path: PathBuf,
@@ -182,13 +184,12 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     let mut config: Config = figment.merge(env_overrides()).extract().map_err(invalid)?;
-    config.api.public = public_addressing(&config.network).map_err(|(value, source)| {
-        ConfigError::PublicRange {
+    config.api.public =
+        public_addressing(&config.network).map_err(|(value, source)| ConfigError::PublicRange {
             path: path.to_owned(),
             value,
             source,
-        }
-    })?;
+        })?;
     config
         .scheduler
         .validate()

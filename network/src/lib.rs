@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod error;
 pub mod ipam;
 pub mod manager;
+pub mod public;
 pub mod reconcile;
 pub mod service;
 

@@ -2,6 +2,7 @@
 //! (EC2 actions, the conductor) and the database. Entry points parse, call
 //! one function here, and render.
 
+pub mod addresses;
 pub mod instances;
 pub mod quota;
 pub mod security_groups;

@@ -20,6 +20,7 @@ macro_rules! bind_fields {
     };
 }
 
+pub mod addresses;
 pub mod credentials;
 pub mod groups;
 pub mod images;

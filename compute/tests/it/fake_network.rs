@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
-use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::addresses::MapPublicAddresses;
+use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
 use stratus_rpc::{Handled, HandlerError, RequestContext, Serves};
 

@@ -13,6 +13,7 @@ pub mod isolation;
 pub mod locks;
 pub mod netns;
 pub mod nft;
+pub mod public;
 pub mod real;
 
 pub use command::{CommandError, HostCommands, Output, check_ifname};

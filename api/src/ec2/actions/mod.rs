@@ -1,5 +1,6 @@
 //! The actions, one file per kind of resource.
 
+pub mod addresses;
 pub mod groups;
 pub mod images;
 pub mod info;

@@ -1,0 +1,1 @@
+//! Public (Elastic) addresses: allocation, association, release, quotas.

@@ -1,0 +1,1 @@
+//! Public (Elastic) addresses in the database.

@@ -1,0 +1,1 @@
+//! The address actions: AllocateAddress, AssociateAddress, DisassociateAddress, ReleaseAddress, DescribeAddresses.

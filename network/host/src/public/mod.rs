@@ -1,0 +1,1 @@
+//! Public addresses on the network host: the NAT that maps each to its instance's fixed IP.

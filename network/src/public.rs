@@ -1,0 +1,1 @@
+//! The network controller's replica of public-address mappings, and applying them.

@@ -170,7 +170,9 @@ impl PublicAddressing {
                     address,
                     instance_id,
                 }),
-                _ => warn!(%address, instance_id = %instance, "an unreadable public mapping; left out"),
+                _ => {
+                    warn!(%address, instance_id = %instance, "an unreadable public mapping; left out")
+                }
             }
         }
         Ok(mappings)

@@ -8,6 +8,7 @@ mod dhcp;
 mod firewall_golden;
 mod firewall_traffic;
 mod ipam;
+mod public;
 mod reconcile;
 mod service;
 mod support;

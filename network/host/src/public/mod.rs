@@ -75,8 +75,14 @@ impl PublicNat {
         }
         let bound = self.bound().await?;
         for address in bound.iter().filter(|a| !wanted.contains_key(a)) {
-            self.ip(&["addr", "del", &format!("{address}/32"), "dev", &self.interface])
-                .await?;
+            self.ip(&[
+                "addr",
+                "del",
+                &format!("{address}/32"),
+                "dev",
+                &self.interface,
+            ])
+            .await?;
             info!(%address, "public address unbound");
         }
         let interface = self.interface.clone();
@@ -103,13 +109,18 @@ impl PublicNat {
         Ok(())
     }
 
-    /// The interface, made as a dummy if missing, up, with the public range
+    /// The interface, made if missing (a dummy, else a bridge), up, with the public range
     /// on-link (its addresses are /32s, which give no route of their own).
     async fn ensure_interface(&self) -> Result<(), CommandError> {
         let name = self.interface.as_str();
         if self.ip(&["-o", "link", "show", "dev", name]).await.is_err() {
-            self.ip(&["link", "add", name, "type", "dummy"]).await?;
-            info!(interface = name, "public interface made as a dummy");
+            // A kernel without the dummy driver gets a bridge with no port,
+            // which holds addresses as well.
+            if let Err(e) = self.ip(&["link", "add", name, "type", "dummy"]).await {
+                warn!(interface = name, error = %e, "no dummy interface; making a bridge instead");
+                self.ip(&["link", "add", name, "type", "bridge"]).await?;
+            }
+            info!(interface = name, "public interface made");
         }
         self.ip(&["link", "set", name, "up"]).await?;
         let range = self.range.to_string();

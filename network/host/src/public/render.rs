@@ -216,7 +216,11 @@ COMMIT
     #[test]
     fn first_mappings_fill_the_chains_in_address_order_and_jump_once() {
         let existing = Existing::parse(METADATA_ONLY);
-        assert_eq!(existing, Existing::default(), "stratus-metadata is not ours");
+        assert_eq!(
+            existing,
+            Existing::default(),
+            "stratus-metadata is not ours"
+        );
         let text = render(&two(), "stratus-pub", &existing).expect("a change");
         assert_eq!(text, TWO_MAPPED);
         assert!(!text.contains("stratus-metadata"));

@@ -9,6 +9,7 @@ mod firewall_golden;
 mod firewall_traffic;
 mod ipam;
 mod public;
+mod public_traffic;
 mod reconcile;
 mod service;
 mod support;

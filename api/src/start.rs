@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use stratus_rpc::RpcClient;
-use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::clients::{ComputeClient, NetworkClient};
 use stratus_rpc::wire::conductor::InstanceState;
 use tracing::info;
 
@@ -127,10 +127,9 @@ pub async fn start(
         db.clone(),
         std::time::Duration::from_secs(config.build_timeout_secs),
     ));
-    let conductor = Arc::new(ConductorService::new(Conductor::new(
-        db,
-        ComputeClient::new(rpc),
-    )));
+    let conductor = Arc::new(ConductorService::new(
+        Conductor::new(db, ComputeClient::new(rpc.clone())).with_network(NetworkClient::new(rpc)),
+    ));
     let recovery = Recovery::new(
         cloud.clone(),
         std::time::Duration::from_secs(config.recast_unplaced_secs),

@@ -115,7 +115,10 @@ pub async fn start(
         source,
     })?;
     let state = crate::metadata::server::Metadata::new(
-        Arc::new(DbSource::new(db.clone())),
+        Arc::new(
+            DbSource::new(db.clone())
+                .with_dns_domain(config.public.as_ref().map(|p| p.dns_domain.clone())),
+        ),
         config.metadata_require_token,
     );
     let app = crate::metadata::server::router(state);

@@ -1,7 +1,8 @@
+-- (No semicolon in comments here: statements are split at every one.)
 -- Public addresses (issue 19): Elastic IPs a project allocates (kind
 -- 'elastic') and the address an instance gets at launch (kind 'auto'). An
 -- address leads to at most one instance and an instance has at most one
--- (the unique instance_uuid); the unique public_ip is what makes two
+-- (the unique instance_uuid), and the unique public_ip is what makes two
 -- allocations racing for the lowest free address (two api processes on one
 -- PostgreSQL database) end with one winner and one retry.
 CREATE TABLE addresses (

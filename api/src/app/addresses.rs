@@ -243,10 +243,13 @@ async fn find(
     which: &AddressRef,
 ) -> Result<AddressRow, AddressError> {
     let all = cloud.db.addresses(&caller.project_id).await?;
-    let found = all.into_iter().filter(AddressRow::is_elastic).find(|a| match which {
-        AddressRef::PublicIp(ip) => &a.public_ip == ip,
-        AddressRef::AllocationId(id) => &a.allocation_id == id,
-    });
+    let found = all
+        .into_iter()
+        .filter(AddressRow::is_elastic)
+        .find(|a| match which {
+            AddressRef::PublicIp(ip) => &a.public_ip == ip,
+            AddressRef::AllocationId(id) => &a.allocation_id == id,
+        });
     found.ok_or_else(|| match which {
         AddressRef::PublicIp(ip) => AddressError::AddressNotFound(ip.clone()),
         AddressRef::AllocationId(id) => AddressError::AllocationNotFound(id.clone()),
@@ -382,7 +385,9 @@ pub async fn associate(
         ..Pushed::default()
     };
     if let Some(other) = cloud.db.address_of_instance(&instance.uuid).await? {
-        change.clear.extend(other.public_ip.parse::<Ipv4Addr>().ok());
+        change
+            .clear
+            .extend(other.public_ip.parse::<Ipv4Addr>().ok());
         change.before.push(other);
     }
     let association_id = ids::new_id("eipassoc");
@@ -393,7 +398,9 @@ pub async fn associate(
     {
         return Err(AddressError::Changed(address.public_ip));
     }
-    change.set.extend(mapping(&address.public_ip, &instance.uuid));
+    change
+        .set
+        .extend(mapping(&address.public_ip, &instance.uuid));
     if let Some(previous) = &moved_from {
         change.refill(cloud, previous).await?;
     }
@@ -424,8 +431,7 @@ pub async fn disassociate(
             .find(|a| a.association_id.as_deref() == Some(id.as_str()))
             .ok_or_else(|| AddressError::AssociationNotFound(id.clone()))?,
     };
-    let (Some(uuid), Some(association)) = (&address.instance_uuid, &address.association_id)
-    else {
+    let (Some(uuid), Some(association)) = (&address.instance_uuid, &address.association_id) else {
         // Not associated: nothing to do, as EC2 answers.
         return Ok(());
     };
@@ -454,7 +460,9 @@ async fn unlink(
     {
         return Err(AddressError::Changed(address.public_ip.clone()));
     }
-    change.clear.extend(address.public_ip.parse::<Ipv4Addr>().ok());
+    change
+        .clear
+        .extend(address.public_ip.parse::<Ipv4Addr>().ok());
     change.refill(cloud, uuid).await
 }
 
@@ -550,4 +558,3 @@ pub async fn listing(db: &Db) -> Result<PublicAddresses, DbError> {
         .collect();
     Ok(PublicAddresses { mappings, as_of })
 }
-

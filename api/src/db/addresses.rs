@@ -102,8 +102,12 @@ impl Db {
     /// Every allocated address, all projects (to find a free one).
     pub async fn allocated_addresses(&self) -> Result<Vec<String>, DbError> {
         let query = sqlx::query("SELECT public_ip FROM addresses");
-        self.all(query, |r| r.try_get("public_ip"), "list allocated addresses")
-            .await
+        self.all(
+            query,
+            |r| r.try_get("public_ip"),
+            "list allocated addresses",
+        )
+        .await
     }
 
     /// The project's addresses (both kinds), by address.
@@ -153,13 +157,15 @@ impl Db {
         association_id: &str,
     ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
-        sqlx::query("DELETE FROM addresses WHERE instance_uuid = $1 AND kind = $2 AND public_ip <> $3")
-            .bind(uuid.to_owned())
-            .bind(AUTO)
-            .bind(expected.public_ip.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("free the launch address"))?;
+        sqlx::query(
+            "DELETE FROM addresses WHERE instance_uuid = $1 AND kind = $2 AND public_ip <> $3",
+        )
+        .bind(uuid.to_owned())
+        .bind(AUTO)
+        .bind(expected.public_ip.clone())
+        .execute(&mut *tx)
+        .await
+        .map_err(err("free the launch address"))?;
         sqlx::query(
             "UPDATE addresses SET instance_uuid = NULL, association_id = NULL \
              WHERE instance_uuid = $1 AND public_ip <> $2",
@@ -208,8 +214,8 @@ impl Db {
 
     /// Deletes an address; whether it was there.
     pub async fn delete_address(&self, public_ip: &str) -> Result<bool, DbError> {
-        let query = sqlx::query("DELETE FROM addresses WHERE public_ip = $1")
-            .bind(public_ip.to_owned());
+        let query =
+            sqlx::query("DELETE FROM addresses WHERE public_ip = $1").bind(public_ip.to_owned());
         self.changed(query, "delete address").await
     }
 

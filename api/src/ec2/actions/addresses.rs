@@ -149,7 +149,9 @@ pub async fn associate_address(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         if cx.params.get(unsupported).is_some_and(|v| !v.is_empty()) {
             return Err(Ec2Error::client(
                 "UnsupportedOperation",
-                format!("{unsupported} is not supported: associate the address with an InstanceId."),
+                format!(
+                    "{unsupported} is not supported: associate the address with an InstanceId."
+                ),
             ));
         }
     }

@@ -232,7 +232,12 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let listed: Vec<String> = rows.iter().map(|i| i.ec2_id.clone()).collect();
     let tags = instance_tags(cx, Some(&listed)).await?;
     let mut x = cx.response();
-    let dns_domain = cx.cloud.config.public.as_ref().map(|p| p.dns_domain.as_str());
+    let dns_domain = cx
+        .cloud
+        .config
+        .public
+        .as_ref()
+        .map(|p| p.dns_domain.as_str());
     render::reservations(
         &mut x,
         &rows,

@@ -87,7 +87,8 @@ fn transition_reason(i: &InstanceRow) -> String {
 fn dns_name(i: &InstanceRow, dns_domain: Option<&str>) -> Option<String> {
     let address = i.public_ip.as_deref()?.parse().ok()?;
     Some(stratus_rpc::wire::addresses::public_dns_name(
-        address, dns_domain?,
+        address,
+        dns_domain?,
     ))
 }
 

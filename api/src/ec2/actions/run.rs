@@ -251,7 +251,11 @@ pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         &cx.caller.project_id,
         &with_tags,
         &zone,
-        cx.cloud.config.public.as_ref().map(|p| p.dns_domain.as_str()),
+        cx.cloud
+            .config
+            .public
+            .as_ref()
+            .map(|p| p.dns_domain.as_str()),
     );
     Ok(cx.finish(x))
 }

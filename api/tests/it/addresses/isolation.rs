@@ -64,7 +64,7 @@ async fn another_project_can_neither_see_nor_touch_an_address() {
 
     // Describe: not listed, and asked by name, not found.
     let described = cloud.call_as(&beta, "DescribeAddresses", &[]).await.ok();
-    assert_eq!(listed(&described), [b_address.clone()]);
+    assert_eq!(listed(&described), std::slice::from_ref(&b_address));
     assert!(!described.body.contains(&address));
     cloud
         .call_as(&beta, "DescribeAddresses", &[("PublicIp.1", &address)])

@@ -57,7 +57,7 @@ async fn a_launch_gets_an_address_shown_in_describe_instances_and_told_to_the_ne
             .await
             .ok();
         assert_eq!(
-            filtered.texts("instanceId") == [instance.clone()],
+            filtered.texts("instanceId") == std::slice::from_ref(&instance),
             found,
             "{filter}={value}"
         );
@@ -162,7 +162,7 @@ async fn terminate_frees_the_launch_address_and_disassociates_an_elastic_one() {
         assert_eq!(cloud.ip_of(instance).await, None);
     }
     let described = cloud.call("DescribeAddresses", &[]).await.ok();
-    assert_eq!(listed(&described), [elastic.clone()]);
+    assert_eq!(listed(&described), std::slice::from_ref(&elastic));
     assert!(
         described.texts("instanceId").is_empty(),
         "{}",
@@ -215,8 +215,8 @@ async fn association_replaces_the_launch_address_and_reassociation_moves() {
     );
 
     let described = cloud.call("DescribeAddresses", &[]).await.ok();
-    assert_eq!(described.texts("instanceId"), [one.clone()]);
-    assert_eq!(described.texts("associationId"), [association.clone()]);
+    assert_eq!(described.texts("instanceId"), std::slice::from_ref(&one));
+    assert_eq!(described.texts("associationId"), std::slice::from_ref(&association));
     for (name, value) in [
         ("instance-id", one.as_str()),
         ("association-id", association.as_str()),
@@ -228,7 +228,7 @@ async fn association_replaces_the_launch_address_and_reassociation_moves() {
             )
             .await
             .ok();
-        assert_eq!(listed(&filtered), [elastic.clone()], "{name}");
+        assert_eq!(listed(&filtered), std::slice::from_ref(&elastic), "{name}");
     }
 
     // A vpc address associated elsewhere moves only when allowed.
@@ -410,7 +410,7 @@ async fn a_change_the_network_host_refuses_is_undone() {
         let described = cloud.call("DescribeAddresses", &[]).await.ok();
         assert_eq!(
             described.texts("associationId"),
-            [association.clone()],
+            std::slice::from_ref(&association),
             "{action}"
         );
     }

@@ -216,7 +216,10 @@ async fn association_replaces_the_launch_address_and_reassociation_moves() {
 
     let described = cloud.call("DescribeAddresses", &[]).await.ok();
     assert_eq!(described.texts("instanceId"), std::slice::from_ref(&one));
-    assert_eq!(described.texts("associationId"), std::slice::from_ref(&association));
+    assert_eq!(
+        described.texts("associationId"),
+        std::slice::from_ref(&association)
+    );
     for (name, value) in [
         ("instance-id", one.as_str()),
         ("association-id", association.as_str()),

@@ -367,3 +367,58 @@ async fn the_conductor_lists_every_association_and_tells_the_network_what_a_term
     let listing = addresses::listing(&db).await.expect("listing");
     assert_eq!(listing.mappings, [mapping("172.24.4.3", &two)]);
 }
+
+#[tokio::test]
+async fn the_metadata_service_tells_an_instance_its_public_address_and_name() {
+    use std::net::Ipv4Addr;
+
+    use stratus_api::metadata::db_source::DbSource;
+
+    use crate::metadata::{get, serve_source};
+
+    let test = TestDb::sqlite();
+    let db = open(&test).await;
+    let (with, without) = (
+        instance(&db, "p1", true).await,
+        instance(&db, "p1", false).await,
+    );
+    let (from_with, from_without) = (Ipv4Addr::new(127, 0, 0, 41), Ipv4Addr::new(127, 0, 0, 42));
+    db.set_placement(&with, &from_with.to_string(), "nova")
+        .await
+        .expect("placement");
+    db.set_placement(&without, &from_without.to_string(), "nova")
+        .await
+        .expect("placement");
+    db.insert_address(&address("172.24.4.9", "p1", AUTO, Some(&with)))
+        .await
+        .expect("auto");
+    let source = DbSource::new(db.clone()).with_dns_domain(Some("compute.stratus".into()));
+    let server = serve_source(Arc::new(source), false).await;
+
+    let text = |answer: (u16, Vec<u8>)| (answer.0, String::from_utf8_lossy(&answer.1).into_owned());
+    assert_eq!(
+        text(get(from_with, server, "/latest/meta-data/public-ipv4").await),
+        (200, "172.24.4.9".to_owned())
+    );
+    assert_eq!(
+        text(get(from_with, server, "/latest/meta-data/public-hostname").await),
+        (200, "ec2-172-24-4-9.compute.stratus".to_owned())
+    );
+    let (_, index) = text(get(from_with, server, "/latest/meta-data/").await);
+    assert!(index.lines().any(|l| l == "public-ipv4"), "{index}");
+    assert!(index.lines().any(|l| l == "public-hostname"), "{index}");
+    assert!(index.lines().any(|l| l == "local-ipv4"), "{index}");
+
+    // Without a public address: neither listed nor served.
+    let (_, index) = text(get(from_without, server, "/latest/meta-data/").await);
+    assert!(
+        !index.contains("public-ipv4") && !index.contains("public-hostname"),
+        "{index}"
+    );
+    for path in [
+        "/latest/meta-data/public-ipv4",
+        "/latest/meta-data/public-hostname",
+    ] {
+        assert_eq!(get(from_without, server, path).await.0, 404, "{path}");
+    }
+}

@@ -112,8 +112,10 @@ fn address_ref(cx: &Ctx<'_>) -> Result<AddressRef, Ec2Error> {
 
 /// AllocateAddress.
 pub async fn allocate_address(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    // No Domain is `standard`, as EC2-Classic clients (apache-libcloud's
+    // driver among them) mean it: they send `Domain` only for `vpc`.
     let domain = match cx.params.get("Domain").filter(|d| !d.is_empty()) {
-        None => "vpc",
+        None => "standard",
         Some("vpc") => "vpc",
         Some("standard") => "standard",
         Some(other) => {

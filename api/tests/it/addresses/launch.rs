@@ -191,7 +191,7 @@ async fn association_replaces_the_launch_address_and_reassociation_moves() {
     let (one_id, two_id) = (uuid(&cloud, &one).await, uuid(&cloud, &two).await);
     // The launches' pushes (in the background) come first.
     cloud.network.settled(2).await;
-    let (elastic, allocation) = cloud.allocate(&[]).await;
+    let (elastic, allocation) = cloud.allocate(&[("Domain", "vpc")]).await;
     assert_eq!(elastic, pub_ip(4));
 
     let associated = cloud

@@ -4,24 +4,24 @@
 //! after each change (and, should it miss one, reconciles from
 //! [`listing`]). A change the network host could not apply is undone.
 
+mod network;
+mod pool;
+
 use std::net::Ipv4Addr;
 
-use stratus_rpc::clients::NetworkClient;
-use stratus_rpc::wire::addresses::{
-    MapPublicAddresses, PublicAddresses, PublicMapping, public_pool,
-};
-use stratus_rpc::wire::conductor::{InstanceState, next_sequence};
+use stratus_rpc::wire::addresses::PublicMapping;
+use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, warn};
 
 use crate::config::PublicAddressing;
-use crate::db::addresses::{AUTO, AddressRow, ELASTIC};
+use crate::db::DbError;
+use crate::db::addresses::{AddressRow, ELASTIC};
 use crate::db::instances::InstanceRow;
-use crate::db::{Db, DbError};
 use crate::ec2::{Caller, Cloud, ids};
-
-/// How often an allocation that lost a race for an address tries the next.
-const ALLOCATION_TRIES: usize = 16;
+pub use network::{assign_at_launch, clear_in_background, listing};
+use network::{mapping, push};
+use pool::{allocate_auto, allocate_in};
 
 /// An address as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,57 +116,6 @@ fn public(cloud: &Cloud) -> Result<&PublicAddressing, AddressError> {
         .ok_or(AddressError::NoPublicRange)
 }
 
-/// Stores a new address from `public`'s pool: `specific` if given, else the
-/// lowest free one (a race lost to another process moves to the next).
-async fn allocate_in(
-    db: &Db,
-    public: &PublicAddressing,
-    template: AddressRow,
-    specific: Option<Ipv4Addr>,
-) -> Result<AddressRow, AddressError> {
-    if let Some(address) = specific {
-        if !public_pool(&public.range).any(|a| a == address) {
-            return Err(AddressError::OutsideRange {
-                address: address.to_string(),
-                range: public.range,
-            });
-        }
-        let row = AddressRow {
-            public_ip: address.to_string(),
-            ..template
-        };
-        return match db.insert_address(&row).await {
-            Ok(()) => Ok(row),
-            Err(e) if e.is_unique_violation() => Err(AddressError::InUse(row.public_ip)),
-            Err(e) => Err(e.into()),
-        };
-    }
-    for _ in 0..ALLOCATION_TRIES {
-        let taken: std::collections::HashSet<String> =
-            db.allocated_addresses().await?.into_iter().collect();
-        let Some(free) = public_pool(&public.range).find(|a| !taken.contains(&a.to_string()))
-        else {
-            return Err(AddressError::PoolExhausted {
-                range: public.range,
-            });
-        };
-        let row = AddressRow {
-            public_ip: free.to_string(),
-            allocation_id: ids::new_id("eipalloc"),
-            ..template.clone()
-        };
-        match db.insert_address(&row).await {
-            Ok(()) => return Ok(row),
-            // Another allocation took it first: read again, take the next.
-            Err(e) if e.is_unique_violation() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AddressError::PoolExhausted {
-        range: public.range,
-    })
-}
-
 /// AllocateAddress: a new Elastic IP for the caller's project, within its
 /// quota.
 pub async fn allocate(
@@ -205,36 +154,6 @@ pub async fn allocate(
     Ok(row)
 }
 
-/// A launch address for instance `uuid` of `project`; none when the pool
-/// is exhausted (logged), or the one it has already.
-async fn allocate_auto(
-    db: &Db,
-    public: &PublicAddressing,
-    project: &str,
-    uuid: &str,
-) -> Result<Option<AddressRow>, DbError> {
-    if let Some(held) = db.address_of_instance(uuid).await? {
-        return Ok(Some(held));
-    }
-    let template = AddressRow {
-        project_id: project.to_owned(),
-        allocation_id: ids::new_id("eipalloc"),
-        domain: "vpc".to_owned(),
-        kind: AUTO.to_owned(),
-        instance_uuid: Some(uuid.to_owned()),
-        created_at: crate::db::now(),
-        ..AddressRow::default()
-    };
-    match allocate_in(db, public, template, None).await {
-        Ok(row) => Ok(Some(row)),
-        Err(AddressError::Db(e)) => Err(e),
-        Err(e) => {
-            warn!(instance_id = %uuid, error = %stratus_rpc::error::error_chain(&e), "no public address for the instance");
-            Ok(None)
-        }
-    }
-}
-
 /// The project's Elastic IP `which` names (a launch address is not the
 /// user's: it is not found, as another project's is not).
 async fn find(
@@ -254,32 +173,6 @@ async fn find(
         AddressRef::PublicIp(ip) => AddressError::AddressNotFound(ip.clone()),
         AddressRef::AllocationId(id) => AddressError::AllocationNotFound(id.clone()),
     })
-}
-
-/// A mapping of `address` to instance `uuid`, if both parse.
-fn mapping(address: &str, uuid: &str) -> Option<PublicMapping> {
-    Some(PublicMapping {
-        address: address.parse().ok()?,
-        instance_id: uuid.parse().ok()?,
-    })
-}
-
-/// Tells the network host; sequence taken now, after the tables changed.
-async fn push(
-    network: &NetworkClient,
-    ctx: &RequestContext,
-    set: Vec<PublicMapping>,
-    clear: Vec<Ipv4Addr>,
-) -> Result<(), RpcError> {
-    if set.is_empty() && clear.is_empty() {
-        return Ok(());
-    }
-    let request = MapPublicAddresses {
-        set,
-        clear,
-        sequence: next_sequence(),
-    };
-    network.map_public_addresses(ctx, &request).await
 }
 
 /// Pushes a change, undoing it in the tables (`before` rows back,
@@ -499,62 +392,4 @@ pub async fn release(
 pub async fn describe(cloud: &Cloud, caller: &Caller) -> Result<Vec<AddressRow>, AddressError> {
     let all = cloud.db.addresses(&caller.project_id).await?;
     Ok(all.into_iter().filter(AddressRow::is_elastic).collect())
-}
-
-/// Gives each of a new reservation's instances that wants one a launch
-/// address (recorded on its row), and tells the network host in the
-/// background (the instances have no fixed IP yet: nothing is urgent, and
-/// the host's reconcile catches a lost push).
-pub async fn assign_at_launch(
-    cloud: &Cloud,
-    ctx: &RequestContext,
-    rows: &mut [InstanceRow],
-) -> Result<(), DbError> {
-    let Some(public) = cloud.config.public.as_ref() else {
-        return Ok(());
-    };
-    let mut set = Vec::new();
-    for row in rows.iter_mut().filter(|r| r.wants_public_ip) {
-        if let Some(address) = allocate_auto(&cloud.db, public, &row.project_id, &row.uuid).await? {
-            set.extend(mapping(&address.public_ip, &row.uuid));
-            row.public_ip = Some(address.public_ip);
-        }
-    }
-    let network = cloud.network.clone();
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Err(e) = push(&network, &ctx, set, vec![]).await {
-            warn!(error = %stratus_rpc::error::error_chain(&e), "could not tell the network host the launch addresses; its reconcile will");
-        }
-    });
-    Ok(())
-}
-
-/// Tells the network host that `addresses`, freed with a gone instance,
-/// lead nowhere (in the background; its reconcile catches a lost push).
-pub fn clear_in_background(network: &NetworkClient, ctx: &RequestContext, addresses: Vec<String>) {
-    let clear: Vec<Ipv4Addr> = addresses.iter().filter_map(|a| a.parse().ok()).collect();
-    if clear.is_empty() {
-        return;
-    }
-    let network = network.clone();
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Err(e) = push(&network, &ctx, vec![], clear).await {
-            warn!(error = %stratus_rpc::error::error_chain(&e), "could not tell the network host the freed addresses; its reconcile will");
-        }
-    });
-}
-
-/// Every associated address, for the network host's reconcile: `as_of` is
-/// taken before the read, so a change pushed after it is newer.
-pub async fn listing(db: &Db) -> Result<PublicAddresses, DbError> {
-    let as_of = next_sequence();
-    let mappings = db
-        .public_mappings()
-        .await?
-        .iter()
-        .filter_map(|(address, uuid)| mapping(address, uuid))
-        .collect();
-    Ok(PublicAddresses { mappings, as_of })
 }

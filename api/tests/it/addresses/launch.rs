@@ -169,6 +169,17 @@ async fn terminate_frees_the_launch_address_and_disassociates_an_elastic_one() {
         described.body
     );
     assert!(described.texts("associationId").is_empty());
+    // The network host is told each one is cleared.
+    cloud
+        .network
+        .wait_for(|m| m.clear == [pub_ip(3).parse::<std::net::Ipv4Addr>().expect("ip")])
+        .await;
+    cloud
+        .network
+        .wait_for(|m| {
+            m.clear == [elastic.parse::<std::net::Ipv4Addr>().expect("ip")] && m.set.is_empty()
+        })
+        .await;
     // Both launch addresses are back in the pool.
     assert_eq!(cloud.allocate(&[]).await.0, pub_ip(2));
     assert_eq!(cloud.allocate(&[]).await.0, pub_ip(3));

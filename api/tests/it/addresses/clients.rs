@@ -71,3 +71,53 @@ async fn libcloud_shaped_requests_allocate_move_disassociate_and_release() {
         .ok();
     assert!(listed(&cloud.call("DescribeAddresses", &[]).await.ok()).is_empty());
 }
+
+/// `body` with its request id and the given ids replaced by stable names,
+/// one element a line.
+fn stable(body: &str, ids: &[(&str, &str)]) -> String {
+    let mut out = body.to_owned();
+    for request_id in crate::xml_doc::texts(body, "requestId") {
+        out = out.replace(&request_id, "REQUEST-ID");
+    }
+    for (id, name) in ids {
+        out = out.replace(id, name);
+    }
+    out.replace("><", ">\n<")
+}
+
+#[tokio::test]
+async fn describe_addresses_renders_as_its_golden_file() {
+    let cloud = Public::start().await;
+    let ami = cloud.image().await;
+    let instance = cloud
+        .launch(
+            &ami,
+            &[("NetworkInterface.1.AssociatePublicIpAddress", "false")],
+        )
+        .await;
+    let (associated, first) = cloud.allocate(&[("Domain", "vpc")]).await;
+    let (_, second) = cloud.allocate(&[]).await;
+    let association = cloud
+        .call(
+            "AssociateAddress",
+            &[("AllocationId", &first), ("InstanceId", &instance)],
+        )
+        .await
+        .ok()
+        .texts("associationId")
+        .remove(0);
+    assert_eq!(associated, pub_ip(2));
+    let described = cloud.call("DescribeAddresses", &[]).await.ok();
+    stratus_test_support::golden!(
+        "describe-addresses.xml",
+        &stable(
+            &described.body,
+            &[
+                (first.as_str(), "eipalloc-00000000000000001"),
+                (second.as_str(), "eipalloc-00000000000000002"),
+                (association.as_str(), "eipassoc-00000000000000001"),
+                (instance.as_str(), "i-00000000000000001"),
+            ],
+        )
+    );
+}

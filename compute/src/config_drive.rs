@@ -76,10 +76,14 @@ pub fn ec2_meta_data(
         "reservation-id": request.reservation_id.clone().unwrap_or_default(),
         "security-groups": groups,
     });
-    // The public address it launched with; its DNS name needs the cloud's
-    // domain, which hosts are not told: the metadata service gives that.
-    if let (Some(address), Some(map)) = (request.public_address, meta.as_object_mut()) {
-        map.insert("public-ipv4".into(), json!(address));
+    // The public address it launched with, and its name.
+    if let Some(map) = meta.as_object_mut() {
+        if let Some(address) = request.public_address {
+            map.insert("public-ipv4".into(), json!(address));
+        }
+        if let Some(name) = &request.public_hostname {
+            map.insert("public-hostname".into(), json!(name));
+        }
     }
     meta
 }
@@ -191,8 +195,10 @@ mod tests {
         let without = ec2_meta_data(&request, &fixed(), "nova");
         assert!(without.get("public-ipv4").is_none(), "{without}");
         request.public_address = Some(std::net::Ipv4Addr::new(172, 24, 4, 7));
+        request.public_hostname = Some("ec2-172-24-4-7.compute.stratus".into());
         let with = ec2_meta_data(&request, &fixed(), "nova");
         assert_eq!(with["public-ipv4"], "172.24.4.7");
+        assert_eq!(with["public-hostname"], "ec2-172-24-4-7.compute.stratus");
         assert_eq!(with["local-ipv4"], "10.0.0.5");
     }
 }

@@ -82,6 +82,10 @@ pub struct RunInstance {
     /// The public address it launches with, if any (for its config drive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_address: Option<std::net::Ipv4Addr>,
+    /// Its public DNS name, beside the address (hosts are not told the
+    /// cloud's public domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_hostname: Option<String>,
 }
 
 impl RunInstance {
@@ -100,6 +104,7 @@ impl RunInstance {
             reservation_id: None,
             placement: Placement::default(),
             public_address: None,
+            public_hostname: None,
         }
     }
 }

@@ -183,7 +183,10 @@ impl Recovery {
         let pending = InstanceState::Pending;
         for row in self.quiet(pending, Some("scheduling"), before).await? {
             match rebuild(&self.cloud.db, &row).await {
-                Ok(request) => requests.push(handed_back(request, &row)),
+                Ok(request) => {
+                    let request = super::request::named(request, self.cloud.config.public.as_ref());
+                    requests.push(handed_back(request, &row));
+                }
                 Err(e @ (RebuildError::ImageGone { .. } | RebuildError::StoredIds { .. })) => {
                     let reason = format!("the launch could not be resumed: {e}");
                     let failed = pending

@@ -3,11 +3,13 @@
 //! after a restart, from what the instance's row and the images and groups
 //! tables hold.
 
+use stratus_rpc::wire::addresses::public_dns_name;
 use stratus_rpc::wire::compute::{Flavor, ImageProperties, ImageRef, RunInstance};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::scheduler::Placement;
 
 use crate::app::security_groups::{GroupError, group_update};
+use crate::config::PublicAddressing;
 use crate::db::groups::GroupRow;
 use crate::db::images::ImageRow;
 use crate::db::instances::InstanceRow;
@@ -90,7 +92,18 @@ pub fn run_instance(
             ..Placement::default()
         },
         public_address: row.public_ip.as_deref().and_then(|a| a.parse().ok()),
+        public_hostname: None,
     })
+}
+
+/// `request` with the public DNS name of its public address, when the
+/// cloud has public addressing.
+pub fn named(mut request: RunInstance, public: Option<&PublicAddressing>) -> RunInstance {
+    request.public_hostname = request
+        .public_address
+        .zip(public)
+        .map(|(address, public)| public_dns_name(address, &public.dns_domain));
+    request
 }
 
 /// The flavor `row` was launched with.

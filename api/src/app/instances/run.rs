@@ -189,7 +189,11 @@ async fn schedule(
     rows: &[InstanceRow],
 ) -> Result<(), InstanceError> {
     let security_groups = request::security_groups(&cloud.db, &launch.groups).await?;
-    let instances = requests(launch, rows, &security_groups);
+    let public = cloud.config.public.as_ref();
+    let instances = requests(launch, rows, &security_groups)
+        .into_iter()
+        .map(|r| request::named(r, public))
+        .collect();
     let cast = cloud
         .scheduler
         .run_instance(ctx, &ScheduleRunInstances { instances })

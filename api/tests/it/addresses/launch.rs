@@ -66,6 +66,10 @@ async fn a_launch_gets_an_address_shown_in_describe_instances_and_told_to_the_ne
     // The compute host is told it (for the config drive).
     let runs = cloud.scheduler.runs(1).await;
     assert_eq!(runs[0]["instances"][0]["public_address"], "172.24.4.2");
+    assert_eq!(
+        runs[0]["instances"][0]["public_hostname"],
+        "ec2-172-24-4-2.compute.stratus"
+    );
     // The network host is told in the background.
     let told = cloud.network.wait_for(|m| !m.set.is_empty()).await;
     assert_eq!(told.set, [mapping(&pub_ip(2), &id)]);

@@ -475,6 +475,11 @@ impl GuestCloud {
         all
     }
 
+    /// The whole log of the process `name` so far (empty if none).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     /// A folder of the test's own, `name` under its temp folder.
     pub fn state(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

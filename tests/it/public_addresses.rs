@@ -30,7 +30,7 @@ use stratus_rpc::wire::addresses::public_dns_name;
 use crate::guest_cloud::{GuestCloud, PUBLIC_RANGE};
 use outside::{
     DNS_DOMAIN, Tenant, WHO, call, in_public_range, refused, session, session_held, ssh, ssh_until,
-    tcp_open, wait_service, wait_tcp,
+    tcp_open, times_ready, wait_ready, wait_tcp,
 };
 
 /// One of project B's tries at A's address: action, parameters, and the
@@ -95,7 +95,7 @@ async fn public_and_elastic_addresses_reach_guests_from_the_outside() {
         &p1,
         &format!(
             "mkdir -p /tmp/www && echo hi-{one} > /tmp/www/index.html && \
-             httpd -p 8080 -h /tmp/www && sleep 1 && \
+             httpd -p 8080 -h /tmp/www </dev/null >/dev/null 2>&1 && sleep 1 && \
              timeout 5 wget -q -O - http://127.0.0.1:8080/"
         ),
     );
@@ -114,6 +114,7 @@ async fn public_and_elastic_addresses_reach_guests_from_the_outside() {
     );
     a.open(&cloud, "8080").await;
     wait_tcp(&cloud, &p1, 8080, true, "8080 after the rule").await;
+    wait_tcp(&cloud, &f1, 8080, true, "8080 after the rule, fixed IP").await;
     let fetched = cloud
         .in_client(
             "timeout",
@@ -226,10 +227,10 @@ async fn public_and_elastic_addresses_reach_guests_from_the_outside() {
         "worker down",
     )
     .await;
+    let before = times_ready(&cloud, "compute-a");
     cloud.respawn("compute-a");
-    wait_service(&cloud, "compute-a", |l| GuestCloud::host_up(l, "compute-a")).await;
     // The worker re-renders its chains at start: the NAT must survive that.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_ready(&cloud, "compute-a", before).await;
     ssh_until(
         &cloud,
         &a,
@@ -255,12 +256,9 @@ async fn public_and_elastic_addresses_reach_guests_from_the_outside() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = times_ready(&cloud, "network");
     cloud.respawn("network");
-    wait_service(&cloud, "the network controller", |l| {
-        l.lines()
-            .any(|l| l.starts_with("network") && l.contains(" up"))
-    })
-    .await;
+    wait_ready(&cloud, "network", before).await;
     session_held(&cloud, held, 15, "while the controller was down");
     // Past its start-up listing and one periodic one.
     tokio::time::sleep(Duration::from_secs(7)).await;

@@ -315,20 +315,25 @@ pub(super) fn session_held(cloud: &GuestCloud, child: Child, secs: u32, what: &s
     );
 }
 
-/// Waits until `up` accepts what `stratus service list` shows.
-pub(super) async fn wait_service(cloud: &GuestCloud, what: &str, up: impl Fn(&str) -> bool) {
+/// The line each service logs once it serves.
+const READY: &str = "ready; Ctrl-C or SIGTERM stops";
+
+/// How many times the process `name` has said it serves.
+pub(super) fn times_ready(cloud: &GuestCloud, name: &str) -> usize {
+    cloud.log(name).matches(READY).count()
+}
+
+/// Waits until the process `name` says it serves for the time after
+/// `before` (a respawned service, past its start-up work).
+pub(super) async fn wait_ready(cloud: &GuestCloud, name: &str, before: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let listed = cloud.service_list();
-        if up(&listed) {
-            return;
-        }
+    while times_ready(cloud, name) <= before {
         assert!(
             Instant::now() < deadline,
-            "{what} never came back up:\n{listed}\n{}",
+            "{name} never served again after its respawn\n{}",
             cloud.logs()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 

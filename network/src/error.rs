@@ -59,6 +59,18 @@ pub enum NetworkError {
     /// DHCP could not be updated.
     #[error(transparent)]
     Dhcp(#[from] DhcpError),
+    /// `[network] public_range` is not a CIDR.
+    #[error("[network] public_range {range:?} is not an IPv4 CIDR")]
+    PublicRange {
+        /// The configured value.
+        range: String,
+        /// Why it does not parse.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    /// `[network] public_interface` is not a usable interface name.
+    #[error("[network] public_interface")]
+    PublicInterface(#[source] CommandError),
     /// A host command failed.
     #[error(transparent)]
     Command(#[from] CommandError),

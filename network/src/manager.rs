@@ -1,12 +1,14 @@
-//! The network controller: fixed IPs for instances, and DHCP that hands them
-//! out.
+//! The network controller: fixed IPs for instances, DHCP that hands them
+//! out, and the NAT that maps public addresses to them.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use stratus_rpc::wire::addresses::MapPublicAddresses;
+use stratus_rpc::error::error_chain;
+use stratus_rpc::wire::addresses::{MapPublicAddresses, PublicAddresses};
+use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument, warn};
 
 use crate::config::NetworkConfig;
 use crate::dhcp::Dhcp;
@@ -14,8 +16,11 @@ use crate::error::NetworkError;
 use crate::ipam::Ipam;
 use crate::ipam::layout::Layout;
 use crate::ipam::store::{AllocationRow, NetworkRow, Store};
+use crate::public::PublicAddressing;
 use stratus_host::HostCommands;
+use stratus_host::iptables::Iptables;
 use stratus_host::locks::KeyedLocks;
+use stratus_host::public::PublicNat;
 
 /// Owns networks and fixed IP allocations.
 #[derive(Debug)]
@@ -26,11 +31,18 @@ pub struct NetworkManager {
     /// One per network: its DHCP entries are read and written in one turn,
     /// so an older read never overwrites a newer write.
     dhcp_turns: KeyedLocks<i64>,
+    /// The public-address mappings; none when `[network] public_range` is
+    /// empty.
+    public: Option<PublicAddressing>,
 }
 
 impl NetworkManager {
     /// Opens the controller's database (`database_url`, else a SQLite file in
     /// `state_dir`) and, when `dhcp` is on, runs dnsmasq through `host`.
+    /// With a public range, the public-address mappings of the database are
+    /// applied through `host` before this returns (the iptables lock file in
+    /// `state_dir/locks`, as the compute worker's), so a restart never
+    /// leaves an address unmapped while the api is out of reach.
     pub async fn start(
         config: &NetworkConfig,
         state_dir: &Path,
@@ -52,7 +64,31 @@ impl NetworkManager {
                 )
             }
         };
+        let public_range = match config.public_range.trim() {
+            "" => None,
+            range => Some(range.parse::<ipnet::Ipv4Net>().map_err(|source| {
+                NetworkError::PublicRange {
+                    range: range.to_owned(),
+                    source,
+                }
+            })?),
+        };
         let store = Store::connect(&url).await?;
+        let public = match public_range {
+            Some(range) => {
+                let nat = PublicNat::new(
+                    host.clone(),
+                    Iptables::new(host.clone(), state_dir.join("locks")),
+                    range,
+                    &config.public_interface,
+                )
+                .map_err(NetworkError::PublicInterface)?;
+                let public = PublicAddressing::open(&store, nat).await?;
+                public.apply().await?;
+                Some(public)
+            }
+            None => None,
+        };
         let dhcp = config.dhcp.then(|| {
             Dhcp::new(
                 host,
@@ -67,7 +103,14 @@ impl NetworkManager {
             dhcp,
             dns: config.dns.clone(),
             dhcp_turns: KeyedLocks::new(),
+            public,
         })
+    }
+
+    /// The public-address replica and its host side; none when the public
+    /// range is off.
+    pub fn public(&self) -> Option<&PublicAddressing> {
+        self.public.as_ref()
     }
 
     /// The address management underneath.
@@ -94,18 +137,54 @@ impl NetworkManager {
             .await?;
         self.sync_dhcp(&row).await?;
         info!(address = %row.address, bridge = %row.network.bridge, "fixed IP allocated");
+        self.fixed_ip_changed(&request.instance_id).await;
         Ok(self.fixed_ip(&row))
     }
 
-    /// Records and applies changes to the public-address mappings.
-    #[instrument(skip_all, fields(set = request.set.len(), clear = request.clear.len()))]
+    /// Records changes to the public-address mappings and applies them
+    /// (one atomic NAT replace); ignored when the public range is off.
+    #[instrument(skip_all, fields(set = request.set.len(), clear = request.clear.len(), sequence = request.sequence))]
     pub async fn map_public_addresses(
         &self,
         request: &MapPublicAddresses,
     ) -> Result<(), NetworkError> {
-        // Placeholder until the public network lands (issue 19).
-        let _ = request;
+        let Some(public) = &self.public else {
+            debug!("public addresses are off here; change ignored");
+            return Ok(());
+        };
+        public.push(request).await?;
+        info!("public address mappings applied");
         Ok(())
+    }
+
+    /// Replaces the mappings with the api's full listing (but for changes
+    /// pushed after it was taken) and applies them; false when the public
+    /// range is off.
+    #[instrument(skip_all, fields(mappings = listing.mappings.len(), as_of = listing.as_of))]
+    pub async fn replace_public_addresses(
+        &self,
+        listing: &PublicAddresses,
+    ) -> Result<bool, NetworkError> {
+        let Some(public) = &self.public else {
+            return Ok(false);
+        };
+        public.replace(listing).await?;
+        Ok(true)
+    }
+
+    /// Re-applies the public mappings when `instance_id` has one: its fixed
+    /// IP came or went. Not fatal to the allocation or release: the next
+    /// reconcile applies again.
+    async fn fixed_ip_changed(&self, instance_id: &InstanceId) {
+        let Some(public) = &self.public else { return };
+        let result = match public.is_mapped(instance_id).await {
+            Ok(true) => public.apply().await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            warn!(instance_id = %instance_id, error = %error_chain(&e), "re-applying public addresses failed; the next reconcile tries again");
+        }
     }
 
     /// Frees the instance's fixed IP and its DHCP entry; nothing to free is fine.
@@ -114,6 +193,10 @@ impl NetworkManager {
         if let Some(row) = self.ipam.release(&request.instance_id.to_string()).await? {
             self.sync_dhcp(&row).await?;
             info!(address = %row.address, "fixed IP released");
+            // The mapping stays in the replica, unrendered, until the api
+            // clears it: a rescheduled instance gets it back with its next
+            // fixed IP.
+            self.fixed_ip_changed(&request.instance_id).await;
         }
         Ok(())
     }

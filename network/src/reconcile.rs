@@ -6,12 +6,17 @@
 //! that did not come, releases nothing: only a positive "gone" does. At
 //! start every network's DHCP entries are first rewritten from the
 //! allocations, in case a kill fell between an allocation and its entry.
+//!
+//! With public addresses on, each pass also asks the conductor for every
+//! mapping and replaces the controller's replica with it (changes pushed
+//! after the listing was taken stay), so a lost push comes back too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::ConductorClient;
+use stratus_rpc::wire::addresses::PublicAddressesQuery;
 use stratus_rpc::wire::conductor::InstanceStatesQuery;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::network::ReleaseFixedIp;
@@ -69,8 +74,33 @@ impl Reconciler {
                     warn!(error = %stratus_rpc::error::error_chain(&e), "reconciling addresses")
                 }
             }
+            if let Err(e) = self.public_pass().await {
+                warn!(error = %stratus_rpc::error::error_chain(&e), "reconciling public addresses");
+            }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// Replaces the public-address replica with the conductor's listing and
+    /// applies it; false when public addresses are off here. An unanswered
+    /// call changes nothing.
+    pub async fn public_pass(&self) -> Result<bool, NetworkError> {
+        if self.manager.public().is_none() {
+            return Ok(false);
+        }
+        let ctx = RequestContext::system();
+        let listing = match self
+            .conductor
+            .public_addresses(&ctx, &PublicAddressesQuery {})
+            .await
+        {
+            Ok(listing) => listing,
+            Err(e) => {
+                warn!(error = %stratus_rpc::error::error_chain(&e), "could not list public addresses; keeping the mappings");
+                return Ok(false);
+            }
+        };
+        self.manager.replace_public_addresses(&listing).await
     }
 
     /// Asks about every instance holding an address, in batches, and

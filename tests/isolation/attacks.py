@@ -38,11 +38,13 @@ def shown(rows):
             f"{text(r['payload'])!r}" for r in rows]
 
 
-def port_closed_to(report, who, attacker, victim, sg, name):
+def port_closed_to(report, who, attacker, victim, sg, name, address=None):
     """6. A port the victim's groups do not open: closed to the attacker;
     open once a rule names the attacker's address; closed again when the
-    rule goes."""
-    fetch = f"timeout 4 wget -q -O - http://{victim.address}:8080/ 2>&1; echo exit=$?"
+    rule goes. At `address` (the victim's public one) the same holds: the
+    groups see the fixed addresses behind the translation."""
+    target = address or victim.address
+    fetch = f"timeout 4 wget -q -O - http://{target}:8080/ 2>&1; echo exit=$?"
     _, before = attacker.ssh(fetch, timeout=15)
     rule = [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
              "IpRanges": [{"CidrIp": f"{attacker.address}/32"}]}]
@@ -302,3 +304,52 @@ def rogue_dhcp_check(report, who, attacker, fresh, started, gateways):
                   "fresh guests with another address or router": wrong, "fresh guests": got,
                   "rogue server start (control: it ran)": started,
                   "rogue server log (control: it offered)": log})
+
+
+def public_ssh(guest, address, command, timeout=20):
+    """SSH from the outside (the client namespace) to `address`."""
+    return run(["ip", "netns", "exec", CLIENT, "ssh", "-i", guest.key_file,
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+                "-o", f"ConnectTimeout={min(timeout, 10)}", f"root@{address}", command],
+               timeout=timeout + 5)
+
+
+def public_address_hijack(report, who, attacker, victim, public, base):
+    """7. Claiming the victim's public address from the attacker's guest
+    (bound on its interface, announced by ARP on its bridge, used as the
+    source of its packets) neither moves the address — from the outside it
+    still reaches the victim, during and after the claims — nor gets a
+    packet with that source past the attacker's port."""
+    md = "http://169.254.169.254/latest/meta-data/instance-id"
+    _, before = public_ssh(victim, public, f"timeout 5 wget -q -O - {md}", timeout=20)
+    gw = attacker.gateway
+    script = f"""
+sysctl -qw net.ipv4.ip_nonlocal_bind=1 net.ipv4.conf.eth0.arp_announce=2
+ip addr add {public}/32 dev eth0
+setsid arping -U -c 20 -s {public} -I eth0 {public} </dev/null >/dev/null 2>&1 &
+setsid arping -c 20 -s {public} -I eth0 {gw} </dev/null >/dev/null 2>&1 &
+ip route add {gw}/32 dev eth0 src {public}
+timeout 2 tftp -g -l /dev/null -r spoofed-public {gw} {base}
+timeout 3 nc -w 2 {gw} {base + 1} </dev/null
+sleep 3
+ip route del {gw}/32 dev eth0 src {public}
+ip addr del {public}/32 dev eth0
+killall arping
+sysctl -qw net.ipv4.ip_nonlocal_bind=0 net.ipv4.conf.eth0.arp_announce=0
+echo done
+"""
+    process = ssh_popen(attacker, script)
+    time.sleep(1.5)
+    _, during = public_ssh(victim, public, f"timeout 5 wget -q -O - {md}", timeout=20)
+    out = process.communicate(timeout=60)[0]
+    _, after = public_ssh(victim, public, f"timeout 5 wget -q -O - {md}", timeout=20)
+    spoofed = arrived(lambda r: r["src"] == public and r["dport"] in (base, base + 1))
+    answered_by = {"before (control)": before, "during the claims": during, "after": after}
+    stolen = victim.iid not in during or victim.iid not in after
+    report.check(who, f"public address hijack: {public} claimed from {attacker.mac}",
+                 stolen or bool(spoofed),
+                 victim.iid in before and "done" in out,
+                 {"who answered on the public address": answered_by,
+                  "arrived with the public address as source": shown(spoofed),
+                  "attacker": out})

@@ -1,7 +1,8 @@
 """The tenants' side of tests/it/isolation.rs: a victim V in project A,
 attackers X (project B) and Y (project A) trying to reach, impersonate or
 deceive V on the wire, each attempt next to a control that must succeed:
-V's closed port (over IPv4, then IPv6 link-local), IP and MAC spoofing, ARP
+V's closed port (over IPv4, at V's public address, then IPv6 link-local),
+taking V's public address, IP and MAC spoofing, ARP
 poisoning of the router and of V, V's metadata (from each attacker), then a
 rogue DHCP server on X while fresh guests of both projects boot.
 
@@ -81,10 +82,18 @@ def main(report):
     if broken:
         report.add("control-failed", "-", "the victim works before any attack", broken)
         return report
+    public = victim.describe().get("PublicIpAddress")
+    if not public:
+        report.add("control-failed", "-", "the victim has a public address",
+                   str(victim.describe()))
+        return report
 
     for who, attacker, base in (("X (project B)", outsider, 40100),
                                 ("Y (project A)", insider, 40200)):
         attacks.port_closed_to(report, who, attacker, victim, sg_v, "port")
+        attacks.port_closed_to(report, who, attacker, victim, sg_v, "public address",
+                               address=public)
+        attacks.public_address_hijack(report, who, attacker, victim, public, base + 20)
         attacks.port_over_ipv6(report, who, attacker, victim)
         attacks.ip_spoofing(report, who, attacker, victim, base)
         attacks.mac_spoofing(report, who, attacker, victim, base + 10)

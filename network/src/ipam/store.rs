@@ -17,7 +17,8 @@ pub struct StoreError {
     source: sqlx::Error,
 }
 
-fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+/// Wraps a failed `action`'s error (for the other tables of this database).
+pub(crate) fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { action, source }
 }
 
@@ -333,6 +334,11 @@ impl Store {
             ));
         }
         Ok(hosts)
+    }
+
+    /// The connection pool, for the controller's other tables.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Closes the pool.

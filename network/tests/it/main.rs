@@ -8,6 +8,8 @@ mod dhcp;
 mod firewall_golden;
 mod firewall_traffic;
 mod ipam;
+mod public;
+mod public_traffic;
 mod reconcile;
 mod service;
 mod support;

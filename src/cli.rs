@@ -40,6 +40,10 @@ pub enum Command {
         /// Serve only; boot no demo guest.
         #[arg(long)]
         no_demo: bool,
+        /// Show the services' log lines here (stderr) too, not only in
+        /// `<state_dir>/logs/all-in-one.log`.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Operate on running services' hosts (over the `[rpc]` broker).
     #[command(subcommand)]

@@ -1,7 +1,9 @@
 //! The all-in-one's main job, once the services are up: the tiny image
 //! (built and imported when none is registered), a key pair, a security
 //! group allowing SSH, one instance booted to its boot marker, and the ssh
-//! command that reaches it. Progress goes to stdout, a line per step.
+//! command that reaches it from the host's own shell, on its public
+//! address. Progress goes to stdout, a line per step; the services' log
+//! lines go to the log file.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +19,8 @@ use crate::error::Cause;
 const IMAGE_NAME: &str = "stratus-tiny";
 /// The key pair and security group the demo makes.
 const DEMO: &str = "stratus-demo";
+/// How long a running instance may go without its public address.
+const PUBLIC_ADDRESS_WAIT: Duration = Duration::from_secs(60);
 
 fn step(n: u8, text: &str) {
     println!("stratus: [{n}/6] {text}");
@@ -38,9 +42,20 @@ pub async fn run(config: &Config) {
                 "stratus: the demo guest did not come up: {}",
                 stratus_rpc::error::error_chain(&e)
             );
-            println!("stratus: the services keep serving; see the log for details.");
+            println!(
+                "stratus: the services keep serving; see {} for details.",
+                crate::logging::all_in_one_log(&config.node.state_dir).display()
+            );
         }
     }
+}
+
+/// Without the demo: says the services serve, and where.
+pub fn serving_only(config: &Config) {
+    println!(
+        "stratus: serving (EC2 API on {}); Ctrl-C stops the services.",
+        config.api.listen
+    );
 }
 
 /// The image builder: `$STRATUS_IMAGE_BUILDER`, else the checkout's.
@@ -193,23 +208,43 @@ async fn demo(config: &Config) -> Result<String, DemoError> {
     let id = launch(&ec2, &ami).await?;
     step(4, &format!("instance {id} launched; waiting for it to run"));
     let deadline = Instant::now() + Duration::from_secs(300);
-    let address = wait_running(&ec2, &id, deadline).await?;
+    let public = config.api.public.is_some();
+    let at = wait_running(&ec2, &id, deadline, public).await?;
+    let shown = match &at.public {
+        Some(public) => format!("{public} (private {})", at.private),
+        None => at.private.clone(),
+    };
     step(
         5,
-        &format!("{id} is running at {address}; waiting for its boot marker"),
+        &format!("{id} is running at {shown}; waiting for its boot marker"),
     );
     wait_boot_marker(&ec2, &id, deadline).await?;
     step(6, &format!("{id} booted"));
-    let prefix = config
-        .node
-        .netns
-        .as_ref()
-        .map(|ns| format!("ip netns exec {ns} "))
-        .unwrap_or_default();
-    Ok(format!(
-        "{prefix}ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@{address}",
+    Ok(ssh_command(&key_file, &at, config.node.netns.as_deref()))
+}
+
+/// Where a running instance is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Addresses {
+    /// Its fixed IP, inside the cloud's network.
+    private: String,
+    /// Its public IP, when the cloud has a public range.
+    public: Option<String>,
+}
+
+/// The ssh command a user pastes into the host's shell: to the public
+/// address; to the private one (inside `netns` when guests live in one)
+/// only on a cloud with no public range.
+fn ssh_command(key_file: &Path, at: &Addresses, netns: Option<&str>) -> String {
+    let options = format!(
+        "-i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
         key_file.display()
-    ))
+    );
+    match (&at.public, netns) {
+        (Some(public), _) => format!("ssh {options} root@{public}"),
+        (None, Some(ns)) => format!("ip netns exec {ns} ssh {options} root@{}", at.private),
+        (None, None) => format!("ssh {options} root@{}", at.private),
+    }
 }
 
 /// A client signed as project `demo`'s admin (credentials made if none).
@@ -292,14 +327,36 @@ async fn launch(ec2: &Client, ami: &str) -> Result<String, DemoError> {
         .ok_or_else(|| DemoError::Failed("RunInstances returned no instance".to_owned()))
 }
 
-/// Polls until `id` runs; its address.
-async fn wait_running(ec2: &Client, id: &str, deadline: Instant) -> Result<String, DemoError> {
+/// Polls until `id` runs (and, with `public`, shows its public address
+/// in `ipAddress`); its addresses.
+async fn wait_running(
+    ec2: &Client,
+    id: &str,
+    deadline: Instant,
+    public: bool,
+) -> Result<Addresses, DemoError> {
+    let mut running_since: Option<Instant> = None;
     loop {
         let described = action(ec2, "DescribeInstances", &[("InstanceId.1", id)]).await?;
         let state = first_text(&described, "name").unwrap_or_default();
         let parsed = state.parse::<InstanceState>().ok();
         if parsed == Some(InstanceState::Running) {
-            return Ok(first_text(&described, "privateIpAddress").unwrap_or_default());
+            let at = Addresses {
+                private: first_text(&described, "privateIpAddress").unwrap_or_default(),
+                public: first_text(&described, "ipAddress").filter(|a| !a.trim().is_empty()),
+            };
+            if !public || at.public.is_some() {
+                return Ok(at);
+            }
+            let since = *running_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > PUBLIC_ADDRESS_WAIT {
+                return Err(DemoError::Failed(format!(
+                    "{id} runs at {} but DescribeInstances gave it no public address (ipAddress) within {} s; \
+                     the cloud has [network] public_range set: is [network] public_ip_on_launch on?",
+                    at.private,
+                    PUBLIC_ADDRESS_WAIT.as_secs()
+                )));
+            }
         }
         if parsed == Some(InstanceState::Terminated) {
             let reason = first_text(&described, "message").unwrap_or_default();
@@ -380,7 +437,36 @@ fn boot_lines(console: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::boot_lines;
+    use std::path::Path;
+
+    use super::{Addresses, boot_lines, ssh_command};
+
+    #[test]
+    fn the_ssh_command_goes_to_the_public_address_from_the_host_itself() {
+        let key = Path::new("/var/lib/stratus/demo/stratus-demo.pem");
+        let options = "-i /var/lib/stratus/demo/stratus-demo.pem -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null";
+        let public = Addresses {
+            private: "10.0.0.3".to_owned(),
+            public: Some("172.24.4.2".to_owned()),
+        };
+        assert_eq!(
+            ssh_command(key, &public, Some("stratus")),
+            format!("ssh {options} root@172.24.4.2")
+        );
+        // A cloud with no public range: only the namespace reaches guests.
+        let private = Addresses {
+            public: None,
+            ..public
+        };
+        assert_eq!(
+            ssh_command(key, &private, Some("stratus")),
+            format!("ip netns exec stratus ssh {options} root@10.0.0.3")
+        );
+        assert_eq!(
+            ssh_command(key, &private, None),
+            format!("ssh {options} root@10.0.0.3")
+        );
+    }
 
     #[test]
     fn a_line_still_arriving_is_not_shown_until_it_ends() {

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         Ok(lines) => lines,
         Err(e) => {
             eprintln!("stratus: {}", error_chain(&e));
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(match e {
+                stratus::logging::LogError::Filter { .. } => EXIT_CONFIG,
+                stratus::logging::LogError::File { .. } => EXIT_FAILURE,
+            });
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -71,7 +74,27 @@ fn init_logging(
     // `stratus tail`.
     let ship = matches!(command, Command::Compute)
         && config.rpc.backend == stratus_rpc::config::Backend::Amqp;
-    stratus::logging::init(&log, ship)
+    let Command::AllInOne { verbose, .. } = command else {
+        return stratus::logging::init(&log, ship, stratus::logging::Outputs::STDERR);
+    };
+    // The all-in-one's terminal is for its progress and result: the
+    // services' lines go to a file, and to stderr too only when asked.
+    let file = stratus::logging::all_in_one_log(&config.node.state_dir);
+    let lines = stratus::logging::init(
+        &log,
+        ship,
+        stratus::logging::Outputs {
+            stderr: *verbose,
+            file: Some(&file),
+        },
+    )?;
+    let also = if *verbose {
+        "shown here too"
+    } else {
+        "-v shows them here too"
+    };
+    println!("stratus: service logs go to {} ({also})", file.display());
+    Ok(lines)
 }
 
 type LogLines = tokio::sync::mpsc::Receiver<String>;
@@ -96,6 +119,7 @@ async fn run(
         Command::AllInOne {
             host_network,
             no_demo,
+            ..
         } => services::all_in_one(config, host_network, !no_demo).await?,
         Command::Bench(bench) => stratus::bench::command::run(config, bench).await?,
         Command::Config(ConfigCommand::Show) => {

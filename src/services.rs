@@ -70,6 +70,16 @@ pub enum ServiceError {
     /// The network namespace could not be prepared.
     #[error("network namespace")]
     Netns(#[source] stratus_host::CommandError),
+    /// The namespace's public link (the veth pair from the host) could not
+    /// be made.
+    #[error("the public link of network namespace {netns}")]
+    PublicLink {
+        /// The namespace.
+        netns: String,
+        /// Why.
+        #[source]
+        source: stratus_host::CommandError,
+    },
     /// The private libvirtd could not be started.
     #[error("libvirtd")]
     Libvirtd(#[source] stratus_compute::host::libvirtd::LibvirtdError),
@@ -120,6 +130,9 @@ async fn run_with(config: &Config, services: &[Service], demo: bool) -> Result<(
     if demo {
         let config = config.clone();
         tokio::spawn(async move { crate::demo::run(&config).await });
+    } else if services.len() > 1 {
+        // The all-in-one's terminal shows no log lines: say it serves.
+        crate::demo::serving_only(config);
     }
     shutdown.await.map_err(ServiceError::Signal)?;
     running.stop().await;
@@ -332,9 +345,15 @@ async fn start_network(
     rpc: stratus_rpc::RpcClient,
 ) -> Result<(Arc<dyn Handler>, AfterServing), ServiceError> {
     let host_commands = match &config.node.netns {
-        Some(netns) => stratus_host::netns::prepare(netns)
-            .await
-            .map_err(ServiceError::Netns)?,
+        Some(netns) => {
+            let inside = stratus_host::netns::prepare(netns)
+                .await
+                .map_err(ServiceError::Netns)?;
+            // Before the controller starts, so it finds its public
+            // interface there rather than making a dummy of that name.
+            link_public(config, netns).await?;
+            inside
+        }
         None => stratus_host::RealHost::new(),
     };
     let manager = stratus_network::NetworkManager::start(
@@ -353,6 +372,31 @@ async fn start_network(
         Arc::new(stratus_network::service::NetworkService::new(manager)),
         Box::pin(reconciler.run(every)),
     ))
+}
+
+/// Joins `netns` to the host by its public link, when the cloud has a
+/// public range: the host's end holds the range's gateway, so the host
+/// reaches mapped public addresses from its own shell.
+async fn link_public(config: &Config, netns: &str) -> Result<(), ServiceError> {
+    let Some(public) = &config.api.public else {
+        return Ok(());
+    };
+    let Some(gateway) = stratus_rpc::wire::addresses::public_gateway(&public.range) else {
+        return Ok(());
+    };
+    // Never fails: the prefix is the range's own.
+    let Ok(gateway) = ipnet::Ipv4Net::new(gateway, public.range.prefix_len()) else {
+        return Ok(());
+    };
+    let host_end =
+        stratus_host::netns::link_public(netns, &config.network.public_interface, gateway)
+            .await
+            .map_err(|source| ServiceError::PublicLink {
+                netns: netns.to_owned(),
+                source,
+            })?;
+    info!(%netns, %host_end, %gateway, "public link from the host");
+    Ok(())
 }
 
 /// Serves `GET /metrics` (OpenMetrics text) on `listen` until the process ends.

@@ -3,7 +3,8 @@
 //! view of security group members current.
 
 use stratus_rpc::RequestContext;
-use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::clients::{ComputeClient, NetworkClient};
+use stratus_rpc::wire::addresses::PublicAddresses;
 use stratus_rpc::wire::conductor::{
     BuildClaim, ClaimAnswer, GuestMetadata, InstanceStatesQuery, InstanceUpdate, KnownInstance,
 };
@@ -18,12 +19,30 @@ use crate::db::{Db, DbError};
 pub struct Conductor {
     db: Db,
     compute: ComputeClient,
+    /// The network host, told of public addresses freed with an instance.
+    network: Option<NetworkClient>,
 }
 
 impl Conductor {
     /// A conductor writing to `db`, reaching hosts through `compute`.
     pub fn new(db: Db, compute: ComputeClient) -> Self {
-        Self { db, compute }
+        Self {
+            db,
+            compute,
+            network: None,
+        }
+    }
+
+    /// Tells `network` of the public addresses freed when an instance is
+    /// gone (without it, the network host's reconcile finds out).
+    pub fn with_network(mut self, network: NetworkClient) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// Every associated public address, for the network host's reconcile.
+    pub async fn public_addresses(&self) -> Result<PublicAddresses, DbError> {
+        crate::app::addresses::listing(&self.db).await
     }
 
     /// Records one state change unless a newer one is already stored. A
@@ -43,7 +62,20 @@ impl Conductor {
             reason = update.reason.as_deref().unwrap_or(""),
             "instance state changed"
         );
+        let uuid = update.instance_id.to_string();
+        // A report of an instance gone frees its public address (in the
+        // tables, with the state): the network host is told which.
+        let held = if update.state.is_gone() {
+            self.db.address_of_instance(&uuid).await?
+        } else {
+            None
+        };
         let left_group = record_report(&self.db, &self.compute, ctx, update).await?;
+        if let (Some(held), Some(network)) = (held, &self.network)
+            && self.db.address_of_instance(&uuid).await?.is_none()
+        {
+            crate::app::addresses::clear_in_background(network, ctx, vec![held.public_ip]);
+        }
         if left_group
             && let Some(stored) = self
                 .db

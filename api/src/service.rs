@@ -68,7 +68,7 @@ impl ConductorApi for ConductorService {
         _ctx: &RequestContext,
         _query: PublicAddressesQuery,
     ) -> Handled<PublicAddresses> {
-        // Placeholder until the api's address tables land (issue 19).
-        Ok(PublicAddresses::default())
+        let listing = self.conductor.public_addresses().await;
+        listing.map_err(failed)
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use stratus_rpc::RpcClient;
-use stratus_rpc::clients::ComputeClient;
+use stratus_rpc::clients::{ComputeClient, NetworkClient};
 use stratus_rpc::wire::conductor::InstanceState;
 use tracing::info;
 
@@ -115,7 +115,10 @@ pub async fn start(
         source,
     })?;
     let state = crate::metadata::server::Metadata::new(
-        Arc::new(DbSource::new(db.clone())),
+        Arc::new(
+            DbSource::new(db.clone())
+                .with_dns_domain(config.public.as_ref().map(|p| p.dns_domain.clone())),
+        ),
         config.metadata_require_token,
     );
     let app = crate::metadata::server::router(state);
@@ -127,10 +130,9 @@ pub async fn start(
         db.clone(),
         std::time::Duration::from_secs(config.build_timeout_secs),
     ));
-    let conductor = Arc::new(ConductorService::new(Conductor::new(
-        db,
-        ComputeClient::new(rpc),
-    )));
+    let conductor = Arc::new(ConductorService::new(
+        Conductor::new(db, ComputeClient::new(rpc.clone())).with_network(NetworkClient::new(rpc)),
+    ));
     let recovery = Recovery::new(
         cloud.clone(),
         std::time::Duration::from_secs(config.recast_unplaced_secs),

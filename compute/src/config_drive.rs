@@ -66,7 +66,7 @@ pub fn ec2_meta_data(
         .iter()
         .map(|g| g.group.to_string())
         .collect();
-    json!({
+    let mut meta = json!({
         "instance-id": ec2_id,
         "hostname": ec2_id,
         "local-ipv4": fixed.address,
@@ -75,7 +75,13 @@ pub fn ec2_meta_data(
         "ami-id": request.image.id,
         "reservation-id": request.reservation_id.clone().unwrap_or_default(),
         "security-groups": groups,
-    })
+    });
+    // The public address it launched with; its DNS name needs the cloud's
+    // domain, which hosts are not told: the metadata service gives that.
+    if let (Some(address), Some(map)) = (request.public_address, meta.as_object_mut()) {
+        map.insert("public-ipv4".into(), json!(address));
+    }
+    meta
 }
 
 /// Builds `dir/disk.config` (with `genisoimage` through `host`) and returns
@@ -142,4 +148,51 @@ pub async fn build(
     let _ = tokio::fs::remove_dir_all(&staging).await;
     built?;
     Ok(iso)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_rpc::wire::compute::{Flavor, ImageRef};
+
+    fn request() -> RunInstance {
+        let flavor = Flavor {
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            memory_mb: 512,
+            root_gb: 1,
+        };
+        let image = ImageRef {
+            id: "ami-00000000000000001".into(),
+            disk: "/images/disk".into(),
+            kernel: None,
+            ramdisk: None,
+            properties: Default::default(),
+        };
+        RunInstance::new("p1".parse().expect("project"), flavor, image)
+    }
+
+    fn fixed() -> FixedIp {
+        FixedIp {
+            address: "10.0.0.5".into(),
+            cidr: "10.0.0.0/24".into(),
+            gateway: "10.0.0.1".into(),
+            netmask: "255.255.255.0".into(),
+            bridge: "br100".into(),
+            dhcp_server: "10.0.0.1".into(),
+            vlan: None,
+            dns: vec![],
+        }
+    }
+
+    #[test]
+    fn the_public_address_is_written_only_when_the_instance_has_one() {
+        let mut request = request();
+        let without = ec2_meta_data(&request, &fixed(), "nova");
+        assert!(without.get("public-ipv4").is_none(), "{without}");
+        request.public_address = Some(std::net::Ipv4Addr::new(172, 24, 4, 7));
+        let with = ec2_meta_data(&request, &fixed(), "nova");
+        assert_eq!(with["public-ipv4"], "172.24.4.7");
+        assert_eq!(with["local-ipv4"], "10.0.0.5");
+    }
 }

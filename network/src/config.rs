@@ -55,7 +55,8 @@ pub struct NetworkConfig {
     /// no public addresses.
     pub public_range: String,
     /// The network host's interface toward the public range: mapped public
-    /// addresses are bound there (made as a dummy interface if missing).
+    /// addresses are bound there (made if missing: a dummy interface, or a
+    /// bridge with no port where the kernel has no dummy driver).
     pub public_interface: String,
     /// Give every instance a public address at launch unless its request
     /// says otherwise (`NetworkInterface.N.AssociatePublicIpAddress`).

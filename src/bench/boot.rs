@@ -127,6 +127,11 @@ impl Cloud {
         config.api.listen = format!("127.0.0.1:{port}");
         config.compute.driver = stratus_compute::config::DriverKind::Libvirt;
         config.compute.libvirt_uri = stratus_compute::config::ComputeConfig::default().libvirt_uri;
+        // The bench reaches its guests inside the namespace; a public link
+        // would put a second copy of the public range's gateway on the host,
+        // beside a running all-in-one's.
+        config.network.public_range = String::new();
+        config.api.public = None;
         let scratch = Scratch {
             netns,
             libvirt: config.node.state_dir.join("libvirt"),

@@ -163,8 +163,12 @@ impl Site for Embedded {
             .expect("log file");
         let dir = self.state.path();
         let child = Command::new(stratus_bin())
-            .args(["all-in-one", "--no-demo"])
+            // -v: the services' lines on stderr, this harness's log file.
+            .args(["all-in-one", "--no-demo", "-v"])
             .env("STRATUS_NODE__STATE_DIR", dir)
+            // No public link: its host end would hold a range's gateway in
+            // the host's own namespace, shared with whatever else runs here.
+            .env("STRATUS_NETWORK__PUBLIC_RANGE", "")
             .env("STRATUS_NODE__NETNS", &self.netns)
             .env("STRATUS_NODE__HOST", "aio")
             .env("STRATUS_API__LISTEN", format!("127.0.0.1:{}", self.port))

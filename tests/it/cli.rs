@@ -195,24 +195,37 @@ async fn compute_serves_its_host_queue_over_rabbitmq_and_stops_on_sigterm() {
     stop_cleanly(&mut child.0, "TERM");
 }
 
-#[test]
-fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Serving only, on the host network: no namespace, no demo guest (the
-    // main-job test boots one).
-    let child = Command::new(stratus_bin())
-        .args(["all-in-one", "--host-network", "--no-demo"])
+/// `stratus all-in-one` serving only, on the host network: no namespace,
+/// no demo guest (the main-job test boots one), the fake driver, state in
+/// `dir`; its log lines in `format` on stderr too when `verbose` (`-v`).
+/// No public range: on the host network its interface would be the host's,
+/// shared by tests running in parallel (the main-job test has the public side).
+fn spawn_all_in_one(dir: &std::path::Path, format: &str, verbose: bool) -> Running {
+    let mut command = Command::new(stratus_bin());
+    command.args(["all-in-one", "--host-network", "--no-demo"]);
+    if verbose {
+        command.arg("-v");
+    }
+    let child = command
         .env("STRATUS_NODE__HOST", "aio")
         .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
         .env("STRATUS_API__LISTEN", "127.0.0.1:0")
         .env("STRATUS_COMPUTE__DRIVER", "fake")
-        .env("STRATUS_NODE__STATE_DIR", dir.path())
-        .env("STRATUS_LOG__FORMAT", "json")
-        .env("HOME", dir.path())
+        .env("STRATUS_NETWORK__PUBLIC_RANGE", "")
+        .env("STRATUS_NODE__STATE_DIR", dir)
+        .env("STRATUS_LOG__FORMAT", format)
+        .env("HOME", dir)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start all-in-one");
-    let mut child = Running(child);
+    Running(child)
+}
+
+#[test]
+fn all_in_one_serves_every_topic_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = spawn_all_in_one(dir.path(), "json", true);
     let stderr = child.0.stderr.take().expect("stderr");
     let mut serving = Vec::new();
     for line in BufReader::new(stderr).lines() {
@@ -442,19 +455,7 @@ fn a_bench_killed_with_sigkill_takes_its_services_with_it() {
 #[test]
 fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = Command::new(stratus_bin())
-        .args(["all-in-one", "--host-network", "--no-demo"])
-        .env("STRATUS_NODE__HOST", "aio")
-        .env("STRATUS_API__METADATA_LISTEN", "127.0.0.1:0")
-        .env("STRATUS_API__LISTEN", "127.0.0.1:0")
-        .env("STRATUS_COMPUTE__DRIVER", "fake")
-        .env("STRATUS_NODE__STATE_DIR", dir.path())
-        .env("STRATUS_LOG__FORMAT", "human")
-        .env("HOME", dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start all-in-one");
-    let mut child = Running(child);
+    let mut child = spawn_all_in_one(dir.path(), "human", true);
     let stderr = child.0.stderr.take().expect("stderr");
     let mut lines = Vec::new();
     for line in BufReader::new(stderr).lines() {
@@ -469,4 +470,46 @@ fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
     let coloured: Vec<&String> = lines.iter().filter(|l| l.contains('\x1b')).collect();
     assert!(coloured.is_empty(), "ANSI codes in a pipe: {coloured:?}");
     stop_cleanly(&mut child.0, "INT");
+}
+
+#[test]
+fn the_all_in_one_terminal_shows_its_own_lines_and_the_services_log_to_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = spawn_all_in_one(dir.path(), "human", false);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut printed = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        let serving = line.starts_with("stratus: serving");
+        printed.push(line);
+        if serving {
+            break;
+        }
+    }
+    let log = dir.path().join("logs/all-in-one.log");
+    assert_eq!(
+        printed.first().map(String::as_str),
+        Some(
+            format!(
+                "stratus: service logs go to {} (-v shows them here too)",
+                log.display()
+            )
+            .as_str()
+        ),
+        "{printed:?}"
+    );
+    assert!(
+        printed.iter().all(|l| l.starts_with("stratus: ")),
+        "{printed:?}"
+    );
+    stop_cleanly(&mut child.0, "INT");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(stderr.is_empty(), "log lines on the terminal: {stderr}");
+    let logged = std::fs::read_to_string(&log).expect("the log file");
+    for line in [" INFO ", "serving conductor", "ready; Ctrl-C", "stopping"] {
+        assert!(logged.contains(line), "no {line:?} in {logged}");
+    }
+    assert!(!logged.contains('\x1b'), "ANSI codes in the file: {logged}");
 }

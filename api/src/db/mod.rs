@@ -175,7 +175,10 @@ pub fn now() -> String {
 }
 
 /// Migrations after the first, which run once each, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(2, include_str!("../../migrations/0002_egress.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (2, include_str!("../../migrations/0002_egress.sql")),
+    (3, include_str!("../../migrations/0003_addresses.sql")),
+];
 
 /// The statements of a migration file: split at `;`, comment-only pieces
 /// dropped (no statement holds a `;` of its own).

@@ -13,7 +13,7 @@ pub mod xml;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use stratus_rpc::clients::{ComputeClient, SchedulerClient};
+use stratus_rpc::clients::{ComputeClient, NetworkClient, SchedulerClient};
 use stratus_rpc::{RequestContext, RpcClient};
 
 use crate::config::ApiConfig;
@@ -53,6 +53,8 @@ pub struct Cloud {
     pub scheduler: SchedulerClient,
     /// Compute hosts, for what happens to running instances.
     pub compute: ComputeClient,
+    /// The network host, which maps public addresses to instances.
+    pub network: NetworkClient,
     /// Zones, cached from the scheduler's view of hosts, and when asked.
     pub zones: Mutex<Zones>,
     /// One lock per project: quota checks and the inserts they allow run one
@@ -67,7 +69,8 @@ impl Cloud {
             db,
             config,
             scheduler: SchedulerClient::new(rpc.clone()),
-            compute: ComputeClient::new(rpc),
+            compute: ComputeClient::new(rpc.clone()),
+            network: NetworkClient::new(rpc),
             zones: Mutex::new(Zones::default()),
             project_locks: Mutex::new(HashMap::new()),
         }
@@ -181,6 +184,11 @@ pub const ACTIONS: &[&str] = &[
     "DescribeRegions",
     "DescribeInstanceTypes",
     "DescribeAccountAttributes",
+    "AllocateAddress",
+    "AssociateAddress",
+    "DisassociateAddress",
+    "ReleaseAddress",
+    "DescribeAddresses",
 ];
 
 /// Runs one action.
@@ -217,6 +225,11 @@ pub async fn dispatch(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         "DescribeRegions" => info::describe_regions(cx).await,
         "DescribeInstanceTypes" => info::describe_instance_types(cx).await,
         "DescribeAccountAttributes" => info::describe_account_attributes(cx).await,
+        "AllocateAddress" => addresses::allocate_address(cx).await,
+        "AssociateAddress" => addresses::associate_address(cx).await,
+        "DisassociateAddress" => addresses::disassociate_address(cx).await,
+        "ReleaseAddress" => addresses::release_address(cx).await,
+        "DescribeAddresses" => addresses::describe_addresses(cx).await,
         other => Err(Ec2Error::client(
             "InvalidAction",
             format!(

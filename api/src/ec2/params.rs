@@ -111,6 +111,11 @@ impl Params {
         }
     }
 
+    /// The parameters' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
     /// The values of `prefix.1`, `prefix.2`, … in numeric order.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, Ec2Error> {
         let mut found: Vec<(u64, String)> = Vec::new();

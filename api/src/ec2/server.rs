@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use stratus_rpc::context::new_request_id;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::Ec2Error;
 use super::params::{Params, check_count};
@@ -207,7 +207,13 @@ fn respond(
         .inc();
     match result {
         Ok(xml) => {
-            info!(status = 200, elapsed_ms, "request");
+            // Clients poll reads (waiters, the all-in-one's demo) every
+            // second or so: at info they would bury every change.
+            if action.starts_with("Describe") || action.starts_with("Get") {
+                debug!(status = 200, elapsed_ms, "request");
+            } else {
+                info!(status = 200, elapsed_ms, "request");
+            }
             xml_response(200, xml, request_id)
         }
         Err(e) => {

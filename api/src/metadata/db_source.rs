@@ -13,12 +13,23 @@ use crate::db::Db;
 #[derive(Debug, Clone)]
 pub struct DbSource {
     db: Db,
+    /// Names public addresses (`public-hostname`); none: not shown.
+    dns_domain: Option<String>,
 }
 
 impl DbSource {
     /// A source over `db`.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            dns_domain: None,
+        }
+    }
+
+    /// Names public addresses under `domain` (`[network] public_dns_domain`).
+    pub fn with_dns_domain(mut self, domain: Option<String>) -> Self {
+        self.dns_domain = domain;
+        self
     }
 }
 
@@ -36,6 +47,10 @@ impl MetadataSource for DbSource {
             .user_data
             .as_deref()
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+        let public_ipv4: Option<Ipv4Addr> = row.public_ip.as_deref().and_then(|a| a.parse().ok());
+        let public_hostname = public_ipv4
+            .zip(self.dns_domain.as_deref())
+            .map(|(a, domain)| stratus_rpc::wire::addresses::public_dns_name(a, domain));
         Some(InstanceMetadata {
             instance_id: row.ec2_id.clone(),
             uuid: row.uuid.clone(),
@@ -47,6 +62,8 @@ impl MetadataSource for DbSource {
             security_groups: row.groups.iter().map(|(_, name)| name.clone()).collect(),
             key: row.key_name.clone().zip(row.key_data.clone()),
             user_data,
+            public_ipv4,
+            public_hostname,
         })
     }
 }

@@ -36,6 +36,10 @@ pub struct InstanceMetadata {
     pub key: Option<(String, String)>,
     /// Its user data, as given.
     pub user_data: Option<Vec<u8>>,
+    /// Its public address, if it has one.
+    pub public_ipv4: Option<Ipv4Addr>,
+    /// Its public DNS name, if it has a public address the cloud names.
+    pub public_hostname: Option<String>,
 }
 
 /// Where the service finds instances by fixed IP.

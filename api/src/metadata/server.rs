@@ -139,7 +139,18 @@ async fn meta_index(
     headers: HeaderMap,
 ) -> Response {
     match caller(&state, peer, &headers).await {
-        Ok(_) => text(INDEX.to_owned()),
+        Ok(me) => {
+            // The public entries only for an instance that has them, as EC2.
+            let mut index: Vec<&str> = INDEX.lines().collect();
+            if me.public_hostname.is_some() {
+                index.push("public-hostname");
+            }
+            if me.public_ipv4.is_some() {
+                index.push("public-ipv4");
+            }
+            index.sort_unstable();
+            text(index.join("\n"))
+        }
         Err(response) => response,
     }
 }
@@ -159,6 +170,14 @@ async fn meta_path(
         "hostname" | "local-hostname" => me.hostname,
         "instance-id" => me.instance_id,
         "local-ipv4" => me.local_ipv4.to_string(),
+        "public-ipv4" => match me.public_ipv4 {
+            Some(address) => address.to_string(),
+            None => return not_found_now(),
+        },
+        "public-hostname" => match me.public_hostname {
+            Some(name) => name,
+            None => return not_found_now(),
+        },
         "reservation-id" => me.reservation_id,
         "security-groups" => me.security_groups.join("\n"),
         "placement" => "availability-zone".to_owned(),

@@ -1,5 +1,6 @@
 //! api integration tests.
 
+mod addresses;
 mod alloc;
 mod auth;
 mod bounds;

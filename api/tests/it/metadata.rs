@@ -20,6 +20,8 @@ fn instance(n: u8, user_data: Option<Vec<u8>>) -> InstanceMetadata {
         security_groups: vec!["default".into(), "web".into()],
         key: Some((format!("key{n}"), format!("ssh-ed25519 AAAA{n} user@host"))),
         user_data,
+        public_ipv4: None,
+        public_hostname: None,
     }
 }
 

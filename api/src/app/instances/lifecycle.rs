@@ -81,7 +81,19 @@ pub async fn ask(
                 InstanceState::Pending => Some("powering-on"),
                 _ => None,
             };
-            record(&cloud.db, i, next, task, None).await?;
+            let recorded = record(&cloud.db, i, next, task, None).await?;
+            // Ended at once (no host had it): its public address was freed
+            // with it, and the network host is told.
+            if recorded
+                && next.is_gone()
+                && let Some(address) = &i.public_ip
+            {
+                crate::app::addresses::clear_in_background(
+                    &cloud.network,
+                    ctx,
+                    vec![address.clone()],
+                );
+            }
         }
         if let Some((host, instance)) = host {
             tell_host(cloud, ctx, &host, instance, ask)

@@ -89,8 +89,7 @@ pub fn run_instance(
             availability_zone: row.requested_zone.clone(),
             ..Placement::default()
         },
-        // Placeholder until the api's address tables land (issue 19).
-        public_address: None,
+        public_address: row.public_ip.as_deref().and_then(|a| a.parse().ok()),
     })
 }
 

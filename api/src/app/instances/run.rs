@@ -44,6 +44,8 @@ pub struct Launch {
     pub tags: Vec<(String, String)>,
     /// The client's idempotency token.
     pub client_token: Option<String>,
+    /// Whether each instance gets a public address at launch.
+    pub public_ip: bool,
 }
 
 /// A reservation launched (or launched before with the same token).
@@ -95,7 +97,7 @@ pub async fn run(
     )
     .map_err(InstanceError::Quota)?;
     let reservation_id = ids::new_id("r");
-    let rows = rows(caller, &reservation_id, &launch, count);
+    let mut rows = rows(caller, &reservation_id, &launch, count);
     cloud
         .db
         .insert_reservation(&NewReservation {
@@ -107,6 +109,9 @@ pub async fn run(
         })
         .await?;
     drop(held);
+    // After the instances are stored: an address leads to an instance the
+    // tables have. The pool exhausted, they launch without one (logged).
+    crate::app::addresses::assign_at_launch(cloud, ctx, &mut rows).await?;
     schedule(cloud, ctx, &launch, &reservation_id, &rows).await?;
     info!(%reservation_id, instances = rows.len(), "instances sent to the scheduler");
     Ok(Launched {
@@ -151,6 +156,7 @@ fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> V
                 launched_at: now.clone(),
                 updated_at: now.clone(),
                 groups: groups.clone(),
+                wants_public_ip: launch.public_ip,
                 ..InstanceRow::default()
             }
         })

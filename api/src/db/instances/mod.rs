@@ -70,6 +70,10 @@ pub struct InstanceRow {
     pub terminated_at: Option<String>,
     /// Its security groups: (id, name).
     pub groups: Vec<(String, String)>,
+    /// Whether it launched wanting a public address.
+    pub wants_public_ip: bool,
+    /// Its public address, if it has one (read from the addresses table).
+    pub public_ip: Option<String>,
 }
 
 /// A new reservation with its instances, stored in one transaction.
@@ -116,7 +120,13 @@ pub struct Usage {
 /// The stored columns; `state` last, as the insert binds it apart.
 const COLUMNS: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id, kernel_id, ramdisk_id, \
     instance_type, vcpus, memory_mb, root_gb, key_name, key_data, user_data, requested_zone, availability_zone, host, \
-    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, state";
+    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, state";
+
+/// The columns read: the stored ones and the instance's public address.
+const SELECTED: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id, kernel_id, ramdisk_id, \
+    instance_type, vcpus, memory_mb, root_gb, key_name, key_data, user_data, requested_zone, availability_zone, host, \
+    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, state, \
+    (SELECT a.public_ip FROM addresses a WHERE a.instance_uuid = instances.uuid) AS public_ip";
 
 /// States that hold no resources, as an SQL list.
 pub(crate) fn gone() -> String {
@@ -183,6 +193,8 @@ fn row(r: &sqlx::any::AnyRow) -> Result<InstanceRow, sqlx::Error> {
         },
         state: state(r.try_get("state")?)?,
         groups: vec![],
+        wants_public_ip: r.try_get::<i64, _>("wants_public_ip")? != 0,
+        public_ip: r.try_get("public_ip")?,
     ))
 }
 

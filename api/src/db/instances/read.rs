@@ -7,7 +7,7 @@ use stratus_rpc::wire::conductor::InstanceState;
 
 use super::super::{Db, DbError, err, placeholders};
 use super::{
-    COLUMNS, InstanceRow, StoredState, Usage, attach_groups, gone, row, state, stored_state,
+    InstanceRow, SELECTED, StoredState, Usage, attach_groups, gone, row, state, stored_state,
 };
 
 /// How long terminated instances stay listed.
@@ -28,7 +28,7 @@ impl Db {
         ids: Option<&[String]>,
     ) -> Result<Vec<InstanceRow>, DbError> {
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM instances WHERE project_id = $1 \
+            "SELECT {SELECTED} FROM instances WHERE project_id = $1 \
              AND (terminated_at IS NULL OR terminated_at > $2)"
         );
         if let Some(ids) = ids {
@@ -60,7 +60,7 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<InstanceRow>, DbError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM instances WHERE project_id = $1 \
+            "SELECT {SELECTED} FROM instances WHERE project_id = $1 \
              AND (terminated_at IS NULL OR terminated_at > $2) AND ec2_id > $3 \
              ORDER BY ec2_id LIMIT $4"
         )))
@@ -126,7 +126,7 @@ impl Db {
     /// One instance by its UUID, whatever its project.
     pub async fn instance_by_uuid(&self, uuid: &str) -> Result<Option<InstanceRow>, DbError> {
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM instances WHERE uuid = $1"
+            "SELECT {SELECTED} FROM instances WHERE uuid = $1"
         )))
         .bind(uuid.to_owned())
         .fetch_optional(self.read())

@@ -8,7 +8,7 @@ use super::{COLUMNS, InstanceRow, NewReservation};
 fn insert_instance(i: &InstanceRow) -> Bound {
     let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-        placeholders(1, 27)
+        placeholders(1, 28)
     )));
     bind_fields!(
         insert,
@@ -42,6 +42,7 @@ fn insert_instance(i: &InstanceRow) -> Bound {
             terminated_at
         ]
     )
+    .bind(i64::from(i.wants_public_ip))
     .bind(i.state.to_string())
 }
 

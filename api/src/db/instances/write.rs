@@ -85,7 +85,14 @@ impl Db {
         .execute(self.pool())
         .await
         .map_err(err("update instance state"))?;
-        Ok(done.rows_affected() > 0)
+        let applied = done.rows_affected() > 0;
+        // Gone, by whatever path (a host's report, a build timeout, a
+        // terminate before any host had it): its public addresses are freed
+        // with it, so none leads to an instance that is no more.
+        if applied && change.state.is_gone() {
+            self.free_addresses_of(uuid).await?;
+        }
+        Ok(applied)
     }
 
     /// Records where an instance runs and its address.

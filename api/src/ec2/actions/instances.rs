@@ -22,6 +22,8 @@ const FILTERS: &[&str] = &[
     "image-id",
     "availability-zone",
     "private-ip-address",
+    "ip-address",
+    "dns-name",
     "reservation-id",
     "kernel-id",
     "ramdisk-id",
@@ -89,6 +91,7 @@ fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
                 .unwrap_or_else(|| default_zone.to_owned()),
         ],
         "private-ip-address" => opt(&i.fixed_ip),
+        "ip-address" => opt(&i.public_ip),
         "reservation-id" => one(&i.reservation_id),
         "kernel-id" => opt(&i.kernel_id),
         "ramdisk-id" => opt(&i.ramdisk_id),
@@ -216,6 +219,9 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
                 .into_iter()
                 .filter(|i| {
                     filters::matches(&wanted, tags.get(&i.ec2_id).unwrap_or(&none), |n| {
+                        if n == "dns-name" {
+                            return dns_name(cx, i).into_iter().collect();
+                        }
                         values(i, n, &zone)
                     })
                 })
@@ -226,9 +232,32 @@ pub async fn describe_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let listed: Vec<String> = rows.iter().map(|i| i.ec2_id.clone()).collect();
     let tags = instance_tags(cx, Some(&listed)).await?;
     let mut x = cx.response();
-    render::reservations(&mut x, &rows, &tags, &cx.caller.project_id, &zone);
+    let dns_domain = cx
+        .cloud
+        .config
+        .public
+        .as_ref()
+        .map(|p| p.dns_domain.as_str());
+    render::reservations(
+        &mut x,
+        &rows,
+        &tags,
+        &cx.caller.project_id,
+        &zone,
+        dns_domain,
+    );
     x.opt("nextToken", next.as_deref());
     Ok(cx.finish(x))
+}
+
+/// The public DNS name of `i`, if it has a public address.
+fn dns_name(cx: &Ctx<'_>, i: &InstanceRow) -> Option<String> {
+    let public = cx.cloud.config.public.as_ref()?;
+    let address = i.public_ip.as_deref()?.parse().ok()?;
+    Some(stratus_rpc::wire::addresses::public_dns_name(
+        address,
+        &public.dns_domain,
+    ))
 }
 
 /// The zone shown for instances not yet placed.

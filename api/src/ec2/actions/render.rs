@@ -82,13 +82,29 @@ fn transition_reason(i: &InstanceRow) -> String {
     }
 }
 
-/// One `instancesSet` item.
-pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], default_zone: &str) {
+/// The public DNS name of `i`, when it has a public address and the cloud
+/// names them.
+fn dns_name(i: &InstanceRow, dns_domain: Option<&str>) -> Option<String> {
+    let address = i.public_ip.as_deref()?.parse().ok()?;
+    Some(stratus_rpc::wire::addresses::public_dns_name(
+        address,
+        dns_domain?,
+    ))
+}
+
+/// One `instancesSet` item; `dns_domain` names public addresses.
+pub fn instance(
+    x: &mut Xml,
+    i: &InstanceRow,
+    tags: &[(String, String)],
+    default_zone: &str,
+    dns_domain: Option<&str>,
+) {
     x.text("instanceId", &i.ec2_id).text("imageId", &i.image_id);
     instance_state(x, "instanceState", i.state);
     let ip = i.fixed_ip.as_deref().unwrap_or("");
     x.text("privateDnsName", ip)
-        .text("dnsName", "")
+        .text("dnsName", &dns_name(i, dns_domain).unwrap_or_default())
         .text("reason", &transition_reason(i))
         .opt("keyName", i.key_name.as_deref())
         .value("amiLaunchIndex", i.launch_index)
@@ -118,6 +134,7 @@ pub fn instance(x: &mut Xml, i: &InstanceRow, tags: &[(String, String)], default
     if let Some(ip) = &i.fixed_ip {
         x.text("privateIpAddress", ip);
     }
+    x.opt("ipAddress", i.public_ip.as_deref());
     x.list("groupSet", &i.groups, |x, (id, name)| {
         x.text("groupId", id).text("groupName", name);
     });
@@ -155,6 +172,7 @@ pub fn reservation(
     owner: &str,
     instances: &[(&InstanceRow, Vec<(String, String)>)],
     default_zone: &str,
+    dns_domain: Option<&str>,
 ) {
     x.text("reservationId", reservation_id)
         .text("ownerId", owner);
@@ -166,7 +184,7 @@ pub fn reservation(
         x.text("groupId", id).text("groupName", name);
     });
     x.list("instancesSet", instances, |x, (i, tags)| {
-        instance(x, i, tags, default_zone);
+        instance(x, i, tags, default_zone, dns_domain);
     });
 }
 
@@ -178,6 +196,7 @@ pub fn reservations(
     tags: &HashMap<String, Vec<(String, String)>>,
     owner: &str,
     default_zone: &str,
+    dns_domain: Option<&str>,
 ) {
     type Tagged<'a> = (&'a InstanceRow, Vec<(String, String)>);
     let mut order: Vec<&str> = Vec::new();
@@ -191,7 +210,7 @@ pub fn reservations(
     }
     x.list("reservationSet", order, |x, r| {
         let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
-        reservation(x, r, owner, instances, default_zone);
+        reservation(x, r, owner, instances, default_zone, dns_domain);
     });
 }
 

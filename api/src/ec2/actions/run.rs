@@ -148,6 +148,46 @@ fn client_token(cx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
     Ok(token.map(str::to_owned))
 }
 
+/// What `NetworkInterface.N` asks of the public address: `Some(wanted)`
+/// when `AssociatePublicIpAddress` is given. Only one interface, device 0,
+/// is known; other interface fields are refused rather than ignored.
+fn associate_public_ip(cx: &Ctx<'_>) -> Result<Option<bool>, Ec2Error> {
+    let interfaces = cx.params.structs("NetworkInterface")?;
+    if interfaces.len() > 1 {
+        return Err(Ec2Error::client(
+            "UnsupportedOperation",
+            "Only one network interface (DeviceIndex 0) is supported.",
+        ));
+    }
+    let Some(interface) = interfaces.first() else {
+        return Ok(None);
+    };
+    if let Some(unknown) = interface
+        .names()
+        .find(|n| !matches!(*n, "DeviceIndex" | "AssociatePublicIpAddress"))
+    {
+        return Err(Ec2Error::client(
+            "UnsupportedOperation",
+            format!(
+                "NetworkInterface.N.{} is not supported; only DeviceIndex and AssociatePublicIpAddress are.",
+                shown(unknown)
+            ),
+        ));
+    }
+    if let Some(index) = interface.int("DeviceIndex")?
+        && index != 0
+    {
+        return Err(Ec2Error::client(
+            "UnsupportedOperation",
+            format!("Only the network interface with DeviceIndex 0 is supported (got {index})."),
+        ));
+    }
+    match interface.get("AssociatePublicIpAddress") {
+        None => Ok(None),
+        Some(_) => Ok(Some(interface.flag("AssociatePublicIpAddress")?)),
+    }
+}
+
 /// The launch a RunInstances request asks for, every input checked.
 async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
     let image_id = cx.params.required("ImageId")?.to_owned();
@@ -168,6 +208,8 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
     let zone = zone(cx, &known_zones)?;
     let tags = tags::specified(cx, "instance")?;
     let client_token = client_token(cx)?;
+    let public = cx.cloud.config.public.as_ref();
+    let public_ip = associate_public_ip(cx)?.unwrap_or(public.is_some_and(|p| p.on_launch));
     Ok(Launch {
         image,
         kernel,
@@ -181,6 +223,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         zone,
         tags,
         client_token,
+        public_ip: public_ip && public.is_some(),
     })
 }
 
@@ -208,6 +251,11 @@ pub async fn run_instances(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         &cx.caller.project_id,
         &with_tags,
         &zone,
+        cx.cloud
+            .config
+            .public
+            .as_ref()
+            .map(|p| p.dns_domain.as_str()),
     );
     Ok(cx.finish(x))
 }

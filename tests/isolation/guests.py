@@ -14,6 +14,9 @@ ENDPOINT = os.environ["STRATUS_ENDPOINT"]
 CLIENT = os.environ["CLIENT_NETNS"]
 ROUTER = os.environ["ROUTER_NETNS"]
 CLIENT_ADDRESS = os.environ["CLIENT_ADDRESS"]
+# The client's source on the public link (it holds the public range's
+# gateway there, as the outside's router does).
+PUBLIC_GATEWAY = os.environ["PUBLIC_GATEWAY"]
 WORK = os.environ["WORK"]
 
 
@@ -130,11 +133,12 @@ def key_pair(client, name):
 
 
 def ssh_group(client, name):
-    """A group allowing SSH from the test's client only."""
+    """A group allowing SSH from the test's client only: on its link to
+    the router and on the public link."""
     sg = client.create_security_group(GroupName=name, Description=f"isolation {name}")["GroupId"]
     client.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-        "IpRanges": [{"CidrIp": f"{CLIENT_ADDRESS}/32"}]}])
+        "IpRanges": [{"CidrIp": f"{CLIENT_ADDRESS}/32"}, {"CidrIp": f"{PUBLIC_GATEWAY}/32"}]}])
     return sg
 
 

@@ -7,8 +7,8 @@ poisoning of the router and of V, V's metadata (from each attacker), then a
 rogue DHCP server on X while fresh guests of both projects boot.
 
 Environment: STRATUS_ENDPOINT, A_KEY/A_SECRET, B_KEY/B_SECRET, IMAGE,
-CLIENT_NETNS, CLIENT_ADDRESS, ROUTER_NETNS, SNIFF_LOG (what the router's
-listener writes), VICTIM_SECRET, WORK. Prints one "REPORT [...]" line: every
+CLIENT_NETNS, CLIENT_ADDRESS, PUBLIC_GATEWAY, ROUTER_NETNS, SNIFF_LOG (what
+the router's listener writes), VICTIM_SECRET, WORK. Prints one "REPORT [...]" line: every
 attempt with its outcome (held, breached, control-failed) and evidence.
 """
 

@@ -3,7 +3,11 @@
 //! the metadata service at 169.254.169.254) in a namespace of the test's
 //! own — the "router" — with a libvirtd of its own, a client namespace
 //! routed to the guests through the router (so through the firewall), and
-//! the tiny guest image imported. Everything it made goes on `Drop`.
+//! the tiny guest image imported. The client namespace is also "the
+//! outside" on the public side: a second link joins it to the router's
+//! `[network] public_interface`, holding the public range's gateway, as the
+//! host's end of the all-in-one's public link does. Everything it made goes
+//! on `Drop`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +22,18 @@ use stratus_test_support::{sh, short_id as short};
 
 /// The client namespace's address on its link to the router.
 pub const CLIENT_ADDRESS: &str = "10.250.0.2";
+
+/// The client namespace's address on the public link: the gateway of the
+/// default `[network] public_range` (172.24.4.0/24), the outside's router.
+pub const PUBLIC_GATEWAY: &str = "172.24.4.1";
+
+/// The default `[network] public_range`, which the services keep.
+pub const PUBLIC_RANGE: &str = "172.24.4.0/24";
+
+/// The router's end of the public link: the default
+/// `[network] public_interface`, which the network controller binds mapped
+/// addresses on.
+const PUBLIC_INTERFACE: &str = "stratus-pub";
 
 /// A project's EC2 keys.
 pub struct Credentials {
@@ -84,6 +100,25 @@ impl GuestCloud {
         projects: &[&str],
         amqp_url: &str,
     ) -> (Self, Vec<Credentials>) {
+        Self::start_with(prefix, projects, amqp_url, &[]).await
+    }
+
+    /// [`Self::start`] with `settings` (`STRATUS_*` variables) given to
+    /// every service and operator command as well.
+    pub async fn start_with_settings(
+        prefix: &str,
+        projects: &[&str],
+        settings: &[(&str, &str)],
+    ) -> (Self, Vec<Credentials>) {
+        Self::start_with(prefix, projects, &broker::amqp_url(), settings).await
+    }
+
+    async fn start_with(
+        prefix: &str,
+        projects: &[&str],
+        amqp_url: &str,
+        settings: &[(&str, &str)],
+    ) -> (Self, Vec<Credentials>) {
         let tag = short();
         let router = format!("st-{prefix}-{tag}");
         let client = format!("st-cl-{tag}");
@@ -117,11 +152,12 @@ impl GuestCloud {
             .iter()
             .map(|project| cloud.credentials(project, &api_state))
             .collect();
-        cloud.start_services(amqp_url).await;
+        cloud.start_services(amqp_url, settings).await;
         (cloud, credentials)
     }
 
-    /// The client reaches the guests' network through the router.
+    /// The client reaches the guests' network through the router, and the
+    /// router's public interface as the outside does.
     fn connect_client(&self) {
         let (router, client) = (&self.router, &self.client);
         sh("ip", &["netns", "add", client]);
@@ -145,6 +181,42 @@ impl GuestCloud {
             "ip",
             &["-n", client, "route", "add", "default", "via", "10.250.0.1"],
         );
+        // The public link. The router's end has no address of its own: the
+        // network controller binds each mapped public address on it (/32)
+        // and routes the range on-link there, as on a real network host.
+        sh(
+            "ip",
+            &[
+                "link",
+                "add",
+                PUBLIC_INTERFACE,
+                "netns",
+                router,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "pub0",
+                "netns",
+                client,
+            ],
+        );
+        let gateway_cidr = format!("{PUBLIC_GATEWAY}/24");
+        sh(
+            "ip",
+            &["-n", client, "addr", "add", &gateway_cidr, "dev", "pub0"],
+        );
+        sh("ip", &["-n", client, "link", "set", "pub0", "up"]);
+        sh("ip", &["-n", router, "link", "set", PUBLIC_INTERFACE, "up"]);
+    }
+
+    /// `program args…` run in the client namespace (the outside).
+    pub fn in_client(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.client, program])
+            .args(args);
+        command
     }
 
     /// Builds the tiny image and imports it; its id.
@@ -205,7 +277,7 @@ impl GuestCloud {
     }
 
     /// api, scheduler, network and compute-a, each a process over RabbitMQ.
-    async fn start_services(&mut self, amqp_url: &str) {
+    async fn start_services(&mut self, amqp_url: &str, settings: &[(&str, &str)]) {
         let [port, api_metrics, compute_metrics] = free_ports::<3>();
         (self.api_metrics, self.compute_metrics) = (api_metrics, compute_metrics);
         let tag = self.router.rsplit('-').next().unwrap_or("x").to_owned();
@@ -218,6 +290,11 @@ impl GuestCloud {
             ("STRATUS_COMPUTE__VIRT_TYPE".into(), "qemu".into()),
             ("STRATUS_SCHEDULER__DRIVER".into(), "chance".into()),
         ];
+        self.env.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let router = self.router.clone();
         let control = || ("STRATUS_NODE__HOST", "control".to_owned());
         let state_of = |name: &str| {
@@ -396,6 +473,11 @@ impl GuestCloud {
             ));
         }
         all
+    }
+
+    /// The whole log of the process `name` so far (empty if none).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// A folder of the test's own, `name` under its temp folder.

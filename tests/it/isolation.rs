@@ -19,7 +19,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::guest_cloud::{CLIENT_ADDRESS, GuestCloud};
+use crate::guest_cloud::{CLIENT_ADDRESS, GuestCloud, PUBLIC_GATEWAY};
 
 const PYTHON: &str = "/var/lib/stratus-dev/venv/bin/python";
 
@@ -96,6 +96,7 @@ async fn hostile_guests_cannot_spoof_poison_or_reach_another_tenant() {
         .env("IMAGE", &cloud.ami)
         .env("CLIENT_NETNS", &cloud.client)
         .env("CLIENT_ADDRESS", CLIENT_ADDRESS)
+        .env("PUBLIC_GATEWAY", PUBLIC_GATEWAY)
         .env("ROUTER_NETNS", &cloud.router)
         .env("SNIFF_LOG", &sniffer.log)
         .env("VICTIM_SECRET", &secret)

@@ -25,6 +25,7 @@ import botocore.credentials
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from addresses import address_life
 from egress import egress_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
@@ -71,13 +72,22 @@ def cli(creds, *args):
 
 
 def cli_error(creds, *args):
+    """Runs the AWS CLI expecting the service to refuse; returns its stderr."""
     env = dict(os.environ, AWS_ACCESS_KEY_ID=creds[0], AWS_SECRET_ACCESS_KEY=creds[1],
                AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null",
                AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_MAX_ATTEMPTS="1")
     done = subprocess.run([AWS, "--endpoint-url", ENDPOINT, "ec2", *args],
                           env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0, f"aws ec2 {args} should have failed"
+    # 255: AWS CLI v1's exit code for any failed call (v2 says 254 for a
+    # refusal by the service); the error code in stderr says which.
+    assert done.returncode == 255, f"aws ec2 {args} exited {done.returncode}: {done.stderr}"
     return done.stderr
+
+
+def cli_code(creds, code, *args):
+    """Runs the AWS CLI expecting the service to refuse with `code`."""
+    stderr = cli_error(creds, *args)
+    assert f"({code})" in stderr, f"aws ec2 {args}: expected {code}, got {stderr}"
 
 
 def expect_error(code, fn, *args, **kwargs):
@@ -319,6 +329,12 @@ def main():
     expect_error("CannotDelete", alpha.delete_security_group, GroupName="default")
     alpha.delete_security_group(GroupId=spare)
     expect_error("DryRunOperation", alpha.terminate_instances, InstanceIds=ids, DryRun=True)
+
+    # Public addresses: launch addresses and Elastic IPs (addresses.py).
+    creds = {"A": A, "B": B}
+    address_life(alpha, beta, ids + more_ids, IMAGE_PATH, expect_error,
+                 lambda who, *args: cli(creds[who], *args),
+                 lambda who, code, *args: cli_code(creds[who], code, *args), wait)
 
     # Terminate everything; the group can go once its instances are gone.
     gone = alpha.terminate_instances(InstanceIds=ids + more_ids)["TerminatingInstances"]

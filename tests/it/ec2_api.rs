@@ -1,7 +1,7 @@
 //! The EC2 API driven by the real AWS CLI and boto3 (api/tests/ec2/life.py)
 //! against a cloud in this process: the api service on a loopback port,
-//! the scheduler, a network controller and two compute workers on the fake
-//! driver, over the in-process bus. Every response the clients got is then
+//! the scheduler, a network controller (public NAT recorded by a fake host)
+//! and two compute workers on the fake driver, over the in-process bus. Every response the clients got is then
 //! checked against botocore's EC2 model (api/tests/ec2/ec2_check.py).
 
 use std::path::{Path, PathBuf};

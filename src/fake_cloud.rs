@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use stratus_api::config::{ApiConfig, Quotas};
+use stratus_api::config::{ApiConfig, PublicAddressing, Quotas};
 use stratus_compute::config::{ComputeConfig, DriverKind};
 use stratus_compute::driver::fake::FakeDriver;
 use stratus_compute::worker::{Worker, WorkerSetup};
@@ -42,6 +42,10 @@ pub struct Options {
     pub build_timeout_secs: u64,
     /// How long every service's calls wait for a reply.
     pub call_timeout: Duration,
+    /// A public range for launches and Elastic IPs, given to the api and
+    /// to the network controller alike (whose NAT and interface go to the
+    /// recording fake host, never the real one); none: no public addresses.
+    pub public: Option<PublicAddressing>,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
             database_url: None,
             build_timeout_secs: ApiConfig::default().build_timeout_secs,
             call_timeout: Duration::from_secs(30),
+            public: None,
         }
     }
 }
@@ -137,13 +142,24 @@ impl Starter<'_> {
         Ok(())
     }
 
-    async fn network(&mut self) -> Result<Arc<NetworkManager>, FakeCloudError> {
+    /// The network controller; its host commands (dnsmasq, the public
+    /// NAT and interface) only recorded.
+    async fn network(
+        &mut self,
+        public: Option<&PublicAddressing>,
+    ) -> Result<Arc<NetworkManager>, FakeCloudError> {
         let t = self.transport("network").await?;
+        let defaults = NetworkConfig::default();
         let config = NetworkConfig {
             dhcp: false,
             fixed_range: "10.0.0.0/8".into(),
             network_size: 65536,
-            ..NetworkConfig::default()
+            // The api's view and the controller's must name one range.
+            public_range: public.map(|p| p.range.to_string()).unwrap_or_default(),
+            public_ip_on_launch: public.is_some_and(|p| p.on_launch),
+            public_dns_domain: public
+                .map_or(defaults.public_dns_domain.clone(), |p| p.dns_domain.clone()),
+            ..defaults
         };
         let network = NetworkManager::start(
             &config,
@@ -188,6 +204,7 @@ impl Starter<'_> {
             image_roots: vec![images.to_path_buf()],
             database_url: options.database_url.clone(),
             build_timeout_secs: options.build_timeout_secs,
+            public: options.public.clone(),
             ..ApiConfig::default()
         };
         let t = self.transport("api").await?;
@@ -263,7 +280,7 @@ impl FakeCloud {
             transports: Vec::new(),
             servers: Vec::new(),
         };
-        let network = starter.network().await?;
+        let network = starter.network(options.public.as_ref()).await?;
         let scheduler = starter.scheduler().await?;
         let images = dir.path().join("images");
         std::fs::create_dir_all(&images).map_err(fail("image folder"))?;

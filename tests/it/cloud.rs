@@ -51,6 +51,7 @@ impl Cloud {
             database_url: None,
             build_timeout_secs,
             call_timeout: Duration::from_millis(rpc.call_timeout_ms),
+            public: None,
         };
         let connect = |name: &str| {
             let (rpc, name) = (rpc.clone(), name.to_owned());

@@ -1,7 +1,7 @@
 //! The EC2 API driven by the real AWS CLI and boto3 (api/tests/ec2/life.py)
 //! against a cloud in this process: the api service on a loopback port,
-//! the scheduler, a network controller and two compute workers on the fake
-//! driver, over the in-process bus. Every response the clients got is then
+//! the scheduler, a network controller (public NAT recorded by a fake host)
+//! and two compute workers on the fake driver, over the in-process bus. Every response the clients got is then
 //! checked against botocore's EC2 model (api/tests/ec2/ec2_check.py).
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use stratus::fake_cloud::{FakeCloud, Options};
-use stratus_api::config::Quotas;
+use stratus_api::config::{PublicAddressing, Quotas};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_test_support::command;
 
@@ -82,12 +82,22 @@ async fn the_same_life_with_the_api_tables_on_postgresql() {
 }
 
 async fn a_whole_life(database_url: Option<String>) {
+    // A public range for launch addresses and Elastic IPs; the network
+    // controller's NAT goes to the fake host, so any range will do.
+    let public = PublicAddressing {
+        range: "172.24.4.0/24".parse().expect("range"),
+        on_launch: true,
+        dns_domain: "compute.stratus".into(),
+    };
+    let quotas = Quotas {
+        instances: 8,
+        addresses: 5,
+        ..Quotas::default()
+    };
     let cloud = FakeCloud::start(Options {
-        quotas: Quotas {
-            instances: 8,
-            ..Quotas::default()
-        },
+        quotas: quotas.clone(),
         database_url,
+        public: Some(public.clone()),
         ..Options::default()
     })
     .await
@@ -96,6 +106,9 @@ async fn a_whole_life(database_url: Option<String>) {
     std::fs::create_dir_all(&responses).expect("responses");
     let mut env = two_projects(&cloud).await;
     env.push(("RESPONSES_DIR", responses.display().to_string()));
+    env.push(("PUBLIC_RANGE", public.range.to_string()));
+    env.push(("PUBLIC_DNS_DOMAIN", public.dns_domain));
+    env.push(("ADDRESS_QUOTA", quotas.addresses.to_string()));
     let out = python(&api_tests().join("life.py"), &[], &env).await;
     assert!(out.contains("life ok"), "{out}");
     let saved = std::fs::read_dir(&responses).expect("responses").count();

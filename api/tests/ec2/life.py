@@ -2,15 +2,18 @@
 
 Run by the Rust test `ec2_api` (tests/it/ec2_api.rs), which starts the cloud
 in process and passes endpoints and keys in the environment. Every raw
-response is saved to $RESPONSES_DIR as <Operation>.<status>.<n>.xml so that
-ec2_check.py can hold each one against botocore's EC2 model afterwards.
+response, boto3's and (from its --debug log) the AWS CLI's, is saved to
+$RESPONSES_DIR as <Operation>.<status>.<n>.xml so that ec2_check.py can hold
+each one against botocore's EC2 model afterwards.
 Any failed expectation raises, so the process exits non-zero.
 """
 
+import ast
 import base64
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ import botocore.credentials
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from addresses import address_life
 from egress import egress_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
@@ -58,26 +62,57 @@ def client(creds):
     return c
 
 
-def cli(creds, *args):
-    """Runs the AWS CLI; returns its parsed JSON output."""
+def _save_cli(stderr):
+    """Keeps each raw response the AWS CLI got (from its --debug log, where
+    botocore writes the operation, the status and the body in that order)."""
+    op = status = None
+    lines = stderr.splitlines()
+    for n, line in enumerate(lines):
+        if m := re.search(r"OperationModel\(name=(\w+)\)", line):
+            op = m.group(1)
+        elif m := re.search(r'"POST / HTTP/1\.1" (\d{3}) ', line):
+            status = m.group(1)
+        elif line.endswith("Response body:") and n + 1 < len(lines) and op and status:
+            body = ast.literal_eval(lines[n + 1])
+            _saved[0] += 1
+            with open(os.path.join(OUT, f"{op}.{status}.{_saved[0]}.xml"), "wb") as f:
+                f.write(body)
+            op = status = None
+
+
+def _run_cli(creds, *args):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=creds[0], AWS_SECRET_ACCESS_KEY=creds[1],
                AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null",
                AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_MAX_ATTEMPTS="1")
-    done = subprocess.run([AWS, "--endpoint-url", ENDPOINT, "--output", "json", "ec2", *args],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([AWS, "--debug", "--endpoint-url", ENDPOINT, "--output", "json", "ec2",
+                           *args], env=env, capture_output=True, text=True, timeout=60)
+    _save_cli(done.stderr)
+    return done
+
+
+def cli(creds, *args):
+    """Runs the AWS CLI; returns its parsed JSON output."""
+    done = _run_cli(creds, *args)
     if done.returncode != 0:
-        raise AssertionError(f"aws ec2 {' '.join(args)} failed: {done.stderr}")
+        raise AssertionError(f"aws ec2 {' '.join(args)} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout) if done.stdout.strip() else {}
 
 
 def cli_error(creds, *args):
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=creds[0], AWS_SECRET_ACCESS_KEY=creds[1],
-               AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null",
-               AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_MAX_ATTEMPTS="1")
-    done = subprocess.run([AWS, "--endpoint-url", ENDPOINT, "ec2", *args],
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0, f"aws ec2 {args} should have failed"
-    return done.stderr
+    """Runs the AWS CLI expecting the service to refuse; returns the error
+    it printed."""
+    done = _run_cli(creds, *args)
+    # 255: AWS CLI v1's exit code for any failed call (v2 says 254 for a
+    # refusal by the service); the error code printed says which.
+    shown = done.stderr.splitlines()[-3:]
+    assert done.returncode == 255, f"aws ec2 {args} exited {done.returncode}: {shown}"
+    return "\n".join(shown)
+
+
+def cli_code(creds, code, *args):
+    """Runs the AWS CLI expecting the service to refuse with `code`."""
+    stderr = cli_error(creds, *args)
+    assert f"({code})" in stderr, f"aws ec2 {args}: expected {code}, got {stderr}"
 
 
 def expect_error(code, fn, *args, **kwargs):
@@ -319,6 +354,12 @@ def main():
     expect_error("CannotDelete", alpha.delete_security_group, GroupName="default")
     alpha.delete_security_group(GroupId=spare)
     expect_error("DryRunOperation", alpha.terminate_instances, InstanceIds=ids, DryRun=True)
+
+    # Public addresses: launch addresses and Elastic IPs (addresses.py).
+    creds = {"A": A, "B": B}
+    address_life(alpha, beta, ids + more_ids, IMAGE_PATH, expect_error,
+                 lambda who, *args: cli(creds[who], *args),
+                 lambda who, code, *args: cli_code(creds[who], code, *args), wait)
 
     # Terminate everything; the group can go once its instances are gone.
     gone = alpha.terminate_instances(InstanceIds=ids + more_ids)["TerminatingInstances"]

@@ -176,9 +176,10 @@ pub async fn associate_address(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         allow,
     )
     .await?;
+    // botocore's AssociateAddressResult has `associationId` alone: a
+    // `return` beside it (as EC2's samples show) is dropped by every SDK.
     let mut x = cx.response();
-    x.value("return", true)
-        .text("associationId", &association_id);
+    x.text("associationId", &association_id);
     Ok(cx.finish(x))
 }
 

@@ -40,6 +40,11 @@ impl FakeHost {
         locked(&self.calls).clone()
     }
 
+    /// Every command run so far as one line each (`ip link set x up`).
+    pub fn command_lines(&self) -> Vec<String> {
+        self.calls().iter().map(|c| c.join(" ")).collect()
+    }
+
     /// What was fed to commands' stdin, in order.
     pub fn stdins(&self) -> Vec<String> {
         locked(&self.stdins).clone()

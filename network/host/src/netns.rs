@@ -176,7 +176,7 @@ mod tests {
             .await
             .expect("linked");
         assert_eq!(end, "stratus-gw");
-        let host_calls: Vec<String> = host.calls().iter().map(|c| c.join(" ")).collect();
+        let host_calls = host.command_lines();
         assert_eq!(
             host_calls,
             [
@@ -187,7 +187,7 @@ mod tests {
                 "ip link set stratus-gw up",
             ]
         );
-        let netns_calls: Vec<String> = netns.calls().iter().map(|c| c.join(" ")).collect();
+        let netns_calls = netns.command_lines();
         assert_eq!(
             netns_calls,
             ["ip link del stratus-pub", "ip link set stratus-pub up"]
@@ -211,7 +211,7 @@ mod tests {
             .await
             .expect("linked");
         assert_eq!(end, "stratus-gw");
-        let host_calls: Vec<String> = host.calls().iter().map(|c| c.join(" ")).collect();
+        let host_calls = host.command_lines();
         assert_eq!(
             host_calls,
             [
@@ -220,7 +220,7 @@ mod tests {
                 "ip link set stratus-gw up",
             ]
         );
-        let netns_calls: Vec<String> = netns.calls().iter().map(|c| c.join(" ")).collect();
+        let netns_calls = netns.command_lines();
         assert_eq!(
             netns_calls,
             [

@@ -84,7 +84,7 @@ async fn vlan_bridge_commands_are_argument_vectors_in_order() {
         .ensure_vlan_bridge(100, "eth0", "br100")
         .await
         .expect("fake");
-    let calls: Vec<String> = fake.calls().iter().map(|c| c.join(" ")).collect();
+    let calls = fake.command_lines();
     assert_eq!(
         calls,
         [

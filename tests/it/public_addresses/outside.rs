@@ -289,6 +289,25 @@ pub(super) async fn wait_tcp(cloud: &GuestCloud, address: &str, port: u16, open:
     }
 }
 
+/// What `GET /` on `address:port` from the outside answers within 5 s.
+pub(super) fn http_get(cloud: &GuestCloud, address: &str, port: u16) -> String {
+    let fetched = cloud
+        .in_client(
+            "timeout",
+            &[
+                "5",
+                "bash",
+                "-c",
+                &format!(
+                    "exec 3<>/dev/tcp/{address}/{port}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+                ),
+            ],
+        )
+        .output()
+        .expect("bash runs");
+    String::from_utf8_lossy(&fetched.stdout).into_owned()
+}
+
 /// An SSH session from the outside that prints a tick a second for `secs`.
 pub(super) fn session(cloud: &GuestCloud, tenant: &Tenant, address: &str, secs: u32) -> Child {
     let key = tenant.key.display().to_string();
@@ -319,13 +338,21 @@ pub(super) fn session_held(cloud: &GuestCloud, child: Child, secs: u32, what: &s
 const READY: &str = "ready; Ctrl-C or SIGTERM stops";
 
 /// How many times the process `name` has said it serves.
-pub(super) fn times_ready(cloud: &GuestCloud, name: &str) -> usize {
+fn times_ready(cloud: &GuestCloud, name: &str) -> usize {
     cloud.log(name).matches(READY).count()
+}
+
+/// Respawns the killed process `name` and waits until it serves again,
+/// past its start-up work.
+pub(super) async fn respawn_ready(cloud: &mut GuestCloud, name: &str) {
+    let before = times_ready(cloud, name);
+    cloud.respawn(name);
+    wait_ready(cloud, name, before).await;
 }
 
 /// Waits until the process `name` says it serves for the time after
 /// `before` (a respawned service, past its start-up work).
-pub(super) async fn wait_ready(cloud: &GuestCloud, name: &str, before: usize) {
+async fn wait_ready(cloud: &GuestCloud, name: &str, before: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while times_ready(cloud, name) <= before {
         assert!(
@@ -343,4 +370,20 @@ pub(super) fn in_public_range(address: &str) -> bool {
     address
         .parse::<Ipv4Addr>()
         .is_ok_and(|a| range.contains(&a) && a.to_string() != PUBLIC_GATEWAY)
+}
+
+/// The addresses bound on the router's public interface, one a line.
+pub(super) fn bound_public(cloud: &GuestCloud) -> String {
+    stratus_test_support::sh(
+        "ip",
+        &[
+            "-n",
+            &cloud.router,
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "stratus-pub",
+        ],
+    )
 }

@@ -13,7 +13,7 @@ async fn every_owner_in_a_response_is_the_projects_account_id() {
     let account = account_id("alpha");
     let ami = endpoint.register_image("owned").await;
     let images = endpoint.call("DescribeImages", &[]).await.ok();
-    assert_eq!(images.texts("imageOwnerId"), [account.clone()]);
+    assert_eq!(images.texts("imageOwnerId"), [account.as_str()]);
     let group = endpoint.default_group().await;
     endpoint
         .call(
@@ -29,10 +29,10 @@ async fn every_owner_in_a_response_is_the_projects_account_id() {
         .await
         .ok();
     let groups = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
-    assert_eq!(groups.texts("ownerId"), [account.clone()]);
-    assert_eq!(groups.texts("userId"), [account.clone()]);
+    assert_eq!(groups.texts("ownerId"), [account.as_str()]);
+    assert_eq!(groups.texts("userId"), [account.as_str()]);
     let run = endpoint.run_one(&ami, &[]).await.ok();
-    assert_eq!(run.texts("ownerId"), [account.clone()]);
+    assert_eq!(run.texts("ownerId"), [account.as_str()]);
     let described = endpoint.call("DescribeInstances", &[]).await.ok();
     assert_eq!(described.texts("ownerId"), [account]);
 }
@@ -58,8 +58,8 @@ async fn owner_filters_and_owner_parameters_take_the_account_id() {
     let (alpha, beta) = (account_id("alpha"), account_id("beta"));
     let ami = endpoint.register_image("mine").await;
     endpoint.run_one(&ami, &[]).await.ok();
-    assert_eq!(images_of(&endpoint, &alpha).await, [ami.clone()]);
-    assert_eq!(images_of(&endpoint, "self").await, [ami.clone()]);
+    assert_eq!(images_of(&endpoint, &alpha).await, [ami.as_str()]);
+    assert_eq!(images_of(&endpoint, "self").await, [ami.as_str()]);
     assert!(images_of(&endpoint, &beta).await.is_empty());
     for action in [
         "DescribeImages",

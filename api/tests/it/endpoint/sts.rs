@@ -147,7 +147,7 @@ async fn get_caller_identity_answers_the_projects_account_in_the_query_protocol(
         "{}",
         answer.body
     );
-    assert_eq!(answer.texts("Account"), [account.clone()]);
+    assert_eq!(answer.texts("Account"), [account.as_str()]);
     assert_eq!(
         answer.texts("Arn"),
         [format!("arn:aws:iam::{account}:user/user")]

@@ -1,4 +1,5 @@
-//! The api service: the EC2 Query API and the cloud controller behind it,
+//! The api service: the EC2 Query API (with STS's GetCallerIdentity on the
+//! same endpoint) and the cloud controller behind it,
 //! the database it owns, the `conductor` topic through which compute hosts
 //! report instance state, and the metadata service.
 
@@ -15,3 +16,4 @@ pub mod netns;
 pub mod serve;
 pub mod service;
 pub mod start;
+pub mod sts;

@@ -69,6 +69,9 @@ pub enum AuthError {
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
     )]
     Mismatch,
+    /// No credentials with the access key the request names.
+    #[error("AWS was not able to validate the provided access credentials")]
+    UnknownKey,
     /// A signature already accepted, sent again (a replay), saying when it was first seen.
     #[error(
         "This signed request was already accepted {0}; a signed request is accepted once. Sign the request again to repeat it."
@@ -85,7 +88,7 @@ impl AuthError {
             AuthError::Unsupported(_) => "InvalidParameterValue",
             AuthError::Expired(_) => "RequestExpired",
             AuthError::Mismatch => "SignatureDoesNotMatch",
-            AuthError::Replayed(_) => "AuthFailure",
+            AuthError::UnknownKey | AuthError::Replayed(_) => "AuthFailure",
         }
     }
 }
@@ -110,9 +113,31 @@ pub fn verify(
     now: SystemTime,
     window: Duration,
 ) -> Result<(), AuthError> {
+    verify_for(req, secret, now, window, sigv4::SERVICE)
+}
+
+/// As [`verify`], for a request to `service` (`sigv4::SERVICE` or
+/// `sigv4::STS_SERVICE`): a SigV4 scope naming any other service is refused.
+pub fn verify_for(
+    req: &SignedRequest,
+    secret: &str,
+    now: SystemTime,
+    window: Duration,
+    service: &str,
+) -> Result<(), AuthError> {
     match scheme(req)? {
-        Scheme::V4 => sigv4::verify_for_service(req, secret, now, window, sigv4::SERVICE),
+        Scheme::V4 => sigv4::verify_for_service(req, secret, now, window, service),
         Scheme::V2 => sigv2::verify(req, secret, now, window),
+    }
+}
+
+/// The service a SigV4 request's Credential scope names; `None` for a
+/// request signed otherwise or not at all, or whose scope cannot be read
+/// (verifying it then says why).
+pub fn scoped_service(req: &SignedRequest) -> Option<String> {
+    match scheme(req) {
+        Ok(Scheme::V4) => sigv4::scoped_service(req).ok(),
+        _ => None,
     }
 }
 

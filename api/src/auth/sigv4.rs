@@ -16,8 +16,10 @@ use crate::auth::timestamp;
 use crate::auth::{AuthError, SignedRequest};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-/// The only service this API answers for.
-pub(super) const SERVICE: &str = "ec2";
+/// The service EC2 requests are scoped to.
+pub const SERVICE: &str = "ec2";
+/// The service STS requests are scoped to (served on the same endpoint).
+pub const STS_SERVICE: &str = "sts";
 /// AWS refuses presigned URLs valid for longer than seven days.
 const MAX_EXPIRES: u64 = 7 * 24 * 3600;
 
@@ -60,8 +62,15 @@ pub fn claim(req: &SignedRequest) -> Result<String, AuthError> {
     Ok(parse(req)?.access_key)
 }
 
-/// Verifies a SigV4 request scoped to `service` (`SERVICE` for the EC2
-/// endpoint; any region).
+/// The service the request's SigV4 Credential scope names (`ec2`, `sts`),
+/// read before verifying so the endpoint knows which API is asked; the
+/// signature over that very scope is checked afterwards.
+pub fn scoped_service(req: &SignedRequest) -> Result<String, AuthError> {
+    Ok(parse(req)?.service)
+}
+
+/// Verifies a SigV4 request scoped to `service` (`SERVICE` or
+/// `STS_SERVICE`; any region).
 pub(super) fn verify_for_service(
     req: &SignedRequest,
     secret: &str,

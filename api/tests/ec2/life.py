@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from addresses import address_life
 from egress import egress_life
+from sts import sts_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
 REGION = os.environ.get("STRATUS_REGION", "nova")
@@ -322,6 +323,13 @@ def main():
     assert alpha.describe_regions()["Regions"][0]["RegionName"] == REGION
     types = {t["InstanceType"]: t for t in alpha.describe_instance_types()["InstanceTypes"]}
     assert types["m1.tiny"]["MemoryInfo"]["SizeInMiB"] == 512 and types["m1.tiny"]["VCpuInfo"]["DefaultVCpus"] == 1
+    medium = types["m1.medium"]
+    assert medium["VCpuInfo"] == {"DefaultVCpus": 2, "DefaultCores": 2, "DefaultThreadsPerCore": 1,
+                                  "ValidCores": [1, 2], "ValidThreadsPerCore": [1]}, medium["VCpuInfo"]
+    assert medium["InstanceStorageSupported"] and medium["InstanceStorageInfo"]["TotalSizeInGB"] == 40
+    assert medium["ProcessorInfo"]["SupportedArchitectures"] == ["x86_64"], medium["ProcessorInfo"]
+    assert [t["InstanceType"] for t in alpha.describe_instance_types(Filters=[
+        {"Name": "vcpu-info.default-vcpus", "Values": ["2"]}])["InstanceTypes"]] == ["m1.medium"]
     attrs = {a["AttributeName"] for a in alpha.describe_account_attributes()["AccountAttributes"]}
     assert "max-instances" in attrs
 
@@ -354,6 +362,9 @@ def main():
     expect_error("CannotDelete", alpha.delete_security_group, GroupName="default")
     alpha.delete_security_group(GroupId=spare)
     expect_error("DryRunOperation", alpha.terminate_instances, InstanceIds=ids, DryRun=True)
+
+    # STS on the same endpoint: the account, the OwnerId of all the above (sts.py).
+    sts_life(ENDPOINT, REGION, A, B, alpha, beta, expect_error, AWS)
 
     # Public addresses: launch addresses and Elastic IPs (addresses.py).
     creds = {"A": A, "B": B}

@@ -4,6 +4,7 @@
 
 use super::super::error::Ec2Error;
 use super::super::filters;
+use super::super::ids::account_id;
 use super::super::params::shown;
 use super::super::{Ctx, all_found};
 use super::permissions;
@@ -55,6 +56,38 @@ pub async fn resolve(
     Ok(chosen)
 }
 
+/// Refuses rules naming a group of another account (`UserId` in a group
+/// pair, or the flat form's `SourceSecurityGroupOwnerId`): groups are the
+/// project's own. The caller's account id is accepted (what tools that ask
+/// STS send), and so is the project id owners were shown before.
+fn same_account_peers(cx: &Ctx<'_>) -> Result<(), Ec2Error> {
+    let project = &cx.caller.project_id;
+    let account = account_id(project);
+    let mut owners: Vec<String> = Vec::new();
+    owners.extend(
+        cx.params
+            .get("SourceSecurityGroupOwnerId")
+            .map(str::to_owned),
+    );
+    for permission in cx.params.structs("IpPermissions")? {
+        for list in ["UserIdGroupPairs", "Groups"] {
+            for pair in permission.structs(list)? {
+                owners.extend(pair.get("UserId").map(str::to_owned));
+            }
+        }
+    }
+    match owners.iter().find(|o| **o != account && *o != project) {
+        Some(other) => Err(Ec2Error::client(
+            "InvalidGroup.NotFound",
+            format!(
+                "Rules can name only this account's ({account}) security groups, not those of '{}'.",
+                shown(other)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Authorize or Revoke, ingress or egress: the rules a request gives,
 /// changed in the group it names (egress only by `GroupId`, as EC2 has it).
 async fn change_rules(
@@ -62,6 +95,7 @@ async fn change_rules(
     direction: Direction,
     change: Change,
 ) -> Result<String, Ec2Error> {
+    same_account_peers(cx)?;
     let request = RuleChange {
         group: permissions::target_group(cx.params, direction == Direction::Ingress)?,
         direction,
@@ -197,12 +231,12 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
                     "group-name" => vec![g.name.clone()],
                     "group-id" => vec![g.group_id.clone()],
                     "description" => vec![g.description.clone()],
-                    "owner-id" => vec![g.project_id.clone()],
+                    "owner-id" => vec![account_id(&g.project_id)],
                     _ => vec![],
                 })
             }
     });
-    let owner = cx.caller.project_id.clone();
+    let owner = account_id(&cx.caller.project_id);
     let mut x = cx.response();
     x.list("securityGroupInfo", &groups, |x, g| {
         x.text("ownerId", &owner)

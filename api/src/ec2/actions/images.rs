@@ -190,10 +190,14 @@ pub async fn describe_images(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let tags = cx.cloud.db.tags(me, None).await?;
     let tags_of = |id: &str| super::tags::of(&tags, id);
     images.retain(|i| {
+        let owner = ids::account_id(&i.project_id);
+        // An owner is named by "self", its account id, or (as clients were
+        // shown before account ids) its project id.
         (ids.is_empty() || ids.contains(&i.image_id))
             && (owners.is_empty()
                 || owners.iter().any(|o| {
                     (o == "self" && &i.project_id == me)
+                        || *o == owner
                         || o == &i.project_id
                         || (o == "amazon" && i.is_public)
                 }))
@@ -204,7 +208,7 @@ pub async fn describe_images(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
                 "architecture" => vec![i.architecture.clone()],
                 "image-type" => vec![i.image_type.clone()],
                 "is-public" => vec![i.is_public.to_string()],
-                "owner-id" => vec![i.project_id.clone()],
+                "owner-id" => vec![owner.clone()],
                 "kernel-id" => i.kernel_id.iter().cloned().collect(),
                 "ramdisk-id" => i.ramdisk_id.iter().cloned().collect(),
                 "description" => i.description.iter().cloned().collect(),
@@ -216,7 +220,7 @@ pub async fn describe_images(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         x.text("imageId", &i.image_id)
             .text("imageLocation", &i.location)
             .text("imageState", &i.state)
-            .text("imageOwnerId", &i.project_id)
+            .text("imageOwnerId", &ids::account_id(&i.project_id))
             .text("creationDate", &i.created_at)
             .value("isPublic", i.is_public)
             .text("architecture", &i.architecture)

@@ -113,39 +113,135 @@ pub async fn describe_regions(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     Ok(cx.finish(x))
 }
 
-/// One `instanceTypeSet` item.
+/// `name` listing `values` as `<item>` texts.
+fn texts(x: &mut Xml, name: &str, values: &[&str]) {
+    x.list(name, values, |x, v| {
+        x.out_text(v);
+    });
+}
+
+/// One `instanceTypeSet` item, with what botocore's `InstanceTypeInfo`
+/// holds and amazon.aws or Terraform read: the flavour's vCPUs (one thread
+/// per core, as guests get them), memory and root disk, and what a guest
+/// on QEMU/KVM here can and cannot have (no EBS, no placement groups, one
+/// interface with one IPv4 address, BIOS boot).
 fn instance_type(x: &mut Xml, t: &InstanceType) {
     x.text("instanceType", &t.name)
         .value("currentGeneration", true)
         .value("freeTierEligible", false);
-    x.list("supportedUsageClasses", ["on-demand"], |x, c| {
-        x.out_text(c);
-    });
-    x.list("supportedRootDeviceTypes", ["instance-store"], |x, c| {
-        x.out_text(c);
-    });
-    x.list("supportedVirtualizationTypes", ["hvm"], |x, c| {
-        x.out_text(c);
-    });
-    x.value("bareMetal", false);
+    texts(x, "supportedUsageClasses", &["on-demand"]);
+    texts(x, "supportedRootDeviceTypes", &["instance-store"]);
+    texts(x, "supportedVirtualizationTypes", &["hvm"]);
+    x.value("bareMetal", false).text("hypervisor", "xen");
     x.open("processorInfo");
-    x.list("supportedArchitectures", ["x86_64"], |x, c| {
-        x.out_text(c);
-    });
+    texts(x, "supportedArchitectures", &["x86_64"]);
     x.close("processorInfo");
     x.open("vCpuInfo")
         .value("defaultVCpus", t.vcpus)
         .value("defaultCores", t.vcpus)
-        .value("defaultThreadsPerCore", 1)
-        .close("vCpuInfo");
+        .value("defaultThreadsPerCore", 1);
+    x.list("validCores", 1..=t.vcpus, |x, n| {
+        x.out_text(&n.to_string());
+    });
+    x.list("validThreadsPerCore", [1], |x, n| {
+        x.out_text(&n.to_string());
+    });
+    x.close("vCpuInfo");
     x.open("memoryInfo")
         .value("sizeInMiB", t.memory_mb)
         .close("memoryInfo");
     x.value("instanceStorageSupported", t.root_gb > 0);
     if t.root_gb > 0 {
         x.open("instanceStorageInfo")
-            .value("totalSizeInGB", t.root_gb)
+            .value("totalSizeInGB", t.root_gb);
+        x.list("disks", [t.root_gb], |x, gb| {
+            x.value("sizeInGB", gb)
+                .value("count", 1)
+                .text("type", "ssd");
+        });
+        x.text("nvmeSupport", "unsupported")
+            .text("encryptionSupport", "unsupported")
             .close("instanceStorageInfo");
+    }
+    x.open("ebsInfo")
+        .text("ebsOptimizedSupport", "unsupported")
+        .text("encryptionSupport", "unsupported")
+        .text("nvmeSupport", "unsupported")
+        .close("ebsInfo");
+    network_info(x);
+    x.open("placementGroupInfo");
+    texts(x, "supportedStrategies", &[]);
+    x.close("placementGroupInfo");
+    x.value("hibernationSupported", false)
+        .value("burstablePerformanceSupported", false)
+        .value("dedicatedHostsSupported", false)
+        .value("autoRecoverySupported", false);
+    texts(x, "supportedBootModes", &["legacy-bios"]);
+    x.text("nitroEnclavesSupport", "unsupported")
+        .text("nitroTpmSupport", "unsupported")
+        .text("phcSupport", "unsupported")
+        .value("supportedInRegion", true);
+}
+
+/// `networkInfo`: one card with one interface of one IPv4 address, no IPv6.
+fn network_info(x: &mut Xml) {
+    const PERFORMANCE: &str = "Moderate";
+    x.open("networkInfo")
+        .text("networkPerformance", PERFORMANCE)
+        .value("maximumNetworkInterfaces", 1)
+        .value("maximumNetworkCards", 1)
+        .value("defaultNetworkCardIndex", 0);
+    x.list("networkCards", [0], |x, index| {
+        x.value("networkCardIndex", index)
+            .text("networkPerformance", PERFORMANCE)
+            .value("maximumNetworkInterfaces", 1);
+    });
+    x.value("ipv4AddressesPerInterface", 1)
+        .value("ipv6AddressesPerInterface", 0)
+        .value("ipv6Supported", false)
+        .text("enaSupport", "unsupported")
+        .value("efaSupported", false)
+        .value("encryptionInTransitSupported", false)
+        .value("enaSrdSupported", false)
+        .close("networkInfo");
+}
+
+/// The DescribeInstanceTypes filters answered.
+const TYPE_FILTERS: &[&str] = &[
+    "instance-type",
+    "vcpu-info.default-vcpus",
+    "vcpu-info.default-cores",
+    "vcpu-info.default-threads-per-core",
+    "memory-info.size-in-mib",
+    "current-generation",
+    "instance-storage-supported",
+    "instance-storage-info.total-size-in-gb",
+    "processor-info.supported-architecture",
+    "supported-root-device-type",
+    "supported-virtualization-type",
+    "supported-usage-class",
+    "hypervisor",
+    "bare-metal",
+];
+
+/// What filter `name` sees of `t` (as [`instance_type`] renders it).
+fn type_values(t: &InstanceType, name: &str) -> Vec<String> {
+    let one = |v: &str| vec![v.to_owned()];
+    match name {
+        "instance-type" => vec![t.name.clone()],
+        "vcpu-info.default-vcpus" | "vcpu-info.default-cores" => vec![t.vcpus.to_string()],
+        "vcpu-info.default-threads-per-core" => one("1"),
+        "memory-info.size-in-mib" => vec![t.memory_mb.to_string()],
+        "current-generation" => one("true"),
+        "instance-storage-supported" => vec![(t.root_gb > 0).to_string()],
+        "instance-storage-info.total-size-in-gb" if t.root_gb > 0 => vec![t.root_gb.to_string()],
+        "processor-info.supported-architecture" => one("x86_64"),
+        "supported-root-device-type" => one("instance-store"),
+        "supported-virtualization-type" => one("hvm"),
+        "supported-usage-class" => one("on-demand"),
+        "hypervisor" => one("xen"),
+        "bare-metal" => one("false"),
+        _ => vec![],
     }
 }
 
@@ -166,26 +262,12 @@ pub async fn describe_instance_types(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
             )
         },
     )?;
-    let wanted = filters::parse(
-        cx.params,
-        &[
-            "instance-type",
-            "vcpu-info.default-vcpus",
-            "memory-info.size-in-mib",
-        ],
-    )?;
+    let wanted = filters::parse(cx.params, TYPE_FILTERS)?;
     let types: Vec<_> = config
         .instance_types
         .iter()
         .filter(|t| names.is_empty() || names.contains(&t.name))
-        .filter(|t| {
-            filters::matches(&wanted, &[], |n| match n {
-                "instance-type" => vec![t.name.clone()],
-                "vcpu-info.default-vcpus" => vec![t.vcpus.to_string()],
-                "memory-info.size-in-mib" => vec![t.memory_mb.to_string()],
-                _ => vec![],
-            })
-        })
+        .filter(|t| filters::matches(&wanted, &[], |n| type_values(t, n)))
         .collect();
     let mut x = cx.response();
     x.list("instanceTypeSet", types, instance_type);
@@ -218,4 +300,59 @@ pub async fn describe_account_attributes(cx: &Ctx<'_>) -> Result<String, Ec2Erro
         });
     });
     Ok(cx.finish(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_type_tells_its_cpus_memory_and_disk() {
+        let t = InstanceType {
+            name: "m1.medium".into(),
+            vcpus: 2,
+            memory_mb: 4096,
+            root_gb: 40,
+        };
+        let mut x = Xml::fragment();
+        instance_type(&mut x, &t);
+        let out = x.into_string();
+        for part in [
+            "<vCpuInfo><defaultVCpus>2</defaultVCpus><defaultCores>2</defaultCores>\
+             <defaultThreadsPerCore>1</defaultThreadsPerCore>\
+             <validCores><item>1</item><item>2</item></validCores>\
+             <validThreadsPerCore><item>1</item></validThreadsPerCore></vCpuInfo>",
+            "<memoryInfo><sizeInMiB>4096</sizeInMiB></memoryInfo>",
+            "<instanceStorageSupported>true</instanceStorageSupported>\
+             <instanceStorageInfo><totalSizeInGB>40</totalSizeInGB>\
+             <disks><item><sizeInGB>40</sizeInGB><count>1</count><type>ssd</type></item></disks>",
+            "<processorInfo><supportedArchitectures><item>x86_64</item></supportedArchitectures></processorInfo>",
+            "<supportedRootDeviceTypes><item>instance-store</item></supportedRootDeviceTypes>",
+            "<supportedVirtualizationTypes><item>hvm</item></supportedVirtualizationTypes>",
+            "<currentGeneration>true</currentGeneration>",
+        ] {
+            assert!(out.contains(part), "{part} not in {out}");
+        }
+        assert_eq!(type_values(&t, "vcpu-info.default-cores"), ["2"]);
+        assert_eq!(
+            type_values(&t, "instance-storage-info.total-size-in-gb"),
+            ["40"]
+        );
+    }
+
+    #[test]
+    fn a_flavour_without_its_own_disk_has_no_instance_storage() {
+        let t = InstanceType {
+            name: "m1.image".into(),
+            vcpus: 1,
+            memory_mb: 512,
+            root_gb: 0,
+        };
+        let mut x = Xml::fragment();
+        instance_type(&mut x, &t);
+        let out = x.into_string();
+        assert!(out.contains("<instanceStorageSupported>false</instanceStorageSupported>"));
+        assert!(!out.contains("instanceStorageInfo"), "{out}");
+        assert!(type_values(&t, "instance-storage-info.total-size-in-gb").is_empty());
+    }
 }

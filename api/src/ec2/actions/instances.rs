@@ -95,7 +95,7 @@ fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
         "reservation-id" => one(&i.reservation_id),
         "kernel-id" => opt(&i.kernel_id),
         "ramdisk-id" => opt(&i.ramdisk_id),
-        "owner-id" => one(&i.project_id),
+        "owner-id" => vec![super::super::ids::account_id(&i.project_id)],
         "ami-launch-index" | "launch-index" => vec![i.launch_index.to_string()],
         "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
         "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),

@@ -7,6 +7,7 @@ use stratus_rpc::wire::conductor::InstanceState;
 
 use crate::db::instances::InstanceRow;
 
+use super::super::ids::account_id;
 use super::super::xml::Xml;
 
 /// `<instanceState>` (or another element of the same shape).
@@ -165,17 +166,18 @@ pub fn instance(
         .close("cpuOptions");
 }
 
-/// One reservation: its id, owner, groups and instances.
+/// One reservation: its id, owner (the account of `project_id`), groups
+/// and instances.
 pub fn reservation(
     x: &mut Xml,
     reservation_id: &str,
-    owner: &str,
+    project_id: &str,
     instances: &[(&InstanceRow, Vec<(String, String)>)],
     default_zone: &str,
     dns_domain: Option<&str>,
 ) {
     x.text("reservationId", reservation_id)
-        .text("ownerId", owner);
+        .text("ownerId", &account_id(project_id));
     let groups = instances
         .first()
         .map(|(i, _)| i.groups.clone())
@@ -194,7 +196,7 @@ pub fn reservations(
     x: &mut Xml,
     rows: &[InstanceRow],
     tags: &HashMap<String, Vec<(String, String)>>,
-    owner: &str,
+    project_id: &str,
     default_zone: &str,
     dns_domain: Option<&str>,
 ) {
@@ -210,7 +212,7 @@ pub fn reservations(
     }
     x.list("reservationSet", order, |x, r| {
         let instances = by_reservation.get(r).map(Vec::as_slice).unwrap_or_default();
-        reservation(x, r, owner, instances, default_zone, dns_domain);
+        reservation(x, r, project_id, instances, default_zone, dns_domain);
     });
 }
 

@@ -164,8 +164,9 @@ async fn egress_rules_are_authorized_described_and_revoked() {
     );
     assert!(
         shown.contains(&format!(
-            "<fromPort>5432</fromPort><toPort>5432</toPort><groups><item><userId>alpha</userId>\
-             <groupId>{db}</groupId><groupName>db</groupName></item></groups><ipRanges></ipRanges>"
+            "<fromPort>5432</fromPort><toPort>5432</toPort><groups><item><userId>{}</userId>\
+             <groupId>{db}</groupId><groupName>db</groupName></item></groups><ipRanges></ipRanges>",
+            stratus_api::ec2::ids::account_id("alpha")
         )),
         "{shown}"
     );

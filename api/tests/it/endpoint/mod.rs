@@ -7,7 +7,9 @@ mod egress;
 mod golden;
 mod injection;
 mod limits;
+mod owners;
 mod signatures;
+mod sts;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

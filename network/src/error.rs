@@ -52,7 +52,9 @@ pub enum NetworkError {
     },
     /// The fixed IP asked for is outside the network, or one it keeps for
     /// itself (network, gateway, DHCP server, broadcast).
-    #[error("the requested private IP address {address} is not an address instances may have in {cidr} (outside it, or its network, gateway, DHCP or broadcast address)")]
+    #[error(
+        "the requested private IP address {address} is not an address instances may have in {cidr} (outside it, or its network, gateway, DHCP or broadcast address)"
+    )]
     FixedIpNotInNetwork {
         /// The address asked for.
         address: String,

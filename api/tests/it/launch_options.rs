@@ -55,7 +55,10 @@ async fn a_subnet_places_the_instance_in_its_zone() {
         )
         .await
         .ok();
-    assert_eq!(run(&endpoint, 1).await["placement"]["availability_zone"], "zone-b");
+    assert_eq!(
+        run(&endpoint, 1).await["placement"]["availability_zone"],
+        "zone-b"
+    );
     // A placement that agrees is fine; one that contradicts is refused.
     endpoint
         .run_one(
@@ -84,7 +87,12 @@ async fn unknown_and_other_projects_subnets_are_not_found() {
     let (endpoint, ami) = two_zones().await;
     let theirs = default_subnet_id("beta", "nova");
     let unknown_zone = default_subnet_id("alpha", "zone-z");
-    for subnet in ["subnet-1", "subnet-0123456789abcdef0", &theirs, &unknown_zone] {
+    for subnet in [
+        "subnet-1",
+        "subnet-0123456789abcdef0",
+        &theirs,
+        &unknown_zone,
+    ] {
         endpoint
             .run_one(&ami, &[("SubnetId", subnet)])
             .await
@@ -122,10 +130,16 @@ async fn groups_by_id_at_top_level_and_in_the_interface() {
         )
         .await
         .ok();
-    assert_eq!(groups_of(&run(&endpoint, 1).await), [db.clone()]);
+    assert_eq!(
+        groups_of(&run(&endpoint, 1).await),
+        std::slice::from_ref(&db)
+    );
     // Names and ids together name both.
     endpoint
-        .run_one(&ami, &[("SecurityGroupId.1", &db), ("SecurityGroup.1", "web")])
+        .run_one(
+            &ami,
+            &[("SecurityGroupId.1", &db), ("SecurityGroup.1", "web")],
+        )
         .await
         .ok();
     assert_eq!(groups_of(&run(&endpoint, 2).await), wanted);
@@ -179,7 +193,10 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
             &ami,
             &[
                 ("NetworkInterface.1.DeviceIndex", "0"),
-                ("NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress", "10.0.0.25"),
+                (
+                    "NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress",
+                    "10.0.0.25",
+                ),
                 ("NetworkInterface.1.PrivateIpAddressesSet.1.Primary", "true"),
             ],
         )
@@ -221,7 +238,10 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
             "UnsupportedOperation",
         ),
         (
-            vec![("NetworkInterface.1.NetworkInterfaceId", "eni-0123456789abcdef0")],
+            vec![(
+                "NetworkInterface.1.NetworkInterfaceId",
+                "eni-0123456789abcdef0",
+            )],
             "UnsupportedOperation",
         ),
         (
@@ -230,8 +250,14 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
         ),
         (
             vec![
-                ("NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress", "10.0.0.5"),
-                ("NetworkInterface.1.PrivateIpAddressesSet.2.PrivateIpAddress", "10.0.0.6"),
+                (
+                    "NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress",
+                    "10.0.0.5",
+                ),
+                (
+                    "NetworkInterface.1.PrivateIpAddressesSet.2.PrivateIpAddress",
+                    "10.0.0.6",
+                ),
             ],
             "UnsupportedOperation",
         ),
@@ -256,7 +282,10 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
             ],
             "InvalidParameterCombination",
         ),
-        (vec![("PrivateIpAddress", "10.0.0.300")], "InvalidParameterValue"),
+        (
+            vec![("PrivateIpAddress", "10.0.0.300")],
+            "InvalidParameterValue",
+        ),
         (
             vec![("NetworkInterface.1.PrivateIpAddress", "not-an-ip")],
             "InvalidParameterValue",
@@ -268,7 +297,12 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
     ];
     for (extra, code) in cases {
         let answer = endpoint.run_one(&ami, &extra).await;
-        assert_eq!(answer.code().as_deref(), Some(code), "{extra:?}: {}", answer.body);
+        assert_eq!(
+            answer.code().as_deref(),
+            Some(code),
+            "{extra:?}: {}",
+            answer.body
+        );
     }
     // A fixed IP names one instance: not with MaxCount above 1.
     endpoint
@@ -285,5 +319,9 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
         .refused(400, "InvalidParameterCombination");
     // Nothing was launched by any of these.
     let described = endpoint.call("DescribeInstances", &[]).await.ok();
-    assert!(described.texts("instanceId").is_empty(), "{}", described.body);
+    assert!(
+        described.texts("instanceId").is_empty(),
+        "{}",
+        described.body
+    );
 }

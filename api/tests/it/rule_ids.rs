@@ -33,7 +33,10 @@ async fn rules_have_stable_ids_and_are_revoked_by_them() {
     let alpha = endpoint.alpha.clone();
     let web = create(&endpoint, &alpha, "web").await;
     let listed = endpoint
-        .call("DescribeSecurityGroupRules", &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &web)])
+        .call(
+            "DescribeSecurityGroupRules",
+            &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &web)],
+        )
         .await
         .ok();
     // A new group has EC2's default egress rule, with an id.
@@ -81,7 +84,10 @@ async fn rules_have_stable_ids_and_are_revoked_by_them() {
         }
     }
     let one = endpoint
-        .call("DescribeSecurityGroupRules", &[("SecurityGroupRuleId.1", &ssh[0])])
+        .call(
+            "DescribeSecurityGroupRules",
+            &[("SecurityGroupRuleId.1", &ssh[0])],
+        )
         .await
         .ok();
     assert_eq!(rule_ids(&one), ssh);
@@ -96,7 +102,7 @@ async fn rules_have_stable_ids_and_are_revoked_by_them() {
         )
         .await
         .ok();
-    assert_eq!(rule_ids(&one), [peer_rule.clone()]);
+    assert_eq!(rule_ids(&one), std::slice::from_ref(&peer_rule));
 
     // Descriptions show in DescribeSecurityGroups too.
     let groups = endpoint
@@ -104,8 +110,16 @@ async fn rules_have_stable_ids_and_are_revoked_by_them() {
         .await
         .ok();
     let descriptions = groups.texts("description");
-    assert!(descriptions.contains(&"office ssh".to_owned()), "{}", groups.body);
-    assert!(descriptions.contains(&"peers".to_owned()), "{}", groups.body);
+    assert!(
+        descriptions.contains(&"office ssh".to_owned()),
+        "{}",
+        groups.body
+    );
+    assert!(
+        descriptions.contains(&"peers".to_owned()),
+        "{}",
+        groups.body
+    );
 
     // Revoked by id: gone, and a second revoke finds nothing.
     endpoint
@@ -188,7 +202,10 @@ async fn another_projects_rules_are_out_of_reach() {
         .await
         .refused(400, "InvalidGroup.NotFound");
     let still = endpoint
-        .call("DescribeSecurityGroupRules", &[("SecurityGroupRuleId.1", &ssh)])
+        .call(
+            "DescribeSecurityGroupRules",
+            &[("SecurityGroupRuleId.1", &ssh)],
+        )
         .await
         .ok();
     assert_eq!(rule_ids(&still), [ssh]);
@@ -240,7 +257,10 @@ async fn rules_come_a_page_at_a_time() {
         .await
         .refused(400, "InvalidParameterValue");
     endpoint
-        .call("DescribeSecurityGroupRules", &[("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "x")])
+        .call(
+            "DescribeSecurityGroupRules",
+            &[("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "x")],
+        )
         .await
         .refused(400, "InvalidParameterValue");
 }

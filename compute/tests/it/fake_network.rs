@@ -66,7 +66,10 @@ impl FakeNetwork {
     /// or not a host of the network.
     pub fn allocate(&self, request: &AllocateFixedIp) -> Handled<FixedIp> {
         let mut held = self.held.lock().expect("lock");
-        let address = match (held.get(&request.instance_id).copied(), request.requested_address) {
+        let address = match (
+            held.get(&request.instance_id).copied(),
+            request.requested_address,
+        ) {
             (Some(address), _) => address,
             (None, Some(wanted)) => {
                 let [a, b, c, host] = wanted.octets();
@@ -79,7 +82,9 @@ impl FakeNetwork {
                 if held.values().any(|taken| *taken == wanted) {
                     return Err(HandlerError::permanent(
                         "FixedIpTaken",
-                        format!("the requested private IP address {wanted} is already in use in 10.0.0.0/24"),
+                        format!(
+                            "the requested private IP address {wanted} is already in use in 10.0.0.0/24"
+                        ),
                     ));
                 }
                 held.insert(request.instance_id, wanted);

@@ -126,7 +126,11 @@ impl Ipam {
     }
 
     /// A random one of the network's free addresses.
-    async fn any_free(&self, network: &NetworkRow, project_id: &str) -> Result<String, NetworkError> {
+    async fn any_free(
+        &self,
+        network: &NetworkRow,
+        project_id: &str,
+    ) -> Result<String, NetworkError> {
         let free = self.store.free_addresses(network.slot, CANDIDATES).await?;
         if free.is_empty() {
             return Err(NetworkError::NoMoreFixedIps {
@@ -140,7 +144,11 @@ impl Ipam {
     /// `wanted`, if it is a free instance address of the network: not the
     /// network's own, gateway, DHCP or broadcast address, not outside it,
     /// not held by another instance.
-    async fn requested(&self, network: &NetworkRow, wanted: Ipv4Addr) -> Result<String, NetworkError> {
+    async fn requested(
+        &self,
+        network: &NetworkRow,
+        wanted: Ipv4Addr,
+    ) -> Result<String, NetworkError> {
         let address = wanted.to_string();
         match self.store.holder(network.slot, &address).await? {
             None => Err(NetworkError::FixedIpNotInNetwork {

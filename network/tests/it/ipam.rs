@@ -221,7 +221,9 @@ async fn a_requested_address_is_given_or_refused_on(db: &TestDb) {
         }
     };
     let first = instance();
-    let given = ask(first.clone(), "p1", "10.0.0.42").await.expect("free address");
+    let given = ask(first.clone(), "p1", "10.0.0.42")
+        .await
+        .expect("free address");
     assert_eq!(given.address, "10.0.0.42");
     assert_eq!(given.network.cidr, "10.0.0.0/24");
     // Asked again for the same instance: the address it holds.
@@ -230,12 +232,22 @@ async fn a_requested_address_is_given_or_refused_on(db: &TestDb) {
     // Another instance asking for it is refused, naming the address.
     match ask(instance(), "p1", "10.0.0.42").await {
         Err(NetworkError::FixedIpTaken { address, cidr }) => {
-            assert_eq!((address.as_str(), cidr.as_str()), ("10.0.0.42", "10.0.0.0/24"));
+            assert_eq!(
+                (address.as_str(), cidr.as_str()),
+                ("10.0.0.42", "10.0.0.0/24")
+            );
         }
         other => panic!("taken: {other:?}"),
     }
     // The network's own addresses and anything outside it are refused.
-    for reserved in ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.255", "10.0.1.7", "192.168.0.5"] {
+    for reserved in [
+        "10.0.0.0",
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.255",
+        "10.0.1.7",
+        "192.168.0.5",
+    ] {
         match ask(instance(), "p1", reserved).await {
             Err(e @ NetworkError::FixedIpNotInNetwork { .. }) => {
                 assert!(e.to_string().contains(reserved), "{e}");
@@ -244,7 +256,9 @@ async fn a_requested_address_is_given_or_refused_on(db: &TestDb) {
         }
     }
     // Another project's network is its own: 10.0.1.7 is a host of it.
-    let theirs = ask(instance(), "p2", "10.0.1.7").await.expect("p2's address");
+    let theirs = ask(instance(), "p2", "10.0.1.7")
+        .await
+        .expect("p2's address");
     assert_eq!(theirs.network.cidr, "10.0.1.0/24");
     match ask(instance(), "p2", "10.0.0.50").await {
         Err(NetworkError::FixedIpNotInNetwork { .. }) => {}

@@ -111,7 +111,9 @@ fn interface(cx: &Ctx<'_>, i: &Params, zones: &[String]) -> Result<InterfaceChoi
             "DeleteOnTermination=false is not supported: the interface lives and dies with its instance.",
         ));
     }
-    if i.get("Description").is_some_and(|d| d.chars().count() > 255) {
+    if i.get("Description")
+        .is_some_and(|d| d.chars().count() > 255)
+    {
         return Err(Ec2Error::invalid(
             "The interface description is limited to 255 characters.",
         ));

@@ -94,17 +94,13 @@ pub fn requested(params: &Params) -> Result<Vec<RequestedRule>, Ec2Error> {
         if peers.is_empty() {
             return Err(Ec2Error::missing("IpPermissions.IpRanges"));
         }
-        rules.extend(
-            peers
-                .into_iter()
-                .map(|(peer, description)| RequestedRule {
-                    protocol: protocol.clone(),
-                    from_port,
-                    to_port,
-                    peer,
-                    description,
-                }),
-        );
+        rules.extend(peers.into_iter().map(|(peer, description)| RequestedRule {
+            protocol: protocol.clone(),
+            from_port,
+            to_port,
+            peer,
+            description,
+        }));
     }
     Ok(rules)
 }

@@ -77,12 +77,10 @@ pub async fn describe_security_group_rules(cx: &Ctx<'_>) -> Result<String, Ec2Er
     let tags = cx.cloud.db.tags(project, None).await?;
     rules.retain(|r| {
         (wanted_ids.is_empty() || wanted_ids.contains(&r.rule_id))
-            && filters::matches(&wanted, &super::tags::of(&tags, &r.rule_id), |n| {
-                match n {
-                    "group-id" => vec![r.group_id.clone()],
-                    "security-group-rule-id" => vec![r.rule_id.clone()],
-                    _ => vec![],
-                }
+            && filters::matches(&wanted, &super::tags::of(&tags, &r.rule_id), |n| match n {
+                "group-id" => vec![r.group_id.clone()],
+                "security-group-rule-id" => vec![r.rule_id.clone()],
+                _ => vec![],
             })
     });
     rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));

@@ -15,6 +15,12 @@ pub mod kinds {
     pub const NO_MORE_FIXED_IPS: &str = "NoMoreFixedIps";
     /// Every network slot of the fixed range is taken.
     pub const NO_MORE_NETWORKS: &str = "NoMoreNetworks";
+    /// The fixed IP asked for is held by another instance (EC2:
+    /// `InvalidIPAddress.InUse`).
+    pub const FIXED_IP_TAKEN: &str = "FixedIpTaken";
+    /// The fixed IP asked for is not an instance address of the project's
+    /// network (EC2: `InvalidParameterValue`).
+    pub const FIXED_IP_NOT_IN_NETWORK: &str = "FixedIpNotInNetwork";
     /// Anything else went wrong in the controller.
     pub const NETWORK_ERROR: &str = "NetworkError";
 }
@@ -35,6 +41,25 @@ pub enum NetworkError {
     NoMoreNetworks {
         /// How many networks the range holds.
         networks: u32,
+    },
+    /// The fixed IP asked for is another instance's.
+    #[error("the requested private IP address {address} is already in use in {cidr}")]
+    FixedIpTaken {
+        /// The address asked for.
+        address: String,
+        /// The project's network.
+        cidr: String,
+    },
+    /// The fixed IP asked for is outside the network, or one it keeps for
+    /// itself (network, gateway, DHCP server, broadcast).
+    #[error(
+        "the requested private IP address {address} is not an address instances may have in {cidr} (outside it, or its network, gateway, DHCP or broadcast address)"
+    )]
+    FixedIpNotInNetwork {
+        /// The address asked for.
+        address: String,
+        /// The project's network.
+        cidr: String,
     },
     /// The caller's deadline passed before the address could be picked.
     #[error("allocation for {instance_id} came {late_ms} ms after its caller stopped waiting")]
@@ -81,6 +106,8 @@ impl From<NetworkError> for HandlerError {
         let kind = match &e {
             NetworkError::NoMoreFixedIps { .. } => kinds::NO_MORE_FIXED_IPS,
             NetworkError::NoMoreNetworks { .. } => kinds::NO_MORE_NETWORKS,
+            NetworkError::FixedIpTaken { .. } => kinds::FIXED_IP_TAKEN,
+            NetworkError::FixedIpNotInNetwork { .. } => kinds::FIXED_IP_NOT_IN_NETWORK,
             _ => kinds::NETWORK_ERROR,
         };
         HandlerError::permanent(kind, error_chain(&e))

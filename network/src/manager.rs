@@ -133,6 +133,7 @@ impl NetworkManager {
                 request.mac.as_str(),
                 &hostname,
                 request.deadline_ms,
+                request.requested_address,
             )
             .await?;
         self.sync_dhcp(&row).await?;

@@ -264,6 +264,7 @@ async fn allocate(client: &NetworkClient, i: usize) -> Result<Duration, BenchErr
         project_id: format!("bench{}", i % 4).parse().map_err(fail("project"))?,
         mac: "02:16:3e:00:00:01".parse().map_err(fail("mac"))?,
         deadline_ms: None,
+        requested_address: None,
     };
     let t = Instant::now();
     client

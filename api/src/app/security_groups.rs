@@ -6,7 +6,7 @@ use stratus_rpc::wire::firewall::{IngressRule, RuleError, RuleSpec, SecurityGrou
 use stratus_rpc::wire::ids::InvalidId;
 use stratus_rpc::{RequestContext, RpcError};
 
-use crate::db::groups::{Direction, GroupRow, RuleRow};
+use crate::db::groups::{Direction, GroupRow, RuleRow, StoredRule};
 use crate::db::{Db, DbError};
 use crate::ec2::{Cloud, ids};
 
@@ -42,6 +42,8 @@ pub struct RequestedRule {
     pub to_port: Option<i32>,
     /// Where traffic comes from (ingress) or may go (egress).
     pub peer: Peer,
+    /// What the client says it is for.
+    pub description: Option<String>,
 }
 
 /// Whether rules are added or taken away.
@@ -64,6 +66,9 @@ pub struct RuleChange {
     pub change: Change,
     /// The rules.
     pub rules: Vec<RequestedRule>,
+    /// Rules named by their `sgr-` ids (revoke only): they must be the
+    /// group's, in this direction.
+    pub rule_ids: Vec<String>,
     /// Check everything, change nothing.
     pub dry_run: bool,
 }
@@ -86,6 +91,9 @@ pub enum GroupError {
     /// One of the rules to add is already there.
     #[error("The specified rule already exists in security group {0}")]
     Duplicate(String),
+    /// No rule of the group, in the direction changed, has this `sgr-` id.
+    #[error("The security group rule ID '{0}' does not exist")]
+    RuleIdNotFound(String),
     /// None of the rules to take away was there.
     #[error("The specified rule does not exist in security group {0}")]
     RuleNotFound(String),
@@ -156,34 +164,75 @@ pub fn find<'g>(groups: &'g [GroupRow], wanted: &GroupRef) -> Result<&'g GroupRo
     })
 }
 
+/// The rules `ids` names, each one of `group_id`'s in `direction`.
+async fn rules_by_id(
+    db: &Db,
+    project_id: &str,
+    group_id: &str,
+    direction: Direction,
+    ids: &[String],
+) -> Result<Vec<RuleRow>, GroupError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let stored = db.rules(project_id).await?;
+    ids.iter()
+        .map(|id| {
+            stored
+                .iter()
+                .find(|r| &r.rule_id == id && r.group_id == group_id && r.direction == direction)
+                .map(|r| r.rule.clone())
+                .ok_or_else(|| GroupError::RuleIdNotFound(id.clone()))
+        })
+        .collect()
+}
+
 /// Adds or takes away rules of one of the caller's groups, then tells every
 /// compute host: the group's new rules, and the members of any group a new
 /// rule names as its peer (hosts running none of them need them too).
+/// Answers the rules added, with their new ids (none for a revoke).
 pub async fn change_rules(
     cloud: &Cloud,
     project_id: &str,
     ctx: &RequestContext,
     request: RuleChange,
-) -> Result<(), GroupError> {
+) -> Result<Vec<StoredRule>, GroupError> {
     let groups = project_groups(&cloud.db, project_id).await?;
     let group_id = find(&groups, &request.group)?.group_id.clone();
-    let rows = request
+    let mut rows = request
         .rules
         .iter()
         .map(|r| checked(&groups, &group_id, r))
         .collect::<Result<Vec<_>, _>>()?;
+    let by_id = rules_by_id(
+        &cloud.db,
+        project_id,
+        &group_id,
+        request.direction,
+        &request.rule_ids,
+    )
+    .await?;
+    rows.extend(by_id);
     if request.dry_run {
         return Err(GroupError::DryRun);
     }
+    let mut added = Vec::new();
     match request.change {
         Change::Authorize => {
-            if !cloud
+            let Some(ids) = cloud
                 .db
                 .add_rules(&group_id, request.direction, &rows)
                 .await?
-            {
+            else {
                 return Err(GroupError::Duplicate(group_id));
-            }
+            };
+            added = cloud
+                .db
+                .rules(project_id)
+                .await?
+                .into_iter()
+                .filter(|r| ids.contains(&r.rule_id))
+                .collect();
         }
         Change::Revoke => {
             if cloud
@@ -211,7 +260,7 @@ pub async fn change_rules(
             fan_out(cloud, ctx, peer).await?;
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// A requested rule checked and in its stored form; a peer group must be
@@ -243,6 +292,7 @@ fn checked(
         to_port: s.to_port.map(i64::from),
         cidr: s.cidr,
         source_group_id: s.source_group,
+        description: rule.description.clone(),
     })
 }
 

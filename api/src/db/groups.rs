@@ -63,6 +63,22 @@ pub struct RuleRow {
     pub cidr: Option<String>,
     /// Source group, `sg-…` (destination, for egress).
     pub source_group_id: Option<String>,
+    /// What the client said the rule is for (not part of what makes two
+    /// rules the same: EC2 refuses a rule again with another description).
+    pub description: Option<String>,
+}
+
+/// A rule with its `sgr-` id and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRule {
+    /// `sgr-…`, given when the rule was added, never changed.
+    pub rule_id: String,
+    /// Its group.
+    pub group_id: String,
+    /// Ingress or egress.
+    pub direction: Direction,
+    /// The rule.
+    pub rule: RuleRow,
 }
 
 impl RuleRow {
@@ -74,8 +90,21 @@ impl RuleRow {
             to_port: None,
             cidr: Some("0.0.0.0/0".into()),
             source_group_id: None,
+            description: None,
         }
     }
+}
+
+/// A rule from a row with its columns.
+fn rule_row(r: &sqlx::any::AnyRow) -> Result<RuleRow, DbError> {
+    Ok(RuleRow {
+        protocol: r.try_get("protocol").map_err(err("read rule"))?,
+        from_port: r.try_get("from_port").map_err(err("read rule"))?,
+        to_port: r.try_get("to_port").map_err(err("read rule"))?,
+        cidr: r.try_get("cidr").map_err(err("read rule"))?,
+        source_group_id: r.try_get("source_group_id").map_err(err("read rule"))?,
+        description: r.try_get("description").map_err(err("read rule"))?,
+    })
 }
 
 /// A security group with its rules.
@@ -145,8 +174,23 @@ impl Db {
             ))
         };
         let mut groups = self.all(query, row, "list security groups").await?;
-        let rules = sqlx::query(
-            "SELECT r.group_id, r.direction, r.protocol, r.from_port, r.to_port, r.cidr, r.source_group_id \
+        for stored in self.rules(project_id).await? {
+            if let Some(g) = groups.iter_mut().find(|g| g.group_id == stored.group_id) {
+                match stored.direction {
+                    Direction::Egress => g.egress.push(stored.rule),
+                    Direction::Ingress => g.rules.push(stored.rule),
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The rules of the project's groups with their ids, in the order they
+    /// were added.
+    pub async fn rules(&self, project_id: &str) -> Result<Vec<StoredRule>, DbError> {
+        let rows = sqlx::query(
+            "SELECT r.sgr_id, r.group_id, r.direction, r.protocol, r.from_port, r.to_port, r.cidr, \
+             r.source_group_id, r.description \
              FROM security_group_rules r JOIN security_groups g ON g.group_id = r.group_id \
              WHERE g.project_id = $1 ORDER BY r.rule_id",
         )
@@ -154,41 +198,37 @@ impl Db {
         .fetch_all(self.read())
         .await
         .map_err(err("list rules"))?;
-        for r in &rules {
-            let group: String = r.try_get("group_id").map_err(err("read rule"))?;
-            let rule = RuleRow {
-                protocol: r.try_get("protocol").map_err(err("read rule"))?,
-                from_port: r.try_get("from_port").map_err(err("read rule"))?,
-                to_port: r.try_get("to_port").map_err(err("read rule"))?,
-                cidr: r.try_get("cidr").map_err(err("read rule"))?,
-                source_group_id: r.try_get("source_group_id").map_err(err("read rule"))?,
-            };
-            let direction: String = r.try_get("direction").map_err(err("read rule"))?;
-            if let Some(g) = groups.iter_mut().find(|g| g.group_id == group) {
-                if direction == Direction::Egress.as_str() {
-                    g.egress.push(rule);
-                } else {
-                    g.rules.push(rule);
-                }
-            }
-        }
-        Ok(groups)
+        rows.iter()
+            .map(|r| {
+                let direction: String = r.try_get("direction").map_err(err("read rule"))?;
+                Ok(StoredRule {
+                    rule_id: r.try_get("sgr_id").map_err(err("read rule"))?,
+                    group_id: r.try_get("group_id").map_err(err("read rule"))?,
+                    direction: if direction == Direction::Egress.as_str() {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    },
+                    rule: rule_row(r)?,
+                })
+            })
+            .collect()
     }
 
-    /// Adds rules to a group in one direction; false (and none added) when
-    /// one is already there.
+    /// Adds rules to a group in one direction: their new `sgr-` ids, in
+    /// order, or none (and none added) when one is already there.
     pub async fn add_rules(
         &self,
         group_id: &str,
         direction: Direction,
         rules: &[RuleRow],
-    ) -> Result<bool, DbError> {
+    ) -> Result<Option<Vec<String>>, DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
-        if !insert_rules(&mut tx, group_id, direction, rules).await? {
-            return Ok(false);
-        }
+        let Some(ids) = insert_rules(&mut tx, group_id, direction, rules).await? else {
+            return Ok(None);
+        };
         tx.commit().await.map_err(err("commit rules"))?;
-        Ok(true)
+        Ok(Some(ids))
     }
 
     /// Removes rules from a group in one direction; how many were there.
@@ -315,16 +355,17 @@ impl Db {
     }
 }
 
-/// Adds rules to a group on `conn`, inside the caller's transaction; false
-/// at the first one already there (the caller then drops the transaction,
-/// and none is added).
+/// Adds rules to a group on `conn`, inside the caller's transaction: their
+/// new `sgr-` ids, or none at the first one already there (the caller then
+/// drops the transaction, and none is added).
 async fn insert_rules(
     conn: &mut sqlx::AnyConnection,
     group_id: &str,
     direction: Direction,
     rules: &[RuleRow],
-) -> Result<bool, DbError> {
+) -> Result<Option<Vec<String>>, DbError> {
     let now = super::now();
+    let mut ids = Vec::with_capacity(rules.len());
     for (n, rule) in rules.iter().enumerate() {
         // NULLs never collide in a UNIQUE index, so look first.
         let exists = same_rule("SELECT rule_id FROM", group_id, direction, rule)
@@ -332,12 +373,14 @@ async fn insert_rules(
             .await
             .map_err(err("find rule"))?;
         if exists.is_some() {
-            return Ok(false);
+            return Ok(None);
         }
+        let sgr_id = crate::ec2::ids::new_id("sgr");
         sqlx::query(
             "INSERT INTO security_group_rules \
-             (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (rule_id, group_id, protocol, from_port, to_port, cidr, source_group_id, direction, \
+              sgr_id, description) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         // Ordered by time, then by place in the request.
         .bind(format!("{now}-{n:04}-{}", uuid::Uuid::new_v4().simple()))
@@ -348,9 +391,12 @@ async fn insert_rules(
         .bind(rule.cidr.clone())
         .bind(rule.source_group_id.clone())
         .bind(direction.as_str())
+        .bind(sgr_id.clone())
+        .bind(rule.description.clone())
         .execute(&mut *conn)
         .await
         .map_err(err("store rule"))?;
+        ids.push(sgr_id);
     }
-    Ok(true)
+    Ok(Some(ids))
 }

@@ -26,6 +26,7 @@ pub mod groups;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod private_ips;
 pub mod tags;
 
 use sqlx::AnyPool;
@@ -178,6 +179,7 @@ pub fn now() -> String {
 const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_egress.sql")),
     (3, include_str!("../../migrations/0003_addresses.sql")),
+    (5, include_str!("../../migrations/0005_rule_ids.sql")),
 ];
 
 /// The statements of a migration file: split at `;`, comment-only pieces

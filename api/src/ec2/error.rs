@@ -123,6 +123,13 @@ impl From<crate::app::security_groups::GroupError> for Ec2Error {
                 "InvalidPermission.NotFound",
                 "The specified rule does not exist in this security group.",
             ),
+            G::RuleIdNotFound(id) => Self::client(
+                "InvalidSecurityGroupRuleId.NotFound",
+                format!(
+                    "The security group rule ID '{}' does not exist",
+                    super::params::shown(&id)
+                ),
+            ),
             G::DryRun => Self::dry_run(),
             G::Db(e) => e.into(),
             e @ G::StoredId { .. } => {

@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from addresses import address_life
 from egress import egress_life
 from sts import sts_life
+from launch_options import launch_options_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
 REGION = os.environ.get("STRATUS_REGION", "nova")
@@ -376,6 +377,11 @@ def main():
     gone = alpha.terminate_instances(InstanceIds=ids + more_ids)["TerminatingInstances"]
     assert {g["PreviousState"]["Name"] for g in gone} == {"running"}
     wait(alpha, "instance_terminated", ids + more_ids)
+
+    # Launch options and rule ids (launch_options.py), once the quota is free.
+    launch_options_life(alpha, beta, ami, sg, expect_error,
+                        lambda who, *args: cli(creds[who], *args),
+                        lambda who, code, *args: cli_code(creds[who], code, *args), wait)
     alpha.revoke_security_group_ingress(GroupId=sg, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
     expect_error("InvalidPermission.NotFound", alpha.revoke_security_group_ingress, GroupId=sg,

@@ -103,6 +103,7 @@ async fn the_tables_behave_alike(db: Db) {
         to_port: None,
         cidr: Some("10.0.0.0/8".into()),
         source_group_id: None,
+        description: None,
     };
     let self_ref = RuleRow {
         protocol: "tcp".into(),
@@ -110,6 +111,7 @@ async fn the_tables_behave_alike(db: Db) {
         to_port: Some(80),
         cidr: None,
         source_group_id: Some(web.group_id.clone()),
+        description: None,
     };
     assert!(
         db.add_rules(
@@ -119,21 +121,24 @@ async fn the_tables_behave_alike(db: Db) {
         )
         .await
         .expect("rules")
+        .is_some()
     );
     assert!(
-        !db.add_rules(
+        db.add_rules(
             &web.group_id,
             Direction::Ingress,
             std::slice::from_ref(&all)
         )
         .await
         .expect("duplicate rule")
+        .is_none()
     );
     // The same rule stands in the other direction on its own.
     assert!(
         db.add_rules(&web.group_id, Direction::Egress, std::slice::from_ref(&all))
             .await
             .expect("egress rule")
+            .is_some()
     );
     let stored = db.groups("p1").await.expect("groups").remove(0);
     assert_eq!((stored.rules.len(), stored.egress), (2, vec![all.clone()]));

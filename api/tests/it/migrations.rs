@@ -45,6 +45,7 @@ fn ssh() -> RuleRow {
         to_port: Some(22),
         cidr: Some("10.0.0.0/8".into()),
         source_group_id: None,
+        description: None,
     }
 }
 
@@ -58,6 +59,24 @@ async fn existing_groups_get_the_default_egress_rule_once(test: TestDb) {
     }
     assert_eq!(groups[1].rules, [ssh()], "ingress rules survive");
     assert!(groups[0].rules.is_empty());
+    // Every rule that was there got an sgr- id, distinct and kept.
+    let ids: Vec<String> = db
+        .rules("p1")
+        .await
+        .expect("rules")
+        .into_iter()
+        .map(|r| r.rule_id)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("sgr-")), "{ids:?}");
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ids:?}");
+    assert!(
+        ids.contains(&"sgr-00000000000000002".to_owned()),
+        "the default egress rule of sg-…02 takes its group's digits: {ids:?}"
+    );
 
     // The same rule may now stand both ways.
     assert!(
@@ -68,6 +87,7 @@ async fn existing_groups_get_the_default_egress_rule_once(test: TestDb) {
         )
         .await
         .expect("egress ssh")
+        .is_some()
     );
     // A revoked default stays revoked when the api starts again.
     assert_eq!(
@@ -82,6 +102,15 @@ async fn existing_groups_get_the_default_egress_rule_once(test: TestDb) {
     );
     drop(db);
     let db = open(&test).await;
+    let again: Vec<String> = db
+        .rules("p1")
+        .await
+        .expect("rules")
+        .into_iter()
+        .map(|r| r.rule_id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    assert_eq!(again.len(), 2, "kept across restarts: {again:?} of {ids:?}");
     let groups = db.groups("p1").await.expect("groups");
     assert_eq!(groups[0].egress, [RuleRow::allow_all()]);
     assert_eq!(

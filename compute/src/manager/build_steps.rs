@@ -122,6 +122,7 @@ impl ComputeManager {
                     project_id: request.project_id.clone(),
                     mac: mac.clone(),
                     deadline_ms: None,
+                    requested_address: request.private_ip_address,
                 },
             )
             .await?;

@@ -61,12 +61,37 @@ impl FakeNetwork {
         std::fs::write(&self.file, json).expect("the fake network's file");
     }
 
-    /// The instance's address (the same one on every call).
+    /// The instance's address (the same one on every call): the one it
+    /// asks for, refused as the controller refuses it when that is taken
+    /// or not a host of the network.
     pub fn allocate(&self, request: &AllocateFixedIp) -> Handled<FixedIp> {
         let mut held = self.held.lock().expect("lock");
-        let address = match held.get(&request.instance_id) {
-            Some(address) => *address,
-            None => {
+        let address = match (
+            held.get(&request.instance_id).copied(),
+            request.requested_address,
+        ) {
+            (Some(address), _) => address,
+            (None, Some(wanted)) => {
+                let [a, b, c, host] = wanted.octets();
+                if [a, b, c] != [10, 0, 0] || !(FIRST_HOST..=LAST_HOST).contains(&host) {
+                    return Err(HandlerError::permanent(
+                        "FixedIpNotInNetwork",
+                        format!("{wanted} is not an instance address of 10.0.0.0/24"),
+                    ));
+                }
+                if held.values().any(|taken| *taken == wanted) {
+                    return Err(HandlerError::permanent(
+                        "FixedIpTaken",
+                        format!(
+                            "the requested private IP address {wanted} is already in use in 10.0.0.0/24"
+                        ),
+                    ));
+                }
+                held.insert(request.instance_id, wanted);
+                self.save(&held);
+                wanted
+            }
+            (None, None) => {
                 let free = (FIRST_HOST..=LAST_HOST)
                     .map(|host| Ipv4Addr::new(10, 0, 0, host))
                     .find(|a| !held.values().any(|taken| taken == a))
@@ -79,6 +104,11 @@ impl FakeNetwork {
             }
         };
         Ok(fixed_ip(address))
+    }
+
+    /// The instance's address, if it holds one.
+    pub fn address_of(&self, id: &InstanceId) -> Option<Ipv4Addr> {
+        self.held.lock().expect("lock").get(id).copied()
     }
 
     /// Whether the instance holds an address.

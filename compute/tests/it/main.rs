@@ -10,6 +10,7 @@ mod inject;
 mod isolation;
 mod libvirt;
 mod manager;
+mod private_ip;
 mod reconcile;
 mod recovery;
 mod security_groups;

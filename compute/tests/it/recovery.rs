@@ -44,6 +44,7 @@ async fn killed_at(
                 project_id: req.project_id.clone(),
                 mac: "02:16:3e:00:00:09".parse().expect("mac"),
                 deadline_ms: None,
+                requested_address: None,
             })
             .expect("allocate");
     }

@@ -6,6 +6,7 @@ pub mod layout;
 pub mod store;
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use layout::Layout;
@@ -54,12 +55,13 @@ impl Ipam {
         mac: &str,
         hostname: &str,
     ) -> Result<AllocationRow, NetworkError> {
-        self.allocate_before(instance_id, project_id, mac, hostname, None)
+        self.allocate_before(instance_id, project_id, mac, hostname, None, None)
             .await
     }
 
     /// As [`Self::allocate`], refusing to claim a new address once
-    /// `deadline_ms` (milliseconds since the epoch) has passed.
+    /// `deadline_ms` (milliseconds since the epoch) has passed; with
+    /// `requested`, the new address is exactly that one or none at all.
     pub async fn allocate_before(
         &self,
         instance_id: &str,
@@ -67,6 +69,7 @@ impl Ipam {
         mac: &str,
         hostname: &str,
         deadline_ms: Option<u64>,
+        requested: Option<Ipv4Addr>,
     ) -> Result<AllocationRow, NetworkError> {
         for _ in 0..MAX_ATTEMPTS {
             if let Some(held) = self.store.allocation(instance_id).await? {
@@ -94,14 +97,11 @@ impl Ipam {
                     });
                 }
             }
-            let free = self.store.free_addresses(network.slot, CANDIDATES).await?;
-            if free.is_empty() {
-                return Err(NetworkError::NoMoreFixedIps {
-                    cidr: network.cidr,
-                    project_id: project_id.to_owned(),
-                });
-            }
-            let address = &free[fastrand::usize(..free.len())];
+            let address = match requested {
+                Some(wanted) => self.requested(&network, wanted).await?,
+                None => self.any_free(&network, project_id).await?,
+            };
+            let address = &address;
             match self
                 .store
                 .claim(address, instance_id, mac, hostname)
@@ -123,6 +123,44 @@ impl Ipam {
         Err(NetworkError::Contention {
             instance_id: instance_id.to_owned(),
         })
+    }
+
+    /// A random one of the network's free addresses.
+    async fn any_free(
+        &self,
+        network: &NetworkRow,
+        project_id: &str,
+    ) -> Result<String, NetworkError> {
+        let free = self.store.free_addresses(network.slot, CANDIDATES).await?;
+        if free.is_empty() {
+            return Err(NetworkError::NoMoreFixedIps {
+                cidr: network.cidr.clone(),
+                project_id: project_id.to_owned(),
+            });
+        }
+        Ok(free[fastrand::usize(..free.len())].clone())
+    }
+
+    /// `wanted`, if it is a free instance address of the network: not the
+    /// network's own, gateway, DHCP or broadcast address, not outside it,
+    /// not held by another instance.
+    async fn requested(
+        &self,
+        network: &NetworkRow,
+        wanted: Ipv4Addr,
+    ) -> Result<String, NetworkError> {
+        let address = wanted.to_string();
+        match self.store.holder(network.slot, &address).await? {
+            None => Err(NetworkError::FixedIpNotInNetwork {
+                address,
+                cidr: network.cidr.clone(),
+            }),
+            Some(Some(_)) => Err(NetworkError::FixedIpTaken {
+                address,
+                cidr: network.cidr.clone(),
+            }),
+            Some(None) => Ok(address),
+        }
     }
 
     /// Frees the instance's address; returns what it held, if anything.

@@ -248,6 +248,24 @@ impl Store {
             .map_err(err("read address"))
     }
 
+    /// Whether `address` is an instance address of the network in `slot`:
+    /// `None` when it is not, else who holds it (`Some(None)`: free).
+    pub async fn holder(
+        &self,
+        slot: i64,
+        address: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let row = sqlx::query("SELECT instance_id FROM fixed_ips WHERE slot = $1 AND address = $2")
+            .bind(slot)
+            .bind(address.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("find address"))?;
+        row.map(|r| r.try_get::<Option<String>, _>("instance_id"))
+            .transpose()
+            .map_err(err("read address"))
+    }
+
     /// Gives `address` to the instance unless someone took it first. The
     /// conditional update is atomic in both databases, and the unique
     /// instance column stops one instance from holding two addresses.

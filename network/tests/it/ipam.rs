@@ -54,6 +54,12 @@ macro_rules! ipam_suite {
                 concurrent_allocations_never_share_an_address_on(&db).await;
             }
 
+            #[tokio::test]
+            async fn a_requested_address_is_given_or_refused() {
+                let db = $db;
+                a_requested_address_is_given_or_refused_on(&db).await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_requests_for_one_instance_get_one_address() {
                 let db = $db;
@@ -202,4 +208,66 @@ async fn concurrent_requests_for_one_instance_get_one_address_on(db: &TestDb) {
         addresses.insert(done.expect("task").expect("allocate").address);
     }
     assert_eq!(addresses.len(), 1, "{addresses:?}");
+}
+
+async fn a_requested_address_is_given_or_refused_on(db: &TestDb) {
+    let ipam = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
+    let ask = |id: String, project: &'static str, address: &str| {
+        let ipam = ipam.clone();
+        let wanted: std::net::Ipv4Addr = address.parse().expect("address");
+        async move {
+            ipam.allocate_before(&id, project, "02:00:00:00:00:01", "i-x", None, Some(wanted))
+                .await
+        }
+    };
+    let first = instance();
+    let given = ask(first.clone(), "p1", "10.0.0.42")
+        .await
+        .expect("free address");
+    assert_eq!(given.address, "10.0.0.42");
+    assert_eq!(given.network.cidr, "10.0.0.0/24");
+    // Asked again for the same instance: the address it holds.
+    let again = ask(first.clone(), "p1", "10.0.0.42").await.expect("again");
+    assert_eq!(again, given);
+    // Another instance asking for it is refused, naming the address.
+    match ask(instance(), "p1", "10.0.0.42").await {
+        Err(NetworkError::FixedIpTaken { address, cidr }) => {
+            assert_eq!(
+                (address.as_str(), cidr.as_str()),
+                ("10.0.0.42", "10.0.0.0/24")
+            );
+        }
+        other => panic!("taken: {other:?}"),
+    }
+    // The network's own addresses and anything outside it are refused.
+    for reserved in [
+        "10.0.0.0",
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.255",
+        "10.0.1.7",
+        "192.168.0.5",
+    ] {
+        match ask(instance(), "p1", reserved).await {
+            Err(e @ NetworkError::FixedIpNotInNetwork { .. }) => {
+                assert!(e.to_string().contains(reserved), "{e}");
+            }
+            other => panic!("{reserved}: {other:?}"),
+        }
+    }
+    // Another project's network is its own: 10.0.1.7 is a host of it.
+    let theirs = ask(instance(), "p2", "10.0.1.7")
+        .await
+        .expect("p2's address");
+    assert_eq!(theirs.network.cidr, "10.0.1.0/24");
+    match ask(instance(), "p2", "10.0.0.50").await {
+        Err(NetworkError::FixedIpNotInNetwork { .. }) => {}
+        other => panic!("p1's range from p2: {other:?}"),
+    }
+    // Released, it can be asked for again; refusals took nothing.
+    ipam.release(&first).await.expect("release");
+    let next = ask(instance(), "p1", "10.0.0.42").await.expect("freed");
+    assert_eq!(next.address, "10.0.0.42");
+    let holders = ipam.store().holders().await.expect("holders");
+    assert_eq!(holders.len(), 2, "{holders:?}");
 }

@@ -86,6 +86,9 @@ pub struct RunInstance {
     /// cloud's public domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_hostname: Option<String>,
+    /// The fixed IP it must have (RunInstances' PrivateIpAddress), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<std::net::Ipv4Addr>,
 }
 
 impl RunInstance {
@@ -105,6 +108,7 @@ impl RunInstance {
             placement: Placement::default(),
             public_address: None,
             public_hostname: None,
+            private_ip_address: None,
         }
     }
 }

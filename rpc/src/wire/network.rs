@@ -18,6 +18,10 @@ pub struct AllocateFixedIp {
     /// caller that already gave up and cleaned up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The address the instance must have (RunInstances' PrivateIpAddress):
+    /// that one if it is free on the project's network, else a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_address: Option<std::net::Ipv4Addr>,
 }
 
 /// A fixed IP and the network it sits on.

@@ -69,6 +69,7 @@ pub async fn declared_service_dispatches_by_method_name(h: &impl Harness) {
         project_id: "p1".parse().expect("project"),
         mac: "02:16:3e:00:00:01".parse().expect("mac"),
         deadline_ms: None,
+        requested_address: None,
     };
     let ip = client
         .allocate_fixed_ip(&ctx, &allocate)

@@ -79,5 +79,6 @@ pub fn allocate_fixed_ip(instance_id: InstanceId, project: &str, mac: &str) -> A
         project_id: project.parse().expect("project"),
         mac: mac.parse().expect("mac"),
         deadline_ms: None,
+        requested_address: None,
     }
 }

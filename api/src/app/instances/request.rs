@@ -93,6 +93,7 @@ pub fn run_instance(
         },
         public_address: row.public_ip.as_deref().and_then(|a| a.parse().ok()),
         public_hostname: None,
+        private_ip_address: None,
     })
 }
 
@@ -148,7 +149,11 @@ pub async fn rebuild(db: &Db, row: &InstanceRow) -> Result<RunInstance, RebuildE
         .collect();
     let groups = security_groups(db, &groups).await?;
     let image = image_ref(&image, kernel.as_ref(), ramdisk.as_ref());
-    run_instance(row, &flavor(row), &image, &groups).ok_or_else(|| RebuildError::StoredIds {
-        instance: row.ec2_id.clone(),
-    })
+    let mut request = run_instance(row, &flavor(row), &image, &groups).ok_or_else(|| {
+        RebuildError::StoredIds {
+            instance: row.ec2_id.clone(),
+        }
+    })?;
+    request.private_ip_address = db.requested_ip(&row.uuid).await?;
+    Ok(request)
 }

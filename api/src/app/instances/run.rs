@@ -46,6 +46,8 @@ pub struct Launch {
     pub client_token: Option<String>,
     /// Whether each instance gets a public address at launch.
     pub public_ip: bool,
+    /// The fixed IP asked for (a launch of one instance only).
+    pub private_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// A reservation launched (or launched before with the same token).
@@ -98,6 +100,13 @@ pub async fn run(
     .map_err(InstanceError::Quota)?;
     let reservation_id = ids::new_id("r");
     let mut rows = rows(caller, &reservation_id, &launch, count);
+    // Before the instances: one stored without its address would be sent
+    // again after a restart asking for any.
+    if let Some(address) = launch.private_ip {
+        for row in &rows {
+            cloud.db.set_requested_ip(&row.uuid, address).await?;
+        }
+    }
     cloud
         .db
         .insert_reservation(&NewReservation {
@@ -176,6 +185,10 @@ fn requests(
     );
     rows.iter()
         .filter_map(|row| request::run_instance(row, &launch.flavor, &image, security_groups))
+        .map(|mut r| {
+            r.private_ip_address = launch.private_ip;
+            r
+        })
         .collect()
 }
 

@@ -6,7 +6,7 @@ use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::ids::account_id;
 use super::super::params::shown;
-use super::super::{Ctx, all_found};
+use super::super::{Ctx, all_found, ids};
 use super::permissions;
 use crate::app::security_groups::{self as app, Change, GroupRef, RuleChange};
 use crate::db::groups::{Direction, GroupRow, InUse};
@@ -96,15 +96,34 @@ async fn change_rules(
     change: Change,
 ) -> Result<String, Ec2Error> {
     same_account_peers(cx)?;
+    let rule_ids = match change {
+        Change::Revoke => cx.params.list("SecurityGroupRuleId")?,
+        Change::Authorize => vec![],
+    };
+    // Revoking by id alone: no rule is stated in the request.
+    let stated = rule_ids.is_empty()
+        || cx.params.get("IpProtocol").is_some()
+        || !cx.params.structs("IpPermissions")?.is_empty();
     let request = RuleChange {
         group: permissions::target_group(cx.params, direction == Direction::Ingress)?,
         direction,
         change,
-        rules: permissions::requested(cx.params)?,
+        rules: if stated {
+            permissions::requested(cx.params)?
+        } else {
+            vec![]
+        },
+        rule_ids,
         dry_run: cx.params.flag("DryRun")?,
     };
-    app::change_rules(cx.cloud, &cx.caller.project_id, &cx.rpc_context(), request).await?;
-    Ok(cx.ok())
+    let project = &cx.caller.project_id;
+    let added = app::change_rules(cx.cloud, project, &cx.rpc_context(), request).await?;
+    let mut x = cx.response();
+    x.value("return", true);
+    if change == Change::Authorize {
+        super::rules::render_rule_set(&mut x, &added, &ids::account_id(project));
+    }
+    Ok(cx.finish(x))
 }
 
 /// AuthorizeSecurityGroupIngress.

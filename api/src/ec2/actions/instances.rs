@@ -154,7 +154,7 @@ fn token(id: &str) -> String {
 
 /// The page of `rows` (in id order) after `NextToken`, at most `MaxResults`
 /// long, and the token for the next page.
-fn page<T>(
+pub(crate) fn page<T>(
     cx: &Ctx<'_>,
     rows: Vec<T>,
     id_of: impl Fn(&T) -> &str,

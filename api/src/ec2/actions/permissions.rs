@@ -34,6 +34,20 @@ fn port(p: &Params, name: &str) -> Result<Option<i32>, Ec2Error> {
         .transpose()
 }
 
+/// A rule's `Description`, if given: up to 255 characters, none a control
+/// character, as EC2 takes it.
+fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
+    let Some(text) = p.get("Description") else {
+        return Ok(None);
+    };
+    if text.chars().count() > 255 || text.chars().any(char::is_control) {
+        return Err(Ec2Error::invalid(
+            "A rule description must be up to 255 printable characters.",
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
 /// The rules a request gives: `IpPermissions.N…` or the legacy flat form
 /// (`IpProtocol`, `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupName`).
 pub fn requested(params: &Params) -> Result<Vec<RequestedRule>, Ec2Error> {
@@ -52,6 +66,7 @@ pub fn requested(params: &Params) -> Result<Vec<RequestedRule>, Ec2Error> {
             from_port,
             to_port,
             peer,
+            description: None,
         });
     }
     for p in permissions {
@@ -62,7 +77,10 @@ pub fn requested(params: &Params) -> Result<Vec<RequestedRule>, Ec2Error> {
         }
         let mut peers = Vec::new();
         for range in p.structs("IpRanges")? {
-            peers.push(Peer::Cidr(range.required("CidrIp")?.to_owned()));
+            peers.push((
+                Peer::Cidr(range.required("CidrIp")?.to_owned()),
+                description(&range)?,
+            ));
         }
         for pair in p
             .structs("UserIdGroupPairs")?
@@ -71,16 +89,17 @@ pub fn requested(params: &Params) -> Result<Vec<RequestedRule>, Ec2Error> {
         {
             let group =
                 group_ref(pair).ok_or_else(|| Ec2Error::missing("UserIdGroupPairs.GroupId"))?;
-            peers.push(Peer::Group(group));
+            peers.push((Peer::Group(group), description(pair)?));
         }
         if peers.is_empty() {
             return Err(Ec2Error::missing("IpPermissions.IpRanges"));
         }
-        rules.extend(peers.into_iter().map(|peer| RequestedRule {
+        rules.extend(peers.into_iter().map(|(peer, description)| RequestedRule {
             protocol: protocol.clone(),
             from_port,
             to_port,
             peer,
+            description,
         }));
     }
     Ok(rules)
@@ -119,9 +138,15 @@ pub fn render(x: &mut Xml, name: &str, rules: &[RuleRow], groups: &[GroupRow], o
             x.text("userId", owner)
                 .text("groupId", id)
                 .text("groupName", name);
+            if let Some(d) = &r.description {
+                x.text("description", d);
+            }
         });
         x.list("ipRanges", r.cidr.iter(), |x, cidr| {
             x.text("cidrIp", cidr);
+            if let Some(d) = &r.description {
+                x.text("description", d);
+            }
         });
         x.open("ipv6Ranges")
             .close("ipv6Ranges")

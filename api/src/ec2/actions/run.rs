@@ -7,7 +7,7 @@ use stratus_rpc::wire::compute::Flavor;
 use super::super::Ctx;
 use super::super::error::Ec2Error;
 use super::super::params::shown;
-use super::{groups, images, render, tags};
+use super::{groups, images, interfaces, render, tags};
 use crate::app;
 use crate::app::instances::Launch;
 use crate::db::images::ImageRow;
@@ -55,15 +55,20 @@ fn user_data(cx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
     Ok(Some(data.trim().to_owned()))
 }
 
-/// The zone asked for; `zone:host` is for administrators.
-fn zone(cx: &Ctx<'_>, known: &[String]) -> Result<Option<String>, Ec2Error> {
+/// The zone asked for (`zone:host` is for administrators), or the zone
+/// of the subnet asked for; the two must agree.
+fn zone(
+    cx: &Ctx<'_>,
+    known: &[String],
+    subnet_zone: Option<&String>,
+) -> Result<Option<String>, Ec2Error> {
     let Some(z) = cx
         .params
         .get("Placement.AvailabilityZone")
         .map(str::trim)
         .filter(|z| !z.is_empty())
     else {
-        return Ok(None);
+        return Ok(subnet_zone.cloned());
     };
     let (zone, host) = match z.split_once(':') {
         Some((zone, host)) => (zone, Some(host)),
@@ -80,7 +85,23 @@ fn zone(cx: &Ctx<'_>, known: &[String]) -> Result<Option<String>, Ec2Error> {
             shown(zone)
         )));
     }
-    Ok(Some(z.to_owned()))
+    if let Some(subnet_zone) = subnet_zone
+        && !zone.is_empty()
+        && zone != subnet_zone.as_str()
+    {
+        return Err(Ec2Error::client(
+            "InvalidParameterCombination",
+            format!(
+                "The subnet is in availability zone {subnet_zone}, not in {}.",
+                shown(zone)
+            ),
+        ));
+    }
+    match (zone.is_empty(), subnet_zone) {
+        // `:host` alone, inside the subnet's zone.
+        (true, Some(subnet_zone)) => Ok(Some(format!("{subnet_zone}{}", &z[zone.len()..]))),
+        _ => Ok(Some(z.to_owned())),
+    }
 }
 
 /// The kernel or ramdisk: named, else the image's own, checked usable.
@@ -148,46 +169,6 @@ fn client_token(cx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
     Ok(token.map(str::to_owned))
 }
 
-/// What `NetworkInterface.N` asks of the public address: `Some(wanted)`
-/// when `AssociatePublicIpAddress` is given. Only one interface, device 0,
-/// is known; other interface fields are refused rather than ignored.
-fn associate_public_ip(cx: &Ctx<'_>) -> Result<Option<bool>, Ec2Error> {
-    let interfaces = cx.params.structs("NetworkInterface")?;
-    if interfaces.len() > 1 {
-        return Err(Ec2Error::client(
-            "UnsupportedOperation",
-            "Only one network interface (DeviceIndex 0) is supported.",
-        ));
-    }
-    let Some(interface) = interfaces.first() else {
-        return Ok(None);
-    };
-    if let Some(unknown) = interface
-        .names()
-        .find(|n| !matches!(*n, "DeviceIndex" | "AssociatePublicIpAddress"))
-    {
-        return Err(Ec2Error::client(
-            "UnsupportedOperation",
-            format!(
-                "NetworkInterface.N.{} is not supported; only DeviceIndex and AssociatePublicIpAddress are.",
-                shown(unknown)
-            ),
-        ));
-    }
-    if let Some(index) = interface.int("DeviceIndex")?
-        && index != 0
-    {
-        return Err(Ec2Error::client(
-            "UnsupportedOperation",
-            format!("Only the network interface with DeviceIndex 0 is supported (got {index})."),
-        ));
-    }
-    match interface.get("AssociatePublicIpAddress") {
-        None => Ok(None),
-        Some(_) => Ok(Some(interface.flag("AssociatePublicIpAddress")?)),
-    }
-}
-
 /// The launch a RunInstances request asks for, every input checked.
 async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
     let image_id = cx.params.required("ImageId")?.to_owned();
@@ -197,19 +178,23 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
     let kernel = boot_image(cx, "KernelId", image.kernel_id.as_ref(), "kernel").await?;
     let ramdisk = boot_image(cx, "RamdiskId", image.ramdisk_id.as_ref(), "ramdisk").await?;
     let key = key(cx).await?;
-    let groups = groups::resolve(
-        cx,
-        &cx.params.list("SecurityGroupId")?,
-        &cx.params.list("SecurityGroup")?,
-    )
-    .await?;
-    let user_data = user_data(cx)?;
     let known_zones = super::info::zones(cx).await;
-    let zone = zone(cx, &known_zones)?;
+    let network = interfaces::choice(cx, &known_zones)?;
+    if network.private_ip.is_some() && max > 1 {
+        return Err(Ec2Error::client(
+            "InvalidParameterCombination",
+            "A private IP address can be given only when launching one instance (MaxCount 1).",
+        ));
+    }
+    let groups = groups::resolve(cx, &network.group_ids, &network.group_names).await?;
+    let user_data = user_data(cx)?;
+    let zone = zone(cx, &known_zones, network.subnet_zone.as_ref())?;
     let tags = tags::specified(cx, "instance")?;
     let client_token = client_token(cx)?;
     let public = cx.cloud.config.public.as_ref();
-    let public_ip = associate_public_ip(cx)?.unwrap_or(public.is_some_and(|p| p.on_launch));
+    let public_ip = network
+        .public_ip
+        .unwrap_or(public.is_some_and(|p| p.on_launch));
     Ok(Launch {
         image,
         kernel,
@@ -224,6 +209,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         tags,
         client_token,
         public_ip: public_ip && public.is_some(),
+        private_ip: network.private_ip,
     })
 }
 

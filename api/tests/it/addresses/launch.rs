@@ -102,7 +102,7 @@ async fn a_launch_may_ask_for_no_address_and_other_interface_fields_are_refused(
     for extra in [
         vec![
             ("NetworkInterface.1.DeviceIndex", "0"),
-            ("NetworkInterface.1.SubnetId", "subnet-1"),
+            ("NetworkInterface.1.Ipv6AddressCount", "1"),
         ],
         vec![("NetworkInterface.1.DeviceIndex", "1")],
         vec![

@@ -3,7 +3,7 @@
 //! folder, a stand-in scheduler on the in-process bus that keeps what it is
 //! sent, and a client that signs form POSTs with SigV4 as botocore does.
 
-mod egress;
+pub mod egress;
 mod golden;
 mod injection;
 mod limits;

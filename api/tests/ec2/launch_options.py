@@ -1,0 +1,174 @@
+"""RunInstances the way current clients launch, through boto3 and the AWS
+CLI: into a default subnet (`--subnet-id`), with groups by id
+(`--security-group-ids`), with one network interface
+(`--network-interfaces`, a PrivateIpAddress in it) and with a fixed private
+address (`--private-ip-address`); EC2's refusals; then security-group rules
+by their sgr- ids (DescribeSecurityGroupRules, revoke by id, descriptions).
+
+`launch_options_life(...)` is the walk; life.py runs it once every earlier
+instance is terminated (the project's instance quota is 8). Every boto3
+response is checked against botocore's model by ec2_check.py. It leaves
+nothing behind: its instances are terminated and its rules revoked.
+"""
+
+import hashlib
+import ipaddress
+import time
+
+
+def subnet_id(project, zone):
+    """The default subnet of `project` in `zone`, derived as api/src/ec2/ids.rs
+    derives it (DescribeSubnets lists the same ids)."""
+    digest = hashlib.sha256(b"\0".join([b"subnet", project.encode(), zone.encode()])).digest()
+    n = int.from_bytes(digest[:16], "big") & ((1 << 68) - 1)
+    return f"subnet-{n:017x}"
+
+
+def _instance(ec2, instance_id):
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def _groups(ec2, instance_id):
+    return sorted(g["GroupId"] for g in _instance(ec2, instance_id)["SecurityGroups"])
+
+
+def _neighbour(address, taken):
+    """A host address beside `address` on its /24 that is not in `taken`."""
+    ip = ipaddress.ip_address(address)
+    for step in range(1, 40):
+        for candidate in (ip + step, ip - step):
+            last = int(candidate) & 0xFF
+            if 3 <= last <= 254 and str(candidate) not in taken:
+                return str(candidate)
+    raise AssertionError(f"no free neighbour of {address}")
+
+
+def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait):
+    """Walks the launch options as alpha (project A) with beta (project B)
+    trying alpha's subnet and groups. `sg` is a group of alpha's;
+    `cli(creds, args...)` runs the AWS CLI as "A" or "B", `cli_code(creds,
+    code, args...)` expects it to fail with `code`."""
+    zone = alpha.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    subnet = subnet_id("alpha", zone)
+    theirs_subnet = subnet_id("beta", zone)
+    web = alpha.create_security_group(GroupName="launch-web", Description="launch options")["GroupId"]
+    theirs_group = beta.create_security_group(GroupName="launch-web", Description="beta's")["GroupId"]
+    launched = []
+    one = dict(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="m1.tiny")
+
+    # Refusals first: none of them launches anything.
+    expect_error("InvalidSubnetID.NotFound", alpha.run_instances, SubnetId=theirs_subnet, **one)
+    expect_error("InvalidSubnetID.NotFound", alpha.run_instances, SubnetId="subnet-00000000000000bad", **one)
+    expect_error("InvalidGroup.NotFound", alpha.run_instances, SecurityGroupIds=[theirs_group], **one)
+    expect_error("InvalidGroup.NotFound", alpha.run_instances, **one,
+                 NetworkInterfaces=[{"DeviceIndex": 0, "Groups": [theirs_group]}])
+    expect_error("InvalidParameterCombination", alpha.run_instances, SubnetId=subnet, **one,
+                 NetworkInterfaces=[{"DeviceIndex": 0}])
+    expect_error("InvalidParameterCombination", alpha.run_instances, SecurityGroupIds=[web], **one,
+                 NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet}])
+    expect_error("UnsupportedOperation", alpha.run_instances, **one,
+                 NetworkInterfaces=[{"DeviceIndex": 0, "DeleteOnTermination": False}])
+    expect_error("UnsupportedOperation", alpha.run_instances, **one,
+                 NetworkInterfaces=[{"DeviceIndex": 0, "NetworkInterfaceId": "eni-00000000000000001"}])
+    expect_error("InvalidParameterValue", alpha.run_instances, PrivateIpAddress="10.0.0.999", **one)
+    expect_error("InvalidParameterCombination", alpha.run_instances, ImageId=ami, MinCount=1, MaxCount=2,
+                 PrivateIpAddress="10.0.0.10")
+    cli_code("A", "InvalidSubnetID.NotFound", "run-instances", "--image-id", ami, "--count", "1",
+             "--subnet-id", theirs_subnet)
+    assert alpha.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])[
+        "Reservations"] == [], "a refused launch left an instance"
+
+    # --subnet-id and --security-group-ids through the CLI.
+    ran = cli("A", "run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.tiny",
+              "--subnet-id", subnet, "--security-group-ids", web, sg)
+    first = ran["Instances"][0]["InstanceId"]
+    launched.append(first)
+    wait(alpha, "instance_running", [first])
+    i = _instance(alpha, first)
+    assert i["Placement"]["AvailabilityZone"] == zone, i
+    assert _groups(alpha, first) == sorted([web, sg]), i
+    taken = {i["PrivateIpAddress"]}
+
+    # --private-ip-address: the instance gets exactly that one.
+    fixed = _neighbour(i["PrivateIpAddress"], taken)
+    ran = cli("A", "run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.tiny",
+              "--private-ip-address", fixed)
+    second = ran["Instances"][0]["InstanceId"]
+    launched.append(second)
+    wait(alpha, "instance_running", [second])
+    assert _instance(alpha, second)["PrivateIpAddress"] == fixed
+    taken.add(fixed)
+
+    # --network-interfaces with a subnet, groups and a PrivateIpAddress
+    # (as Ansible's ec2_instance sends it).
+    wanted = _neighbour(fixed, taken)
+    ran = cli("A", "run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.tiny",
+              "--network-interfaces",
+              f'[{{"DeviceIndex":0,"SubnetId":"{subnet}","Groups":["{web}"],'
+              f'"PrivateIpAddress":"{wanted}","DeleteOnTermination":true,"Description":"primary"}}]')
+    third = ran["Instances"][0]["InstanceId"]
+    launched.append(third)
+    wait(alpha, "instance_running", [third])
+    assert _instance(alpha, third)["PrivateIpAddress"] == wanted
+    assert _groups(alpha, third) == [web]
+    taken.add(wanted)
+
+    # boto3's list form of the same, and a taken address ends in error with
+    # the reason, not with someone else's address.
+    clash = alpha.run_instances(**one, NetworkInterfaces=[{
+        "DeviceIndex": 0, "SubnetId": subnet,
+        "PrivateIpAddresses": [{"PrivateIpAddress": fixed, "Primary": True}]}])
+    clashed = clash["Instances"][0]["InstanceId"]
+    launched.append(clashed)
+    for _ in range(90):
+        state = _instance(alpha, clashed)
+        if state["State"]["Name"] not in ("pending",):
+            break
+        time.sleep(1)
+    assert state.get("PrivateIpAddress") != fixed, state
+    assert state["State"]["Name"] != "running", state
+
+    for instance_id in launched:
+        alpha.terminate_instances(InstanceIds=[instance_id])
+    wait(alpha, "instance_terminated", launched)
+
+    # Security-group rules with ids: authorize answers them, describe lists
+    # them the same way every time, revoke takes them by id.
+    added = alpha.authorize_security_group_ingress(GroupId=web, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+        "IpRanges": [{"CidrIp": "203.0.113.0/24", "Description": "office ssh"}]}])
+    assert added["Return"] is True, added
+    ssh = added["SecurityGroupRules"][0]
+    assert ssh["SecurityGroupRuleId"].startswith("sgr-") and not ssh["IsEgress"], ssh
+    assert (ssh["GroupId"], ssh["CidrIpv4"], ssh["Description"]) == (web, "203.0.113.0/24", "office ssh"), ssh
+    peers = alpha.authorize_security_group_ingress(GroupId=web, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+        "UserIdGroupPairs": [{"GroupId": web, "Description": "peers"}]}])["SecurityGroupRules"][0]
+    assert peers["ReferencedGroupInfo"]["GroupId"] == web, peers
+    f = lambda name, *values: {"Name": name, "Values": list(values)}
+    listed = alpha.describe_security_group_rules(Filters=[f("group-id", web)])["SecurityGroupRules"]
+    again = cli("A", "describe-security-group-rules", "--filters", f"Name=group-id,Values={web}")["SecurityGroupRules"]
+    ids = sorted(r["SecurityGroupRuleId"] for r in listed)
+    assert ids == sorted(r["SecurityGroupRuleId"] for r in again), (listed, again)
+    assert len(ids) == 3 and ssh["SecurityGroupRuleId"] in ids, listed
+    assert [r["IsEgress"] for r in listed].count(True) == 1, listed
+    assert {r["GroupOwnerId"] for r in listed} == {ssh["GroupOwnerId"]}, listed
+    by_id = alpha.describe_security_group_rules(SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    assert by_id["SecurityGroupRules"] == [ssh], (by_id, ssh)
+    described = alpha.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]["IpPermissions"]
+    shown = [r.get("Description") for p in described for r in p["IpRanges"] + p["UserIdGroupPairs"]]
+    assert sorted(shown) == ["office ssh", "peers"], described
+    expect_error("InvalidSecurityGroupRuleId.NotFound", beta.describe_security_group_rules,
+                 SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    assert web not in str(beta.describe_security_group_rules()["SecurityGroupRules"])
+    expect_error("InvalidSecurityGroupRuleId.NotFound", beta.revoke_security_group_ingress,
+                 GroupId=theirs_group, SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    alpha.revoke_security_group_ingress(GroupId=web, SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    cli("A", "revoke-security-group-ingress", "--group-id", web,
+        "--security-group-rule-ids", peers["SecurityGroupRuleId"])
+    expect_error("InvalidSecurityGroupRuleId.NotFound", alpha.revoke_security_group_ingress,
+                 GroupId=web, SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    left = alpha.describe_security_group_rules(Filters=[f("group-id", web)])["SecurityGroupRules"]
+    assert [r["IsEgress"] for r in left] == [True], left
+    alpha.delete_security_group(GroupId=web)
+    beta.delete_security_group(GroupId=theirs_group)

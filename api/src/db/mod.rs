@@ -27,6 +27,7 @@ pub mod images;
 pub mod instances;
 pub mod keypairs;
 pub mod tags;
+pub mod vpcs;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
@@ -178,6 +179,7 @@ pub fn now() -> String {
 const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_egress.sql")),
     (3, include_str!("../../migrations/0003_addresses.sql")),
+    (4, include_str!("../../migrations/0004_vpc.sql")),
 ];
 
 /// The statements of a migration file: split at `;`, comment-only pieces

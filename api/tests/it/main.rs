@@ -14,4 +14,5 @@ mod metadata;
 mod migrations;
 mod recovery;
 mod sigv2;
+mod vpcs;
 mod xml_doc;

@@ -46,9 +46,9 @@ async fn instances_show_their_vpc_subnet_and_primary_interface() {
         described.texts("subnetId"),
         [subnet.clone(), subnet.clone()]
     );
-    assert_eq!(described.texts("networkInterfaceId"), [eni.clone()]);
+    assert_eq!(described.texts("networkInterfaceId"), [eni.as_str()]);
     assert_eq!(described.texts("attachmentId"), [ids::attachment_id(&uuid)]);
-    assert_eq!(described.texts("macAddress"), [mac.clone()]);
+    assert_eq!(described.texts("macAddress"), [mac.as_str()]);
     assert_eq!(described.texts("deviceIndex"), ["0"]);
     assert_eq!(described.texts("deleteOnTermination"), ["true"]);
     assert_eq!(described.texts("sourceDestCheck"), ["true", "true"]);
@@ -112,12 +112,12 @@ async fn describe_network_interfaces_lists_primary_interfaces_by_id_and_filters(
         )
         .await
         .ok();
-    assert_eq!(one.texts("networkInterfaceId"), [eni.clone()]);
-    assert_eq!(one.texts("instanceId"), [instance.clone()]);
+    assert_eq!(one.texts("networkInterfaceId"), [eni.as_str()]);
+    assert_eq!(one.texts("instanceId"), [instance.as_str()]);
     assert_eq!(one.texts("instanceOwnerId"), [ids::account_id("alpha")]);
-    assert_eq!(one.texts("macAddress"), [mac.clone()]);
+    assert_eq!(one.texts("macAddress"), [mac.as_str()]);
     assert_eq!(one.texts("primary"), ["true"]);
-    assert_eq!(one.texts("groupId"), [group.clone()]);
+    assert_eq!(one.texts("groupId"), [group.as_str()]);
     assert_eq!(one.texts("availabilityZone"), ["nova"]);
 
     let vpc = alpha_vpc();

@@ -19,7 +19,7 @@ async fn beta_never_sees_alphas_vpc_subnets_or_interfaces() {
     let vpcs = cloud.call_as(&beta, "DescribeVpcs", &[]).await.ok();
     let beta_vpc = ids::default_vpc_id("beta");
     assert_ne!(beta_vpc, alpha_vpc());
-    assert_eq!(vpcs.texts("vpcId"), [beta_vpc.clone()]);
+    assert_eq!(vpcs.texts("vpcId"), [beta_vpc.as_str()]);
     assert_eq!(vpcs.texts("cidrBlock"), ["10.1.1.0/24", "10.1.1.0/24"]);
     assert_eq!(vpcs.texts("ownerId"), [ids::account_id("beta")]);
     cloud

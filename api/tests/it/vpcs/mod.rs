@@ -138,7 +138,7 @@ async fn describe_vpcs_by_id_and_filters() {
     let cloud = Vpcs::start().await;
     let vpc = alpha_vpc();
     let by_id = cloud.call("DescribeVpcs", &[("VpcId.1", &vpc)]).await.ok();
-    assert_eq!(by_id.texts("vpcId"), [vpc.clone()]);
+    assert_eq!(by_id.texts("vpcId"), [vpc.as_str()]);
     let account = ids::account_id("alpha");
     for (name, value, found) in [
         ("vpc-id", vpc.as_str(), true),
@@ -196,7 +196,7 @@ async fn describe_vpc_attribute_answers_dns_on() {
             )
             .await
             .ok();
-        assert_eq!(answer.texts("vpcId"), [vpc.clone()]);
+        assert_eq!(answer.texts("vpcId"), [vpc.as_str()]);
         assert_eq!(answer.texts("value"), ["true"], "{attribute}");
         assert!(
             answer.body.contains(&format!("<{attribute}>")),
@@ -233,7 +233,7 @@ async fn one_default_subnet_per_zone_with_the_vpc_cidr() {
     let subnet = ids::default_subnet_id("alpha", "nova");
     let all = cloud.call("DescribeSubnets", &[]).await.ok();
     // The stand-in scheduler knows no hosts: the one zone is `nova`.
-    assert_eq!(all.texts("subnetId"), [subnet.clone()]);
+    assert_eq!(all.texts("subnetId"), [subnet.as_str()]);
     assert_eq!(all.texts("vpcId"), [alpha_vpc()]);
     assert_eq!(all.texts("availabilityZone"), ["nova"]);
     assert_eq!(all.texts("defaultForAz"), ["true"]);

@@ -45,10 +45,7 @@ fn derived(prefix: &str, parts: &[&str]) -> String {
 /// A project's AWS-style account id: 12 digits, stable, the `Account` of
 /// STS GetCallerIdentity and the `ownerId` of every EC2 response.
 pub fn account_id(project_id: &str) -> String {
-    format!(
-        "{:012}",
-        digest(&["account", project_id]) % 1_000_000_000_000
-    )
+    format!("{:012}", digest(&["account", project_id]) % 1_000_000_000_000)
 }
 
 /// The id of a project's default VPC.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use stratus_rpc::error::error_chain;
 use stratus_rpc::wire::addresses::{MapPublicAddresses, PublicAddresses};
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::{
+    AllocateFixedIp, FixedIp, GetProjectNetwork, ProjectNetwork, ReleaseFixedIp,
+};
 use tracing::{debug, info, instrument, warn};
 
 use crate::config::NetworkConfig;
@@ -140,6 +142,21 @@ impl NetworkManager {
         info!(address = %row.address, bridge = %row.network.bridge, "fixed IP allocated");
         self.fixed_ip_changed(&request.instance_id).await;
         Ok(self.fixed_ip(&row))
+    }
+
+    /// The project's network (made now if it has none): what the api shows
+    /// as the project's default VPC.
+    #[instrument(skip_all, fields(project_id = %request.project_id))]
+    pub async fn project_network(
+        &self,
+        request: &GetProjectNetwork,
+    ) -> Result<ProjectNetwork, NetworkError> {
+        let network = self.ipam.network_for(request.project_id.as_str()).await?;
+        debug!(cidr = %network.cidr, "project network");
+        Ok(ProjectNetwork {
+            cidr: network.cidr,
+            gateway: network.gateway,
+        })
     }
 
     /// Records changes to the public-address mappings and applies them

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
 use stratus_rpc::wire::addresses::MapPublicAddresses;
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::{
+    AllocateFixedIp, FixedIp, GetProjectNetwork, ProjectNetwork, ReleaseFixedIp,
+};
 use stratus_rpc::{Handled, RequestContext, Serves};
 
 use crate::manager::NetworkManager;
@@ -47,5 +49,13 @@ impl NetworkApi for NetworkService {
         request: MapPublicAddresses,
     ) -> Handled {
         Ok(self.manager.map_public_addresses(&request).await?)
+    }
+
+    async fn project_network(
+        &self,
+        _ctx: &RequestContext,
+        request: GetProjectNetwork,
+    ) -> Handled<ProjectNetwork> {
+        Ok(self.manager.project_network(&request).await?)
     }
 }

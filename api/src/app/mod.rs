@@ -6,3 +6,4 @@ pub mod addresses;
 pub mod instances;
 pub mod quota;
 pub mod security_groups;
+pub mod vpcs;

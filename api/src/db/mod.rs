@@ -28,6 +28,7 @@ pub mod instances;
 pub mod keypairs;
 pub mod private_ips;
 pub mod tags;
+pub mod vpcs;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
@@ -179,6 +180,7 @@ pub fn now() -> String {
 const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_egress.sql")),
     (3, include_str!("../../migrations/0003_addresses.sql")),
+    (4, include_str!("../../migrations/0004_vpc.sql")),
     (5, include_str!("../../migrations/0005_rule_ids.sql")),
 ];
 

@@ -190,6 +190,10 @@ pub const ACTIONS: &[&str] = &[
     "DisassociateAddress",
     "ReleaseAddress",
     "DescribeAddresses",
+    "DescribeVpcs",
+    "DescribeVpcAttribute",
+    "DescribeSubnets",
+    "DescribeNetworkInterfaces",
 ];
 
 /// Runs one action.
@@ -232,6 +236,11 @@ pub async fn dispatch(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         "DisassociateAddress" => addresses::disassociate_address(cx).await,
         "ReleaseAddress" => addresses::release_address(cx).await,
         "DescribeAddresses" => addresses::describe_addresses(cx).await,
+        "DescribeVpcs" => vpcs::describe_vpcs(cx).await,
+        "DescribeVpcAttribute" => vpcs::describe_vpc_attribute(cx).await,
+        "DescribeSubnets" => vpcs::describe_subnets(cx).await,
+        "DescribeNetworkInterfaces" => network_interfaces::describe_network_interfaces(cx).await,
+        refused if vpcs::REFUSED.contains(&refused) => vpcs::refuse(cx).await,
         other => Err(Ec2Error::client(
             "InvalidAction",
             format!(

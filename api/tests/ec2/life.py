@@ -32,6 +32,7 @@ from addresses import address_life
 from egress import egress_life
 from sts import sts_life
 from launch_options import launch_options_life
+from vpcs import vpc_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
 REGION = os.environ.get("STRATUS_REGION", "nova")
@@ -369,6 +370,9 @@ def main():
 
     # Public addresses: launch addresses and Elastic IPs (addresses.py).
     creds = {"A": A, "B": B}
+    # The default VPC, its subnets and the instances' interfaces (vpcs.py).
+    vpc_life(alpha, beta, ids, expect_error, lambda who, *args: cli(creds[who], *args),
+             lambda who, code, *args: cli_code(creds[who], code, *args))
     address_life(alpha, beta, ids + more_ids, IMAGE_PATH, expect_error,
                  lambda who, *args: cli(creds[who], *args),
                  lambda who, code, *args: cli_code(creds[who], code, *args), wait)

@@ -16,4 +16,5 @@ mod migrations;
 mod recovery;
 mod rule_ids;
 mod sigv2;
+mod vpcs;
 mod xml_doc;

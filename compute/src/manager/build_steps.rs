@@ -22,19 +22,6 @@ use crate::instance_dir::{BuildStep, InstanceDir, InstanceRecord, domain_name};
 use crate::state::PowerState;
 use crate::xml::{Boot, DomainSpec, Nic};
 
-/// MAC address derived from the instance id, so a retried build gets the
-/// same one: locally administered unicast (02) and 40 random bits of the
-/// UUID, since guests on one bridge are pinned to their MACs and two alike
-/// would take each other's frames (24 bits collided about once in 500 full
-/// networks of 250 guests).
-fn mac_for(request: &RunInstance) -> String {
-    let b = request.instance_id.0.as_bytes();
-    format!(
-        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[11], b[12], b[13], b[14], b[15]
-    )
-}
-
 /// Parses an address the network controller sent.
 fn address(value: &str) -> Result<std::net::Ipv4Addr, BuildError> {
     value.parse().map_err(|source| BuildError::BadAddress {
@@ -59,11 +46,8 @@ impl ComputeManager {
         if let Some(missing) = &self.parts.unisolated {
             error!(missing = %missing, "launching a guest WITHOUT tenant isolation (insecure_allow_unisolated)");
         }
-        let mac = mac_for(request);
-        let mac_address: MacAddress = mac.parse().map_err(|source| BuildError::BadMac {
-            value: mac.clone(),
-            source,
-        })?;
+        let mac_address = id.mac();
+        let mac = mac_address.to_string();
         self.step(dir, record, BuildStep::Network).await?;
         let step = Instant::now();
         let fixed = self.network_step(ctx, request, &mac_address).await?;

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use stratus_rpc::clients::NetworkApi;
 use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::{
+    AllocateFixedIp, FixedIp, GetProjectNetwork, ProjectNetwork, ReleaseFixedIp,
+};
 use stratus_rpc::{Handled, HandlerError, RequestContext, Serves};
 
 /// The gateway (.1) and DHCP server (.2) are reserved, as are the network
@@ -141,5 +143,18 @@ impl NetworkApi for FakeNetwork {
     async fn map_public_addresses(&self, _: &RequestContext, _: MapPublicAddresses) -> Handled {
         // The worker never maps public addresses; the api does.
         Ok(())
+    }
+
+    async fn project_network(
+        &self,
+        _: &RequestContext,
+        _: GetProjectNetwork,
+    ) -> Handled<ProjectNetwork> {
+        // Every project shares the fake's one network.
+        let network = fixed_ip(Ipv4Addr::new(10, 0, 0, FIRST_HOST));
+        Ok(ProjectNetwork {
+            cidr: network.cidr,
+            gateway: network.gateway,
+        })
     }
 }

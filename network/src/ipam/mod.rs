@@ -168,8 +168,9 @@ impl Ipam {
         Ok(self.store.release(instance_id).await?)
     }
 
-    /// The project's network, created in the lowest free slot if it has none.
-    async fn network_for(&self, project_id: &str) -> Result<NetworkRow, NetworkError> {
+    /// The project's network, created in the lowest free slot if it has none
+    /// (as its first allocation would): the api's default VPC is this network.
+    pub async fn network_for(&self, project_id: &str) -> Result<NetworkRow, NetworkError> {
         for _ in 0..MAX_ATTEMPTS {
             if let Some(network) = self.store.project_network(project_id).await? {
                 return Ok(network);

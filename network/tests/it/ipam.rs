@@ -48,6 +48,12 @@ macro_rules! ipam_suite {
                 exhaustion_is_an_error_and_release_frees_on(&db).await;
             }
 
+            #[tokio::test]
+            async fn a_project_network_is_made_once_and_is_the_one_allocations_use() {
+                let db = $db;
+                a_project_network_is_made_once_and_is_the_one_allocations_use_on(&db).await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_allocations_never_share_an_address() {
                 let db = $db;
@@ -120,6 +126,25 @@ async fn projects_get_separate_networks_on(db: &TestDb) {
     assert_ne!(a.network.cidr, b.network.cidr);
     assert_eq!(a.network, a2.network);
     assert_eq!(b.network.vlan, Some(101));
+}
+
+async fn a_project_network_is_made_once_and_is_the_one_allocations_use_on(db: &TestDb) {
+    let ipam = Ipam::new(store(db).await, layout(256, "10.0.0.0/16"));
+    // Asked before any allocation: made now, in the lowest free slot.
+    let alpha = ipam.network_for("alpha").await.expect("alpha's network");
+    assert_eq!(
+        (alpha.cidr.as_str(), alpha.gateway.as_str()),
+        ("10.0.0.0/24", "10.0.0.1")
+    );
+    assert_eq!(ipam.network_for("alpha").await.expect("again"), alpha);
+    let beta = ipam.network_for("beta").await.expect("beta's network");
+    assert_eq!(beta.cidr, "10.0.1.0/24");
+    let held = ipam
+        .allocate(&instance(), "alpha", "02:00:00:00:00:01", "a")
+        .await
+        .expect("allocate");
+    assert_eq!(held.network, alpha);
+    assert_eq!(ipam.store().networks().await.expect("networks").len(), 2);
 }
 
 async fn exhaustion_is_an_error_and_release_frees_on(db: &TestDb) {

@@ -12,7 +12,7 @@ use stratus_network::service::NetworkService;
 use stratus_rpc::clients::NetworkClient;
 use stratus_rpc::transport::memory::MemoryTransport;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::ReleaseFixedIp;
+use stratus_rpc::wire::network::{GetProjectNetwork, ReleaseFixedIp};
 use stratus_rpc::{RequestContext, RpcClient, Target, Transport};
 use stratus_test_support::fixtures;
 
@@ -93,4 +93,50 @@ async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
         Some("InvalidArguments"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_network_over_rpc_is_the_network_its_instances_get() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = NetworkConfig {
+        fixed_range: "10.6.0.0/24".into(),
+        network_size: 16,
+        dhcp: false,
+        ..NetworkConfig::default()
+    };
+    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
+        .await
+        .expect("start");
+    let bus = MemoryTransport::new(8, Duration::from_millis(50));
+    let _serving = bus
+        .serve(
+            "network",
+            None,
+            Arc::new(NetworkService::new(Arc::new(manager))),
+        )
+        .await
+        .expect("serve");
+    let client = NetworkClient::new(RpcClient::new(
+        Arc::new(bus.clone()),
+        Duration::from_secs(5),
+    ));
+    let ctx = RequestContext::system();
+    let ask = |project: &str| GetProjectNetwork {
+        project_id: project.parse().expect("project id"),
+    };
+    let p = client.project_network(&ctx, &ask("p")).await.expect("p");
+    assert_eq!(
+        (p.cidr.as_str(), p.gateway.as_str()),
+        ("10.6.0.0/28", "10.6.0.1")
+    );
+    let q = client.project_network(&ctx, &ask("q")).await.expect("q");
+    assert_eq!(q.cidr, "10.6.0.16/28");
+    let fixed = client
+        .allocate_fixed_ip(
+            &ctx,
+            &fixtures::allocate_fixed_ip(InstanceId::new(), "p", "02:16:3e:00:00:01"),
+        )
+        .await
+        .expect("allocate");
+    assert_eq!((fixed.cidr, fixed.gateway), (p.cidr, p.gateway));
 }

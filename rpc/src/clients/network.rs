@@ -2,7 +2,9 @@
 
 use crate::declare::declare_service;
 use crate::wire::addresses::MapPublicAddresses;
-use crate::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use crate::wire::network::{
+    AllocateFixedIp, FixedIp, GetProjectNetwork, ProjectNetwork, ReleaseFixedIp,
+};
 
 declare_service! {
     /// The topic the network controller serves.
@@ -19,6 +21,9 @@ declare_service! {
         /// Maps public addresses to instances (or to nothing) on the
         /// network host, all in one atomic change.
         MAP_PUBLIC_ADDRESSES: call map_public_addresses(request: MapPublicAddresses);
+        /// The project's network (CIDR and gateway), made now if the
+        /// project has none yet: the api's default VPC is this network.
+        PROJECT_NETWORK: call project_network(request: GetProjectNetwork) -> ProjectNetwork;
     }
 }
 

@@ -53,3 +53,20 @@ pub struct ReleaseFixedIp {
     /// The instance whose address goes back to the pool.
     pub instance_id: InstanceId,
 }
+
+/// Ask for a project's network, made now if the project has none yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetProjectNetwork {
+    /// The project whose network is wanted.
+    pub project_id: ProjectId,
+}
+
+/// A project's network: the range its instances' fixed IPs come from (the
+/// CIDR of its default VPC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectNetwork {
+    /// The network in CIDR form.
+    pub cidr: String,
+    /// The gateway address.
+    pub gateway: String,
+}

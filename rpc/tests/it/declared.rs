@@ -8,7 +8,9 @@ use stratus_rpc::clients::network::{self, NetworkApi, NetworkClient};
 use stratus_rpc::error::kinds;
 use stratus_rpc::wire::addresses::MapPublicAddresses;
 use stratus_rpc::wire::ids::InstanceId;
-use stratus_rpc::wire::network::{AllocateFixedIp, FixedIp, ReleaseFixedIp};
+use stratus_rpc::wire::network::{
+    AllocateFixedIp, FixedIp, GetProjectNetwork, ProjectNetwork, ReleaseFixedIp,
+};
 use stratus_rpc::{Handled, HandlerError, RequestContext, RpcError, Serves, Target};
 
 use crate::harness::Harness;
@@ -44,6 +46,17 @@ impl NetworkApi for OneAddress {
 
     async fn map_public_addresses(&self, _: &RequestContext, _: MapPublicAddresses) -> Handled {
         Err(HandlerError::permanent("NoPublicNetwork", "none here"))
+    }
+
+    async fn project_network(
+        &self,
+        _: &RequestContext,
+        _: GetProjectNetwork,
+    ) -> Handled<ProjectNetwork> {
+        Ok(ProjectNetwork {
+            cidr: "10.0.0.0/24".into(),
+            gateway: "10.0.0.1".into(),
+        })
     }
 }
 

@@ -161,6 +161,13 @@ pub async fn create_security_group(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
             "The group description must be up to 255 printable characters.",
         ));
     }
+    // Groups belong to the project's one VPC: naming it is fine, any other
+    // is not found (another project's included).
+    if let Some(vpc_id) = cx.params.get("VpcId").filter(|v| !v.is_empty())
+        && vpc_id != ids::default_vpc_id(&cx.caller.project_id)
+    {
+        return Err(super::vpcs::vpc_not_found(vpc_id));
+    }
     let groups = project_groups(cx).await?;
     if groups.len() as u64 >= cx.cloud.config.quotas.security_groups {
         return Err(Ec2Error::client(
@@ -230,7 +237,13 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
     let names = cx.params.list("GroupName")?;
     let wanted = filters::parse(
         cx.params,
-        &["group-name", "group-id", "description", "owner-id"],
+        &[
+            "group-name",
+            "group-id",
+            "description",
+            "owner-id",
+            "vpc-id",
+        ],
     )?;
     let mut groups = project_groups(cx).await?;
     all_found(
@@ -240,6 +253,7 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
     )?;
     all_found(&names, |n| groups.iter().any(|g| &g.name == n), not_found)?;
     let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
+    let vpc_id = ids::default_vpc_id(&cx.caller.project_id);
     // Rules name groups the filters may leave out: their names come from all.
     let all = groups.clone();
     groups.retain(|g| {
@@ -251,6 +265,7 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
                     "group-id" => vec![g.group_id.clone()],
                     "description" => vec![g.description.clone()],
                     "owner-id" => vec![account_id(&g.project_id)],
+                    "vpc-id" => vec![vpc_id.clone()],
                     _ => vec![],
                 })
             }
@@ -261,7 +276,8 @@ pub async fn describe_security_groups(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
         x.text("ownerId", &owner)
             .text("groupId", &g.group_id)
             .text("groupName", &g.name)
-            .text("groupDescription", &g.description);
+            .text("groupDescription", &g.description)
+            .text("vpcId", &vpc_id);
         permissions::render(x, "ipPermissions", &g.rules, &all, &owner);
         permissions::render(x, "ipPermissionsEgress", &g.egress, &all, &owner);
         let own = super::tags::of(&tags, &g.group_id);

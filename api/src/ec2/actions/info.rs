@@ -274,13 +274,17 @@ pub async fn describe_instance_types(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     Ok(cx.finish(x))
 }
 
-/// DescribeAccountAttributes: platforms, default VPC (none) and limits.
+/// DescribeAccountAttributes: platforms (VPC only: every project has its
+/// default VPC), the default VPC and limits.
 pub async fn describe_account_attributes(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let names = cx.params.list("AttributeName")?;
     let quotas = &cx.cloud.config.quotas;
     let all: Vec<(&str, Vec<String>)> = vec![
-        ("supported-platforms", vec!["EC2".into()]),
-        ("default-vpc", vec!["none".into()]),
+        ("supported-platforms", vec!["VPC".into()]),
+        (
+            "default-vpc",
+            vec![super::super::ids::default_vpc_id(&cx.caller.project_id)],
+        ),
         ("max-instances", vec![quotas.instances.to_string()]),
         ("max-elastic-ips", vec!["0".into()]),
         (

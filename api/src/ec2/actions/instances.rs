@@ -34,6 +34,14 @@ const FILTERS: &[&str] = &[
     "instance.group-name",
     "group-id",
     "group-name",
+    "vpc-id",
+    "subnet-id",
+    "network-interface.network-interface-id",
+    "network-interface.vpc-id",
+    "network-interface.subnet-id",
+    "network-interface.mac-address",
+    "network-interface.addresses.private-ip-address",
+    "source-dest-check",
 ];
 
 /// The caller's instances named by `ids` (all of them when empty). A
@@ -99,6 +107,23 @@ fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
         "ami-launch-index" | "launch-index" => vec![i.launch_index.to_string()],
         "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
         "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
+        "vpc-id" | "network-interface.vpc-id" => one(&ids::default_vpc_id(&i.project_id)),
+        "subnet-id" | "network-interface.subnet-id" => one(&ids::default_subnet_id(
+            &i.project_id,
+            render::instance_zone(i, default_zone),
+        )),
+        "source-dest-check" => one("true"),
+        "network-interface.network-interface-id" | "network-interface.mac-address" => {
+            let interface = super::network_interfaces::of(i, default_zone, None);
+            interface
+                .map(|n| match name {
+                    "network-interface.mac-address" => n.mac,
+                    _ => n.id,
+                })
+                .into_iter()
+                .collect()
+        }
+        "network-interface.addresses.private-ip-address" => opt(&i.fixed_ip),
         _ => vec![],
     }
 }

@@ -113,15 +113,7 @@ pub fn instance(
         .close("productCodes")
         .text("instanceType", &i.instance_type)
         .text("launchTime", &i.launched_at);
-    let zone = i
-        .availability_zone
-        .as_deref()
-        .or(i
-            .requested_zone
-            .as_deref()
-            .map(|z| z.split(':').next().unwrap_or(z)))
-        .filter(|z| !z.is_empty())
-        .unwrap_or(default_zone);
+    let zone = instance_zone(i, default_zone);
     x.open("placement")
         .text("availabilityZone", zone)
         .text("groupName", "")
@@ -156,14 +148,43 @@ pub fn instance(
             x.text("key", k).text("value", v);
         });
     }
-    x.text("hypervisor", "xen")
-        .open("networkInterfaceSet")
-        .close("networkInterfaceSet")
-        .value("ebsOptimized", false)
+    x.text("hypervisor", "xen");
+    vpc_fields(x, i, default_zone, dns_domain);
+    x.value("ebsOptimized", false)
         .open("cpuOptions")
         .value("coreCount", i.vcpus)
         .value("threadsPerCore", 1)
         .close("cpuOptions");
+}
+
+/// The zone `i` is shown in: where it runs, else the zone it asked for,
+/// else `default_zone`.
+pub fn instance_zone<'a>(i: &'a InstanceRow, default_zone: &'a str) -> &'a str {
+    i.availability_zone
+        .as_deref()
+        .or(i
+            .requested_zone
+            .as_deref()
+            .map(|z| z.split(':').next().unwrap_or(z)))
+        .filter(|z| !z.is_empty())
+        .unwrap_or(default_zone)
+}
+
+/// An instance's place in its project's default VPC: `vpcId`, `subnetId`
+/// (the default subnet of its zone), `sourceDestCheck` and its primary
+/// interface (none once terminated).
+fn vpc_fields(x: &mut Xml, i: &InstanceRow, default_zone: &str, dns_domain: Option<&str>) {
+    let zone = instance_zone(i, default_zone);
+    x.text("vpcId", &super::super::ids::default_vpc_id(&i.project_id))
+        .text(
+            "subnetId",
+            &super::super::ids::default_subnet_id(&i.project_id, zone),
+        )
+        .value("sourceDestCheck", true);
+    let interface = super::network_interfaces::of(i, default_zone, dns_domain);
+    x.list("networkInterfaceSet", interface, |x, n| {
+        super::network_interfaces::write(x, &n, super::network_interfaces::Shape::InInstance);
+    });
 }
 
 /// One reservation: its id, owner (the account of `project_id`), groups

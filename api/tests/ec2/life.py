@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from addresses import address_life
+from attributes import attribute_life
 from egress import egress_life
 
 ENDPOINT = os.environ["STRATUS_ENDPOINT"]
@@ -355,8 +356,13 @@ def main():
     alpha.delete_security_group(GroupId=spare)
     expect_error("DryRunOperation", alpha.terminate_instances, InstanceIds=ids, DryRun=True)
 
-    # Public addresses: launch addresses and Elastic IPs (addresses.py).
     creds = {"A": A, "B": B}
+    # Instance attributes (attributes.py).
+    attribute_life(alpha, beta, ids[0], expect_error,
+                   lambda who, *args: cli(creds[who], *args),
+                   lambda who, code, *args: cli_code(creds[who], code, *args), wait)
+
+    # Public addresses: launch addresses and Elastic IPs (addresses.py).
     address_life(alpha, beta, ids + more_ids, IMAGE_PATH, expect_error,
                  lambda who, *args: cli(creds[who], *args),
                  lambda who, code, *args: cli_code(creds[who], code, *args), wait)

@@ -13,7 +13,7 @@ use super::{InstanceError, record, request, sequence};
 use crate::app::quota;
 use crate::db::groups::GroupRow;
 use crate::db::images::ImageRow;
-use crate::db::instances::{InstanceRow, NewReservation};
+use crate::db::instances::{InstanceAttributes, InstanceRow, NewReservation};
 use crate::db::keypairs::KeyPairRow;
 use crate::ec2::{Caller, Cloud, ids};
 
@@ -46,6 +46,8 @@ pub struct Launch {
     pub client_token: Option<String>,
     /// Whether each instance gets a public address at launch.
     pub public_ip: bool,
+    /// Termination protection and shutdown behaviour, as launched.
+    pub attributes: InstanceAttributes,
 }
 
 /// A reservation launched (or launched before with the same token).
@@ -157,6 +159,7 @@ fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> V
                 updated_at: now.clone(),
                 groups: groups.clone(),
                 wants_public_ip: launch.public_ip,
+                attributes: launch.attributes,
                 ..InstanceRow::default()
             }
         })

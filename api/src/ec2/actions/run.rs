@@ -224,6 +224,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         tags,
         client_token,
         public_ip: public_ip && public.is_some(),
+        attributes: super::attributes::at_launch(cx)?,
     })
 }
 

@@ -178,7 +178,10 @@ pub fn now() -> String {
 const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_egress.sql")),
     (3, include_str!("../../migrations/0003_addresses.sql")),
-    (6, include_str!("../../migrations/0006_instance_attributes.sql")),
+    (
+        6,
+        include_str!("../../migrations/0006_instance_attributes.sql"),
+    ),
 ];
 
 /// The statements of a migration file: split at `;`, comment-only pieces

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stratus_host::firewall::Firewall;
 use stratus_rpc::clients::ComputeApi;
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
+use stratus_rpc::wire::compute::{
+    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
+};
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
@@ -103,6 +105,25 @@ impl ComputeApi for ComputeService {
             // iptables may be busy or briefly failing: try again.
             HandlerError::Retryable(RemoteError::from_error("FirewallError", &e))
         })
+    }
+
+    async fn set_instance_groups(&self, _ctx: &RequestContext, request: InstanceGroups) -> Handled {
+        let id = request.instance_id;
+        match self
+            .firewall
+            .set_instance_groups(id, request.security_groups)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HandlerError::Permanent(RemoteError::new(
+                "InstanceNotFound",
+                format!("instance {id} has no filters on this host"),
+            ))),
+            Err(e) => Err(HandlerError::Permanent(RemoteError::from_error(
+                "FirewallError",
+                &e,
+            ))),
+        }
     }
 
     async fn set_host_enabled(

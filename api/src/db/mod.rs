@@ -182,6 +182,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_addresses.sql")),
     (4, include_str!("../../migrations/0004_vpc.sql")),
     (5, include_str!("../../migrations/0005_rule_ids.sql")),
+    (
+        6,
+        include_str!("../../migrations/0006_instance_attributes.sql"),
+    ),
 ];
 
 /// The statements of a migration file: split at `;`, comment-only pieces

@@ -195,6 +195,12 @@ impl From<InstanceError> for Ec2Error {
                     "The instances could not be scheduled now; they are in error. Try again.",
                 )
             }
+            InstanceError::Protected { instance } => Self::client(
+                "OperationNotPermitted",
+                format!(
+                    "The instance '{instance}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again."
+                ),
+            ),
             InstanceError::Quota(e) => e.into(),
             InstanceError::Group(e) => e.into(),
             InstanceError::Db(e) => e.into(),

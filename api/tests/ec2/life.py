@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from addresses import address_life
+from attributes import attribute_life
 from egress import egress_life
 from sts import sts_life
 from launch_options import launch_options_life
@@ -368,11 +369,15 @@ def main():
     # STS on the same endpoint: the account, the OwnerId of all the above (sts.py).
     sts_life(ENDPOINT, REGION, A, B, alpha, beta, expect_error, AWS)
 
-    # Public addresses: launch addresses and Elastic IPs (addresses.py).
     creds = {"A": A, "B": B}
     # The default VPC, its subnets and the instances' interfaces (vpcs.py).
     vpc_life(alpha, beta, ids, expect_error, lambda who, *args: cli(creds[who], *args),
              lambda who, code, *args: cli_code(creds[who], code, *args))
+    # Instance attributes (attributes.py).
+    attribute_life(alpha, beta, ids[0], expect_error,
+                   lambda who, *args: cli(creds[who], *args),
+                   lambda who, code, *args: cli_code(creds[who], code, *args), wait)
+    # Public addresses: launch addresses and Elastic IPs (addresses.py).
     address_life(alpha, beta, ids + more_ids, IMAGE_PATH, expect_error,
                  lambda who, *args: cli(creds[who], *args),
                  lambda who, code, *args: cli_code(creds[who], code, *args), wait)

@@ -413,3 +413,96 @@ async fn a_build_without_news_ends_in_error_and_a_late_report_still_wins() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_guest_shutting_itself_down_is_terminated_when_its_behaviour_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sqlite_in(dir.path()).await;
+    let bus = MemoryTransport::new(8, Duration::from_millis(50));
+    let host = Arc::new(Host::default());
+    let _serving = serve_host(&bus, "node1", host.clone()).await;
+    let compute = ComputeClient::new(RpcClient::new(
+        Arc::new(bus.clone()),
+        Duration::from_secs(5),
+    ));
+    let service = ConductorService::new(Conductor::new(db.clone(), compute));
+    let terminate = stratus_api::db::instances::InstanceAttributes {
+        shutdown_behavior: stratus_api::db::instances::ShutdownBehavior::Terminate,
+        ..Default::default()
+    };
+
+    // Stop (the default): a guest that powers off is stopped, nothing more.
+    let stops = InstanceId::new();
+    instance(&db, stops).await;
+    report_all(
+        &service,
+        stops,
+        &[
+            ("node1", InstanceState::Running, 10, 1),
+            ("node1", InstanceState::Stopped, 20, 1),
+        ],
+    )
+    .await;
+    assert_eq!(row_of(&db, stops).await.state, InstanceState::Stopped);
+
+    // A user's stop goes through stopping: no termination either.
+    let asked = InstanceId::new();
+    instance(&db, asked).await;
+    assert!(
+        db.set_attributes(&asked.to_string(), &terminate)
+            .await
+            .expect("db")
+    );
+    report_all(
+        &service,
+        asked,
+        &[
+            ("node1", InstanceState::Running, 10, 1),
+            ("node1", InstanceState::Stopping, 20, 1),
+            ("node1", InstanceState::Stopped, 30, 1),
+        ],
+    )
+    .await;
+    assert_eq!(row_of(&db, asked).await.state, InstanceState::Stopped);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(host.calls.lock().expect("lock").is_empty());
+
+    // Terminate: the power-off the host's sync reports ends the instance.
+    let ends = InstanceId::new();
+    instance(&db, ends).await;
+    assert!(
+        db.set_attributes(&ends.to_string(), &terminate)
+            .await
+            .expect("db")
+    );
+    report_all(
+        &service,
+        ends,
+        &[
+            ("node1", InstanceState::Running, 10, 1),
+            ("node1", InstanceState::Stopped, 20, 1),
+        ],
+    )
+    .await;
+    let row = row_of(&db, ends).await;
+    assert_eq!(
+        (row.state, row.task_state.as_deref()),
+        (InstanceState::ShuttingDown, Some("deleting"))
+    );
+    host.wait_for_a_call().await;
+    assert_eq!(
+        *host.calls.lock().expect("lock"),
+        vec!["terminate_instance".to_owned()]
+    );
+    send(
+        &service,
+        "instance_update",
+        &update(
+            ends,
+            InstanceState::Terminated,
+            stratus_rpc::wire::conductor::next_sequence(),
+        ),
+    )
+    .await;
+    assert_eq!(row_of(&db, ends).await.state, InstanceState::Terminated);
+}

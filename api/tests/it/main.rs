@@ -2,6 +2,7 @@
 
 mod addresses;
 mod alloc;
+mod attributes;
 mod auth;
 mod bounds;
 mod claims;

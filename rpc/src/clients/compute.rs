@@ -1,7 +1,9 @@
 //! The compute workers' methods (topic `compute`, `compute.<host>`).
 
 use crate::declare::declare_service;
-use crate::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
+use crate::wire::compute::{
+    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
+};
 use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::scheduler::HostReport;
 
@@ -31,6 +33,9 @@ declare_service! {
         /// A security group's rules or members changed: every host re-applies
         /// the chains of its instances in (or allowed by) the group.
         REFRESH_SECURITY_GROUP: fanout_cast refresh_security_group(update: SecurityGroupUpdate);
+        /// Replaces an instance's security groups and re-applies its
+        /// filters; `InstanceNotFound` when the host has no filters for it.
+        SET_INSTANCE_GROUPS: call_to_host set_instance_groups(request: InstanceGroups);
         /// Stops or resumes taking new instances (`stratus service
         /// disable|enable`); the reply is the report the host sent the
         /// schedulers right after.

@@ -130,6 +130,16 @@ pub struct InstanceRef {
     pub instance_id: InstanceId,
 }
 
+/// An instance's new security groups, each with its rules and members: its
+/// host re-applies the instance's filters (ModifyInstanceAttribute groupSet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceGroups {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its groups, in order.
+    pub security_groups: Vec<SecurityGroupUpdate>,
+}
+
 /// Reboot one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebootInstance {

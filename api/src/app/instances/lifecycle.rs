@@ -49,7 +49,7 @@ impl Ask {
 }
 
 /// Does what the user asks of each instance, refused for all unless every
-/// one may take it. Each that moves is recorded, and its host told to
+/// one may take it (a terminate, unless none is protected). Each that moves is recorded, and its host told to
 /// finish the move; one terminated before any host had it ends at once.
 pub async fn ask(
     cloud: &Cloud,
@@ -57,6 +57,16 @@ pub async fn ask(
     instances: &[InstanceRow],
     ask: Ask,
 ) -> Result<Vec<StateChanged>, InstanceError> {
+    // As EC2 does: one protected instance refuses the whole call.
+    if ask == Ask::Terminate
+        && let Some(i) = instances
+            .iter()
+            .find(|i| i.attributes.disable_api_termination && !i.state.is_gone())
+    {
+        return Err(InstanceError::Protected {
+            instance: i.ec2_id.clone(),
+        });
+    }
     let next = instances
         .iter()
         .map(|i| {

@@ -2,6 +2,7 @@
 //! start, reboot, console), and what hosts report about them. Every state
 //! change goes through [`InstanceState::transition`] and is written here.
 
+pub mod attributes;
 pub mod build_timeout;
 mod claims;
 mod lifecycle;
@@ -57,6 +58,12 @@ pub enum InstanceError {
         /// The bus's error (boxed: it is large).
         #[source]
         source: Box<RpcError>,
+    },
+    /// The instance is protected from termination (`disableApiTermination`).
+    #[error("instance {instance} is protected from termination")]
+    Protected {
+        /// Its EC2 id.
+        instance: String,
     },
     /// The launch does not fit the project's quotas.
     #[error("the launch exceeds the project's quota")]

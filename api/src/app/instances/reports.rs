@@ -5,10 +5,10 @@
 use stratus_rpc::RequestContext;
 use stratus_rpc::clients::ComputeClient;
 use stratus_rpc::wire::compute::InstanceRef;
-use stratus_rpc::wire::conductor::{InstanceEvent, InstanceUpdate};
+use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState, InstanceUpdate};
 use tracing::{info, warn};
 
-use crate::db::instances::{StateChange, StoredState};
+use crate::db::instances::{ShutdownBehavior, StateChange, StoredState};
 use crate::db::{Db, DbError};
 
 /// Records one report. Returns whether it was recorded and the instance
@@ -61,7 +61,42 @@ pub async fn record_report(
         ..StateChange::to(state, i64::try_from(update.sequence).unwrap_or(i64::MAX))
     };
     let applied = db.update_state(&uuid, &change).await?;
+    // Running, then stopped without anyone asking (a user's stop goes
+    // through stopping): the guest shut itself down.
+    if applied && stored.state == InstanceState::Running && state == InstanceState::Stopped {
+        terminate_if_asked(db, compute, ctx, &uuid).await?;
+    }
     Ok(applied && state.is_gone() && stored.fixed_ip.is_some())
+}
+
+/// A guest that shut itself down is terminated when its
+/// `instanceInitiatedShutdownBehavior` says so: recorded as shutting down,
+/// and its host told to terminate it (its report ends it).
+async fn terminate_if_asked(
+    db: &Db,
+    compute: &ComputeClient,
+    ctx: &RequestContext,
+    uuid: &str,
+) -> Result<(), DbError> {
+    let Some(i) = db.instance_by_uuid(uuid).await? else {
+        return Ok(());
+    };
+    if i.attributes.shutdown_behavior != ShutdownBehavior::Terminate {
+        return Ok(());
+    }
+    let Some((host, instance)) = super::placed(&i) else {
+        return Ok(());
+    };
+    info!(instance_id = %i.ec2_id, %host, "the guest shut down and its shutdown behaviour is terminate");
+    if !super::record(db, &i, InstanceState::ShuttingDown, Some("deleting"), None).await? {
+        return Ok(());
+    }
+    if let Err(e) = compute.terminate_instance(ctx, &host, instance).await {
+        // Shutting down stays recorded: the host's reconcile, or a
+        // TerminateInstances, finishes it.
+        warn!(instance_id = %i.ec2_id, error = %stratus_rpc::error::error_chain(&e), "could not tell the host to terminate");
+    }
+    Ok(())
 }
 
 /// Whether the report comes from a second host building the same placement

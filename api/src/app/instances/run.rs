@@ -13,7 +13,7 @@ use super::{InstanceError, record, request, sequence};
 use crate::app::quota;
 use crate::db::groups::GroupRow;
 use crate::db::images::ImageRow;
-use crate::db::instances::{InstanceRow, NewReservation};
+use crate::db::instances::{InstanceAttributes, InstanceRow, NewReservation};
 use crate::db::keypairs::KeyPairRow;
 use crate::ec2::{Caller, Cloud, ids};
 
@@ -48,6 +48,8 @@ pub struct Launch {
     pub public_ip: bool,
     /// The fixed IP asked for (a launch of one instance only).
     pub private_ip: Option<std::net::Ipv4Addr>,
+    /// Termination protection and shutdown behaviour, as launched.
+    pub attributes: InstanceAttributes,
 }
 
 /// A reservation launched (or launched before with the same token).
@@ -166,6 +168,7 @@ fn rows(caller: &Caller, reservation_id: &str, launch: &Launch, count: u64) -> V
                 updated_at: now.clone(),
                 groups: groups.clone(),
                 wants_public_ip: launch.public_ip,
+                attributes: launch.attributes,
                 ..InstanceRow::default()
             }
         })

@@ -2,9 +2,12 @@
 //! conductor updates from compute hosts' reports. The rows and their
 //! mapping live here; the queries in the files named for what they do.
 
+mod attributes;
 mod read;
 mod store;
 mod write;
+
+pub use attributes::{InstanceAttributes, ShutdownBehavior};
 
 use sqlx::Row;
 use stratus_rpc::wire::conductor::InstanceState;
@@ -74,6 +77,8 @@ pub struct InstanceRow {
     pub wants_public_ip: bool,
     /// Its public address, if it has one (read from the addresses table).
     pub public_ip: Option<String>,
+    /// What ModifyInstanceAttribute changes.
+    pub attributes: InstanceAttributes,
 }
 
 /// A new reservation with its instances, stored in one transaction.
@@ -120,12 +125,12 @@ pub struct Usage {
 /// The stored columns; `state` last, as the insert binds it apart.
 const COLUMNS: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id, kernel_id, ramdisk_id, \
     instance_type, vcpus, memory_mb, root_gb, key_name, key_data, user_data, requested_zone, availability_zone, host, \
-    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, state";
+    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, disable_api_termination, shutdown_behavior, source_dest_check, state";
 
 /// The columns read: the stored ones and the instance's public address.
 const SELECTED: &str = "uuid, ec2_id, project_id, user_id, reservation_id, launch_index, image_id, kernel_id, ramdisk_id, \
     instance_type, vcpus, memory_mb, root_gb, key_name, key_data, user_data, requested_zone, availability_zone, host, \
-    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, state, \
+    fixed_ip, task_state, state_reason, state_sequence, launched_at, updated_at, terminated_at, wants_public_ip, disable_api_termination, shutdown_behavior, source_dest_check, state, \
     (SELECT a.public_ip FROM addresses a WHERE a.instance_uuid = instances.uuid) AS public_ip";
 
 /// States that hold no resources, as an SQL list.
@@ -195,6 +200,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<InstanceRow, sqlx::Error> {
         groups: vec![],
         wants_public_ip: r.try_get::<i64, _>("wants_public_ip")? != 0,
         public_ip: r.try_get("public_ip")?,
+        attributes: attributes::read(r)?,
     ))
 }
 

@@ -8,7 +8,7 @@ use super::{COLUMNS, InstanceRow, NewReservation};
 fn insert_instance(i: &InstanceRow) -> Bound {
     let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-        placeholders(1, 28)
+        placeholders(1, 31)
     )));
     bind_fields!(
         insert,
@@ -43,6 +43,9 @@ fn insert_instance(i: &InstanceRow) -> Bound {
         ]
     )
     .bind(i64::from(i.wants_public_ip))
+    .bind(i64::from(i.attributes.disable_api_termination))
+    .bind(i.attributes.shutdown_behavior.to_string())
+    .bind(i64::from(i.attributes.source_dest_check))
     .bind(i.state.to_string())
 }
 

@@ -1,4 +1,4 @@
-//! DescribeInstances, DescribeInstanceStatus, DescribeInstanceAttribute.
+//! DescribeInstances and DescribeInstanceStatus.
 
 use std::collections::HashMap;
 
@@ -112,7 +112,7 @@ fn values(i: &InstanceRow, name: &str, default_zone: &str) -> Vec<String> {
             &i.project_id,
             render::instance_zone(i, default_zone),
         )),
-        "source-dest-check" => one("true"),
+        "source-dest-check" => one(&i.attributes.source_dest_check.to_string()),
         "network-interface.network-interface-id" | "network-interface.mac-address" => {
             let interface = super::network_interfaces::of(i, default_zone, None);
             interface
@@ -347,49 +347,5 @@ pub async fn describe_instance_status(cx: &Ctx<'_>) -> Result<String, Ec2Error> 
         }
     });
     x.opt("nextToken", next.as_deref());
-    Ok(cx.finish(x))
-}
-
-/// DescribeInstanceAttribute: `instanceType`, `userData`, `kernel`,
-/// `ramdisk`, `groupSet`, `disableApiTermination`,
-/// `instanceInitiatedShutdownBehavior`, `rootDeviceName`.
-pub async fn describe_instance_attribute(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
-    let id = cx.params.required("InstanceId")?.to_owned();
-    let attribute = cx.params.required("Attribute")?;
-    let rows = find(cx, std::slice::from_ref(&id)).await?;
-    let Some(i) = rows.first() else {
-        return Err(Ec2Error::client("InvalidInstanceID.NotFound", "not found"));
-    };
-    let mut x = cx.response();
-    x.text("instanceId", &i.ec2_id);
-    let value = |x: &mut super::super::xml::Xml, element: &str, v: Option<&str>| {
-        x.open(element);
-        if let Some(v) = v {
-            x.text("value", v);
-        }
-        x.close(element);
-    };
-    match attribute {
-        "instanceType" => value(&mut x, "instanceType", Some(&i.instance_type)),
-        "userData" => value(&mut x, "userData", i.user_data.as_deref()),
-        "kernel" => value(&mut x, "kernel", i.kernel_id.as_deref()),
-        "ramdisk" => value(&mut x, "ramdisk", i.ramdisk_id.as_deref()),
-        "rootDeviceName" => value(&mut x, "rootDeviceName", Some("/dev/vda")),
-        "disableApiTermination" => value(&mut x, "disableApiTermination", Some("false")),
-        "instanceInitiatedShutdownBehavior" => {
-            value(&mut x, "instanceInitiatedShutdownBehavior", Some("stop"));
-        }
-        "groupSet" => {
-            x.list("groupSet", &i.groups, |x, (id, name)| {
-                x.text("groupId", id).text("groupName", name);
-            });
-        }
-        other => {
-            return Err(Ec2Error::invalid(format!(
-                "Value ({}) for parameter attribute is invalid. Unknown attribute.",
-                shown(other)
-            )));
-        }
-    }
     Ok(cx.finish(x))
 }

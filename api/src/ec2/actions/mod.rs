@@ -1,6 +1,7 @@
 //! The actions, one file per kind of resource.
 
 pub mod addresses;
+pub mod attributes;
 pub mod groups;
 pub mod images;
 pub mod info;

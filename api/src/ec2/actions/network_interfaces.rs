@@ -122,7 +122,7 @@ pub fn write(x: &mut Xml, n: &Interface<'_>, shape: Shape) {
         .text("ownerId", &n.owner_id)
         .opt("privateDnsName", ip)
         .opt("privateIpAddress", ip)
-        .value("sourceDestCheck", true)
+        .value("sourceDestCheck", i.attributes.source_dest_check)
         .text("status", "in-use")
         .text("subnetId", &n.subnet_id)
         .text("vpcId", &n.vpc_id);

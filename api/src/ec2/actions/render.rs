@@ -180,7 +180,7 @@ fn vpc_fields(x: &mut Xml, i: &InstanceRow, default_zone: &str, dns_domain: Opti
             "subnetId",
             &super::super::ids::default_subnet_id(&i.project_id, zone),
         )
-        .value("sourceDestCheck", true);
+        .value("sourceDestCheck", i.attributes.source_dest_check);
     let interface = super::network_interfaces::of(i, default_zone, dns_domain);
     x.list("networkInterfaceSet", interface, |x, n| {
         super::network_interfaces::write(x, &n, super::network_interfaces::Shape::InInstance);

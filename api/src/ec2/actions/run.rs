@@ -210,6 +210,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         client_token,
         public_ip: public_ip && public.is_some(),
         private_ip: network.private_ip,
+        attributes: super::attributes::at_launch(cx)?,
     })
 }
 

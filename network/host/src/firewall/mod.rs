@@ -110,6 +110,32 @@ impl Firewall {
         Ok(())
     }
 
+    /// Gives an instance here new security groups (each with its rules and
+    /// members) and re-applies; false when the instance has no filters here.
+    pub async fn set_instance_groups(
+        &self,
+        id: InstanceId,
+        groups: Vec<SecurityGroupUpdate>,
+    ) -> Result<bool, CommandError> {
+        let mut applied = self.applied.lock().await;
+        let state = &mut applied.state;
+        let Some(instance) = state.instances.get_mut(&id) else {
+            return Ok(false);
+        };
+        instance.groups = groups.iter().map(|g| g.group.clone()).collect();
+        for update in groups {
+            let filter = GroupFilter {
+                rules: update.rules,
+                egress: update.egress,
+                members: update.members,
+            };
+            state.groups.insert(update.group, filter);
+        }
+        self.apply(&mut applied).await?;
+        info!(instance_id = %id, "instance security groups re-applied");
+        Ok(true)
+    }
+
     /// Replaces the whole state at once (benchmarks, tests).
     pub async fn replace(&self, new_state: FirewallState) -> Result<(), CommandError> {
         let mut applied = self.applied.lock().await;

@@ -1,0 +1,461 @@
+//! ModifyInstanceAttribute and DescribeInstanceAttribute over the endpoint:
+//! every attribute stored and shown, each refusal with EC2's code, the
+//! launch-time attributes, termination protection refusing the whole call,
+//! and another project's instance not found.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::value::RawValue;
+use stratus_api::db::instances::StateChange;
+use stratus_rpc::handler::null;
+use stratus_rpc::wire::compute::InstanceGroups;
+use stratus_rpc::wire::conductor::InstanceState;
+use stratus_rpc::{HandlerError, Transport};
+use stratus_test_support::stand_in::{self, StandIn};
+
+use crate::endpoint::{Answer, Endpoint};
+
+/// Launches one m1.tiny with `extra` parameters; its `i-…` id.
+async fn launch(e: &Endpoint, extra: &[(&str, &str)]) -> String {
+    let ami = e.register_image("attr").await;
+    e.run_one(&ami, extra)
+        .await
+        .ok()
+        .texts("instanceId")
+        .remove(0)
+}
+
+/// Records `id` as `state` on host node1, as a host's report would.
+async fn set_state(e: &Endpoint, id: &str, state: InstanceState) {
+    let row = e
+        .cloud
+        .db
+        .instance_by_ec2_id(id)
+        .await
+        .expect("db")
+        .expect("row");
+    let change = StateChange {
+        host: Some("node1"),
+        ..StateChange::to(state, row.state_sequence + 1_000_000_000)
+    };
+    assert!(
+        e.cloud
+            .db
+            .update_state(&row.uuid, &change)
+            .await
+            .expect("db")
+    );
+}
+
+/// The `value` texts of DescribeInstanceAttribute `attribute` of `id`.
+async fn described(e: &Endpoint, id: &str, attribute: &str) -> Vec<String> {
+    e.call(
+        "DescribeInstanceAttribute",
+        &[("InstanceId", id), ("Attribute", attribute)],
+    )
+    .await
+    .ok()
+    .texts("value")
+}
+
+async fn modify(e: &Endpoint, id: &str, params: &[(&str, &str)]) -> Answer {
+    let mut all = vec![("InstanceId", id)];
+    all.extend_from_slice(params);
+    e.call("ModifyInstanceAttribute", &all).await
+}
+
+#[tokio::test]
+async fn describe_shows_every_attribute_from_what_is_stored() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[("UserData", "aGVsbG8=")]).await;
+    for (attribute, want) in [
+        ("instanceType", vec!["m1.tiny"]),
+        ("userData", vec!["aGVsbG8="]),
+        ("disableApiTermination", vec!["false"]),
+        ("instanceInitiatedShutdownBehavior", vec!["stop"]),
+        ("sourceDestCheck", vec!["true"]),
+        ("rootDeviceName", vec!["/dev/vda"]),
+        ("ebsOptimized", vec!["false"]),
+        ("enaSupport", vec!["false"]),
+        ("disableApiStop", vec!["false"]),
+        ("sriovNetSupport", vec![]),
+        ("blockDeviceMapping", vec![]),
+        ("productCodes", vec![]),
+        ("kernel", vec![]),
+        ("ramdisk", vec![]),
+    ] {
+        assert_eq!(described(&e, &id, attribute).await, want, "{attribute}");
+    }
+    let groups = e
+        .call(
+            "DescribeInstanceAttribute",
+            &[("InstanceId", &id), ("Attribute", "groupSet")],
+        )
+        .await
+        .ok();
+    assert_eq!(groups.texts("groupId"), vec![e.default_group().await]);
+    e.call(
+        "DescribeInstanceAttribute",
+        &[("InstanceId", &id), ("Attribute", "colour")],
+    )
+    .await
+    .refused(400, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn run_instances_sets_protection_and_shutdown_behaviour() {
+    let e = Endpoint::start().await;
+    let id = launch(
+        &e,
+        &[
+            ("DisableApiTermination", "true"),
+            ("InstanceInitiatedShutdownBehavior", "terminate"),
+        ],
+    )
+    .await;
+    assert_eq!(described(&e, &id, "disableApiTermination").await, ["true"]);
+    assert_eq!(
+        described(&e, &id, "instanceInitiatedShutdownBehavior").await,
+        ["terminate"]
+    );
+    let ami = e.register_image("bad").await;
+    e.run_one(&ami, &[("InstanceInitiatedShutdownBehavior", "hibernate")])
+        .await
+        .refused(400, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn protection_refuses_the_whole_terminate_until_turned_off() {
+    let e = Endpoint::start().await;
+    let free = launch(&e, &[]).await;
+    let kept = launch(&e, &[]).await;
+    modify(&e, &kept, &[("DisableApiTermination.Value", "true")])
+        .await
+        .ok();
+    let refused = e
+        .call(
+            "TerminateInstances",
+            &[("InstanceId.1", &free), ("InstanceId.2", &kept)],
+        )
+        .await
+        .refused(400, "OperationNotPermitted");
+    assert!(refused.body.contains(&kept), "{}", refused.body);
+    // Nothing was terminated, not even the unprotected one.
+    for id in [&free, &kept] {
+        let row = e.cloud.db.instance_by_ec2_id(id).await.expect("db");
+        assert_eq!(row.expect("row").state, InstanceState::Pending);
+    }
+    // The old form: Attribute and Value.
+    modify(
+        &e,
+        &kept,
+        &[("Attribute", "disableApiTermination"), ("Value", "false")],
+    )
+    .await
+    .ok();
+    assert_eq!(
+        described(&e, &kept, "disableApiTermination").await,
+        ["false"]
+    );
+    e.call(
+        "TerminateInstances",
+        &[("InstanceId.1", &free), ("InstanceId.2", &kept)],
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
+async fn type_and_user_data_change_only_while_stopped_and_within_quota() {
+    let e = Endpoint::start_with(|c| c.quotas.vcpus = 4, None).await;
+    let id = launch(&e, &[]).await;
+    set_state(&e, &id, InstanceState::Running).await;
+    for params in [
+        &[("InstanceType.Value", "m1.small")][..],
+        &[("UserData.Value", "aGk=")][..],
+        &[("Attribute", "instanceType"), ("Value", "m1.small")][..],
+    ] {
+        modify(&e, &id, params)
+            .await
+            .refused(400, "IncorrectInstanceState");
+    }
+    assert_eq!(described(&e, &id, "instanceType").await, ["m1.tiny"]);
+
+    set_state(&e, &id, InstanceState::Stopped).await;
+    modify(&e, &id, &[("InstanceType.Value", "m1.huge")])
+        .await
+        .refused(400, "InvalidInstanceAttributeValue");
+    // 8 vCPUs do not fit a limit of 4; 4 do, in place of the old one.
+    modify(&e, &id, &[("InstanceType.Value", "m1.xlarge")])
+        .await
+        .refused(400, "VcpuLimitExceeded");
+    modify(&e, &id, &[("InstanceType.Value", "m1.large")])
+        .await
+        .ok();
+    let row = e.cloud.db.instance_by_ec2_id(&id).await.expect("db");
+    let row = row.expect("row");
+    assert_eq!(
+        (row.instance_type.as_str(), row.vcpus, row.memory_mb),
+        ("m1.large", 4, 8192)
+    );
+    assert_eq!(described(&e, &id, "instanceType").await, ["m1.large"]);
+
+    modify(&e, &id, &[("UserData.Value", "not base64!")])
+        .await
+        .refused(400, "InvalidParameterValue");
+    modify(&e, &id, &[("UserData.Value", "aGk=")]).await.ok();
+    assert_eq!(described(&e, &id, "userData").await, ["aGk="]);
+}
+
+#[tokio::test]
+async fn values_are_checked_and_one_attribute_at_a_time() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    modify(
+        &e,
+        &id,
+        &[("InstanceInitiatedShutdownBehavior.Value", "terminate")],
+    )
+    .await
+    .ok();
+    assert_eq!(
+        described(&e, &id, "instanceInitiatedShutdownBehavior").await,
+        ["terminate"]
+    );
+    for (params, code) in [
+        (
+            &[("InstanceInitiatedShutdownBehavior.Value", "explode")][..],
+            "InvalidParameterValue",
+        ),
+        (
+            &[("DisableApiTermination.Value", "maybe")][..],
+            "InvalidParameterValue",
+        ),
+        (
+            &[("Attribute", "colour"), ("Value", "red")][..],
+            "InvalidParameterValue",
+        ),
+        (
+            &[("Attribute", "kernel"), ("Value", "aki-00000000000000001")][..],
+            "UnsupportedOperation",
+        ),
+        (
+            &[
+                ("DisableApiTermination.Value", "true"),
+                ("SourceDestCheck.Value", "true"),
+            ][..],
+            "InvalidParameterCombination",
+        ),
+        (&[][..], "MissingParameter"),
+    ] {
+        modify(&e, &id, params).await.refused(400, code);
+    }
+    assert_eq!(described(&e, &id, "disableApiTermination").await, ["false"]);
+}
+
+#[tokio::test]
+async fn source_dest_check_stays_on_since_no_host_can_relax_it() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    set_state(&e, &id, InstanceState::Running).await;
+    modify(&e, &id, &[("SourceDestCheck.Value", "false")])
+        .await
+        .refused(400, "UnsupportedOperation");
+    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["true"]);
+    modify(&e, &id, &[("SourceDestCheck.Value", "true")])
+        .await
+        .ok();
+}
+
+/// Stands in for compute host node1: keeps each `set_instance_groups`.
+#[derive(Default)]
+struct Node {
+    regrouped: Mutex<Vec<InstanceGroups>>,
+}
+
+impl StandIn for Node {
+    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
+        if method == "set_instance_groups" {
+            let request = serde_json::from_str(args.get()).expect("the api sends groups");
+            self.regrouped.lock().expect("lock").push(request);
+        }
+        Ok(null())
+    }
+}
+
+/// Creates alpha's group `name` allowing tcp/22 from its own members; its id.
+async fn group(e: &Endpoint, name: &str) -> String {
+    let id = e
+        .call(
+            "CreateSecurityGroup",
+            &[("GroupName", name), ("GroupDescription", name)],
+        )
+        .await
+        .ok()
+        .texts("groupId")
+        .remove(0);
+    e.call(
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", &id),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "22"),
+            ("IpPermissions.1.ToPort", "22"),
+            ("IpPermissions.1.Groups.1.GroupId", &id),
+        ],
+    )
+    .await
+    .ok();
+    id
+}
+
+#[tokio::test]
+async fn groups_are_replaced_on_the_host_and_in_every_peer_rule() {
+    let e = Endpoint::start().await;
+    let node = Arc::new(Node::default());
+    let _serving = e
+        .bus
+        .serve(
+            "compute",
+            Some(&"node1".parse().expect("host")),
+            stand_in::handler(&node),
+        )
+        .await
+        .expect("serve node1");
+    let id = launch(&e, &[]).await;
+    let own = e.default_group().await;
+    let web = group(&e, "web").await;
+    let db = group(&e, "db").await;
+
+    // Pending: its build carries the groups it launched with.
+    modify(&e, &id, &[("GroupId.1", &web)])
+        .await
+        .refused(400, "IncorrectInstanceState");
+    set_state(&e, &id, InstanceState::Running).await;
+    let row = e
+        .cloud
+        .db
+        .instance_by_ec2_id(&id)
+        .await
+        .expect("db")
+        .expect("row");
+    e.cloud
+        .db
+        .set_placement(&row.uuid, "10.0.0.5", "nova")
+        .await
+        .expect("db");
+
+    // Another project's group is not found; nothing changes.
+    let beta = e.keys("beta").await;
+    let theirs = e
+        .call_as(&beta, "DescribeSecurityGroups", &[])
+        .await
+        .ok()
+        .texts("groupId")
+        .remove(0);
+    modify(&e, &id, &[("GroupId.1", &web), ("GroupId.2", &theirs)])
+        .await
+        .refused(400, "InvalidGroup.NotFound");
+    assert!(node.regrouped.lock().expect("lock").is_empty());
+
+    modify(&e, &id, &[("GroupId.1", &web), ("GroupId.2", &db)])
+        .await
+        .ok();
+    let mut want = vec![web.clone(), db.clone()];
+    want.sort();
+    let shown = e
+        .call(
+            "DescribeInstanceAttribute",
+            &[("InstanceId", &id), ("Attribute", "groupSet")],
+        )
+        .await
+        .ok();
+    assert_eq!(shown.texts("groupId"), want);
+    // The host got both groups, each listing the instance as a member.
+    let sent = node.regrouped.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].instance_id.to_string(), row.uuid);
+    let groups: Vec<String> = sent[0]
+        .security_groups
+        .iter()
+        .map(|g| g.group.to_string())
+        .collect();
+    assert_eq!(groups, want);
+    let member: std::net::Ipv4Addr = "10.0.0.5".parse().expect("ip");
+    assert!(
+        sent[0]
+            .security_groups
+            .iter()
+            .all(|g| g.members.contains(&member)),
+        "{sent:?}"
+    );
+    // Every host hears the peers' new member lists.
+    for g in [&web, &db] {
+        e.compute
+            .update_for(g, |u| u.members.contains(&member))
+            .await;
+    }
+    // Its own set again: no call.
+    modify(&e, &id, &[("GroupId.1", &db), ("GroupId.2", &web)])
+        .await
+        .ok();
+    assert_eq!(node.regrouped.lock().expect("lock").len(), 1);
+    let _ = own;
+}
+
+#[tokio::test]
+async fn groups_stay_as_they_were_when_the_host_cannot_be_told() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    let own = e.default_group().await;
+    let web = group(&e, "web").await;
+    // Running on node1, which nobody serves.
+    set_state(&e, &id, InstanceState::Stopped).await;
+    modify(&e, &id, &[("GroupId.1", &web)])
+        .await
+        .refused(503, "Unavailable");
+    let row = e
+        .cloud
+        .db
+        .instance_by_ec2_id(&id)
+        .await
+        .expect("db")
+        .expect("row");
+    let groups: Vec<&str> = row.groups.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(groups, [own.as_str()]);
+}
+
+#[tokio::test]
+async fn another_projects_instance_is_not_found_and_not_changed() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    let beta = e.keys("beta").await;
+    e.call_as(
+        &beta,
+        "ModifyInstanceAttribute",
+        &[("InstanceId", &id), ("DisableApiTermination.Value", "true")],
+    )
+    .await
+    .refused(400, "InvalidInstanceID.NotFound");
+    e.call_as(
+        &beta,
+        "DescribeInstanceAttribute",
+        &[("InstanceId", &id), ("Attribute", "userData")],
+    )
+    .await
+    .refused(400, "InvalidInstanceID.NotFound");
+    modify(&e, "i-nothex", &[("DisableApiTermination.Value", "true")])
+        .await
+        .refused(400, "InvalidInstanceID.Malformed");
+    assert_eq!(described(&e, &id, "disableApiTermination").await, ["false"]);
+}
+
+#[tokio::test]
+async fn terminated_instances_take_no_changes() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    set_state(&e, &id, InstanceState::Terminated).await;
+    modify(&e, &id, &[("DisableApiTermination.Value", "true")])
+        .await
+        .refused(400, "IncorrectInstanceState");
+}

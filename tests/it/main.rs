@@ -1,5 +1,6 @@
 //! Integration tests across crates and of the `stratus` binary.
 
+mod ansible;
 mod broker_restart;
 mod cli;
 mod cloud;

@@ -72,6 +72,7 @@ async fn an_ansible_playbook_written_for_aws_runs_unchanged() {
         .lines()
         .find(|l| l.starts_with("localhost"))
         .unwrap_or_else(|| panic!("no play recap:\n{text}"));
+    println!("{text}");
     for clean in ["failed=0", "skipped=0", "unreachable=0", "ignored=0"] {
         assert!(recap.contains(clean), "{recap}\n{text}");
     }

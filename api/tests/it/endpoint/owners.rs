@@ -31,10 +31,11 @@ async fn every_owner_in_a_response_is_the_projects_account_id() {
     let groups = endpoint.call("DescribeSecurityGroups", &[]).await.ok();
     assert_eq!(groups.texts("ownerId"), [account.as_str()]);
     assert_eq!(groups.texts("userId"), [account.as_str()]);
+    // The reservation's owner, and its instance's network interface's.
     let run = endpoint.run_one(&ami, &[]).await.ok();
-    assert_eq!(run.texts("ownerId"), [account.as_str()]);
+    assert_eq!(run.texts("ownerId"), [account.as_str(), account.as_str()]);
     let described = endpoint.call("DescribeInstances", &[]).await.ok();
-    assert_eq!(described.texts("ownerId"), [account]);
+    assert_eq!(described.texts("ownerId"), [account.as_str(), account.as_str()]);
 }
 
 /// The ids of the images alpha finds with `Owner.1=owner`.

@@ -35,7 +35,10 @@ async fn every_owner_in_a_response_is_the_projects_account_id() {
     let run = endpoint.run_one(&ami, &[]).await.ok();
     assert_eq!(run.texts("ownerId"), [account.as_str(), account.as_str()]);
     let described = endpoint.call("DescribeInstances", &[]).await.ok();
-    assert_eq!(described.texts("ownerId"), [account.as_str(), account.as_str()]);
+    assert_eq!(
+        described.texts("ownerId"),
+        [account.as_str(), account.as_str()]
+    );
 }
 
 /// The ids of the images alpha finds with `Owner.1=owner`.

@@ -1,10 +1,11 @@
 //! DHCP as Nova ran it: one dnsmasq per network, serving only the static
 //! `mac,hostname,ip` entries of a hosts file, reloaded with SIGHUP when the
-//! file changes and started again when it has died.
+//! entries change and started again when it has died.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ipnet::Ipv4Net;
 use stratus_rpc::error::error_chain;
@@ -65,6 +66,11 @@ pub struct Dhcp {
     vlan_interface: String,
     /// Serializes updates per network.
     locks: KeyedLocks<i64>,
+    /// The entries this process has made each network's dnsmasq load (by
+    /// starting it or by SIGHUP). Not the file: a controller killed between
+    /// writing the file and signalling leaves a file dnsmasq never read, so
+    /// a fresh process signals once whatever the file holds.
+    loaded: Mutex<HashMap<i64, String>>,
 }
 
 impl Dhcp {
@@ -84,6 +90,7 @@ impl Dhcp {
             dns,
             vlan_interface,
             locks: KeyedLocks::new(),
+            loaded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -146,28 +153,39 @@ impl Dhcp {
             .iter()
             .map(|(mac, name, ip)| format!("{mac},{name},{ip}\n"))
             .collect();
-        let changed =
-            tokio::fs::read_to_string(&hosts_file).await.ok().as_deref() != Some(text.as_str());
-        if changed {
+        if tokio::fs::read_to_string(&hosts_file).await.ok().as_deref() != Some(text.as_str()) {
             let tmp = dir.join("hosts.tmp");
             tokio::fs::write(&tmp, &text).await.map_err(files)?;
             tokio::fs::rename(&tmp, &hosts_file).await.map_err(files)?;
         }
 
+        let loaded = self.loaded_entries(network.slot).as_deref() == Some(text.as_str());
         match running_pid(&dir).await {
-            Some(pid) if changed => {
+            Some(_) if loaded => {}
+            Some(pid) => {
                 self.host
                     .run("kill", &["-HUP", &pid.to_string()], None)
                     .await?;
                 info!(bridge = %network.bridge, hosts = hosts.len(), "dnsmasq reloaded");
             }
-            Some(_) => {}
             None => {
                 self.start(network, &dir, cidr, gateway, server).await?;
                 info!(bridge = %network.bridge, hosts = hosts.len(), "dnsmasq started");
             }
         }
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(network.slot, text);
         Ok(())
+    }
+
+    fn loaded_entries(&self, slot: i64) -> Option<String> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&slot)
+            .cloned()
     }
 
     async fn start(

@@ -16,28 +16,47 @@ use stratus_rpc::wire::network::{GetProjectNetwork, ReleaseFixedIp};
 use stratus_rpc::{RequestContext, RpcClient, Target, Transport};
 use stratus_test_support::fixtures;
 
+/// A network controller (no DHCP, a fake host) serving on an in-process
+/// bus, and a client of that bus; it stops serving on drop.
+struct Served {
+    rpc: RpcClient,
+    _serving: stratus_rpc::ServerHandle,
+    _state: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start(fixed_range: &str, network_size: u32) -> Self {
+        let state = tempfile::tempdir().expect("tempdir");
+        let config = NetworkConfig {
+            fixed_range: fixed_range.into(),
+            network_size,
+            dhcp: false,
+            ..NetworkConfig::default()
+        };
+        let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
+            .await
+            .expect("start");
+        let bus = MemoryTransport::new(8, Duration::from_millis(50));
+        let serving = bus
+            .serve(
+                "network",
+                None,
+                Arc::new(NetworkService::new(Arc::new(manager))),
+            )
+            .await
+            .expect("serve");
+        Self {
+            rpc: RpcClient::new(Arc::new(bus), Duration::from_secs(5)),
+            _serving: serving,
+            _state: state,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let config = NetworkConfig {
-        fixed_range: "10.5.0.0/29".into(),
-        network_size: 8,
-        dhcp: false,
-        ..NetworkConfig::default()
-    };
-    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
-        .await
-        .expect("start");
-    let bus = MemoryTransport::new(8, Duration::from_millis(50));
-    let _serving = bus
-        .serve(
-            "network",
-            None,
-            Arc::new(NetworkService::new(Arc::new(manager))),
-        )
-        .await
-        .expect("serve");
-    let rpc = RpcClient::new(Arc::new(bus.clone()), Duration::from_secs(5));
+    let served = Served::start("10.5.0.0/29", 8).await;
+    let rpc = served.rpc.clone();
     let client = NetworkClient::new(rpc.clone());
     let ctx = RequestContext::system();
     let request = |id| fixtures::allocate_fixed_ip(id, "p", "02:16:3e:00:00:01");
@@ -97,29 +116,8 @@ async fn allocation_over_rpc_and_exhaustion_as_a_typed_remote_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_network_over_rpc_is_the_network_its_instances_get() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let config = NetworkConfig {
-        fixed_range: "10.6.0.0/24".into(),
-        network_size: 16,
-        dhcp: false,
-        ..NetworkConfig::default()
-    };
-    let manager = NetworkManager::start(&config, state.path(), Arc::new(FakeHost::new()))
-        .await
-        .expect("start");
-    let bus = MemoryTransport::new(8, Duration::from_millis(50));
-    let _serving = bus
-        .serve(
-            "network",
-            None,
-            Arc::new(NetworkService::new(Arc::new(manager))),
-        )
-        .await
-        .expect("serve");
-    let client = NetworkClient::new(RpcClient::new(
-        Arc::new(bus.clone()),
-        Duration::from_secs(5),
-    ));
+    let served = Served::start("10.6.0.0/24", 16).await;
+    let client = NetworkClient::new(served.rpc.clone());
     let ctx = RequestContext::system();
     let ask = |project: &str| GetProjectNetwork {
         project_id: project.parse().expect("project id"),

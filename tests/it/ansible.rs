@@ -1,37 +1,24 @@
 //! Ansible's amazon.aws collection, as its users write for AWS
-//! (tests/ansible/playbook.yml), against a cloud in this process: the api on
-//! a loopback port, the scheduler, the network controller and two compute
-//! workers on the fake driver over the in-process bus, with a public range.
-//! The playbook asserts what it finds and that a second run of each task
-//! changes nothing; this test runs it and shows its output on failure.
+//! (tests/ansible/playbook.yml), against a cloud on real guests: the api,
+//! scheduler, network controller and a compute worker on libvirt (TCG), with
+//! the public range reachable from the test's client namespace. The playbook
+//! asserts what it finds and that a second run of each task changes nothing,
+//! and logs into the launched instance over SSH at its Elastic IP (through
+//! the client namespace, as a machine on the public network would); this test
+//! runs it and shows its output on failure.
+//!
+//! `cargo test -p stratus-tests --test it ansible` (about 2 minutes).
 
 use std::time::Duration;
 
-use stratus::fake_cloud::{FakeCloud, Options};
-use stratus_api::config::PublicAddressing;
-
-use crate::ec2_api::{VENV, image_file};
+use crate::ec2_api::VENV;
+use crate::guest_cloud::GuestCloud;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ansible_playbook_written_for_aws_runs_unchanged() {
-    let cloud = FakeCloud::start(Options {
-        public: Some(PublicAddressing {
-            range: "172.24.4.0/24".parse().expect("range"),
-            on_launch: true,
-            dns_domain: "compute.stratus".into(),
-        }),
-        ..Options::default()
-    })
-    .await
-    .expect("cloud");
-    let (key, secret) = cloud.credentials("ansible", "ann").await.expect("keys");
-    let db = &cloud.api.cloud.db;
-    let image = stratus_api::admin::import_image(db, "disk", &image_file(&cloud), None, None)
-        .await
-        .expect("image")
-        .image_id;
+    let (cloud, credentials) = GuestCloud::start("an", &["ansible"]).await;
     let playbook = stratus_test_support::workspace::root().join("tests/ansible/playbook.yml");
-    let home = cloud.dir.path().join("ansible-home");
+    let home = cloud.state("ansible-home");
     std::fs::create_dir_all(&home).expect("home");
     let key_file = home.join("id_ed25519");
     stratus_test_support::command::run(
@@ -44,18 +31,26 @@ async fn an_ansible_playbook_written_for_aws_runs_unchanged() {
     let mut command = tokio::process::Command::new(format!("{VENV}/bin/ansible-playbook"));
     command
         .arg(&playbook)
-        .env("PATH", format!("{VENV}/bin:/usr/bin:/bin"))
+        .env("PATH", format!("{VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
         .env("HOME", &home)
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
         .env("ANSIBLE_PYTHON_INTERPRETER", format!("{VENV}/bin/python"))
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_NOCOLOR", "1")
         .env("STRATUS_ENDPOINT", &cloud.endpoint)
-        .env("STRATUS_REGION", &cloud.api.cloud.config.region)
-        .env("STRATUS_KEY", &key)
-        .env("STRATUS_SECRET", &secret)
-        .env("STRATUS_IMAGE", &image)
+        .env("STRATUS_REGION", "nova")
+        .env("STRATUS_KEY", &credentials[0].key)
+        .env("STRATUS_SECRET", &credentials[0].secret)
+        .env("STRATUS_IMAGE", &cloud.ami)
         .env("STRATUS_PUBLIC_KEY", public_key.trim())
+        .env("STRATUS_PRIVATE_KEY", &key_file)
+        .env(
+            "STRATUS_SSH_ARGS",
+            format!(
+                "-o ProxyCommand=\"ip netns exec {} busybox nc %h %p\"",
+                cloud.client
+            ),
+        )
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(600), command.output())
         .await
@@ -66,14 +61,27 @@ async fn an_ansible_playbook_written_for_aws_runs_unchanged() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the playbook failed:\n{text}");
-    // The recap: every task ran, none failed or was skipped.
-    let recap = text
+    assert!(
+        out.status.success(),
+        "the playbook failed:\n{text}\n{}",
+        cloud.logs()
+    );
+    // The recap: both hosts (this one and the guest), every task ran, none
+    // failed or was skipped.
+    let recap: Vec<&str> = text
         .lines()
-        .find(|l| l.starts_with("localhost"))
-        .unwrap_or_else(|| panic!("no play recap:\n{text}"));
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .filter(|l| l.contains(" ok="))
+        .collect();
     println!("{text}");
-    for clean in ["failed=0", "skipped=0", "unreachable=0", "ignored=0"] {
-        assert!(recap.contains(clean), "{recap}\n{text}");
+    assert_eq!(
+        recap.len(),
+        2,
+        "the recap names localhost and the guest:\n{text}"
+    );
+    for line in recap {
+        for clean in ["failed=0", "skipped=0", "unreachable=0", "ignored=0"] {
+            assert!(line.contains(clean), "{line}\n{text}");
+        }
     }
 }

@@ -277,6 +277,24 @@ impl Db {
         Ok(removed)
     }
 
+    /// Sets rules' descriptions by their `sgr-` ids (none removes one), all
+    /// at once.
+    pub async fn set_rule_descriptions(
+        &self,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
+        for (sgr_id, description) in changes {
+            sqlx::query("UPDATE security_group_rules SET description = $1 WHERE sgr_id = $2")
+                .bind(description.clone())
+                .bind(sgr_id.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("describe rule"))?;
+        }
+        tx.commit().await.map_err(err("commit rule descriptions"))
+    }
+
     /// What keeps a group from being deleted, if anything.
     pub async fn group_in_use(&self, group_id: &str) -> Result<Option<InUse>, DbError> {
         let instances: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -91,6 +91,13 @@ pub async fn run(
             instances,
         });
     }
+    // Another live instance's address would only fail the build: refuse it
+    // now (under the lock, so two launches cannot both ask for it).
+    if let Some(address) = launch.private_ip
+        && let Some(holder) = cloud.db.private_ip_holder(project, address).await?
+    {
+        return Err(InstanceError::AddressInUse { address, holder });
+    }
     let usage = cloud.db.usage(project).await?;
     let count = quota::fit(
         &cloud.config.quotas,

@@ -186,6 +186,9 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
             "A private IP address can be given only when launching one instance (MaxCount 1).",
         ));
     }
+    if let Some(address) = network.private_ip {
+        interfaces::check_in_subnet(cx, address).await?;
+    }
     let groups = groups::resolve(cx, &network.group_ids, &network.group_names).await?;
     let user_data = user_data(cx)?;
     let zone = zone(cx, &known_zones, network.subnet_zone.as_ref())?;

@@ -358,24 +358,7 @@ async fn a_private_ip_address_another_live_instance_holds_is_refused_at_once() {
         );
     }
     // Held as the fixed IP a host gave an instance that asked for none.
-    let held = endpoint
-        .run_one(&ami, &[])
-        .await
-        .ok()
-        .texts("instanceId")
-        .remove(0);
-    let rows = endpoint
-        .cloud
-        .db
-        .instances("alpha", Some(std::slice::from_ref(&held)))
-        .await
-        .expect("instances");
-    endpoint
-        .cloud
-        .db
-        .set_placement(&rows[0].uuid, "10.1.0.40", "nova")
-        .await
-        .expect("placement");
+    crate::vpcs::interfaces::placed(&endpoint, "10.1.0.40").await;
     endpoint
         .run_one(&ami, &[("PrivateIpAddress", "10.1.0.40")])
         .await

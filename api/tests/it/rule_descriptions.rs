@@ -56,8 +56,9 @@ async fn rules(endpoint: &Endpoint, group: &str) -> Vec<(String, bool, Option<St
         .collect()
 }
 
-#[tokio::test]
-async fn descriptions_change_by_permission_and_by_rule_id() {
+/// An endpoint where alpha's group `web` lets in SSH described "office
+/// ssh": (endpoint, group, its egress rule's id, its ingress rule's id).
+async fn web_with_ssh() -> (Endpoint, String, String, String) {
     let endpoint = Endpoint::start().await;
     let alpha = endpoint.alpha.clone();
     let web = create(&endpoint, &alpha, "web").await;
@@ -70,8 +71,17 @@ async fn descriptions_change_by_permission_and_by_rule_id() {
     .await
     .ok();
     let listed = rules(&endpoint, &web).await;
-    let (egress, _, _) = listed.iter().find(|r| r.1).expect("egress").clone();
-    let (ingress, _, _) = listed.iter().find(|r| !r.1).expect("ingress").clone();
+    let id = |egress: bool| {
+        let rule = listed.iter().find(|r| r.1 == egress).expect("a rule");
+        rule.0.clone()
+    };
+    let (egress, ingress) = (id(true), id(false));
+    (endpoint, web, egress, ingress)
+}
+
+#[tokio::test]
+async fn descriptions_change_by_permission_and_by_rule_id() {
+    let (endpoint, web, egress, ingress) = web_with_ssh().await;
 
     // By what the rule admits, by group id and by group name.
     let answer = update(&endpoint, INGRESS, &web, &ssh(Some("vpn ssh")))
@@ -149,20 +159,8 @@ async fn descriptions_change_by_permission_and_by_rule_id() {
 
 #[tokio::test]
 async fn unknown_groups_and_rules_are_refused_as_ec2_does() {
-    let endpoint = Endpoint::start().await;
-    let alpha = endpoint.alpha.clone();
-    let web = create(&endpoint, &alpha, "web").await;
-    update(
-        &endpoint,
-        "AuthorizeSecurityGroupIngress",
-        &web,
-        &ssh(Some("office ssh")),
-    )
-    .await
-    .ok();
+    let (endpoint, web, egress, ingress) = web_with_ssh().await;
     let listed = rules(&endpoint, &web).await;
-    let egress = listed.iter().find(|r| r.1).expect("egress").0.clone();
-    let ingress = listed.iter().find(|r| !r.1).expect("ingress").0.clone();
     let by_id = |id: &str| {
         vec![
             (

@@ -5,7 +5,7 @@
 //! (`endpoint::network`) answers `project_network` with a /24 per project
 //! and counts the asks.
 
-mod interfaces;
+pub mod interfaces;
 mod isolation;
 
 use stratus_api::ec2::ids;

@@ -1,7 +1,8 @@
 """RunInstances the way current clients launch, through boto3 and the AWS
 CLI: into a default subnet (`--subnet-id`), with groups by id
 (`--security-group-ids`), with one network interface
-(`--network-interfaces`, a PrivateIpAddress in it) and with a fixed private
+(`--network-interfaces`, a PrivateIpAddress in it, its tags from
+`--tag-specifications`) and with a fixed private
 address (`--private-ip-address`); EC2's refusals; then security-group rules
 by their sgr- ids (DescribeSecurityGroupRules, revoke by id, descriptions
 set, changed and removed with UpdateSecurityGroupRuleDescriptions*).
@@ -105,12 +106,19 @@ def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait)
     ran = cli("A", "run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.tiny",
               "--network-interfaces",
               f'[{{"DeviceIndex":0,"SubnetId":"{subnet}","Groups":["{web}"],'
-              f'"PrivateIpAddress":"{wanted}","DeleteOnTermination":true,"Description":"primary"}}]')
+              f'"PrivateIpAddress":"{wanted}","DeleteOnTermination":true,"Description":"primary"}}]',
+              "--tag-specifications", "ResourceType=network-interface,Tags=[{Key=role,Value=launch-web}]")
     third = ran["Instances"][0]["InstanceId"]
     launched.append(third)
     wait(alpha, "instance_running", [third])
     assert _instance(alpha, third)["PrivateIpAddress"] == wanted
     assert _groups(alpha, third) == [web]
+    # The interface it made carries the tags asked for it.
+    eni = _instance(alpha, third)["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tagged = alpha.describe_network_interfaces(
+        Filters=[{"Name": "tag:role", "Values": ["launch-web"]}])["NetworkInterfaces"]
+    assert [(n["NetworkInterfaceId"], n["TagSet"]) for n in tagged] == [
+        (eni, [{"Key": "role", "Value": "launch-web"}])], tagged
     taken.add(wanted)
 
     # An address another live instance holds is refused at once, in
@@ -135,6 +143,8 @@ def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait)
     for instance_id in launched:
         alpha.terminate_instances(InstanceIds=[instance_id])
     wait(alpha, "instance_terminated", launched)
+    # Deleted with its instance, the interface lets its tags go.
+    assert alpha.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"] == []
 
     # Security-group rules with ids: authorize answers them, describe lists
     # them the same way every time, revoke takes them by id.

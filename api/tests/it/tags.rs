@@ -2,7 +2,7 @@
 //! interfaces and Elastic IPs: CreateTags, DescribeTags and DeleteTags take
 //! them, each Describe shows them and filters by them, they go with the
 //! resource, and another project's (or an unknown) id is not found with
-//! EC2's code for its kind.
+//! EC2's code for its kind; RunInstances tags interfaces as it makes them.
 
 use stratus_api::ec2::ids;
 
@@ -293,4 +293,41 @@ async fn another_projects_and_unknown_ids_are_not_found_by_kind() {
     assert!(filtered(&cloud, "vpc", "tag:team", "beta").await.is_empty());
     let listed = cloud.call("DescribeTags", &[]).await.ok();
     assert!(listed.texts("resourceId").is_empty(), "{}", listed.body);
+}
+
+#[tokio::test]
+async fn run_instances_tags_the_interfaces_it_makes() {
+    let cloud = WithNetwork::public().await;
+    let ami = cloud.image().await;
+    let instance = cloud
+        .launch(
+            &ami,
+            &[
+                ("TagSpecification.1.ResourceType", "network-interface"),
+                ("TagSpecification.1.Tag.1.Key", "role"),
+                ("TagSpecification.1.Tag.1.Value", "web"),
+                ("TagSpecification.2.ResourceType", "instance"),
+                ("TagSpecification.2.Tag.1.Key", "Name"),
+                ("TagSpecification.2.Tag.1.Value", "web-1"),
+            ],
+        )
+        .await;
+    let described = cloud
+        .call("DescribeInstances", &[("InstanceId.1", &instance)])
+        .await
+        .ok();
+    let eni = described.texts("networkInterfaceId").remove(0);
+    assert_eq!(
+        filtered(&cloud, "network-interface", "tag:role", "web").await,
+        [eni.as_str()]
+    );
+    let listed = cloud.call("DescribeTags", &[]).await.ok();
+    let mut want = vec![eni.clone(), instance.clone()];
+    want.sort();
+    assert_eq!(listed.texts("resourceId"), want, "{}", listed.body);
+    assert!(
+        filtered(&cloud, "network-interface", "tag-key", "Name")
+            .await
+            .is_empty()
+    );
 }

@@ -193,6 +193,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
     let user_data = user_data(cx)?;
     let zone = zone(cx, &known_zones, network.subnet_zone.as_ref())?;
     let tags = tags::specified(cx, "instance")?;
+    let interface_tags = tags::specified(cx, "network-interface")?;
     let client_token = client_token(cx)?;
     let public = cx.cloud.config.public.as_ref();
     let public_ip = network
@@ -210,6 +211,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         user_data,
         zone,
         tags,
+        interface_tags,
         client_token,
         public_ip: public_ip && public.is_some(),
         private_ip: network.private_ip,

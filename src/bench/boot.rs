@@ -15,7 +15,7 @@ use crate::ec2_client::{Client, first_text};
 use crate::services::{Running, Service, embedded_config, start_services};
 
 use super::BenchError;
-use super::guest::{build_image, overlay};
+use super::guest::{SSH_OPTIONS, build_image, overlay};
 use super::stats::{median, ratio};
 
 /// Sizes of `stratus bench boot`.
@@ -281,18 +281,7 @@ fn ssh_once(netns: &str, key_file: &Path, address: &str) -> bool {
     Command::new("ip")
         .args(["netns", "exec", netns, "ssh", "-i"])
         .arg(key_file)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=5",
-        ])
+        .args(SSH_OPTIONS)
         .arg(format!("root@{address}"))
         .arg("true")
         .stdin(Stdio::null())

@@ -8,6 +8,22 @@ use stratus_rpc::wire::compute::{Flavor, ImageRef, RunInstance};
 
 use super::BenchError;
 
+/// The `ssh` options for reaching a test guest unattended: every guest is
+/// new, so its host key is neither checked nor kept; no prompt; only
+/// errors printed; a short connect so a retry loop sees a guest come up.
+pub const SSH_OPTIONS: &[&str] = &[
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+];
+
 /// A 1-vCPU, 256 MiB flavor without a root disk size.
 pub fn tiny_flavor() -> Flavor {
     Flavor {

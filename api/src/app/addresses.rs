@@ -383,6 +383,7 @@ pub async fn release(
     if !cloud.db.delete_address(&address.public_ip).await? {
         return Err(AddressError::Changed(address.public_ip));
     }
+    cloud.db.drop_tags(&address.allocation_id).await?;
     push_or_undo(cloud, ctx, change).await?;
     info!(address = %address.public_ip, "address released");
     Ok(())

@@ -263,6 +263,70 @@ pub async fn change_rules(
     Ok(added)
 }
 
+/// New descriptions for rules of one group, each rule named by what it
+/// admits or by its `sgr-` id.
+#[derive(Debug, Clone)]
+pub struct DescriptionUpdate {
+    /// The group whose rules change.
+    pub group: GroupRef,
+    /// Ingress or egress.
+    pub direction: Direction,
+    /// Rules as stated, each with its new description (none removes it).
+    pub rules: Vec<RequestedRule>,
+    /// Rules by `sgr-` id, each with its new description (none removes it).
+    pub by_id: Vec<(String, Option<String>)>,
+    /// Check everything, change nothing.
+    pub dry_run: bool,
+}
+
+/// Sets the descriptions of rules of one of the caller's groups, all or
+/// none: every rule named must be the group's, in the direction changed.
+/// What a rule admits is unchanged, so the compute hosts are not told.
+pub async fn update_descriptions(
+    db: &Db,
+    project_id: &str,
+    request: DescriptionUpdate,
+) -> Result<(), GroupError> {
+    let groups = project_groups(db, project_id).await?;
+    let group_id = find(&groups, &request.group)?.group_id.clone();
+    let stored: Vec<StoredRule> = db
+        .rules(project_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.group_id == group_id && r.direction == request.direction)
+        .collect();
+    let mut changes = Vec::new();
+    for rule in &request.rules {
+        let row = checked(&groups, &group_id, rule)?;
+        let found = stored
+            .iter()
+            .find(|s| same_traffic(&s.rule, &row))
+            .ok_or_else(|| GroupError::RuleNotFound(group_id.clone()))?;
+        changes.push((found.rule_id.clone(), row.description));
+    }
+    for (id, description) in request.by_id {
+        if !stored.iter().any(|s| s.rule_id == id) {
+            return Err(GroupError::RuleIdNotFound(id));
+        }
+        changes.push((id, description));
+    }
+    if request.dry_run {
+        return Err(GroupError::DryRun);
+    }
+    db.set_rule_descriptions(&changes).await?;
+    Ok(())
+}
+
+/// Whether two rules admit the same traffic (descriptions aside, as EC2
+/// tells rules apart).
+fn same_traffic(a: &RuleRow, b: &RuleRow) -> bool {
+    let bare = |r: &RuleRow| RuleRow {
+        description: None,
+        ..r.clone()
+    };
+    bare(a) == bare(b)
+}
+
 /// A requested rule checked and in its stored form; a peer group must be
 /// one of `groups`.
 fn checked(

@@ -46,6 +46,8 @@ pub struct DefaultVpc {
     pub vpc_id: String,
     /// The project's network.
     pub cidr: String,
+    /// The network's gateway (no instance's address).
+    pub gateway: String,
     /// Its 12-digit account id (`ownerId`).
     pub owner_id: String,
 }
@@ -88,13 +90,14 @@ pub async fn default_vpc(
     ctx: &RequestContext,
     project_id: &str,
 ) -> Result<DefaultVpc, VpcError> {
-    let vpc = |cidr: String| DefaultVpc {
+    let vpc = |cidr: String, gateway: String| DefaultVpc {
         vpc_id: ids::default_vpc_id(project_id),
         cidr,
+        gateway,
         owner_id: ids::account_id(project_id),
     };
     if let Some(cached) = cloud.db.project_network(project_id).await? {
-        return Ok(vpc(cached.cidr));
+        return Ok(vpc(cached.cidr, cached.gateway));
     }
     let request = GetProjectNetwork {
         project_id: project_id
@@ -113,8 +116,8 @@ pub async fn default_vpc(
         .cache_project_network(&ProjectNetworkRow {
             project_id: project_id.to_owned(),
             cidr: answer.cidr.clone(),
-            gateway: answer.gateway,
+            gateway: answer.gateway.clone(),
         })
         .await?;
-    Ok(vpc(answer.cidr))
+    Ok(vpc(answer.cidr, answer.gateway))
 }

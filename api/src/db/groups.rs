@@ -19,16 +19,29 @@ fn same_rule(
     direction: Direction,
     rule: &RuleRow,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{verb} security_group_rules WHERE {SAME_RULE}"
-    )))
-    .bind(group_id.to_owned())
-    .bind(rule.protocol.clone())
-    .bind(rule.from_port.unwrap_or(-99))
-    .bind(rule.to_port.unwrap_or(-99))
-    .bind(rule.cidr.clone().unwrap_or_default())
-    .bind(rule.source_group_id.clone().unwrap_or_default())
-    .bind(direction.as_str())
+    bind_rule(
+        format!("{verb} security_group_rules WHERE {SAME_RULE}"),
+        group_id,
+        direction,
+        rule,
+    )
+}
+
+/// `sql`, whose placeholders are [`SAME_RULE`]'s, bound to `rule`.
+fn bind_rule(
+    sql: String,
+    group_id: &str,
+    direction: Direction,
+    rule: &RuleRow,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(group_id.to_owned())
+        .bind(rule.protocol.clone())
+        .bind(rule.from_port.unwrap_or(-99))
+        .bind(rule.to_port.unwrap_or(-99))
+        .bind(rule.cidr.clone().unwrap_or_default())
+        .bind(rule.source_group_id.clone().unwrap_or_default())
+        .bind(direction.as_str())
 }
 
 /// Which traffic a rule admits: coming in, or going out.
@@ -238,15 +251,48 @@ impl Db {
         direction: Direction,
         rules: &[RuleRow],
     ) -> Result<u64, DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
         let mut removed = 0;
         for rule in rules {
+            // The rule's tags go with it.
+            bind_rule(
+                format!(
+                    "DELETE FROM tags WHERE resource_id IN \
+                     (SELECT sgr_id FROM security_group_rules WHERE {SAME_RULE})"
+                ),
+                group_id,
+                direction,
+                rule,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(err("drop rule tags"))?;
             let done = same_rule("DELETE FROM", group_id, direction, rule)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await
                 .map_err(err("remove rule"))?;
             removed += done.rows_affected();
         }
+        tx.commit().await.map_err(err("commit rule removal"))?;
         Ok(removed)
+    }
+
+    /// Sets rules' descriptions by their `sgr-` ids (none removes one), all
+    /// at once.
+    pub async fn set_rule_descriptions(
+        &self,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await.map_err(err("begin"))?;
+        for (sgr_id, description) in changes {
+            sqlx::query("UPDATE security_group_rules SET description = $1 WHERE sgr_id = $2")
+                .bind(description.clone())
+                .bind(sgr_id.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("describe rule"))?;
+        }
+        tx.commit().await.map_err(err("commit rule descriptions"))
     }
 
     /// What keeps a group from being deleted, if anything.
@@ -273,10 +319,12 @@ impl Db {
         Ok(referrer.map(InUse::Referenced))
     }
 
-    /// Deletes a group and its rules.
+    /// Deletes a group, its rules and their tags.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await.map_err(err("begin"))?;
         for sql in [
+            "DELETE FROM tags WHERE resource_id IN \
+             (SELECT sgr_id FROM security_group_rules WHERE group_id = $1)",
             "DELETE FROM security_group_rules WHERE group_id = $1",
             "DELETE FROM instance_groups WHERE group_id = $1",
             "DELETE FROM security_groups WHERE group_id = $1",

@@ -29,4 +29,26 @@ impl Db {
                 .map_err(err("read requested private IP"))?;
         Ok(found.and_then(|a| a.parse().ok()))
     }
+
+    /// The live (not gone) instance of the project that holds `address` as
+    /// its fixed IP or asked for it: its EC2 id, if any.
+    pub async fn private_ip_holder(
+        &self,
+        project_id: &str,
+        address: Ipv4Addr,
+    ) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT i.ec2_id FROM instances i \
+             LEFT JOIN instance_private_ips p ON p.uuid = i.uuid \
+             WHERE i.project_id = $1 AND i.state NOT IN {} \
+             AND (i.fixed_ip = $2 OR p.address = $2) \
+             ORDER BY i.ec2_id LIMIT 1",
+            super::instances::gone()
+        )))
+        .bind(project_id.to_owned())
+        .bind(address.to_string())
+        .fetch_optional(self.read())
+        .await
+        .map_err(err("find a private IP's holder"))
+    }
 }

@@ -1,4 +1,5 @@
-//! Tags on instances, images, security groups and key pairs.
+//! Tags on every taggable resource (see `ec2::actions::tags`), kept by
+//! resource id: a resource that goes drops its tags.
 
 use sqlx::Row;
 
@@ -7,9 +8,9 @@ use super::{Db, DbError, err, placeholders};
 /// One tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagRow {
-    /// The resource (`i-…`, `ami-…`, `sg-…`, `key-…`).
+    /// The resource (`i-…`, `ami-…`, `sg-…`, `sgr-…`, `vpc-…`, `eni-…`, …).
     pub resource_id: String,
-    /// `instance`, `image`, `security-group`, `key-pair`.
+    /// `instance`, `image`, `security-group`, `vpc`, `elastic-ip`, ….
     pub resource_type: String,
     /// Its key.
     pub key: String,

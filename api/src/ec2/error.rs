@@ -201,6 +201,10 @@ impl From<InstanceError> for Ec2Error {
                     "The instance '{instance}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again."
                 ),
             ),
+            InstanceError::AddressInUse { address, .. } => Self::client(
+                "InvalidIPAddress.InUse",
+                format!("Address {address} is in use."),
+            ),
             InstanceError::Quota(e) => e.into(),
             InstanceError::Group(e) => e.into(),
             InstanceError::Db(e) => e.into(),

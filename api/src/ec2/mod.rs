@@ -176,6 +176,8 @@ pub const ACTIONS: &[&str] = &[
     "AuthorizeSecurityGroupEgress",
     "RevokeSecurityGroupEgress",
     "DescribeSecurityGroupRules",
+    "UpdateSecurityGroupRuleDescriptionsIngress",
+    "UpdateSecurityGroupRuleDescriptionsEgress",
     "RegisterImage",
     "DescribeImages",
     "DeregisterImage",
@@ -223,6 +225,12 @@ pub async fn dispatch(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         "AuthorizeSecurityGroupEgress" => groups::authorize_egress(cx).await,
         "RevokeSecurityGroupEgress" => groups::revoke_egress(cx).await,
         "DescribeSecurityGroupRules" => rules::describe_security_group_rules(cx).await,
+        "UpdateSecurityGroupRuleDescriptionsIngress" => {
+            rules::update_descriptions(cx, crate::db::groups::Direction::Ingress).await
+        }
+        "UpdateSecurityGroupRuleDescriptionsEgress" => {
+            rules::update_descriptions(cx, crate::db::groups::Direction::Egress).await
+        }
         "RegisterImage" => images::register_image(cx).await,
         "DescribeImages" => images::describe_images(cx).await,
         "DeregisterImage" => images::deregister_image(cx).await,

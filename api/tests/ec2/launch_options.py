@@ -1,9 +1,11 @@
 """RunInstances the way current clients launch, through boto3 and the AWS
 CLI: into a default subnet (`--subnet-id`), with groups by id
 (`--security-group-ids`), with one network interface
-(`--network-interfaces`, a PrivateIpAddress in it) and with a fixed private
+(`--network-interfaces`, a PrivateIpAddress in it, its tags from
+`--tag-specifications`) and with a fixed private
 address (`--private-ip-address`); EC2's refusals; then security-group rules
-by their sgr- ids (DescribeSecurityGroupRules, revoke by id, descriptions).
+by their sgr- ids (DescribeSecurityGroupRules, revoke by id, descriptions
+set, changed and removed with UpdateSecurityGroupRuleDescriptions*).
 
 `launch_options_life(...)` is the walk; life.py runs it once every earlier
 instance is terminated (the project's instance quota is 8). Every boto3
@@ -13,7 +15,6 @@ nothing behind: its instances are terminated and its rules revoked.
 
 import hashlib
 import ipaddress
-import time
 
 
 def subnet_id(project, zone):
@@ -105,32 +106,45 @@ def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait)
     ran = cli("A", "run-instances", "--image-id", ami, "--count", "1", "--instance-type", "m1.tiny",
               "--network-interfaces",
               f'[{{"DeviceIndex":0,"SubnetId":"{subnet}","Groups":["{web}"],'
-              f'"PrivateIpAddress":"{wanted}","DeleteOnTermination":true,"Description":"primary"}}]')
+              f'"PrivateIpAddress":"{wanted}","DeleteOnTermination":true,"Description":"primary"}}]',
+              "--tag-specifications", "ResourceType=network-interface,Tags=[{Key=role,Value=launch-web}]")
     third = ran["Instances"][0]["InstanceId"]
     launched.append(third)
     wait(alpha, "instance_running", [third])
     assert _instance(alpha, third)["PrivateIpAddress"] == wanted
     assert _groups(alpha, third) == [web]
+    # The interface it made carries the tags asked for it.
+    eni = _instance(alpha, third)["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tagged = alpha.describe_network_interfaces(
+        Filters=[{"Name": "tag:role", "Values": ["launch-web"]}])["NetworkInterfaces"]
+    assert [(n["NetworkInterfaceId"], n["TagSet"]) for n in tagged] == [
+        (eni, [{"Key": "role", "Value": "launch-web"}])], tagged
     taken.add(wanted)
 
-    # boto3's list form of the same, and a taken address ends in error with
-    # the reason, not with someone else's address.
-    clash = alpha.run_instances(**one, NetworkInterfaces=[{
+    # An address another live instance holds is refused at once, in
+    # boto3's list form as at the top level; so is one outside the subnet
+    # or one the subnet keeps (its network, gateway and broadcast addresses).
+    live = lambda: sorted(i["InstanceId"] for r in alpha.describe_instances(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+        for i in r["Instances"])
+    before = live()
+    clash = expect_error("InvalidIPAddress.InUse", alpha.run_instances, **one, NetworkInterfaces=[{
         "DeviceIndex": 0, "SubnetId": subnet,
         "PrivateIpAddresses": [{"PrivateIpAddress": fixed, "Primary": True}]}])
-    clashed = clash["Instances"][0]["InstanceId"]
-    launched.append(clashed)
-    for _ in range(90):
-        state = _instance(alpha, clashed)
-        if state["State"]["Name"] not in ("pending",):
-            break
-        time.sleep(1)
-    assert state.get("PrivateIpAddress") != fixed, state
-    assert state["State"]["Name"] != "running", state
+    assert f"Address {fixed} is in use." in str(clash), clash
+    cli_code("A", "InvalidIPAddress.InUse", "run-instances", "--image-id", ami, "--count", "1",
+             "--instance-type", "m1.tiny", "--private-ip-address", wanted)
+    network = ipaddress.ip_network(alpha.describe_vpcs()["Vpcs"][0]["CidrBlock"])
+    outside = network.broadcast_address + 5
+    for refused in [outside, network.network_address, network.network_address + 1, network.broadcast_address]:
+        expect_error("InvalidParameterValue", alpha.run_instances, **one, PrivateIpAddress=str(refused))
+    assert live() == before, "a refused launch left an instance"
 
     for instance_id in launched:
         alpha.terminate_instances(InstanceIds=[instance_id])
     wait(alpha, "instance_terminated", launched)
+    # Deleted with its instance, the interface lets its tags go.
+    assert alpha.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"] == []
 
     # Security-group rules with ids: authorize answers them, describe lists
     # them the same way every time, revoke takes them by id.
@@ -163,6 +177,7 @@ def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait)
     assert web not in str(beta.describe_security_group_rules()["SecurityGroupRules"])
     expect_error("InvalidSecurityGroupRuleId.NotFound", beta.revoke_security_group_ingress,
                  GroupId=theirs_group, SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
+    _description_life(alpha, beta, expect_error, cli, web, theirs_group, ssh, peers)
     alpha.revoke_security_group_ingress(GroupId=web, SecurityGroupRuleIds=[ssh["SecurityGroupRuleId"]])
     cli("A", "revoke-security-group-ingress", "--group-id", web,
         "--security-group-rule-ids", peers["SecurityGroupRuleId"])
@@ -172,3 +187,49 @@ def launch_options_life(alpha, beta, ami, sg, expect_error, cli, cli_code, wait)
     assert [r["IsEgress"] for r in left] == [True], left
     alpha.delete_security_group(GroupId=web)
     beta.delete_security_group(GroupId=theirs_group)
+
+
+def _description_life(alpha, beta, expect_error, cli, web, theirs_group, ssh, peers):
+    """Rule descriptions changed in place: by what a rule admits
+    (IpPermissions) and by sgr- id, ingress and egress, through boto3 and
+    the CLI; a rule given without one loses it; EC2's errors, beta's
+    attempts on alpha's group and rules included."""
+    described = lambda rule_id: alpha.describe_security_group_rules(
+        SecurityGroupRuleIds=[rule_id])["SecurityGroupRules"][0].get("Description")
+    office = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+              "IpRanges": [{"CidrIp": "203.0.113.0/24", "Description": "vpn ssh"}]}
+    done = alpha.update_security_group_rule_descriptions_ingress(GroupId=web, IpPermissions=[office])
+    assert done["Return"] is True, done
+    assert described(ssh["SecurityGroupRuleId"]) == "vpn ssh"
+    cli("A", "update-security-group-rule-descriptions-ingress", "--group-id", web,
+        "--security-group-rule-descriptions",
+        f"SecurityGroupRuleId={peers['SecurityGroupRuleId']},Description=team peers")
+    assert described(peers["SecurityGroupRuleId"]) == "team peers"
+    egress = [r for r in alpha.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [web]}])["SecurityGroupRules"] if r["IsEgress"]][0]
+    alpha.update_security_group_rule_descriptions_egress(GroupId=web, SecurityGroupRuleDescriptions=[
+        {"SecurityGroupRuleId": egress["SecurityGroupRuleId"], "Description": "all out"}])
+    assert described(egress["SecurityGroupRuleId"]) == "all out"
+    alpha.update_security_group_rule_descriptions_egress(GroupId=web, SecurityGroupRuleDescriptions=[
+        {"SecurityGroupRuleId": egress["SecurityGroupRuleId"]}])
+    assert described(egress["SecurityGroupRuleId"]) is None
+    shown = alpha.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]["IpPermissions"]
+    assert sorted(r.get("Description") for p in shown for r in p["IpRanges"] + p["UserIdGroupPairs"]) == [
+        "team peers", "vpn ssh"], shown
+
+    telnet = dict(office, FromPort=23, ToPort=23)
+    expect_error("InvalidPermission.NotFound", alpha.update_security_group_rule_descriptions_ingress,
+                 GroupId=web, IpPermissions=[telnet])
+    expect_error("InvalidPermission.NotFound", alpha.update_security_group_rule_descriptions_egress,
+                 GroupId=web, IpPermissions=[office])
+    expect_error("InvalidSecurityGroupRuleId.NotFound", alpha.update_security_group_rule_descriptions_egress,
+                 GroupId=web, SecurityGroupRuleDescriptions=[
+                     {"SecurityGroupRuleId": ssh["SecurityGroupRuleId"], "Description": "x"}])
+    expect_error("InvalidGroup.NotFound", alpha.update_security_group_rule_descriptions_ingress,
+                 GroupId="sg-00000000000000000", IpPermissions=[office])
+    expect_error("InvalidGroup.NotFound", beta.update_security_group_rule_descriptions_ingress,
+                 GroupId=web, IpPermissions=[office])
+    expect_error("InvalidSecurityGroupRuleId.NotFound", beta.update_security_group_rule_descriptions_ingress,
+                 GroupId=theirs_group, SecurityGroupRuleDescriptions=[
+                     {"SecurityGroupRuleId": ssh["SecurityGroupRuleId"], "Description": "beta's"}])
+    assert described(ssh["SecurityGroupRuleId"]) == "vpn ssh"

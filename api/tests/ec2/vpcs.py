@@ -2,12 +2,13 @@
 (its network's CIDR), its default subnet per zone, the account attributes
 naming it, DescribeVpcAttribute, the running instances' VPC, subnet and
 primary network interface, DescribeNetworkInterfaces by id and filter,
-security groups in the VPC, refused VPC changes, and another project seeing
-none of it.
+security groups in the VPC, refused VPC changes, tags on the VPC, a subnet,
+an interface, a security-group rule and an Elastic IP (shown and filtered
+by each Describe), and another project seeing (or tagging) none of it.
 
 `vpc_life(...)` is the walk; life.py runs it while its instances run (every
 boto3 response is checked against botocore's model by ec2_check.py). It
-changes nothing.
+leaves nothing changed: its tags are deleted and its address released.
 """
 
 import ipaddress
@@ -123,6 +124,9 @@ def vpc_life(alpha, beta, running, expect_error, cli, cli_code):
     expect_error("UnsupportedOperation", alpha.create_subnet, VpcId=vpc_id, CidrBlock="10.200.0.0/24")
     expect_error("DefaultVpcAlreadyExists", alpha.create_default_vpc)
 
+    _tag_life(alpha, beta, expect_error, cli, cli_code,
+              vpc_id, first["SubnetId"], eni_id)
+
     # Beta has its own VPC and sees nothing of alpha's.
     beta_vpc = _only(beta.describe_vpcs()["Vpcs"])
     assert beta_vpc["VpcId"] != vpc_id and beta_vpc["CidrBlock"] != cidr, beta_vpc
@@ -132,3 +136,53 @@ def vpc_life(alpha, beta, running, expect_error, cli, cli_code):
     expect_error("InvalidNetworkInterfaceID.NotFound", beta.describe_network_interfaces,
                  NetworkInterfaceIds=[eni_id])
     assert beta.describe_instances(Filters=[f("vpc-id", vpc_id)])["Reservations"] == []
+
+
+def _tag_life(alpha, beta, expect_error, cli, cli_code, vpc_id, subnet_id, eni_id):
+    """Tags on the VPC, a subnet, an interface, a rule and an Elastic IP:
+    DescribeTags names their types, each Describe shows them (`Tags`, or
+    `TagSet` for interfaces) and filters by `tag:` and `tag-key`; beta's
+    attempts are "not found" with the code of each kind."""
+    f = lambda name, *values: {"Name": name, "Values": list(values)}
+    rule_id = alpha.describe_security_group_rules()["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    allocation = alpha.allocate_address(Domain="vpc")["AllocationId"]
+    kinds = {vpc_id: "vpc", subnet_id: "subnet", eni_id: "network-interface",
+             rule_id: "security-group-rule", allocation: "elastic-ip"}
+    life = [{"Key": "life", "Value": "vpc"}]
+    alpha.create_tags(Resources=list(kinds), Tags=life)
+    cli("A", "create-tags", "--resources", subnet_id, "--tags", "Key=tier,Value=web")
+    listed = alpha.describe_tags(Filters=[f("key", "life")])["Tags"]
+    assert {t["ResourceId"]: t["ResourceType"] for t in listed} == kinds, listed
+    by_type = alpha.describe_tags(Filters=[f("resource-type", "security-group-rule")])["Tags"]
+    assert [t["ResourceId"] for t in by_type] == [rule_id], by_type
+
+    assert _only(alpha.describe_vpcs(Filters=[f("tag:life", "vpc")])["Vpcs"])["Tags"] == life
+    assert alpha.describe_vpcs(Filters=[f("tag:life", "other")])["Vpcs"] == []
+    subnet = _only(alpha.describe_subnets(Filters=[f("tag:tier", "web")])["Subnets"])
+    assert subnet["SubnetId"] == subnet_id, subnet
+    assert sorted(t["Key"] for t in subnet["Tags"]) == ["life", "tier"], subnet
+    eni = _only(alpha.describe_network_interfaces(Filters=[f("tag-key", "life")])["NetworkInterfaces"])
+    assert eni["NetworkInterfaceId"] == eni_id and eni["TagSet"] == life, eni
+    rule = _only(alpha.describe_security_group_rules(Filters=[f("tag:life", "v*")])["SecurityGroupRules"])
+    assert rule["SecurityGroupRuleId"] == rule_id and rule["Tags"] == life, rule
+    address = _only(alpha.describe_addresses(Filters=[f("tag:life", "vpc")])["Addresses"])
+    assert address["AllocationId"] == allocation and address["Tags"] == life, address
+    by_cli = cli("A", "describe-network-interfaces", "--filters", "Name=tag:life,Values=vpc")
+    assert [n["NetworkInterfaceId"] for n in by_cli["NetworkInterfaces"]] == [eni_id], by_cli
+
+    codes = {"vpc": "InvalidVpcID.NotFound", "subnet": "InvalidSubnetID.NotFound",
+             "network-interface": "InvalidNetworkInterfaceID.NotFound",
+             "security-group-rule": "InvalidSecurityGroupRuleId.NotFound",
+             "elastic-ip": "InvalidAllocationID.NotFound"}
+    for resource, kind in kinds.items():
+        expect_error(codes[kind], beta.create_tags, Resources=[resource], Tags=[{"Key": "x", "Value": "y"}])
+        expect_error(codes[kind], beta.delete_tags, Resources=[resource])
+    cli_code("B", "InvalidVpcID.NotFound", "create-tags", "--resources", vpc_id, "--tags", "Key=x,Value=y")
+    expect_error("InvalidSubnetID.NotFound", alpha.create_tags,
+                 Resources=["subnet-00000000000000000"], Tags=life)
+    assert not set(kinds) & {t["ResourceId"] for t in beta.describe_tags()["Tags"]}, "beta sees alpha's tags"
+
+    alpha.delete_tags(Resources=list(kinds))
+    alpha.release_address(AllocationId=allocation)
+    left = alpha.describe_tags(Filters=[f("resource-id", *kinds)])["Tags"]
+    assert left == [], left

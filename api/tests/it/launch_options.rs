@@ -1,16 +1,19 @@
 //! RunInstances the way current clients launch: `SubnetId`,
 //! `SecurityGroupId.N`, `NetworkInterface.1` with its fields, and
 //! `PrivateIpAddress`, each carried to the scheduler, each error as EC2
-//! gives it, and another project's subnet or group never reachable.
+//! gives it (an address another live instance holds, or outside the
+//! subnet, refused at once), and another project's subnet or group never
+//! reachable.
 
 use stratus_api::ec2::ids::default_subnet_id;
 
-use crate::endpoint::Endpoint;
 use crate::endpoint::egress::create;
+use crate::endpoint::network::WithNetwork;
 
-/// An endpoint knowing zones `nova` and `zone-b`, with an image; its id.
-async fn two_zones() -> (Endpoint, String) {
-    let endpoint = Endpoint::start().await;
+/// An endpoint knowing zones `nova` and `zone-b`, with the stand-in network
+/// host (alpha's network is 10.1.0.0/24) and an image; its id.
+async fn two_zones() -> (WithNetwork, String) {
+    let endpoint = WithNetwork::start().await;
     {
         let mut zones = endpoint.cloud.zones.lock().expect("zones");
         zones.names = vec!["nova".into(), "zone-b".into()];
@@ -21,7 +24,7 @@ async fn two_zones() -> (Endpoint, String) {
 }
 
 /// The `n`-th `run_instance` request the scheduler got, once it has.
-async fn run(endpoint: &Endpoint, n: usize) -> serde_json::Value {
+async fn run(endpoint: &WithNetwork, n: usize) -> serde_json::Value {
     endpoint.scheduler.runs(n + 1).await[n]["instances"][0].clone()
 }
 
@@ -161,12 +164,12 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
     let (endpoint, ami) = two_zones().await;
     let subnet = default_subnet_id("alpha", "nova");
     let top = endpoint
-        .run_one(&ami, &[("PrivateIpAddress", "10.0.0.23")])
+        .run_one(&ami, &[("PrivateIpAddress", "10.1.0.23")])
         .await
         .ok()
         .texts("instanceId")
         .remove(0);
-    assert_eq!(run(&endpoint, 0).await["private_ip_address"], "10.0.0.23");
+    assert_eq!(run(&endpoint, 0).await["private_ip_address"], "10.1.0.23");
     let alpha = endpoint.alpha.clone();
     let web = create(&endpoint, &alpha, "web").await;
     endpoint
@@ -176,7 +179,7 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
                 ("NetworkInterface.1.DeviceIndex", "0"),
                 ("NetworkInterface.1.SubnetId", &subnet),
                 ("NetworkInterface.1.SecurityGroupId.1", &web),
-                ("NetworkInterface.1.PrivateIpAddress", "10.0.0.24"),
+                ("NetworkInterface.1.PrivateIpAddress", "10.1.0.24"),
                 ("NetworkInterface.1.DeleteOnTermination", "true"),
                 ("NetworkInterface.1.Description", "primary"),
                 ("NetworkInterface.1.AssociatePublicIpAddress", "false"),
@@ -185,7 +188,7 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
         .await
         .ok();
     let sent = run(&endpoint, 1).await;
-    assert_eq!(sent["private_ip_address"], "10.0.0.24", "{sent}");
+    assert_eq!(sent["private_ip_address"], "10.1.0.24", "{sent}");
     assert_eq!(groups_of(&sent), [web]);
     // boto3 sends the list form as PrivateIpAddressesSet.
     endpoint
@@ -195,14 +198,14 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
                 ("NetworkInterface.1.DeviceIndex", "0"),
                 (
                     "NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress",
-                    "10.0.0.25",
+                    "10.1.0.25",
                 ),
                 ("NetworkInterface.1.PrivateIpAddressesSet.1.Primary", "true"),
             ],
         )
         .await
         .ok();
-    assert_eq!(run(&endpoint, 2).await["private_ip_address"], "10.0.0.25");
+    assert_eq!(run(&endpoint, 2).await["private_ip_address"], "10.1.0.25");
     // Without one, none is asked for.
     endpoint.run_one(&ami, &[]).await.ok();
     assert!(run(&endpoint, 3).await.get("private_ip_address").is_none());
@@ -219,7 +222,7 @@ async fn a_private_ip_address_reaches_the_scheduler_and_is_kept() {
         .requested_ip(&rows[0].uuid)
         .await
         .expect("requested ip");
-    assert_eq!(kept, Some("10.0.0.23".parse().expect("address")));
+    assert_eq!(kept, Some("10.1.0.23".parse().expect("address")));
     let rebuilt = stratus_api::app::instances::request::rebuild(&endpoint.cloud.db, &rows[0])
         .await
         .expect("rebuild");
@@ -252,11 +255,11 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
             vec![
                 (
                     "NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress",
-                    "10.0.0.5",
+                    "10.1.0.5",
                 ),
                 (
                     "NetworkInterface.1.PrivateIpAddressesSet.2.PrivateIpAddress",
-                    "10.0.0.6",
+                    "10.1.0.6",
                 ),
             ],
             "UnsupportedOperation",
@@ -277,13 +280,13 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
         ),
         (
             vec![
-                ("PrivateIpAddress", "10.0.0.5"),
+                ("PrivateIpAddress", "10.1.0.5"),
                 ("NetworkInterface.1.DeviceIndex", "0"),
             ],
             "InvalidParameterCombination",
         ),
         (
-            vec![("PrivateIpAddress", "10.0.0.300")],
+            vec![("PrivateIpAddress", "10.1.0.300")],
             "InvalidParameterValue",
         ),
         (
@@ -312,7 +315,7 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
                 ("ImageId", &ami),
                 ("MinCount", "1"),
                 ("MaxCount", "2"),
-                ("PrivateIpAddress", "10.0.0.5"),
+                ("PrivateIpAddress", "10.1.0.5"),
             ],
         )
         .await
@@ -324,4 +327,91 @@ async fn launch_options_that_cannot_be_had_are_refused_as_ec2_does() {
         "{}",
         described.body
     );
+}
+
+#[tokio::test]
+async fn a_private_ip_address_another_live_instance_holds_is_refused_at_once() {
+    let (endpoint, ami) = two_zones().await;
+    let first = endpoint
+        .run_one(&ami, &[("PrivateIpAddress", "10.1.0.23")])
+        .await
+        .ok()
+        .texts("instanceId")
+        .remove(0);
+    // Asked for by a pending instance: refused whichever way it is asked.
+    for asked in [
+        ("PrivateIpAddress", "10.1.0.23"),
+        ("NetworkInterface.1.PrivateIpAddress", "10.1.0.23"),
+        (
+            "NetworkInterface.1.PrivateIpAddressesSet.1.PrivateIpAddress",
+            "10.1.0.23",
+        ),
+    ] {
+        let refused = endpoint
+            .run_one(&ami, &[asked])
+            .await
+            .refused(400, "InvalidIPAddress.InUse");
+        assert!(
+            refused.body.contains("Address 10.1.0.23 is in use."),
+            "{}",
+            refused.body
+        );
+    }
+    // Held as the fixed IP a host gave an instance that asked for none.
+    crate::vpcs::interfaces::placed(&endpoint, "10.1.0.40").await;
+    endpoint
+        .run_one(&ami, &[("PrivateIpAddress", "10.1.0.40")])
+        .await
+        .refused(400, "InvalidIPAddress.InUse");
+    // Only the two launches reached the scheduler.
+    let described = endpoint.call("DescribeInstances", &[]).await.ok();
+    assert_eq!(described.texts("instanceId").len(), 2, "{}", described.body);
+    // Another project's network is its own: the same host part is free there.
+    let beta = endpoint.keys("beta").await;
+    let theirs = endpoint
+        .call_as(&beta, "DescribeVpcs", &[])
+        .await
+        .ok()
+        .texts("cidrBlock")
+        .remove(0);
+    assert_eq!(theirs, "10.1.1.0/24");
+    // Terminated, the instance lets its address go.
+    endpoint
+        .call("TerminateInstances", &[("InstanceId.1", &first)])
+        .await
+        .ok();
+    endpoint
+        .run_one(&ami, &[("PrivateIpAddress", "10.1.0.23")])
+        .await
+        .ok();
+    assert_eq!(run(&endpoint, 2).await["private_ip_address"], "10.1.0.23");
+}
+
+#[tokio::test]
+async fn a_private_ip_address_outside_the_subnet_or_reserved_is_refused() {
+    let (endpoint, ami) = two_zones().await;
+    for (address, why) in [
+        ("10.9.0.5", "does not fall within"),
+        ("10.1.1.5", "does not fall within"),
+        ("10.1.0.0", "reserved"),
+        ("10.1.0.255", "reserved"),
+        ("10.1.0.1", "reserved"),
+    ] {
+        let refused = endpoint
+            .run_one(&ami, &[("NetworkInterface.1.PrivateIpAddress", address)])
+            .await
+            .refused(400, "InvalidParameterValue");
+        assert!(refused.body.contains(why), "{address}: {}", refused.body);
+    }
+    let described = endpoint.call("DescribeInstances", &[]).await.ok();
+    assert!(
+        described.texts("instanceId").is_empty(),
+        "{}",
+        described.body
+    );
+    // An address of the subnet is fine.
+    endpoint
+        .run_one(&ami, &[("PrivateIpAddress", "10.1.0.254")])
+        .await
+        .ok();
 }

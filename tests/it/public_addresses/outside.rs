@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use stratus::bench::guest::SSH_OPTIONS;
 use stratus::ec2_client::{Client, Ec2ClientError, first_text};
 
 use crate::guest_cloud::{Credentials, GuestCloud, PUBLIC_GATEWAY, PUBLIC_RANGE};
@@ -209,25 +210,12 @@ pub(super) fn ssh(
     )
 }
 
+/// `timeout`'s arguments: 40 s of `ssh` to `target` running `command`.
 fn ssh_args<'a>(key: &'a str, target: &'a str, command: &'a str) -> Vec<&'a str> {
-    vec![
-        "40",
-        "ssh",
-        "-i",
-        key,
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=5",
-        target,
-        command,
-    ]
+    let mut args = vec!["40", "ssh", "-i", key];
+    args.extend_from_slice(SSH_OPTIONS);
+    args.extend([target, command]);
+    args
 }
 
 /// SSH from the outside until it succeeds with an answer `wanted` accepts

@@ -65,6 +65,15 @@ pub enum InstanceError {
         /// Its EC2 id.
         instance: String,
     },
+    /// The private IP address asked for is held, or was asked for, by a
+    /// live instance of the project.
+    #[error("address {address} is held by instance {holder}")]
+    AddressInUse {
+        /// The address asked for.
+        address: std::net::Ipv4Addr,
+        /// The instance holding it (EC2 id).
+        holder: String,
+    },
     /// The launch does not fit the project's quotas.
     #[error("the launch exceeds the project's quota")]
     Quota(#[source] QuotaError),

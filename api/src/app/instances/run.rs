@@ -15,6 +15,7 @@ use crate::db::groups::GroupRow;
 use crate::db::images::ImageRow;
 use crate::db::instances::{InstanceAttributes, InstanceRow, NewReservation};
 use crate::db::keypairs::KeyPairRow;
+use crate::db::tags::TagRow;
 use crate::ec2::{Caller, Cloud, ids};
 
 /// A launch, checked: what RunInstances asks for.
@@ -42,6 +43,8 @@ pub struct Launch {
     pub zone: Option<String>,
     /// Tags on every instance.
     pub tags: Vec<(String, String)>,
+    /// Tags on every instance's network interface.
+    pub interface_tags: Vec<(String, String)>,
     /// The client's idempotency token.
     pub client_token: Option<String>,
     /// Whether each instance gets a public address at launch.
@@ -91,6 +94,13 @@ pub async fn run(
             instances,
         });
     }
+    // Another live instance's address would only fail the build: refuse it
+    // now (under the lock, so two launches cannot both ask for it).
+    if let Some(address) = launch.private_ip
+        && let Some(holder) = cloud.db.private_ip_holder(project, address).await?
+    {
+        return Err(InstanceError::AddressInUse { address, holder });
+    }
     let usage = cloud.db.usage(project).await?;
     let count = quota::fit(
         &cloud.config.quotas,
@@ -119,6 +129,12 @@ pub async fn run(
             tags: launch.tags.clone(),
         })
         .await?;
+    if !launch.interface_tags.is_empty() {
+        cloud
+            .db
+            .put_tags(project, &interface_tags(&rows, &launch.interface_tags))
+            .await?;
+    }
     drop(held);
     // After the instances are stored: an address leads to an instance the
     // tables have. The pool exhausted, they launch without one (logged).
@@ -129,6 +145,20 @@ pub async fn run(
         reservation_id,
         instances: rows,
     })
+}
+
+/// `tags` on the network interface of each of `rows`.
+fn interface_tags(rows: &[InstanceRow], tags: &[(String, String)]) -> Vec<TagRow> {
+    rows.iter()
+        .flat_map(|row| {
+            tags.iter().map(|(key, value)| TagRow {
+                resource_id: ids::network_interface_id(&row.uuid),
+                resource_type: "network-interface".to_owned(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The reservation's `count` new instances, pending.

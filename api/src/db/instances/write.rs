@@ -92,6 +92,11 @@ impl Db {
         if applied && change.state.is_gone() {
             self.free_addresses_of(uuid).await?;
         }
+        // Terminated, its network interface is deleted, and its tags with it.
+        if applied && change.state == InstanceState::Terminated {
+            self.drop_tags(&crate::ec2::ids::network_interface_id(uuid))
+                .await?;
+        }
         Ok(applied)
     }
 

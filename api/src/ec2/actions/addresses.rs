@@ -8,6 +8,7 @@ use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::params::shown;
 use super::super::{Ctx, all_found, ids};
+use super::tags;
 use crate::app::addresses::{self, AddressError, AddressRef, AssociationRef};
 
 impl From<AddressError> for Ec2Error {
@@ -251,11 +252,12 @@ pub async fn describe_addresses(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
         |id| AddressError::AllocationNotFound(id.to_owned()).into(),
     )?;
     let region = cx.cloud.config.region.clone();
+    let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
     all.retain(|a| {
         (ips.is_empty() && allocation_ids.is_empty()
             || ips.contains(&a.public_ip)
             || allocation_ids.contains(&a.allocation_id))
-            && filters::matches(&wanted, &[], |n| match n {
+            && filters::matches(&wanted, &tags::of(&tags, &a.allocation_id), |n| match n {
                 "public-ip" => vec![a.public_ip.clone()],
                 "allocation-id" => vec![a.allocation_id.clone()],
                 "association-id" => a.association_id.iter().cloned().collect(),
@@ -276,9 +278,10 @@ pub async fn describe_addresses(cx: &Ctx<'_>) -> Result<String, Ec2Error> {
                 .opt("associationId", a.association_id.as_deref())
                 .opt("privateIpAddress", a.private_ip.as_deref());
         }
-        x.open("tagSet")
-            .close("tagSet")
-            .text("publicIpv4Pool", "amazon")
+        x.list("tagSet", tags::of(&tags, &a.allocation_id), |x, (k, v)| {
+            x.text("key", &k).text("value", &v);
+        });
+        x.text("publicIpv4Pool", "amazon")
             .text("networkBorderGroup", &region);
     });
     Ok(cx.finish(x))

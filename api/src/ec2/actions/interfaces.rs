@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use super::super::error::Ec2Error;
 use super::super::params::{Params, shown};
 use super::super::{Ctx, ids};
+use crate::app::vpcs::default_vpc;
 
 /// What the request asks of the instance's one network interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,4 +182,33 @@ pub fn choice(cx: &Ctx<'_>, zones: &[String]) -> Result<InterfaceChoice, Ec2Erro
             "Only one network interface (DeviceIndex 0) is supported.",
         )),
     }
+}
+
+/// Refuses `address` when the project's network cannot give it: outside
+/// the subnet's CIDR (every default subnet has the VPC's), or its network,
+/// broadcast or gateway address. When the network host cannot be asked
+/// the check is left to it: it refuses such an address at the build.
+pub async fn check_in_subnet(cx: &Ctx<'_>, address: Ipv4Addr) -> Result<(), Ec2Error> {
+    let vpc = match default_vpc(cx.cloud, &cx.rpc_context(), &cx.caller.project_id).await {
+        Ok(vpc) => vpc,
+        Err(e) => {
+            tracing::warn!(error = %stratus_rpc::error::error_chain(&e), %address, "the subnet of a requested private IP address is not known; the network host checks it");
+            return Ok(());
+        }
+    };
+    let Ok(network) = vpc.cidr.parse::<ipnet::Ipv4Net>() else {
+        return Ok(());
+    };
+    if !network.contains(&address) {
+        return Err(Ec2Error::invalid(format!(
+            "Address {address} does not fall within the subnet's address range {network}."
+        )));
+    }
+    let reserved = [network.network(), network.broadcast()];
+    if reserved.contains(&address) || vpc.gateway.parse::<Ipv4Addr>().ok() == Some(address) {
+        return Err(Ec2Error::invalid(format!(
+            "Address {address} is reserved in the subnet {network}."
+        )));
+    }
+    Ok(())
 }

@@ -217,19 +217,19 @@ pub async fn describe_network_interfaces(cx: &Ctx<'_>) -> Result<String, Ec2Erro
             ),
         ));
     }
-    let tags = if wanted.iter().any(|f| f.name.starts_with("tag")) {
-        cx.cloud.db.tags(&cx.caller.project_id, None).await?
-    } else {
-        Vec::new()
-    };
-    let chosen: Vec<&Interface<'_>> = all
+    let tags = cx.cloud.db.tags(&cx.caller.project_id, None).await?;
+    let chosen: Vec<(&Interface<'_>, Vec<(String, String)>)> = all
         .iter()
         .filter(|n| wanted_ids.is_empty() || wanted_ids.contains(&n.id))
-        .filter(|n| filters::matches(&wanted, &super::tags::of(&tags, &n.id), |f| values(n, f)))
+        .map(|n| (n, super::tags::of(&tags, &n.id)))
+        .filter(|(n, own)| filters::matches(&wanted, own, |f| values(n, f)))
         .collect();
     let mut x = cx.response();
-    x.list("networkInterfaceSet", chosen, |x, n| {
+    x.list("networkInterfaceSet", chosen, |x, (n, own)| {
         write(x, n, Shape::Alone);
+        x.list("tagSet", own, |x, (k, v)| {
+            x.text("key", &k).text("value", &v);
+        });
     });
     Ok(cx.finish(x))
 }

@@ -36,7 +36,7 @@ fn port(p: &Params, name: &str) -> Result<Option<i32>, Ec2Error> {
 
 /// A rule's `Description`, if given: up to 255 characters, none a control
 /// character, as EC2 takes it.
-fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
+pub fn description(p: &Params) -> Result<Option<String>, Ec2Error> {
     let Some(text) = p.get("Description") else {
         return Ok(None);
     };

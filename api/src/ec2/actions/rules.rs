@@ -1,10 +1,13 @@
 //! Security-group rules by their `sgr-` ids: DescribeSecurityGroupRules,
-//! and the `securityGroupRuleSet` items Authorize answers with.
+//! UpdateSecurityGroupRuleDescriptionsIngress and …Egress, and the
+//! `securityGroupRuleSet` items Authorize answers with.
 
 use super::super::error::Ec2Error;
 use super::super::filters;
 use super::super::xml::Xml;
 use super::super::{Ctx, all_found, ids};
+use super::permissions;
+use crate::app::security_groups::{self as app, DescriptionUpdate};
 use crate::db::groups::{Direction, StoredRule};
 
 /// The filters DescribeSecurityGroupRules knows (and `tag:…`).
@@ -94,4 +97,46 @@ pub async fn describe_security_group_rules(cx: &Ctx<'_>) -> Result<String, Ec2Er
         x.text("nextToken", &next);
     }
     Ok(cx.finish(x))
+}
+
+/// UpdateSecurityGroupRuleDescriptionsIngress / …Egress: new descriptions
+/// for rules of the group named (by id or, in the default VPC, by name),
+/// each rule named by what it admits (`IpPermissions`, the description
+/// beside its range or group) or by id (`SecurityGroupRuleDescription.N`).
+/// A rule given without a description loses the one it had, as on EC2.
+pub async fn update_descriptions(cx: &Ctx<'_>, direction: Direction) -> Result<String, Ec2Error> {
+    let by_id = cx
+        .params
+        .structs("SecurityGroupRuleDescription")?
+        .iter()
+        .map(|d| {
+            let id = d.required("SecurityGroupRuleId")?;
+            if !ids::is_id("sgr", id) {
+                return Err(Ec2Error::client(
+                    "InvalidSecurityGroupRuleId.Malformed",
+                    format!("Invalid id: \"{}\"", super::super::params::shown(id)),
+                ));
+            }
+            Ok((id.to_owned(), permissions::description(d)?))
+        })
+        .collect::<Result<Vec<_>, Ec2Error>>()?;
+    let rules = if cx.params.structs("IpPermissions")?.is_empty() {
+        vec![]
+    } else {
+        permissions::requested(cx.params)?
+    };
+    if rules.is_empty() && by_id.is_empty() {
+        return Err(Ec2Error::missing(
+            "IpPermissions or SecurityGroupRuleDescription",
+        ));
+    }
+    let request = DescriptionUpdate {
+        group: permissions::target_group(cx.params, true)?,
+        direction,
+        rules,
+        by_id,
+        dry_run: cx.params.flag("DryRun")?,
+    };
+    app::update_descriptions(&cx.cloud.db, &cx.caller.project_id, request).await?;
+    Ok(cx.ok())
 }

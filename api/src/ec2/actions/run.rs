@@ -186,10 +186,14 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
             "A private IP address can be given only when launching one instance (MaxCount 1).",
         ));
     }
+    if let Some(address) = network.private_ip {
+        interfaces::check_in_subnet(cx, address).await?;
+    }
     let groups = groups::resolve(cx, &network.group_ids, &network.group_names).await?;
     let user_data = user_data(cx)?;
     let zone = zone(cx, &known_zones, network.subnet_zone.as_ref())?;
     let tags = tags::specified(cx, "instance")?;
+    let interface_tags = tags::specified(cx, "network-interface")?;
     let client_token = client_token(cx)?;
     let public = cx.cloud.config.public.as_ref();
     let public_ip = network
@@ -207,6 +211,7 @@ async fn launch(cx: &Ctx<'_>) -> Result<Launch, Ec2Error> {
         user_data,
         zone,
         tags,
+        interface_tags,
         client_token,
         public_ip: public_ip && public.is_some(),
         private_ip: network.private_ip,

@@ -1,5 +1,9 @@
 //! Tags: CreateTags, DeleteTags, DescribeTags, and the tag specifications
-//! RunInstances takes.
+//! RunInstances takes. Instances, images, groups and their rules, key pairs,
+//! the default VPC and subnets, network interfaces and Elastic IPs take
+//! tags; each Describe of them shows and filters by them.
+
+use stratus_rpc::wire::conductor::InstanceState;
 
 use super::super::error::Ec2Error;
 use super::super::filters;
@@ -90,27 +94,70 @@ pub fn specified(cx: &Ctx<'_>, resource_type: &str) -> Result<Vec<(String, Strin
     Ok(tags)
 }
 
-/// The type of a resource by its id's prefix, if taggable here.
-fn resource_type(id: &str) -> Option<&'static str> {
-    [
-        ("i", "instance"),
-        ("ami", "image"),
-        ("aki", "image"),
-        ("ari", "image"),
-        ("sg", "security-group"),
-        ("key", "key-pair"),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| ids::is_id(prefix, id))
-    .map(|(_, kind)| kind)
+/// A kind of taggable resource: its id's prefix, its `resource-type`, and
+/// EC2's error code and noun for an id of it the caller does not have.
+struct Kind {
+    prefix: &'static str,
+    resource_type: &'static str,
+    not_found: &'static str,
+    noun: &'static str,
+}
+
+/// Every kind CreateTags takes, by id prefix.
+const KINDS: &[Kind] = &[
+    kind("i", "instance", "InvalidInstanceID.NotFound", "instance ID"),
+    kind("ami", "image", "InvalidAMIID.NotFound", "image ID"),
+    kind("aki", "image", "InvalidAMIID.NotFound", "image ID"),
+    kind("ari", "image", "InvalidAMIID.NotFound", "image ID"),
+    kind(
+        "sg",
+        "security-group",
+        "InvalidGroup.NotFound",
+        "security group",
+    ),
+    kind("key", "key-pair", "InvalidKeyPair.NotFound", "key pair ID"),
+    kind("vpc", "vpc", "InvalidVpcID.NotFound", "vpc ID"),
+    kind("subnet", "subnet", "InvalidSubnetID.NotFound", "subnet ID"),
+    kind(
+        "sgr",
+        "security-group-rule",
+        "InvalidSecurityGroupRuleId.NotFound",
+        "security group rule ID",
+    ),
+    kind(
+        "eni",
+        "network-interface",
+        "InvalidNetworkInterfaceID.NotFound",
+        "networkInterface ID",
+    ),
+    kind(
+        "eipalloc",
+        "elastic-ip",
+        "InvalidAllocationID.NotFound",
+        "allocation ID",
+    ),
+];
+
+const fn kind(
+    prefix: &'static str,
+    resource_type: &'static str,
+    not_found: &'static str,
+    noun: &'static str,
+) -> Kind {
+    Kind {
+        prefix,
+        resource_type,
+        not_found,
+        noun,
+    }
 }
 
 /// Whether the caller's project has the resource (another project's is not
 /// found, never forbidden).
-async fn exists(cx: &Ctx<'_>, id: &str, kind: &str) -> Result<bool, Ec2Error> {
+async fn exists(cx: &Ctx<'_>, id: &str, kind: &Kind) -> Result<bool, Ec2Error> {
     let project = &cx.caller.project_id;
     let db = &cx.cloud.db;
-    Ok(match kind {
+    Ok(match kind.resource_type {
         "instance" => !db
             .instances(project, Some(&[id.to_owned()]))
             .await?
@@ -125,33 +172,47 @@ async fn exists(cx: &Ctx<'_>, id: &str, kind: &str) -> Result<bool, Ec2Error> {
             .await?
             .iter()
             .any(|k| k.key_pair_id == id),
+        // The default VPC and subnets are derived, never stored.
+        "vpc" => id == ids::default_vpc_id(project),
+        "subnet" => super::info::zones(cx)
+            .await
+            .iter()
+            .any(|zone| ids::default_subnet_id(project, zone) == id),
+        "security-group-rule" => db.rules(project).await?.iter().any(|r| r.rule_id == id),
+        // An instance's interface lives until the instance is terminated.
+        "network-interface" => db.instances(project, None).await?.iter().any(|i| {
+            i.state != InstanceState::Terminated && ids::network_interface_id(&i.uuid) == id
+        }),
+        // Elastic IPs only: a launch's address has no allocation to tag.
+        "elastic-ip" => db
+            .addresses(project)
+            .await?
+            .iter()
+            .any(|a| a.is_elastic() && a.allocation_id == id),
         _ => false,
     })
 }
 
 async fn resources(cx: &Ctx<'_>) -> Result<Vec<(String, &'static str)>, Ec2Error> {
-    let ids = cx.params.list("ResourceId")?;
-    if ids.is_empty() {
+    let wanted = cx.params.list("ResourceId")?;
+    if wanted.is_empty() {
         return Err(Ec2Error::missing("ResourceId"));
     }
     let mut found = Vec::new();
-    for id in ids {
-        let kind = resource_type(&id).ok_or_else(|| {
-            Ec2Error::client("InvalidID", format!("The ID '{}' is not valid", shown(&id)))
-        })?;
+    for id in wanted {
+        let kind = KINDS
+            .iter()
+            .find(|k| ids::is_id(k.prefix, &id))
+            .ok_or_else(|| {
+                Ec2Error::client("InvalidID", format!("The ID '{}' is not valid", shown(&id)))
+            })?;
         if !exists(cx, &id, kind).await? {
-            let code = match kind {
-                "instance" => "InvalidInstanceID.NotFound",
-                "image" => "InvalidAMIID.NotFound",
-                "security-group" => "InvalidGroup.NotFound",
-                _ => "InvalidKeyPair.NotFound",
-            };
             return Err(Ec2Error::client(
-                code,
-                format!("The ID '{}' does not exist", shown(&id)),
+                kind.not_found,
+                format!("The {} '{}' does not exist", kind.noun, shown(&id)),
             ));
         }
-        found.push((id, kind));
+        found.push((id, kind.resource_type));
     }
     Ok(found)
 }

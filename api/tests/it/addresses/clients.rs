@@ -2,11 +2,12 @@
 //! on AllocateAddress (it means standard), PublicIp everywhere, filters
 //! numbered from 0, and a move without AllowReassociation.
 
-use super::{Public, listed, pub_ip};
+use super::{listed, pub_ip};
+use crate::endpoint::network::WithNetwork;
 
 #[tokio::test]
 async fn libcloud_shaped_requests_allocate_move_disassociate_and_release() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let one = cloud.launch(&ami, &[]).await;
     let two = cloud.launch(&ami, &[]).await;
@@ -87,7 +88,7 @@ fn stable(body: &str, ids: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn describe_addresses_renders_as_its_golden_file() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let instance = cloud
         .launch(

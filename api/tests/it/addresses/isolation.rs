@@ -2,11 +2,12 @@
 //! A's addresses: each attempt is answered "not found", and A's address is
 //! as it was afterwards.
 
-use super::{Public, listed};
+use super::listed;
+use crate::endpoint::network::WithNetwork;
 
 #[tokio::test]
 async fn another_project_can_neither_see_nor_touch_an_address() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let a_instance = cloud.launch(&ami, &[]).await;
     let (address, allocation) = cloud.allocate(&[("Domain", "standard")]).await;
@@ -154,7 +155,7 @@ async fn another_project_can_neither_see_nor_touch_an_address() {
 }
 
 /// What alpha's DescribeAddresses shows, field by field.
-async fn shown(cloud: &Public) -> Vec<Vec<String>> {
+async fn shown(cloud: &WithNetwork) -> Vec<Vec<String>> {
     let described = cloud.call("DescribeAddresses", &[]).await.ok();
     [
         "publicIp",

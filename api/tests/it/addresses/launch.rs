@@ -5,10 +5,11 @@ use std::sync::atomic::Ordering;
 
 use stratus_rpc::wire::addresses::PublicMapping;
 
-use super::{Public, listed, pub_ip};
+use super::{listed, pub_ip};
+use crate::endpoint::network::WithNetwork;
 
 /// The UUID of alpha's instance `ec2_id`.
-async fn uuid(cloud: &Public, ec2_id: &str) -> String {
+async fn uuid(cloud: &WithNetwork, ec2_id: &str) -> String {
     let rows = cloud
         .cloud
         .db
@@ -27,7 +28,7 @@ fn mapping(address: &str, uuid: &str) -> PublicMapping {
 
 #[tokio::test]
 async fn a_launch_gets_an_address_shown_in_describe_instances_and_told_to_the_network() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let run = cloud.run_one(&ami, &[]).await.ok();
     assert_eq!(run.texts("ipAddress"), [pub_ip(2)]);
@@ -85,7 +86,7 @@ async fn a_launch_gets_an_address_shown_in_describe_instances_and_told_to_the_ne
 
 #[tokio::test]
 async fn a_launch_may_ask_for_no_address_and_other_interface_fields_are_refused() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let without = cloud
         .launch(
@@ -134,7 +135,7 @@ async fn a_launch_may_ask_for_no_address_and_other_interface_fields_are_refused(
 #[tokio::test]
 async fn an_exhausted_pool_launches_without_an_address() {
     // A /30: one address.
-    let cloud = Public::start_with("172.24.4.0/30", 5).await;
+    let cloud = WithNetwork::public_with("172.24.4.0/30", 5).await;
     let ami = cloud.image().await;
     let first = cloud.launch(&ami, &[]).await;
     let second = cloud.launch(&ami, &[]).await;
@@ -144,7 +145,7 @@ async fn an_exhausted_pool_launches_without_an_address() {
 
 #[tokio::test]
 async fn terminate_frees_the_launch_address_and_disassociates_an_elastic_one() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let one = cloud.launch(&ami, &[]).await;
     let two = cloud.launch(&ami, &[]).await;
@@ -199,7 +200,7 @@ async fn terminate_frees_the_launch_address_and_disassociates_an_elastic_one() {
 
 #[tokio::test]
 async fn association_replaces_the_launch_address_and_reassociation_moves() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let one = cloud.launch(&ami, &[]).await;
     let two = cloud.launch(&ami, &[]).await;
@@ -322,7 +323,7 @@ async fn association_replaces_the_launch_address_and_reassociation_moves() {
 
 #[tokio::test]
 async fn releasing_an_associated_address() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let instance = cloud
         .launch(
@@ -375,7 +376,7 @@ async fn releasing_an_associated_address() {
 
 #[tokio::test]
 async fn a_change_the_network_host_refuses_is_undone() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let instance = cloud.launch(&ami, &[]).await;
     cloud.network.wait_for(|m| !m.set.is_empty()).await;
@@ -436,7 +437,7 @@ async fn a_change_the_network_host_refuses_is_undone() {
 
 #[tokio::test]
 async fn unknown_addresses_and_instances_are_not_found() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let ami = cloud.image().await;
     let instance = cloud.launch(&ami, &[]).await;
     let (elastic, _) = cloud.allocate(&[]).await;

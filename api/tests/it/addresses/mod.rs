@@ -1,6 +1,6 @@
 //! Public addresses through the EC2 endpoint: the address actions per
-//! project, launch addresses, and what the network host is told, with a
-//! stand-in network host on the in-process bus.
+//! project, launch addresses, and what the network host is told, with the
+//! stand-in network host (`endpoint::network`) on the in-process bus.
 
 mod clients;
 mod isolation;
@@ -8,98 +8,22 @@ mod launch;
 mod tables;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use serde_json::value::RawValue;
 use stratus_api::config::PublicAddressing;
-use stratus_rpc::handler::null;
-use stratus_rpc::wire::addresses::MapPublicAddresses;
-use stratus_rpc::{HandlerError, RemoteError, ServerHandle, Transport};
-use stratus_test_support::stand_in::{self, StandIn};
 
+use crate::endpoint::network::WithNetwork;
 use crate::endpoint::{Answer, Endpoint};
 
-/// Stands in for the network host: keeps each `map_public_addresses` it
-/// is sent, and refuses them while `failing`.
-#[derive(Default)]
-pub struct Network {
-    /// The changes received (refused ones too), in order.
-    pub maps: Mutex<Vec<MapPublicAddresses>>,
-    /// Answer every change with an error.
-    pub failing: AtomicBool,
-}
-
-impl StandIn for Network {
-    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
-        if method == "map_public_addresses" {
-            let map = serde_json::from_str(args.get()).expect("the api sends a change");
-            self.maps.lock().expect("lock").push(map);
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(HandlerError::Permanent(RemoteError::new(
-                    "IptablesFailed",
-                    "iptables-restore failed",
-                )));
-            }
-        }
-        Ok(null())
-    }
-}
-
-impl Network {
-    /// The changes received so far.
-    pub fn maps(&self) -> Vec<MapPublicAddresses> {
-        self.maps.lock().expect("lock").clone()
-    }
-
-    /// Waits (up to 10 s) for a change that `want` accepts (background
-    /// pushes arrive after the request that made them is answered).
-    pub async fn wait_for(&self, want: impl Fn(&MapPublicAddresses) -> bool) -> MapPublicAddresses {
-        for _ in 0..500 {
-            if let Some(found) = self.maps().into_iter().find(|m| want(m)) {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("no change as wanted among {:?}", self.maps());
-    }
-
-    /// Waits (up to 10 s) until `n` changes arrived.
-    pub async fn settled(&self, n: usize) {
-        for _ in 0..500 {
-            if self.maps().len() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("fewer than {n} changes: {:?}", self.maps());
-    }
-}
-
-/// An endpoint whose cloud has the public range `range`, launch addresses
-/// on, a quota of `quota` Elastic IPs, and a stand-in network host.
-pub struct Public {
-    pub endpoint: Endpoint,
-    pub network: Arc<Network>,
-    _serving: ServerHandle,
-}
-
-impl std::ops::Deref for Public {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl Public {
-    /// The cloud on 172.24.4.0/29 (five addresses: .2 to .6), quota 5.
-    pub async fn start() -> Self {
-        Self::start_with("172.24.4.0/29", 5).await
+/// Clouds with a public range and the stand-in network host.
+impl WithNetwork {
+    /// The cloud on 172.24.4.0/29 (five addresses: .2 to .6), launch
+    /// addresses on, quota 5.
+    pub async fn public() -> Self {
+        Self::public_with("172.24.4.0/29", 5).await
     }
 
     /// The cloud on `range` with `quota` Elastic IPs per project.
-    pub async fn start_with(range: &str, quota: u64) -> Self {
+    pub async fn public_with(range: &str, quota: u64) -> Self {
         let range = range.parse().expect("range");
         let endpoint = Endpoint::start_with(
             |c| {
@@ -113,17 +37,7 @@ impl Public {
             None,
         )
         .await;
-        let network = Arc::new(Network::default());
-        let serving = endpoint
-            .bus
-            .serve("network", None, stand_in::handler(&network))
-            .await
-            .expect("serve the network topic");
-        Self {
-            endpoint,
-            network,
-            _serving: serving,
-        }
+        Self::serving(endpoint).await
     }
 
     /// A registered image's id.
@@ -171,7 +85,7 @@ pub fn listed(a: &Answer) -> Vec<String> {
 
 #[tokio::test]
 async fn allocate_describe_and_release_an_elastic_ip() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let a = cloud
         .call("AllocateAddress", &[("Domain", "vpc")])
         .await
@@ -263,7 +177,7 @@ async fn allocate_describe_and_release_an_elastic_ip() {
 
 #[tokio::test]
 async fn a_specific_address_must_be_free_and_in_the_range() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     let a = cloud
         .call("AllocateAddress", &[("Address", "172.24.4.5")])
         .await
@@ -294,7 +208,7 @@ async fn a_specific_address_must_be_free_and_in_the_range() {
 
 #[tokio::test]
 async fn the_quota_counts_elastic_ips_per_project() {
-    let cloud = Public::start_with("172.24.4.0/28", 2).await;
+    let cloud = WithNetwork::public_with("172.24.4.0/28", 2).await;
     cloud.allocate(&[]).await;
     cloud.allocate(&[]).await;
     let refused = cloud
@@ -319,7 +233,7 @@ async fn the_quota_counts_elastic_ips_per_project() {
 
 #[tokio::test]
 async fn the_pool_exhausted_refuses_allocations_with_a_clear_error() {
-    let cloud = Public::start_with("172.24.4.0/30", 5).await;
+    let cloud = WithNetwork::public_with("172.24.4.0/30", 5).await;
     // A /30: .1 the gateway, .2 the one address.
     cloud.allocate(&[]).await;
     let refused = cloud
@@ -357,7 +271,7 @@ async fn a_cloud_without_a_public_range_says_so() {
 
 #[tokio::test]
 async fn malformed_and_missing_parameters_are_refused() {
-    let cloud = Public::start().await;
+    let cloud = WithNetwork::public().await;
     for (action, params, code) in [
         ("ReleaseAddress", vec![], "MissingParameter"),
         ("DisassociateAddress", vec![], "MissingParameter"),

@@ -23,8 +23,8 @@ use stratus_rpc::{Handler, RequestContext, RpcClient, Transport};
 use stratus_test_support::TestDb;
 use stratus_test_support::stand_in;
 
-use super::Network;
 use crate::db::open;
+use crate::endpoint::network::Network;
 
 /// A pending instance of `project`, stored; its UUID.
 async fn instance(db: &Db, project: &str, wants_public_ip: bool) -> String {

@@ -7,6 +7,7 @@ pub mod egress;
 mod golden;
 mod injection;
 mod limits;
+pub mod network;
 mod owners;
 mod signatures;
 mod sts;

@@ -4,11 +4,12 @@
 use stratus_api::ec2::ids;
 use stratus_rpc::wire::ids::InstanceId;
 
-use super::{Vpcs, alpha_vpc};
+use super::alpha_vpc;
+use crate::endpoint::network::WithNetwork;
 
 /// Launches one instance as alpha and places it at `ip` in zone `nova`:
 /// (EC2 id, UUID).
-pub async fn placed(cloud: &Vpcs, ip: &str) -> (String, String) {
+pub async fn placed(cloud: &WithNetwork, ip: &str) -> (String, String) {
     let ami = cloud.register_image("tiny").await;
     let run = cloud.run_one(&ami, &[]).await.ok();
     let ec2_id = run.texts("instanceId").remove(0);
@@ -30,7 +31,7 @@ pub async fn placed(cloud: &Vpcs, ip: &str) -> (String, String) {
 
 #[tokio::test]
 async fn instances_show_their_vpc_subnet_and_primary_interface() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let (instance, uuid) = placed(&cloud, "10.1.0.7").await;
     let vpc = alpha_vpc();
     let subnet = ids::default_subnet_id("alpha", "nova");
@@ -91,7 +92,7 @@ async fn instances_show_their_vpc_subnet_and_primary_interface() {
 
 #[tokio::test]
 async fn describe_network_interfaces_lists_primary_interfaces_by_id_and_filters() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let (instance, uuid) = placed(&cloud, "10.1.0.7").await;
     let (other, _) = placed(&cloud, "10.1.0.8").await;
     let eni = ids::network_interface_id(&uuid);

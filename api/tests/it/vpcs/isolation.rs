@@ -3,12 +3,13 @@
 
 use stratus_api::ec2::ids;
 
+use super::alpha_vpc;
 use super::interfaces::placed;
-use super::{Vpcs, alpha_vpc};
+use crate::endpoint::network::WithNetwork;
 
 #[tokio::test]
 async fn beta_never_sees_alphas_vpc_subnets_or_interfaces() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let (instance, uuid) = placed(&cloud, "10.1.0.7").await;
     let alpha_eni = ids::network_interface_id(&uuid);
     let alpha_subnet = ids::default_subnet_id("alpha", "nova");

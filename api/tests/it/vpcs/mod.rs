@@ -1,97 +1,17 @@
 //! The default VPC through the EC2 endpoint: DescribeVpcs, DescribeSubnets,
 //! DescribeVpcAttribute, DescribeAccountAttributes, DescribeNetworkInterfaces,
 //! the VPC on instances and groups, the refused VPC actions, and each
-//! project seeing its own only. A stand-in network host answers
-//! `project_network` with a /24 per project and counts the asks.
+//! project seeing its own only. The stand-in network host
+//! (`endpoint::network`) answers `project_network` with a /24 per project
+//! and counts the asks.
 
-mod interfaces;
+pub mod interfaces;
 mod isolation;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
-
-use serde_json::value::RawValue;
 use stratus_api::ec2::ids;
-use stratus_rpc::handler::null;
-use stratus_rpc::wire::network::{GetProjectNetwork, ProjectNetwork};
-use stratus_rpc::{HandlerError, ServerHandle, Transport};
-use stratus_test_support::stand_in::{self, StandIn};
 
 use crate::endpoint::Endpoint;
-
-/// Stands in for the network host: project `n`-th asked gets 10.1.n.0/24.
-#[derive(Default)]
-pub struct Network {
-    /// Each project's network, in the order first asked.
-    pub networks: Mutex<HashMap<String, ProjectNetwork>>,
-    /// How many `project_network` calls came.
-    pub asks: Mutex<usize>,
-}
-
-impl StandIn for Network {
-    fn answer(&self, method: &str, args: &RawValue) -> Result<Box<RawValue>, HandlerError> {
-        if method != "project_network" {
-            return Ok(null());
-        }
-        let request: GetProjectNetwork =
-            serde_json::from_str(args.get()).expect("the api sends a project");
-        *self.asks.lock().expect("lock") += 1;
-        let mut networks = self.networks.lock().expect("lock");
-        let n = networks.len();
-        let network = networks
-            .entry(request.project_id.to_string())
-            .or_insert_with(|| ProjectNetwork {
-                cidr: format!("10.1.{n}.0/24"),
-                gateway: format!("10.1.{n}.1"),
-            })
-            .clone();
-        Ok(serde_json::value::to_raw_value(&network).expect("encode"))
-    }
-}
-
-impl Network {
-    /// How many `project_network` calls came.
-    pub fn asks(&self) -> usize {
-        *self.asks.lock().expect("lock")
-    }
-}
-
-/// An endpoint with the stand-in network host serving.
-pub struct Vpcs {
-    pub endpoint: Endpoint,
-    pub network: Arc<Network>,
-    _serving: ServerHandle,
-}
-
-impl std::ops::Deref for Vpcs {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
-
-impl Vpcs {
-    /// The endpoint with default settings.
-    pub async fn start() -> Self {
-        Self::serving(Endpoint::start().await).await
-    }
-
-    /// `endpoint` with the stand-in network host on its bus.
-    pub async fn serving(endpoint: Endpoint) -> Self {
-        let network = Arc::new(Network::default());
-        let serving = endpoint
-            .bus
-            .serve("network", None, stand_in::handler(&network))
-            .await
-            .expect("serve the network topic");
-        Self {
-            endpoint,
-            network,
-            _serving: serving,
-        }
-    }
-}
+use crate::endpoint::network::WithNetwork;
 
 /// Alpha's default VPC id.
 pub fn alpha_vpc() -> String {
@@ -100,7 +20,7 @@ pub fn alpha_vpc() -> String {
 
 #[tokio::test]
 async fn the_default_vpc_is_the_project_network_asked_once_then_cached() {
-    let cloud = Vpcs::start().await;
+    let mut cloud = WithNetwork::start().await;
     let vpcs = cloud.call("DescribeVpcs", &[]).await.ok();
     assert_eq!(vpcs.texts("vpcId"), [alpha_vpc()]);
     // The CIDR twice: the VPC's and its one association's.
@@ -113,7 +33,7 @@ async fn the_default_vpc_is_the_project_network_asked_once_then_cached() {
     assert_eq!(cloud.network.asks(), 1);
 
     // Cached: asked no more, even with the network host gone.
-    drop(cloud._serving);
+    cloud.stop_network();
     let again = cloud.endpoint.call("DescribeVpcs", &[]).await.ok();
     assert_eq!(again.texts("vpcId"), [alpha_vpc()]);
     let subnets = cloud.endpoint.call("DescribeSubnets", &[]).await.ok();
@@ -135,7 +55,7 @@ async fn without_a_network_host_the_first_describe_is_unavailable() {
 
 #[tokio::test]
 async fn describe_vpcs_by_id_and_filters() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let vpc = alpha_vpc();
     let by_id = cloud.call("DescribeVpcs", &[("VpcId.1", &vpc)]).await.ok();
     assert_eq!(by_id.texts("vpcId"), [vpc.as_str()]);
@@ -186,7 +106,7 @@ async fn describe_vpcs_by_id_and_filters() {
 
 #[tokio::test]
 async fn describe_vpc_attribute_answers_dns_on() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let vpc = alpha_vpc();
     for attribute in ["enableDnsSupport", "enableDnsHostnames"] {
         let answer = cloud
@@ -229,7 +149,7 @@ async fn describe_vpc_attribute_answers_dns_on() {
 
 #[tokio::test]
 async fn one_default_subnet_per_zone_with_the_vpc_cidr() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let subnet = ids::default_subnet_id("alpha", "nova");
     let all = cloud.call("DescribeSubnets", &[]).await.ok();
     // The stand-in scheduler knows no hosts: the one zone is `nova`.
@@ -304,14 +224,14 @@ async fn subnets_map_public_ips_on_launch_as_the_cloud_does() {
         None,
     )
     .await;
-    let cloud = Vpcs::serving(endpoint).await;
+    let cloud = WithNetwork::serving(endpoint).await;
     let all = cloud.call("DescribeSubnets", &[]).await.ok();
     assert_eq!(all.texts("mapPublicIpOnLaunch"), ["true"]);
 }
 
 #[tokio::test]
 async fn account_attributes_name_the_default_vpc_and_vpc_only() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let answer = cloud
         .call(
             "DescribeAccountAttributes",
@@ -334,7 +254,7 @@ async fn account_attributes_name_the_default_vpc_and_vpc_only() {
 
 #[tokio::test]
 async fn vpc_and_subnet_changes_are_refused_with_a_reason() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     for (action, params) in [
         ("CreateVpc", vec![("CidrBlock", "10.9.0.0/16")]),
         ("DeleteVpc", vec![("VpcId", "vpc-00000000000000001")]),
@@ -384,7 +304,7 @@ async fn vpc_and_subnet_changes_are_refused_with_a_reason() {
 
 #[tokio::test]
 async fn security_groups_are_in_the_default_vpc() {
-    let cloud = Vpcs::start().await;
+    let cloud = WithNetwork::start().await;
     let vpc = alpha_vpc();
     let made = cloud
         .call(

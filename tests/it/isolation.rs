@@ -16,7 +16,7 @@
 //! reaching guests; sniff.py: the listener). A failure names each attempt
 //! that succeeded, with what was captured.
 //!
-//! `cargo test -p stratus-tests --test it isolation` (about 2.5 minutes on
+//! `cargo test -p stratus-tests --test it isolation` (about 4.5 minutes on
 //! a protected cloud; longer where attacks succeed and the victim's
 //! network has to recover).
 

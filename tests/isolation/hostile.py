@@ -3,8 +3,11 @@ attackers X (project B) and Y (project A) trying to reach, impersonate or
 deceive V on the wire, each attempt next to a control that must succeed:
 V's closed port (over IPv4, at V's public address, then IPv6 link-local),
 taking V's public address, IP and MAC spoofing, ARP
-poisoning of the router and of V, V's metadata (from each attacker), then a
-rogue DHCP server on X while fresh guests of both projects boot.
+poisoning of the router and of V, V's metadata (from each attacker); then
+V's groups changed while it runs (regroup.py: A's owner moves V into a group
+opening 8080 to Y's group and back out, B's owner tries V's groups, A's
+groups on X and its own open group on V); then a rogue DHCP server on X
+while fresh guests of both projects boot.
 
 Environment: STRATUS_ENDPOINT, A_KEY/A_SECRET, B_KEY/B_SECRET, IMAGE,
 CLIENT_NETNS, CLIENT_ADDRESS, PUBLIC_GATEWAY, ROUTER_NETNS, SNIFF_LOG (what
@@ -17,6 +20,7 @@ import time
 import traceback
 
 import attacks
+import regroup
 from attacks import SECRET
 from guests import Report, ec2, key_pair, launch, ready, ssh_group
 
@@ -103,6 +107,9 @@ def main(report):
         broken = victim_health(victim)
         report.check(who, "the victim keeps working after the attacks", bool(broken), True,
                      broken or "ssh, own metadata and service fine")
+
+    regroup.attempts(report, (a, b), (victim, insider, outsider), (sg_v, sg_y, sg_x),
+                     victim_health)
 
     # A rogue DHCP server on X while fresh guests of both projects boot.
     started = attacks.rogue_dhcp_start(outsider)

@@ -3,16 +3,20 @@
 //! 8080 its groups do not open, a secret in its user data), an attacker X
 //! in project B and an attacker Y in project A. Over SSH the attackers try
 //! IP spoofing, MAC spoofing, ARP poisoning of the router and of V, a rogue
-//! DHCP server against fresh guests, V's metadata, and V's closed port —
-//! each attempt next to a control that must succeed, so the test cannot
-//! pass on a network that merely drops everything. A listener on the
+//! DHCP server against fresh guests, V's metadata, and V's closed port.
+//! Then V's security groups change while it runs (ModifyInstanceAttribute
+//! groupSet): A's owner moves V into a group opening 8080 to Y's group (Y
+//! gets in, X does not) and back out (Y loses it); B's owner tries to change
+//! V's groups, to put A's groups on X, and to put its own group open to all
+//! on V. Each attempt sits next to a control that must succeed, so the test
+//! cannot pass on a network that merely drops everything. A listener on the
 //! router's side of the guests' bridges sees what arrives, before any IP
 //! layer filtering. The tenants' side is tests/isolation/hostile.py
-//! (attacks.py: the attempts; guests.py: reaching guests; sniff.py: the
-//! listener). A failure names each attempt that succeeded, with what was
-//! captured.
+//! (attacks.py: the attempts; regroup.py: the group changes; guests.py:
+//! reaching guests; sniff.py: the listener). A failure names each attempt
+//! that succeeded, with what was captured.
 //!
-//! `cargo test -p stratus-tests --test it isolation` (about 2.5 minutes on
+//! `cargo test -p stratus-tests --test it isolation` (about 4.5 minutes on
 //! a protected cloud; longer where attacks succeed and the victim's
 //! network has to recover).
 
@@ -145,6 +149,6 @@ async fn hostile_guests_cannot_spoof_poison_or_reach_another_tenant() {
     );
     // Per attacker: three ports (fixed, public, IPv6), the public address
     // hijack, two spoofs, two poisonings, metadata, the victim afterwards;
-    // then the rogue DHCP server and the victim at the end.
-    assert!(held.len() >= 22, "not every attempt ran:\n{text}");
+    // then five regroupings, the rogue DHCP server and the victim at the end.
+    assert!(held.len() >= 27, "not every attempt ran:\n{text}");
 }

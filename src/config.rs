@@ -203,13 +203,12 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
             value,
             source,
         })?;
-    config.compute.cloud_ranges = cloud_ranges(&config.network).map_err(|(value, source)| {
-        ConfigError::FixedRange {
+    config.compute.cloud_ranges =
+        cloud_ranges(&config.network).map_err(|(value, source)| ConfigError::FixedRange {
             path: path.to_owned(),
             value,
             source,
-        }
-    })?;
+        })?;
     config
         .scheduler
         .validate()
@@ -322,7 +321,10 @@ mod tests {
         assert_eq!(ranges, ["10.1.0.0/16", "172.24.4.0/24", "192.0.2.10/32"]);
         let config = parse("[network]\npublic_range = \"\"\n").expect("parses");
         let ranges = cloud_ranges(&config.network).expect("valid");
-        assert_eq!(ranges, ["10.0.0.0/16".parse::<ipnet::Ipv4Net>().expect("cidr")]);
+        assert_eq!(
+            ranges,
+            ["10.0.0.0/16".parse::<ipnet::Ipv4Net>().expect("cidr")]
+        );
         let config = parse("[network]\nfixed_range = \"ten\"\n").expect("parses");
         let (value, _) = cloud_ranges(&config.network).expect_err("not a CIDR");
         assert_eq!(value, "ten");

@@ -78,7 +78,10 @@ pub async fn check(host: &dyn HostCommands) -> Gaps {
         ),
     }
     let state = sample();
-    let cloud = [ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(192, 0, 2, 0), 24)];
+    let cloud = [ipnet::Ipv4Net::new_assert(
+        std::net::Ipv4Addr::new(192, 0, 2, 0),
+        24,
+    )];
     let bridge_table = antispoof::render(&state.instances, &cloud);
     match host.run("nft", &["-c", "-f", "-"], Some(bridge_table.as_bytes())).await {
         Ok(_) => gaps.nft_usable = true,

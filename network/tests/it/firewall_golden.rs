@@ -189,9 +189,15 @@ fn an_unchecked_port_sends_from_any_address_outside_the_cloud() {
 fn an_unchecked_port_is_dispatched_to_its_chains_by_its_tap_as_well() {
     let rules = render(&one_unchecked(), &Existing::default());
     golden!("one_unchecked.rules", &rules);
-    let (device, inbound, outbound) = (port_device(&id(2)), instance_chain(&id(2)), egress_chain(&id(2)));
+    let (device, inbound, outbound) = (
+        port_device(&id(2)),
+        instance_chain(&id(2)),
+        egress_chain(&id(2)),
+    );
     let physdev = [
-        format!("-A stratus-local -m physdev --physdev-out {device} --physdev-is-bridged -j {inbound}"),
+        format!(
+            "-A stratus-local -m physdev --physdev-out {device} --physdev-is-bridged -j {inbound}"
+        ),
         format!("-A stratus-egress -m physdev --physdev-in {device} -j {outbound}"),
     ];
     // Each before any dispatch by address, so no address picks another chain.
@@ -215,8 +221,14 @@ fn an_unchecked_port_is_dispatched_to_its_chains_by_its_tap_as_well() {
 #[test]
 fn a_state_saved_before_the_check_existed_reads_back_checked() {
     let mut saved = serde_json::to_value(web_and_db()).expect("json");
-    for port in saved["instances"].as_object_mut().expect("instances").values_mut() {
-        port.as_object_mut().expect("port").remove("source_dest_check");
+    for port in saved["instances"]
+        .as_object_mut()
+        .expect("instances")
+        .values_mut()
+    {
+        port.as_object_mut()
+            .expect("port")
+            .remove("source_dest_check");
     }
     let state: FirewallState = serde_json::from_value(saved).expect("an older state reads");
     assert_eq!(state, web_and_db());

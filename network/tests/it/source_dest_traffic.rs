@@ -85,9 +85,11 @@ fn arrives(lan: &Lan, listener: &Netns, source: &str, to: &str) -> bool {
 /// good, the victim's would keep its packets to the victim at home).
 fn cloud_source_arrives(lan: &Lan, source: &str) -> bool {
     let held = format!("{source}/32");
-    lan.attacker.run("ip", &["addr", "add", &held, "dev", "eth0"]);
+    lan.attacker
+        .run("ip", &["addr", "add", &held, "dev", "eth0"]);
     let arrived = arrives(lan, &lan.router, source, "10.0.0.1");
-    lan.attacker.run("ip", &["addr", "del", &held, "dev", "eth0"]);
+    lan.attacker
+        .run("ip", &["addr", "del", &held, "dev", "eth0"]);
     arrived
 }
 

@@ -106,7 +106,8 @@ impl Db {
         .bind(i64::from(checked))
         .bind(super::super::now())
         .bind(uuid.to_owned());
-        self.changed(query, "store the source/destination check").await
+        self.changed(query, "store the source/destination check")
+            .await
     }
 
     /// Gives a stopped instance a new type; whether it was stopped (a start

@@ -103,7 +103,13 @@ pub fn render(instances: &BTreeMap<InstanceId, InstanceFilter>, cloud: &[Ipv4Net
     set(&mut out, "ports", "ifname", false, &names);
     set(&mut out, "macs", "ifname . ether_addr", false, &macs);
     set(&mut out, "ips", "ifname . ipv4_addr", false, &ips);
-    set(&mut out, "arps", "ifname . ether_addr . ipv4_addr", false, &arps);
+    set(
+        &mut out,
+        "arps",
+        "ifname . ether_addr . ipv4_addr",
+        false,
+        &arps,
+    );
     set(&mut out, "unchecked", "ifname", false, &unchecked);
     set(&mut out, "protected", "ipv4_addr", true, &protected);
     out.push_str(

@@ -27,8 +27,8 @@ async fn checked(h: &Harness, id: InstanceId) -> bool {
 /// The last bridge table the worker loaded.
 fn bridge_table(h: &Harness) -> String {
     let applied = h.host_commands.stdins();
-    let tables = applied.iter().filter(|s| s.contains("table bridge"));
-    tables.last().cloned().unwrap_or_default()
+    let mut tables = applied.iter().rev().filter(|s| s.contains("table bridge"));
+    tables.next().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,6 +164,19 @@ pub enum ConfigError {
         #[source]
         source: ipnet::AddrParseError,
     },
+    /// `[network] fixed_range` is not an IPv4 CIDR.
+    #[error(
+        "configuration {path}: [network] fixed_range {value:?} is not an IPv4 CIDR such as 10.0.0.0/16"
+    )]
+    FixedRange {
+        /// The file read.
+        path: PathBuf,
+        /// The value found.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: ipnet::AddrParseError,
+    },
 }
 
 /// Loads `path` (if `required` is false, a missing file means defaults) with
@@ -186,6 +199,12 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
     let mut config: Config = figment.merge(env_overrides()).extract().map_err(invalid)?;
     config.api.public =
         public_addressing(&config.network).map_err(|(value, source)| ConfigError::PublicRange {
+            path: path.to_owned(),
+            value,
+            source,
+        })?;
+    config.compute.cloud_ranges =
+        cloud_ranges(&config.network).map_err(|(value, source)| ConfigError::FixedRange {
             path: path.to_owned(),
             value,
             source,
@@ -215,6 +234,21 @@ pub fn public_addressing(
         on_launch: network.public_ip_on_launch,
         dns_domain: network.public_dns_domain.clone(),
     }))
+}
+
+/// The compute hosts' view of `[network]`: the cloud's own ranges, which
+/// no guest may use as a source but for its own address (the fixed range
+/// every project's network is cut from, the public range if any, the
+/// metadata host); the fixed range's value and why when it does not parse.
+/// A bad public range is [`public_addressing`]'s to report.
+pub fn cloud_ranges(
+    network: &stratus_network::config::NetworkConfig,
+) -> Result<Vec<ipnet::Ipv4Net>, (String, ipnet::AddrParseError)> {
+    let fixed = network.fixed_range.trim();
+    let mut ranges = vec![fixed.parse().map_err(|e| (fixed.to_owned(), e))?];
+    ranges.extend(network.public_range.trim().parse::<ipnet::Ipv4Net>().ok());
+    ranges.extend(network.metadata_host.map(ipnet::Ipv4Net::from));
+    Ok(ranges)
 }
 
 /// Parses configuration text alone, without the environment (for tests and
@@ -270,6 +304,30 @@ mod tests {
             assert!(err.to_lowercase().contains("prefetch"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn compute_hosts_get_the_clouds_ranges() {
+        let config = parse(
+            "[network]\nfixed_range = \"10.1.0.0/16\"\npublic_range = \"172.24.4.0/24\"\n\
+             metadata_host = \"192.0.2.10\"\n",
+        )
+        .expect("parses");
+        let ranges: Vec<String> = cloud_ranges(&config.network)
+            .expect("valid")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(ranges, ["10.1.0.0/16", "172.24.4.0/24", "192.0.2.10/32"]);
+        let config = parse("[network]\npublic_range = \"\"\n").expect("parses");
+        let ranges = cloud_ranges(&config.network).expect("valid");
+        assert_eq!(
+            ranges,
+            ["10.0.0.0/16".parse::<ipnet::Ipv4Net>().expect("cidr")]
+        );
+        let config = parse("[network]\nfixed_range = \"ten\"\n").expect("parses");
+        let (value, _) = cloud_ranges(&config.network).expect_err("not a CIDR");
+        assert_eq!(value, "ten");
     }
 
     #[test]

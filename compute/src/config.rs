@@ -69,6 +69,12 @@ pub struct ComputeConfig {
     /// br_netfilter, no nft, …). Never on a host shared by customers: every
     /// start and every launch logs what is missing.
     pub insecure_allow_unisolated: bool,
+    /// The cloud's own ranges (every project's fixed range, the public
+    /// range), from the `[network]` section (the binary fills it in): no
+    /// guest may send from them but its own address, even with its
+    /// source/destination check off.
+    #[serde(skip)]
+    pub cloud_ranges: Vec<ipnet::Ipv4Net>,
 }
 
 impl Default for ComputeConfig {
@@ -90,6 +96,7 @@ impl Default for ComputeConfig {
             config_drive: true,
             reconcile_interval_secs: 20,
             insecure_allow_unisolated: false,
+            cloud_ranges: Vec::new(),
         }
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use stratus_host::firewall::Firewall;
 use stratus_rpc::clients::ComputeApi;
 use stratus_rpc::wire::compute::{
-    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
+    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled, SourceDestCheck,
 };
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::scheduler::HostReport;
@@ -45,6 +45,25 @@ fn console_error(e: std::io::Error) -> HandlerError {
         "ConsoleError"
     };
     HandlerError::Permanent(RemoteError::from_error(kind, &e))
+}
+
+/// The answer to a change of an instance's filters: not found when the
+/// host has none for it.
+fn filters_changed(
+    id: stratus_rpc::wire::ids::InstanceId,
+    applied: Result<bool, stratus_host::CommandError>,
+) -> Handled {
+    match applied {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(HandlerError::Permanent(RemoteError::new(
+            "InstanceNotFound",
+            format!("instance {id} has no filters on this host"),
+        ))),
+        Err(e) => Err(HandlerError::Permanent(RemoteError::from_error(
+            "FirewallError",
+            &e,
+        ))),
+    }
 }
 
 impl Serves for ComputeService {
@@ -109,21 +128,24 @@ impl ComputeApi for ComputeService {
 
     async fn set_instance_groups(&self, _ctx: &RequestContext, request: InstanceGroups) -> Handled {
         let id = request.instance_id;
-        match self
+        let applied = self
             .firewall
             .set_instance_groups(id, request.security_groups)
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(HandlerError::Permanent(RemoteError::new(
-                "InstanceNotFound",
-                format!("instance {id} has no filters on this host"),
-            ))),
-            Err(e) => Err(HandlerError::Permanent(RemoteError::from_error(
-                "FirewallError",
-                &e,
-            ))),
-        }
+            .await;
+        filters_changed(id, applied)
+    }
+
+    async fn set_source_dest_check(
+        &self,
+        _ctx: &RequestContext,
+        request: SourceDestCheck,
+    ) -> Handled {
+        let id = request.instance_id;
+        let applied = self
+            .firewall
+            .set_source_dest_check(id, request.checked)
+            .await;
+        filters_changed(id, applied)
     }
 
     async fn set_host_enabled(

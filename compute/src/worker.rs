@@ -133,6 +133,7 @@ pub async fn start(setup: WorkerSetup<'_>) -> Result<Worker, WorkerError> {
         Iptables::new(commands.clone(), setup.state_dir.join("locks")),
         gaps.nft_usable.then(|| Nft::new(commands.clone())),
         Some(setup.state_dir.join("firewall.json")),
+        config.cloud_ranges.clone(),
     );
     let rpc = RpcClient::new(setup.transport, setup.call_timeout);
     // The worker's own commands (images, disks) run on the host itself,

@@ -19,7 +19,9 @@ pub enum ManagerKind {
 pub struct NetworkConfig {
     /// `flat` or `vlan`.
     pub manager: ManagerKind,
-    /// The IPv4 range cut into per-project networks.
+    /// The IPv4 range cut into per-project networks. Compute hosts let no
+    /// guest send from it (nor from `public_range`) but from its own
+    /// address, even with its source/destination check off.
     pub fixed_range: String,
     /// Addresses per project network (a power of two, at least 8).
     pub network_size: u32,

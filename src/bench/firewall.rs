@@ -97,6 +97,7 @@ fn state(n: usize) -> FirewallState {
             device: port_device(&id),
             dhcp_server: Ipv4Addr::new(10, 0, 0, 2),
             groups: vec![groups[i % 10].clone(), groups[(i + 3) % 10].clone()],
+            source_dest_check: true,
         };
         instances.insert(id, filter);
     }
@@ -151,7 +152,7 @@ impl Appliers {
         self.clear().await?;
         let started = Instant::now();
         self.nft
-            .apply(&antispoof::render(&wanted.instances))
+            .apply(&antispoof::render(&wanted.instances, &[]))
             .await
             .map_err(fail("bridge apply"))?;
         let bridge = started.elapsed();
@@ -167,7 +168,7 @@ async fn apply_times(netns: &ScratchNetns, scratch: &Path) -> Result<(), BenchEr
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(netns.name()));
     let iptables = Iptables::new(host.clone(), scratch.to_path_buf());
     let nft = Nft::new(host);
-    let firewall = Firewall::new(iptables.clone(), Some(nft.clone()), None);
+    let firewall = Firewall::new(iptables.clone(), Some(nft.clone()), None, Vec::new());
     let appliers = Appliers {
         iptables,
         nft,

@@ -21,6 +21,7 @@ import traceback
 
 import attacks
 import regroup
+import source_dest
 from attacks import SECRET
 from guests import Report, ec2, key_pair, launch, ready, ssh_group
 
@@ -100,6 +101,7 @@ def main(report):
         attacks.public_address_hijack(report, who, attacker, victim, public, base + 20)
         attacks.port_over_ipv6(report, who, attacker, victim)
         attacks.ip_spoofing(report, who, attacker, victim, base)
+        source_dest.source_dest_check(report, who, attacker, victim, public, base + 60)
         attacks.mac_spoofing(report, who, attacker, victim, base + 10)
         attacks.arp_poisoning_gateway(report, who, attacker, victim)
         attacks.arp_poisoning_victim(report, who, attacker, victim)

@@ -2,13 +2,13 @@
 DescribeInstanceAttribute names, ModifyInstanceAttribute in both of its
 forms (`Attribute`+`Value` and `<Name>.Value`), the type and user data only
 while stopped, the groups replaced and restored, termination protection refusing TerminateInstances, the
-values this cloud refuses rather than store unenforced, and another project
-finding nothing.
+source/destination check turned off (kept across a stop and start) and on
+again, and another project finding nothing.
 
 `attribute_life(...)` is the walk; life.py runs it on one of alpha's running
 instances (every boto3 response is checked against botocore's model by
 ec2_check.py). It leaves the instance running, unprotected, with its type,
-user data and groups as they were.
+user data, groups and source/destination check as they were.
 """
 
 import base64
@@ -37,6 +37,16 @@ def _value(ec2, instance_id, attribute):
     got = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute=attribute)
     assert got["InstanceId"] == instance_id, got
     return got[ATTRIBUTES[attribute]]
+
+
+def _shows_source_dest_check(ec2, instance_id, checked):
+    """DescribeInstances and DescribeNetworkInterfaces both show `checked`."""
+    shown = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert shown["SourceDestCheck"] is checked, shown
+    assert [n["SourceDestCheck"] for n in shown["NetworkInterfaces"]] == [checked], shown
+    nics = [n for n in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            if n.get("Attachment", {}).get("InstanceId") == instance_id]
+    assert [n["SourceDestCheck"] for n in nics] == [checked], nics
 
 
 def attribute_life(alpha, beta, instance_id, expect_error, cli, cli_code, wait):
@@ -76,13 +86,17 @@ def attribute_life(alpha, beta, instance_id, expect_error, cli, cli_code, wait):
     alpha.modify_instance_attribute(InstanceId=i, InstanceInitiatedShutdownBehavior={"Value": "stop"})
     assert _value(alpha, i, "instanceInitiatedShutdownBehavior") == {"Value": "stop"}
 
-    # The source/destination check: kept on (the hosts cannot relax it).
+    # The source/destination check: its own value is no change; off by the
+    # CLI, shown on the instance and on its network interface. It stays off
+    # across the stop and start below, and goes back on after them.
     alpha.modify_instance_attribute(InstanceId=i, SourceDestCheck={"Value": True})
-    expect_error("UnsupportedOperation", alpha.modify_instance_attribute, InstanceId=i,
-                 SourceDestCheck={"Value": False})
-    cli_code("A", "UnsupportedOperation", "modify-instance-attribute", "--instance-id", i,
-             "--no-source-dest-check")
-    assert _value(alpha, i, "sourceDestCheck") == {"Value": True}
+    cli("A", "modify-instance-attribute", "--instance-id", i, "--no-source-dest-check")
+    assert _value(alpha, i, "sourceDestCheck") == {"Value": False}
+    _shows_source_dest_check(alpha, i, False)
+    expect_error("InvalidParameterValue", alpha.modify_instance_attribute, InstanceId=i,
+                 Attribute="sourceDestCheck", Value="maybe")
+    cli_code("B", "InvalidInstanceID.NotFound", "modify-instance-attribute", "--instance-id", i,
+             "--source-dest-check")
 
     # Groups: replaced (the CLI), shown, and back (boto3); another
     # project's group is not found.
@@ -121,6 +135,11 @@ def attribute_life(alpha, beta, instance_id, expect_error, cli, cli_code, wait):
     alpha.start_instances(InstanceIds=[i])
     wait(alpha, "instance_running", [i])
     assert _value(alpha, i, "instanceType") == before["instanceType"]
+    assert _value(alpha, i, "sourceDestCheck") == {"Value": False}
+    alpha.modify_instance_attribute(InstanceId=i, SourceDestCheck={"Value": True})
+    shown = cli("A", "describe-instance-attribute", "--instance-id", i, "--attribute", "sourceDestCheck")
+    assert shown["SourceDestCheck"] == {"Value": True}, shown
+    _shows_source_dest_check(alpha, i, True)
 
     # Another project: not found, and nothing changed.
     expect_error("InvalidInstanceID.NotFound", beta.describe_instance_attribute, InstanceId=i,

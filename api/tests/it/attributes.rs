@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::value::RawValue;
 use stratus_api::db::instances::StateChange;
 use stratus_rpc::handler::null;
-use stratus_rpc::wire::compute::InstanceGroups;
+use stratus_rpc::wire::compute::{InstanceGroups, SourceDestCheck};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::{HandlerError, Transport};
 use stratus_test_support::stand_in::{self, StandIn};
@@ -253,24 +253,12 @@ async fn values_are_checked_and_one_attribute_at_a_time() {
     assert_eq!(described(&e, &id, "disableApiTermination").await, ["false"]);
 }
 
-#[tokio::test]
-async fn source_dest_check_stays_on_since_no_host_can_relax_it() {
-    let e = Endpoint::start().await;
-    let id = launch(&e, &[]).await;
-    set_state(&e, &id, InstanceState::Running).await;
-    modify(&e, &id, &[("SourceDestCheck.Value", "false")])
-        .await
-        .refused(400, "UnsupportedOperation");
-    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["true"]);
-    modify(&e, &id, &[("SourceDestCheck.Value", "true")])
-        .await
-        .ok();
-}
-
-/// Stands in for compute host node1: keeps each `set_instance_groups`.
+/// Stands in for compute host node1: keeps each `set_instance_groups` and
+/// `set_source_dest_check`.
 #[derive(Default)]
 struct Node {
     regrouped: Mutex<Vec<InstanceGroups>>,
+    checks: Mutex<Vec<SourceDestCheck>>,
 }
 
 impl StandIn for Node {
@@ -279,8 +267,101 @@ impl StandIn for Node {
             let request = serde_json::from_str(args.get()).expect("the api sends groups");
             self.regrouped.lock().expect("lock").push(request);
         }
+        if method == "set_source_dest_check" {
+            let request = serde_json::from_str(args.get()).expect("the api sends the check");
+            self.checks.lock().expect("lock").push(request);
+        }
         Ok(null())
     }
+}
+
+/// Serves `node` as compute host node1 until the guard drops.
+async fn serve_node1(e: &Endpoint, node: &Arc<Node>) -> stratus_rpc::transport::ServerHandle {
+    e.bus
+        .serve(
+            "compute",
+            Some(&"node1".parse().expect("host")),
+            stand_in::handler(node),
+        )
+        .await
+        .expect("serve node1")
+}
+
+#[tokio::test]
+async fn source_dest_check_goes_off_and_on_at_the_host_and_is_shown() {
+    let e = Endpoint::start().await;
+    let node = Arc::new(Node::default());
+    let _serving = serve_node1(&e, &node).await;
+    let id = launch(&e, &[]).await;
+    // Pending: its build carries the check it launched with.
+    modify(&e, &id, &[("SourceDestCheck.Value", "false")])
+        .await
+        .refused(400, "IncorrectInstanceState");
+    // Its own value again is no change, in any state.
+    modify(&e, &id, &[("SourceDestCheck.Value", "true")])
+        .await
+        .ok();
+    assert!(node.checks.lock().expect("lock").is_empty());
+
+    set_state(&e, &id, InstanceState::Running).await;
+    modify(&e, &id, &[("SourceDestCheck.Value", "false")])
+        .await
+        .ok();
+    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["false"]);
+    // The instance and its network interface both say so.
+    let shown = e
+        .call("DescribeInstances", &[("InstanceId.1", &id)])
+        .await
+        .ok();
+    assert_eq!(shown.texts("sourceDestCheck"), ["false", "false"]);
+    let row = e
+        .cloud
+        .db
+        .instance_by_ec2_id(&id)
+        .await
+        .expect("db")
+        .expect("row");
+    let off = SourceDestCheck {
+        instance_id: row.uuid.parse().expect("uuid"),
+        checked: false,
+    };
+    assert_eq!(*node.checks.lock().expect("lock"), [off]);
+    // A launch re-cast from the tables keeps it.
+    let request = stratus_api::app::instances::request::rebuild(&e.cloud.db, &row)
+        .await
+        .expect("rebuilt");
+    assert!(!request.source_dest_check);
+
+    // Stopped, through the old form, back on.
+    set_state(&e, &id, InstanceState::Stopped).await;
+    modify(
+        &e,
+        &id,
+        &[("Attribute", "sourceDestCheck"), ("Value", "true")],
+    )
+    .await
+    .ok();
+    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["true"]);
+    let on = SourceDestCheck {
+        checked: true,
+        ..off
+    };
+    assert_eq!(*node.checks.lock().expect("lock"), [off, on]);
+    modify(&e, &id, &[("SourceDestCheck.Value", "maybe")])
+        .await
+        .refused(400, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn source_dest_check_stays_on_when_the_host_cannot_be_told() {
+    let e = Endpoint::start().await;
+    let id = launch(&e, &[]).await;
+    // Running on node1, which nobody serves.
+    set_state(&e, &id, InstanceState::Running).await;
+    modify(&e, &id, &[("SourceDestCheck.Value", "false")])
+        .await
+        .refused(503, "Unavailable");
+    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["true"]);
 }
 
 /// Creates alpha's group `name` allowing tcp/22 from its own members; its id.
@@ -313,15 +394,7 @@ async fn group(e: &Endpoint, name: &str) -> String {
 async fn groups_are_replaced_on_the_host_and_in_every_peer_rule() {
     let e = Endpoint::start().await;
     let node = Arc::new(Node::default());
-    let _serving = e
-        .bus
-        .serve(
-            "compute",
-            Some(&"node1".parse().expect("host")),
-            stand_in::handler(&node),
-        )
-        .await
-        .expect("serve node1");
+    let _serving = serve_node1(&e, &node).await;
     let id = launch(&e, &[]).await;
     let own = e.default_group().await;
     let web = group(&e, "web").await;
@@ -444,6 +517,15 @@ async fn another_projects_instance_is_not_found_and_not_changed() {
     )
     .await
     .refused(400, "InvalidInstanceID.NotFound");
+    set_state(&e, &id, InstanceState::Running).await;
+    e.call_as(
+        &beta,
+        "ModifyInstanceAttribute",
+        &[("InstanceId", &id), ("SourceDestCheck.Value", "false")],
+    )
+    .await
+    .refused(400, "InvalidInstanceID.NotFound");
+    assert_eq!(described(&e, &id, "sourceDestCheck").await, ["true"]);
     modify(&e, "i-nothex", &[("DisableApiTermination.Value", "true")])
         .await
         .refused(400, "InvalidInstanceID.Malformed");

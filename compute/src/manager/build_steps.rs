@@ -197,6 +197,7 @@ impl ComputeManager {
                 .iter()
                 .map(|g| g.group.clone())
                 .collect(),
+            source_dest_check: request.source_dest_check,
         };
         firewall
             .add_instance(request.instance_id, filter)

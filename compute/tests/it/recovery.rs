@@ -58,6 +58,7 @@ async fn killed_at(
             device: port_device(&id),
             dhcp_server: "10.0.0.2".parse().expect("ip"),
             groups: vec![],
+            source_dest_check: true,
         };
         let firewall = h.worker.manager.firewall();
         firewall.add_instance(id, filter).await.expect("filters");

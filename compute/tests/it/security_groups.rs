@@ -24,6 +24,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
             stratus_host::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
             Some(stratus_host::nft::Nft::new(fake.clone())),
             None,
+            Vec::new(),
         );
         if i < 2 {
             let id = InstanceId::new();
@@ -33,6 +34,7 @@ async fn a_group_change_reaches_every_host_with_instances_in_it() {
                 device: port_device(&id),
                 dhcp_server: "10.0.0.2".parse().expect("ip"),
                 groups: vec![group.clone()],
+                source_dest_check: true,
             };
             firewall.add_instance(id, filter).await.expect("add");
         }
@@ -126,6 +128,7 @@ async fn an_instance_given_new_groups_is_re_applied_with_their_rules() {
         stratus_host::iptables::Iptables::new(fake.clone(), std::env::temp_dir()),
         Some(stratus_host::nft::Nft::new(fake.clone())),
         None,
+        Vec::new(),
     );
     let id = InstanceId::new();
     let filter = InstanceFilter {
@@ -134,6 +137,7 @@ async fn an_instance_given_new_groups_is_re_applied_with_their_rules() {
         device: port_device(&id),
         dhcp_server: "10.0.0.2".parse().expect("ip"),
         groups: vec![old.clone()],
+        source_dest_check: true,
     };
     firewall.add_instance(id, filter).await.expect("add");
     let service = stratus_compute::service::ComputeService::new(

@@ -2,9 +2,9 @@
 //! starts: without br_netfilter and `bridge-nf-call-iptables` the filter
 //! chains never see traffic between guests on one bridge; without nft (and
 //! the kernel's bridge family and concatenated sets) nothing pins a guest
-//! port to its addresses; without iptables' conntrack matches the chains do
-//! not load. Each check runs the real thing through [`HostCommands`], in
-//! the worker's network namespace.
+//! port to its addresses; without iptables' conntrack (and physdev, for
+//! unchecked ports) matches the chains do not load. Each check runs the
+//! real thing through [`HostCommands`], in the worker's network namespace.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +53,8 @@ fn sample() -> FirewallState {
                 device: port_device(&id),
                 dhcp_server: std::net::Ipv4Addr::new(192, 0, 2, 2),
                 groups: vec![group],
+                // Unchecked, so the check loads every rule a port may need.
+                source_dest_check: false,
             },
         );
     }
@@ -76,7 +78,11 @@ pub async fn check(host: &dyn HostCommands) -> Gaps {
         ),
     }
     let state = sample();
-    let bridge_table = antispoof::render(&state.instances);
+    let cloud = [ipnet::Ipv4Net::new_assert(
+        std::net::Ipv4Addr::new(192, 0, 2, 0),
+        24,
+    )];
+    let bridge_table = antispoof::render(&state.instances, &cloud);
     match host.run("nft", &["-c", "-f", "-"], Some(bridge_table.as_bytes())).await {
         Ok(_) => gaps.nft_usable = true,
         Err(e) => gaps.missing.push(format!(
@@ -93,7 +99,7 @@ pub async fn check(host: &dyn HostCommands) -> Gaps {
         .await
     {
         gaps.missing.push(format!(
-            "the filter chains cannot be loaded (install iptables; the kernel needs conntrack): {e}"
+            "the filter chains cannot be loaded (install iptables; the kernel needs conntrack and physdev): {e}"
         ));
     }
     gaps

@@ -14,13 +14,13 @@ use stratus_rpc::wire::ids::{InstanceId, SecurityGroupId};
 use crate::firewall_traffic::firewall_in;
 use stratus_test_support::Netns;
 
-const VICTIM: &str = "10.0.0.3";
-const ATTACKER: &str = "10.0.0.4";
+pub(crate) const VICTIM: &str = "10.0.0.3";
+pub(crate) const ATTACKER: &str = "10.0.0.4";
 
-struct Lan {
-    router: Netns,
-    victim: Netns,
-    attacker: Netns,
+pub(crate) struct Lan {
+    pub(crate) router: Netns,
+    pub(crate) victim: Netns,
+    pub(crate) attacker: Netns,
 }
 
 fn plug(router: &Netns, port: &str, guest: &Netns) {
@@ -29,7 +29,9 @@ fn plug(router: &Netns, port: &str, guest: &Netns) {
     guest.run("ip", &["link", "set", "eth0", "up"]);
 }
 
-fn lan() -> Lan {
+/// A router namespace with bridge br100 (10.0.0.1/24), the victim
+/// (10.0.0.3) on port `vport` and the attacker (10.0.0.4) on `aport`.
+pub(crate) fn lan() -> Lan {
     let lan = Lan {
         router: Netns::new("asr"),
         victim: Netns::new("asv"),
@@ -55,7 +57,7 @@ fn lan() -> Lan {
 
 /// The sources of UDP datagrams `listener` got on `bind:port` while `send`
 /// ran.
-fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> String {
+pub(crate) fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> String {
     let script = format!(
         "import socket,sys\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
@@ -90,7 +92,7 @@ fn udp_sources(listener: &Netns, bind: &str, port: u16, send: impl FnOnce()) -> 
 }
 
 /// Sends one datagram from `from` (an address of `ns`) to `to:port`.
-fn send_udp(ns: &Netns, from: &str, from_port: u16, to: &str, port: u16) {
+pub(crate) fn send_udp(ns: &Netns, from: &str, from_port: u16, to: &str, port: u16) {
     let script = format!(
         "import socket\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
@@ -188,6 +190,7 @@ fn filter(ns: &Netns, address: &str, port: &str, group: &SecurityGroupId) -> Ins
         device: port.into(),
         dhcp_server: "10.0.0.2".parse().expect("ip"),
         groups: vec![group.clone()],
+        source_dest_check: true,
     }
 }
 

@@ -92,6 +92,7 @@ fn port(n: u8, address: &str, mac: &str, groups: Vec<SecurityGroupId>) -> Instan
         device: port_device(&id(n)),
         dhcp_server: "10.0.0.2".parse().expect("ip"),
         groups,
+        source_dest_check: true,
     }
 }
 
@@ -141,14 +142,101 @@ fn chain_and_port_names_fit_the_kernel_limits() {
     assert_eq!(port_device(&instance).len(), 15, "IFNAMSIZ less the NUL");
 }
 
+/// The cloud's ranges: the fixed range, the public range, and a public
+/// range inside the fixed one (merged, not refused).
+fn cloud() -> Vec<ipnet::Ipv4Net> {
+    ["10.0.0.0/16", "172.24.4.0/24", "10.0.7.0/24"]
+        .map(|r| r.parse().expect("cidr"))
+        .to_vec()
+}
+
 #[test]
 fn two_ports_in_the_bridge_table() {
-    golden!("two_ports.nft", &antispoof::render(&web_and_db().instances));
+    golden!(
+        "two_ports.nft",
+        &antispoof::render(&web_and_db().instances, &cloud())
+    );
+}
+
+/// [`web_and_db`] with instance 2's source/destination check off.
+fn one_unchecked() -> FirewallState {
+    let mut state = web_and_db();
+    let port = state.instances.get_mut(&id(2)).expect("instance 2");
+    port.source_dest_check = false;
+    state
+}
+
+#[test]
+fn an_unchecked_port_sends_from_any_address_outside_the_cloud() {
+    let script = antispoof::render(&one_unchecked().instances, &cloud());
+    golden!("one_unchecked.nft", &script);
+    let device = port_device(&id(2));
+    for line in [
+        format!("\t\telements = {{ \"{device}\" }}"),
+        "\t\tflags interval".to_owned(),
+        "\t\telements = { 0.0.0.0/8, 10.0.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 172.24.4.0/24, 224.0.0.0/3 }".to_owned(),
+        "\t\tether type ip iifname @unchecked ip saddr != @protected accept".to_owned(),
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line:?} not in:\n{script}");
+    }
+    // The checked port's pins, and every rule, are those of a checked cloud.
+    let checked = antispoof::render(&web_and_db().instances, &cloud());
+    let unlisted = script.replace(&format!("\t\telements = {{ \"{device}\" }}\n"), "");
+    assert_eq!(unlisted, checked);
+}
+
+#[test]
+fn an_unchecked_port_is_dispatched_to_its_chains_by_its_tap_as_well() {
+    let rules = render(&one_unchecked(), &Existing::default());
+    golden!("one_unchecked.rules", &rules);
+    let (device, inbound, outbound) = (
+        port_device(&id(2)),
+        instance_chain(&id(2)),
+        egress_chain(&id(2)),
+    );
+    let physdev = [
+        format!(
+            "-A stratus-local -m physdev --physdev-out {device} --physdev-is-bridged -j {inbound}"
+        ),
+        format!("-A stratus-egress -m physdev --physdev-in {device} -j {outbound}"),
+    ];
+    // Each before any dispatch by address, so no address picks another chain.
+    for line in &physdev {
+        let chain = line.split_whitespace().nth(1).expect("chain");
+        let first = rules
+            .lines()
+            .find(|l| l.starts_with(&format!("-A {chain} ")))
+            .expect("the chain has rules");
+        assert_eq!(first, line, "{rules}");
+    }
+    // Nothing else differs from the checked rendering.
+    let checked = render(&web_and_db(), &Existing::default());
+    let without: Vec<&str> = rules
+        .lines()
+        .filter(|l| !physdev.iter().any(|p| p == l))
+        .collect();
+    assert_eq!(without, checked.lines().collect::<Vec<_>>());
+}
+
+#[test]
+fn a_state_saved_before_the_check_existed_reads_back_checked() {
+    let mut saved = serde_json::to_value(web_and_db()).expect("json");
+    for port in saved["instances"]
+        .as_object_mut()
+        .expect("instances")
+        .values_mut()
+    {
+        port.as_object_mut()
+            .expect("port")
+            .remove("source_dest_check");
+    }
+    let state: FirewallState = serde_json::from_value(saved).expect("an older state reads");
+    assert_eq!(state, web_and_db());
 }
 
 #[test]
 fn no_ports_remove_the_bridge_table() {
-    let script = antispoof::render(&FirewallState::default().instances);
+    let script = antispoof::render(&FirewallState::default().instances, &cloud());
     assert_eq!(
         script,
         "table bridge stratus\ndelete table bridge stratus\n"

@@ -89,16 +89,27 @@ fn guest_filter(t: &Topology) -> InstanceFilter {
         device: "gport".into(),
         dhcp_server: "10.0.0.2".parse().expect("ip"),
         groups: vec![group()],
+        source_dest_check: true,
     }
 }
 
 /// A firewall applying in `ns`, with its lock files in `locks`.
 pub(crate) fn firewall_in(ns: &Netns, locks: &std::path::Path) -> Arc<Firewall> {
+    firewall_of(ns, locks, Vec::new())
+}
+
+/// As [`firewall_in`], for a cloud of its own ranges `cloud`.
+pub(crate) fn firewall_of(
+    ns: &Netns,
+    locks: &std::path::Path,
+    cloud: Vec<ipnet::Ipv4Net>,
+) -> Arc<Firewall> {
     let host: Arc<dyn HostCommands> = Arc::new(RealHost::in_netns(ns.name()));
     Firewall::new(
         Iptables::new(host.clone(), locks.to_owned()),
         Some(Nft::new(host)),
         None,
+        cloud,
     )
 }
 
@@ -244,6 +255,7 @@ async fn removing_one_instance_leaves_the_others_chains() {
             device: port.into(),
             dhcp_server: "10.0.0.2".parse().expect("ip"),
             groups: vec![group()],
+            source_dest_check: true,
         };
         firewall.add_instance(id, filter).await.expect("apply");
     }

@@ -12,4 +12,5 @@ mod public;
 mod public_traffic;
 mod reconcile;
 mod service;
+mod source_dest_traffic;
 mod support;

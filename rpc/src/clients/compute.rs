@@ -2,7 +2,7 @@
 
 use crate::declare::declare_service;
 use crate::wire::compute::{
-    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled,
+    InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled, SourceDestCheck,
 };
 use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::scheduler::HostReport;
@@ -36,6 +36,10 @@ declare_service! {
         /// Replaces an instance's security groups and re-applies its
         /// filters; `InstanceNotFound` when the host has no filters for it.
         SET_INSTANCE_GROUPS: call_to_host set_instance_groups(request: InstanceGroups);
+        /// Turns an instance's source/destination check on or off and
+        /// re-applies its filters; `InstanceNotFound` when the host has no
+        /// filters for it.
+        SET_SOURCE_DEST_CHECK: call_to_host set_source_dest_check(request: SourceDestCheck);
         /// Stops or resumes taking new instances (`stratus service
         /// disable|enable`); the reply is the report the host sent the
         /// schedulers right after.

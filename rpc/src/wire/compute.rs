@@ -89,6 +89,14 @@ pub struct RunInstance {
     /// The fixed IP it must have (RunInstances' PrivateIpAddress), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_ip_address: Option<std::net::Ipv4Addr>,
+    /// EC2's source/destination check (on unless its owner turned it off);
+    /// requests saved before it existed read back as on.
+    #[serde(default = "checked")]
+    pub source_dest_check: bool,
+}
+
+fn checked() -> bool {
+    true
 }
 
 impl RunInstance {
@@ -109,6 +117,7 @@ impl RunInstance {
             public_address: None,
             public_hostname: None,
             private_ip_address: None,
+            source_dest_check: true,
         }
     }
 }
@@ -138,6 +147,16 @@ pub struct InstanceGroups {
     pub instance_id: InstanceId,
     /// Its groups, in order.
     pub security_groups: Vec<SecurityGroupUpdate>,
+}
+
+/// An instance's source/destination check turned on or off: its host
+/// re-applies its port's filters (ModifyInstanceAttribute sourceDestCheck).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceDestCheck {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// On: only its own address as a source; off: any but the cloud's.
+    pub checked: bool,
 }
 
 /// Reboot one instance.

@@ -1,8 +1,9 @@
 //! Changing an instance's attributes (ModifyInstanceAttribute): its type and
 //! user data while it is stopped, termination protection, what a shutdown
-//! from inside the guest does, and the checks the host must enforce.
+//! from inside the guest does, and what the host enforces (the groups, the
+//! source/destination check).
 
-use stratus_rpc::wire::compute::{Flavor, InstanceGroups};
+use stratus_rpc::wire::compute::{Flavor, InstanceGroups, SourceDestCheck};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::{RequestContext, RpcError};
 use tracing::{info, warn};
@@ -94,12 +95,6 @@ pub enum AttributeError {
     /// The new type does not fit the project's quotas.
     #[error("the new instance type exceeds the project's quota")]
     Quota(#[source] QuotaError),
-    /// The hosts cannot enforce this value yet, so it is not stored.
-    #[error("{attribute} cannot be set to this value here")]
-    Unsupported {
-        /// The attribute asked for.
-        attribute: &'static str,
-    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -138,16 +133,68 @@ pub async fn modify(
         }
         Change::DisableApiTermination(on) => attributes.disable_api_termination = on,
         Change::ShutdownBehavior(b) => attributes.shutdown_behavior = b,
-        // The host's anti-spoofing pins each port to its fixed IP, and the
-        // metadata service and group source rules trust that pin: relaxing
-        // it safely needs a rule keeping neighbours' addresses out, which
-        // the hosts do not have yet. Never stored unenforced.
-        Change::SourceDestCheck(true) => attributes.source_dest_check = true,
-        Change::SourceDestCheck(false) => return Err(AttributeError::Unsupported { attribute }),
+        Change::SourceDestCheck(checked) => {
+            return source_dest_check(cloud, ctx, i, checked).await;
+        }
         Change::Groups(groups) => return regroup(cloud, ctx, i, &groups).await,
     }
     cloud.db.set_attributes(&i.uuid, &attributes).await?;
     info!(instance_id = %i.ec2_id, attribute, "instance attribute changed");
+    Ok(())
+}
+
+/// Turns running or stopped instance `i`'s source/destination check on or
+/// off, on its host and in its row. The host's anti-spoofing enforces it:
+/// unchecked, the guest may send from addresses outside the cloud, never
+/// from another of the cloud's. The row goes off before the host does, and
+/// the host on before the row, so a failure between the two never leaves
+/// the row showing a check the host does not make; a host that cannot be
+/// told leaves both as they were.
+async fn source_dest_check(
+    cloud: &Cloud,
+    ctx: &RequestContext,
+    i: &InstanceRow,
+    checked: bool,
+) -> Result<(), AttributeError> {
+    // One change at a time per project: the row and the host end on the
+    // same value when two requests race.
+    let lock = cloud.project_lock(&i.project_id);
+    let _held = lock.lock().await;
+    let now = cloud.db.instance_by_ec2_id(&i.ec2_id).await?;
+    let i = now.as_ref().unwrap_or(i);
+    if i.attributes.source_dest_check == checked {
+        return Ok(());
+    }
+    let settled = matches!(i.state, InstanceState::Running | InstanceState::Stopped);
+    let Some((host, instance)) = placed(i).filter(|_| settled) else {
+        // A pending one's build carries the value it launched with.
+        return Err(AttributeError::NotSettled {
+            instance: i.ec2_id.clone(),
+            state: i.state,
+            attribute: "sourceDestCheck",
+        });
+    };
+    let request = SourceDestCheck {
+        instance_id: instance.instance_id,
+        checked,
+    };
+    let unreachable = |source| AttributeError::HostUnreachable {
+        instance: i.ec2_id.clone(),
+        source: Box::new(source),
+    };
+    if checked {
+        let told = cloud.compute.set_source_dest_check(ctx, &host, request);
+        told.await.map_err(unreachable)?;
+        cloud.db.set_source_dest_check(&i.uuid, true).await?;
+    } else {
+        cloud.db.set_source_dest_check(&i.uuid, false).await?;
+        let told = cloud.compute.set_source_dest_check(ctx, &host, request);
+        if let Err(source) = told.await {
+            cloud.db.set_source_dest_check(&i.uuid, true).await?;
+            return Err(unreachable(source));
+        }
+    }
+    info!(instance_id = %i.ec2_id, checked, "source/destination check changed");
     Ok(())
 }
 

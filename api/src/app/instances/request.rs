@@ -94,6 +94,8 @@ pub fn run_instance(
         public_address: row.public_ip.as_deref().and_then(|a| a.parse().ok()),
         public_hostname: None,
         private_ip_address: None,
+        // A rebuilt or resumed build keeps what its owner set.
+        source_dest_check: row.attributes.source_dest_check,
     })
 }
 

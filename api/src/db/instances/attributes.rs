@@ -97,6 +97,19 @@ impl Db {
         self.changed(query, "store instance attributes").await
     }
 
+    /// Turns the instance's source/destination check on or off, leaving its
+    /// other attributes as they are; whether it was there.
+    pub async fn set_source_dest_check(&self, uuid: &str, checked: bool) -> Result<bool, DbError> {
+        let query = sqlx::query(
+            "UPDATE instances SET source_dest_check = $1, updated_at = $2 WHERE uuid = $3",
+        )
+        .bind(i64::from(checked))
+        .bind(super::super::now())
+        .bind(uuid.to_owned());
+        self.changed(query, "store the source/destination check")
+            .await
+    }
+
     /// Gives a stopped instance a new type; whether it was stopped (a start
     /// racing the change leaves it untouched).
     pub async fn set_instance_type(&self, uuid: &str, flavor: &Flavor) -> Result<bool, DbError> {

@@ -68,15 +68,6 @@ impl From<AttributeError> for Ec2Error {
             }
             AttributeError::Group(e) => e.into(),
             AttributeError::Quota(e) => e.into(),
-            AttributeError::Unsupported { attribute } => Self::client(
-                "UnsupportedOperation",
-                match attribute {
-                    "sourceDestCheck" => {
-                        "Turning off the source/destination check is not supported by this cloud."
-                    }
-                    _ => "This attribute cannot be changed on this cloud.",
-                },
-            ),
             AttributeError::Db(e) => e.into(),
         }
     }

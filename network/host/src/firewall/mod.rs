@@ -8,6 +8,7 @@ pub mod render;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ipnet::Ipv4Net;
 use stratus_rpc::wire::firewall::{SecurityGroupUpdate, Source};
 use stratus_rpc::wire::ids::InstanceId;
 use tokio::sync::Mutex;
@@ -26,6 +27,7 @@ pub struct Firewall {
     iptables: Iptables,
     nft: Option<Nft>,
     state_file: Option<PathBuf>,
+    cloud: Vec<Ipv4Net>,
     applied: Mutex<Applied>,
 }
 
@@ -42,13 +44,21 @@ impl Firewall {
     /// With a `state_file`
     /// it starts from the state a previous run left there (so applying it
     /// keeps the chains of guests that outlived the worker) and saves every
-    /// state it applies.
-    pub fn new(iptables: Iptables, nft: Option<Nft>, state_file: Option<PathBuf>) -> Arc<Self> {
+    /// state it applies. `cloud`: the cloud's own ranges (fixed, public),
+    /// which no guest may send from but its own address, whatever its
+    /// source/destination check.
+    pub fn new(
+        iptables: Iptables,
+        nft: Option<Nft>,
+        state_file: Option<PathBuf>,
+        cloud: Vec<Ipv4Net>,
+    ) -> Arc<Self> {
         let state = state_file.as_deref().map(load).unwrap_or_default();
         Arc::new(Self {
             iptables,
             nft,
             state_file,
+            cloud,
             applied: Mutex::new(Applied {
                 state,
                 bridge_table: None,
@@ -136,6 +146,39 @@ impl Firewall {
         Ok(true)
     }
 
+    /// Turns an instance's source/destination check on or off and
+    /// re-applies; false when the instance has no filters here.
+    pub async fn set_source_dest_check(
+        &self,
+        id: InstanceId,
+        checked: bool,
+    ) -> Result<bool, CommandError> {
+        let mut applied = self.applied.lock().await;
+        let Some(instance) = applied.state.instances.get_mut(&id) else {
+            return Ok(false);
+        };
+        if instance.source_dest_check != checked {
+            instance.source_dest_check = checked;
+            let result = if checked {
+                self.apply(&mut applied).await
+            } else {
+                self.apply_filter_first(&mut applied).await
+            };
+            if let Err(e) = result {
+                // The caller keeps the old value: so must the next apply.
+                if let Some(instance) = applied.state.instances.get_mut(&id) {
+                    instance.source_dest_check = !checked;
+                }
+                if let Err(again) = self.apply(&mut applied).await {
+                    warn!(instance_id = %id, error = %error_chain(&again), "could not restore the source/destination check");
+                }
+                return Err(e);
+            }
+        }
+        info!(instance_id = %id, checked, "source/destination check applied");
+        Ok(true)
+    }
+
     /// Replaces the whole state at once (benchmarks, tests).
     pub async fn replace(&self, new_state: FirewallState) -> Result<(), CommandError> {
         let mut applied = self.applied.lock().await;
@@ -163,9 +206,25 @@ impl Firewall {
     }
 
     async fn apply(&self, applied: &mut Applied) -> Result<(), CommandError> {
-        let state = &applied.state;
         // Ports are pinned before any chain admits traffic to them.
-        let bridge_table = antispoof::render(&state.instances);
+        self.apply_bridge(applied).await?;
+        self.apply_filter(&applied.state).await?;
+        self.save(&applied.state).await;
+        Ok(())
+    }
+
+    /// As [`Self::apply`], the filter table first: when a port's check goes
+    /// off, its chains must catch foreign addresses before the bridge lets
+    /// them through.
+    async fn apply_filter_first(&self, applied: &mut Applied) -> Result<(), CommandError> {
+        self.apply_filter(&applied.state).await?;
+        self.apply_bridge(applied).await?;
+        self.save(&applied.state).await;
+        Ok(())
+    }
+
+    async fn apply_bridge(&self, applied: &mut Applied) -> Result<(), CommandError> {
+        let bridge_table = antispoof::render(&applied.state.instances, &self.cloud);
         if let Some(nft) = &self.nft
             && applied.bridge_table.as_ref() != Some(&bridge_table)
         {
@@ -173,6 +232,10 @@ impl Firewall {
             nft.apply(&bridge_table).await?;
             applied.bridge_table = Some(bridge_table);
         }
+        Ok(())
+    }
+
+    async fn apply_filter(&self, state: &FirewallState) -> Result<(), CommandError> {
         self.iptables
             .update(|saved| {
                 let existing = Existing::parse(saved);
@@ -184,11 +247,13 @@ impl Firewall {
                 }
                 Some(render(state, &existing))
             })
-            .await?;
+            .await
+    }
+
+    async fn save(&self, state: &FirewallState) {
         if let Some(path) = &self.state_file {
             save(path, state).await;
         }
-        Ok(())
     }
 }
 

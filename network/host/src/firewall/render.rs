@@ -10,7 +10,10 @@
 //! only when both sides' groups allow it. Egress and ingress chains end in
 //! DROP; traffic that involves no instance returns to FORWARD untouched.
 //! Source addresses can be trusted because the bridge table of
-//! [`super::antispoof`] pins every guest port to its address.
+//! [`super::antispoof`] pins every guest port to its address. A port whose
+//! source/destination check is off (a NAT instance) may send from addresses
+//! outside the cloud, and be sent to them: its traffic is dispatched by its
+//! tap device as well (`physdev`), so no foreign address skips its chains.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -46,6 +49,15 @@ pub struct InstanceFilter {
     pub dhcp_server: Ipv4Addr,
     /// Its security groups, in order.
     pub groups: Vec<SecurityGroupId>,
+    /// EC2's source/destination check: off, the guest may send from (and
+    /// be sent) addresses not its own, as long as none is the cloud's.
+    /// States saved before the flag existed read back as checked.
+    #[serde(default = "checked")]
+    pub source_dest_check: bool,
+}
+
+fn checked() -> bool {
+    true
 }
 
 /// A security group's rules and its members' addresses.
@@ -211,8 +223,22 @@ fn chains(state: &FirewallState) -> BTreeMap<String, Vec<String>> {
     if state.instances.is_empty() {
         return chains;
     }
-    let mut local = Vec::new();
-    let mut egress = Vec::new();
+    // Unchecked ports first: whatever leaves or enters by such a port is
+    // judged by that port's chains, whichever addresses it carries.
+    let (mut local, mut egress) = (Vec::new(), Vec::new());
+    for (id, instance) in state.instances.iter().filter(|(_, i)| !i.source_dest_check) {
+        let device = &instance.device;
+        // Only bridged traffic has a known output port in FORWARD.
+        local.push(format!(
+            "-A {LOCAL_CHAIN} -m physdev --physdev-out {device} --physdev-is-bridged -j {}",
+            instance_chain(id)
+        ));
+        // The input port is known for bridged and routed traffic alike.
+        egress.push(format!(
+            "-A {EGRESS_CHAIN} -m physdev --physdev-in {device} -j {}",
+            egress_chain(id)
+        ));
+    }
     let mut used_groups = BTreeSet::new();
     for (id, instance) in &state.instances {
         let (inbound, outbound) = (instance_chain(id), egress_chain(id));

@@ -2,12 +2,13 @@
 attackers X (project B) and Y (project A) trying to reach, impersonate or
 deceive V on the wire, each attempt next to a control that must succeed:
 V's closed port (over IPv4, at V's public address, then IPv6 link-local),
-taking V's public address, IP and MAC spoofing, ARP
-poisoning of the router and of V, V's metadata (from each attacker); then
-V's groups changed while it runs (regroup.py: A's owner moves V into a group
-opening 8080 to Y's group and back out, B's owner tries V's groups, A's
-groups on X and its own open group on V); then a rogue DHCP server on X
-while fresh guests of both projects boot.
+taking V's public address, IP and MAC spoofing, ARP poisoning of the router
+and of V, V's metadata, and the cloud's addresses as sources with the
+attacker's source/destination check off (source_dest.py), each from each
+attacker; then V's groups changed while it runs (regroup.py: A's owner
+moves V into a group opening 8080 to Y's group and back out, B's owner
+tries V's groups, A's groups on X and its own open group on V); then a
+rogue DHCP server on X while fresh guests of both projects boot.
 
 Environment: STRATUS_ENDPOINT, A_KEY/A_SECRET, B_KEY/B_SECRET, IMAGE,
 CLIENT_NETNS, CLIENT_ADDRESS, PUBLIC_GATEWAY, ROUTER_NETNS, SNIFF_LOG (what

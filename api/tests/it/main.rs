@@ -17,5 +17,6 @@ mod migrations;
 mod recovery;
 mod rule_ids;
 mod sigv2;
+mod start_type;
 mod vpcs;
 mod xml_doc;

@@ -14,3 +14,4 @@ mod private_ip;
 mod reconcile;
 mod recovery;
 mod security_groups;
+mod start_changes;

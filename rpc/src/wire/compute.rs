@@ -191,7 +191,7 @@ mod tests {
             |json: String| -> StartInstance { serde_json::from_str(&json).expect("start") };
         // From an api that sends neither: the host keeps what it has.
         let older = decode(format!(r#"{{"instance_id":"{id}"}}"#));
-        assert_eq!((older.flavor, older.user_data), (None, None));
+        assert_eq!((&older.flavor, &older.user_data), (&None, &None));
         let none = decode(format!(r#"{{"instance_id":"{id}","user_data":null}}"#));
         assert_eq!(none.user_data, Some(None));
         let some = decode(format!(r#"{{"instance_id":"{id}","user_data":"aGk="}}"#));

@@ -61,6 +61,12 @@ async fn stop(h: &Harness, req: &RunInstance) {
     panic!("{id} never stopped");
 }
 
+/// Whether `cond` holds within 4 s: reports are casts, which arrive after
+/// the reply to the call that made them.
+async fn soon(cond: impl Fn() -> bool) -> bool {
+    stratus_test_support::eventually(Duration::from_secs(4), cond).await
+}
+
 /// Starts `req` over the compute topic with `flavor`.
 async fn start(
     h: &Harness,
@@ -126,10 +132,8 @@ async fn a_new_type_reaches_the_guest_at_start_and_outlives_a_restart() {
         console.contains("started with 2 vCPUs and 2048 MiB"),
         "{console}"
     );
-    assert_eq!(
-        h.conductor.last(id).map(|u| u.state),
-        Some(InstanceState::Running)
-    );
+    let running = || h.conductor.last(id).map(|u| u.state) == Some(InstanceState::Running);
+    assert!(soon(running).await, "running not reported");
     let record = InstanceDir::read_record(&h.instance_dir(&id))
         .await
         .expect("record");
@@ -144,11 +148,14 @@ async fn a_new_type_reaches_the_guest_at_start_and_outlives_a_restart() {
         ),
         (2, 2048, 1)
     );
-    let told = h.scheduler.reports.lock().expect("lock").clone();
-    assert!(
-        told.iter().any(|r| r.memory_mb_used == 2048),
-        "no report of the new size: {told:?}"
-    );
+    let told = || h.scheduler.reports.lock().expect("lock").clone();
+    let new_size = || told().iter().any(|r| r.memory_mb_used == 2048);
+    assert!(soon(new_size).await, "no new size reported: {:?}", told());
+
+    // The launch delivered again finds it here, at its new size.
+    assert!(h.run(&req).await.is_none(), "built again");
+    let report = h.worker.manager.host_report().await;
+    assert_eq!(report.memory_mb_used, 2048);
 
     // A restart reads the new type back; a later start naming the same
     // type (or none, from an older api) leaves the domain as it is.
@@ -192,9 +199,13 @@ async fn a_new_type_the_host_has_no_room_for_is_refused_and_the_guest_stays_stop
         .expect("record");
     assert_eq!(record.flavor.name, "m1.tiny");
     assert_eq!(h.worker.manager.host_report().await.memory_mb_used, 512);
-    let last = h.conductor.last(id).expect("a report");
-    assert_eq!(last.state, InstanceState::Stopped);
-    assert!(last.reason.is_some_and(|r| r.contains("no room")));
+    // Told the conductor too, in case the reply is lost.
+    let said = || {
+        h.conductor.last(id).is_some_and(|u| {
+            u.state == InstanceState::Stopped && u.reason.is_some_and(|r| r.contains("no room"))
+        })
+    };
+    assert!(soon(said).await, "{:?}", h.conductor.last(id));
 
     // 768 MiB do fit beside the other's 256.
     start(&h, &req, Some(flavor("m1.small", 1, 768, 1)))

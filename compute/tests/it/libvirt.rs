@@ -196,6 +196,21 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
     ] {
         assert!(live.contains(want), "{want} not in the live XML:\n{live}");
     }
+    // And back to the smaller type: libvirt takes a shrink as well.
+    m.stop_instance(&ctx, id).await.expect("stop");
+    let smaller = StartInstance {
+        flavor: Some(req.flavor.clone()),
+        ..bigger
+    };
+    m.start_instance(&ctx, &smaller).await.expect("start");
+    let live = daemon.virsh(&["dumpxml", &name]).expect("dumpxml");
+    for want in [
+        "<memory unit='KiB'>262144</memory>",
+        "<currentMemory unit='KiB'>262144</currentMemory>",
+        ">1</vcpu>",
+    ] {
+        assert!(live.contains(want), "{want} not in the live XML:\n{live}");
+    }
     m.reboot_instance(&ctx, id, true)
         .await
         .expect("hard reboot");

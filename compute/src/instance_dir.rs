@@ -150,6 +150,11 @@ impl InstanceDir {
         self.root.join("ramdisk")
     }
 
+    /// The config drive, when the instance has one.
+    pub fn config_drive(&self) -> PathBuf {
+        self.root.join("disk.config")
+    }
+
     /// The first serial port's log.
     pub fn console_log(&self) -> PathBuf {
         self.root.join("console.log")

@@ -7,13 +7,14 @@ use stratus_host::firewall::Firewall;
 use stratus_rpc::clients::ComputeApi;
 use stratus_rpc::wire::compute::{
     InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled, SourceDestCheck,
+    StartInstance,
 };
 use stratus_rpc::wire::firewall::SecurityGroupUpdate;
 use stratus_rpc::wire::scheduler::HostReport;
 use stratus_rpc::{Handled, HandlerError, RemoteError, RequestContext, Serves};
 
 use crate::driver::DriverError;
-use crate::manager::ComputeManager;
+use crate::manager::{ComputeManager, StartError};
 
 /// Serves the compute topic's methods on one host.
 #[derive(Debug, Clone)]
@@ -101,9 +102,17 @@ impl ComputeApi for ComputeService {
         stopped.map_err(driver_error)
     }
 
-    async fn start_instance(&self, ctx: &RequestContext, instance: InstanceRef) -> Handled {
-        let started = self.manager.start_instance(ctx, instance.instance_id).await;
-        started.map_err(driver_error)
+    async fn start_instance(&self, ctx: &RequestContext, request: StartInstance) -> Handled {
+        match self.manager.start_instance(ctx, &request).await {
+            Ok(()) => Ok(()),
+            Err(StartError::Driver(e)) => Err(driver_error(e)),
+            Err(e @ StartError::InsufficientCapacity { .. }) => Err(HandlerError::Permanent(
+                RemoteError::from_error("InsufficientInstanceCapacity", &e),
+            )),
+            Err(e @ (StartError::Record { .. } | StartError::UserData { .. })) => Err(
+                HandlerError::Permanent(RemoteError::from_error("StartError", &e)),
+            ),
+        }
     }
 
     async fn get_console_output(

@@ -195,6 +195,17 @@ impl From<InstanceError> for Ec2Error {
                     "The instances could not be scheduled now; they are in error. Try again.",
                 )
             }
+            InstanceError::InsufficientCapacity {
+                instance,
+                instance_type,
+            } => Self {
+                code: "InsufficientInstanceCapacity",
+                message: format!(
+                    "There is not enough capacity to start the instance '{instance}' as {instance_type}. It stays stopped; try again later, or change its instance type."
+                ),
+                // EC2 answers it as a server error.
+                status: 500,
+            },
             InstanceError::Protected { instance } => Self::client(
                 "OperationNotPermitted",
                 format!(

@@ -1,7 +1,8 @@
 """Instance attributes through boto3 and the AWS CLI: every attribute
 DescribeInstanceAttribute names, ModifyInstanceAttribute in both of its
 forms (`Attribute`+`Value` and `<Name>.Value`), the type and user data only
-while stopped, the groups replaced and restored, termination protection refusing TerminateInstances, the
+while stopped (a new type reaching the guest at its next start), the groups
+replaced and restored, termination protection refusing TerminateInstances, the
 source/destination check turned off (kept across a stop and start) and on
 again, and another project finding nothing.
 
@@ -127,7 +128,20 @@ def attribute_life(alpha, beta, instance_id, expect_error, cli, cli_code, wait):
     alpha.modify_instance_attribute(InstanceId=i, UserData={"Value": b"#!/bin/sh\necho new\n"})
     data = _value(alpha, i, "userData")["Value"]
     assert base64.b64decode(data) == b"#!/bin/sh\necho new\n", data
-    # As it was, then running again.
+    # Started as m1.small: DescribeInstances says so, and so does the guest's
+    # console (the fake hypervisor writes the size each start gives it).
+    alpha.start_instances(InstanceIds=[i])
+    wait(alpha, "instance_running", [i])
+    shown = alpha.describe_instances(InstanceIds=[i])["Reservations"][0]["Instances"][0]
+    assert shown["InstanceType"] == "m1.small", shown
+    small = alpha.describe_instance_types(InstanceTypes=["m1.small"])["InstanceTypes"][0]
+    size = "started with %d vCPUs and %d MiB" % (small["VCpuInfo"]["DefaultVCpus"],
+                                                small["MemoryInfo"]["SizeInMiB"])
+    console = alpha.get_console_output(InstanceId=i)["Output"]
+    assert console.rstrip().splitlines()[-1].endswith(size), console
+    # As it was, then running again, at its old size.
+    alpha.stop_instances(InstanceIds=[i])
+    wait(alpha, "instance_stopped", [i])
     alpha.modify_instance_attribute(InstanceId=i, Attribute="instanceType",
                                     Value=before["instanceType"]["Value"])
     alpha.modify_instance_attribute(InstanceId=i, UserData={
@@ -135,6 +149,8 @@ def attribute_life(alpha, beta, instance_id, expect_error, cli, cli_code, wait):
     alpha.start_instances(InstanceIds=[i])
     wait(alpha, "instance_running", [i])
     assert _value(alpha, i, "instanceType") == before["instanceType"]
+    console = alpha.get_console_output(InstanceId=i)["Output"]
+    assert not console.rstrip().splitlines()[-1].endswith(size), console
     assert _value(alpha, i, "sourceDestCheck") == {"Value": False}
     alpha.modify_instance_attribute(InstanceId=i, SourceDestCheck={"Value": True})
     shown = cli("A", "describe-instance-attribute", "--instance-id", i, "--attribute", "sourceDestCheck")

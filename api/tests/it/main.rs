@@ -18,6 +18,7 @@ mod recovery;
 mod rule_descriptions;
 mod rule_ids;
 mod sigv2;
+mod start_type;
 mod tags;
 mod vpcs;
 mod xml_doc;

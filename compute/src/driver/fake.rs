@@ -171,8 +171,31 @@ impl VirtDriver for FakeDriver {
         Ok(self.spec(name).map(|spec| spec.uuid))
     }
 
+    async fn resize(&self, name: &str, vcpus: u32, memory_mb: u64) -> Result<(), DriverError> {
+        let mut domains = self
+            .domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (spec, _) = domains
+            .get_mut(name)
+            .ok_or_else(|| DriverError::NotFound(name.to_owned()))?;
+        spec.vcpus = vcpus;
+        spec.memory_mb = memory_mb;
+        Ok(())
+    }
+
     async fn power_on(&self, name: &str) -> Result<(), DriverError> {
-        self.apply(name, PowerEvent::Start)
+        self.apply(name, PowerEvent::Start)?;
+        // What a real guest's console would show of its size, so tests
+        // reading console output see what the host started it with.
+        if let Some(spec) = self.spec(name) {
+            let line = format!(
+                "fake hypervisor: {name} started with {} vCPUs and {} MiB\n",
+                spec.vcpus, spec.memory_mb
+            );
+            append_console(&spec.console_log, &line);
+        }
+        Ok(())
     }
 
     async fn power_off(&self, name: &str) -> Result<(), DriverError> {
@@ -207,5 +230,21 @@ impl VirtDriver for FakeDriver {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(name);
         Ok(())
+    }
+}
+
+/// Appends `line` to a console log whose folder exists.
+fn append_console(path: &std::path::Path, line: &str) {
+    use std::io::Write;
+    if !path.parent().is_some_and(std::path::Path::is_dir) {
+        return;
+    }
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = appended {
+        tracing::warn!(error = %error_chain(&e), "could not write the fake console");
     }
 }

@@ -311,6 +311,24 @@ impl VirtDriver for LibvirtDriver {
         Ok(uuid::Uuid::parse_str(&text).ok())
     }
 
+    async fn resize(&self, name: &str, vcpus: u32, memory_mb: u64) -> Result<(), DriverError> {
+        use virt::sys::{
+            VIR_DOMAIN_AFFECT_CONFIG, VIR_DOMAIN_MEM_MAXIMUM, VIR_DOMAIN_VCPU_MAXIMUM,
+        };
+        let kib = memory_mb.saturating_mul(1024);
+        // libvirt edits the persistent definition itself, keeping what it
+        // added when the domain was defined (device addresses). The maximum
+        // goes first: growing, the current value may not pass it; shrinking,
+        // libvirt lowers the current value with it.
+        self.with_domain("resize", name, move |d| {
+            d.set_vcpus_flags(vcpus, VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_VCPU_MAXIMUM)?;
+            d.set_vcpus_flags(vcpus, VIR_DOMAIN_AFFECT_CONFIG)?;
+            d.set_memory_flags(kib, VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_MEM_MAXIMUM)?;
+            d.set_memory_flags(kib, VIR_DOMAIN_AFFECT_CONFIG)
+        })
+        .await
+    }
+
     async fn power_on(&self, name: &str) -> Result<(), DriverError> {
         self.with_domain("start", name, |d| d.create()).await
     }

@@ -68,6 +68,10 @@ pub trait VirtDriver: Send + Sync + std::fmt::Debug {
     /// `None` if it does not exist.
     async fn uuid(&self, name: &str) -> Result<Option<uuid::Uuid>, DriverError>;
 
+    /// Gives a stopped domain `vcpus` and `memory_mb` from its next start
+    /// on (its persistent definition; its disks stay as they are).
+    async fn resize(&self, name: &str, vcpus: u32, memory_mb: u64) -> Result<(), DriverError>;
+
     /// Starts a stopped domain.
     async fn power_on(&self, name: &str) -> Result<(), DriverError>;
 

@@ -105,6 +105,24 @@ impl PrepareDisk for GuestData {
         .map_err(Into::into)
     }
 
+    async fn refresh_config_drive(
+        &self,
+        request: &RunInstance,
+        dir: &InstanceDir,
+        fixed: &FixedIp,
+    ) -> Result<(), PrepareError> {
+        crate::config_drive::build(
+            self.host.as_ref(),
+            dir.root(),
+            request,
+            fixed,
+            &self.availability_zone,
+        )
+        .await
+        .map(drop)
+        .map_err(Into::into)
+    }
+
     async fn release_leftovers(&self, root: &Path) {
         expose::release_leftovers(self.host.as_ref(), &root.join("inject")).await;
     }

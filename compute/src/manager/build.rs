@@ -219,6 +219,11 @@ impl ComputeManager {
             }
         };
         info!(?reported, "already here");
+        // What the record says: a start may have resized it since the
+        // request was first sent.
+        let flavor = record
+            .as_ref()
+            .map_or_else(|| request.flavor.clone(), |r| r.flavor.clone());
         if let Some(record) = record.filter(|r| !r.built()) {
             let built = InstanceRecord {
                 step: BuildStep::Built,
@@ -231,7 +236,7 @@ impl ComputeManager {
         self.flavors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, request.flavor.clone());
+            .insert(id, flavor);
         self.report(ctx, id, reported, None, None).await;
         true
     }

@@ -269,7 +269,7 @@ impl ComputeManager {
     /// Asks the network controller for a fixed IP. A reply lost with the
     /// broker connection is asked again, within the call timeout: an
     /// instance holds one address, so the second ask returns the first's.
-    async fn allocate(
+    pub(super) async fn allocate(
         &self,
         ctx: &RequestContext,
         mut allocate: AllocateFixedIp,

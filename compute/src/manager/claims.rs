@@ -1,20 +1,34 @@
 //! Claims: a build counts against this host from its first step, and is
 //! refused when it would go over the limits the scheduler sent, so two
 //! schedulers (or two requests) cannot over-commit the host between reports.
+//! A start with a new instance type claims its new size the same way.
 
 use std::sync::PoisonError;
 
-use stratus_rpc::wire::compute::RunInstance;
+use stratus_rpc::wire::compute::{Flavor, RunInstance};
+use stratus_rpc::wire::ids::InstanceId;
+use stratus_rpc::wire::scheduler::Limits;
 
 use super::ComputeManager;
 
 impl ComputeManager {
     /// Counts `request` against this host, or says what does not fit.
     pub(super) fn claim(&self, request: &RunInstance) -> Result<(), String> {
+        let limits = request.placement.limits;
+        self.claim_flavor(request.instance_id, &request.flavor, limits)
+    }
+
+    /// Counts `wanted` for instance `id` against this host, in place of
+    /// what `id` counted before, or says what does not fit `limits` (none:
+    /// nothing to check against).
+    pub(super) fn claim_flavor(
+        &self,
+        id: InstanceId,
+        wanted: &Flavor,
+        limits: Option<Limits>,
+    ) -> Result<(), String> {
         let mut flavors = self.flavors.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = request.instance_id;
-        let wanted = &request.flavor;
-        if let Some(limits) = request.placement.limits {
+        if let Some(limits) = limits {
             let (vcpus, memory_mb, disk_gb) = flavors
                 .iter()
                 .filter(|(other, _)| **other != id)

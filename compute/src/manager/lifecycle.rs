@@ -4,6 +4,7 @@ use std::io::SeekFrom;
 
 use stratus_rpc::RequestContext;
 use stratus_rpc::error::error_chain;
+use stratus_rpc::wire::compute::StartInstance;
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -11,6 +12,7 @@ use tracing::instrument;
 
 use super::ComputeManager;
 use super::clean_up::CleanUp;
+use super::resize::StartError;
 use crate::driver::DriverError;
 use crate::instance_dir::{BuildStep, domain_name};
 use crate::state::PowerState;
@@ -101,17 +103,52 @@ impl ComputeManager {
         Ok(())
     }
 
-    /// Starts a stopped guest.
-    #[instrument(skip_all, fields(instance_id = %id, request_id = %ctx.request_id, host = %self.parts.host))]
+    /// Starts a stopped guest, first resized to the type it has now when
+    /// `request` names another than it was built with, and its config drive
+    /// built again when `request` has other user data. Refused with
+    /// [`StartError::InsufficientCapacity`] when this host has no room for
+    /// the new type: the guest stays stopped, as it was.
+    #[instrument(skip_all, fields(instance_id = %request.instance_id, request_id = %ctx.request_id, host = %self.parts.host))]
     pub async fn start_instance(
         &self,
         ctx: &RequestContext,
-        id: InstanceId,
-    ) -> Result<(), DriverError> {
+        request: &StartInstance,
+    ) -> Result<(), StartError> {
+        let id = request.instance_id;
         let _held = self.locks.lock(id).await;
+        // A guest running already (a start sent again) has had its
+        // changes: they are made before it powers on.
+        let state = self.parts.driver.state(&domain_name(&id)).await?;
+        let stopped = matches!(state, Some(PowerState::Shutoff | PowerState::Crashed));
+        let resized = match &request.flavor {
+            Some(flavor) if stopped => self.resize_for_start(id, flavor).await,
+            _ => Ok(false),
+        };
+        let resized = match resized {
+            Err(e @ StartError::InsufficientCapacity { .. }) => {
+                // The caller hears it too; this covers a reply that is lost.
+                let reason = error_chain(&e);
+                self.report(ctx, id, InstanceState::Stopped, None, Some(reason))
+                    .await;
+                return Err(e);
+            }
+            other => other?,
+        };
+        if let Some(user_data) = request.user_data.as_ref().filter(|_| stopped) {
+            self.refresh_user_data(ctx, id, user_data.as_deref())
+                .await?;
+        }
         self.power_to(id, PowerState::Running).await?;
         self.report(ctx, id, InstanceState::Running, None, None)
             .await;
+        if resized {
+            // The schedulers count this host's use from its reports: the
+            // new size is told now, not at the next periodic report.
+            let report = self.host_report().await;
+            if let Err(e) = self.parts.scheduler.update_host(ctx, &report).await {
+                tracing::warn!(error = %error_chain(&e), "could not report the new size; the periodic report will");
+            }
+        }
         Ok(())
     }
 

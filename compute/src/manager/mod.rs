@@ -3,7 +3,9 @@
 //! life; `periodic.rs` power sync and capacity reports; `recovery.rs` what
 //! a restart finds (every interrupted build resumed, adopted or cleaned up
 //! at once); `journal.rs` the build's steps on disk and its claim;
-//! `reconcile.rs` what this host holds against what the conductor says.
+//! `reconcile.rs` what this host holds against what the conductor says;
+//! `resize.rs` and `user_data.rs` a stopped instance given its new type and
+//! user data before it starts.
 
 mod build;
 mod build_steps;
@@ -16,6 +18,8 @@ mod outbox;
 mod periodic;
 mod reconcile;
 mod recovery;
+mod resize;
+mod user_data;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +40,7 @@ use stratus_rpc::wire::network::FixedIp;
 use tracing::warn;
 
 pub use build::{BuildError, BuildTimings};
+pub use resize::StartError;
 
 use crate::driver::VirtDriver;
 use crate::image_cache::ImageCache;
@@ -53,6 +58,16 @@ pub trait PrepareDisk: Send + Sync + std::fmt::Debug {
         dir: &InstanceDir,
         fixed: &FixedIp,
     ) -> Result<Option<PathBuf>, PrepareError>;
+
+    /// Builds the config drive of the instance in `dir` again from
+    /// `request` (its user data changed while it was stopped), in place of
+    /// the one it has.
+    async fn refresh_config_drive(
+        &self,
+        request: &RunInstance,
+        dir: &InstanceDir,
+        fixed: &FixedIp,
+    ) -> Result<(), PrepareError>;
 
     /// Undoes what a `prepare_disk` cut short by a dying worker left in the
     /// instance folder `root` (mounts, exposed devices, the daemons behind

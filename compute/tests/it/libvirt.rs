@@ -1,7 +1,9 @@
 //! The manager on real libvirt and QEMU (TCG), inside a network namespace of
 //! the test's own with its own libvirtd: a guest built from the image that
 //! deploy/images/build-test-image makes boots its kernel to a marker on the
-//! console, and terminate leaves no domain, file, chain or address behind.
+//! console, a start with a bigger instance type gives the running domain its
+//! vCPUs and memory, and terminate leaves no domain, file, chain or address
+//! behind.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,10 +16,11 @@ use stratus_compute::instance_dir::domain_name;
 use stratus_compute::xml::DomainType;
 use stratus_host::RealHost;
 use stratus_rpc::RequestContext;
-use stratus_rpc::wire::compute::ImageRef;
+use stratus_rpc::wire::compute::{ImageRef, StartInstance};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_test_support::Netns;
 use stratus_test_support::fixtures::SSH_KEY as KEY;
+use stratus_test_support::fixtures::flavor;
 
 use crate::harness::{Harness, request};
 
@@ -173,11 +176,41 @@ async fn a_guest_boots_on_libvirt_and_terminate_leaves_nothing() {
         daemon.virsh(&["domstate", &name]).expect("domstate").trim(),
         "shut off"
     );
-    m.start_instance(&ctx, id).await.expect("start");
+    // Started with a bigger type (changed while it was stopped): the
+    // running domain has the new vCPUs and memory.
+    let bigger = StartInstance {
+        instance_id: id,
+        flavor: Some(flavor("m1.small", 2, 512, 1)),
+        user_data: None,
+    };
+    m.start_instance(&ctx, &bigger).await.expect("start");
     assert_eq!(
         daemon.virsh(&["domstate", &name]).expect("domstate").trim(),
         "running"
     );
+    let live = daemon.virsh(&["dumpxml", &name]).expect("dumpxml");
+    for want in [
+        "<memory unit='KiB'>524288</memory>",
+        "<currentMemory unit='KiB'>524288</currentMemory>",
+        ">2</vcpu>",
+    ] {
+        assert!(live.contains(want), "{want} not in the live XML:\n{live}");
+    }
+    // And back to the smaller type: libvirt takes a shrink as well.
+    m.stop_instance(&ctx, id).await.expect("stop");
+    let smaller = StartInstance {
+        flavor: Some(req.flavor.clone()),
+        ..bigger
+    };
+    m.start_instance(&ctx, &smaller).await.expect("start");
+    let live = daemon.virsh(&["dumpxml", &name]).expect("dumpxml");
+    for want in [
+        "<memory unit='KiB'>262144</memory>",
+        "<currentMemory unit='KiB'>262144</currentMemory>",
+        ">1</vcpu>",
+    ] {
+        assert!(live.contains(want), "{want} not in the live XML:\n{live}");
+    }
     m.reboot_instance(&ctx, id, true)
         .await
         .expect("hard reboot");

@@ -15,3 +15,4 @@ mod reconcile;
 mod recovery;
 mod security_groups;
 mod source_dest;
+mod start_changes;

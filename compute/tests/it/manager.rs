@@ -10,7 +10,9 @@ use stratus_compute::state::PowerState;
 use stratus_compute::xml::Boot;
 use stratus_host::firewall::render::{instance_chain, port_device};
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, RunInstance, SetHostEnabled};
+use stratus_rpc::wire::compute::{
+    InstanceRef, RebootInstance, RunInstance, SetHostEnabled, StartInstance,
+};
 use stratus_rpc::wire::conductor::InstanceState;
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::wire::scheduler::Limits;
@@ -410,7 +412,12 @@ async fn stop_start_reboot_and_console_output() {
     m.stop_instance(&ctx(), id)
         .await
         .expect("stopping a stopped instance is a no-op");
-    m.start_instance(&ctx(), id).await.expect("start");
+    let start = StartInstance {
+        instance_id: id,
+        flavor: None,
+        user_data: None,
+    };
+    m.start_instance(&ctx(), &start).await.expect("start");
     assert_eq!(
         h.fake().state(&name).await.expect("state"),
         Some(PowerState::Running)

@@ -3,6 +3,7 @@
 use crate::declare::declare_service;
 use crate::wire::compute::{
     InstanceGroups, InstanceRef, RebootInstance, RunInstance, SetHostEnabled, SourceDestCheck,
+    StartInstance,
 };
 use crate::wire::firewall::SecurityGroupUpdate;
 use crate::wire::scheduler::HostReport;
@@ -26,8 +27,10 @@ declare_service! {
         REBOOT_INSTANCE: cast_to_host reboot_instance(request: RebootInstance);
         /// Stops an instance, keeping its disk.
         STOP_INSTANCE: cast_to_host stop_instance(instance: InstanceRef);
-        /// Starts a stopped instance.
-        START_INSTANCE: cast_to_host start_instance(instance: InstanceRef);
+        /// Starts a stopped instance, resized first to the type it has
+        /// now; replies once it runs, or `InsufficientInstanceCapacity`
+        /// when this host has no room for its new type (it stays stopped).
+        START_INSTANCE: call_to_host start_instance(request: StartInstance);
         /// The tail of an instance's console log.
         GET_CONSOLE_OUTPUT: call_to_host get_console_output(instance: InstanceRef) -> String;
         /// A security group's rules or members changed: every host re-applies

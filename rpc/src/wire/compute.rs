@@ -139,6 +139,37 @@ pub struct InstanceRef {
     pub instance_id: InstanceId,
 }
 
+/// Start one stopped instance, as the api has it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartInstance {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its instance type now (ModifyInstanceAttribute may have changed it
+    /// while it was stopped): the host resizes the guest before it powers
+    /// it on. `None` (an older api): the host keeps the size it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<Flavor>,
+    /// Its user data now, base64 (`Some(None)`: none), which may also have
+    /// changed while it was stopped: the host rebuilds its config drive
+    /// when it differs. `None` (an older api): the drive stays as it is.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub user_data: Option<Option<String>>,
+}
+
+/// A field that is there, even as `null` (`Some(None)`), told apart from
+/// one that is missing (`None`, through `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// An instance's new security groups, each with its rules and members: its
 /// host re-applies the instance's filters (ModifyInstanceAttribute groupSet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,4 +197,28 @@ pub struct RebootInstance {
     pub instance_id: InstanceId,
     /// Reset (hard) rather than ask the guest (soft).
     pub hard: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartInstance;
+
+    #[test]
+    fn a_start_tells_no_user_data_from_user_data_not_sent() {
+        let id = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+        let decode =
+            |json: String| -> StartInstance { serde_json::from_str(&json).expect("start") };
+        // From an api that sends neither: the host keeps what it has.
+        let older = decode(format!(r#"{{"instance_id":"{id}"}}"#));
+        assert_eq!((&older.flavor, &older.user_data), (&None, &None));
+        let none = decode(format!(r#"{{"instance_id":"{id}","user_data":null}}"#));
+        assert_eq!(none.user_data, Some(None));
+        let some = decode(format!(r#"{{"instance_id":"{id}","user_data":"aGk="}}"#));
+        assert_eq!(some.user_data, Some(Some("aGk=".to_owned())));
+        // And each goes out as it came in.
+        for start in [older, none, some] {
+            let json = serde_json::to_string(&start).expect("encode");
+            assert_eq!(decode(json), start);
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! What users ask of instances: terminate, stop, start, reboot and read the
-//! console. The API records the transition and casts to the instance's
-//! host, whose report finishes it.
+//! console. The API records the transition and tells the instance's host,
+//! whose report finishes it; a start is a call, since the host may have no
+//! room for a type changed while the instance was stopped.
 
-use stratus_rpc::wire::compute::{InstanceRef, RebootInstance};
+use stratus_rpc::wire::compute::{InstanceRef, RebootInstance, StartInstance};
 use stratus_rpc::wire::conductor::{InstanceEvent, InstanceState};
 use stratus_rpc::wire::ids::HostName;
 use stratus_rpc::{RequestContext, RpcError};
@@ -106,9 +107,11 @@ pub async fn ask(
             }
         }
         if let Some((host, instance)) = host {
-            tell_host(cloud, ctx, &host, instance, ask)
-                .await
-                .map_err(host_unreachable(i))?;
+            match tell_host(cloud, ctx, &host, i, instance, ask).await {
+                Ok(()) => {}
+                Err(e) if no_room(&e) => return Err(stays_stopped(cloud, i).await?),
+                Err(e) => return Err(host_unreachable(i)(e)),
+            }
         }
         changes.push(StateChanged {
             instance: i.ec2_id.clone(),
@@ -129,11 +132,43 @@ fn held(i: &InstanceRow) -> bool {
     placed(i).is_some() && !unplaced
 }
 
+/// The reason a start refused for want of room on the host is stored
+/// with (it shows as the instance's `stateReason`).
+pub const NO_ROOM: &str =
+    "Server.InsufficientInstanceCapacity: Insufficient capacity for the instance type.";
+
+/// Whether the host refused a start for want of room for the new type.
+fn no_room(e: &RpcError) -> bool {
+    matches!(e, RpcError::Remote { source, .. } if source.kind == "InsufficientInstanceCapacity")
+}
+
+/// `i`'s host has no room for its new type and did not touch it: it is
+/// stopped again, as it was, and the caller hears why.
+async fn stays_stopped(cloud: &Cloud, i: &InstanceRow) -> Result<InstanceError, InstanceError> {
+    record(&cloud.db, i, InstanceState::Stopped, None, Some(NO_ROOM)).await?;
+    Ok(InstanceError::InsufficientCapacity {
+        instance: i.ec2_id.clone(),
+        instance_type: i.instance_type.clone(),
+    })
+}
+
+/// What `i`'s host is told to start: the instance with the type and user
+/// data its row has now, so what changed while it was stopped reaches the
+/// guest.
+pub(super) fn start_request(i: &InstanceRow, instance: InstanceRef) -> StartInstance {
+    StartInstance {
+        instance_id: instance.instance_id,
+        flavor: Some(super::request::flavor(i)),
+        user_data: Some(i.user_data.clone()),
+    }
+}
+
 /// Tells the instance's host to do what the user asked.
 async fn tell_host(
     cloud: &Cloud,
     ctx: &RequestContext,
     host: &HostName,
+    i: &InstanceRow,
     instance: InstanceRef,
     ask: Ask,
 ) -> Result<(), RpcError> {
@@ -141,7 +176,10 @@ async fn tell_host(
     match ask {
         Ask::Terminate => compute.terminate_instance(ctx, host, instance).await,
         Ask::Stop => compute.stop_instance(ctx, host, instance).await,
-        Ask::Start => compute.start_instance(ctx, host, instance).await,
+        Ask::Start => {
+            let request = start_request(i, instance);
+            compute.start_instance(ctx, host, request).await
+        }
         Ask::Reboot => {
             let request = RebootInstance {
                 instance_id: instance.instance_id,

@@ -12,7 +12,7 @@ pub mod request;
 mod run;
 
 pub use claims::{claim_build, instance_states};
-pub use lifecycle::{Ask, StateChanged, ask, console_output};
+pub use lifecycle::{Ask, NO_ROOM, StateChanged, ask, console_output};
 pub use reports::record_report;
 pub use run::{Launch, Launched, run};
 
@@ -58,6 +58,14 @@ pub enum InstanceError {
         /// The bus's error (boxed: it is large).
         #[source]
         source: Box<RpcError>,
+    },
+    /// The instance's host has no room for its (new) type: it stays stopped.
+    #[error("instance {instance}: its host has no room for type {instance_type}")]
+    InsufficientCapacity {
+        /// Its EC2 id.
+        instance: String,
+        /// Its type.
+        instance_type: String,
     },
     /// The instance is protected from termination (`disableApiTermination`).
     #[error("instance {instance} is protected from termination")]

@@ -247,7 +247,10 @@ impl Recovery {
         let cast = match row.state {
             InstanceState::ShuttingDown => compute.terminate_instance(&ctx, &host, instance).await,
             InstanceState::Stopping => compute.stop_instance(&ctx, &host, instance).await,
-            _ => compute.start_instance(&ctx, &host, instance).await,
+            _ => {
+                let request = super::lifecycle::start_request(row, instance);
+                compute.start_instance(&ctx, &host, request).await
+            }
         };
         match cast {
             Ok(()) => {

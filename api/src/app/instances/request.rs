@@ -109,8 +109,8 @@ pub fn named(mut request: RunInstance, public: Option<&PublicAddressing>) -> Run
     request
 }
 
-/// The flavor `row` was launched with.
-fn flavor(row: &InstanceRow) -> Flavor {
+/// The flavor `row` has now (launched with, or changed to while stopped).
+pub(super) fn flavor(row: &InstanceRow) -> Flavor {
     Flavor {
         name: row.instance_type.clone(),
         vcpus: u32::try_from(row.vcpus).unwrap_or(0),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use stratus_rpc::wire::conductor::InstanceState;
 
+use crate::app::instances::NO_ROOM;
 use crate::db::instances::InstanceRow;
 
 use super::super::ids::account_id;
@@ -50,6 +51,10 @@ pub fn state_reason(i: &InstanceRow) -> Option<(&'static str, String)> {
                 client_reason(i).as_deref().unwrap_or("the launch failed")
             ),
         )),
+        // A start its host had no room for: stopped again, and why.
+        InstanceState::Stopped if i.state_reason.as_deref() == Some(NO_ROOM) => {
+            Some(("Server.InsufficientInstanceCapacity", NO_ROOM.to_owned()))
+        }
         InstanceState::Terminated
         | InstanceState::ShuttingDown
         | InstanceState::Stopped

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stratus_host::firewall::render::port_device;
 use stratus_rpc::clients::ComputeClient;
-use stratus_rpc::wire::compute::SourceDestCheck;
+use stratus_rpc::wire::compute::{SourceDestCheck, StartInstance};
 use stratus_rpc::wire::ids::InstanceId;
 use stratus_rpc::{RequestContext, RpcClient, RpcError};
 
@@ -64,7 +64,14 @@ async fn the_check_goes_off_by_call_and_outlives_a_stop_start_and_a_restart() {
         .expect("stop");
     h.worker
         .manager
-        .start_instance(&ctx, id)
+        .start_instance(
+            &ctx,
+            &StartInstance {
+                instance_id: id,
+                flavor: None,
+                user_data: None,
+            },
+        )
         .await
         .expect("start");
     assert!(!checked(&h, id).await, "a stop and start kept it");

@@ -70,6 +70,26 @@ pub struct GuestData {
     pub availability_zone: String,
 }
 
+impl GuestData {
+    /// Writes the instance's config drive as `request` has it; its path.
+    async fn write_config_drive(
+        &self,
+        request: &RunInstance,
+        dir: &InstanceDir,
+        fixed: &FixedIp,
+    ) -> Result<PathBuf, PrepareError> {
+        crate::config_drive::build(
+            self.host.as_ref(),
+            dir.root(),
+            request,
+            fixed,
+            &self.availability_zone,
+        )
+        .await
+        .map_err(Into::into)
+    }
+}
+
 #[async_trait]
 impl PrepareDisk for GuestData {
     async fn prepare_disk(
@@ -93,16 +113,7 @@ impl PrepareDisk for GuestData {
         if !self.config_drive {
             return Ok(None);
         }
-        crate::config_drive::build(
-            self.host.as_ref(),
-            dir.root(),
-            request,
-            fixed,
-            &self.availability_zone,
-        )
-        .await
-        .map(Some)
-        .map_err(Into::into)
+        self.write_config_drive(request, dir, fixed).await.map(Some)
     }
 
     async fn refresh_config_drive(
@@ -111,16 +122,7 @@ impl PrepareDisk for GuestData {
         dir: &InstanceDir,
         fixed: &FixedIp,
     ) -> Result<(), PrepareError> {
-        crate::config_drive::build(
-            self.host.as_ref(),
-            dir.root(),
-            request,
-            fixed,
-            &self.availability_zone,
-        )
-        .await
-        .map(drop)
-        .map_err(Into::into)
+        self.write_config_drive(request, dir, fixed).await.map(drop)
     }
 
     async fn release_leftovers(&self, root: &Path) {

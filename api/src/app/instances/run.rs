@@ -73,14 +73,14 @@ pub async fn run(
     launch: Launch,
 ) -> Result<Launched, InstanceError> {
     let project = &caller.project_id;
-    // Quota check and insert under the project's lock: two requests cannot
-    // both take the last slot.
-    let lock = cloud.project_lock(project);
-    let held = lock.lock().await;
+    // Quota check and insert under the project's lock, which holds across
+    // api replicas: two requests cannot both take the last slot, nor both
+    // store a reservation for one token.
+    let held = cloud.lock_project(project).await?;
     if let Some(token) = &launch.client_token
         && let Some(reservation_id) = cloud.db.reservation_by_token(project, token).await?
     {
-        drop(held);
+        held.release().await?;
         info!(%reservation_id, "client token seen before; answering with its reservation");
         let instances = cloud
             .db
@@ -135,7 +135,7 @@ pub async fn run(
             .put_tags(project, &interface_tags(&rows, &launch.interface_tags))
             .await?;
     }
-    drop(held);
+    held.release().await?;
     // After the instances are stored: an address leads to an instance the
     // tables have. The pool exhausted, they launch without one (logged).
     crate::app::addresses::assign_at_launch(cloud, ctx, &mut rows).await?;

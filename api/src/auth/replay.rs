@@ -189,7 +189,11 @@ impl ReplayGuard {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remember(key, at, self.capacity);
-        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if self
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             // A failed sweep only leaves rows for the next one.
             if let Err(e) = db.sweep_signatures(wall, SWEEP_LIMIT).await {
                 warn!(error = %e, "sweeping expired signatures failed");

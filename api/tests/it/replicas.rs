@@ -2,7 +2,8 @@
 //! answering any request: a signature accepted by one is refused as a
 //! replay by the other (twins within the grace pass on both), a ClientToken
 //! sent to both at once makes one reservation, and launches racing on both
-//! never take more than the project's instance quota.
+//! never take more than the project's instance quota. The shared record of
+//! signatures and the token's unique index work on SQLite too.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -132,7 +133,17 @@ async fn instance_ids(replica: &Endpoint) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn one_client_token_sent_to_both_replicas_at_once_makes_one_reservation() {
-    let db = TestDb::postgres();
+    one_client_token_makes_one_reservation(TestDb::postgres()).await;
+}
+
+/// Two processes on one SQLite file share no lock: the token's unique
+/// index refuses the second reservation, which answers with the first.
+#[tokio::test]
+async fn one_client_token_sent_to_two_processes_on_one_sqlite_file_makes_one_reservation() {
+    one_client_token_makes_one_reservation(TestDb::sqlite()).await;
+}
+
+async fn one_client_token_makes_one_reservation(db: TestDb) {
     let (one, two) = replicas(&db, |_| {}).await;
     let ami = one.register_image("shared").await;
     let answers = futures::future::join_all((0..20u64).map(|i| {

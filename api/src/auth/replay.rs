@@ -49,7 +49,8 @@ pub const TWIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Most signatures remembered at once. Each costs about 100 bytes, so the
 /// guard stays near 10 MB however many requests arrive; past this the
-/// oldest are forgotten, and a replay of one of them is no longer caught.
+/// oldest are forgotten, and a replay of one of them is caught only by the
+/// database's record ([`ReplayGuard::admit_shared`]).
 pub const CAPACITY: usize = 100_000;
 
 /// Every this many signatures recorded in the database, expired records

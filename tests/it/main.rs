@@ -1,6 +1,7 @@
 //! Integration tests across crates and of the `stratus` binary.
 
 mod ansible;
+mod api_replicas;
 mod broker_restart;
 mod cli;
 mod cloud;

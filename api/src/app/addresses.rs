@@ -128,8 +128,7 @@ pub async fn allocate(
     let project = &caller.project_id;
     // The count and the insert under the project's lock: two requests
     // cannot both take the last slot.
-    let lock = cloud.project_lock(project);
-    let _held = lock.lock().await;
+    let _held = cloud.lock_project(project).await?;
     let have = cloud
         .db
         .addresses(project)

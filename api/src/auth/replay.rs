@@ -20,14 +20,26 @@
 //! attempt afresh, so a retry in a later second carries a new signature.
 //! A presigned URL is a signed request like any other: it is good for one
 //! use (and its twins), not for every use until its `X-Amz-Expires`.
+//!
+//! Several api processes may serve one cloud on one PostgreSQL database,
+//! any of them answering any request, so memory alone would let a replay
+//! through by sending it to another replica. [`ReplayGuard::admit_shared`]
+//! asks memory first (a signature this process saw needs nothing more)
+//! and records a signature new to it in the database with one statement,
+//! which answers when any replica first saw it: the twin grace then runs
+//! from that first sighting wherever it happened, so twins split across
+//! replicas pass and a later replay is refused on every replica alike.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+use tracing::warn;
 
 use super::{AuthError, SignedRequest, provided_signature};
+use crate::db::{Db, DbError};
 
 /// How long after a signature's first sighting an identical request is
 /// taken for a same-second twin rather than a replay (see the module docs):
@@ -37,8 +49,18 @@ pub const TWIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Most signatures remembered at once. Each costs about 100 bytes, so the
 /// guard stays near 10 MB however many requests arrive; past this the
-/// oldest are forgotten, and a replay of one of them is no longer caught.
+/// oldest are forgotten, and a replay of one of them is caught only by the
+/// database's record ([`ReplayGuard::admit_shared`]).
 pub const CAPACITY: usize = 100_000;
+
+/// Every this many signatures recorded in the database, expired records
+/// are swept, at most [`SWEEP_LIMIT`] at a time: more than come in
+/// meanwhile, so the table stays near what the lifetime holds.
+const SWEEP_EVERY: u64 = 64;
+
+/// Most expired records one sweep deletes, so no request pays for a
+/// backlog.
+const SWEEP_LIMIT: i64 = 1_000;
 
 /// What one accepted signature is remembered by: a digest of the access key
 /// and the signature bytes, fixed in size whatever the request sent.
@@ -51,6 +73,8 @@ pub struct ReplayGuard {
     lifetime: Duration,
     grace: Duration,
     capacity: usize,
+    /// Signatures recorded in the database, counting towards a sweep.
+    recorded: AtomicU64,
 }
 
 /// Remembered signatures, oldest first, and when each was first seen.
@@ -65,6 +89,29 @@ impl Seen {
         if let Some((_, key)) = self.order.pop_front() {
             self.first.remove(&key);
         }
+    }
+
+    /// Forgets what could no longer verify at `now`.
+    fn expire(&mut self, now: Instant, lifetime: Duration) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > lifetime)
+        {
+            self.forget_oldest();
+        }
+    }
+
+    /// Remembers `key` as first seen `at`, unless it is already remembered.
+    fn remember(&mut self, key: Key, at: Instant, capacity: usize) {
+        if self.first.contains_key(&key) {
+            return;
+        }
+        while self.order.len() >= capacity {
+            self.forget_oldest();
+        }
+        self.order.push_back((at, key));
+        self.first.insert(key, at);
     }
 }
 
@@ -87,47 +134,89 @@ impl ReplayGuard {
                 .saturating_add(Duration::from_secs(1)),
             grace,
             capacity: capacity.max(1),
+            recorded: AtomicU64::new(0),
         }
     }
 
     /// Records the signature of `request` (signed by `access_key`, already
     /// verified) as seen at `now`; refuses it if it was seen before, more
-    /// than the twin grace ago.
+    /// than the twin grace ago. This process's memory only.
     pub fn admit(
         &self,
         request: &SignedRequest,
         access_key: &str,
         now: Instant,
     ) -> Result<(), AuthError> {
-        let signature = provided_signature(request)?;
-        let mut hasher = Sha256::new();
-        hasher.update(access_key.as_bytes());
-        // The separator keeps ("ab", sig) and ("a", "b" + sig) apart.
-        hasher.update([0]);
-        hasher.update(&signature);
-        let key: Key = hasher.finalize().into();
-
+        let key = key(request, access_key)?;
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        while seen
-            .order
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.lifetime)
-        {
-            seen.forget_oldest();
-        }
+        seen.expire(now, self.lifetime);
         if let Some(first) = seen.first.get(&key) {
-            let since = now.saturating_duration_since(*first);
-            if since <= self.grace {
-                return Ok(());
-            }
-            return Err(AuthError::Replayed(format!("{}s ago", since.as_secs())));
+            return self.verdict(now.saturating_duration_since(*first));
         }
-        while seen.order.len() >= self.capacity {
-            seen.forget_oldest();
-        }
-        seen.order.push_back((now, key));
-        seen.first.insert(key, now);
+        seen.remember(key, now, self.capacity);
         Ok(())
+    }
+
+    /// As [`ReplayGuard::admit`], now, and across every api process on
+    /// `db`: a signature new to this memory is recorded there, and judged
+    /// by when any of them first saw it (see the module docs). The outer
+    /// error is the database failing, which admits nothing.
+    pub async fn admit_shared(
+        &self,
+        request: &SignedRequest<'_>,
+        access_key: &str,
+        db: &Db,
+    ) -> Result<Result<(), AuthError>, DbError> {
+        let key = match key(request, access_key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
+        let now = Instant::now();
+        if let Some(first) = self.recall(&key, now) {
+            return Ok(self.verdict(now.saturating_duration_since(first)));
+        }
+        let wall = unix_ms(SystemTime::now());
+        let lifetime = i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX);
+        let first = db
+            .sight_signature(&hex::encode(key), wall, wall.saturating_add(lifetime))
+            .await?;
+        // Another replica's clock may run ahead of this one: a sighting
+        // "in the future" is a twin, not a reason to refuse.
+        let since = Duration::from_millis(u64::try_from(wall.saturating_sub(first)).unwrap_or(0));
+        // Remembered from the first sighting, wherever it was, so the
+        // grace does not start again here.
+        let at = now.checked_sub(since).unwrap_or(now);
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(key, at, self.capacity);
+        if self
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
+            // A failed sweep only leaves rows for the next one.
+            if let Err(e) = db.sweep_signatures(wall, SWEEP_LIMIT).await {
+                warn!(error = %e, "sweeping expired signatures failed");
+            }
+        }
+        Ok(self.verdict(since))
+    }
+
+    /// When this process first saw `key`, if it remembers it.
+    fn recall(&self, key: &Key, now: Instant) -> Option<Instant> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.expire(now, self.lifetime);
+        seen.first.get(key).copied()
+    }
+
+    /// A signature first seen `since` ago: a twin within the grace, else a replay.
+    fn verdict(&self, since: Duration) -> Result<(), AuthError> {
+        if since <= self.grace {
+            Ok(())
+        } else {
+            Err(AuthError::Replayed(format!("{}s ago", since.as_secs())))
+        }
     }
 
     /// How many signatures are remembered now.
@@ -143,6 +232,24 @@ impl ReplayGuard {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What a signature is remembered by: a digest of `access_key` and the
+/// signature bytes.
+fn key(request: &SignedRequest, access_key: &str) -> Result<Key, AuthError> {
+    let signature = provided_signature(request)?;
+    let mut hasher = Sha256::new();
+    hasher.update(access_key.as_bytes());
+    // The separator keeps ("ab", sig) and ("a", "b" + sig) apart.
+    hasher.update([0]);
+    hasher.update(&signature);
+    Ok(hasher.finalize().into())
+}
+
+/// `at` as Unix milliseconds, as the database records sightings.
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ pub mod groups;
 pub mod images;
 pub mod instances;
 pub mod keypairs;
+pub mod locks;
 pub mod private_ips;
+pub mod replays;
 pub mod tags;
 pub mod vpcs;
 
@@ -68,6 +70,10 @@ pub struct Db {
     /// Reads: several connections on SQLite, which WAL lets read while the
     /// writer writes; the same pool as writes on PostgreSQL.
     reader: AnyPool,
+    /// Connections that only hold project locks, on PostgreSQL (see
+    /// `locks`): apart from `pool` so that holders of locks always find a
+    /// connection for their work.
+    locks: Option<AnyPool>,
 }
 
 impl Db {
@@ -117,7 +123,22 @@ impl Db {
         } else {
             pool.clone()
         };
-        Ok(Self { pool, reader })
+        let locks = if sqlite {
+            None
+        } else {
+            Some(
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_slow_threshold(std::time::Duration::from_secs(30))
+                    .connect_lazy(url)
+                    .map_err(err("connect for locks"))?,
+            )
+        };
+        Ok(Self {
+            pool,
+            reader,
+            locks,
+        })
     }
 
     /// The writers' pool, for the resource modules.
@@ -186,6 +207,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/0006_instance_attributes.sql"),
     ),
+    (7, include_str!("../../migrations/0007_replays.sql")),
 ];
 
 /// The statements of a migration file: split at `;`, comment-only pieces

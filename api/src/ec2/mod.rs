@@ -17,7 +17,8 @@ use stratus_rpc::clients::{ComputeClient, NetworkClient, SchedulerClient};
 use stratus_rpc::{RequestContext, RpcClient};
 
 use crate::config::ApiConfig;
-use crate::db::Db;
+use crate::db::locks::ProjectLock;
+use crate::db::{Db, DbError};
 use error::Ec2Error;
 use params::Params;
 
@@ -76,14 +77,39 @@ impl Cloud {
         }
     }
 
-    /// The project's lock (see `project_locks`).
-    pub fn project_lock(&self, project_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.project_locks
+    /// Waits for the project's lock: in this process (see `project_locks`)
+    /// and then, on PostgreSQL, across every api process on the database.
+    pub async fn lock_project(&self, project_id: &str) -> Result<ProjectGuard, DbError> {
+        let local = self
+            .project_locks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(project_id.to_owned())
             .or_default()
-            .clone()
+            .clone();
+        // The local lock first: one connection per project waits on the
+        // database's lock, not one per request.
+        let local = local.lock_owned().await;
+        let shared = self.db.lock_project(project_id).await?;
+        Ok(ProjectGuard {
+            shared,
+            _local: local,
+        })
+    }
+}
+
+/// A project's lock, held until released or dropped.
+#[derive(Debug)]
+pub struct ProjectGuard {
+    shared: ProjectLock,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl ProjectGuard {
+    /// Lets the lock go now; dropping it does too, a moment later on
+    /// PostgreSQL (when its connection goes back to the pool).
+    pub async fn release(self) -> Result<(), DbError> {
+        self.shared.release().await
     }
 }
 

@@ -114,10 +114,13 @@ async fn authenticate(
         service,
     )
     .map_err(Refused::Auth)?;
-    // Only verified signatures are remembered, so strangers cannot fill the guard.
+    // Only verified signatures are remembered, so strangers cannot fill the
+    // guard; in the database too, so a replay to another replica is refused.
     endpoint
         .replays
-        .admit(request, &claim.access_key, Instant::now())
+        .admit_shared(request, &claim.access_key, &cloud.db)
+        .await
+        .map_err(Refused::Store)?
         .map_err(Refused::Auth)?;
     Ok(Caller {
         project_id: credential.project_id,

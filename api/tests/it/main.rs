@@ -15,6 +15,7 @@ mod launch_options;
 mod metadata;
 mod migrations;
 mod recovery;
+mod replicas;
 mod rule_descriptions;
 mod rule_ids;
 mod sigv2;

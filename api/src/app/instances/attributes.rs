@@ -158,8 +158,7 @@ async fn source_dest_check(
 ) -> Result<(), AttributeError> {
     // One change at a time per project: the row and the host end on the
     // same value when two requests race.
-    let lock = cloud.project_lock(&i.project_id);
-    let _held = lock.lock().await;
+    let _held = cloud.lock_project(&i.project_id).await?;
     let now = cloud.db.instance_by_ec2_id(&i.ec2_id).await?;
     let i = now.as_ref().unwrap_or(i);
     if i.attributes.source_dest_check == checked {
@@ -212,8 +211,7 @@ async fn resize(
     }
     // Under the project's lock, as launches check theirs: a launch and a
     // resize cannot both take the last room.
-    let lock = cloud.project_lock(&i.project_id);
-    let _held = lock.lock().await;
+    let _held = cloud.lock_project(&i.project_id).await?;
     let mut usage = cloud.db.usage(&i.project_id).await?;
     usage.instances = usage.instances.saturating_sub(1);
     usage.vcpus = usage

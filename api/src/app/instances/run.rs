@@ -73,26 +73,16 @@ pub async fn run(
     launch: Launch,
 ) -> Result<Launched, InstanceError> {
     let project = &caller.project_id;
-    // Quota check and insert under the project's lock: two requests cannot
-    // both take the last slot.
-    let lock = cloud.project_lock(project);
-    let held = lock.lock().await;
+    // Quota check and insert under the project's lock, which holds across
+    // api replicas: two requests cannot both take the last slot, nor both
+    // store a reservation for one token.
+    let held = cloud.lock_project(project).await?;
     if let Some(token) = &launch.client_token
         && let Some(reservation_id) = cloud.db.reservation_by_token(project, token).await?
     {
-        drop(held);
+        held.release().await?;
         info!(%reservation_id, "client token seen before; answering with its reservation");
-        let instances = cloud
-            .db
-            .instances(project, None)
-            .await?
-            .into_iter()
-            .filter(|i| i.reservation_id == reservation_id)
-            .collect();
-        return Ok(Launched {
-            reservation_id,
-            instances,
-        });
+        return launched(cloud, project, reservation_id).await;
     }
     // Another live instance's address would only fail the build: refuse it
     // now (under the lock, so two launches cannot both ask for it).
@@ -119,7 +109,7 @@ pub async fn run(
             cloud.db.set_requested_ip(&row.uuid, address).await?;
         }
     }
-    cloud
+    let stored = cloud
         .db
         .insert_reservation(&NewReservation {
             reservation_id: reservation_id.clone(),
@@ -128,14 +118,27 @@ pub async fn run(
             instances: rows.clone(),
             tags: launch.tags.clone(),
         })
-        .await?;
+        .await;
+    // The unique token index refused it: another process stored the token
+    // first without sharing our lock (two on one SQLite file), so its
+    // reservation is the answer, as for a token seen before.
+    if let Err(e) = &stored
+        && e.is_unique_violation()
+        && let Some(token) = &launch.client_token
+        && let Some(first) = cloud.db.reservation_by_token(project, token).await?
+    {
+        held.release().await?;
+        info!(reservation_id = %first, "client token stored meanwhile; answering with its reservation");
+        return launched(cloud, project, first).await;
+    }
+    stored?;
     if !launch.interface_tags.is_empty() {
         cloud
             .db
             .put_tags(project, &interface_tags(&rows, &launch.interface_tags))
             .await?;
     }
-    drop(held);
+    held.release().await?;
     // After the instances are stored: an address leads to an instance the
     // tables have. The pool exhausted, they launch without one (logged).
     crate::app::addresses::assign_at_launch(cloud, ctx, &mut rows).await?;
@@ -144,6 +147,25 @@ pub async fn run(
     Ok(Launched {
         reservation_id,
         instances: rows,
+    })
+}
+
+/// The reservation stored before for a token, with its instances.
+async fn launched(
+    cloud: &Cloud,
+    project: &str,
+    reservation_id: String,
+) -> Result<Launched, InstanceError> {
+    let instances = cloud
+        .db
+        .instances(project, None)
+        .await?
+        .into_iter()
+        .filter(|i| i.reservation_id == reservation_id)
+        .collect();
+    Ok(Launched {
+        reservation_id,
+        instances,
     })
 }
 

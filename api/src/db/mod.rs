@@ -77,6 +77,13 @@ pub struct Db {
 }
 
 impl Db {
+    /// Whether other api processes may share this database (PostgreSQL;
+    /// a SQLite file serves one): what must hold across replicas goes
+    /// through it only then.
+    pub fn is_shared(&self) -> bool {
+        self.locks.is_some()
+    }
+
     /// Opens (creating if needed) the database at `url` and its tables.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         install_default_drivers();
